@@ -1,0 +1,1063 @@
+//! The `builtins` the evaluator knows, with Nix 2.8 semantics; differential tests against
+//! `nix-instantiate` pin them.
+
+use super::eval::{Eval, EvalError, EvalResult, ErrorKind, article, entry, normalize, propagate};
+use super::syntax::Param;
+use super::value::*;
+use crate::source::Span;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+type PrimFn = fn(&mut Eval, &[Thunk], Span) -> EvalResult;
+
+fn prim(name: &'static str, arity: usize, func: PrimFn) -> Value {
+    Value::PrimOp(Rc::new(PrimOp { name, arity, func, args: Vec::new() }))
+}
+
+fn type_err(msg: impl Into<String>, span: Span) -> EvalError {
+    EvalError::new(ErrorKind::Type, msg, Some(span))
+}
+
+/// Forces argument `i`; returns early with it when it is unknown.
+macro_rules! arg {
+    ($ev:expr, $args:expr, $i:expr) => {{
+        let v = $ev.force(&$args[$i])?;
+        propagate!(v);
+        v
+    }};
+}
+
+fn want_int(v: &Value, span: Span) -> Result<i64, EvalError> {
+    match v {
+        Value::Int(i) => Ok(*i),
+        other => Err(type_err(format!("value is {} while an integer was expected", article(other)), span)),
+    }
+}
+
+fn want_str(v: &Value, span: Span) -> Result<Rc<str>, EvalError> {
+    match v {
+        Value::Str(s) => Ok(s.clone()),
+        other => Err(type_err(format!("value is {} while a string was expected", article(other)), span)),
+    }
+}
+
+fn want_list(v: &Value, span: Span) -> Result<Rc<Vec<Thunk>>, EvalError> {
+    match v {
+        Value::List(l) => Ok(l.clone()),
+        other => Err(type_err(format!("value is {} while a list was expected", article(other)), span)),
+    }
+}
+
+fn want_bool(v: &Value, span: Span) -> Result<bool, EvalError> {
+    match v {
+        Value::Bool(b) => Ok(*b),
+        other => Err(type_err(format!("value is {} while a Boolean was expected", article(other)), span)),
+    }
+}
+
+fn list(items: Vec<Thunk>) -> Value {
+    Value::List(Rc::new(items))
+}
+
+fn attrs(m: AttrMap) -> Value {
+    Value::Attrs(Rc::new(m))
+}
+
+/// Coerces as string interpolation does; returns early on unknown.
+macro_rules! coerce {
+    ($ev:expr, $v:expr, $span:expr, $to_string:expr) => {
+        match $ev.coerce_to_string(&$v, $span, $to_string)? {
+            Ok(s) => s,
+            Err(u) => return Ok(u),
+        }
+    };
+}
+
+/// The root scope: `builtins` and the names Nix puts at top level.
+pub fn global_env() -> Env {
+    let mut b: Vec<(&'static str, Value)> = vec![
+        ("add", prim("add", 2, |ev, a, s| bin(ev, a, s, super::syntax::BinOp::Add))),
+        ("sub", prim("sub", 2, |ev, a, s| bin(ev, a, s, super::syntax::BinOp::Sub))),
+        ("mul", prim("mul", 2, |ev, a, s| bin(ev, a, s, super::syntax::BinOp::Mul))),
+        ("div", prim("div", 2, |ev, a, s| bin(ev, a, s, super::syntax::BinOp::Div))),
+        ("lessThan", prim("lessThan", 2, |ev, a, s| bin(ev, a, s, super::syntax::BinOp::Less))),
+        ("bitAnd", prim("bitAnd", 2, |ev, a, s| bits(ev, a, s, |x, y| x & y))),
+        ("bitOr", prim("bitOr", 2, |ev, a, s| bits(ev, a, s, |x, y| x | y))),
+        ("bitXor", prim("bitXor", 2, |ev, a, s| bits(ev, a, s, |x, y| x ^ y))),
+        ("ceil", prim("ceil", 1, |ev, a, s| round(ev, a, s, f64::ceil))),
+        ("floor", prim("floor", 1, |ev, a, s| round(ev, a, s, f64::floor))),
+        ("all", prim("all", 2, |ev, a, s| any_all(ev, a, s, false))),
+        ("any", prim("any", 2, |ev, a, s| any_all(ev, a, s, true))),
+        ("attrNames", prim("attrNames", 1, attr_names)),
+        ("attrValues", prim("attrValues", 1, attr_values)),
+        ("baseNameOf", prim("baseNameOf", 1, base_name_of)),
+        ("dirOf", prim("dirOf", 1, dir_of)),
+        ("catAttrs", prim("catAttrs", 2, cat_attrs)),
+        ("compareVersions", prim("compareVersions", 2, compare_versions)),
+        ("splitVersion", prim("splitVersion", 1, split_version_prim)),
+        ("parseDrvName", prim("parseDrvName", 1, parse_drv_name)),
+        ("concatLists", prim("concatLists", 1, concat_lists)),
+        ("concatMap", prim("concatMap", 2, concat_map)),
+        ("concatStringsSep", prim("concatStringsSep", 2, concat_strings_sep)),
+        ("deepSeq", prim("deepSeq", 2, deep_seq)),
+        ("seq", prim("seq", 2, |ev, a, _| {
+            ev.force(&a[0])?;
+            ev.force(&a[1])
+        })),
+        ("elem", prim("elem", 2, elem)),
+        ("elemAt", prim("elemAt", 2, elem_at)),
+        ("filter", prim("filter", 2, filter)),
+        ("foldl'", prim("foldl'", 3, foldl)),
+        ("fromJSON", prim("fromJSON", 1, from_json)),
+        ("toJSON", prim("toJSON", 1, to_json)),
+        ("functionArgs", prim("functionArgs", 1, function_args)),
+        ("genList", prim("genList", 2, gen_list)),
+        ("getAttr", prim("getAttr", 2, get_attr)),
+        ("hasAttr", prim("hasAttr", 2, has_attr)),
+        ("groupBy", prim("groupBy", 2, group_by)),
+        ("hashString", prim("hashString", 2, hash_string)),
+        ("head", prim("head", 1, |ev, a, s| {
+            let l = want_list(&arg!(ev, a, 0), s)?;
+            match l.first() {
+                Some(t) => ev.force(&t.clone()),
+                None => Err(EvalError::new(ErrorKind::Other, "list index 0 is out of bounds", Some(s))),
+            }
+        })),
+        ("tail", prim("tail", 1, |ev, a, s| {
+            let l = want_list(&arg!(ev, a, 0), s)?;
+            if l.is_empty() {
+                return Err(EvalError::new(ErrorKind::Other, "'tail' called on an empty list", Some(s)));
+            }
+            Ok(list(l[1..].to_vec()))
+        })),
+        ("length", prim("length", 1, |ev, a, s| {
+            Ok(Value::Int(want_list(&arg!(ev, a, 0), s)?.len() as i64))
+        })),
+        ("intersectAttrs", prim("intersectAttrs", 2, intersect_attrs)),
+        ("isAttrs", prim("isAttrs", 1, |ev, a, _| is(ev, a, |v| matches!(v, Value::Attrs(_) | Value::Config(_))))),
+        ("isBool", prim("isBool", 1, |ev, a, _| is(ev, a, |v| matches!(v, Value::Bool(_))))),
+        ("isFloat", prim("isFloat", 1, |ev, a, _| is(ev, a, |v| matches!(v, Value::Float(_))))),
+        ("isFunction", prim("isFunction", 1, |ev, a, _| is(ev, a, |v| matches!(v, Value::Lambda(_) | Value::PrimOp(_))))),
+        ("isInt", prim("isInt", 1, |ev, a, _| is(ev, a, |v| matches!(v, Value::Int(_))))),
+        ("isList", prim("isList", 1, |ev, a, _| is(ev, a, |v| matches!(v, Value::List(_))))),
+        ("isNull", prim("isNull", 1, |ev, a, _| is(ev, a, |v| matches!(v, Value::Null)))),
+        ("isPath", prim("isPath", 1, |ev, a, _| is(ev, a, |v| matches!(v, Value::Path(_))))),
+        ("isString", prim("isString", 1, |ev, a, _| is(ev, a, |v| matches!(v, Value::Str(_))))),
+        ("listToAttrs", prim("listToAttrs", 1, list_to_attrs)),
+        ("map", prim("map", 2, map)),
+        ("mapAttrs", prim("mapAttrs", 2, map_attrs)),
+        ("match", prim("match", 2, regex_match)),
+        ("split", prim("split", 2, regex_split)),
+        ("partition", prim("partition", 2, partition)),
+        ("pathExists", prim("pathExists", 1, path_exists)),
+        ("readFile", prim("readFile", 1, read_file)),
+        ("removeAttrs", prim("removeAttrs", 2, remove_attrs)),
+        ("replaceStrings", prim("replaceStrings", 3, replace_strings)),
+        ("sort", prim("sort", 2, sort)),
+        ("stringLength", prim("stringLength", 1, |ev, a, s| {
+            let v = arg!(ev, a, 0);
+            let st = coerce!(ev, v, s, false);
+            Ok(Value::Int(st.len() as i64))
+        })),
+        ("substring", prim("substring", 3, substring)),
+        ("throw", prim("throw", 1, |ev, a, s| {
+            let v = arg!(ev, a, 0);
+            let msg = coerce!(ev, v, s, false);
+            Err(EvalError::new(ErrorKind::Throw, msg, Some(s)))
+        })),
+        ("abort", prim("abort", 1, |ev, a, s| {
+            let v = arg!(ev, a, 0);
+            let msg = coerce!(ev, v, s, false);
+            Err(EvalError::new(ErrorKind::Abort, format!("evaluation aborted with the following error message: '{msg}'"), Some(s)))
+        })),
+        ("toString", prim("toString", 1, |ev, a, s| {
+            let v = arg!(ev, a, 0);
+            Ok(Value::string(coerce!(ev, v, s, true)))
+        })),
+        ("trace", prim("trace", 2, |ev, a, _| {
+            ev.force(&a[0])?;
+            ev.force(&a[1])
+        })),
+        ("tryEval", prim("tryEval", 1, try_eval)),
+        ("typeOf", prim("typeOf", 1, |ev, a, _| {
+            let v = arg!(ev, a, 0);
+            Ok(Value::string(v.type_name()))
+        })),
+        ("zipAttrsWith", prim("zipAttrsWith", 2, zip_attrs_with)),
+        ("addErrorContext", prim("addErrorContext", 2, |ev, a, _| ev.force(&a[1]))),
+        ("unsafeDiscardStringContext", prim("unsafeDiscardStringContext", 1, |ev, a, _| ev.force(&a[0]))),
+        ("hasContext", prim("hasContext", 1, |ev, a, _| {
+            arg!(ev, a, 0);
+            Ok(Value::Bool(false))
+        })),
+        ("unsafeGetAttrPos", prim("unsafeGetAttrPos", 2, unsafe_get_attr_pos)),
+        ("import", prim("import", 1, |ev, a, s| {
+            let v = ev.force(&a[0])?;
+            ev.import(&v, s)
+        })),
+        ("getEnv", prim("getEnv", 1, |ev, a, s| {
+            let v = arg!(ev, a, 0);
+            let name = want_str(&v, s)?;
+            Ok(Value::unknown(format!("is the environment variable {name} of the machine that evaluates the configuration"), Some(s)))
+        })),
+        ("derivation", prim("derivation", 1, |_, _, s| Ok(unsupported("builtins.derivation builds a package", s)))),
+        ("fetchTarball", prim("fetchTarball", 1, |_, _, s| Ok(unsupported("fetchTarball downloads from the network", s)))),
+        ("fetchGit", prim("fetchGit", 1, |_, _, s| Ok(unsupported("fetchGit downloads from the network", s)))),
+        ("fetchurl", prim("fetchurl", 1, |_, _, s| Ok(unsupported("fetchurl downloads from the network", s)))),
+        ("getFlake", prim("getFlake", 1, |_, _, s| Ok(unsupported("getFlake reads a flake and its inputs", s)))),
+        ("toFile", prim("toFile", 2, |_, _, s| Ok(unsupported("toFile writes to the Nix store", s)))),
+        ("path", prim("path", 1, |_, _, s| Ok(unsupported("builtins.path copies into the Nix store", s)))),
+        ("filterSource", prim("filterSource", 2, |_, _, s| Ok(unsupported("filterSource copies into the Nix store", s)))),
+        ("fromTOML", prim("fromTOML", 1, |_, _, s| Ok(unsupported("builtins.fromTOML is not supported by tailshift's evaluator", s)))),
+        ("placeholder", prim("placeholder", 1, |_, _, s| Ok(unsupported("placeholder depends on a derivation's outputs", s)))),
+        ("scopedImport", prim("scopedImport", 2, |_, _, s| Ok(unsupported("scopedImport is not supported by tailshift's evaluator", s)))),
+        ("__tailshiftUnknown", prim("__tailshiftUnknown", 1, |ev, a, s| {
+            let reason = want_str(&arg!(ev, a, 0), s)?;
+            Ok(Value::unknown(reason.to_string(), Some(s)))
+        })),
+        ("true", Value::Bool(true)),
+        ("false", Value::Bool(false)),
+        ("null", Value::Null),
+        ("storeDir", Value::string("/nix/store")),
+        ("langVersion", Value::Int(6)),
+    ];
+    b.push((
+        "currentSystem",
+        Value::unknown("is the system of the machine that evaluates the configuration", None),
+    ));
+    let mut map = AttrMap::new();
+    for (name, v) in &b {
+        map.insert((*name).into(), entry(v.clone()));
+    }
+    // `builtins.builtins` exists in Nix too.
+    let builtins_thunk = Thunk::value(Value::Null);
+    map.insert("builtins".into(), AttrEntry { value: builtins_thunk.clone(), span: None });
+    let builtins = Value::Attrs(Rc::new(map));
+    *builtins_thunk.0.borrow_mut() = ThunkState::Done(builtins.clone());
+
+    let top = [
+        "import", "map", "toString", "throw", "abort", "baseNameOf", "dirOf", "isNull", "removeAttrs",
+        "derivation", "fetchTarball", "fetchGit", "fetchurl", "placeholder", "scopedImport", "true",
+        "false", "null",
+    ];
+    let mut vars: HashMap<Rc<str>, Thunk> = HashMap::new();
+    if let Value::Attrs(m) = &builtins {
+        for name in top {
+            vars.insert(name.into(), m[name].value.clone());
+        }
+    }
+    vars.insert("builtins".into(), builtins_thunk);
+    Env::root().with_vars(vars)
+}
+
+fn unsupported(reason: &str, span: Span) -> Value {
+    Value::unknown(format!("cannot be known statically: {reason}"), Some(span))
+}
+
+fn bin(ev: &mut Eval, a: &[Thunk], s: Span, op: super::syntax::BinOp) -> EvalResult {
+    let x = arg!(ev, a, 0);
+    let y = arg!(ev, a, 1);
+    ev.binop_values(op, x, y, s)
+}
+
+fn bits(ev: &mut Eval, a: &[Thunk], s: Span, f: fn(i64, i64) -> i64) -> EvalResult {
+    let x = want_int(&arg!(ev, a, 0), s)?;
+    let y = want_int(&arg!(ev, a, 1), s)?;
+    Ok(Value::Int(f(x, y)))
+}
+
+fn round(ev: &mut Eval, a: &[Thunk], s: Span, f: fn(f64) -> f64) -> EvalResult {
+    match arg!(ev, a, 0) {
+        Value::Int(i) => Ok(Value::Int(i)),
+        Value::Float(x) => Ok(Value::Int(f(x) as i64)),
+        other => Err(type_err(format!("value is {} while a float was expected", article(&other)), s)),
+    }
+}
+
+fn is(ev: &mut Eval, a: &[Thunk], f: fn(&Value) -> bool) -> EvalResult {
+    let v = arg!(ev, a, 0);
+    Ok(Value::Bool(f(&v)))
+}
+
+fn any_all(ev: &mut Eval, a: &[Thunk], s: Span, any: bool) -> EvalResult {
+    let f = arg!(ev, a, 0);
+    let l = want_list(&arg!(ev, a, 1), s)?;
+    let mut unknown = None;
+    for t in l.iter() {
+        let r = ev.apply(f.clone(), t.clone(), s)?;
+        match r {
+            Value::Bool(b) if b == any => return Ok(Value::Bool(any)),
+            Value::Bool(_) => {}
+            Value::Unknown(_) => unknown = Some(r),
+            other => return Err(type_err(format!("value is {} while a Boolean was expected", article(&other)), s)),
+        }
+    }
+    Ok(unknown.unwrap_or(Value::Bool(!any)))
+}
+
+fn attr_names(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let v = arg!(ev, a, 0);
+    let m = ev.attrs_of(&v, s)?;
+    Ok(list(m.keys().map(|k| Thunk::value(Value::Str(k.clone()))).collect()))
+}
+
+fn attr_values(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let v = arg!(ev, a, 0);
+    let m = ev.attrs_of(&v, s)?;
+    Ok(list(m.values().map(|e| e.value.clone()).collect()))
+}
+
+fn base_name_of(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let v = arg!(ev, a, 0);
+    let st = coerce!(ev, v, s, true);
+    let trimmed = st.strip_suffix('/').unwrap_or(&st);
+    Ok(Value::string(trimmed.rsplit('/').next().unwrap_or("")))
+}
+
+fn dir_of(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let v = arg!(ev, a, 0);
+    let is_path = matches!(v, Value::Path(_));
+    let st = coerce!(ev, v, s, true);
+    let dir = match st.rfind('/') {
+        Some(0) => "/".to_string(),
+        Some(i) => st[..i].to_string(),
+        None => ".".to_string(),
+    };
+    Ok(if is_path { Value::Path(Rc::new(PathBuf::from(dir))) } else { Value::string(dir) })
+}
+
+fn cat_attrs(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let name = want_str(&arg!(ev, a, 0), s)?;
+    let l = want_list(&arg!(ev, a, 1), s)?;
+    let mut out = Vec::new();
+    for t in l.iter() {
+        let v = ev.force(t)?;
+        propagate!(v);
+        let m = ev.attrs_of(&v, s)?;
+        if let Some(e) = m.get(&*name) {
+            out.push(e.value.clone());
+        }
+    }
+    Ok(list(out))
+}
+
+/// Nix's version components: runs of digits, runs of other non-separator characters.
+fn split_version(v: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let chars: Vec<char> = v.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '.' || c == '-' {
+            i += 1;
+            continue;
+        }
+        let digit = c.is_ascii_digit();
+        let start = i;
+        while i < chars.len()
+            && chars[i] != '.'
+            && chars[i] != '-'
+            && chars[i].is_ascii_digit() == digit
+        {
+            i += 1;
+        }
+        out.push(chars[start..i].iter().collect());
+    }
+    out
+}
+
+fn component_less(a: &str, b: &str) -> bool {
+    let an = a.parse::<u64>().ok();
+    let bn = b.parse::<u64>().ok();
+    match (an, bn) {
+        (Some(x), Some(y)) => x < y,
+        _ if a.is_empty() && bn.is_some() => true,
+        _ if a == "pre" && b != "pre" => true,
+        _ if b == "pre" => false,
+        _ if bn.is_some() => true,
+        _ if an.is_some() => false,
+        _ => a < b,
+    }
+}
+
+fn compare_versions(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let x = want_str(&arg!(ev, a, 0), s)?;
+    let y = want_str(&arg!(ev, a, 1), s)?;
+    let xs = split_version(&x);
+    let ys = split_version(&y);
+    let n = xs.len().max(ys.len());
+    for i in 0..n {
+        let c1 = xs.get(i).map(String::as_str).unwrap_or("");
+        let c2 = ys.get(i).map(String::as_str).unwrap_or("");
+        if component_less(c1, c2) {
+            return Ok(Value::Int(-1));
+        }
+        if component_less(c2, c1) {
+            return Ok(Value::Int(1));
+        }
+    }
+    Ok(Value::Int(0))
+}
+
+fn split_version_prim(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let x = want_str(&arg!(ev, a, 0), s)?;
+    Ok(list(split_version(&x).into_iter().map(|c| Thunk::value(Value::string(c))).collect()))
+}
+
+fn parse_drv_name(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let x = want_str(&arg!(ev, a, 0), s)?;
+    let bytes = x.as_bytes();
+    let mut split = None;
+    for i in 0..bytes.len() {
+        if bytes[i] == b'-' && i + 1 < bytes.len() && !bytes[i + 1].is_ascii_alphabetic() {
+            split = Some(i);
+            break;
+        }
+    }
+    let (name, version) = match split {
+        Some(i) => (&x[..i], &x[i + 1..]),
+        None => (&*x, ""),
+    };
+    let mut m = AttrMap::new();
+    m.insert("name".into(), entry(Value::string(name)));
+    m.insert("version".into(), entry(Value::string(version)));
+    Ok(attrs(m))
+}
+
+fn concat_lists(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let l = want_list(&arg!(ev, a, 0), s)?;
+    let mut out = Vec::new();
+    for t in l.iter() {
+        let v = ev.force(t)?;
+        propagate!(v);
+        out.extend(want_list(&v, s)?.iter().cloned());
+    }
+    Ok(list(out))
+}
+
+fn concat_map(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let f = arg!(ev, a, 0);
+    let l = want_list(&arg!(ev, a, 1), s)?;
+    let mut out = Vec::new();
+    for t in l.iter() {
+        let v = ev.apply(f.clone(), t.clone(), s)?;
+        propagate!(v);
+        out.extend(want_list(&v, s)?.iter().cloned());
+    }
+    Ok(list(out))
+}
+
+fn concat_strings_sep(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let sep = want_str(&arg!(ev, a, 0), s)?;
+    let l = want_list(&arg!(ev, a, 1), s)?;
+    let mut out = String::new();
+    for (i, t) in l.iter().enumerate() {
+        if i > 0 {
+            out.push_str(&sep);
+        }
+        let v = ev.force(t)?;
+        out.push_str(&coerce!(ev, v, s, false));
+    }
+    Ok(Value::string(out))
+}
+
+/// Forces a value and everything inside it.
+pub fn deep_force(ev: &mut Eval, v: &Value, s: Span) -> Result<(), EvalError> {
+    match v {
+        Value::List(l) => {
+            for t in l.iter() {
+                let v = ev.force(t)?;
+                deep_force(ev, &v, s)?;
+            }
+        }
+        Value::Attrs(m) => {
+            for e in m.values() {
+                let v = ev.force(&e.value)?;
+                deep_force(ev, &v, s)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn deep_seq(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let v = ev.force(&a[0])?;
+    deep_force(ev, &v, s)?;
+    ev.force(&a[1])
+}
+
+fn elem(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let x = ev.force(&a[0])?;
+    let l = want_list(&arg!(ev, a, 1), s)?;
+    let mut unknown = None;
+    for t in l.iter() {
+        let v = ev.force(t)?;
+        match ev.equal(&x, &v, s)? {
+            Some(true) => return Ok(Value::Bool(true)),
+            Some(false) => {}
+            None => unknown = Some(if let Value::Unknown(_) = x { x.clone() } else { v }),
+        }
+    }
+    Ok(unknown.unwrap_or(Value::Bool(false)))
+}
+
+fn elem_at(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let l = want_list(&arg!(ev, a, 0), s)?;
+    let i = want_int(&arg!(ev, a, 1), s)?;
+    match usize::try_from(i).ok().and_then(|i| l.get(i)) {
+        Some(t) => ev.force(&t.clone()),
+        None => Err(EvalError::new(ErrorKind::Other, format!("list index {i} is out of bounds"), Some(s))),
+    }
+}
+
+fn filter(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let f = arg!(ev, a, 0);
+    let l = want_list(&arg!(ev, a, 1), s)?;
+    let mut out = Vec::new();
+    for t in l.iter() {
+        let r = ev.apply(f.clone(), t.clone(), s)?;
+        propagate!(r);
+        if want_bool(&r, s)? {
+            out.push(t.clone());
+        }
+    }
+    Ok(list(out))
+}
+
+fn foldl(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let f = arg!(ev, a, 0);
+    let l = want_list(&arg!(ev, a, 2), s)?;
+    let mut acc = ev.force(&a[1])?;
+    for t in l.iter() {
+        let g = ev.apply(f.clone(), Thunk::value(acc), s)?;
+        acc = ev.apply(g, t.clone(), s)?;
+    }
+    Ok(acc)
+}
+
+fn json_to_value(j: &serde_json::Value) -> Value {
+    use serde_json::Value as J;
+    match j {
+        J::Null => Value::Null,
+        J::Bool(b) => Value::Bool(*b),
+        J::Number(n) => match n.as_i64() {
+            Some(i) => Value::Int(i),
+            None => Value::Float(n.as_f64().unwrap_or(0.0)),
+        },
+        J::String(s) => Value::string(s.as_str()),
+        J::Array(items) => list(items.iter().map(|i| Thunk::value(json_to_value(i))).collect()),
+        J::Object(m) => {
+            let mut out = AttrMap::new();
+            for (k, v) in m {
+                out.insert(k.as_str().into(), entry(json_to_value(v)));
+            }
+            attrs(out)
+        }
+    }
+}
+
+fn from_json(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let text = want_str(&arg!(ev, a, 0), s)?;
+    match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(j) => Ok(json_to_value(&j)),
+        Err(e) => Err(EvalError::new(ErrorKind::Other, format!("invalid JSON: {e}"), Some(s))),
+    }
+}
+
+fn to_json(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let v = arg!(ev, a, 0);
+    match ev.to_json(&v, s)? {
+        Ok(j) => Ok(Value::string(nix_json_string(&j))),
+        Err(u) => Ok(Value::Unknown(u)),
+    }
+}
+
+/// JSON text as Nix prints it (compact, floats in C++ default notation).
+pub fn nix_json_string(j: &serde_json::Value) -> String {
+    serde_json::to_string(j).unwrap_or_default()
+}
+
+fn function_args(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let f = arg!(ev, a, 0);
+    let mut m = AttrMap::new();
+    match &f {
+        Value::Lambda(c) => {
+            if let Param::Pattern { entries, .. } = &c.def.param {
+                for (name, default) in entries {
+                    m.insert(name.clone(), entry(Value::Bool(default.is_some())));
+                }
+            }
+        }
+        Value::PrimOp(_) => {}
+        other => return Err(type_err(format!("'functionArgs' requires a function, got {}", article(other)), s)),
+    }
+    Ok(attrs(m))
+}
+
+fn gen_list(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let f = arg!(ev, a, 0);
+    let n = want_int(&arg!(ev, a, 1), s)?;
+    if n < 0 {
+        return Err(EvalError::new(ErrorKind::Other, format!("cannot create list of size {n}"), Some(s)));
+    }
+    let mut out = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let f = f.clone();
+        out.push(Thunk::native(move |ev| ev.apply(f, Thunk::value(Value::Int(i)), s)));
+    }
+    Ok(list(out))
+}
+
+fn get_attr(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let name = want_str(&arg!(ev, a, 0), s)?;
+    let v = arg!(ev, a, 1);
+    match ev.select(&v, &name, s)? {
+        Some(t) => ev.force(&t),
+        None => Err(EvalError::new(ErrorKind::MissingAttr, format!("attribute '{name}' missing"), Some(s))),
+    }
+}
+
+fn has_attr(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let name = want_str(&arg!(ev, a, 0), s)?;
+    let v = arg!(ev, a, 1);
+    let m = ev.attrs_of(&v, s)?;
+    Ok(Value::Bool(m.contains_key(&*name)))
+}
+
+fn group_by(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let f = arg!(ev, a, 0);
+    let l = want_list(&arg!(ev, a, 1), s)?;
+    let mut groups: std::collections::BTreeMap<Rc<str>, Vec<Thunk>> = Default::default();
+    for t in l.iter() {
+        let k = ev.apply(f.clone(), t.clone(), s)?;
+        propagate!(k);
+        groups.entry(want_str(&k, s)?).or_default().push(t.clone());
+    }
+    let mut m = AttrMap::new();
+    for (k, v) in groups {
+        m.insert(k, entry(list(v)));
+    }
+    Ok(attrs(m))
+}
+
+fn hash_string(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    use sha2::Digest;
+    let algo = want_str(&arg!(ev, a, 0), s)?;
+    let v = arg!(ev, a, 1);
+    let text = coerce!(ev, v, s, false);
+    let bytes = text.as_bytes();
+    let digest: Vec<u8> = match &*algo {
+        "md5" => md5::Md5::digest(bytes).to_vec(),
+        "sha1" => sha1::Sha1::digest(bytes).to_vec(),
+        "sha256" => sha2::Sha256::digest(bytes).to_vec(),
+        "sha512" => sha2::Sha512::digest(bytes).to_vec(),
+        other => {
+            return Err(EvalError::new(ErrorKind::Other, format!("unknown hash algorithm '{other}'"), Some(s)));
+        }
+    };
+    Ok(Value::string(digest.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+}
+
+fn intersect_attrs(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let x = arg!(ev, a, 0);
+    let y = arg!(ev, a, 1);
+    let x = ev.attrs_of(&x, s)?;
+    let y = ev.attrs_of(&y, s)?;
+    let mut m = AttrMap::new();
+    for (k, e) in y.iter() {
+        if x.contains_key(k) {
+            m.insert(k.clone(), e.clone());
+        }
+    }
+    Ok(attrs(m))
+}
+
+fn list_to_attrs(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let l = want_list(&arg!(ev, a, 0), s)?;
+    let mut m = AttrMap::new();
+    for t in l.iter() {
+        let v = ev.force(t)?;
+        propagate!(v);
+        let item = ev.attrs_of(&v, s)?;
+        let Some(name) = item.get("name") else {
+            return Err(EvalError::new(ErrorKind::MissingAttr, "attribute 'name' missing", Some(s)));
+        };
+        let name_v = ev.force(&name.value.clone())?;
+        if let Value::Unknown(u) = &name_v {
+            ev.diagnostics.push(
+                crate::diagnostic::Diagnostic::warning(
+                    "unknown_attribute_name",
+                    format!("an attribute name built by listToAttrs cannot be known: {}", u.describe()),
+                )
+                .at(Some(ev.sources.location(u.span.unwrap_or(s)))),
+            );
+            continue;
+        }
+        let name_s = want_str(&name_v, s)?;
+        let Some(value) = item.get("value") else {
+            return Err(EvalError::new(ErrorKind::MissingAttr, "attribute 'value' missing", Some(s)));
+        };
+        m.entry(name_s).or_insert(AttrEntry { value: value.value.clone(), span: value.span.or(name.span) });
+    }
+    Ok(attrs(m))
+}
+
+fn map(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let f = arg!(ev, a, 0);
+    let l = want_list(&arg!(ev, a, 1), s)?;
+    Ok(list(
+        l.iter()
+            .map(|t| {
+                let f = f.clone();
+                let t = t.clone();
+                Thunk::native(move |ev| ev.apply(f, t, s))
+            })
+            .collect(),
+    ))
+}
+
+fn map_attrs(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let f = arg!(ev, a, 0);
+    let v = arg!(ev, a, 1);
+    let m = ev.attrs_of(&v, s)?;
+    let mut out = AttrMap::new();
+    for (k, e) in m.iter() {
+        let f = f.clone();
+        let name = Thunk::value(Value::Str(k.clone()));
+        let value = e.value.clone();
+        let t = Thunk::native(move |ev| {
+            let g = ev.apply(f, name, s)?;
+            ev.apply(g, value, s)
+        });
+        out.insert(k.clone(), AttrEntry { value: t, span: e.span });
+    }
+    Ok(attrs(out))
+}
+
+/// Translates a POSIX extended regular expression to the `regex` crate's syntax.
+fn posix_regex(re: &str, whole: bool) -> Result<regex::Regex, String> {
+    let mut out = String::new();
+    let chars: Vec<char> = re.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] == '[' {
+            // Copy a bracket expression, translating character classes.
+            let mut j = i + 1;
+            out.push('[');
+            if j < chars.len() && chars[j] == '^' {
+                out.push('^');
+                j += 1;
+            }
+            if j < chars.len() && chars[j] == ']' {
+                out.push_str("\\]");
+                j += 1;
+            }
+            while j < chars.len() && chars[j] != ']' {
+                if chars[j] == '[' && j + 1 < chars.len() && chars[j + 1] == ':' {
+                    let end = chars[j..].iter().collect::<String>().find(":]").map(|e| j + e);
+                    if let Some(e) = end {
+                        out.extend(chars[j..e + 2].iter());
+                        j = e + 2;
+                        continue;
+                    }
+                }
+                if chars[j] == '\\' || (chars[j] == '[') {
+                    out.push('\\');
+                }
+                out.push(chars[j]);
+                j += 1;
+            }
+            out.push(']');
+            i = j + 1;
+            continue;
+        }
+        out.push(chars[i]);
+        i += 1;
+    }
+    let pat = if whole { format!("^(?:{out})$") } else { out };
+    regex::Regex::new(&pat).map_err(|e| e.to_string())
+}
+
+fn captures_list(caps: &regex::Captures) -> Vec<Thunk> {
+    (1..caps.len())
+        .map(|i| {
+            Thunk::value(match caps.get(i) {
+                Some(m) => Value::string(m.as_str()),
+                None => Value::Null,
+            })
+        })
+        .collect()
+}
+
+fn regex_match(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let re = want_str(&arg!(ev, a, 0), s)?;
+    let v = arg!(ev, a, 1);
+    let text = coerce!(ev, v, s, false);
+    let re = posix_regex(&re, true)
+        .map_err(|e| EvalError::new(ErrorKind::Other, format!("invalid regular expression: {e}"), Some(s)))?;
+    Ok(match re.captures(&text) {
+        Some(c) => list(captures_list(&c)),
+        None => Value::Null,
+    })
+}
+
+fn regex_split(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let re = want_str(&arg!(ev, a, 0), s)?;
+    let v = arg!(ev, a, 1);
+    let text = coerce!(ev, v, s, false);
+    let re = posix_regex(&re, false)
+        .map_err(|e| EvalError::new(ErrorKind::Other, format!("invalid regular expression: {e}"), Some(s)))?;
+    let mut out = Vec::new();
+    let mut last = 0;
+    for c in re.captures_iter(&text) {
+        let m = c.get(0).expect("group 0");
+        out.push(Thunk::value(Value::string(&text[last..m.start()])));
+        out.push(Thunk::value(list(captures_list(&c))));
+        last = m.end();
+    }
+    out.push(Thunk::value(Value::string(&text[last..])));
+    Ok(list(out))
+}
+
+fn partition(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let f = arg!(ev, a, 0);
+    let l = want_list(&arg!(ev, a, 1), s)?;
+    let (mut right, mut wrong) = (Vec::new(), Vec::new());
+    for t in l.iter() {
+        let r = ev.apply(f.clone(), t.clone(), s)?;
+        propagate!(r);
+        if want_bool(&r, s)? { right.push(t.clone()) } else { wrong.push(t.clone()) }
+    }
+    let mut m = AttrMap::new();
+    m.insert("right".into(), entry(list(right)));
+    m.insert("wrong".into(), entry(list(wrong)));
+    Ok(attrs(m))
+}
+
+fn path_of(ev: &mut Eval, v: Value, s: Span) -> Result<Result<PathBuf, Value>, EvalError> {
+    Ok(Ok(match v {
+        Value::Path(p) => (*p).clone(),
+        other => match ev.coerce_to_string(&other, s, false)? {
+            Ok(st) => normalize(Path::new(&st)),
+            Err(u) => return Ok(Err(u)),
+        },
+    }))
+}
+
+fn path_exists(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let v = arg!(ev, a, 0);
+    let p = match path_of(ev, v, s)? {
+        Ok(p) => p,
+        Err(u) => return Ok(u),
+    };
+    Ok(Value::Bool(p.exists()))
+}
+
+/// `readFile` reads files next to the configuration; anything else (secrets under /run, the
+/// store) is reported as unknown instead of being read, so no secret reaches the inventory.
+fn read_file(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let v = arg!(ev, a, 0);
+    let p = match path_of(ev, v, s)? {
+        Ok(p) => p,
+        Err(u) => return Ok(u),
+    };
+    let own_dir = ev.sources.get(s.file).path.parent().map(Path::to_path_buf);
+    let inside = own_dir.as_ref().is_some_and(|d| {
+        let d = normalize(&std::env::current_dir().unwrap_or_default().join(d));
+        p.starts_with(&d) || p.starts_with(d.parent().unwrap_or(&d))
+    });
+    if !inside {
+        return Ok(Value::unknown(
+            format!("is the content of {}, which tailshift does not read (it may be a secret or live only on the target host)", p.display()),
+            Some(s),
+        ));
+    }
+    match std::fs::read_to_string(&p) {
+        Ok(t) => Ok(Value::string(t)),
+        Err(e) => Err(EvalError::new(ErrorKind::Other, format!("cannot read {}: {e}", p.display()), Some(s))),
+    }
+}
+
+fn remove_attrs(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let v = arg!(ev, a, 0);
+    let m = ev.attrs_of(&v, s)?;
+    let l = want_list(&arg!(ev, a, 1), s)?;
+    let mut out = (*m).clone();
+    for t in l.iter() {
+        let k = ev.force(t)?;
+        propagate!(k);
+        out.remove(&*want_str(&k, s)?);
+    }
+    Ok(attrs(out))
+}
+
+fn replace_strings(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let from_l = want_list(&arg!(ev, a, 0), s)?;
+    let to_l = want_list(&arg!(ev, a, 1), s)?;
+    if from_l.len() != to_l.len() {
+        return Err(EvalError::new(
+            ErrorKind::Other,
+            "'from' and 'to' arguments to 'replaceStrings' have different lengths",
+            Some(s),
+        ));
+    }
+    let mut from = Vec::new();
+    for t in from_l.iter() {
+        let v = ev.force(t)?;
+        propagate!(v);
+        from.push(coerce!(ev, v, s, false));
+    }
+    let mut to: Vec<Option<String>> = vec![None; to_l.len()];
+    let text = {
+        let v = arg!(ev, a, 2);
+        coerce!(ev, v, s, false)
+    };
+    let mut out = String::new();
+    let mut i = 0;
+    let bytes = text.as_bytes();
+    loop {
+        let mut matched = false;
+        for (k, f) in from.iter().enumerate() {
+            if bytes[i..].starts_with(f.as_bytes()) {
+                if to[k].is_none() {
+                    let v = ev.force(&to_l[k])?;
+                    propagate!(v);
+                    to[k] = Some(coerce!(ev, v, s, false));
+                }
+                out.push_str(to[k].as_deref().unwrap_or(""));
+                if f.is_empty() {
+                    if i < bytes.len() {
+                        let ch = text[i..].chars().next().expect("char");
+                        out.push(ch);
+                        i += ch.len_utf8();
+                    } else {
+                        i += 1;
+                    }
+                } else {
+                    i += f.len();
+                }
+                matched = true;
+                break;
+            }
+        }
+        if !matched {
+            if i >= bytes.len() {
+                break;
+            }
+            let ch = text[i..].chars().next().expect("char");
+            out.push(ch);
+            i += ch.len_utf8();
+        }
+        if i > bytes.len() {
+            break;
+        }
+    }
+    Ok(Value::string(out))
+}
+
+fn sort(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let f = arg!(ev, a, 0);
+    let l = want_list(&arg!(ev, a, 1), s)?;
+    // A stable merge sort whose comparator may fail or be unknown.
+    let mut items: Vec<Thunk> = l.to_vec();
+    let mut width = 1;
+    let n = items.len();
+    while width < n {
+        let mut merged = Vec::with_capacity(n);
+        let mut start = 0;
+        while start < n {
+            let mid = (start + width).min(n);
+            let end = (start + 2 * width).min(n);
+            let (mut i, mut j) = (start, mid);
+            while i < mid && j < end {
+                // Take from the right only when right < left (stability).
+                let g = ev.apply(f.clone(), items[j].clone(), s)?;
+                let r = ev.apply(g, items[i].clone(), s)?;
+                propagate!(r);
+                if want_bool(&r, s)? {
+                    merged.push(items[j].clone());
+                    j += 1;
+                } else {
+                    merged.push(items[i].clone());
+                    i += 1;
+                }
+            }
+            merged.extend_from_slice(&items[i..mid]);
+            merged.extend_from_slice(&items[j..end]);
+            start = end;
+        }
+        items = merged;
+        width *= 2;
+    }
+    Ok(list(items))
+}
+
+fn substring(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let start = want_int(&arg!(ev, a, 0), s)?;
+    let len = want_int(&arg!(ev, a, 1), s)?;
+    let v = arg!(ev, a, 2);
+    let text = coerce!(ev, v, s, false);
+    if start < 0 {
+        return Err(EvalError::new(ErrorKind::Other, "negative start position in 'substring'", Some(s)));
+    }
+    let bytes = text.as_bytes();
+    let start = (start as usize).min(bytes.len());
+    let end = if len < 0 { bytes.len() } else { start.saturating_add(len as usize).min(bytes.len()) };
+    Ok(Value::string(String::from_utf8_lossy(&bytes[start..end]).into_owned()))
+}
+
+fn try_eval(ev: &mut Eval, a: &[Thunk], _s: Span) -> EvalResult {
+    let mut m = AttrMap::new();
+    match ev.force(&a[0]) {
+        Ok(v) => {
+            m.insert("success".into(), entry(Value::Bool(true)));
+            m.insert("value".into(), entry(v));
+        }
+        Err(e) if matches!(e.kind, ErrorKind::Throw | ErrorKind::Assert) => {
+            m.insert("success".into(), entry(Value::Bool(false)));
+            m.insert("value".into(), entry(Value::Bool(false)));
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(attrs(m))
+}
+
+fn zip_attrs_with(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let f = arg!(ev, a, 0);
+    let l = want_list(&arg!(ev, a, 1), s)?;
+    let mut groups: std::collections::BTreeMap<Rc<str>, Vec<Thunk>> = Default::default();
+    for t in l.iter() {
+        let v = ev.force(t)?;
+        propagate!(v);
+        let m = ev.attrs_of(&v, s)?;
+        for (k, e) in m.iter() {
+            groups.entry(k.clone()).or_default().push(e.value.clone());
+        }
+    }
+    let mut out = AttrMap::new();
+    for (k, vs) in groups {
+        let f = f.clone();
+        let name = Thunk::value(Value::Str(k.clone()));
+        let t = Thunk::native(move |ev| {
+            let g = ev.apply(f, name, s)?;
+            ev.apply(g, Thunk::value(list(vs)), s)
+        });
+        out.insert(k, AttrEntry { value: t, span: None });
+    }
+    Ok(attrs(out))
+}
+
+fn unsafe_get_attr_pos(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let name = want_str(&arg!(ev, a, 0), s)?;
+    let v = arg!(ev, a, 1);
+    let m = ev.attrs_of(&v, s)?;
+    let Some(span) = m.get(&*name).and_then(|e| e.span) else { return Ok(Value::Null) };
+    let loc = ev.sources.location(span);
+    let mut out = AttrMap::new();
+    out.insert("file".into(), entry(Value::string(loc.file.as_str())));
+    out.insert("line".into(), entry(Value::Int(loc.line as i64)));
+    out.insert("column".into(), entry(Value::Int(loc.column as i64)));
+    Ok(attrs(out))
+}

@@ -1,0 +1,811 @@
+//! NixOS module merging, for the options tailshift reads.
+//!
+//! Follows nixpkgs' `lib/modules.nix`: modules are collected through `imports`; definitions
+//! are pushed down through namespaces (`mkIf`/`mkMerge`/`mkOverride` wrapped around a set
+//! apply to each attribute in it); at an option whose type merges attribute sets
+//! (`attrsOf`, `submodule`) properties are discharged and overrides filtered before descending,
+//! so `mkForce { ... }` on a whole service replaces the other definitions of that service while
+//! `svc.x = mkForce v` only wins for `x`. `config` is lazy: a module may read
+//! `config.networking.hostName` while another defines it.
+
+use super::eval::{Eval, EvalError, ErrorKind, entry, normalize};
+use super::value::*;
+use crate::diagnostic::Diagnostic;
+use crate::source::Span;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+/// Priority of a plain definition (nixpkgs `defaultOverridePriority`).
+pub const DEFAULT_PRIORITY: i64 = 100;
+/// Priority of an `mkOptionDefault` (used for `--host`).
+pub const OPTION_DEFAULT_PRIORITY: i64 = 1500;
+/// Priority of an `mkOrder`-less list element.
+const DEFAULT_ORDER: i64 = 1000;
+
+type Path_ = Vec<Rc<str>>;
+
+/// One definition of a config path by one module.
+#[derive(Clone, Debug)]
+pub struct Def {
+    /// The defined value (may still carry properties).
+    pub value: Thunk,
+    /// `mkIf` conditions pushed down from enclosing sets, not yet evaluated.
+    pub conds: Vec<Thunk>,
+    /// Override priority pushed down from an enclosing set.
+    pub prio: Option<i64>,
+    /// `mkOrder` priority.
+    pub order: i64,
+    /// The binding that made this definition.
+    pub span: Option<Span>,
+    /// Index of the defining module.
+    pub module: usize,
+    /// Set when a condition on this definition cannot be known.
+    pub unknown_cond: Option<Rc<Unknown>>,
+}
+
+/// How a config path merges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A set of options: definitions are pushed down.
+    Namespace,
+    /// `attrsOf submodule`: overrides are filtered per element.
+    AttrsOf,
+    /// A submodule: overrides are filtered on the whole value.
+    Submodule,
+    /// An option with a value.
+    Leaf(LeafTy),
+    /// A path tailshift has no declaration for: merged by the shape of its definitions.
+    Generic,
+}
+
+/// How a leaf option merges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeafTy {
+    /// Definitions must agree.
+    Scalar,
+    /// `listOf`: definitions concatenate.
+    List,
+    /// `attrsOf str`: definitions merge by key.
+    AttrsOfStr,
+}
+
+/// Kinds of the `services.tsnsrv.services.<name>.*` / `defaults.*` options.
+fn field_kind(f: &str) -> Kind {
+    match f {
+        "urlParts" => Kind::Submodule,
+        "upstreamHeaders" | "authCopyHeaders" => Kind::Leaf(LeafTy::AttrsOfStr),
+        "tags" | "prefixes" | "extraArgs" | "supplementalGroups" => Kind::Leaf(LeafTy::List),
+        _ => Kind::Leaf(LeafTy::Scalar),
+    }
+}
+
+/// The declared shape of the options tailshift reads; everything else is generic.
+pub fn kind_of(path: &[Rc<str>]) -> Kind {
+    let p: Vec<&str> = path.iter().map(|s| &**s).collect();
+    match p.as_slice() {
+        [] | ["services"] | ["networking"] | ["services", "tsnsrv"] => Kind::Namespace,
+        ["networking", "hostName"] => Kind::Leaf(LeafTy::Scalar),
+        ["services", "tsnsrv", "defaults"] => Kind::Submodule,
+        ["services", "tsnsrv", "defaults", f] => field_kind(f),
+        ["services", "tsnsrv", "defaults", "urlParts", _] => Kind::Leaf(LeafTy::Scalar),
+        ["services", "tsnsrv", "services"] => Kind::AttrsOf,
+        ["services", "tsnsrv", "services", _] => Kind::Submodule,
+        ["services", "tsnsrv", "services", _, f] => field_kind(f),
+        ["services", "tsnsrv", "services", _, "urlParts", _] => Kind::Leaf(LeafTy::Scalar),
+        ["services", "tsnsrv", "services", _, _, _] => Kind::Leaf(LeafTy::Scalar),
+        ["services", "tsnsrv", "defaults", _, _] => Kind::Leaf(LeafTy::Scalar),
+        ["services", "tsnsrv", _] => Kind::Leaf(LeafTy::Scalar),
+        _ => Kind::Generic,
+    }
+}
+
+struct ModuleInfo {
+    defs: Thunk,
+}
+
+/// The modules read and the merge caches.
+#[derive(Default)]
+pub struct ModuleState {
+    modules: Vec<ModuleInfo>,
+    loaded: HashSet<PathBuf>,
+    defs_memo: HashMap<Path_, Rc<Vec<Def>>>,
+    discharged_memo: HashMap<Path_, Rc<Vec<Def>>>,
+}
+
+/// A value read from the merged configuration, with where it was defined.
+#[derive(Debug, Clone)]
+pub struct Declared {
+    /// The value as JSON, or why it cannot be known.
+    pub value: Result<serde_json::Value, Rc<Unknown>>,
+    /// The binding of the winning definition.
+    pub span: Option<Span>,
+}
+
+fn dotted(path: &[Rc<str>]) -> String {
+    path.iter().map(|s| &**s).collect::<Vec<_>>().join(".")
+}
+
+fn str_path(path: &[&str]) -> Path_ {
+    path.iter().map(|s| Rc::from(*s)).collect()
+}
+
+impl Eval {
+    fn modules_mut(&mut self) -> &mut ModuleState {
+        self.modules.get_or_insert_with(ModuleState::default)
+    }
+
+    /// Reads NixOS modules from files (following `imports`). `host` defines
+    /// `networking.hostName` at option-default priority, so the files' own value wins.
+    pub fn load_modules(&mut self, roots: &[PathBuf], host: Option<&str>) -> Result<(), EvalError> {
+        self.modules_mut();
+        if let Some(h) = host {
+            let mut o = AttrMap::new();
+            o.insert("_type".into(), entry(Value::string("override")));
+            o.insert("priority".into(), entry(Value::Int(OPTION_DEFAULT_PRIORITY)));
+            o.insert("content".into(), entry(Value::string(h)));
+            let mut net = AttrMap::new();
+            net.insert("hostName".into(), entry(Value::Attrs(Rc::new(o))));
+            let mut top = AttrMap::new();
+            top.insert("networking".into(), entry(Value::Attrs(Rc::new(net))));
+            self.modules_mut().modules.push(ModuleInfo { defs: Thunk::value(Value::Attrs(Rc::new(top))) });
+        }
+        let mut first_err = None;
+        for r in roots {
+            if let Err(e) = self.load_module_file(r, None) {
+                first_err.get_or_insert(e);
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn load_module_file(&mut self, path: &Path, from: Option<Span>) -> Result<(), EvalError> {
+        let abs = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            std::env::current_dir().unwrap_or_default().join(path)
+        };
+        let mut abs = normalize(&abs);
+        if abs.is_dir() {
+            abs = abs.join("default.nix");
+        }
+        if !self.modules_mut().loaded.insert(abs.clone()) {
+            return Ok(());
+        }
+        if !abs.exists() {
+            let msg = format!("module {} does not exist; what it defines is unknown", abs.display());
+            let loc = from.map(|s| self.sources.location(s));
+            self.diagnostics.push(Diagnostic::warning("import_not_found", msg.clone()).at(loc));
+            return Ok(());
+        }
+        // Keep the path as the user wrote it for roots, so locations read naturally.
+        let shown = if from.is_none() { path.to_path_buf() } else { abs.clone() };
+        let text = std::fs::read_to_string(&abs).map_err(|e| {
+            EvalError::new(ErrorKind::Other, format!("cannot read {}: {e}", abs.display()), from)
+        })?;
+        let file = self.sources.add(shown, text);
+        let expr = self.parse(file)?;
+        let v = self.eval(&expr, &self.globals.clone())?;
+        self.load_module_value(v, expr.span)
+    }
+
+    fn module_args(&mut self, f: &Value, extra: &[(&str, Value)]) -> Result<Value, EvalError> {
+        let wanted: Option<Vec<(Rc<str>, bool)>> = match f {
+            Value::Lambda(c) => match &c.def.param {
+                super::syntax::Param::Pattern { entries, ellipsis: false, .. } => {
+                    Some(entries.iter().map(|(n, d)| (n.clone(), d.is_some())).collect())
+                }
+                super::syntax::Param::Pattern { entries, .. } => {
+                    Some(entries.iter().map(|(n, d)| (n.clone(), d.is_some())).collect())
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        let lib = self.lib()?;
+        let mut known: Vec<(&str, Value)> = vec![
+            ("config", Value::Config(Rc::new(Vec::new()))),
+            ("lib", lib),
+            ("pkgs", Value::unknown("comes from nixpkgs, which tailshift does not read", None)),
+            ("options", Value::unknown("is an option declaration, which tailshift does not evaluate", None)),
+            ("modulesPath", Value::unknown("is the nixpkgs modules directory, which tailshift does not read", None)),
+            ("utils", Value::unknown("comes from nixpkgs, which tailshift does not read", None)),
+        ];
+        known.extend(extra.iter().cloned());
+        let mut m = AttrMap::new();
+        match wanted {
+            Some(names) => {
+                for (name, has_default) in names {
+                    if let Some((_, v)) = known.iter().find(|(k, _)| **k == *name) {
+                        m.insert(name.clone(), entry(v.clone()));
+                    } else if !has_default {
+                        let v = Value::Unknown(Rc::new(Unknown {
+                            reason: "is a module argument passed through specialArgs or the flake, which tailshift does not read".into(),
+                            span: None,
+                            what: Some(name.to_string()),
+                        }));
+                        m.insert(name.clone(), entry(v));
+                    }
+                }
+            }
+            None => {
+                for (k, v) in known {
+                    m.insert(k.into(), entry(v));
+                }
+            }
+        }
+        Ok(Value::Attrs(Rc::new(m)))
+    }
+
+    fn load_module_value(&mut self, v: Value, span: Span) -> Result<(), EvalError> {
+        let v = match &v {
+            Value::Lambda(_) | Value::PrimOp(_) => {
+                let args = self.module_args(&v, &[])?;
+                self.apply(v.clone(), Thunk::value(args), span)?
+            }
+            _ => v,
+        };
+        let m = match &v {
+            Value::Unknown(u) => {
+                self.diagnostics.push(
+                    Diagnostic::warning(
+                        "unknown_module",
+                        format!("a module cannot be read: {}; what it defines is missing from the inventory", u.describe()),
+                    )
+                    .at(Some(self.sources.location(u.span.unwrap_or(span)))),
+                );
+                return Ok(());
+            }
+            other => self.attrs_of(other, span)?,
+        };
+        if let Some(imports) = m.get("imports") {
+            let list = self.force(&imports.value.clone())?;
+            let items = match &list {
+                Value::List(l) => l.clone(),
+                Value::Unknown(u) => {
+                    self.diagnostics.push(
+                        Diagnostic::warning(
+                            "unknown_module",
+                            format!("the imports list cannot be known: {}", u.describe()),
+                        )
+                        .at(imports.span.map(|s| self.sources.location(s))),
+                    );
+                    Rc::new(Vec::new())
+                }
+                _ => {
+                    return Err(EvalError::new(ErrorKind::Type, "imports must be a list", imports.span));
+                }
+            };
+            for t in items.iter() {
+                let item = self.force(t)?;
+                let at = imports.span.unwrap_or(span);
+                let r = match &item {
+                    Value::Path(p) => self.load_module_file(&p.clone(), Some(at)),
+                    Value::Str(s) if s.starts_with('/') => {
+                        self.load_module_file(Path::new(&**s), Some(at))
+                    }
+                    _ => self.load_module_value(item.clone(), at),
+                };
+                if let Err(e) = r {
+                    // One broken import does not hide the other modules.
+                    if e.kind != ErrorKind::Syntax {
+                        self.diagnostics.push(
+                            Diagnostic::error("eval_error", e.message.clone())
+                                .at(Some(self.sources.location(e.span.unwrap_or(at)))),
+                        );
+                    }
+                }
+            }
+        }
+        let defs = if m.contains_key("config") || m.contains_key("options") {
+            match m.get("config") {
+                Some(e) => e.value.clone(),
+                None => Thunk::value(Value::Attrs(Rc::new(AttrMap::new()))),
+            }
+        } else {
+            let mut rest = (*m).clone();
+            for k in ["imports", "_file", "key", "disabledModules", "meta", "freeformType", "_class"] {
+                rest.remove(k);
+            }
+            Thunk::value(Value::Attrs(Rc::new(rest)))
+        };
+        self.modules_mut().modules.push(ModuleInfo { defs });
+        Ok(())
+    }
+
+    /// Expands `mkIf`/`mkMerge`/`mkOverride`/`mkOrder` around a namespace value without
+    /// evaluating conditions (nixpkgs `pushDownProperties`).
+    fn pushdown(&mut self, d: Def, out: &mut Vec<Def>) -> Result<(), EvalError> {
+        let v = self.force(&d.value)?;
+        if let Value::Attrs(m) = &v
+            && let Some(t) = m.get("_type")
+        {
+            let ty = self.force(&t.value.clone())?;
+            let field = |k: &str| m.get(k).map(|e| e.value.clone());
+            match &ty {
+                Value::Str(s) if &**s == "if" => {
+                    if let (Some(c), Some(content)) = (field("condition"), field("content")) {
+                        let mut d2 = d.clone();
+                        d2.conds.push(c);
+                        d2.value = content;
+                        return self.pushdown(d2, out);
+                    }
+                }
+                Value::Str(s) if &**s == "merge" => {
+                    if let Some(contents) = field("contents") {
+                        let l = self.force(&contents)?;
+                        if let Value::List(items) = l {
+                            for t in items.iter() {
+                                let mut d2 = d.clone();
+                                d2.value = t.clone();
+                                self.pushdown(d2, out)?;
+                            }
+                            return Ok(());
+                        }
+                    }
+                }
+                Value::Str(s) if &**s == "override" || &**s == "order" => {
+                    if let (Some(p), Some(content)) = (field("priority"), field("content")) {
+                        let p = self.force(&p)?;
+                        let mut d2 = d.clone();
+                        if let Value::Int(p) = p {
+                            if &**s == "override" {
+                                d2.prio = Some(p);
+                            } else {
+                                d2.order = p;
+                            }
+                        }
+                        d2.value = content;
+                        return self.pushdown(d2, out);
+                    }
+                }
+                _ => {}
+            }
+        }
+        out.push(d);
+        Ok(())
+    }
+
+    /// Evaluates conditions and unwraps properties at an option (nixpkgs `dischargeProperties`).
+    /// A submodule given as a function is called with its module arguments.
+    fn discharge(&mut self, mut d: Def, path: &[Rc<str>], out: &mut Vec<Def>) -> Result<(), EvalError> {
+        for c in std::mem::take(&mut d.conds) {
+            match self.force(&c)? {
+                Value::Bool(true) => {}
+                Value::Bool(false) => return Ok(()),
+                Value::Unknown(u) => d.unknown_cond = Some(u),
+                other => {
+                    return Err(EvalError::new(
+                        ErrorKind::Type,
+                        format!("mkIf condition is {} while a Boolean was expected", super::eval::article(&other)),
+                        d.span,
+                    ));
+                }
+            }
+        }
+        let v = self.force(&d.value)?;
+        match &v {
+            Value::Attrs(m) if m.contains_key("_type") => {
+                let ty = self.force(&m["_type"].value.clone())?;
+                let field = |k: &str| m.get(k).map(|e| e.value.clone());
+                let kind = if let Value::Str(s) = &ty { s.to_string() } else { String::new() };
+                match kind.as_str() {
+                    "if" => {
+                        if let (Some(c), Some(content)) = (field("condition"), field("content")) {
+                            let mut d2 = d.clone();
+                            d2.conds = vec![c];
+                            d2.value = content;
+                            return self.discharge(d2, path, out);
+                        }
+                    }
+                    "merge" => {
+                        if let Some(contents) = field("contents")
+                            && let Value::List(items) = self.force(&contents)?
+                        {
+                            for t in items.iter() {
+                                let mut d2 = d.clone();
+                                d2.value = t.clone();
+                                self.discharge(d2, path, out)?;
+                            }
+                            return Ok(());
+                        }
+                    }
+                    "override" | "order" => {
+                        if let (Some(p), Some(content)) = (field("priority"), field("content")) {
+                            let mut d2 = d.clone();
+                            if let Value::Int(p) = self.force(&p)? {
+                                if kind == "override" {
+                                    d2.prio = Some(p);
+                                } else {
+                                    d2.order = p;
+                                }
+                            }
+                            d2.value = content;
+                            return self.discharge(d2, path, out);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Value::Lambda(_) if kind_of(path) == Kind::Submodule => {
+                let name = path.last().cloned().unwrap_or_else(|| "".into());
+                let extra = [
+                    ("name", Value::Str(name)),
+                    ("config", Value::Config(Rc::new(path.to_vec()))),
+                ];
+                let args = self.module_args(&v, &extra)?;
+                let r = self.apply(v.clone(), Thunk::value(args), d.span.unwrap_or(dummy_span()))?;
+                let mut d2 = d.clone();
+                // A submodule function may return `{ config = ...; }`.
+                d2.value = match &r {
+                    Value::Attrs(m) if m.contains_key("config") || m.contains_key("options") => {
+                        m.get("config").map(|e| e.value.clone()).unwrap_or_else(|| Thunk::value(Value::Attrs(Rc::new(AttrMap::new()))))
+                    }
+                    _ => Thunk::value(r),
+                };
+                return self.discharge(d2, path, out);
+            }
+            _ => {}
+        }
+        out.push(d);
+        Ok(())
+    }
+
+    /// The definitions reaching `path`, before its own properties are discharged.
+    fn defs_at(&mut self, path: &[Rc<str>]) -> Result<Rc<Vec<Def>>, EvalError> {
+        if let Some(d) = self.modules_mut().defs_memo.get(path) {
+            return Ok(d.clone());
+        }
+        let defs = if path.is_empty() {
+            let ms = self.modules_mut();
+            ms.modules
+                .iter()
+                .enumerate()
+                .map(|(i, m)| Def {
+                    value: m.defs.clone(),
+                    conds: Vec::new(),
+                    prio: None,
+                    order: DEFAULT_ORDER,
+                    span: None,
+                    module: i,
+                    unknown_cond: None,
+                })
+                .collect()
+        } else {
+            let (parent, key) = path.split_at(path.len() - 1);
+            let key = &key[0];
+            let parents: Vec<Def> = match kind_of(parent) {
+                Kind::AttrsOf | Kind::Submodule => self.discharged_at(parent)?.to_vec(),
+                _ => {
+                    let mut out = Vec::new();
+                    for d in self.defs_at(parent)?.iter() {
+                        self.pushdown(d.clone(), &mut out)?;
+                    }
+                    out
+                }
+            };
+            let mut out = Vec::new();
+            for d in parents {
+                let v = self.force(&d.value)?;
+                match &v {
+                    Value::Attrs(m) => {
+                        if let Some(e) = m.get(key) {
+                            let mut d2 = d.clone();
+                            d2.value = e.value.clone();
+                            d2.span = e.span.or(d.span);
+                            out.push(d2);
+                        }
+                    }
+                    Value::Config(_) => {
+                        let m = self.attrs_of(&v, d.span.unwrap_or(dummy_span()))?;
+                        if let Some(e) = m.get(key) {
+                            let mut d2 = d.clone();
+                            d2.value = e.value.clone();
+                            out.push(d2);
+                        }
+                    }
+                    Value::Unknown(_) => {
+                        let mut d2 = d.clone();
+                        d2.value = Thunk::value(v.clone());
+                        out.push(d2);
+                    }
+                    other => {
+                        return Err(EvalError::new(
+                            ErrorKind::Type,
+                            format!(
+                                "the definition of `{}` is {} while a set was expected",
+                                dotted(parent),
+                                super::eval::article(other)
+                            ),
+                            d.span,
+                        ));
+                    }
+                }
+            }
+            out
+        };
+        let defs = Rc::new(defs);
+        self.modules_mut().defs_memo.insert(path.to_vec(), defs.clone());
+        Ok(defs)
+    }
+
+    /// The definitions of an option after discharging properties and filtering overrides.
+    fn discharged_at(&mut self, path: &[Rc<str>]) -> Result<Rc<Vec<Def>>, EvalError> {
+        if let Some(d) = self.modules_mut().discharged_memo.get(path) {
+            return Ok(d.clone());
+        }
+        let mut out = Vec::new();
+        for d in self.defs_at(path)?.iter() {
+            self.discharge(d.clone(), path, &mut out)?;
+        }
+        let best = out.iter().map(|d| d.prio.unwrap_or(DEFAULT_PRIORITY)).min();
+        if let Some(best) = best {
+            out.retain(|d| d.prio.unwrap_or(DEFAULT_PRIORITY) == best);
+        }
+        let out = Rc::new(out);
+        self.modules_mut().discharged_memo.insert(path.to_vec(), out.clone());
+        Ok(out)
+    }
+
+    /// Whether the definitions at a generic path are attribute sets (a namespace).
+    fn generic_is_set(&mut self, path: &[Rc<str>]) -> Result<Option<bool>, EvalError> {
+        let mut expanded = Vec::new();
+        for d in self.defs_at(path)?.iter() {
+            self.pushdown(d.clone(), &mut expanded)?;
+        }
+        let Some(first) = expanded.first() else { return Ok(None) };
+        let v = self.force(&first.value.clone())?;
+        Ok(Some(matches!(v, Value::Attrs(_) | Value::Config(_))))
+    }
+
+    /// Merges the definitions of a leaf option. `None` when no module defines it.
+    fn merge_leaf(&mut self, path: &[Rc<str>], ty: LeafTy) -> Result<Option<(Value, Option<Span>)>, EvalError> {
+        let defs = self.discharged_at(path)?;
+        let Some(first) = defs.first() else { return Ok(None) };
+        let span = first.span;
+        if let Some(u) = defs.iter().find_map(|d| d.unknown_cond.clone()) {
+            return Ok(Some((
+                Value::Unknown(Rc::new(Unknown {
+                    reason: format!("is defined under a condition that cannot be known: {}", u.describe()),
+                    span: u.span,
+                    what: None,
+                })),
+                span,
+            )));
+        }
+        let mut values = Vec::new();
+        for d in defs.iter() {
+            values.push((self.force(&d.value)?, d.clone()));
+        }
+        if let Some((u, _)) = values.iter().find(|(v, _)| matches!(v, Value::Unknown(_))) {
+            return Ok(Some((u.clone(), span)));
+        }
+        let all_lists = values.iter().all(|(v, _)| matches!(v, Value::List(_)));
+        if ty == LeafTy::List || (ty == LeafTy::Scalar && all_lists && values.len() > 1) {
+            let mut sorted = values.clone();
+            sorted.sort_by_key(|(_, d)| d.order);
+            let mut items = Vec::new();
+            for (v, d) in &sorted {
+                match v {
+                    Value::List(l) => items.extend(l.iter().cloned()),
+                    other => {
+                        return Err(EvalError::new(
+                            ErrorKind::Type,
+                            format!("`{}` is {} while a list was expected", dotted(path), super::eval::article(other)),
+                            d.span,
+                        ));
+                    }
+                }
+            }
+            return Ok(Some((Value::List(Rc::new(items)), span)));
+        }
+        if ty == LeafTy::AttrsOfStr && values.len() > 1 {
+            let mut merged = AttrMap::new();
+            for (v, d) in &values {
+                let m = self.attrs_of(v, d.span.unwrap_or(dummy_span()))?;
+                for (k, e) in m.iter() {
+                    if let Some(prev) = merged.get(k) {
+                        let a = self.force(&prev.value.clone())?;
+                        let b = self.force(&e.value.clone())?;
+                        if self.equal(&a, &b, d.span.unwrap_or(dummy_span()))? == Some(false) {
+                            return Err(self.conflict(&[path, &[k.clone()]].concat(), &values));
+                        }
+                    }
+                    merged.insert(k.clone(), e.clone());
+                }
+            }
+            return Ok(Some((Value::Attrs(Rc::new(merged)), span)));
+        }
+        let (v0, _) = values[0].clone();
+        for (v, d) in values.iter().skip(1) {
+            if self.equal(&v0, v, d.span.unwrap_or(dummy_span()))? == Some(false) {
+                return Err(self.conflict(path, &values));
+            }
+        }
+        Ok(Some((v0, span)))
+    }
+
+    fn conflict(&mut self, path: &[Rc<str>], values: &[(Value, Def)]) -> EvalError {
+        let mut msg = format!("the option `{}` has conflicting definition values:", dotted(path));
+        for (v, d) in values {
+            let shown = match self.to_json(v, d.span.unwrap_or(dummy_span())) {
+                Ok(Ok(j)) => j.to_string(),
+                _ => super::eval::article(v),
+            };
+            let at = d.span.map(|s| self.sources.location(s).to_string()).unwrap_or_default();
+            msg.push_str(&format!(" {shown} (at {at});"));
+        }
+        msg.pop();
+        EvalError::new(ErrorKind::Other, msg, values.first().and_then(|(_, d)| d.span))
+    }
+
+    /// `config.<path>.<key>` as a thunk.
+    pub(crate) fn config_select(&mut self, path: &[Rc<str>], key: &str, span: Span) -> Result<Thunk, EvalError> {
+        let mut child = path.to_vec();
+        child.push(key.into());
+        let v = self.config_value(&child, span)?;
+        Ok(Thunk::value(v))
+    }
+
+    fn config_value(&mut self, path: &[Rc<str>], span: Span) -> Result<Value, EvalError> {
+        match kind_of(path) {
+            Kind::Leaf(ty) => match self.merge_leaf(path, ty)? {
+                Some((v, _)) => Ok(v),
+                None => Ok(option_default(path)),
+            },
+            Kind::Namespace | Kind::AttrsOf | Kind::Submodule => Ok(Value::Config(Rc::new(path.to_vec()))),
+            Kind::Generic => match self.generic_is_set(path)? {
+                None => Ok(Value::Unknown(Rc::new(Unknown {
+                    reason: "is not set in the files read; its value is the default of the NixOS option that declares it (nixpkgs)".into(),
+                    span: Some(span),
+                    what: Some(format!("config.{}", dotted(path))),
+                }))),
+                Some(true) => Ok(Value::Config(Rc::new(path.to_vec()))),
+                Some(false) => Ok(self.merge_leaf(path, LeafTy::Scalar)?.map(|(v, _)| v).unwrap_or(Value::Null)),
+            },
+        }
+    }
+
+    /// The attribute names defined under a config path.
+    pub fn config_keys(&mut self, path: &[Rc<str>]) -> Result<Vec<Rc<str>>, EvalError> {
+        let kind = kind_of(path);
+        let defs: Vec<Def> = match kind {
+            Kind::AttrsOf | Kind::Submodule => self.discharged_at(path)?.to_vec(),
+            _ => {
+                let mut out = Vec::new();
+                for d in self.defs_at(path)?.iter() {
+                    self.pushdown(d.clone(), &mut out)?;
+                }
+                out
+            }
+        };
+        let mut keys = BTreeSet::new();
+        for d in &defs {
+            let v = self.force(&d.value)?;
+            if let Value::Attrs(_) | Value::Config(_) = v {
+                let m = self.attrs_of(&v, d.span.unwrap_or(dummy_span()))?;
+                keys.extend(m.keys().cloned());
+            }
+        }
+        let mut out = Vec::new();
+        for k in keys {
+            if kind == Kind::AttrsOf {
+                // An element all of whose definitions are switched off by mkIf does not exist.
+                let mut child = path.to_vec();
+                child.push(k.clone());
+                if self.discharged_at(&child)?.is_empty() {
+                    continue;
+                }
+            }
+            out.push(k);
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn config_materialize(&mut self, path: &[Rc<str>], span: Span) -> Result<Rc<AttrMap>, EvalError> {
+        let keys = self.config_keys(path)?;
+        let mut m = AttrMap::new();
+        for k in keys {
+            let p = path.to_vec();
+            let key = k.clone();
+            let t = Thunk::native(move |ev| {
+                let t = ev.config_select(&p, &key, span)?;
+                ev.force(&t)
+            });
+            m.insert(k, AttrEntry { value: t, span: None });
+        }
+        Ok(Rc::new(m))
+    }
+
+    /// Reads a config path as JSON with the location of its definition; `None` if undefined.
+    /// Sets (a submodule such as `urlParts`, or a generic namespace) are read key by key.
+    pub fn config_read(&mut self, path: &[&str]) -> Result<Option<Declared>, EvalError> {
+        let p = str_path(path);
+        self.config_read_path(&p)
+    }
+
+    fn config_read_path(&mut self, p: &[Rc<str>]) -> Result<Option<Declared>, EvalError> {
+        let kind = kind_of(p);
+        let is_set = match kind {
+            Kind::Leaf(_) => false,
+            Kind::Generic => match self.generic_is_set(p)? {
+                None => return Ok(None),
+                Some(b) => b,
+            },
+            _ => true,
+        };
+        if !is_set {
+            let ty = if let Kind::Leaf(t) = kind { t } else { LeafTy::Scalar };
+            let Some((v, span)) = self.merge_leaf(p, ty)? else { return Ok(None) };
+            let value = self.to_json(&v, span.unwrap_or(dummy_span()))?;
+            return Ok(Some(Declared { value, span }));
+        }
+        let defs = self.defs_at(p)?;
+        if defs.is_empty() {
+            return Ok(None);
+        }
+        let span = defs.iter().find_map(|d| d.span);
+        let mut obj = serde_json::Map::new();
+        for k in self.config_keys(p)? {
+            let mut child = p.to_vec();
+            child.push(k.clone());
+            if let Some(d) = self.config_read_path(&child)? {
+                match d.value {
+                    Ok(j) => {
+                        obj.insert(k.to_string(), j);
+                    }
+                    Err(u) => return Ok(Some(Declared { value: Err(u), span: d.span })),
+                }
+            }
+        }
+        Ok(Some(Declared { value: Ok(serde_json::Value::Object(obj)), span }))
+    }
+
+    /// The binding of the first definition of a config path (for locating a service's name).
+    pub fn config_span(&mut self, path: &[&str]) -> Result<Option<Span>, EvalError> {
+        let p = str_path(path);
+        Ok(self.defs_at(&p)?.iter().find_map(|d| d.span))
+    }
+
+    /// Every binding that defines a config path (for locating each attribute a service sets).
+    pub fn config_def_spans(&mut self, path: &[&str]) -> Result<Vec<Span>, EvalError> {
+        let p = str_path(path);
+        Ok(self.defs_at(&p)?.iter().filter_map(|d| d.span).collect())
+    }
+}
+
+fn dummy_span() -> Span {
+    Span { file: crate::source::FileId(0), start: 0, end: 0 }
+}
+
+/// What `config.<path>` is when no file defines it.
+fn option_default(path: &[Rc<str>]) -> Value {
+    let p: Vec<&str> = path.iter().map(|s| &**s).collect();
+    let known = |v: Value| v;
+    match p.as_slice() {
+        ["services", "tsnsrv", "enable"] => known(Value::Bool(false)),
+        ["services", "tsnsrv", "services", _, f] | ["services", "tsnsrv", "defaults", f] => match *f {
+            "funnel" | "plaintext" | "insecureHTTPS" | "suppressWhois" | "suppressTailnetDialer"
+            | "tsnetVerbose" | "upstreamAllowInsecureCiphers" | "authInsecureHTTPS"
+            | "authBypassForTailnet" => Value::Bool(false),
+            "stripPrefix" => Value::Bool(true),
+            "upstreamUnixAddr" | "whoisTimeout" | "readHeaderTimeout" | "urlParts" => Value::Null,
+            "prefixes" | "extraArgs" => Value::List(Rc::new(Vec::new())),
+            "upstreamHeaders" | "authCopyHeaders" => Value::Attrs(Rc::new(AttrMap::new())),
+            "authPath" => Value::string("/api/authz/forward-auth"),
+            _ => Value::Unknown(Rc::new(Unknown {
+                reason: "is not set in the files read; its default comes from services.tsnsrv.defaults or the tsnsrv module".into(),
+                span: None,
+                what: Some(format!("config.{}", dotted(path))),
+            })),
+        },
+        _ => Value::Unknown(Rc::new(Unknown {
+            reason: "is not set in the files read; its default comes from the module that declares it".into(),
+            span: None,
+            what: Some(format!("config.{}", dotted(path))),
+        })),
+    }
+}

@@ -1,0 +1,257 @@
+//! Runtime values of the evaluator: lazy thunks, attribute sets that remember where each
+//! attribute was bound, and `Unknown` for what the inputs cannot tell.
+
+use super::syntax::{ExprRef, LambdaDef};
+use crate::source::Span;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+/// A value that cannot be known from the inputs, with the reason and where it arose.
+#[derive(Debug, Clone)]
+pub struct Unknown {
+    /// Why it cannot be known, e.g. "comes from nixpkgs, which is not read".
+    pub reason: String,
+    /// The expression that produced it.
+    pub span: Option<Span>,
+    /// The access path that led here (`pkgs.jellyfin.outPath`), for the message.
+    pub what: Option<String>,
+}
+
+impl Unknown {
+    /// The full reason, naming what was accessed.
+    pub fn describe(&self) -> String {
+        match &self.what {
+            Some(w) => format!("`{w}` {}", self.reason),
+            None => self.reason.clone(),
+        }
+    }
+}
+
+/// A built-in function, possibly partly applied.
+#[derive(Clone)]
+pub struct PrimOp {
+    /// Its name, for messages.
+    pub name: &'static str,
+    /// How many arguments it takes.
+    pub arity: usize,
+    /// The implementation.
+    pub func: fn(&mut super::eval::Eval, &[Thunk], Span) -> super::eval::EvalResult,
+    /// Arguments collected so far.
+    pub args: Vec<Thunk>,
+}
+
+impl fmt::Debug for PrimOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<primop {}>", self.name)
+    }
+}
+
+/// A function value: its definition and the scope it closes over.
+#[derive(Debug)]
+pub struct Closure {
+    /// Parameter and body.
+    pub def: Rc<LambdaDef>,
+    /// Captured scope.
+    pub env: Env,
+    /// Where the lambda was written.
+    pub span: Span,
+}
+
+/// One attribute: its (lazy) value and the binding that defined it, when it was written in a file.
+#[derive(Debug, Clone)]
+pub struct AttrEntry {
+    /// The value.
+    pub value: Thunk,
+    /// The `name = value;` that bound it.
+    pub span: Option<Span>,
+}
+
+/// Attribute sets are sorted by name, as Nix sorts them.
+pub type AttrMap = BTreeMap<Rc<str>, AttrEntry>;
+
+/// A Nix value in weak head normal form.
+#[derive(Debug, Clone)]
+pub enum Value {
+    /// `null`
+    Null,
+    /// `true` / `false`
+    Bool(bool),
+    /// 64-bit integer.
+    Int(i64),
+    /// Float.
+    Float(f64),
+    /// String (string context is not tracked).
+    Str(Rc<str>),
+    /// Absolute path.
+    Path(Rc<PathBuf>),
+    /// Attribute set.
+    Attrs(Rc<AttrMap>),
+    /// List.
+    List(Rc<Vec<Thunk>>),
+    /// Function.
+    Lambda(Rc<Closure>),
+    /// Built-in function.
+    PrimOp(Rc<PrimOp>),
+    /// A NixOS module system `config` node: selecting from it asks the module system.
+    Config(Rc<Vec<Rc<str>>>),
+    /// Something the inputs cannot tell.
+    Unknown(Rc<Unknown>),
+}
+
+impl Value {
+    /// Nix's `builtins.typeOf` name.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "bool",
+            Value::Int(_) => "int",
+            Value::Float(_) => "float",
+            Value::Str(_) => "string",
+            Value::Path(_) => "path",
+            Value::Attrs(_) | Value::Config(_) => "set",
+            Value::List(_) => "list",
+            Value::Lambda(_) | Value::PrimOp(_) => "lambda",
+            Value::Unknown(_) => "unknown",
+        }
+    }
+
+    /// A string value.
+    pub fn string(s: impl Into<Rc<str>>) -> Value {
+        Value::Str(s.into())
+    }
+
+    /// An unknown value.
+    pub fn unknown(reason: impl Into<String>, span: Option<Span>) -> Value {
+        Value::Unknown(Rc::new(Unknown { reason: reason.into(), span, what: None }))
+    }
+}
+
+/// The state of a lazy value.
+pub enum ThunkState {
+    /// Not yet evaluated: an expression in a scope.
+    Pending(ExprRef, Env),
+    /// Not yet computed by native code.
+    Native(Box<dyn FnOnce(&mut super::eval::Eval) -> super::eval::EvalResult>),
+    /// Being evaluated: forcing it again is infinite recursion.
+    Running,
+    /// Evaluated.
+    Done(Value),
+}
+
+impl fmt::Debug for ThunkState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ThunkState::Pending(e, _) => write!(f, "<thunk {:?}>", e.span),
+            ThunkState::Native(_) => f.write_str("<native thunk>"),
+            ThunkState::Running => f.write_str("<running>"),
+            ThunkState::Done(v) => write!(f, "{v:?}"),
+        }
+    }
+}
+
+/// A shared lazy value.
+#[derive(Clone, Debug)]
+pub struct Thunk(pub Rc<RefCell<ThunkState>>);
+
+impl Thunk {
+    /// An already evaluated value.
+    pub fn value(v: Value) -> Thunk {
+        Thunk(Rc::new(RefCell::new(ThunkState::Done(v))))
+    }
+
+    /// An expression to evaluate later in `env`.
+    pub fn pending(e: ExprRef, env: Env) -> Thunk {
+        Thunk(Rc::new(RefCell::new(ThunkState::Pending(e, env))))
+    }
+
+    /// Native code to run later.
+    pub fn native(f: impl FnOnce(&mut super::eval::Eval) -> super::eval::EvalResult + 'static) -> Thunk {
+        Thunk(Rc::new(RefCell::new(ThunkState::Native(Box::new(f)))))
+    }
+
+    /// The value, if already evaluated.
+    pub fn peek(&self) -> Option<Value> {
+        match &*self.0.borrow() {
+            ThunkState::Done(v) => Some(v.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// A lexical scope: variables, or a `with` namespace.
+#[derive(Debug)]
+pub enum Scope {
+    /// Bound variables (let, rec, function arguments).
+    Vars(RefCell<HashMap<Rc<str>, Thunk>>),
+    /// A `with` namespace, searched after every lexical variable.
+    With(Thunk),
+}
+
+/// A chain of scopes.
+#[derive(Debug, Clone)]
+pub struct Env(pub Option<Rc<EnvNode>>);
+
+/// One link of the scope chain.
+#[derive(Debug)]
+pub struct EnvNode {
+    /// This scope.
+    pub scope: Scope,
+    /// The enclosing one.
+    pub parent: Env,
+}
+
+impl Env {
+    /// The empty scope chain.
+    pub fn root() -> Env {
+        Env(None)
+    }
+
+    /// A new variable scope inside this one.
+    pub fn with_vars(&self, vars: HashMap<Rc<str>, Thunk>) -> Env {
+        Env(Some(Rc::new(EnvNode { scope: Scope::Vars(RefCell::new(vars)), parent: self.clone() })))
+    }
+
+    /// A new `with` scope inside this one.
+    pub fn with_namespace(&self, ns: Thunk) -> Env {
+        Env(Some(Rc::new(EnvNode { scope: Scope::With(ns), parent: self.clone() })))
+    }
+
+    /// Adds a variable to the innermost variable scope (used to tie recursive bindings).
+    pub fn define(&self, name: Rc<str>, t: Thunk) {
+        if let Some(node) = &self.0
+            && let Scope::Vars(v) = &node.scope
+        {
+            v.borrow_mut().insert(name, t);
+        }
+    }
+
+    /// Looks up a lexically bound variable.
+    pub fn lookup_lexical(&self, name: &str) -> Option<Thunk> {
+        let mut cur = &self.0;
+        while let Some(node) = cur {
+            if let Scope::Vars(v) = &node.scope
+                && let Some(t) = v.borrow().get(name)
+            {
+                return Some(t.clone());
+            }
+            cur = &node.parent.0;
+        }
+        None
+    }
+
+    /// The `with` namespaces, innermost first.
+    pub fn namespaces(&self) -> Vec<Thunk> {
+        let mut out = Vec::new();
+        let mut cur = &self.0;
+        while let Some(node) = cur {
+            if let Scope::With(t) = &node.scope {
+                out.push(t.clone());
+            }
+            cur = &node.parent.0;
+        }
+        out
+    }
+}

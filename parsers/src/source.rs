@@ -1,0 +1,149 @@
+//! Source files and spans: every value the parsers produce points back into one of these.
+
+use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+/// Index of a file in a [`SourceMap`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FileId(pub u32);
+
+/// A byte range inside one source file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Span {
+    /// The file the range is in.
+    pub file: FileId,
+    /// First byte.
+    pub start: u32,
+    /// One past the last byte.
+    pub end: u32,
+}
+
+/// One file read by the parsers, kept whole so diagnostics can quote it.
+#[derive(Debug)]
+pub struct SourceFile {
+    /// Path as given (or a `<name>` for built-in text).
+    pub path: PathBuf,
+    /// Full text.
+    pub text: String,
+    line_starts: Vec<u32>,
+}
+
+impl SourceFile {
+    fn new(path: PathBuf, text: String) -> Self {
+        let mut line_starts = vec![0];
+        for (i, b) in text.bytes().enumerate() {
+            if b == b'\n' {
+                line_starts.push(i as u32 + 1);
+            }
+        }
+        SourceFile { path, text, line_starts }
+    }
+
+    /// 1-based line and column (in characters) of a byte offset.
+    pub fn line_col(&self, offset: u32) -> (u32, u32) {
+        let offset = offset.min(self.text.len() as u32);
+        let line = match self.line_starts.binary_search(&offset) {
+            Ok(i) => i,
+            Err(i) => i - 1,
+        };
+        let start = self.line_starts[line] as usize;
+        let mut end = offset as usize;
+        while !self.text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let col = self.text[start..end].chars().count() as u32 + 1;
+        (line as u32 + 1, col)
+    }
+
+    /// The text of a 1-based line, without its newline.
+    pub fn line_text(&self, line: u32) -> &str {
+        let i = (line as usize).saturating_sub(1);
+        let Some(&start) = self.line_starts.get(i) else { return "" };
+        let end = self.line_starts.get(i + 1).map(|&e| e as usize).unwrap_or(self.text.len());
+        self.text[start as usize..end].trim_end_matches(['\n', '\r'])
+    }
+}
+
+/// All files read during one run. Cheap to clone (shared).
+#[derive(Clone, Debug, Default)]
+pub struct SourceMap {
+    files: Rc<RefCell<Vec<Rc<SourceFile>>>>,
+}
+
+impl SourceMap {
+    /// An empty map.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a file and returns its id.
+    pub fn add(&self, path: impl Into<PathBuf>, text: String) -> FileId {
+        let mut files = self.files.borrow_mut();
+        files.push(Rc::new(SourceFile::new(path.into(), text)));
+        FileId(files.len() as u32 - 1)
+    }
+
+    /// The file behind an id.
+    pub fn get(&self, id: FileId) -> Rc<SourceFile> {
+        self.files.borrow()[id.0 as usize].clone()
+    }
+
+    /// Resolves a span to a printable location.
+    pub fn location(&self, span: Span) -> Location {
+        let file = self.get(span.file);
+        let (line, column) = file.line_col(span.start);
+        Location { file: display_path(&file.path), line, column }
+    }
+
+    /// A location for a 1-based line and column of a file.
+    pub fn location_at(&self, file: FileId, line: u32, column: u32) -> Location {
+        Location { file: display_path(&self.get(file).path), line, column }
+    }
+
+    /// Byte offset of a 1-based line's first character.
+    pub fn line_offset(&self, file: FileId, line: u32) -> u32 {
+        let f = self.get(file);
+        f.line_starts.get(line.saturating_sub(1) as usize).copied().unwrap_or(0)
+    }
+}
+
+fn display_path(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// A resolved place in an input: `file:line:column`, 1-based.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Location {
+    /// The file as it was given on the command line (or reached through `imports`).
+    pub file: String,
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column.
+    pub column: u32,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_col_counts_from_one_and_in_characters() {
+        let map = SourceMap::new();
+        let id = map.add("a.nix", "ab\ncé d\n".to_string());
+        let f = map.get(id);
+        assert_eq!(f.line_col(0), (1, 1));
+        assert_eq!(f.line_col(3), (2, 1));
+        // 'é' is two bytes: the space after it is column 3.
+        assert_eq!(f.line_col(6), (2, 3));
+        assert_eq!(f.line_text(2), "cé d");
+    }
+}

@@ -1,0 +1,1 @@
+let s = { b = 2; a = 1; c = 3; }; in { names = builtins.attrNames s; values = builtins.attrValues s; has = builtins.hasAttr "a" s; get = builtins.getAttr "c" s; removed = builtins.removeAttrs s [ "a" "zz" ]; }

@@ -1,0 +1,1 @@
+[ (builtins.bitAnd 12 10) (builtins.bitOr 12 10) (builtins.bitXor 12 10) (builtins.ceil 1.2) (builtins.floor 1.8) (builtins.add 2 3) (builtins.sub 2 3) (builtins.mul 2 3) (builtins.div 7 2) (builtins.lessThan 1 2) ]

@@ -1,0 +1,1 @@
+let l = [ 3 1 2 ]; in { len = builtins.length l; head = builtins.head l; tail = builtins.tail l; at = builtins.elemAt l 1; elem = builtins.elem 2 l; notelem = builtins.elem 9 l; concat = builtins.concatLists [ [ 1 ] [ 2 3 ] ]; }

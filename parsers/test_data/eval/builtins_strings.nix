@@ -1,0 +1,1 @@
+{ len = builtins.stringLength "hello"; sub = builtins.substring 1 3 "hello"; subend = builtins.substring 2 100 "hello"; sep = builtins.concatStringsSep ", " [ "a" "b" "c" ]; rep = builtins.replaceStrings [ "o" "l" ] [ "0" "1" ] "hello world"; }

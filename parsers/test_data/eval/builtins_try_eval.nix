@@ -1,0 +1,1 @@
+[ (builtins.tryEval (throw "no")) (builtins.tryEval 42) (builtins.tryEval (assert false; 1)) ]

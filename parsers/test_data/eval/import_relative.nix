@@ -1,0 +1,1 @@
+let m = import ./lib_helper.nix; in m.greet "tailnet"

@@ -1,0 +1,5 @@
+let x = "world"; in ''
+    hello ${x}
+      indented
+    ''${not} interpolated '''quotes'''
+  ''

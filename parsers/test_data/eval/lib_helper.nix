@@ -1,0 +1,1 @@
+{ greet = who: "hello, ${who}"; }

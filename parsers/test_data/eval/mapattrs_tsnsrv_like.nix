@@ -1,0 +1,1 @@
+let reg = { b = 2; a = 1; }; mk = name: port: { toURL = "http://127.0.0.1:${toString port}"; funnel = builtins.elem name [ "a" ]; } // (if name == "b" then { authURL = "https://auth"; } else { }); in builtins.mapAttrs mk reg

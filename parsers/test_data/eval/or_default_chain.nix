@@ -1,0 +1,1 @@
+let hosts = { storage = { x = 1; }; }; in [ (hosts.cloud or { }) (hosts.storage or { }) ]

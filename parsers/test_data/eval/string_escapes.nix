@@ -1,0 +1,1 @@
+[ "tab\there" "quote\"d" "dollar \${x}" "back\\slash" "nl\nx" ]

@@ -1,0 +1,1 @@
+let s = { __toString = self: "svc-${self.name}"; name = "x"; }; in "${s}"
