@@ -20,9 +20,21 @@
 //! assert_eq!(svc.effective.str("toURL"), Some("http://127.0.0.1:3000"));
 //! ```
 
+pub mod cmdline;
 pub mod diagnostic;
+pub mod effective;
+pub mod inventory;
+pub mod load;
 pub mod nix;
+pub mod nix_json;
+pub mod nixos;
+pub mod options;
 pub mod source;
+pub mod tsnsrv_yaml;
+pub mod units;
+pub mod validate;
 
 pub use diagnostic::{Diagnostic, Severity};
+pub use inventory::{Coverage, Flavour, Inventory, Options, Service, Source, Sourced};
+pub use load::{Evaluator, LoadError, LoadOptions, load};
 pub use source::{Location, SourceMap, Span};

@@ -135,6 +135,11 @@ impl Eval {
         self.modules.get_or_insert_with(ModuleState::default)
     }
 
+    /// Every module file read (absolute), roots and imports.
+    pub fn loaded_files(&self) -> Vec<PathBuf> {
+        self.modules.as_ref().map(|m| m.loaded.iter().cloned().collect()).unwrap_or_default()
+    }
+
     /// Reads NixOS modules from files (following `imports`). `host` defines
     /// `networking.hostName` at option-default priority, so the files' own value wins.
     pub fn load_modules(&mut self, roots: &[PathBuf], host: Option<&str>) -> Result<(), EvalError> {

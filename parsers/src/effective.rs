@@ -1,0 +1,461 @@
+//! From declared options to the options tsnsrv really ran with, per flavour
+//! (`reference/tsnsrv.md` 1.1, 1.4, 1.5, 1.6, 2).
+//!
+//! The same declaration means different requests under different flavours: the fork's
+//! `tsnsrv-all` YAML drops `stripPrefix = true` and never writes `recommendedProxyHeaders`, so
+//! the upstream sees its own Host and unstripped paths. Each effective value says which rule
+//! produced it.
+
+use crate::diagnostic::Diagnostic;
+use crate::inventory::{Flavour, Options, Sourced};
+use crate::options::{self, OptKind};
+use serde_json::{Value as Json, json};
+
+/// The `authPath` default of the fork.
+pub const DEFAULT_AUTH_PATH: &str = "/api/authz/forward-auth";
+
+/// Where a service's declaration came from, which decides the defaults below it.
+#[derive(Clone, Debug)]
+pub enum Origin {
+    /// The NixOS module (`.nix` or `nix eval --json`): module defaults, then the flavour's
+    /// process defaults.
+    Module {
+        /// `services.tsnsrv.defaults` as declared.
+        defaults: Options,
+        /// Alphabetical position of the service on its host (the fork's per-service metrics port).
+        index: usize,
+    },
+    /// A tsnsrv command line (units, scripts, cmdline copies): CLI defaults.
+    Cli,
+    /// The fork's `-service k=v,...` form: its own defaults.
+    ServiceFlag,
+    /// The fork's YAML: YAML defaults.
+    Yaml,
+    /// A `Serving` log line: only what it prints is known.
+    Log,
+}
+
+fn module_default(name: &str) -> Option<Json> {
+    Some(match name {
+        "funnel" | "insecureHTTPS" | "plaintext" | "suppressWhois" | "suppressTailnetDialer"
+        | "ephemeral" | "tsnetVerbose" | "upstreamAllowInsecureCiphers" | "authInsecureHTTPS"
+        | "authBypassForTailnet" => json!(false),
+        "stripPrefix" => json!(true),
+        "upstreamUnixAddr" | "whoisTimeout" | "readHeaderTimeout" | "loginServerUrl"
+        | "certificateFile" | "certificateKey" | "acmeHost" | "timeout" | "authURL" => Json::Null,
+        "prefixes" | "supplementalGroups" | "tags" | "extraArgs" => json!([]),
+        "upstreamHeaders" | "authCopyHeaders" => json!({}),
+        "listenAddr" => json!(":443"),
+        "authPath" => json!(DEFAULT_AUTH_PATH),
+        "authTimeout" => json!("5s"),
+        _ => return None,
+    })
+}
+
+/// Per-service options whose module default is `services.tsnsrv.defaults.<same name>`.
+fn defaults_from_defaults(name: &str, fork: bool) -> bool {
+    matches!(
+        name,
+        "authKeyPath" | "ephemeral" | "listenAddr" | "loginServerUrl" | "package" | "certificateFile"
+            | "certificateKey" | "acmeHost" | "supplementalGroups" | "tags" | "timeout"
+            | "tsnetVerbose" | "upstreamAllowInsecureCiphers"
+    ) || (name == "extraArgs" && !fork)
+        || (fork && name.starts_with("auth") && name != "authKeyPath")
+}
+
+fn cli_default(name: &str, fork: bool) -> Option<Json> {
+    Some(match name {
+        "listenAddr" => json!(":443"),
+        "plaintext" | "funnel" | "funnelOnly" | "ephemeral" | "insecureHTTPS"
+        | "upstreamAllowInsecureCiphers" | "suppressWhois" | "suppressTailnetDialer"
+        | "tsnetVerbose" => json!(false),
+        "stripPrefix" | "recommendedProxyHeaders" => json!(true),
+        "tags" | "prefixes" => json!([]),
+        "upstreamHeaders" => json!({}),
+        "whoisTimeout" => json!("1s"),
+        "readHeaderTimeout" => json!("0s"),
+        "timeout" => json!("1m"),
+        "certificateFile" | "certificateKey" | "upstreamUnixAddr" | "upstreamTCPAddr" => Json::Null,
+        "prometheusAddr" => json!(":9099"),
+        "enableBugReports" if !fork => json!(false),
+        "authURL" if fork => Json::Null,
+        "authPath" if fork => json!(DEFAULT_AUTH_PATH),
+        "authTimeout" if fork => json!("5s"),
+        "authCopyHeaders" if fork => json!({}),
+        "authInsecureHTTPS" | "authBypassForTailnet" if fork => json!(false),
+        _ => return None,
+    })
+}
+
+fn yaml_default(name: &str) -> Option<Json> {
+    Some(match name {
+        "listenAddr" => json!(":443"),
+        "plaintext" | "funnel" | "funnelOnly" | "ephemeral" | "insecureHTTPS"
+        | "upstreamAllowInsecureCiphers" | "suppressWhois" | "suppressTailnetDialer"
+        | "tsnetVerbose" | "authInsecureHTTPS" | "authBypassForTailnet" => json!(false),
+        // The YAML's Go struct has plain bools: a missing key is false (tsnsrv.md 1.5, 1.6).
+        "stripPrefix" | "recommendedProxyHeaders" => json!(false),
+        "tags" | "prefixes" => json!([]),
+        "upstreamHeaders" | "authCopyHeaders" => json!({}),
+        "readHeaderTimeout" => json!("0s"),
+        "timeout" => json!("1m"),
+        "certificateFile" | "certificateKey" | "upstreamUnixAddr" | "upstreamTCPAddr" | "authURL" => {
+            Json::Null
+        }
+        _ => return None,
+    })
+}
+
+fn is_null_or_empty(v: &Json) -> bool {
+    match v {
+        Json::Null => true,
+        Json::Array(a) => a.is_empty(),
+        Json::Object(o) => o.is_empty(),
+        _ => false,
+    }
+}
+
+/// Computes the effective options of one service.
+pub fn effective(
+    name: &str,
+    declared: &Options,
+    flavour: Flavour,
+    origin: &Origin,
+    findings: &mut Vec<Diagnostic>,
+) -> Options {
+    let fork = flavour.is_fork();
+    let mut eff = Options::default();
+    match origin {
+        Origin::Module { defaults, index } => {
+            module_level(declared, defaults, fork, &mut eff);
+            match flavour {
+                Flavour::Upstream | Flavour::Fork => {
+                    cli_process_level(name, &mut eff, flavour, *index, findings);
+                }
+                Flavour::ForkAll => yaml_process_level(name, declared, defaults, &mut eff, findings),
+            }
+        }
+        Origin::Cli | Origin::ServiceFlag => {
+            for (k, v) in &declared.0 {
+                eff.set(k, v.clone());
+            }
+            let rule = if matches!(origin, Origin::ServiceFlag) {
+                "default of the fork's -service k=v form"
+            } else if fork {
+                "tsnsrv CLI default (fork)"
+            } else {
+                "tsnsrv CLI default"
+            };
+            for o in options::OPTIONS {
+                if eff.get(o.name).is_none()
+                    && let Some(d) = cli_default(o.name, fork)
+                {
+                    eff.set(o.name, Sourced::default(d, rule));
+                }
+            }
+            if eff.get("stateDir").is_none() {
+                eff.set(
+                    "stateDir",
+                    Sourced::unknown("no -stateDir: tsnsrv uses $TS_STATE_DIR, else ~/.config/tsnet-tsnsrv of its user", None),
+                );
+            }
+        }
+        Origin::Yaml => {
+            for (k, v) in &declared.0 {
+                eff.set(k, v.clone());
+            }
+            let rule = "fork YAML default (a missing key is Go's zero value; tsnsrv.md 1.6)";
+            for o in options::OPTIONS {
+                if eff.get(o.name).is_none()
+                    && o.yaml.is_some()
+                    && let Some(d) = yaml_default(o.name)
+                {
+                    eff.set(o.name, Sourced::default(d, rule));
+                }
+            }
+            yaml_conditional_defaults(&mut eff);
+            if eff.get("stateDir").is_none() {
+                findings.push(
+                    Diagnostic::warning(
+                        "shared_state_dir",
+                        format!("service {name} has no stateDir: tsnsrv falls back to ~/.config/tsnet-tsnsrv, shared by every such service (duplicate node keys)"),
+                    )
+                    .for_service(name),
+                );
+                eff.set("stateDir", Sourced::default(json!("~/.config/tsnet-tsnsrv"), "tsnet default state directory"));
+            }
+        }
+        Origin::Log => {
+            for (k, v) in &declared.0 {
+                eff.set(k, v.clone());
+            }
+            for o in options::OPTIONS {
+                if eff.get(o.name).is_none() && !matches!(o.kind, OptKind::UrlParts | OptKind::Package) {
+                    eff.set(o.name, Sourced::unknown("tsnsrv's Serving log line does not print it", None));
+                }
+            }
+        }
+    }
+    eff
+}
+
+/// What the NixOS module computes per service: declared values, `defaults.*`, module defaults,
+/// and `toURL` from `urlParts`.
+fn module_level(declared: &Options, defaults: &Options, fork: bool, eff: &mut Options) {
+    for o in options::OPTIONS {
+        if !options::module_accepts(o.name, fork) {
+            continue;
+        }
+        if let Some(v) = declared.get(o.name) {
+            eff.set(o.name, v.clone());
+            continue;
+        }
+        if o.name == "toURL" || o.name == "urlParts" {
+            continue;
+        }
+        if defaults_from_defaults(o.name, fork)
+            && let Some(v) = defaults.get(o.name)
+        {
+            let v = match v {
+                Sourced::Known { value, .. } => Sourced::derived(
+                    value.clone(),
+                    format!("services.tsnsrv.defaults.{}", o.name),
+                    v.location().cloned().into_iter().collect(),
+                ),
+                unknown => unknown.clone(),
+            };
+            eff.set(o.name, v);
+            continue;
+        }
+        if let Some(d) = module_default(o.name) {
+            eff.set(o.name, Sourced::default(d, "tsnsrv NixOS module default"));
+        } else if o.name == "authKeyPath" {
+            eff.set(
+                o.name,
+                Sourced::unknown("neither the service nor services.tsnsrv.defaults sets authKeyPath", None),
+            );
+        }
+    }
+    if eff.get("toURL").is_none() {
+        eff.set("toURL", url_from_parts(declared.get("urlParts"), defaults.get("urlParts")));
+    }
+}
+
+/// `toURL` defaults to `"${protocol}://${host}:${port}"` from `urlParts` (module 1.1).
+fn url_from_parts(own: Option<&Sourced<Json>>, defaults: Option<&Sourced<Json>>) -> Sourced<Json> {
+    let mut from = Vec::new();
+    let mut part = |key: &str| -> Result<Option<Json>, Sourced<Json>> {
+        for src in [own, defaults].into_iter().flatten() {
+            match src {
+                Sourced::Known { value, .. } => {
+                    if let Some(v) = value.get(key)
+                        && !v.is_null()
+                    {
+                        from.extend(src.location().cloned());
+                        return Ok(Some(v.clone()));
+                    }
+                }
+                Sourced::Unknown { .. } => return Err(src.clone()),
+            }
+        }
+        Ok(None)
+    };
+    let protocol = match part("protocol") {
+        Ok(v) => v.unwrap_or(json!("http")),
+        Err(u) => return u,
+    };
+    let host = match part("host") {
+        Ok(Some(v)) => v,
+        Ok(None) => {
+            return Sourced::unknown("neither toURL nor urlParts.host is set for this service", None);
+        }
+        Err(u) => return u,
+    };
+    let port = match part("port") {
+        Ok(Some(v)) => v,
+        Ok(None) => {
+            return Sourced::unknown("neither toURL nor urlParts.port is set for this service", None);
+        }
+        Err(u) => return u,
+    };
+    let s = |v: &Json| match v {
+        Json::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    from.dedup();
+    Sourced::derived(
+        json!(format!("{}://{}:{}", s(&protocol), s(&host), s(&port))),
+        "toURL from urlParts (\"${protocol}://${host}:${port}\")",
+        from,
+    )
+}
+
+/// What the per-service systemd unit passes on top of the module (upstream 1.4, fork 1.5).
+fn cli_process_level(name: &str, eff: &mut Options, flavour: Flavour, index: usize, findings: &mut Vec<Diagnostic>) {
+    let fork = flavour.is_fork();
+    eff.set(
+        "recommendedProxyHeaders",
+        Sourced::default(json!(true), "tsnsrv CLI default: the module has no option for it, so the upstream sees the original Host"),
+    );
+    eff.set("funnelOnly", Sourced::default(json!(false), "tsnsrv CLI default"));
+    eff.set("upstreamTCPAddr", Sourced::default(Json::Null, "tsnsrv CLI default"));
+    null_to(eff, "whoisTimeout", json!("1s"), "tsnsrv CLI default (-whoisTimeout=1s)");
+    null_to(eff, "timeout", json!("1m"), "tsnsrv CLI default (-timeout=1m)");
+    if matches!(eff.get("readHeaderTimeout"), Some(Sourced::Known { value: Json::Null, .. })) {
+        let v = match eff.get("funnel") {
+            Some(Sourced::Known { value: Json::Bool(f), .. }) => {
+                Sourced::default(json!(if *f { "1s" } else { "0s" }), "tsnsrv NixOS module: 1s for funnel services, else 0s")
+            }
+            _ => Sourced::unknown("depends on funnel, which is unknown", None),
+        };
+        eff.set("readHeaderTimeout", v);
+    }
+    // The module never turns suppressWhois into a flag (upstream 9f1ea2e; tsnsrv.md 1.4).
+    let extra = eff.list("extraArgs").unwrap_or_default();
+    if eff.bool("suppressWhois") == Some(true) && !extra.iter().any(|a| a.trim_start_matches('-').starts_with("suppressWhois")) {
+        let loc = eff.get("suppressWhois").and_then(|s| s.location().cloned());
+        findings.push(
+            Diagnostic::warning(
+                "module_option_ignored",
+                format!("{name}: suppressWhois = true never reaches tsnsrv (the module drops it), so identity headers were sent"),
+            )
+            .at(loc)
+            .for_service(name)
+            .note("tailshift keeps what was in effect: whois on. Use extraArgs = [\"-suppressWhois\"] to really suppress it."),
+        );
+        eff.set("suppressWhois", Sourced::default(json!(false), "the module never passes -suppressWhois (tsnsrv.md 1.4)"));
+    }
+    if flavour == Flavour::Upstream {
+        eff.set("stateDir", Sourced::default(json!(format!("/var/lib/tsnsrv-{name}/tsnet-tsnsrv")), "upstream module: $STATE_DIRECTORY/tsnet-tsnsrv"));
+        eff.set("prometheusAddr", Sourced::default(json!(":9099"), "tsnsrv CLI default, bound on the service's tailnet node"));
+        eff.set("enableBugReports", Sourced::default(json!(false), "tsnsrv CLI default"));
+    } else {
+        eff.set("stateDir", Sourced::default(json!(format!("/var/lib/tsnsrv-{name}")), "fork module, separateProcesses = true"));
+        eff.set(
+            "prometheusAddr",
+            Sourced::default(json!(format!(":{}", 9099 + index)), "fork module: 9099 + the service's alphabetical index, on the host"),
+        );
+        for h in ["upstreamHeaders", "authCopyHeaders"] {
+            if let Some(m) = eff.map(h)
+                && !m.is_empty()
+            {
+                let loc = eff.get(h).and_then(|s| s.location().cloned());
+                findings.push(
+                    Diagnostic::warning(
+                        "unit_cannot_start",
+                        format!("{name}: the fork's per-service unit passes {h} unescaped (\"Name: value\" splits at the space), so tsnsrv-{name} cannot have started"),
+                    )
+                    .at(loc)
+                    .for_service(name)
+                    .note("tsnsrv.md 1.5: arguments are joined without shell escaping; the service is down today"),
+                );
+            }
+        }
+    }
+    if fork {
+        for (k, d) in [("authPath", json!(DEFAULT_AUTH_PATH)), ("authTimeout", json!("5s"))] {
+            null_to(eff, k, d, "fork default");
+        }
+    }
+    apply_extra_args(eff, fork, findings, name);
+}
+
+fn null_to(eff: &mut Options, key: &str, v: Json, rule: &str) {
+    if matches!(eff.get(key), None | Some(Sourced::Known { value: Json::Null, .. })) {
+        eff.set(key, Sourced::default(v, rule));
+    }
+}
+
+/// `extraArgs` are passed verbatim before the URL; later flags win in Go's flag package.
+fn apply_extra_args(eff: &mut Options, fork: bool, findings: &mut Vec<Diagnostic>, name: &str) {
+    let Some(extra) = eff.list("extraArgs") else { return };
+    if extra.is_empty() {
+        return;
+    }
+    let loc = eff.get("extraArgs").and_then(|s| s.location().cloned());
+    let words: Vec<crate::cmdline::Word> =
+        extra.iter().map(|w| crate::cmdline::Word { text: w.clone(), offset: 0 }).collect();
+    let parsed = crate::cmdline::parse_flags(&words, fork);
+    for (opt, value) in parsed.options.0 {
+        let v = match value {
+            Sourced::Known { value, .. } => Sourced::derived(value, "extraArgs", loc.clone().into_iter().collect()),
+            u => u,
+        };
+        eff.set(&opt, v);
+    }
+    for bad in parsed.unknown_flags {
+        findings.push(
+            Diagnostic::warning("unsupported_extra_arg", format!("{name}: extraArgs flag {bad} is not a tsnsrv flag tailshift knows"))
+                .at(loc.clone())
+                .for_service(name),
+        );
+    }
+}
+
+/// What `tsnsrv-all` sees: the YAML the fork's module writes (only non-default values).
+fn yaml_process_level(name: &str, declared: &Options, defaults: &Options, eff: &mut Options, findings: &mut Vec<Diagnostic>) {
+    let rule_strip = "fork tsnsrv-all: the YAML omits stripPrefix = true and Go's zero value is false (tsnsrv.md 1.5)";
+    match eff.get("stripPrefix") {
+        Some(Sourced::Known { value: Json::Bool(false), .. }) => {}
+        Some(Sourced::Unknown { .. }) => {}
+        _ => {
+            if let Some(Sourced::Known { value: Json::Bool(true), .. }) = declared.get("stripPrefix") {
+                let loc = declared.get("stripPrefix").and_then(|s| s.location().cloned());
+                findings.push(
+                    Diagnostic::new("yaml_default_lost", crate::Severity::Info, format!("{name}: stripPrefix = true is not written to the tsnsrv-all YAML, so prefixes were not stripped"))
+                        .at(loc)
+                        .for_service(name),
+                );
+            }
+            eff.set("stripPrefix", Sourced::default(json!(false), rule_strip));
+        }
+    }
+    eff.set(
+        "recommendedProxyHeaders",
+        Sourced::default(json!(false), "fork tsnsrv-all: never written to the YAML, so false: the upstream sees its own Host (tsnsrv.md 1.5)"),
+    );
+    eff.set("funnelOnly", Sourced::default(json!(false), "fork YAML default"));
+    eff.set("upstreamTCPAddr", Sourced::default(Json::Null, "fork YAML default"));
+    null_to(eff, "readHeaderTimeout", json!("0s"), "fork tsnsrv-all: the funnel 1s default is lost in the YAML (tsnsrv.md 1.5)");
+    null_to(eff, "timeout", json!("1m"), "fork YAML default");
+    for ignored in ["acmeHost", "extraArgs", "package", "loginServerUrl"] {
+        if let Some(v) = declared.get(ignored)
+            && v.known().is_some_and(|j| !is_null_or_empty(j))
+        {
+            findings.push(
+                Diagnostic::warning("option_ignored", format!("{name}: {ignored} is ignored by the fork's tsnsrv-all mode"))
+                    .at(v.location().cloned())
+                    .for_service(name),
+            );
+        }
+    }
+    eff.0.remove("extraArgs");
+    eff.0.remove("acmeHost");
+    match defaults.get("authKeyPath") {
+        Some(v @ Sourced::Known { value, .. }) => eff.set(
+            "authKeyPath",
+            Sourced::derived(value.clone(), "tsnsrv-all loads only services.tsnsrv.defaults.authKeyPath", v.location().cloned().into_iter().collect()),
+        ),
+        Some(u) => eff.set("authKeyPath", u.clone()),
+        None => eff.set("authKeyPath", Sourced::unknown("services.tsnsrv.defaults.authKeyPath is not set", None)),
+    }
+    eff.set("stateDir", Sourced::default(json!(format!("/var/lib/tsnsrv-all/{name}")), "fork tsnsrv-all state layout"));
+    yaml_conditional_defaults(eff);
+}
+
+/// YAML defaults that depend on other keys (tsnsrv.md 1.6).
+fn yaml_conditional_defaults(eff: &mut Options) {
+    let has_auth = eff.str("authURL").is_some();
+    if has_auth {
+        null_to(eff, "authPath", json!(DEFAULT_AUTH_PATH), "fork YAML: default when authURL is set");
+        null_to(eff, "authTimeout", json!("5s"), "fork YAML: default when authURL is set");
+    } else {
+        null_to(eff, "authPath", Json::Null, "fork YAML: unused without authURL");
+        null_to(eff, "authTimeout", Json::Null, "fork YAML: unused without authURL");
+    }
+    if eff.bool("suppressWhois") == Some(true) {
+        null_to(eff, "whoisTimeout", Json::Null, "fork YAML: no lookup when suppressWhois");
+    } else {
+        null_to(eff, "whoisTimeout", json!("1s"), "fork YAML default (1s unless suppressWhois)");
+    }
+}

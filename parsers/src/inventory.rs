@@ -1,0 +1,374 @@
+//! The `Inventory`: every tsnsrv service found, with what was declared and what was in effect.
+//!
+//! The JSON form (`migrate inventory --format json`) is versioned by [`SCHEMA`]; fields are only
+//! added within a version. `docs/inventory-schema.md` describes it.
+
+use crate::diagnostic::{Diagnostic, Severity};
+use crate::source::Location;
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Identifier and version of the inventory's JSON form.
+pub const SCHEMA: &str = "tailshift.inventory/v1";
+
+/// Which tsnsrv a host runs; their defaults differ (`reference/tsnsrv.md` 1.5, 3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Flavour {
+    /// boinkor-net/tsnsrv: one process per service, CLI defaults, no forward auth.
+    Upstream,
+    /// arsfeld/tsnsrv with one process per service (`separateProcesses = true`).
+    Fork,
+    /// arsfeld/tsnsrv's single `tsnsrv-all` process driven by YAML (`separateProcesses = false`).
+    ForkAll,
+}
+
+impl Flavour {
+    /// Whether the fork's binary runs (forward auth, `service_name` metrics label).
+    pub fn is_fork(self) -> bool {
+        !matches!(self, Flavour::Upstream)
+    }
+
+    /// The `--tsnsrv` spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flavour::Upstream => "upstream",
+            Flavour::Fork => "fork",
+            Flavour::ForkAll => "fork-all",
+        }
+    }
+}
+
+impl fmt::Display for Flavour {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How the flavour was decided: a stated assumption, never an unknown.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "basis", rename_all = "snake_case")]
+pub enum FlavourBasis {
+    /// `--tsnsrv` said so.
+    Stated {
+        /// The flag as given.
+        flag: String,
+    },
+    /// Found in the inputs.
+    Detected {
+        /// What gave it away.
+        reason: String,
+        /// Where.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        location: Option<Location>,
+    },
+    /// Nothing decided it; this is the assumption made.
+    Assumed {
+        /// Why this one.
+        reason: String,
+    },
+}
+
+/// Where a known value came from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Source {
+    /// Written in an input.
+    Declared {
+        /// Where (absent when the input has no positions, e.g. a cmdline copy).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        location: Option<Location>,
+    },
+    /// A default of the flavour in force.
+    Default {
+        /// Which default, e.g. "tsnsrv CLI default (-stripPrefix=true)".
+        rule: String,
+    },
+    /// Computed from other values (toURL from urlParts, a field of `defaults`).
+    Derived {
+        /// How.
+        rule: String,
+        /// From where.
+        #[serde(skip_serializing_if = "Vec::is_empty", default)]
+        from: Vec<Location>,
+    },
+}
+
+/// A value with its origin, or the reason it cannot be known.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sourced<T> {
+    /// Known.
+    Known {
+        /// The value.
+        value: T,
+        /// Its origin.
+        source: Source,
+    },
+    /// Depends on something outside the inputs.
+    Unknown {
+        /// Why, e.g. "`config.services.jellyfin.port` is not set in the files read".
+        reason: String,
+        /// Where the dependency arose.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        location: Option<Location>,
+    },
+}
+
+impl<T> Sourced<T> {
+    /// A value declared at a location.
+    pub fn declared(value: T, location: Option<Location>) -> Self {
+        Sourced::Known { value, source: Source::Declared { location } }
+    }
+
+    /// A flavour default.
+    pub fn default(value: T, rule: impl Into<String>) -> Self {
+        Sourced::Known { value, source: Source::Default { rule: rule.into() } }
+    }
+
+    /// A derived value.
+    pub fn derived(value: T, rule: impl Into<String>, from: Vec<Location>) -> Self {
+        Sourced::Known { value, source: Source::Derived { rule: rule.into(), from } }
+    }
+
+    /// An unknown value.
+    pub fn unknown(reason: impl Into<String>, location: Option<Location>) -> Self {
+        Sourced::Unknown { reason: reason.into(), location }
+    }
+
+    /// The value when known.
+    pub fn known(&self) -> Option<&T> {
+        match self {
+            Sourced::Known { value, .. } => Some(value),
+            Sourced::Unknown { .. } => None,
+        }
+    }
+
+    /// The location a declared value was written at, or where an unknown arose.
+    pub fn location(&self) -> Option<&Location> {
+        match self {
+            Sourced::Known { source: Source::Declared { location }, .. } => location.as_ref(),
+            Sourced::Known { source: Source::Derived { from, .. }, .. } => from.first(),
+            Sourced::Known { .. } => None,
+            Sourced::Unknown { location, .. } => location.as_ref(),
+        }
+    }
+}
+
+/// Options by canonical name (see [`crate::options::OPTIONS`]).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Options(pub BTreeMap<String, Sourced<Json>>);
+
+impl Options {
+    /// The option's entry.
+    pub fn get(&self, name: &str) -> Option<&Sourced<Json>> {
+        self.0.get(name)
+    }
+
+    /// Sets an option.
+    pub fn set(&mut self, name: &str, v: Sourced<Json>) {
+        self.0.insert(name.to_string(), v);
+    }
+
+    /// A known string option.
+    pub fn str(&self, name: &str) -> Option<&str> {
+        self.get(name)?.known()?.as_str()
+    }
+
+    /// A known boolean option.
+    pub fn bool(&self, name: &str) -> Option<bool> {
+        self.get(name)?.known()?.as_bool()
+    }
+
+    /// A known list-of-strings option.
+    pub fn list(&self, name: &str) -> Option<Vec<String>> {
+        let v = self.get(name)?.known()?.as_array()?;
+        Some(v.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+    }
+
+    /// A known string map option.
+    pub fn map(&self, name: &str) -> Option<BTreeMap<String, String>> {
+        let v = self.get(name)?.known()?.as_object()?;
+        Some(v.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
+    }
+
+    /// Whether the option is set and known.
+    pub fn is_known(&self, name: &str) -> bool {
+        self.get(name).is_some_and(|s| s.known().is_some())
+    }
+}
+
+/// How well tailshift understood one attribute of a service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Coverage {
+    /// Read and known.
+    Understood,
+    /// Declared, but not something tailshift can carry over (or not an option at all).
+    Unsupported,
+    /// Depends on something outside the inputs.
+    Unknown,
+}
+
+impl fmt::Display for Coverage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Coverage::Understood => "understood",
+            Coverage::Unsupported => "unsupported",
+            Coverage::Unknown => "unknown",
+        })
+    }
+}
+
+/// One row of the coverage report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoverageEntry {
+    /// The attribute (option name).
+    pub attribute: String,
+    /// The verdict.
+    pub status: Coverage,
+    /// Why, for anything but understood.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// One tsnsrv service: one tailnet node today.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Service {
+    /// The node name (`-name`), i.e. `<name>.<tailnet>`.
+    pub name: String,
+    /// The host that runs it.
+    pub host: Sourced<String>,
+    /// The tsnsrv flavour in force on that host.
+    pub flavour: Flavour,
+    /// The input it was read from.
+    pub input: String,
+    /// Where the service is declared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+    /// Options as written in the input.
+    pub declared: Options,
+    /// Options as tsnsrv really ran with them (flavour defaults applied).
+    pub effective: Options,
+    /// Per-attribute coverage.
+    pub coverage: Vec<CoverageEntry>,
+}
+
+impl Service {
+    /// Whether the upstream sees its own Host header rewritten to the upstream's host.
+    pub fn host_header_kept(&self) -> Option<bool> {
+        self.effective.bool("recommendedProxyHeaders")
+    }
+
+    /// The auth URL when forward auth is on.
+    pub fn auth_url(&self) -> Option<&str> {
+        self.effective.str("authURL")
+    }
+}
+
+/// One host's tsnsrv setup.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Host {
+    /// Host name.
+    pub name: Sourced<String>,
+    /// tsnsrv flavour.
+    pub flavour: Flavour,
+    /// How the flavour was decided.
+    pub flavour_basis: FlavourBasis,
+    /// Process-level metrics address (the fork's `prometheusAddr`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prometheus_addr: Option<Sourced<Json>>,
+    /// The inputs that described it.
+    pub inputs: Vec<String>,
+}
+
+/// One input read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Input {
+    /// Path as given.
+    pub path: String,
+    /// What it was read as.
+    pub kind: InputKind,
+}
+
+/// The kinds of input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InputKind {
+    /// A NixOS module or host file.
+    Nix,
+    /// `nix eval --json` of `config.services.tsnsrv`.
+    NixEval,
+    /// `systemctl cat 'tsnsrv-*'` output (unit files and their start scripts).
+    Unit,
+    /// A unit's start script.
+    Script,
+    /// A `/proc/<pid>/cmdline` copy (NUL-separated).
+    Cmdline,
+    /// tsnsrv's `Serving ...` startup log lines.
+    Log,
+    /// The fork's multi-service YAML.
+    Yaml,
+}
+
+impl InputKind {
+    /// The `--input-kind` spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InputKind::Nix => "nix",
+            InputKind::NixEval => "nix-eval",
+            InputKind::Unit => "unit",
+            InputKind::Script => "script",
+            InputKind::Cmdline => "cmdline",
+            InputKind::Log => "log",
+            InputKind::Yaml => "yaml",
+        }
+    }
+}
+
+/// Everything read.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Inventory {
+    /// [`SCHEMA`].
+    pub schema: String,
+    /// Inputs in the order read.
+    pub inputs: Vec<Input>,
+    /// Hosts found.
+    pub hosts: Vec<Host>,
+    /// Services, sorted by host then name.
+    pub services: Vec<Service>,
+    /// Diagnostics about the inputs.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Inventory {
+    /// An empty inventory.
+    pub fn new() -> Self {
+        Inventory {
+            schema: SCHEMA.to_string(),
+            inputs: Vec::new(),
+            hosts: Vec::new(),
+            services: Vec::new(),
+            diagnostics: Vec::new(),
+        }
+    }
+
+    /// Whether any diagnostic is an error.
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(|d| d.severity == Severity::Error)
+    }
+
+    /// A service by host and name.
+    pub fn service(&self, host: &str, name: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.name == name && s.host.known().is_some_and(|h| h == host))
+    }
+}
+
+impl Default for Inventory {
+    fn default() -> Self {
+        Self::new()
+    }
+}

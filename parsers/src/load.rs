@@ -1,0 +1,503 @@
+//! The entry point: detects what each input is, reads it, decides each host's flavour, applies
+//! that flavour's defaults, and checks the result.
+
+use crate::diagnostic::Diagnostic;
+use crate::effective::{self, Origin};
+use crate::inventory::*;
+use crate::nix::Eval;
+use crate::nixos::{self, ModuleView};
+use crate::options;
+use crate::source::{FileId, SourceMap};
+use crate::units::{self, RawService};
+use crate::{nix_json, tsnsrv_yaml, validate};
+use serde_json::Value as Json;
+use std::path::{Path, PathBuf};
+
+/// Which Nix evaluator reads `.nix` inputs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Evaluator {
+    /// tailshift's own static evaluator (spans and unknowns).
+    #[default]
+    Builtin,
+    /// The real Nix (`nix-instantiate --eval --strict --json`), with `<nixpkgs>` from NIX_PATH.
+    Nix,
+}
+
+/// How to read the inputs.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// `--host`: the host name when the files do not set `networking.hostName`.
+    pub host: Option<String>,
+    /// `--input-kind`: overrides detection for every path.
+    pub input_kind: Option<InputKind>,
+    /// `--tsnsrv`: the flavour, stated.
+    pub tsnsrv: Option<Flavour>,
+    /// `--from-nix-eval`: JSON files (or `-` with [`LoadOptions::stdin`]).
+    pub nix_eval: Vec<PathBuf>,
+    /// Text read from standard input for `-`.
+    pub stdin: Option<String>,
+    /// `--evaluator`.
+    pub evaluator: Evaluator,
+}
+
+/// Errors that stop the whole run (bad input inside a file is a diagnostic instead).
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// A path could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The kind of an input could not be told.
+    #[error("cannot tell what kind of input {0} is; pass --input-kind (nix, nix-eval, unit, script, cmdline, log, yaml)")]
+    UnknownKind(PathBuf),
+    /// `--evaluator nix` without Nix, or Nix failed.
+    #[error("{0}")]
+    Nix(String),
+    /// No input at all.
+    #[error("no input: give NixOS files, units, logs or YAML, or --from-nix-eval")]
+    NoInput,
+}
+
+/// Reads every input into one inventory. Runs on a thread with a large stack (the evaluator
+/// recurses).
+pub fn load(paths: &[PathBuf], opts: &LoadOptions) -> Result<Inventory, LoadError> {
+    let paths = paths.to_vec();
+    let opts = opts.clone();
+    crate::nix::with_eval_stack(move || load_here(&paths, &opts))
+}
+
+/// Sniffs an input's kind from its name and first bytes.
+pub fn detect_kind(path: &Path, text: &str) -> Option<InputKind> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    match ext {
+        "nix" => return Some(InputKind::Nix),
+        "json" => return Some(InputKind::NixEval),
+        "yaml" | "yml" => return Some(InputKind::Yaml),
+        "service" => return Some(InputKind::Unit),
+        _ => {}
+    }
+    if text.contains('\0') {
+        return Some(InputKind::Cmdline);
+    }
+    if text.contains("Serving name=") || text.contains("Serving service=") {
+        return Some(InputKind::Log);
+    }
+    if text.contains("[Service]") || text.contains("ExecStart=") {
+        return Some(InputKind::Unit);
+    }
+    if text.contains("tsnsrv") && (text.starts_with("#!") || text.contains("exec ")) {
+        return Some(InputKind::Script);
+    }
+    let t = text.trim_start();
+    if t.starts_with('{') && t.contains("\"services\"") {
+        return Some(InputKind::NixEval);
+    }
+    if text.lines().any(|l| l.starts_with("services:")) {
+        return Some(InputKind::Yaml);
+    }
+    None
+}
+
+fn list_dir(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
+    let rd = std::fs::read_dir(dir).map_err(|e| LoadError::Io { path: dir.to_path_buf(), source: e })?;
+    let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    entries.sort();
+    for p in entries {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with('.') || name == "result" || name == "target" {
+            continue;
+        }
+        if p.is_dir() {
+            list_dir(&p, out)?;
+        } else {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+struct HostGroup {
+    host: Sourced<String>,
+    flavour: Flavour,
+    basis: FlavourBasis,
+    prometheus_addr: Option<Sourced<Json>>,
+    input: String,
+}
+
+fn load_here(paths: &[PathBuf], opts: &LoadOptions) -> Result<Inventory, LoadError> {
+    if paths.is_empty() && opts.nix_eval.is_empty() {
+        return Err(LoadError::NoInput);
+    }
+    let sources = SourceMap::new();
+    let mut inv = Inventory::new();
+    // (kind, path, from a directory walk)
+    let mut files: Vec<(Option<InputKind>, PathBuf, bool)> = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut found = Vec::new();
+            list_dir(p, &mut found)?;
+            files.extend(found.into_iter().map(|f| (opts.input_kind, f, true)));
+        } else {
+            files.push((opts.input_kind, p.clone(), false));
+        }
+    }
+    let mut nix_roots: Vec<(PathBuf, bool)> = Vec::new();
+    let mut groups: Vec<(HostGroup, Vec<Service>)> = Vec::new();
+    for (kind, path, walked) in files {
+        if kind == Some(InputKind::Nix) || (kind.is_none() && path.extension().is_some_and(|e| e == "nix")) {
+            nix_roots.push((path, walked));
+            continue;
+        }
+        let bytes = std::fs::read(&path).map_err(|e| LoadError::Io { path: path.clone(), source: e })?;
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let kind = match kind.or_else(|| detect_kind(&path, &text)) {
+            Some(k) => k,
+            None if walked => continue,
+            None => return Err(LoadError::UnknownKind(path)),
+        };
+        if kind == InputKind::Nix {
+            nix_roots.push((path, walked));
+            continue;
+        }
+        let file = sources.add(path.clone(), text);
+        inv.inputs.push(Input { path: path.display().to_string(), kind });
+        read_other(&sources, file, kind, &path, opts, &mut inv, &mut groups)?;
+    }
+    for p in &opts.nix_eval {
+        let text = if p.as_os_str() == "-" {
+            opts.stdin.clone().unwrap_or_default()
+        } else {
+            std::fs::read_to_string(p).map_err(|e| LoadError::Io { path: p.clone(), source: e })?
+        };
+        let shown = if p.as_os_str() == "-" { PathBuf::from("<stdin>") } else { p.clone() };
+        let file = sources.add(shown.clone(), text);
+        inv.inputs.push(Input { path: shown.display().to_string(), kind: InputKind::NixEval });
+        let (view, diags) = nix_json::read_nix_eval(&sources, file, opts.host.as_deref());
+        inv.diagnostics.extend(diags);
+        groups.push(module_services(view, &shown, opts, &mut inv.diagnostics));
+    }
+    read_nix_roots(&nix_roots, opts, &mut inv, &mut groups)?;
+    for (g, services) in groups {
+        inv.hosts.push(Host {
+            name: g.host.clone(),
+            flavour: g.flavour,
+            flavour_basis: g.basis,
+            prometheus_addr: g.prometheus_addr,
+            inputs: vec![g.input],
+        });
+        inv.services.extend(services);
+    }
+    merge_hosts(&mut inv);
+    inv.services.sort_by(|a, b| {
+        let ha = a.host.known().cloned().unwrap_or_default();
+        let hb = b.host.known().cloned().unwrap_or_default();
+        (ha, &a.name).cmp(&(hb, &b.name))
+    });
+    validate::inventory(&mut inv);
+    Ok(inv)
+}
+
+/// Hosts read from several inputs become one entry.
+fn merge_hosts(inv: &mut Inventory) {
+    let mut merged: Vec<Host> = Vec::new();
+    for h in inv.hosts.drain(..) {
+        if let Some(m) = merged.iter_mut().find(|m| m.name.known().is_some() && m.name.known() == h.name.known() && m.flavour == h.flavour) {
+            m.inputs.extend(h.inputs);
+            continue;
+        }
+        merged.push(h);
+    }
+    inv.hosts = merged;
+}
+
+fn read_other(
+    sources: &SourceMap,
+    file: FileId,
+    kind: InputKind,
+    path: &Path,
+    opts: &LoadOptions,
+    inv: &mut Inventory,
+    groups: &mut Vec<(HostGroup, Vec<Service>)>,
+) -> Result<(), LoadError> {
+    let (raws, prom, diags) = match kind {
+        InputKind::Unit | InputKind::Script => {
+            let (r, d) = units::read_invocations(sources, file, opts.tsnsrv);
+            (r, None, d)
+        }
+        InputKind::Cmdline => {
+            let (r, d) = units::read_cmdline(sources, file, opts.tsnsrv);
+            (r, None, d)
+        }
+        InputKind::Log => {
+            let (r, d) = units::read_log(sources, file);
+            (r, None, d)
+        }
+        InputKind::Yaml => tsnsrv_yaml::read_yaml(sources, file),
+        InputKind::NixEval => {
+            let (view, d) = nix_json::read_nix_eval(sources, file, opts.host.as_deref());
+            inv.diagnostics.extend(d);
+            groups.push(module_services(view, path, opts, &mut inv.diagnostics));
+            return Ok(());
+        }
+        InputKind::Nix => unreachable!("handled by the caller"),
+    };
+    inv.diagnostics.extend(diags);
+    if raws.is_empty() && kind != InputKind::Yaml {
+        inv.diagnostics.push(
+            Diagnostic::warning("no_services", format!("{} holds no tsnsrv invocation", path.display()))
+                .at(Some(sources.location_at(file, 1, 1))),
+        );
+    }
+    let input = path.display().to_string();
+    let (flavour, basis) = match opts.tsnsrv {
+        Some(f) => (f, FlavourBasis::Stated { flag: format!("--tsnsrv {f}") }),
+        None => match raws.iter().find_map(|r| r.flavour_hint.clone()) {
+            Some((f, reason, location)) => (f, FlavourBasis::Detected { reason, location }),
+            None => (
+                if kind == InputKind::Yaml { Flavour::ForkAll } else { Flavour::Upstream },
+                FlavourBasis::Assumed {
+                    reason: "nothing in the input shows a fork-only flag; upstream tsnsrv is assumed (state it with --tsnsrv)".into(),
+                },
+            ),
+        },
+    };
+    let host = match &opts.host {
+        Some(h) => Sourced::declared(h.clone(), None),
+        None => Sourced::unknown(format!("{} does not name its host; pass --host", path.display()), None),
+    };
+    let mut services = Vec::new();
+    for raw in raws {
+        services.push(raw_service(raw, &host, flavour, &input, &mut inv.diagnostics));
+    }
+    groups.push((HostGroup { host, flavour, basis, prometheus_addr: prom, input }, services));
+    Ok(())
+}
+
+fn raw_service(raw: RawService, host: &Sourced<String>, flavour: Flavour, input: &str, diags: &mut Vec<Diagnostic>) -> Service {
+    let mut findings = raw.findings;
+    let effective = effective::effective(&raw.name, &raw.declared, flavour, &raw.origin, &mut findings);
+    let mut coverage = coverage_of(&raw.declared, &effective, |_| None);
+    for (attr, reason) in raw.unsupported {
+        coverage.push(CoverageEntry { attribute: attr, status: Coverage::Unsupported, reason: Some(reason) });
+    }
+    diags.extend(findings);
+    Service {
+        name: raw.name,
+        host: host.clone(),
+        flavour,
+        input: input.to_string(),
+        location: raw.location,
+        declared: raw.declared,
+        effective,
+        coverage,
+    }
+}
+
+fn coverage_of(declared: &Options, effective: &Options, unsupported: impl Fn(&str) -> Option<String>) -> Vec<CoverageEntry> {
+    let mut out = Vec::new();
+    for (k, v) in &declared.0 {
+        let (status, reason) = if let Some(why) = unsupported(k) {
+            (Coverage::Unsupported, Some(why))
+        } else {
+            match v {
+                Sourced::Unknown { reason, .. } => (Coverage::Unknown, Some(reason.clone())),
+                Sourced::Known { .. } => (Coverage::Understood, None),
+            }
+        };
+        out.push(CoverageEntry { attribute: k.clone(), status, reason });
+    }
+    for (k, v) in &effective.0 {
+        if declared.get(k).is_some() {
+            continue;
+        }
+        if let Sourced::Unknown { reason, .. } = v {
+            out.push(CoverageEntry { attribute: k.clone(), status: Coverage::Unknown, reason: Some(reason.clone()) });
+        }
+    }
+    out
+}
+
+/// Decides a module-declared host's flavour.
+fn module_flavour(view: &ModuleView, stated: Option<Flavour>) -> (Flavour, FlavourBasis) {
+    if let Some(f) = stated {
+        return (f, FlavourBasis::Stated { flag: format!("--tsnsrv {f}") });
+    }
+    if let Some(Sourced::Known { value, .. }) = &view.separate_processes {
+        let location = view.separate_processes.as_ref().and_then(|s| s.location().cloned());
+        return if *value {
+            (Flavour::Fork, FlavourBasis::Detected { reason: "services.tsnsrv.separateProcesses = true (the fork, one process per service)".into(), location })
+        } else {
+            (Flavour::ForkAll, FlavourBasis::Detected { reason: "services.tsnsrv.separateProcesses = false (the fork's tsnsrv-all)".into(), location })
+        };
+    }
+    let fork_only = |o: &Options| -> Option<(String, Option<crate::Location>)> {
+        o.0.iter()
+            .find(|(k, _)| options::spec(k).is_some_and(|s| s.fork_module && !s.upstream_module))
+            .map(|(k, v)| (k.clone(), v.location().cloned()))
+    };
+    let found = fork_only(&view.defaults).or_else(|| view.services.iter().find_map(|s| fork_only(&s.declared)));
+    if let Some((opt, location)) = found {
+        return (
+            Flavour::Fork,
+            FlavourBasis::Detected {
+                reason: format!("{opt} is set, which only the fork's module has; separateProcesses is not set, so the fork's default since 2025-11-19 (true: one process per service) is assumed"),
+                location,
+            },
+        );
+    }
+    if view.prometheus_addr.is_some() {
+        let location = view.prometheus_addr.as_ref().and_then(|s| s.location().cloned());
+        return (Flavour::Fork, FlavourBasis::Detected { reason: "services.tsnsrv.prometheusAddr exists only in the fork's module".into(), location });
+    }
+    (
+        Flavour::Upstream,
+        FlavourBasis::Assumed { reason: "no option only the fork has is set; upstream tsnsrv is assumed (state it with --tsnsrv)".into() },
+    )
+}
+
+fn module_services(view: ModuleView, input: &Path, opts: &LoadOptions, diags: &mut Vec<Diagnostic>) -> (HostGroup, Vec<Service>) {
+    let (flavour, basis) = module_flavour(&view, opts.tsnsrv);
+    let fork = flavour.is_fork();
+    let input_s = input.display().to_string();
+    let host = view.host.clone().unwrap_or_else(|| match &opts.host {
+        Some(h) => Sourced::declared(h.clone(), None),
+        None => Sourced::unknown("networking.hostName is not set in the files read; pass --host", None),
+    });
+    for (k, loc) in &view.unknown_top {
+        diags.push(Diagnostic::error("unknown_attribute", format!("services.tsnsrv.{k} is not an option of the tsnsrv module")).at(loc.clone()));
+    }
+    for (k, v) in &view.defaults.0 {
+        if !options::module_accepts(k, fork) || k == "toURL" {
+            diags.push(
+                Diagnostic::error("unknown_attribute", format!("services.tsnsrv.defaults.{k} is not an option of the {} tsnsrv module", flavour_module_name(flavour)))
+                    .at(v.location().cloned()),
+            );
+        }
+    }
+    let mut services = Vec::new();
+    let mut names: Vec<&str> = view.services.iter().map(|s| s.name.as_str()).collect();
+    names.sort();
+    for ds in &view.services {
+        let index = names.iter().position(|n| *n == ds.name).unwrap_or(0);
+        let origin = Origin::Module { defaults: view.defaults.clone(), index };
+        let mut findings = Vec::new();
+        let effective = effective::effective(&ds.name, &ds.declared, flavour, &origin, &mut findings);
+        let unsupported = |k: &str| -> Option<String> {
+            (!options::module_accepts(k, fork)).then(|| {
+                if options::module_accepts(k, true) {
+                    format!("{k} exists only in the fork's module, but this host runs upstream tsnsrv")
+                } else {
+                    format!("{k} is not an option of the {} tsnsrv module", flavour_module_name(flavour))
+                }
+            })
+        };
+        for (k, v) in &ds.declared.0 {
+            if let Some(why) = unsupported(k) {
+                diags.push(
+                    Diagnostic::error("unknown_attribute", format!("{}: {why}", ds.name))
+                        .at(v.location().cloned().or_else(|| ds.location.clone()))
+                        .for_service(&ds.name),
+                );
+            }
+        }
+        let coverage = coverage_of(&ds.declared, &effective, unsupported);
+        diags.extend(findings);
+        services.push(Service {
+            name: ds.name.clone(),
+            host: host.clone(),
+            flavour,
+            input: input_s.clone(),
+            location: ds.location.clone(),
+            declared: ds.declared.clone(),
+            effective,
+            coverage,
+        });
+    }
+    let prometheus_addr = match flavour {
+        Flavour::ForkAll => Some(view.prometheus_addr.clone().unwrap_or_else(|| Sourced::default(Json::String(":9099".into()), "fork module default"))),
+        _ => view.prometheus_addr.clone(),
+    };
+    (HostGroup { host, flavour, basis, prometheus_addr, input: input_s }, services)
+}
+
+fn flavour_module_name(f: Flavour) -> &'static str {
+    if f.is_fork() { "fork's" } else { "upstream" }
+}
+
+fn read_nix_roots(
+    roots: &[(PathBuf, bool)],
+    opts: &LoadOptions,
+    inv: &mut Inventory,
+    groups: &mut Vec<(HostGroup, Vec<Service>)>,
+) -> Result<(), LoadError> {
+    if roots.is_empty() {
+        return Ok(());
+    }
+    if opts.evaluator == Evaluator::Nix {
+        for (root, _) in roots {
+            let json = run_real_nix(root)?;
+            let sources = SourceMap::new();
+            let shown = PathBuf::from(format!("{} (evaluated by nix-instantiate)", root.display()));
+            let file = sources.add(shown, json);
+            inv.inputs.push(Input { path: root.display().to_string(), kind: InputKind::Nix });
+            let (view, d) = nix_json::read_nix_eval(&sources, file, opts.host.as_deref());
+            inv.diagnostics.extend(d);
+            groups.push(module_services(view, root, opts, &mut inv.diagnostics));
+        }
+        return Ok(());
+    }
+    // Each root is its own host configuration; a file imported by another root is not a root.
+    let mut results = Vec::new();
+    for (root, walked) in roots {
+        let mut ev = Eval::new(SourceMap::new());
+        let (view, diags, ok) = nixos::read_nixos(&mut ev, std::slice::from_ref(root), opts.host.as_deref());
+        let loaded = ev.loaded_files();
+        results.push((root.clone(), *walked, view, diags, ok, loaded));
+    }
+    let abs = |p: &Path| crate::nix::eval::normalize(&std::env::current_dir().unwrap_or_default().join(p));
+    for (i, (root, walked, view, diags, _ok, _)) in results.iter().enumerate() {
+        let me = abs(root);
+        let imported_elsewhere = results.iter().enumerate().any(|(j, r)| j != i && r.5.iter().any(|f| *f == me));
+        if imported_elsewhere && *walked {
+            continue;
+        }
+        inv.inputs.push(Input { path: root.display().to_string(), kind: InputKind::Nix });
+        inv.diagnostics.extend(diags.iter().cloned());
+        if view.services.is_empty() && *walked && view.defaults.0.is_empty() {
+            continue;
+        }
+        groups.push(module_services(view.clone(), root, opts, &mut inv.diagnostics));
+    }
+    Ok(())
+}
+
+/// Runs the real Nix on a host module with `<nixpkgs/nixos>`.
+fn run_real_nix(root: &Path) -> Result<String, LoadError> {
+    let abs = std::env::current_dir().unwrap_or_default().join(root);
+    let probe = std::process::Command::new("nix-instantiate").arg("--version").output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        return Err(LoadError::Nix(
+            "--evaluator nix: nix-instantiate is not installed (install Nix, or use the built-in evaluator, or pass --from-nix-eval)".into(),
+        ));
+    }
+    let expr = format!(
+        "(import <nixpkgs/nixos> {{ configuration = {}; }}).config.services.tsnsrv // {{ }}",
+        abs.display()
+    );
+    let out = std::process::Command::new("nix-instantiate")
+        .args(["--eval", "--strict", "--json", "-E", &expr])
+        .output()
+        .map_err(|e| LoadError::Nix(format!("--evaluator nix: cannot run nix-instantiate: {e}")))?;
+    if !out.status.success() {
+        return Err(LoadError::Nix(format!(
+            "--evaluator nix: nix-instantiate failed on {}: {}",
+            root.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}

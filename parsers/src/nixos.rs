@@ -1,0 +1,185 @@
+//! `services.tsnsrv` as the NixOS module system merges it, read from Nix files by the
+//! evaluator, or from `nix eval --json` output (see [`crate::nix_json`]).
+
+use crate::diagnostic::Diagnostic;
+use crate::inventory::{Options, Sourced};
+use crate::nix::eval::EvalError;
+use crate::nix::modules::Declared;
+use crate::nix::{Eval, Unknown};
+use crate::source::{Location, SourceMap, Span};
+use serde_json::Value as Json;
+use std::path::PathBuf;
+
+/// One service as the module declares it.
+#[derive(Clone, Debug)]
+pub struct DeclaredService {
+    /// The attribute name (the node name).
+    pub name: String,
+    /// Where it is first defined.
+    pub location: Option<Location>,
+    /// Its attributes.
+    pub declared: Options,
+}
+
+/// What a host's configuration says about tsnsrv.
+#[derive(Clone, Debug)]
+pub struct ModuleView {
+    /// `networking.hostName` (or `--host`).
+    pub host: Option<Sourced<String>>,
+    /// `services.tsnsrv.separateProcesses` (fork).
+    pub separate_processes: Option<Sourced<bool>>,
+    /// `services.tsnsrv.prometheusAddr` (fork).
+    pub prometheus_addr: Option<Sourced<Json>>,
+    /// `services.tsnsrv.enable`.
+    pub enable: Option<Sourced<bool>>,
+    /// `services.tsnsrv.defaults`.
+    pub defaults: Options,
+    /// `services.tsnsrv.services`, sorted by name.
+    pub services: Vec<DeclaredService>,
+    /// Top-level `services.tsnsrv` attributes that are not options.
+    pub unknown_top: Vec<(String, Option<Location>)>,
+}
+
+impl ModuleView {
+    /// A view with nothing declared.
+    pub fn empty(host: Option<Sourced<String>>) -> Self {
+        ModuleView {
+            host,
+            separate_processes: None,
+            prometheus_addr: None,
+            enable: None,
+            defaults: Options::default(),
+            services: Vec::new(),
+            unknown_top: Vec::new(),
+        }
+    }
+}
+
+/// The name of tailshift's own `lib` file: locations inside it are not the user's.
+const LIB_FILE: &str = "<tailshift lib>";
+
+fn user_location(sources: &SourceMap, span: Option<Span>) -> Option<Location> {
+    let span = span?;
+    let loc = sources.location(span);
+    (loc.file != LIB_FILE).then_some(loc)
+}
+
+fn to_sourced(sources: &SourceMap, d: Declared) -> Sourced<Json> {
+    match d.value {
+        Ok(v) => Sourced::declared(v, user_location(sources, d.span)),
+        Err(u) => unknown_of(sources, &u, d.span),
+    }
+}
+
+fn unknown_of(sources: &SourceMap, u: &Unknown, fallback: Option<Span>) -> Sourced<Json> {
+    Sourced::unknown(u.describe(), user_location(sources, u.span).or_else(|| user_location(sources, fallback)))
+}
+
+fn eval_failure(sources: &SourceMap, e: &EvalError, what: &str, diags: &mut Vec<Diagnostic>) -> Sourced<Json> {
+    let loc = user_location(sources, e.span);
+    diags.push(Diagnostic::error("eval_error", format!("{what}: {}", e.message)).at(loc.clone()).len(e.span.map(|s| s.end - s.start).unwrap_or(0)));
+    Sourced::unknown(format!("evaluation failed: {}", e.message), loc)
+}
+
+/// Evaluates host modules and reads `services.tsnsrv` from the merged configuration.
+pub fn read_nixos(ev: &mut Eval, roots: &[PathBuf], host: Option<&str>) -> (ModuleView, Vec<Diagnostic>, bool) {
+    let mut diags = Vec::new();
+    let loaded = ev.load_modules(roots, host);
+    let sources = ev.sources.clone();
+    if let Err(e) = &loaded {
+        if e.kind != crate::nix::ErrorKind::Syntax {
+            let loc = user_location(&sources, e.span);
+            diags.push(Diagnostic::error("eval_error", e.message.clone()).at(loc));
+        }
+        diags.append(&mut ev.diagnostics);
+        return (ModuleView::empty(None), diags, false);
+    }
+    let mut view = ModuleView::empty(None);
+    view.host = match ev.config_read(&["networking", "hostName"]) {
+        Ok(Some(d)) => Some(match to_sourced(&sources, d) {
+            Sourced::Known { value: Json::String(s), source } => Sourced::Known { value: s, source },
+            Sourced::Known { value, .. } => Sourced::unknown(format!("networking.hostName is not a string: {value}"), None),
+            Sourced::Unknown { reason, location } => Sourced::Unknown { reason, location },
+        }),
+        Ok(None) => None,
+        Err(e) => {
+            eval_failure(&sources, &e, "networking.hostName", &mut diags);
+            None
+        }
+    };
+    let read = |ev: &mut Eval, path: &[&str], diags: &mut Vec<Diagnostic>| -> Option<Sourced<Json>> {
+        match ev.config_read(path) {
+            Ok(Some(d)) => Some(to_sourced(&sources, d)),
+            Ok(None) => None,
+            Err(e) => Some(eval_failure(&sources, &e, &path.join("."), diags)),
+        }
+    };
+    let as_bool = |s: Sourced<Json>| -> Sourced<bool> {
+        match s {
+            Sourced::Known { value: Json::Bool(b), source } => Sourced::Known { value: b, source },
+            Sourced::Known { value, source } => Sourced::unknown(format!("not a Boolean: {value}"), match source {
+                crate::inventory::Source::Declared { location } => location,
+                _ => None,
+            }),
+            Sourced::Unknown { reason, location } => Sourced::Unknown { reason, location },
+        }
+    };
+    view.separate_processes = read(ev, &["services", "tsnsrv", "separateProcesses"], &mut diags).map(as_bool);
+    view.enable = read(ev, &["services", "tsnsrv", "enable"], &mut diags).map(as_bool);
+    view.prometheus_addr = read(ev, &["services", "tsnsrv", "prometheusAddr"], &mut diags);
+    match ev.config_keys(&["services".into(), "tsnsrv".into()]) {
+        Ok(keys) => {
+            for k in keys {
+                if !matches!(&*k, "enable" | "separateProcesses" | "prometheusAddr" | "defaults" | "services" | "package") {
+                    let span = ev.config_span(&["services", "tsnsrv", &k]).ok().flatten();
+                    view.unknown_top.push((k.to_string(), user_location(&sources, span)));
+                }
+            }
+        }
+        Err(e) => {
+            eval_failure(&sources, &e, "services.tsnsrv", &mut diags);
+        }
+    }
+    match ev.config_keys(&["services".into(), "tsnsrv".into(), "defaults".into()]) {
+        Ok(keys) => {
+            for k in keys {
+                if let Some(v) = read(ev, &["services", "tsnsrv", "defaults", &k], &mut diags) {
+                    view.defaults.set(&k, v);
+                }
+            }
+        }
+        Err(e) => {
+            eval_failure(&sources, &e, "services.tsnsrv.defaults", &mut diags);
+        }
+    }
+    let names = match ev.config_keys(&["services".into(), "tsnsrv".into(), "services".into()]) {
+        Ok(n) => n,
+        Err(e) => {
+            eval_failure(&sources, &e, "services.tsnsrv.services", &mut diags);
+            Vec::new()
+        }
+    };
+    for name in names {
+        let location = ev
+            .config_span(&["services", "tsnsrv", "services", &name])
+            .ok()
+            .flatten()
+            .and_then(|s| user_location(&sources, Some(s)));
+        let mut declared = Options::default();
+        let attrs = match ev.config_keys(&["services".into(), "tsnsrv".into(), "services".into(), name.clone()]) {
+            Ok(a) => a,
+            Err(e) => {
+                eval_failure(&sources, &e, &format!("services.tsnsrv.services.{name}"), &mut diags);
+                Vec::new()
+            }
+        };
+        for a in attrs {
+            if let Some(v) = read(ev, &["services", "tsnsrv", "services", &name, &a], &mut diags) {
+                declared.set(&a, v);
+            }
+        }
+        view.services.push(DeclaredService { name: name.to_string(), location, declared });
+    }
+    diags.append(&mut ev.diagnostics);
+    (view, diags, true)
+}

@@ -1,0 +1,120 @@
+//! Every tsnsrv option, where each flavour accepts it, and how it is spelled in the NixOS
+//! module, on the command line and in the fork's YAML (`reference/tsnsrv.md` sections 1-2).
+
+/// The value type of an option.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptKind {
+    /// true/false.
+    Bool,
+    /// A string.
+    Str,
+    /// A Go duration string such as `1s`.
+    Duration,
+    /// A list of strings (repeated flag on the command line).
+    List,
+    /// A string-to-string map (`Name: value` flags on the command line).
+    Map,
+    /// `urlParts` (module only).
+    UrlParts,
+    /// A Nix package (module only).
+    Package,
+}
+
+/// One tsnsrv option.
+#[derive(Debug)]
+pub struct OptionSpec {
+    /// Canonical name: the NixOS module's option name, or the CLI flag's when the module has none.
+    pub name: &'static str,
+    /// Value type.
+    pub kind: OptKind,
+    /// Declared by upstream's NixOS module per service.
+    pub upstream_module: bool,
+    /// Declared by the fork's NixOS module per service.
+    pub fork_module: bool,
+    /// CLI flag name (without `-`), if any.
+    pub flag: Option<&'static str>,
+    /// Only the fork's binary knows the flag.
+    pub fork_only: bool,
+    /// Key in the fork's YAML, if any.
+    pub yaml: Option<&'static str>,
+    /// One line for the coverage report and docs.
+    pub doc: &'static str,
+}
+
+macro_rules! opt {
+    ($name:literal, $kind:ident, up=$up:literal, fork=$fork:literal, flag=$flag:expr, fork_only=$fo:literal, yaml=$yaml:expr, $doc:literal) => {
+        OptionSpec {
+            name: $name,
+            kind: OptKind::$kind,
+            upstream_module: $up,
+            fork_module: $fork,
+            flag: $flag,
+            fork_only: $fo,
+            yaml: $yaml,
+            doc: $doc,
+        }
+    };
+}
+
+/// The option table.
+pub static OPTIONS: &[OptionSpec] = &[
+    opt!("toURL", Str, up=true, fork=true, flag=None, fork_only=false, yaml=Some("upstream"), "destination URL (the positional argument)"),
+    opt!("urlParts", UrlParts, up=true, fork=true, flag=None, fork_only=false, yaml=None, "protocol/host/port that build toURL when it is not set"),
+    opt!("upstreamUnixAddr", Str, up=true, fork=true, flag=Some("upstreamUnixAddr"), fork_only=false, yaml=Some("upstreamUnixAddr"), "dial this unix socket for every request"),
+    opt!("upstreamTCPAddr", Str, up=false, fork=false, flag=Some("upstreamTCPAddr"), fork_only=false, yaml=Some("upstreamTCPAddr"), "dial this TCP address; the URL host only sets Host"),
+    opt!("listenAddr", Str, up=true, fork=true, flag=Some("listenAddr"), fork_only=false, yaml=Some("listenAddr"), "tailnet (and funnel) port"),
+    opt!("plaintext", Bool, up=true, fork=true, flag=Some("plaintext"), fork_only=false, yaml=Some("plaintext"), "serve HTTP without TLS on the tailnet"),
+    opt!("funnel", Bool, up=true, fork=true, flag=Some("funnel"), fork_only=false, yaml=Some("funnel"), "also serve on Tailscale Funnel (public)"),
+    opt!("funnelOnly", Bool, up=false, fork=false, flag=Some("funnelOnly"), fork_only=false, yaml=Some("funnelOnly"), "serve only on the funnel"),
+    opt!("ephemeral", Bool, up=true, fork=true, flag=Some("ephemeral"), fork_only=false, yaml=Some("ephemeral"), "register an ephemeral node"),
+    opt!("tags", List, up=true, fork=true, flag=Some("tag"), fork_only=false, yaml=Some("tags"), "ACL tags of the node"),
+    opt!("prefixes", List, up=true, fork=true, flag=Some("prefix"), fork_only=false, yaml=Some("prefixes"), "path allowlist (tailnet:/, funnel:/, /)"),
+    opt!("stripPrefix", Bool, up=true, fork=true, flag=Some("stripPrefix"), fork_only=false, yaml=Some("stripPrefix"), "cut the matched prefix before forwarding"),
+    opt!("recommendedProxyHeaders", Bool, up=false, fork=false, flag=Some("recommendedProxyHeaders"), fork_only=false, yaml=Some("recommendedProxyHeaders"), "keep the original Host; send X-Scheme, X-Real-Ip, X-Forwarded-Server/Port"),
+    opt!("upstreamHeaders", Map, up=true, fork=true, flag=Some("upstreamHeader"), fork_only=false, yaml=Some("upstreamHeaders"), "headers set on every upstream request"),
+    opt!("insecureHTTPS", Bool, up=true, fork=true, flag=Some("insecureHTTPS"), fork_only=false, yaml=Some("insecureHTTPS"), "skip upstream certificate verification"),
+    opt!("upstreamAllowInsecureCiphers", Bool, up=true, fork=true, flag=Some("upstreamAllowInsecureCiphers"), fork_only=false, yaml=Some("upstreamAllowInsecureCiphers"), "allow every TLS cipher toward the upstream"),
+    opt!("suppressWhois", Bool, up=true, fork=true, flag=Some("suppressWhois"), fork_only=false, yaml=Some("suppressWhois"), "do not send X-Tailscale-* identity headers"),
+    opt!("whoisTimeout", Duration, up=true, fork=true, flag=Some("whoisTimeout"), fork_only=false, yaml=Some("whoisTimeout"), "deadline of each identity lookup"),
+    opt!("suppressTailnetDialer", Bool, up=true, fork=true, flag=Some("suppressTailnetDialer"), fork_only=false, yaml=Some("suppressTailnetDialer"), "dial the upstream with the system dialer"),
+    opt!("readHeaderTimeout", Duration, up=true, fork=true, flag=Some("readHeaderTimeout"), fork_only=false, yaml=Some("readHeaderTimeout"), "header read timeout of the listener"),
+    opt!("timeout", Duration, up=true, fork=true, flag=Some("timeout"), fork_only=false, yaml=Some("timeout"), "deadline for the node to come up"),
+    opt!("tsnetVerbose", Bool, up=true, fork=true, flag=Some("tsnetVerbose"), fork_only=false, yaml=Some("tsnetVerbose"), "log tsnet's own messages"),
+    opt!("certificateFile", Str, up=true, fork=true, flag=Some("certificateFile"), fork_only=false, yaml=Some("certificateFile"), "custom TLS certificate instead of Tailscale's"),
+    opt!("certificateKey", Str, up=true, fork=true, flag=Some("keyFile"), fork_only=false, yaml=Some("keyFile"), "key of the custom certificate"),
+    opt!("acmeHost", Str, up=true, fork=true, flag=None, fork_only=false, yaml=None, "take the certificate from security.acme.certs.<host>"),
+    opt!("authKeyPath", Str, up=true, fork=true, flag=Some("authkeyPath"), fork_only=false, yaml=Some("authkeyPath"), "file holding the auth key or OAuth client secret (a path, never the secret)"),
+    opt!("stateDir", Str, up=false, fork=false, flag=Some("stateDir"), fork_only=false, yaml=Some("stateDir"), "tsnet state directory (the node identity)"),
+    opt!("loginServerUrl", Str, up=true, fork=true, flag=None, fork_only=false, yaml=None, "control server (TS_URL), e.g. headscale"),
+    opt!("prometheusAddr", Str, up=false, fork=false, flag=Some("prometheusAddr"), fork_only=false, yaml=None, "metrics listener"),
+    opt!("enableBugReports", Bool, up=false, fork=false, flag=Some("enableBugReports"), fork_only=false, yaml=None, "POST /bugreport on the metrics listener"),
+    opt!("package", Package, up=true, fork=true, flag=None, fork_only=false, yaml=None, "the tsnsrv package"),
+    opt!("supplementalGroups", List, up=true, fork=true, flag=None, fork_only=false, yaml=None, "extra groups of the unit"),
+    opt!("extraArgs", List, up=true, fork=true, flag=None, fork_only=false, yaml=None, "extra command-line flags"),
+    opt!("authURL", Str, up=false, fork=true, flag=Some("authURL"), fork_only=true, yaml=Some("authURL"), "forward-auth service"),
+    opt!("authPath", Str, up=false, fork=true, flag=Some("authPath"), fork_only=true, yaml=Some("authPath"), "forward-auth endpoint path"),
+    opt!("authTimeout", Duration, up=false, fork=true, flag=Some("authTimeout"), fork_only=true, yaml=Some("authTimeout"), "forward-auth request timeout"),
+    opt!("authCopyHeaders", Map, up=false, fork=true, flag=Some("authCopyHeader"), fork_only=true, yaml=Some("authCopyHeaders"), "headers copied from the auth response (names only)"),
+    opt!("authInsecureHTTPS", Bool, up=false, fork=true, flag=Some("authInsecureHTTPS"), fork_only=true, yaml=Some("authInsecureHTTPS"), "skip the auth service's certificate verification"),
+    opt!("authBypassForTailnet", Bool, up=false, fork=true, flag=Some("authBypassForTailnet"), fork_only=true, yaml=Some("authBypassForTailnet"), "skip auth for identified tailnet users"),
+];
+
+/// Looks an option up by canonical name.
+pub fn spec(name: &str) -> Option<&'static OptionSpec> {
+    OPTIONS.iter().find(|o| o.name == name)
+}
+
+/// Looks an option up by CLI flag name (`tag`, `keyFile`, ...).
+pub fn by_flag(flag: &str) -> Option<&'static OptionSpec> {
+    OPTIONS.iter().find(|o| o.flag == Some(flag))
+}
+
+/// Looks an option up by YAML key.
+pub fn by_yaml(key: &str) -> Option<&'static OptionSpec> {
+    OPTIONS.iter().find(|o| o.yaml == Some(key))
+}
+
+/// The names of the module's per-service options under a flavour.
+pub fn module_accepts(name: &str, fork: bool) -> bool {
+    spec(name).is_some_and(|o| if fork { o.fork_module } else { o.upstream_module })
+}

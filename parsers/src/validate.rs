@@ -1,0 +1,116 @@
+//! Checks every service against tsnsrv's own rules (`reference/tsnsrv.md` 1.1, 2): each broken
+//! rule is its own diagnostic with the location of the offending value.
+
+use crate::diagnostic::Diagnostic;
+use crate::inventory::{Inventory, Service, Sourced};
+use std::collections::HashMap;
+
+/// Ports Funnel serves on.
+pub const FUNNEL_PORTS: [u16; 3] = [443, 8443, 10000];
+
+fn loc(s: &Service, opt: &str) -> Option<crate::Location> {
+    s.declared
+        .get(opt)
+        .and_then(|v| v.location().cloned())
+        .or_else(|| s.effective.get(opt).and_then(|v| v.location().cloned()))
+        .or_else(|| s.location.clone())
+}
+
+/// The port of a Go listen address (`:443`, `0.0.0.0:8443`).
+pub fn listen_port(addr: &str) -> Option<u16> {
+    addr.rsplit_once(':').and_then(|(_, p)| p.parse().ok())
+}
+
+/// Validates one service.
+pub fn service(s: &Service) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let name = &s.name;
+    let err = |code: &str, msg: String, opt: &str| {
+        Diagnostic::error(code, format!("{name}: {msg}")).at(loc(s, opt)).for_service(name)
+    };
+    match s.effective.get("toURL") {
+        Some(Sourced::Known { value, .. }) => match value.as_str().map(url::Url::parse) {
+            Some(Ok(u)) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
+            Some(Ok(u)) => out.push(err(
+                "invalid_url",
+                format!("toURL {value} must be an http:// or https:// URL with a host (scheme is {})", u.scheme()),
+                "toURL",
+            )),
+            Some(Err(e)) => out.push(err("invalid_url", format!("toURL {value} is not a valid URL: {e}"), "toURL")),
+            None => out.push(err("invalid_url", format!("toURL {value} is not a string"), "toURL")),
+        },
+        _ => {}
+    }
+    if let Some(a) = s.effective.str("authURL") {
+        match url::Url::parse(a) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+            Ok(_) => out.push(err("invalid_url", format!("authURL {a:?} must be http:// or https://"), "authURL")),
+            Err(e) => out.push(err("invalid_url", format!("authURL {a:?} is not a valid URL: {e}"), "authURL")),
+        }
+    }
+    let funnel = s.effective.bool("funnel") == Some(true);
+    if funnel && s.effective.bool("plaintext") == Some(true) {
+        out.push(err(
+            "funnel_with_plaintext",
+            "funnel = true with plaintext = true: tsnsrv refuses this (\"can not serve plaintext on a funnel service\")".into(),
+            "plaintext",
+        ));
+    }
+    if funnel && let Some(addr) = s.effective.str("listenAddr") {
+        match listen_port(addr) {
+            Some(p) if FUNNEL_PORTS.contains(&p) => {}
+            _ => out.push(err(
+                "funnel_port",
+                format!("funnel listens on {addr:?}, but Funnel only serves ports 443, 8443 and 10000"),
+                "listenAddr",
+            )),
+        }
+    }
+    if s.effective.bool("funnelOnly") == Some(true) && !funnel {
+        out.push(err("funnel_only_without_funnel", "funnelOnly needs funnel (\"-funnel is required if -funnelOnly is set\")".into(), "funnelOnly"));
+    }
+    for p in s.effective.list("prefixes").unwrap_or_default() {
+        if !(p.starts_with('/') || p.starts_with("tailnet:/") || p.starts_with("funnel:/")) {
+            out.push(err("invalid_prefix", format!("prefix {p:?} must start with /, tailnet:/ or funnel:/"), "prefixes"));
+        }
+    }
+    for t in s.effective.list("tags").unwrap_or_default() {
+        if !t.starts_with("tag:") {
+            out.push(err("invalid_tag", format!("tag {t:?} must start with \"tag:\""), "tags"));
+        }
+    }
+    let set = |o: &str| s.effective.get(o).and_then(|v| v.known()).is_some_and(|v| !v.is_null());
+    if set("certificateFile") != set("certificateKey") {
+        out.push(err("certificate_pair", "certificateFile and certificateKey must be set together".into(), "certificateFile"));
+    }
+    if set("certificateFile") && s.effective.bool("plaintext") == Some(true) {
+        out.push(err("plaintext_with_certificate", "plaintext cannot be combined with a custom certificate".into(), "plaintext"));
+    }
+    if set("upstreamUnixAddr") && set("upstreamTCPAddr") {
+        out.push(err("two_upstream_addresses", "upstreamUnixAddr and upstreamTCPAddr cannot both be set".into(), "upstreamTCPAddr"));
+    }
+    out
+}
+
+/// Adds the diagnostics of every service, and duplicate-name errors per host.
+pub fn inventory(inv: &mut Inventory) {
+    let mut seen: HashMap<(String, String), Option<crate::Location>> = HashMap::new();
+    let mut diags = Vec::new();
+    for s in &inv.services {
+        diags.extend(service(s));
+        let host = s.host.known().cloned().unwrap_or_else(|| "(unknown host)".into());
+        let key = (host.clone(), s.name.clone());
+        if let Some(first) = seen.get(&key) {
+            let mut d = Diagnostic::error("duplicate_service", format!("service {} is declared twice on host {host}", s.name))
+                .at(s.location.clone())
+                .for_service(&s.name);
+            if let Some(f) = first {
+                d = d.note(format!("first declared at {f}"));
+            }
+            diags.push(d);
+        } else {
+            seen.insert(key, s.location.clone());
+        }
+    }
+    inv.diagnostics.extend(diags);
+}
