@@ -1,1 +1,22 @@
-fn main() {}
+//! `migrate`: moves tsnsrv services onto one Tailscale node behind one reverse proxy.
+
+mod cli;
+mod exit;
+
+use exit::Exit;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let outcome = match cli::parse() {
+        Ok(cmd) => cli::run(cmd),
+        Err(exit) => Ok(exit),
+    };
+    match outcome {
+        Ok(exit) => exit.into(),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            // Every error that reaches here is about the input or the invocation.
+            Exit::BadInput.into()
+        }
+    }
+}

@@ -110,8 +110,35 @@ impl SourceMap {
     }
 }
 
+/// Paths are shown relative to the working directory when they are absolute (imports are
+/// resolved to absolute paths), so locations read as the user would type them.
 fn display_path(p: &Path) -> String {
+    if p.is_absolute()
+        && let Ok(cwd) = std::env::current_dir()
+        && let Some(rel) = relative_to(p, &cwd)
+    {
+        return rel.to_string_lossy().into_owned();
+    }
     p.to_string_lossy().into_owned()
+}
+
+/// `path` relative to `base` (both absolute), with `..` where needed.
+pub fn relative_to(path: &Path, base: &Path) -> Option<PathBuf> {
+    use std::path::Component;
+    let p: Vec<Component> = path.components().collect();
+    let b: Vec<Component> = base.components().collect();
+    let common = p.iter().zip(b.iter()).take_while(|(x, y)| x == y).count();
+    if common == 0 {
+        return None;
+    }
+    let mut out = PathBuf::new();
+    for _ in common..b.len() {
+        out.push("..");
+    }
+    for c in &p[common..] {
+        out.push(c.as_os_str());
+    }
+    Some(out)
 }
 
 /// A resolved place in an input: `file:line:column`, 1-based.
@@ -134,6 +161,12 @@ impl fmt::Display for Location {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relative_paths_climb_with_dotdot() {
+        assert_eq!(relative_to(Path::new("/a/b/c.nix"), Path::new("/a/d")).unwrap(), PathBuf::from("../b/c.nix"));
+        assert_eq!(relative_to(Path::new("/a/b/c.nix"), Path::new("/a")).unwrap(), PathBuf::from("b/c.nix"));
+    }
 
     #[test]
     fn line_col_counts_from_one_and_in_characters() {

@@ -1,0 +1,94 @@
+//! clap definitions of every subcommand and flag.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Move tsnsrv services (one Tailscale node each) onto one node behind one reverse proxy.
+#[derive(Parser, Debug)]
+#[command(name = "migrate", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Read what exists (NixOS modules, units, logs, YAML) and say what was understood.
+    Inventory(InventoryArgs),
+}
+
+/// Output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A table for people, then the coverage report; diagnostics on stderr.
+    Table,
+    /// The inventory as JSON (schema tailshift.inventory/v1) on stdout.
+    Json,
+}
+
+/// `--input-kind` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum InputKindArg {
+    /// A NixOS module or host file (its imports are followed).
+    Nix,
+    /// `nix eval --json` of config.services.tsnsrv.
+    NixEval,
+    /// `systemctl cat 'tsnsrv-*'` output.
+    Unit,
+    /// A unit's start script.
+    Script,
+    /// A copy of /proc/<pid>/cmdline.
+    Cmdline,
+    /// tsnsrv's `Serving ...` startup log lines.
+    Log,
+    /// The fork's multi-service YAML (tsnsrv -config).
+    Yaml,
+}
+
+/// `--tsnsrv` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FlavourArg {
+    /// boinkor-net/tsnsrv.
+    Upstream,
+    /// arsfeld/tsnsrv, one process per service.
+    Fork,
+    /// arsfeld/tsnsrv's single tsnsrv-all process (YAML).
+    ForkAll,
+}
+
+/// `--evaluator` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EvaluatorArg {
+    /// tailshift's static evaluator: source locations, unknowns instead of failures.
+    Builtin,
+    /// The real Nix (nix-instantiate with <nixpkgs/nixos>), when installed.
+    Nix,
+}
+
+/// `migrate inventory`.
+#[derive(Args, Debug)]
+pub struct InventoryArgs {
+    /// NixOS files or directories, unit dumps, start scripts, cmdline copies, logs, YAML.
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Host name to use when the files do not set networking.hostName.
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
+    /// Read every PATH as this kind instead of detecting it.
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub input_kind: Option<InputKindArg>,
+    /// The tsnsrv flavour, stated instead of detected.
+    #[arg(long, value_enum, value_name = "FLAVOUR")]
+    pub tsnsrv: Option<FlavourArg>,
+    /// JSON of config.services.tsnsrv from `nix eval --json` (a file, or - for stdin).
+    #[arg(long, value_name = "FILE|-")]
+    pub from_nix_eval: Vec<PathBuf>,
+    /// Which Nix evaluator reads .nix files.
+    #[arg(long, value_enum, default_value = "builtin")]
+    pub evaluator: EvaluatorArg,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+}

@@ -1,0 +1,28 @@
+//! The command-line contract: flags, subcommands, terminal and JSON output, exit codes.
+
+mod args;
+mod commands;
+mod render;
+
+pub use args::Command;
+use crate::exit::Exit;
+use clap::Parser;
+
+/// Parses the command line. Usage errors print clap's message and map to exit code 1
+/// (design section 6); `--help` and `--version` map to 0.
+pub fn parse() -> Result<Command, Exit> {
+    match args::Cli::try_parse() {
+        Ok(cli) => Ok(cli.command),
+        Err(e) => {
+            let _ = e.print();
+            Err(if e.use_stderr() { Exit::BadInput } else { Exit::Ok })
+        }
+    }
+}
+
+/// Runs a parsed command.
+pub fn run(cmd: Command) -> anyhow::Result<Exit> {
+    match cmd {
+        Command::Inventory(a) => commands::inventory::run(&a),
+    }
+}

@@ -1,0 +1,218 @@
+//! Terminal output: the inventory table, the coverage report and diagnostics with the offending
+//! line marked (rustc style). Nothing here decides anything.
+
+use std::fmt::Write;
+use tailshift_parsers::inventory::{Coverage, FlavourBasis, Inventory, Service, Source, Sourced};
+use tailshift_parsers::{Diagnostic, Severity};
+
+fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut widths = vec![0; cols];
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in rows {
+        let mut line = String::new();
+        for (i, c) in r.iter().enumerate() {
+            if i + 1 == r.len() {
+                line.push_str(c);
+            } else {
+                let pad = widths[i] - c.chars().count();
+                line.push_str(c);
+                line.push_str(&" ".repeat(pad + 2));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn show<T: std::fmt::Display>(s: Option<&Sourced<T>>) -> String {
+    match s {
+        Some(Sourced::Known { value, .. }) => value.to_string(),
+        Some(Sourced::Unknown { .. }) => "?".into(),
+        None => "-".into(),
+    }
+}
+
+fn upstream(s: &Service) -> String {
+    let url = match s.effective.get("toURL") {
+        Some(Sourced::Known { value, .. }) => value.as_str().map(str::to_string).unwrap_or_else(|| value.to_string()),
+        Some(Sourced::Unknown { .. }) => "? (unknown)".into(),
+        None => "-".into(),
+    };
+    match s.effective.str("upstreamUnixAddr") {
+        Some(sock) => format!("{url} via unix:{sock}"),
+        None => url,
+    }
+}
+
+fn yes_no(s: &Service, opt: &str) -> String {
+    match s.effective.get(opt) {
+        Some(Sourced::Known { value, .. }) => match value.as_bool() {
+            Some(true) => "yes".into(),
+            Some(false) => "no".into(),
+            None => value.to_string(),
+        },
+        Some(Sourced::Unknown { .. }) => "?".into(),
+        None => "-".into(),
+    }
+}
+
+fn auth(s: &Service) -> String {
+    match s.effective.get("authURL") {
+        Some(Sourced::Known { value, .. }) => match value.as_str() {
+            Some(u) => u.trim_start_matches("https://").trim_start_matches("http://").to_string(),
+            None => "-".into(),
+        },
+        Some(Sourced::Unknown { .. }) => "?".into(),
+        None => "-".into(),
+    }
+}
+
+fn prefixes(s: &Service) -> String {
+    match s.effective.get("prefixes") {
+        Some(Sourced::Unknown { .. }) => "?".into(),
+        _ => {
+            let p = s.effective.list("prefixes").unwrap_or_default();
+            if p.is_empty() { "-".into() } else { p.join(",") }
+        }
+    }
+}
+
+/// The services table, preceded by one line per host.
+pub fn inventory_table(inv: &Inventory) -> String {
+    let mut out = String::new();
+    for h in &inv.hosts {
+        let count = inv.services.iter().filter(|s| s.host == h.name && s.flavour == h.flavour).count();
+        let basis = match &h.flavour_basis {
+            FlavourBasis::Stated { flag } => format!("stated by {flag}"),
+            FlavourBasis::Detected { reason, location } => match location {
+                Some(l) => format!("detected: {reason} ({l})"),
+                None => format!("detected: {reason}"),
+            },
+            FlavourBasis::Assumed { reason } => format!("assumed: {reason}"),
+        };
+        let name = match &h.name {
+            Sourced::Known { value, .. } => value.clone(),
+            Sourced::Unknown { reason, .. } => format!("? ({reason})"),
+        };
+        let _ = writeln!(out, "host {name}: {count} services, tsnsrv {}; {basis}", h.flavour);
+    }
+    if !inv.hosts.is_empty() {
+        out.push('\n');
+    }
+    let mut rows = vec![["SERVICE", "HOST", "UPSTREAM", "FUNNEL", "AUTH", "PREFIXES", "SOURCE"].map(String::from).to_vec()];
+    for s in &inv.services {
+        rows.push(vec![
+            s.name.clone(),
+            show(Some(&s.host)),
+            upstream(s),
+            yes_no(s, "funnel"),
+            auth(s),
+            prefixes(s),
+            s.location.as_ref().map(|l| l.to_string()).unwrap_or_else(|| s.input.clone()),
+        ]);
+    }
+    out.push_str(&table(&rows));
+    out
+}
+
+/// The coverage report: per service, which attributes were understood, and every attribute
+/// that is unknown or unsupported, with the reason.
+pub fn coverage_report(inv: &Inventory) -> String {
+    let mut out = String::new();
+    let (mut understood, mut unknown, mut unsupported) = (0, 0, 0);
+    let mut rows = vec![["SERVICE", "UNDERSTOOD", "UNKNOWN / UNSUPPORTED"].map(String::from).to_vec()];
+    let mut details = Vec::new();
+    for s in &inv.services {
+        let mut ok = Vec::new();
+        let mut bad = Vec::new();
+        for c in &s.coverage {
+            match c.status {
+                Coverage::Understood => {
+                    understood += 1;
+                    ok.push(c.attribute.clone());
+                }
+                Coverage::Unknown => {
+                    unknown += 1;
+                    bad.push(c.attribute.clone());
+                    details.push((s.name.clone(), c.attribute.clone(), c.status, c.reason.clone().unwrap_or_default()));
+                }
+                Coverage::Unsupported => {
+                    unsupported += 1;
+                    bad.push(c.attribute.clone());
+                    details.push((s.name.clone(), c.attribute.clone(), c.status, c.reason.clone().unwrap_or_default()));
+                }
+            }
+        }
+        rows.push(vec![s.name.clone(), ok.join(" "), if bad.is_empty() { "-".into() } else { bad.join(" ") }]);
+    }
+    let _ = writeln!(
+        out,
+        "\ncoverage: {} services; {understood} attributes understood, {unknown} unknown, {unsupported} unsupported",
+        inv.services.len()
+    );
+    out.push_str(&table(&rows));
+    if !details.is_empty() {
+        out.push('\n');
+        let mut rows = vec![["SERVICE", "ATTRIBUTE", "STATUS", "REASON"].map(String::from).to_vec()];
+        for (s, a, st, r) in details {
+            rows.push(vec![s, a, st.to_string(), r]);
+        }
+        out.push_str(&table(&rows));
+    }
+    out
+}
+
+/// Explains where an effective value came from (for `--explain`-style output and tests).
+#[allow(dead_code)]
+pub fn source_text(s: &Sourced<serde_json::Value>) -> String {
+    match s {
+        Sourced::Known { source: Source::Declared { location: Some(l) }, .. } => l.to_string(),
+        Sourced::Known { source: Source::Declared { location: None }, .. } => "declared".into(),
+        Sourced::Known { source: Source::Default { rule }, .. } => rule.clone(),
+        Sourced::Known { source: Source::Derived { rule, .. }, .. } => rule.clone(),
+        Sourced::Unknown { reason, .. } => reason.clone(),
+    }
+}
+
+/// Diagnostics, rustc style, quoting the offending line when the file can be read.
+pub fn diagnostics(diags: &[Diagnostic]) -> String {
+    let mut out = String::new();
+    let mut sorted: Vec<&Diagnostic> = diags.iter().collect();
+    sorted.sort_by(|a, b| b.severity.cmp(&a.severity));
+    for d in sorted {
+        let _ = writeln!(out, "{}[{}]: {}", d.severity, d.code, d.message);
+        if let Some(loc) = &d.location {
+            let _ = writeln!(out, "  --> {loc}");
+            if let Ok(text) = std::fs::read_to_string(&loc.file)
+                && let Some(line) = text.lines().nth(loc.line.saturating_sub(1) as usize)
+            {
+                let num = loc.line.to_string();
+                let pad = " ".repeat(num.len());
+                let marks = line.chars().count().saturating_sub(loc.column as usize - 1).max(1);
+                let width = (d.length as usize).clamp(1, marks);
+                let _ = writeln!(out, "{pad} |");
+                let _ = writeln!(out, "{num} | {line}");
+                let _ = writeln!(out, "{pad} | {}{}", " ".repeat(loc.column.saturating_sub(1) as usize), "^".repeat(width));
+            }
+        }
+        for n in &d.notes {
+            let _ = writeln!(out, "  = note: {n}");
+        }
+        if d.severity == Severity::Error || d.location.is_some() || !d.notes.is_empty() {
+            out.push('\n');
+        }
+    }
+    let errors = diags.iter().filter(|d| d.severity == Severity::Error).count();
+    let warnings = diags.iter().filter(|d| d.severity == Severity::Warning).count();
+    if errors + warnings > 0 {
+        let _ = writeln!(out, "{errors} error(s), {warnings} warning(s)");
+    }
+    out
+}
