@@ -38,7 +38,8 @@ fn double_quoted(i: &str) -> IResult<&str, String> {
         )),
     );
     let plain = map(is_not("\"\\"), str::to_string);
-    map(delimited(char('"'), many0(alt((escaped, plain))), char('"')), |parts| parts.concat()).parse(i)
+    map(delimited(char('"'), many0(alt((escaped, plain))), char('"')), |parts| parts.concat())
+        .parse(i)
 }
 
 fn unquoted(i: &str) -> IResult<&str, String> {
@@ -50,7 +51,8 @@ fn unquoted(i: &str) -> IResult<&str, String> {
 }
 
 fn word(i: &str) -> IResult<&str, String> {
-    let (rest, parts) = nom::multi::many1(alt((single_quoted, double_quoted, unquoted))).parse(i)?;
+    let (rest, parts) =
+        nom::multi::many1(alt((single_quoted, double_quoted, unquoted))).parse(i)?;
     Ok((rest, parts.concat()))
 }
 
@@ -61,12 +63,21 @@ pub fn shell_words(line: &str) -> Result<Vec<Word>, usize> {
     let mut rest = line;
     loop {
         let trimmed = rest.trim_start_matches([' ', '\t']);
-        let trimmed = trimmed.strip_prefix("\\\n").unwrap_or(trimmed).trim_start_matches([' ', '\t', '\n']);
+        let trimmed =
+            trimmed.strip_prefix("\\\n").unwrap_or(trimmed).trim_start_matches([' ', '\t', '\n']);
         if trimmed.is_empty() || trimmed.starts_with('#') {
             return Ok(out);
         }
         let offset = line.len() - trimmed.len();
-        if let Ok((r, _)) = alt((tag::<&str, &str, nom::error::Error<&str>>(";"), tag("&&"), tag("||"), tag("|"), tag("&"))).parse(trimmed) {
+        if let Ok((r, _)) = alt((
+            tag::<&str, &str, nom::error::Error<&str>>(";"),
+            tag("&&"),
+            tag("||"),
+            tag("|"),
+            tag("&"),
+        ))
+        .parse(trimmed)
+        {
             // A command separator ends the command we read.
             let _ = r;
             return Ok(out);
@@ -113,7 +124,8 @@ fn parse_bool(v: &str) -> Option<bool> {
 pub fn parse_flags(words: &[Word], fork: bool) -> ParsedFlags {
     let mut p = ParsedFlags::default();
     let mut lists: std::collections::BTreeMap<String, Vec<Json>> = Default::default();
-    let mut maps: std::collections::BTreeMap<String, serde_json::Map<String, Json>> = Default::default();
+    let mut maps: std::collections::BTreeMap<String, serde_json::Map<String, Json>> =
+        Default::default();
     let mut i = 0;
     while i < words.len() {
         let w = &words[i];
@@ -186,7 +198,9 @@ pub fn parse_flags(words: &[Word], fork: bool) -> ParsedFlags {
                     // `-upstreamHeader=Name: value`: the separator is ": " (tsnsrv.md 2).
                     match v.split_once(": ") {
                         Some((k, val)) => {
-                            maps.entry(spec.name.into()).or_default().insert(k.to_string(), json!(val));
+                            maps.entry(spec.name.into())
+                                .or_default()
+                                .insert(k.to_string(), json!(val));
                         }
                         None => p.bad_values.push((t.to_string(), v.clone())),
                     }
@@ -257,8 +271,18 @@ mod tests {
     #[test]
     fn bash_quoting_is_removed_like_bash_does() {
         assert_eq!(
-            texts(r#"exec /bin/tsnsrv "-stateDir=$STATE_DIRECTORY/x" '-name=a b' -x=c\ d "q\"x" 'it'\''s'"#),
-            vec!["exec", "/bin/tsnsrv", "-stateDir=$STATE_DIRECTORY/x", "-name=a b", "-x=c d", "q\"x", "it's"]
+            texts(
+                r#"exec /bin/tsnsrv "-stateDir=$STATE_DIRECTORY/x" '-name=a b' -x=c\ d "q\"x" 'it'\''s'"#
+            ),
+            vec![
+                "exec",
+                "/bin/tsnsrv",
+                "-stateDir=$STATE_DIRECTORY/x",
+                "-name=a b",
+                "-x=c d",
+                "q\"x",
+                "it's"
+            ]
         );
     }
 
@@ -275,14 +299,18 @@ mod tests {
 
     #[test]
     fn go_flags_stop_at_the_first_positional() {
-        let words: Vec<Word> = ["-name=x", "-funnel", "-tag", "tag:a", "-tag=tag:b", "http://u", "-plaintext"]
-            .iter()
-            .map(|t| Word { text: t.to_string(), offset: 0 })
-            .collect();
+        let words: Vec<Word> =
+            ["-name=x", "-funnel", "-tag", "tag:a", "-tag=tag:b", "http://u", "-plaintext"]
+                .iter()
+                .map(|t| Word { text: t.to_string(), offset: 0 })
+                .collect();
         let p = parse_flags(&words, false);
         assert_eq!(p.options.bool("funnel"), Some(true));
         assert_eq!(p.options.list("tags"), Some(vec!["tag:a".to_string(), "tag:b".to_string()]));
-        assert_eq!(p.positional.iter().map(|w| w.text.as_str()).collect::<Vec<_>>(), vec!["http://u", "-plaintext"]);
+        assert_eq!(
+            p.positional.iter().map(|w| w.text.as_str()).collect::<Vec<_>>(),
+            vec!["http://u", "-plaintext"]
+        );
         assert!(p.options.get("plaintext").is_none());
     }
 
@@ -300,7 +328,10 @@ mod tests {
             Word { text: "-upstreamHeader=X-B:2".into(), offset: 0 },
         ];
         let p = parse_flags(&words, false);
-        assert_eq!(p.options.map("upstreamHeaders").unwrap().get("X-A").map(String::as_str), Some("1"));
+        assert_eq!(
+            p.options.map("upstreamHeaders").unwrap().get("X-A").map(String::as_str),
+            Some("1")
+        );
         assert_eq!(p.bad_values.len(), 1);
     }
 

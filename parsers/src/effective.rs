@@ -37,8 +37,15 @@ pub enum Origin {
 
 fn module_default(name: &str) -> Option<Json> {
     Some(match name {
-        "funnel" | "insecureHTTPS" | "plaintext" | "suppressWhois" | "suppressTailnetDialer"
-        | "ephemeral" | "tsnetVerbose" | "upstreamAllowInsecureCiphers" | "authInsecureHTTPS"
+        "funnel"
+        | "insecureHTTPS"
+        | "plaintext"
+        | "suppressWhois"
+        | "suppressTailnetDialer"
+        | "ephemeral"
+        | "tsnetVerbose"
+        | "upstreamAllowInsecureCiphers"
+        | "authInsecureHTTPS"
         | "authBypassForTailnet" => json!(false),
         "stripPrefix" => json!(true),
         "upstreamUnixAddr" | "whoisTimeout" | "readHeaderTimeout" | "loginServerUrl"
@@ -56,9 +63,19 @@ fn module_default(name: &str) -> Option<Json> {
 fn defaults_from_defaults(name: &str, fork: bool) -> bool {
     matches!(
         name,
-        "authKeyPath" | "ephemeral" | "listenAddr" | "loginServerUrl" | "package" | "certificateFile"
-            | "certificateKey" | "acmeHost" | "supplementalGroups" | "tags" | "timeout"
-            | "tsnetVerbose" | "upstreamAllowInsecureCiphers"
+        "authKeyPath"
+            | "ephemeral"
+            | "listenAddr"
+            | "loginServerUrl"
+            | "package"
+            | "certificateFile"
+            | "certificateKey"
+            | "acmeHost"
+            | "supplementalGroups"
+            | "tags"
+            | "timeout"
+            | "tsnetVerbose"
+            | "upstreamAllowInsecureCiphers"
     ) || (name == "extraArgs" && !fork)
         || (fork && name.starts_with("auth") && name != "authKeyPath")
 }
@@ -66,8 +83,14 @@ fn defaults_from_defaults(name: &str, fork: bool) -> bool {
 fn cli_default(name: &str, fork: bool) -> Option<Json> {
     Some(match name {
         "listenAddr" => json!(":443"),
-        "plaintext" | "funnel" | "funnelOnly" | "ephemeral" | "insecureHTTPS"
-        | "upstreamAllowInsecureCiphers" | "suppressWhois" | "suppressTailnetDialer"
+        "plaintext"
+        | "funnel"
+        | "funnelOnly"
+        | "ephemeral"
+        | "insecureHTTPS"
+        | "upstreamAllowInsecureCiphers"
+        | "suppressWhois"
+        | "suppressTailnetDialer"
         | "tsnetVerbose" => json!(false),
         "stripPrefix" | "recommendedProxyHeaders" => json!(true),
         "tags" | "prefixes" => json!([]),
@@ -90,18 +113,25 @@ fn cli_default(name: &str, fork: bool) -> Option<Json> {
 fn yaml_default(name: &str) -> Option<Json> {
     Some(match name {
         "listenAddr" => json!(":443"),
-        "plaintext" | "funnel" | "funnelOnly" | "ephemeral" | "insecureHTTPS"
-        | "upstreamAllowInsecureCiphers" | "suppressWhois" | "suppressTailnetDialer"
-        | "tsnetVerbose" | "authInsecureHTTPS" | "authBypassForTailnet" => json!(false),
+        "plaintext"
+        | "funnel"
+        | "funnelOnly"
+        | "ephemeral"
+        | "insecureHTTPS"
+        | "upstreamAllowInsecureCiphers"
+        | "suppressWhois"
+        | "suppressTailnetDialer"
+        | "tsnetVerbose"
+        | "authInsecureHTTPS"
+        | "authBypassForTailnet" => json!(false),
         // The YAML's Go struct has plain bools: a missing key is false (tsnsrv.md 1.5, 1.6).
         "stripPrefix" | "recommendedProxyHeaders" => json!(false),
         "tags" | "prefixes" => json!([]),
         "upstreamHeaders" | "authCopyHeaders" => json!({}),
         "readHeaderTimeout" => json!("0s"),
         "timeout" => json!("1m"),
-        "certificateFile" | "certificateKey" | "upstreamUnixAddr" | "upstreamTCPAddr" | "authURL" => {
-            Json::Null
-        }
+        "certificateFile" | "certificateKey" | "upstreamUnixAddr" | "upstreamTCPAddr"
+        | "authURL" => Json::Null,
         _ => return None,
     })
 }
@@ -132,7 +162,9 @@ pub fn effective(
                 Flavour::Upstream | Flavour::Fork => {
                     cli_process_level(name, &mut eff, flavour, *index, findings);
                 }
-                Flavour::ForkAll => yaml_process_level(name, declared, defaults, &mut eff, findings),
+                Flavour::ForkAll => {
+                    yaml_process_level(name, declared, defaults, &mut eff, findings)
+                }
             }
         }
         Origin::Cli | Origin::ServiceFlag => {
@@ -182,7 +214,13 @@ pub fn effective(
                     )
                     .for_service(name),
                 );
-                eff.set("stateDir", Sourced::default(json!("~/.config/tsnet-tsnsrv"), "tsnet default state directory"));
+                eff.set(
+                    "stateDir",
+                    Sourced::default(
+                        json!("~/.config/tsnet-tsnsrv"),
+                        "tsnet default state directory",
+                    ),
+                );
             }
         }
         Origin::Log => {
@@ -190,8 +228,13 @@ pub fn effective(
                 eff.set(k, v.clone());
             }
             for o in options::OPTIONS {
-                if eff.get(o.name).is_none() && !matches!(o.kind, OptKind::UrlParts | OptKind::Package) {
-                    eff.set(o.name, Sourced::unknown("tsnsrv's Serving log line does not print it", None));
+                if eff.get(o.name).is_none()
+                    && !matches!(o.kind, OptKind::UrlParts | OptKind::Package)
+                {
+                    eff.set(
+                        o.name,
+                        Sourced::unknown("tsnsrv's Serving log line does not print it", None),
+                    );
                 }
             }
         }
@@ -232,7 +275,10 @@ fn module_level(declared: &Options, defaults: &Options, fork: bool, eff: &mut Op
         } else if o.name == "authKeyPath" {
             eff.set(
                 o.name,
-                Sourced::unknown("neither the service nor services.tsnsrv.defaults sets authKeyPath", None),
+                Sourced::unknown(
+                    "neither the service nor services.tsnsrv.defaults sets authKeyPath",
+                    None,
+                ),
             );
         }
     }
@@ -267,14 +313,20 @@ fn url_from_parts(own: Option<&Sourced<Json>>, defaults: Option<&Sourced<Json>>)
     let host = match part("host") {
         Ok(Some(v)) => v,
         Ok(None) => {
-            return Sourced::unknown("neither toURL nor urlParts.host is set for this service", None);
+            return Sourced::unknown(
+                "neither toURL nor urlParts.host is set for this service",
+                None,
+            );
         }
         Err(u) => return u,
     };
     let port = match part("port") {
         Ok(Some(v)) => v,
         Ok(None) => {
-            return Sourced::unknown("neither toURL nor urlParts.port is set for this service", None);
+            return Sourced::unknown(
+                "neither toURL nor urlParts.port is set for this service",
+                None,
+            );
         }
         Err(u) => return u,
     };
@@ -291,7 +343,13 @@ fn url_from_parts(own: Option<&Sourced<Json>>, defaults: Option<&Sourced<Json>>)
 }
 
 /// What the per-service systemd unit passes on top of the module (upstream 1.4, fork 1.5).
-fn cli_process_level(name: &str, eff: &mut Options, flavour: Flavour, index: usize, findings: &mut Vec<Diagnostic>) {
+fn cli_process_level(
+    name: &str,
+    eff: &mut Options,
+    flavour: Flavour,
+    index: usize,
+    findings: &mut Vec<Diagnostic>,
+) {
     let fork = flavour.is_fork();
     eff.set(
         "recommendedProxyHeaders",
@@ -303,16 +361,19 @@ fn cli_process_level(name: &str, eff: &mut Options, flavour: Flavour, index: usi
     null_to(eff, "timeout", json!("1m"), "tsnsrv CLI default (-timeout=1m)");
     if matches!(eff.get("readHeaderTimeout"), Some(Sourced::Known { value: Json::Null, .. })) {
         let v = match eff.get("funnel") {
-            Some(Sourced::Known { value: Json::Bool(f), .. }) => {
-                Sourced::default(json!(if *f { "1s" } else { "0s" }), "tsnsrv NixOS module: 1s for funnel services, else 0s")
-            }
+            Some(Sourced::Known { value: Json::Bool(f), .. }) => Sourced::default(
+                json!(if *f { "1s" } else { "0s" }),
+                "tsnsrv NixOS module: 1s for funnel services, else 0s",
+            ),
             _ => Sourced::unknown("depends on funnel, which is unknown", None),
         };
         eff.set("readHeaderTimeout", v);
     }
     // The module never turns suppressWhois into a flag (upstream 9f1ea2e; tsnsrv.md 1.4).
     let extra = eff.list("extraArgs").unwrap_or_default();
-    if eff.bool("suppressWhois") == Some(true) && !extra.iter().any(|a| a.trim_start_matches('-').starts_with("suppressWhois")) {
+    if eff.bool("suppressWhois") == Some(true)
+        && !extra.iter().any(|a| a.trim_start_matches('-').starts_with("suppressWhois"))
+    {
         let loc = eff.get("suppressWhois").and_then(|s| s.location().cloned());
         findings.push(
             Diagnostic::warning(
@@ -323,17 +384,44 @@ fn cli_process_level(name: &str, eff: &mut Options, flavour: Flavour, index: usi
             .for_service(name)
             .note("tailshift keeps what was in effect: whois on. Use extraArgs = [\"-suppressWhois\"] to really suppress it."),
         );
-        eff.set("suppressWhois", Sourced::default(json!(false), "the module never passes -suppressWhois (tsnsrv.md 1.4)"));
+        eff.set(
+            "suppressWhois",
+            Sourced::default(
+                json!(false),
+                "the module never passes -suppressWhois (tsnsrv.md 1.4)",
+            ),
+        );
     }
     if flavour == Flavour::Upstream {
-        eff.set("stateDir", Sourced::default(json!(format!("/var/lib/tsnsrv-{name}/tsnet-tsnsrv")), "upstream module: $STATE_DIRECTORY/tsnet-tsnsrv"));
-        eff.set("prometheusAddr", Sourced::default(json!(":9099"), "tsnsrv CLI default, bound on the service's tailnet node"));
-        eff.set("enableBugReports", Sourced::default(json!(false), "tsnsrv CLI default"));
-    } else {
-        eff.set("stateDir", Sourced::default(json!(format!("/var/lib/tsnsrv-{name}")), "fork module, separateProcesses = true"));
+        eff.set(
+            "stateDir",
+            Sourced::default(
+                json!(format!("/var/lib/tsnsrv-{name}/tsnet-tsnsrv")),
+                "upstream module: $STATE_DIRECTORY/tsnet-tsnsrv",
+            ),
+        );
         eff.set(
             "prometheusAddr",
-            Sourced::default(json!(format!(":{}", 9099 + index)), "fork module: 9099 + the service's alphabetical index, on the host"),
+            Sourced::default(
+                json!(":9099"),
+                "tsnsrv CLI default, bound on the service's tailnet node",
+            ),
+        );
+        eff.set("enableBugReports", Sourced::default(json!(false), "tsnsrv CLI default"));
+    } else {
+        eff.set(
+            "stateDir",
+            Sourced::default(
+                json!(format!("/var/lib/tsnsrv-{name}")),
+                "fork module, separateProcesses = true",
+            ),
+        );
+        eff.set(
+            "prometheusAddr",
+            Sourced::default(
+                json!(format!(":{}", 9099 + index)),
+                "fork module: 9099 + the service's alphabetical index, on the host",
+            ),
         );
         for h in ["upstreamHeaders", "authCopyHeaders"] {
             if let Some(m) = eff.map(h)
@@ -378,28 +466,41 @@ fn apply_extra_args(eff: &mut Options, fork: bool, findings: &mut Vec<Diagnostic
     let parsed = crate::cmdline::parse_flags(&words, fork);
     for (opt, value) in parsed.options.0 {
         let v = match value {
-            Sourced::Known { value, .. } => Sourced::derived(value, "extraArgs", loc.clone().into_iter().collect()),
+            Sourced::Known { value, .. } => {
+                Sourced::derived(value, "extraArgs", loc.clone().into_iter().collect())
+            }
             u => u,
         };
         eff.set(&opt, v);
     }
     for bad in parsed.unknown_flags {
         findings.push(
-            Diagnostic::warning("unsupported_extra_arg", format!("{name}: extraArgs flag {bad} is not a tsnsrv flag tailshift knows"))
-                .at(loc.clone())
-                .for_service(name),
+            Diagnostic::warning(
+                "unsupported_extra_arg",
+                format!("{name}: extraArgs flag {bad} is not a tsnsrv flag tailshift knows"),
+            )
+            .at(loc.clone())
+            .for_service(name),
         );
     }
 }
 
 /// What `tsnsrv-all` sees: the YAML the fork's module writes (only non-default values).
-fn yaml_process_level(name: &str, declared: &Options, defaults: &Options, eff: &mut Options, findings: &mut Vec<Diagnostic>) {
+fn yaml_process_level(
+    name: &str,
+    declared: &Options,
+    defaults: &Options,
+    eff: &mut Options,
+    findings: &mut Vec<Diagnostic>,
+) {
     let rule_strip = "fork tsnsrv-all: the YAML omits stripPrefix = true and Go's zero value is false (tsnsrv.md 1.5)";
     match eff.get("stripPrefix") {
         Some(Sourced::Known { value: Json::Bool(false), .. }) => {}
         Some(Sourced::Unknown { .. }) => {}
         _ => {
-            if let Some(Sourced::Known { value: Json::Bool(true), .. }) = declared.get("stripPrefix") {
+            if let Some(Sourced::Known { value: Json::Bool(true), .. }) =
+                declared.get("stripPrefix")
+            {
                 let loc = declared.get("stripPrefix").and_then(|s| s.location().cloned());
                 findings.push(
                     Diagnostic::new("yaml_default_lost", crate::Severity::Info, format!("{name}: stripPrefix = true is not written to the tsnsrv-all YAML, so prefixes were not stripped"))
@@ -416,16 +517,24 @@ fn yaml_process_level(name: &str, declared: &Options, defaults: &Options, eff: &
     );
     eff.set("funnelOnly", Sourced::default(json!(false), "fork YAML default"));
     eff.set("upstreamTCPAddr", Sourced::default(Json::Null, "fork YAML default"));
-    null_to(eff, "readHeaderTimeout", json!("0s"), "fork tsnsrv-all: the funnel 1s default is lost in the YAML (tsnsrv.md 1.5)");
+    null_to(
+        eff,
+        "readHeaderTimeout",
+        json!("0s"),
+        "fork tsnsrv-all: the funnel 1s default is lost in the YAML (tsnsrv.md 1.5)",
+    );
     null_to(eff, "timeout", json!("1m"), "fork YAML default");
     for ignored in ["acmeHost", "extraArgs", "package", "loginServerUrl"] {
         if let Some(v) = declared.get(ignored)
             && v.known().is_some_and(|j| !is_null_or_empty(j))
         {
             findings.push(
-                Diagnostic::warning("option_ignored", format!("{name}: {ignored} is ignored by the fork's tsnsrv-all mode"))
-                    .at(v.location().cloned())
-                    .for_service(name),
+                Diagnostic::warning(
+                    "option_ignored",
+                    format!("{name}: {ignored} is ignored by the fork's tsnsrv-all mode"),
+                )
+                .at(v.location().cloned())
+                .for_service(name),
             );
         }
     }
@@ -434,12 +543,25 @@ fn yaml_process_level(name: &str, declared: &Options, defaults: &Options, eff: &
     match defaults.get("authKeyPath") {
         Some(v @ Sourced::Known { value, .. }) => eff.set(
             "authKeyPath",
-            Sourced::derived(value.clone(), "tsnsrv-all loads only services.tsnsrv.defaults.authKeyPath", v.location().cloned().into_iter().collect()),
+            Sourced::derived(
+                value.clone(),
+                "tsnsrv-all loads only services.tsnsrv.defaults.authKeyPath",
+                v.location().cloned().into_iter().collect(),
+            ),
         ),
         Some(u) => eff.set("authKeyPath", u.clone()),
-        None => eff.set("authKeyPath", Sourced::unknown("services.tsnsrv.defaults.authKeyPath is not set", None)),
+        None => eff.set(
+            "authKeyPath",
+            Sourced::unknown("services.tsnsrv.defaults.authKeyPath is not set", None),
+        ),
     }
-    eff.set("stateDir", Sourced::default(json!(format!("/var/lib/tsnsrv-all/{name}")), "fork tsnsrv-all state layout"));
+    eff.set(
+        "stateDir",
+        Sourced::default(
+            json!(format!("/var/lib/tsnsrv-all/{name}")),
+            "fork tsnsrv-all state layout",
+        ),
+    );
     yaml_conditional_defaults(eff);
 }
 
@@ -447,7 +569,12 @@ fn yaml_process_level(name: &str, declared: &Options, defaults: &Options, eff: &
 fn yaml_conditional_defaults(eff: &mut Options) {
     let has_auth = eff.str("authURL").is_some();
     if has_auth {
-        null_to(eff, "authPath", json!(DEFAULT_AUTH_PATH), "fork YAML: default when authURL is set");
+        null_to(
+            eff,
+            "authPath",
+            json!(DEFAULT_AUTH_PATH),
+            "fork YAML: default when authURL is set",
+        );
         null_to(eff, "authTimeout", json!("5s"), "fork YAML: default when authURL is set");
     } else {
         null_to(eff, "authPath", Json::Null, "fork YAML: unused without authURL");

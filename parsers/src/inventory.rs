@@ -192,7 +192,11 @@ impl Options {
     /// A known string map option.
     pub fn map(&self, name: &str) -> Option<BTreeMap<String, String>> {
         let v = self.get(name)?.known()?.as_object()?;
-        Some(v.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
+        Some(
+            v.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect(),
+        )
     }
 
     /// Whether the option is set and known.

@@ -52,7 +52,9 @@ pub enum LoadError {
         source: std::io::Error,
     },
     /// The kind of an input could not be told.
-    #[error("cannot tell what kind of input {0} is; pass --input-kind (nix, nix-eval, unit, script, cmdline, log, yaml)")]
+    #[error(
+        "cannot tell what kind of input {0} is; pass --input-kind (nix, nix-eval, unit, script, cmdline, log, yaml)"
+    )]
     UnknownKind(PathBuf),
     /// `--evaluator nix` without Nix, or Nix failed.
     #[error("{0}")]
@@ -103,7 +105,8 @@ pub fn detect_kind(path: &Path, text: &str) -> Option<InputKind> {
 }
 
 fn list_dir(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
-    let rd = std::fs::read_dir(dir).map_err(|e| LoadError::Io { path: dir.to_path_buf(), source: e })?;
+    let rd =
+        std::fs::read_dir(dir).map_err(|e| LoadError::Io { path: dir.to_path_buf(), source: e })?;
     let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
     entries.sort();
     for p in entries {
@@ -148,11 +151,14 @@ fn load_here(paths: &[PathBuf], opts: &LoadOptions) -> Result<Inventory, LoadErr
     let mut nix_roots: Vec<(PathBuf, bool)> = Vec::new();
     let mut groups: Vec<(HostGroup, Vec<Service>)> = Vec::new();
     for (kind, path, walked) in files {
-        if kind == Some(InputKind::Nix) || (kind.is_none() && path.extension().is_some_and(|e| e == "nix")) {
+        if kind == Some(InputKind::Nix)
+            || (kind.is_none() && path.extension().is_some_and(|e| e == "nix"))
+        {
             nix_roots.push((path, walked));
             continue;
         }
-        let bytes = std::fs::read(&path).map_err(|e| LoadError::Io { path: path.clone(), source: e })?;
+        let bytes =
+            std::fs::read(&path).map_err(|e| LoadError::Io { path: path.clone(), source: e })?;
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let kind = match kind.or_else(|| detect_kind(&path, &text)) {
             Some(k) => k,
@@ -205,7 +211,9 @@ fn load_here(paths: &[PathBuf], opts: &LoadOptions) -> Result<Inventory, LoadErr
 fn merge_hosts(inv: &mut Inventory) {
     let mut merged: Vec<Host> = Vec::new();
     for h in inv.hosts.drain(..) {
-        if let Some(m) = merged.iter_mut().find(|m| m.name.known().is_some() && m.name.known() == h.name.known() && m.flavour == h.flavour) {
+        if let Some(m) = merged.iter_mut().find(|m| {
+            m.name.known().is_some() && m.name.known() == h.name.known() && m.flavour == h.flavour
+        }) {
             m.inputs.extend(h.inputs);
             continue;
         }
@@ -248,8 +256,11 @@ fn read_other(
     inv.diagnostics.extend(diags);
     if raws.is_empty() && kind != InputKind::Yaml {
         inv.diagnostics.push(
-            Diagnostic::warning("no_services", format!("{} holds no tsnsrv invocation", path.display()))
-                .at(Some(sources.location_at(file, 1, 1))),
+            Diagnostic::warning(
+                "no_services",
+                format!("{} holds no tsnsrv invocation", path.display()),
+            )
+            .at(Some(sources.location_at(file, 1, 1))),
         );
     }
     let input = path.display().to_string();
@@ -267,7 +278,10 @@ fn read_other(
     };
     let host = match &opts.host {
         Some(h) => Sourced::declared(h.clone(), None),
-        None => Sourced::unknown(format!("{} does not name its host; pass --host", path.display()), None),
+        None => Sourced::unknown(
+            format!("{} does not name its host; pass --host", path.display()),
+            None,
+        ),
     };
     let mut services = Vec::new();
     for raw in raws {
@@ -277,12 +291,23 @@ fn read_other(
     Ok(())
 }
 
-fn raw_service(raw: RawService, host: &Sourced<String>, flavour: Flavour, input: &str, diags: &mut Vec<Diagnostic>) -> Service {
+fn raw_service(
+    raw: RawService,
+    host: &Sourced<String>,
+    flavour: Flavour,
+    input: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> Service {
     let mut findings = raw.findings;
-    let effective = effective::effective(&raw.name, &raw.declared, flavour, &raw.origin, &mut findings);
+    let effective =
+        effective::effective(&raw.name, &raw.declared, flavour, &raw.origin, &mut findings);
     let mut coverage = coverage_of(&raw.declared, &effective, |_| None);
     for (attr, reason) in raw.unsupported {
-        coverage.push(CoverageEntry { attribute: attr, status: Coverage::Unsupported, reason: Some(reason) });
+        coverage.push(CoverageEntry {
+            attribute: attr,
+            status: Coverage::Unsupported,
+            reason: Some(reason),
+        });
     }
     diags.extend(findings);
     Service {
@@ -297,7 +322,11 @@ fn raw_service(raw: RawService, host: &Sourced<String>, flavour: Flavour, input:
     }
 }
 
-fn coverage_of(declared: &Options, effective: &Options, unsupported: impl Fn(&str) -> Option<String>) -> Vec<CoverageEntry> {
+fn coverage_of(
+    declared: &Options,
+    effective: &Options,
+    unsupported: impl Fn(&str) -> Option<String>,
+) -> Vec<CoverageEntry> {
     let mut out = Vec::new();
     for (k, v) in &declared.0 {
         let (status, reason) = if let Some(why) = unsupported(k) {
@@ -315,7 +344,11 @@ fn coverage_of(declared: &Options, effective: &Options, unsupported: impl Fn(&st
             continue;
         }
         if let Sourced::Unknown { reason, .. } = v {
-            out.push(CoverageEntry { attribute: k.clone(), status: Coverage::Unknown, reason: Some(reason.clone()) });
+            out.push(CoverageEntry {
+                attribute: k.clone(),
+                status: Coverage::Unknown,
+                reason: Some(reason.clone()),
+            });
         }
     }
     out
@@ -331,7 +364,14 @@ fn module_flavour(view: &ModuleView, stated: Option<Flavour>) -> (Flavour, Flavo
         return if *value {
             (Flavour::Fork, FlavourBasis::Detected { reason: "services.tsnsrv.separateProcesses = true (the fork, one process per service)".into(), location })
         } else {
-            (Flavour::ForkAll, FlavourBasis::Detected { reason: "services.tsnsrv.separateProcesses = false (the fork's tsnsrv-all)".into(), location })
+            (
+                Flavour::ForkAll,
+                FlavourBasis::Detected {
+                    reason: "services.tsnsrv.separateProcesses = false (the fork's tsnsrv-all)"
+                        .into(),
+                    location,
+                },
+            )
         };
     }
     let fork_only = |o: &Options| -> Option<(String, Option<crate::Location>)> {
@@ -339,19 +379,28 @@ fn module_flavour(view: &ModuleView, stated: Option<Flavour>) -> (Flavour, Flavo
             .find(|(k, _)| options::spec(k).is_some_and(|s| s.fork_module && !s.upstream_module))
             .map(|(k, v)| (k.clone(), v.location().cloned()))
     };
-    let found = fork_only(&view.defaults).or_else(|| view.services.iter().find_map(|s| fork_only(&s.declared)));
+    let found = fork_only(&view.defaults)
+        .or_else(|| view.services.iter().find_map(|s| fork_only(&s.declared)));
     if let Some((opt, location)) = found {
         return (
             Flavour::Fork,
             FlavourBasis::Detected {
-                reason: format!("{opt} is set, which only the fork's module has; separateProcesses is not set, so the fork's default since 2025-11-19 (true: one process per service) is assumed"),
+                reason: format!(
+                    "{opt} is set, which only the fork's module has; separateProcesses is not set, so the fork's default since 2025-11-19 (true: one process per service) is assumed"
+                ),
                 location,
             },
         );
     }
     if view.prometheus_addr.is_some() {
         let location = view.prometheus_addr.as_ref().and_then(|s| s.location().cloned());
-        return (Flavour::Fork, FlavourBasis::Detected { reason: "services.tsnsrv.prometheusAddr exists only in the fork's module".into(), location });
+        return (
+            Flavour::Fork,
+            FlavourBasis::Detected {
+                reason: "services.tsnsrv.prometheusAddr exists only in the fork's module".into(),
+                location,
+            },
+        );
     }
     (
         Flavour::Upstream,
@@ -359,22 +408,41 @@ fn module_flavour(view: &ModuleView, stated: Option<Flavour>) -> (Flavour, Flavo
     )
 }
 
-fn module_services(view: ModuleView, input: &Path, opts: &LoadOptions, diags: &mut Vec<Diagnostic>) -> (HostGroup, Vec<Service>) {
+fn module_services(
+    view: ModuleView,
+    input: &Path,
+    opts: &LoadOptions,
+    diags: &mut Vec<Diagnostic>,
+) -> (HostGroup, Vec<Service>) {
     let (flavour, basis) = module_flavour(&view, opts.tsnsrv);
     let fork = flavour.is_fork();
     let input_s = input.display().to_string();
     let host = view.host.clone().unwrap_or_else(|| match &opts.host {
         Some(h) => Sourced::declared(h.clone(), None),
-        None => Sourced::unknown("networking.hostName is not set in the files read; pass --host", None),
+        None => {
+            Sourced::unknown("networking.hostName is not set in the files read; pass --host", None)
+        }
     });
     for (k, loc) in &view.unknown_top {
-        diags.push(Diagnostic::error("unknown_attribute", format!("services.tsnsrv.{k} is not an option of the tsnsrv module")).at(loc.clone()));
+        diags.push(
+            Diagnostic::error(
+                "unknown_attribute",
+                format!("services.tsnsrv.{k} is not an option of the tsnsrv module"),
+            )
+            .at(loc.clone()),
+        );
     }
     for (k, v) in &view.defaults.0 {
         if !options::module_accepts(k, fork) || k == "toURL" {
             diags.push(
-                Diagnostic::error("unknown_attribute", format!("services.tsnsrv.defaults.{k} is not an option of the {} tsnsrv module", flavour_module_name(flavour)))
-                    .at(v.location().cloned()),
+                Diagnostic::error(
+                    "unknown_attribute",
+                    format!(
+                        "services.tsnsrv.defaults.{k} is not an option of the {} tsnsrv module",
+                        flavour_module_name(flavour)
+                    ),
+                )
+                .at(v.location().cloned()),
             );
         }
     }
@@ -385,13 +453,19 @@ fn module_services(view: ModuleView, input: &Path, opts: &LoadOptions, diags: &m
         let index = names.iter().position(|n| *n == ds.name).unwrap_or(0);
         let origin = Origin::Module { defaults: view.defaults.clone(), index };
         let mut findings = Vec::new();
-        let effective = effective::effective(&ds.name, &ds.declared, flavour, &origin, &mut findings);
+        let effective =
+            effective::effective(&ds.name, &ds.declared, flavour, &origin, &mut findings);
         let unsupported = |k: &str| -> Option<String> {
             (!options::module_accepts(k, fork)).then(|| {
                 if options::module_accepts(k, true) {
-                    format!("{k} exists only in the fork's module, but this host runs upstream tsnsrv")
+                    format!(
+                        "{k} exists only in the fork's module, but this host runs upstream tsnsrv"
+                    )
                 } else {
-                    format!("{k} is not an option of the {} tsnsrv module", flavour_module_name(flavour))
+                    format!(
+                        "{k} is not an option of the {} tsnsrv module",
+                        flavour_module_name(flavour)
+                    )
                 }
             })
         };
@@ -418,7 +492,9 @@ fn module_services(view: ModuleView, input: &Path, opts: &LoadOptions, diags: &m
         });
     }
     let prometheus_addr = match flavour {
-        Flavour::ForkAll => Some(view.prometheus_addr.clone().unwrap_or_else(|| Sourced::default(Json::String(":9099".into()), "fork module default"))),
+        Flavour::ForkAll => Some(view.prometheus_addr.clone().unwrap_or_else(|| {
+            Sourced::default(Json::String(":9099".into()), "fork module default")
+        })),
         _ => view.prometheus_addr.clone(),
     };
     (HostGroup { host, flavour, basis, prometheus_addr, input: input_s }, services)
@@ -454,14 +530,18 @@ fn read_nix_roots(
     let mut results = Vec::new();
     for (root, walked) in roots {
         let mut ev = Eval::new(SourceMap::new());
-        let (view, diags, ok) = nixos::read_nixos(&mut ev, std::slice::from_ref(root), opts.host.as_deref());
+        let (view, diags, ok) =
+            nixos::read_nixos(&mut ev, std::slice::from_ref(root), opts.host.as_deref());
         let loaded = ev.loaded_files();
         results.push((root.clone(), *walked, view, diags, ok, loaded));
     }
-    let abs = |p: &Path| crate::nix::eval::normalize(&std::env::current_dir().unwrap_or_default().join(p));
+    let abs = |p: &Path| {
+        crate::nix::eval::normalize(&std::env::current_dir().unwrap_or_default().join(p))
+    };
     for (i, (root, walked, view, diags, _ok, _)) in results.iter().enumerate() {
         let me = abs(root);
-        let imported_elsewhere = results.iter().enumerate().any(|(j, r)| j != i && r.5.iter().any(|f| *f == me));
+        let imported_elsewhere =
+            results.iter().enumerate().any(|(j, r)| j != i && r.5.contains(&me));
         if imported_elsewhere && *walked {
             continue;
         }

@@ -37,7 +37,8 @@ fn key_positions(text: &str) -> HashMap<String, usize> {
                     j += 1;
                 }
                 if j < b.len() && b[j] == b':' && stack.last().is_some_and(|s| s.1) {
-                    let path = format!("{}/{}", stack.last().map(|s| s.0.as_str()).unwrap_or(""), s);
+                    let path =
+                        format!("{}/{}", stack.last().map(|s| s.0.as_str()).unwrap_or(""), s);
                     out.insert(path.clone(), start);
                     last_key = Some((path, start));
                 }
@@ -46,7 +47,9 @@ fn key_positions(text: &str) -> HashMap<String, usize> {
                 let parent = stack.last().map(|s| s.0.clone()).unwrap_or_default();
                 let path = match (&last_key, stack.last()) {
                     (Some((k, _)), Some((_, true))) => k.clone(),
-                    (_, Some((_, false))) => format!("{parent}/{}", array_index.last().copied().unwrap_or(0)),
+                    (_, Some((_, false))) => {
+                        format!("{parent}/{}", array_index.last().copied().unwrap_or(0))
+                    }
                     _ => parent,
                 };
                 stack.push((path, b[i] == b'{'));
@@ -72,7 +75,11 @@ fn key_positions(text: &str) -> HashMap<String, usize> {
 }
 
 /// Reads the JSON into the same view the Nix reader produces.
-pub fn read_nix_eval(sources: &SourceMap, file: FileId, host: Option<&str>) -> (ModuleView, Vec<Diagnostic>) {
+pub fn read_nix_eval(
+    sources: &SourceMap,
+    file: FileId,
+    host: Option<&str>,
+) -> (ModuleView, Vec<Diagnostic>) {
     let text = sources.get(file).text.clone();
     let mut diags = Vec::new();
     let mut view = ModuleView::empty(host.map(|h| Sourced::declared(h.to_string(), None)));
@@ -80,13 +87,18 @@ pub fn read_nix_eval(sources: &SourceMap, file: FileId, host: Option<&str>) -> (
         Ok(j) => j,
         Err(e) => {
             let loc = sources.location_at(file, e.line() as u32, e.column() as u32);
-            diags.push(Diagnostic::error("syntax_error", format!("invalid JSON: {e}")).at(Some(loc)).len(1));
+            diags.push(
+                Diagnostic::error("syntax_error", format!("invalid JSON: {e}"))
+                    .at(Some(loc))
+                    .len(1),
+            );
             return (view, diags);
         }
     };
     let pos = key_positions(&text);
     let loc = |path: &str| -> Option<Location> {
-        pos.get(path).map(|o| sources.location(crate::Span { file, start: *o as u32, end: *o as u32 + 1 }))
+        pos.get(path)
+            .map(|o| sources.location(crate::Span { file, start: *o as u32, end: *o as u32 + 1 }))
     };
     // Accept both `config.services.tsnsrv` and a whole `config` with services.tsnsrv inside.
     let (root, prefix) = match json.pointer("/services/tsnsrv") {
@@ -94,14 +106,19 @@ pub fn read_nix_eval(sources: &SourceMap, file: FileId, host: Option<&str>) -> (
         _ => (json.clone(), ""),
     };
     let Some(obj) = root.as_object() else {
-        diags.push(Diagnostic::error("syntax_error", "expected the JSON object of config.services.tsnsrv").at(loc("")));
+        diags.push(
+            Diagnostic::error("syntax_error", "expected the JSON object of config.services.tsnsrv")
+                .at(loc("")),
+        );
         return (view, diags);
     };
     if let Some(Json::Bool(b)) = obj.get("separateProcesses") {
-        view.separate_processes = Some(Sourced::declared(*b, loc(&format!("{prefix}/separateProcesses"))));
+        view.separate_processes =
+            Some(Sourced::declared(*b, loc(&format!("{prefix}/separateProcesses"))));
     }
     if let Some(p) = obj.get("prometheusAddr") {
-        view.prometheus_addr = Some(Sourced::declared(p.clone(), loc(&format!("{prefix}/prometheusAddr"))));
+        view.prometheus_addr =
+            Some(Sourced::declared(p.clone(), loc(&format!("{prefix}/prometheusAddr"))));
     }
     if let Some(Json::Object(d)) = obj.get("defaults") {
         let mut o = Options::default();
@@ -119,7 +136,11 @@ pub fn read_nix_eval(sources: &SourceMap, file: FileId, host: Option<&str>) -> (
                     declared.set(k, Sourced::declared(v.clone(), loc(&format!("{base}/{k}"))));
                 }
             }
-            view.services.push(DeclaredService { name: name.clone(), location: loc(&base), declared });
+            view.services.push(DeclaredService {
+                name: name.clone(),
+                location: loc(&base),
+                declared,
+            });
         }
     }
     (view, diags)

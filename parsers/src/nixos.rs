@@ -72,17 +72,33 @@ fn to_sourced(sources: &SourceMap, d: Declared) -> Sourced<Json> {
 }
 
 fn unknown_of(sources: &SourceMap, u: &Unknown, fallback: Option<Span>) -> Sourced<Json> {
-    Sourced::unknown(u.describe(), user_location(sources, u.span).or_else(|| user_location(sources, fallback)))
+    Sourced::unknown(
+        u.describe(),
+        user_location(sources, u.span).or_else(|| user_location(sources, fallback)),
+    )
 }
 
-fn eval_failure(sources: &SourceMap, e: &EvalError, what: &str, diags: &mut Vec<Diagnostic>) -> Sourced<Json> {
+fn eval_failure(
+    sources: &SourceMap,
+    e: &EvalError,
+    what: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> Sourced<Json> {
     let loc = user_location(sources, e.span);
-    diags.push(Diagnostic::error("eval_error", format!("{what}: {}", e.message)).at(loc.clone()).len(e.span.map(|s| s.end - s.start).unwrap_or(0)));
+    diags.push(
+        Diagnostic::error("eval_error", format!("{what}: {}", e.message))
+            .at(loc.clone())
+            .len(e.span.map(|s| s.end - s.start).unwrap_or(0)),
+    );
     Sourced::unknown(format!("evaluation failed: {}", e.message), loc)
 }
 
 /// Evaluates host modules and reads `services.tsnsrv` from the merged configuration.
-pub fn read_nixos(ev: &mut Eval, roots: &[PathBuf], host: Option<&str>) -> (ModuleView, Vec<Diagnostic>, bool) {
+pub fn read_nixos(
+    ev: &mut Eval,
+    roots: &[PathBuf],
+    host: Option<&str>,
+) -> (ModuleView, Vec<Diagnostic>, bool) {
     let mut diags = Vec::new();
     let loaded = ev.load_modules(roots, host);
     let sources = ev.sources.clone();
@@ -97,8 +113,12 @@ pub fn read_nixos(ev: &mut Eval, roots: &[PathBuf], host: Option<&str>) -> (Modu
     let mut view = ModuleView::empty(None);
     view.host = match ev.config_read(&["networking", "hostName"]) {
         Ok(Some(d)) => Some(match to_sourced(&sources, d) {
-            Sourced::Known { value: Json::String(s), source } => Sourced::Known { value: s, source },
-            Sourced::Known { value, .. } => Sourced::unknown(format!("networking.hostName is not a string: {value}"), None),
+            Sourced::Known { value: Json::String(s), source } => {
+                Sourced::Known { value: s, source }
+            }
+            Sourced::Known { value, .. } => {
+                Sourced::unknown(format!("networking.hostName is not a string: {value}"), None)
+            }
             Sourced::Unknown { reason, location } => Sourced::Unknown { reason, location },
         }),
         Ok(None) => None,
@@ -107,30 +127,43 @@ pub fn read_nixos(ev: &mut Eval, roots: &[PathBuf], host: Option<&str>) -> (Modu
             None
         }
     };
-    let read = |ev: &mut Eval, path: &[&str], diags: &mut Vec<Diagnostic>| -> Option<Sourced<Json>> {
-        match ev.config_read(path) {
-            Ok(Some(d)) => Some(to_sourced(&sources, d)),
-            Ok(None) => None,
-            Err(e) => Some(eval_failure(&sources, &e, &path.join("."), diags)),
-        }
-    };
+    let read =
+        |ev: &mut Eval, path: &[&str], diags: &mut Vec<Diagnostic>| -> Option<Sourced<Json>> {
+            match ev.config_read(path) {
+                Ok(Some(d)) => Some(to_sourced(&sources, d)),
+                Ok(None) => None,
+                Err(e) => Some(eval_failure(&sources, &e, &path.join("."), diags)),
+            }
+        };
     let as_bool = |s: Sourced<Json>| -> Sourced<bool> {
         match s {
             Sourced::Known { value: Json::Bool(b), source } => Sourced::Known { value: b, source },
-            Sourced::Known { value, source } => Sourced::unknown(format!("not a Boolean: {value}"), match source {
-                crate::inventory::Source::Declared { location } => location,
-                _ => None,
-            }),
+            Sourced::Known { value, source } => Sourced::unknown(
+                format!("not a Boolean: {value}"),
+                match source {
+                    crate::inventory::Source::Declared { location } => location,
+                    _ => None,
+                },
+            ),
             Sourced::Unknown { reason, location } => Sourced::Unknown { reason, location },
         }
     };
-    view.separate_processes = read(ev, &["services", "tsnsrv", "separateProcesses"], &mut diags).map(as_bool);
+    view.separate_processes =
+        read(ev, &["services", "tsnsrv", "separateProcesses"], &mut diags).map(as_bool);
     view.enable = read(ev, &["services", "tsnsrv", "enable"], &mut diags).map(as_bool);
     view.prometheus_addr = read(ev, &["services", "tsnsrv", "prometheusAddr"], &mut diags);
     match ev.config_keys(&["services".into(), "tsnsrv".into()]) {
         Ok(keys) => {
             for k in keys {
-                if !matches!(&*k, "enable" | "separateProcesses" | "prometheusAddr" | "defaults" | "services" | "package") {
+                if !matches!(
+                    &*k,
+                    "enable"
+                        | "separateProcesses"
+                        | "prometheusAddr"
+                        | "defaults"
+                        | "services"
+                        | "package"
+                ) {
                     let span = ev.config_span(&["services", "tsnsrv", &k]).ok().flatten();
                     view.unknown_top.push((k.to_string(), user_location(&sources, span)));
                 }
@@ -166,7 +199,12 @@ pub fn read_nixos(ev: &mut Eval, roots: &[PathBuf], host: Option<&str>) -> (Modu
             .flatten()
             .and_then(|s| user_location(&sources, Some(s)));
         let mut declared = Options::default();
-        let attrs = match ev.config_keys(&["services".into(), "tsnsrv".into(), "services".into(), name.clone()]) {
+        let attrs = match ev.config_keys(&[
+            "services".into(),
+            "tsnsrv".into(),
+            "services".into(),
+            name.clone(),
+        ]) {
             Ok(a) => a,
             Err(e) => {
                 eval_failure(&sources, &e, &format!("services.tsnsrv.services.{name}"), &mut diags);

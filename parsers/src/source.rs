@@ -164,8 +164,14 @@ mod tests {
 
     #[test]
     fn relative_paths_climb_with_dotdot() {
-        assert_eq!(relative_to(Path::new("/a/b/c.nix"), Path::new("/a/d")).unwrap(), PathBuf::from("../b/c.nix"));
-        assert_eq!(relative_to(Path::new("/a/b/c.nix"), Path::new("/a")).unwrap(), PathBuf::from("b/c.nix"));
+        assert_eq!(
+            relative_to(Path::new("/a/b/c.nix"), Path::new("/a/d")).unwrap(),
+            PathBuf::from("../b/c.nix")
+        );
+        assert_eq!(
+            relative_to(Path::new("/a/b/c.nix"), Path::new("/a")).unwrap(),
+            PathBuf::from("b/c.nix")
+        );
     }
 
     #[test]

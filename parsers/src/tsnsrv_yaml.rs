@@ -54,36 +54,51 @@ fn key_locations(sources: &SourceMap, file: FileId) -> Vec<BTreeMap<String, Loca
             && !key.contains(' ')
             && let Some(e) = entries.last_mut()
         {
-            e.entry(key.to_string()).or_insert_with(|| sources.location_at(file, i as u32 + 1, col as u32 + 1));
+            e.entry(key.to_string())
+                .or_insert_with(|| sources.location_at(file, i as u32 + 1, col as u32 + 1));
         }
     }
     entries
 }
 
 /// Reads the services of a YAML config. The host-level `prometheusAddr` is returned beside.
-pub fn read_yaml(sources: &SourceMap, file: FileId) -> (Vec<RawService>, Option<Sourced<Json>>, Vec<Diagnostic>) {
+pub fn read_yaml(
+    sources: &SourceMap,
+    file: FileId,
+) -> (Vec<RawService>, Option<Sourced<Json>>, Vec<Diagnostic>) {
     let text = sources.get(file).text.clone();
     let mut diags = Vec::new();
     let parsed: File = match serde_yaml::from_str(&text) {
         Ok(f) => f,
         Err(e) => {
-            let loc = e.location().map(|l| sources.location_at(file, l.line() as u32, l.column() as u32));
+            let loc =
+                e.location().map(|l| sources.location_at(file, l.line() as u32, l.column() as u32));
             let msg = e.to_string();
             let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-            diags.push(Diagnostic::error("syntax_error", format!("invalid tsnsrv YAML: {msg}")).at(loc).len(1));
+            diags.push(
+                Diagnostic::error("syntax_error", format!("invalid tsnsrv YAML: {msg}"))
+                    .at(loc)
+                    .len(1),
+            );
             return (Vec::new(), None, diags);
         }
     };
     let locs = key_locations(sources, file);
     let prom = parsed.prometheus_addr.as_ref().map(|p| {
-        let loc = text.lines().position(|l| l.starts_with("prometheusAddr:")).map(|i| sources.location_at(file, i as u32 + 1, 1));
+        let loc = text
+            .lines()
+            .position(|l| l.starts_with("prometheusAddr:"))
+            .map(|i| sources.location_at(file, i as u32 + 1, 1));
         Sourced::declared(Json::String(p.clone()), loc)
     });
     let mut out = Vec::new();
     for (i, entry) in parsed.services.iter().enumerate() {
         let loc_of = |k: &str| locs.get(i).and_then(|m| m.get(k)).cloned();
         let Some(name) = entry.get("name").and_then(|v| v.as_str()).map(str::to_string) else {
-            diags.push(Diagnostic::error("missing_name", format!("service entry {} has no name", i + 1)).at(loc_of("upstream")));
+            diags.push(
+                Diagnostic::error("missing_name", format!("service entry {} has no name", i + 1))
+                    .at(loc_of("upstream")),
+            );
             continue;
         };
         let mut declared = Options::default();
@@ -96,11 +111,19 @@ pub fn read_yaml(sources: &SourceMap, file: FileId) -> (Vec<RawService>, Option<
             match options::by_yaml(k) {
                 Some(spec) => declared.set(spec.name, Sourced::declared(to_json(v), loc_of(k))),
                 None => {
-                    unsupported.push((k.clone(), "not a key of the fork's YAML schema; tsnsrv ignores it".to_string()));
+                    unsupported.push((
+                        k.clone(),
+                        "not a key of the fork's YAML schema; tsnsrv ignores it".to_string(),
+                    ));
                     findings.push(
-                        Diagnostic::warning("unknown_attribute", format!("{name}: `{k}` is not a tsnsrv YAML key; tsnsrv silently ignores it"))
-                            .at(loc_of(k))
-                            .for_service(&name),
+                        Diagnostic::warning(
+                            "unknown_attribute",
+                            format!(
+                                "{name}: `{k}` is not a tsnsrv YAML key; tsnsrv silently ignores it"
+                            ),
+                        )
+                        .at(loc_of(k))
+                        .for_service(&name),
                     );
                 }
             }
@@ -110,7 +133,11 @@ pub fn read_yaml(sources: &SourceMap, file: FileId) -> (Vec<RawService>, Option<
             location: loc_of("name"),
             declared,
             origin: Origin::Yaml,
-            flavour_hint: Some((Flavour::ForkAll, "a tsnsrv YAML config is the fork's tsnsrv-all".into(), loc_of("name"))),
+            flavour_hint: Some((
+                Flavour::ForkAll,
+                "a tsnsrv YAML config is the fork's tsnsrv-all".into(),
+                loc_of("name"),
+            )),
             findings,
             unsupported,
         });

@@ -73,15 +73,21 @@ fn is_tsnsrv_binary(word: &str) -> bool {
 }
 
 /// Reads every tsnsrv invocation in a unit dump, start script or log file.
-pub fn read_invocations(sources: &SourceMap, file: FileId, stated: Option<Flavour>) -> (Vec<RawService>, Vec<Diagnostic>) {
+pub fn read_invocations(
+    sources: &SourceMap,
+    file: FileId,
+    stated: Option<Flavour>,
+) -> (Vec<RawService>, Vec<Diagnostic>) {
     let src = sources.get(file);
     let mut services = Vec::new();
     let mut diags = Vec::new();
-    let mut unit_hint: Option<(Flavour, String, Option<Location>)> = stated.map(|f| (f, "--tsnsrv".to_string(), None));
+    let mut unit_hint: Option<(Flavour, String, Option<Location>)> =
+        stated.map(|f| (f, "--tsnsrv".to_string(), None));
     for (lineno, line) in src.text.lines().enumerate() {
         if line.trim() == "StateDirectory=tsnsrv-all" && stated.is_none() {
             let loc = sources.location_at(file, lineno as u32 + 1, 1);
-            unit_hint = Some((Flavour::ForkAll, "the unit is the fork's tsnsrv-all".into(), Some(loc)));
+            unit_hint =
+                Some((Flavour::ForkAll, "the unit is the fork's tsnsrv-all".into(), Some(loc)));
         }
     }
     for logical in logical_lines(&src.text) {
@@ -129,7 +135,11 @@ pub fn read_invocations(sources: &SourceMap, file: FileId, stated: Option<Flavou
 }
 
 /// Reads a `/proc/<pid>/cmdline` copy: NUL-separated words, the binary first.
-pub fn read_cmdline(sources: &SourceMap, file: FileId, stated: Option<Flavour>) -> (Vec<RawService>, Vec<Diagnostic>) {
+pub fn read_cmdline(
+    sources: &SourceMap,
+    file: FileId,
+    stated: Option<Flavour>,
+) -> (Vec<RawService>, Vec<Diagnostic>) {
     let src = sources.get(file);
     let mut words = Vec::new();
     let mut offset = 0;
@@ -140,9 +150,13 @@ pub fn read_cmdline(sources: &SourceMap, file: FileId, stated: Option<Flavour>) 
         offset += part.len() + 1;
     }
     let mut diags = Vec::new();
-    let loc_of = |off: usize| sources.location(crate::Span { file, start: off as u32, end: off as u32 + 1 });
+    let loc_of =
+        |off: usize| sources.location(crate::Span { file, start: off as u32, end: off as u32 + 1 });
     let Some(bin) = words.iter().position(|w| is_tsnsrv_binary(&w.text)) else {
-        diags.push(Diagnostic::error("not_tsnsrv", "this command line does not run tsnsrv").at(Some(loc_of(0))));
+        diags.push(
+            Diagnostic::error("not_tsnsrv", "this command line does not run tsnsrv")
+                .at(Some(loc_of(0))),
+        );
         return (Vec::new(), diags);
     };
     let line_loc = loc_of(words[bin].offset);
@@ -152,20 +166,38 @@ pub fn read_cmdline(sources: &SourceMap, file: FileId, stated: Option<Flavour>) 
     (services, diags)
 }
 
-fn flavour_hint_of(p: &ParsedFlags, args: &[Word], loc_of: &dyn Fn(usize) -> Location) -> Option<(Flavour, String, Option<Location>)> {
+fn flavour_hint_of(
+    p: &ParsedFlags,
+    args: &[Word],
+    loc_of: &dyn Fn(usize) -> Location,
+) -> Option<(Flavour, String, Option<Location>)> {
     let fork_flag = args.iter().find(|w| {
         let f = w.text.trim_start_matches('-');
         let f = f.split('=').next().unwrap_or(f);
         crate::options::by_flag(f).is_some_and(|s| s.fork_only) || f == "service" || f == "config"
     });
     if let Some(w) = fork_flag {
-        return Some((Flavour::Fork, format!("{} is a flag only the fork has", w.text.split('=').next().unwrap_or(&w.text)), Some(loc_of(w.offset))));
+        return Some((
+            Flavour::Fork,
+            format!("{} is a flag only the fork has", w.text.split('=').next().unwrap_or(&w.text)),
+            Some(loc_of(w.offset)),
+        ));
     }
-    if let Some(w) = args.iter().find(|w| w.text.contains("-stateDir=") && w.text.contains("tsnet-tsnsrv")) {
-        return Some((Flavour::Upstream, "-stateDir=$STATE_DIRECTORY/tsnet-tsnsrv is the upstream module's layout".into(), Some(loc_of(w.offset))));
+    if let Some(w) =
+        args.iter().find(|w| w.text.contains("-stateDir=") && w.text.contains("tsnet-tsnsrv"))
+    {
+        return Some((
+            Flavour::Upstream,
+            "-stateDir=$STATE_DIRECTORY/tsnet-tsnsrv is the upstream module's layout".into(),
+            Some(loc_of(w.offset)),
+        ));
     }
     if let Some(w) = args.iter().find(|w| w.text.starts_with("-stateDir=/var/lib/tsnsrv-")) {
-        return Some((Flavour::Fork, "-stateDir=/var/lib/tsnsrv-<name> is the fork module's layout".into(), Some(loc_of(w.offset))));
+        return Some((
+            Flavour::Fork,
+            "-stateDir=/var/lib/tsnsrv-<name> is the fork module's layout".into(),
+            Some(loc_of(w.offset)),
+        ));
     }
     let _ = p;
     None
@@ -183,8 +215,11 @@ fn from_args(
     let hint = unit_hint.or_else(|| flavour_hint_of(&probe, args, loc_of));
     if let Some(cfg) = &probe.config {
         diags.push(
-            Diagnostic::warning("config_file_not_read", format!("tsnsrv runs with -config={cfg}; pass that YAML file to read its services"))
-                .at(Some(line_loc.clone())),
+            Diagnostic::warning(
+                "config_file_not_read",
+                format!("tsnsrv runs with -config={cfg}; pass that YAML file to read its services"),
+            )
+            .at(Some(line_loc.clone())),
         );
         return Vec::new();
     }
@@ -192,9 +227,21 @@ fn from_args(
         let mut out = Vec::new();
         for sf in &probe.service_flags {
             let words = cmdline::service_flag_words(&sf.text);
-            let located: Vec<Word> = words.into_iter().map(|w| Word { offset: sf.offset, ..w }).collect();
-            let hint = Some((Flavour::Fork, "-service k=v is the fork's multi-service form".to_string(), Some(loc_of(sf.offset))));
-            out.extend(one_service(&located, loc_of, line_loc.clone(), hint, Origin::ServiceFlag, diags));
+            let located: Vec<Word> =
+                words.into_iter().map(|w| Word { offset: sf.offset, ..w }).collect();
+            let hint = Some((
+                Flavour::Fork,
+                "-service k=v is the fork's multi-service form".to_string(),
+                Some(loc_of(sf.offset)),
+            ));
+            out.extend(one_service(
+                &located,
+                loc_of,
+                line_loc.clone(),
+                hint,
+                Origin::ServiceFlag,
+                diags,
+            ));
         }
         return out;
     }
@@ -231,18 +278,30 @@ fn one_service(
     let mut findings = Vec::new();
     let mut unsupported = Vec::new();
     for f in &p.unknown_flags {
-        unsupported.push((f.split('=').next().unwrap_or(f).trim_start_matches('-').to_string(), format!("{f} is not a flag of this tsnsrv")));
+        unsupported.push((
+            f.split('=').next().unwrap_or(f).trim_start_matches('-').to_string(),
+            format!("{f} is not a flag of this tsnsrv"),
+        ));
         findings.push(
-            Diagnostic::error("unknown_attribute", format!("{name}: {f} is not a tsnsrv flag{}", if fork { "" } else { " (upstream tsnsrv; the fork has more)" }))
-                .at(Some(line_loc.clone()))
-                .for_service(&name),
+            Diagnostic::error(
+                "unknown_attribute",
+                format!(
+                    "{name}: {f} is not a tsnsrv flag{}",
+                    if fork { "" } else { " (upstream tsnsrv; the fork has more)" }
+                ),
+            )
+            .at(Some(line_loc.clone()))
+            .for_service(&name),
         );
     }
     let cannot_start = |why: String, findings: &mut Vec<Diagnostic>| {
         findings.push(
-            Diagnostic::warning("unit_cannot_start", format!("{name}: {why}, so tsnsrv exits at start: the service is down today"))
-                .at(Some(line_loc.clone()))
-                .for_service(&name),
+            Diagnostic::warning(
+                "unit_cannot_start",
+                format!("{name}: {why}, so tsnsrv exits at start: the service is down today"),
+            )
+            .at(Some(line_loc.clone()))
+            .for_service(&name),
         );
     };
     for (flag, value) in &p.bad_values {
@@ -250,15 +309,31 @@ fn one_service(
     }
     match p.positional.len() {
         0 => diags.push(
-            Diagnostic::error("missing_destination", format!("{name}: tsnsrv requires a destination URL")).at(Some(line_loc.clone())).for_service(&name),
+            Diagnostic::error(
+                "missing_destination",
+                format!("{name}: tsnsrv requires a destination URL"),
+            )
+            .at(Some(line_loc.clone()))
+            .for_service(&name),
         ),
         1 => {}
-        n => cannot_start(format!("{n} positional arguments where tsnsrv takes one destination URL"), &mut findings),
+        n => cannot_start(
+            format!("{n} positional arguments where tsnsrv takes one destination URL"),
+            &mut findings,
+        ),
     }
     if let Some(url) = p.positional.first() {
         declared.set("toURL", Sourced::declared(json!(url.text), Some(loc_of(url.offset))));
     }
-    Some(RawService { name, location: name_loc, declared, origin, flavour_hint: hint, findings, unsupported })
+    Some(RawService {
+        name,
+        location: name_loc,
+        declared,
+        origin,
+        flavour_hint: hint,
+        findings,
+        unsupported,
+    })
 }
 
 /// Splits Go slog text `k=v k="quoted v"` pairs.
@@ -325,7 +400,13 @@ pub fn read_log(sources: &SourceMap, file: FileId) -> (Vec<RawService>, Vec<Diag
         let Some(pos) = line.find("Serving ") else { continue };
         let rest = &line[pos + 8..];
         let base = line_start + pos + 8;
-        let loc_of = |o: usize| sources.location(crate::Span { file, start: (base + o) as u32, end: (base + o) as u32 + 1 });
+        let loc_of = |o: usize| {
+            sources.location(crate::Span {
+                file,
+                start: (base + o) as u32,
+                end: (base + o) as u32 + 1,
+            })
+        };
         let mut declared = Options::default();
         let mut name = None;
         let mut name_loc = None;

@@ -28,24 +28,38 @@ pub fn service(s: &Service) -> Vec<Diagnostic> {
     let err = |code: &str, msg: String, opt: &str| {
         Diagnostic::error(code, format!("{name}: {msg}")).at(loc(s, opt)).for_service(name)
     };
-    match s.effective.get("toURL") {
-        Some(Sourced::Known { value, .. }) => match value.as_str().map(url::Url::parse) {
+    if let Some(Sourced::Known { value, .. }) = s.effective.get("toURL") {
+        match value.as_str().map(url::Url::parse) {
             Some(Ok(u)) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
             Some(Ok(u)) => out.push(err(
                 "invalid_url",
-                format!("toURL {value} must be an http:// or https:// URL with a host (scheme is {})", u.scheme()),
+                format!(
+                    "toURL {value} must be an http:// or https:// URL with a host (scheme is {})",
+                    u.scheme()
+                ),
                 "toURL",
             )),
-            Some(Err(e)) => out.push(err("invalid_url", format!("toURL {value} is not a valid URL: {e}"), "toURL")),
+            Some(Err(e)) => out.push(err(
+                "invalid_url",
+                format!("toURL {value} is not a valid URL: {e}"),
+                "toURL",
+            )),
             None => out.push(err("invalid_url", format!("toURL {value} is not a string"), "toURL")),
-        },
-        _ => {}
+        }
     }
     if let Some(a) = s.effective.str("authURL") {
         match url::Url::parse(a) {
             Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-            Ok(_) => out.push(err("invalid_url", format!("authURL {a:?} must be http:// or https://"), "authURL")),
-            Err(e) => out.push(err("invalid_url", format!("authURL {a:?} is not a valid URL: {e}"), "authURL")),
+            Ok(_) => out.push(err(
+                "invalid_url",
+                format!("authURL {a:?} must be http:// or https://"),
+                "authURL",
+            )),
+            Err(e) => out.push(err(
+                "invalid_url",
+                format!("authURL {a:?} is not a valid URL: {e}"),
+                "authURL",
+            )),
         }
     }
     let funnel = s.effective.bool("funnel") == Some(true);
@@ -61,17 +75,27 @@ pub fn service(s: &Service) -> Vec<Diagnostic> {
             Some(p) if FUNNEL_PORTS.contains(&p) => {}
             _ => out.push(err(
                 "funnel_port",
-                format!("funnel listens on {addr:?}, but Funnel only serves ports 443, 8443 and 10000"),
+                format!(
+                    "funnel listens on {addr:?}, but Funnel only serves ports 443, 8443 and 10000"
+                ),
                 "listenAddr",
             )),
         }
     }
     if s.effective.bool("funnelOnly") == Some(true) && !funnel {
-        out.push(err("funnel_only_without_funnel", "funnelOnly needs funnel (\"-funnel is required if -funnelOnly is set\")".into(), "funnelOnly"));
+        out.push(err(
+            "funnel_only_without_funnel",
+            "funnelOnly needs funnel (\"-funnel is required if -funnelOnly is set\")".into(),
+            "funnelOnly",
+        ));
     }
     for p in s.effective.list("prefixes").unwrap_or_default() {
         if !(p.starts_with('/') || p.starts_with("tailnet:/") || p.starts_with("funnel:/")) {
-            out.push(err("invalid_prefix", format!("prefix {p:?} must start with /, tailnet:/ or funnel:/"), "prefixes"));
+            out.push(err(
+                "invalid_prefix",
+                format!("prefix {p:?} must start with /, tailnet:/ or funnel:/"),
+                "prefixes",
+            ));
         }
     }
     for t in s.effective.list("tags").unwrap_or_default() {
@@ -81,13 +105,25 @@ pub fn service(s: &Service) -> Vec<Diagnostic> {
     }
     let set = |o: &str| s.effective.get(o).and_then(|v| v.known()).is_some_and(|v| !v.is_null());
     if set("certificateFile") != set("certificateKey") {
-        out.push(err("certificate_pair", "certificateFile and certificateKey must be set together".into(), "certificateFile"));
+        out.push(err(
+            "certificate_pair",
+            "certificateFile and certificateKey must be set together".into(),
+            "certificateFile",
+        ));
     }
     if set("certificateFile") && s.effective.bool("plaintext") == Some(true) {
-        out.push(err("plaintext_with_certificate", "plaintext cannot be combined with a custom certificate".into(), "plaintext"));
+        out.push(err(
+            "plaintext_with_certificate",
+            "plaintext cannot be combined with a custom certificate".into(),
+            "plaintext",
+        ));
     }
     if set("upstreamUnixAddr") && set("upstreamTCPAddr") {
-        out.push(err("two_upstream_addresses", "upstreamUnixAddr and upstreamTCPAddr cannot both be set".into(), "upstreamTCPAddr"));
+        out.push(err(
+            "two_upstream_addresses",
+            "upstreamUnixAddr and upstreamTCPAddr cannot both be set".into(),
+            "upstreamTCPAddr",
+        ));
     }
     out
 }
@@ -101,9 +137,12 @@ pub fn inventory(inv: &mut Inventory) {
         let host = s.host.known().cloned().unwrap_or_else(|| "(unknown host)".into());
         let key = (host.clone(), s.name.clone());
         if let Some(first) = seen.get(&key) {
-            let mut d = Diagnostic::error("duplicate_service", format!("service {} is declared twice on host {host}", s.name))
-                .at(s.location.clone())
-                .for_service(&s.name);
+            let mut d = Diagnostic::error(
+                "duplicate_service",
+                format!("service {} is declared twice on host {host}", s.name),
+            )
+            .at(s.location.clone())
+            .for_service(&s.name);
             if let Some(f) = first {
                 d = d.note(format!("first declared at {f}"));
             }

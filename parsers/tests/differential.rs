@@ -25,7 +25,11 @@ fn ours(path: &Path) -> Result<serde_json::Value, String> {
     with_eval_stack(move || {
         let mut ev = Eval::new(SourceMap::new());
         let v = ev.eval_file(&path).map_err(|e| e.message)?;
-        let span = tailshift_parsers::Span { file: tailshift_parsers::source::FileId(0), start: 0, end: 0 };
+        let span = tailshift_parsers::Span {
+            file: tailshift_parsers::source::FileId(0),
+            start: 0,
+            end: 0,
+        };
         match ev.to_json(&v, span).map_err(|e| e.message)? {
             Ok(j) => Ok(j),
             Err(u) => Err(format!("unknown: {}", u.describe())),
@@ -43,7 +47,12 @@ fn nix_eval(path: &Path) -> serde_json::Value {
         .arg(path)
         .output()
         .expect("run nix-instantiate");
-    assert!(out.status.success(), "nix failed on {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "nix failed on {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("nix prints JSON")
 }
 
@@ -59,7 +68,8 @@ fn evaluator_agrees_with_nix_on_every_snippet() {
     for f in &files {
         let recorded_path = f.with_extension("json");
         let recorded: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(&recorded_path).unwrap_or_else(|_| panic!("{} is recorded", recorded_path.display())),
+            &std::fs::read_to_string(&recorded_path)
+                .unwrap_or_else(|_| panic!("{} is recorded", recorded_path.display())),
         )
         .expect("recorded JSON");
         if live {

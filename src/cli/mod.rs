@@ -4,8 +4,8 @@ mod args;
 mod commands;
 mod render;
 
-pub use args::Command;
 use crate::exit::Exit;
+pub use args::Command;
 use clap::Parser;
 
 /// Parses the command line. Usage errors print clap's message and map to exit code 1

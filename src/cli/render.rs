@@ -41,7 +41,9 @@ fn show<T: std::fmt::Display>(s: Option<&Sourced<T>>) -> String {
 
 fn upstream(s: &Service) -> String {
     let url = match s.effective.get("toURL") {
-        Some(Sourced::Known { value, .. }) => value.as_str().map(str::to_string).unwrap_or_else(|| value.to_string()),
+        Some(Sourced::Known { value, .. }) => {
+            value.as_str().map(str::to_string).unwrap_or_else(|| value.to_string())
+        }
         Some(Sourced::Unknown { .. }) => "? (unknown)".into(),
         None => "-".into(),
     };
@@ -88,7 +90,8 @@ fn prefixes(s: &Service) -> String {
 pub fn inventory_table(inv: &Inventory) -> String {
     let mut out = String::new();
     for h in &inv.hosts {
-        let count = inv.services.iter().filter(|s| s.host == h.name && s.flavour == h.flavour).count();
+        let count =
+            inv.services.iter().filter(|s| s.host == h.name && s.flavour == h.flavour).count();
         let basis = match &h.flavour_basis {
             FlavourBasis::Stated { flag } => format!("stated by {flag}"),
             FlavourBasis::Detected { reason, location } => match location {
@@ -106,7 +109,11 @@ pub fn inventory_table(inv: &Inventory) -> String {
     if !inv.hosts.is_empty() {
         out.push('\n');
     }
-    let mut rows = vec![["SERVICE", "HOST", "UPSTREAM", "FUNNEL", "AUTH", "PREFIXES", "SOURCE"].map(String::from).to_vec()];
+    let mut rows = vec![
+        ["SERVICE", "HOST", "UPSTREAM", "FUNNEL", "AUTH", "PREFIXES", "SOURCE"]
+            .map(String::from)
+            .to_vec(),
+    ];
     for s in &inv.services {
         rows.push(vec![
             s.name.clone(),
@@ -127,7 +134,8 @@ pub fn inventory_table(inv: &Inventory) -> String {
 pub fn coverage_report(inv: &Inventory) -> String {
     let mut out = String::new();
     let (mut understood, mut unknown, mut unsupported) = (0, 0, 0);
-    let mut rows = vec![["SERVICE", "UNDERSTOOD", "UNKNOWN / UNSUPPORTED"].map(String::from).to_vec()];
+    let mut rows =
+        vec![["SERVICE", "UNDERSTOOD", "UNKNOWN / UNSUPPORTED"].map(String::from).to_vec()];
     let mut details = Vec::new();
     for s in &inv.services {
         let mut ok = Vec::new();
@@ -141,16 +149,30 @@ pub fn coverage_report(inv: &Inventory) -> String {
                 Coverage::Unknown => {
                     unknown += 1;
                     bad.push(c.attribute.clone());
-                    details.push((s.name.clone(), c.attribute.clone(), c.status, c.reason.clone().unwrap_or_default()));
+                    details.push((
+                        s.name.clone(),
+                        c.attribute.clone(),
+                        c.status,
+                        c.reason.clone().unwrap_or_default(),
+                    ));
                 }
                 Coverage::Unsupported => {
                     unsupported += 1;
                     bad.push(c.attribute.clone());
-                    details.push((s.name.clone(), c.attribute.clone(), c.status, c.reason.clone().unwrap_or_default()));
+                    details.push((
+                        s.name.clone(),
+                        c.attribute.clone(),
+                        c.status,
+                        c.reason.clone().unwrap_or_default(),
+                    ));
                 }
             }
         }
-        rows.push(vec![s.name.clone(), ok.join(" "), if bad.is_empty() { "-".into() } else { bad.join(" ") }]);
+        rows.push(vec![
+            s.name.clone(),
+            ok.join(" "),
+            if bad.is_empty() { "-".into() } else { bad.join(" ") },
+        ]);
     }
     let _ = writeln!(
         out,
@@ -160,7 +182,8 @@ pub fn coverage_report(inv: &Inventory) -> String {
     out.push_str(&table(&rows));
     if !details.is_empty() {
         out.push('\n');
-        let mut rows = vec![["SERVICE", "ATTRIBUTE", "STATUS", "REASON"].map(String::from).to_vec()];
+        let mut rows =
+            vec![["SERVICE", "ATTRIBUTE", "STATUS", "REASON"].map(String::from).to_vec()];
         for (s, a, st, r) in details {
             rows.push(vec![s, a, st.to_string(), r]);
         }
@@ -185,7 +208,7 @@ pub fn source_text(s: &Sourced<serde_json::Value>) -> String {
 pub fn diagnostics(diags: &[Diagnostic]) -> String {
     let mut out = String::new();
     let mut sorted: Vec<&Diagnostic> = diags.iter().collect();
-    sorted.sort_by(|a, b| b.severity.cmp(&a.severity));
+    sorted.sort_by_key(|d| std::cmp::Reverse(d.severity));
     for d in sorted {
         let _ = writeln!(out, "{}[{}]: {}", d.severity, d.code, d.message);
         if let Some(loc) = &d.location {
@@ -199,7 +222,12 @@ pub fn diagnostics(diags: &[Diagnostic]) -> String {
                 let width = (d.length as usize).clamp(1, marks);
                 let _ = writeln!(out, "{pad} |");
                 let _ = writeln!(out, "{num} | {line}");
-                let _ = writeln!(out, "{pad} | {}{}", " ".repeat(loc.column.saturating_sub(1) as usize), "^".repeat(width));
+                let _ = writeln!(
+                    out,
+                    "{pad} | {}{}",
+                    " ".repeat(loc.column.saturating_sub(1) as usize),
+                    "^".repeat(width)
+                );
             }
         }
         for n in &d.notes {

@@ -1,7 +1,7 @@
 //! The `builtins` the evaluator knows, with Nix 2.8 semantics; differential tests against
 //! `nix-instantiate` pin them.
 
-use super::eval::{Eval, EvalError, EvalResult, ErrorKind, article, entry, normalize, propagate};
+use super::eval::{ErrorKind, Eval, EvalError, EvalResult, article, entry, normalize, propagate};
 use super::syntax::Param;
 use super::value::*;
 use crate::source::Span;
@@ -31,28 +31,37 @@ macro_rules! arg {
 fn want_int(v: &Value, span: Span) -> Result<i64, EvalError> {
     match v {
         Value::Int(i) => Ok(*i),
-        other => Err(type_err(format!("value is {} while an integer was expected", article(other)), span)),
+        other => Err(type_err(
+            format!("value is {} while an integer was expected", article(other)),
+            span,
+        )),
     }
 }
 
 fn want_str(v: &Value, span: Span) -> Result<Rc<str>, EvalError> {
     match v {
         Value::Str(s) => Ok(s.clone()),
-        other => Err(type_err(format!("value is {} while a string was expected", article(other)), span)),
+        other => {
+            Err(type_err(format!("value is {} while a string was expected", article(other)), span))
+        }
     }
 }
 
 fn want_list(v: &Value, span: Span) -> Result<Rc<Vec<Thunk>>, EvalError> {
     match v {
         Value::List(l) => Ok(l.clone()),
-        other => Err(type_err(format!("value is {} while a list was expected", article(other)), span)),
+        other => {
+            Err(type_err(format!("value is {} while a list was expected", article(other)), span))
+        }
     }
 }
 
 fn want_bool(v: &Value, span: Span) -> Result<bool, EvalError> {
     match v {
         Value::Bool(b) => Ok(*b),
-        other => Err(type_err(format!("value is {} while a Boolean was expected", article(other)), span)),
+        other => {
+            Err(type_err(format!("value is {} while a Boolean was expected", article(other)), span))
+        }
     }
 }
 
@@ -101,10 +110,13 @@ pub fn global_env() -> Env {
         ("concatMap", prim("concatMap", 2, concat_map)),
         ("concatStringsSep", prim("concatStringsSep", 2, concat_strings_sep)),
         ("deepSeq", prim("deepSeq", 2, deep_seq)),
-        ("seq", prim("seq", 2, |ev, a, _| {
-            ev.force(&a[0])?;
-            ev.force(&a[1])
-        })),
+        (
+            "seq",
+            prim("seq", 2, |ev, a, _| {
+                ev.force(&a[0])?;
+                ev.force(&a[1])
+            }),
+        ),
         ("elem", prim("elem", 2, elem)),
         ("elemAt", prim("elemAt", 2, elem_at)),
         ("filter", prim("filter", 2, filter)),
@@ -117,28 +129,55 @@ pub fn global_env() -> Env {
         ("hasAttr", prim("hasAttr", 2, has_attr)),
         ("groupBy", prim("groupBy", 2, group_by)),
         ("hashString", prim("hashString", 2, hash_string)),
-        ("head", prim("head", 1, |ev, a, s| {
-            let l = want_list(&arg!(ev, a, 0), s)?;
-            match l.first() {
-                Some(t) => ev.force(&t.clone()),
-                None => Err(EvalError::new(ErrorKind::Other, "list index 0 is out of bounds", Some(s))),
-            }
-        })),
-        ("tail", prim("tail", 1, |ev, a, s| {
-            let l = want_list(&arg!(ev, a, 0), s)?;
-            if l.is_empty() {
-                return Err(EvalError::new(ErrorKind::Other, "'tail' called on an empty list", Some(s)));
-            }
-            Ok(list(l[1..].to_vec()))
-        })),
-        ("length", prim("length", 1, |ev, a, s| {
-            Ok(Value::Int(want_list(&arg!(ev, a, 0), s)?.len() as i64))
-        })),
+        (
+            "head",
+            prim("head", 1, |ev, a, s| {
+                let l = want_list(&arg!(ev, a, 0), s)?;
+                match l.first() {
+                    Some(t) => ev.force(&t.clone()),
+                    None => Err(EvalError::new(
+                        ErrorKind::Other,
+                        "list index 0 is out of bounds",
+                        Some(s),
+                    )),
+                }
+            }),
+        ),
+        (
+            "tail",
+            prim("tail", 1, |ev, a, s| {
+                let l = want_list(&arg!(ev, a, 0), s)?;
+                if l.is_empty() {
+                    return Err(EvalError::new(
+                        ErrorKind::Other,
+                        "'tail' called on an empty list",
+                        Some(s),
+                    ));
+                }
+                Ok(list(l[1..].to_vec()))
+            }),
+        ),
+        (
+            "length",
+            prim("length", 1, |ev, a, s| {
+                Ok(Value::Int(want_list(&arg!(ev, a, 0), s)?.len() as i64))
+            }),
+        ),
         ("intersectAttrs", prim("intersectAttrs", 2, intersect_attrs)),
-        ("isAttrs", prim("isAttrs", 1, |ev, a, _| is(ev, a, |v| matches!(v, Value::Attrs(_) | Value::Config(_))))),
+        (
+            "isAttrs",
+            prim("isAttrs", 1, |ev, a, _| {
+                is(ev, a, |v| matches!(v, Value::Attrs(_) | Value::Config(_)))
+            }),
+        ),
         ("isBool", prim("isBool", 1, |ev, a, _| is(ev, a, |v| matches!(v, Value::Bool(_))))),
         ("isFloat", prim("isFloat", 1, |ev, a, _| is(ev, a, |v| matches!(v, Value::Float(_))))),
-        ("isFunction", prim("isFunction", 1, |ev, a, _| is(ev, a, |v| matches!(v, Value::Lambda(_) | Value::PrimOp(_))))),
+        (
+            "isFunction",
+            prim("isFunction", 1, |ev, a, _| {
+                is(ev, a, |v| matches!(v, Value::Lambda(_) | Value::PrimOp(_)))
+            }),
+        ),
         ("isInt", prim("isInt", 1, |ev, a, _| is(ev, a, |v| matches!(v, Value::Int(_))))),
         ("isList", prim("isList", 1, |ev, a, _| is(ev, a, |v| matches!(v, Value::List(_))))),
         ("isNull", prim("isNull", 1, |ev, a, _| is(ev, a, |v| matches!(v, Value::Null)))),
@@ -155,67 +194,162 @@ pub fn global_env() -> Env {
         ("removeAttrs", prim("removeAttrs", 2, remove_attrs)),
         ("replaceStrings", prim("replaceStrings", 3, replace_strings)),
         ("sort", prim("sort", 2, sort)),
-        ("stringLength", prim("stringLength", 1, |ev, a, s| {
-            let v = arg!(ev, a, 0);
-            let st = coerce!(ev, v, s, false);
-            Ok(Value::Int(st.len() as i64))
-        })),
+        (
+            "stringLength",
+            prim("stringLength", 1, |ev, a, s| {
+                let v = arg!(ev, a, 0);
+                let st = coerce!(ev, v, s, false);
+                Ok(Value::Int(st.len() as i64))
+            }),
+        ),
         ("substring", prim("substring", 3, substring)),
-        ("throw", prim("throw", 1, |ev, a, s| {
-            let v = arg!(ev, a, 0);
-            let msg = coerce!(ev, v, s, false);
-            Err(EvalError::new(ErrorKind::Throw, msg, Some(s)))
-        })),
-        ("abort", prim("abort", 1, |ev, a, s| {
-            let v = arg!(ev, a, 0);
-            let msg = coerce!(ev, v, s, false);
-            Err(EvalError::new(ErrorKind::Abort, format!("evaluation aborted with the following error message: '{msg}'"), Some(s)))
-        })),
-        ("toString", prim("toString", 1, |ev, a, s| {
-            let v = arg!(ev, a, 0);
-            Ok(Value::string(coerce!(ev, v, s, true)))
-        })),
-        ("trace", prim("trace", 2, |ev, a, _| {
-            ev.force(&a[0])?;
-            ev.force(&a[1])
-        })),
+        (
+            "throw",
+            prim("throw", 1, |ev, a, s| {
+                let v = arg!(ev, a, 0);
+                let msg = coerce!(ev, v, s, false);
+                Err(EvalError::new(ErrorKind::Throw, msg, Some(s)))
+            }),
+        ),
+        (
+            "abort",
+            prim("abort", 1, |ev, a, s| {
+                let v = arg!(ev, a, 0);
+                let msg = coerce!(ev, v, s, false);
+                Err(EvalError::new(
+                    ErrorKind::Abort,
+                    format!("evaluation aborted with the following error message: '{msg}'"),
+                    Some(s),
+                ))
+            }),
+        ),
+        (
+            "toString",
+            prim("toString", 1, |ev, a, s| {
+                let v = arg!(ev, a, 0);
+                Ok(Value::string(coerce!(ev, v, s, true)))
+            }),
+        ),
+        (
+            "trace",
+            prim("trace", 2, |ev, a, _| {
+                ev.force(&a[0])?;
+                ev.force(&a[1])
+            }),
+        ),
         ("tryEval", prim("tryEval", 1, try_eval)),
-        ("typeOf", prim("typeOf", 1, |ev, a, _| {
-            let v = arg!(ev, a, 0);
-            Ok(Value::string(v.type_name()))
-        })),
+        (
+            "typeOf",
+            prim("typeOf", 1, |ev, a, _| {
+                let v = arg!(ev, a, 0);
+                Ok(Value::string(v.type_name()))
+            }),
+        ),
         ("zipAttrsWith", prim("zipAttrsWith", 2, zip_attrs_with)),
         ("addErrorContext", prim("addErrorContext", 2, |ev, a, _| ev.force(&a[1]))),
-        ("unsafeDiscardStringContext", prim("unsafeDiscardStringContext", 1, |ev, a, _| ev.force(&a[0]))),
-        ("hasContext", prim("hasContext", 1, |ev, a, _| {
-            arg!(ev, a, 0);
-            Ok(Value::Bool(false))
-        })),
+        (
+            "unsafeDiscardStringContext",
+            prim("unsafeDiscardStringContext", 1, |ev, a, _| ev.force(&a[0])),
+        ),
+        (
+            "hasContext",
+            prim("hasContext", 1, |ev, a, _| {
+                arg!(ev, a, 0);
+                Ok(Value::Bool(false))
+            }),
+        ),
         ("unsafeGetAttrPos", prim("unsafeGetAttrPos", 2, unsafe_get_attr_pos)),
-        ("import", prim("import", 1, |ev, a, s| {
-            let v = ev.force(&a[0])?;
-            ev.import(&v, s)
-        })),
-        ("getEnv", prim("getEnv", 1, |ev, a, s| {
-            let v = arg!(ev, a, 0);
-            let name = want_str(&v, s)?;
-            Ok(Value::unknown(format!("is the environment variable {name} of the machine that evaluates the configuration"), Some(s)))
-        })),
-        ("derivation", prim("derivation", 1, |_, _, s| Ok(unsupported("builtins.derivation builds a package", s)))),
-        ("fetchTarball", prim("fetchTarball", 1, |_, _, s| Ok(unsupported("fetchTarball downloads from the network", s)))),
-        ("fetchGit", prim("fetchGit", 1, |_, _, s| Ok(unsupported("fetchGit downloads from the network", s)))),
-        ("fetchurl", prim("fetchurl", 1, |_, _, s| Ok(unsupported("fetchurl downloads from the network", s)))),
-        ("getFlake", prim("getFlake", 1, |_, _, s| Ok(unsupported("getFlake reads a flake and its inputs", s)))),
-        ("toFile", prim("toFile", 2, |_, _, s| Ok(unsupported("toFile writes to the Nix store", s)))),
-        ("path", prim("path", 1, |_, _, s| Ok(unsupported("builtins.path copies into the Nix store", s)))),
-        ("filterSource", prim("filterSource", 2, |_, _, s| Ok(unsupported("filterSource copies into the Nix store", s)))),
-        ("fromTOML", prim("fromTOML", 1, |_, _, s| Ok(unsupported("builtins.fromTOML is not supported by tailshift's evaluator", s)))),
-        ("placeholder", prim("placeholder", 1, |_, _, s| Ok(unsupported("placeholder depends on a derivation's outputs", s)))),
-        ("scopedImport", prim("scopedImport", 2, |_, _, s| Ok(unsupported("scopedImport is not supported by tailshift's evaluator", s)))),
-        ("__tailshiftUnknown", prim("__tailshiftUnknown", 1, |ev, a, s| {
-            let reason = want_str(&arg!(ev, a, 0), s)?;
-            Ok(Value::unknown(reason.to_string(), Some(s)))
-        })),
+        (
+            "import",
+            prim("import", 1, |ev, a, s| {
+                let v = ev.force(&a[0])?;
+                ev.import(&v, s)
+            }),
+        ),
+        (
+            "getEnv",
+            prim("getEnv", 1, |ev, a, s| {
+                let v = arg!(ev, a, 0);
+                let name = want_str(&v, s)?;
+                Ok(Value::unknown(
+                    format!(
+                        "is the environment variable {name} of the machine that evaluates the configuration"
+                    ),
+                    Some(s),
+                ))
+            }),
+        ),
+        (
+            "derivation",
+            prim("derivation", 1, |_, _, s| {
+                Ok(unsupported("builtins.derivation builds a package", s))
+            }),
+        ),
+        (
+            "fetchTarball",
+            prim("fetchTarball", 1, |_, _, s| {
+                Ok(unsupported("fetchTarball downloads from the network", s))
+            }),
+        ),
+        (
+            "fetchGit",
+            prim("fetchGit", 1, |_, _, s| {
+                Ok(unsupported("fetchGit downloads from the network", s))
+            }),
+        ),
+        (
+            "fetchurl",
+            prim("fetchurl", 1, |_, _, s| {
+                Ok(unsupported("fetchurl downloads from the network", s))
+            }),
+        ),
+        (
+            "getFlake",
+            prim("getFlake", 1, |_, _, s| {
+                Ok(unsupported("getFlake reads a flake and its inputs", s))
+            }),
+        ),
+        (
+            "toFile",
+            prim("toFile", 2, |_, _, s| Ok(unsupported("toFile writes to the Nix store", s))),
+        ),
+        (
+            "path",
+            prim("path", 1, |_, _, s| {
+                Ok(unsupported("builtins.path copies into the Nix store", s))
+            }),
+        ),
+        (
+            "filterSource",
+            prim("filterSource", 2, |_, _, s| {
+                Ok(unsupported("filterSource copies into the Nix store", s))
+            }),
+        ),
+        (
+            "fromTOML",
+            prim("fromTOML", 1, |_, _, s| {
+                Ok(unsupported("builtins.fromTOML is not supported by tailshift's evaluator", s))
+            }),
+        ),
+        (
+            "placeholder",
+            prim("placeholder", 1, |_, _, s| {
+                Ok(unsupported("placeholder depends on a derivation's outputs", s))
+            }),
+        ),
+        (
+            "scopedImport",
+            prim("scopedImport", 2, |_, _, s| {
+                Ok(unsupported("scopedImport is not supported by tailshift's evaluator", s))
+            }),
+        ),
+        (
+            "__tailshiftUnknown",
+            prim("__tailshiftUnknown", 1, |ev, a, s| {
+                let reason = want_str(&arg!(ev, a, 0), s)?;
+                Ok(Value::unknown(reason.to_string(), Some(s)))
+            }),
+        ),
         ("true", Value::Bool(true)),
         ("false", Value::Bool(false)),
         ("null", Value::Null),
@@ -237,9 +371,24 @@ pub fn global_env() -> Env {
     *builtins_thunk.0.borrow_mut() = ThunkState::Done(builtins.clone());
 
     let top = [
-        "import", "map", "toString", "throw", "abort", "baseNameOf", "dirOf", "isNull", "removeAttrs",
-        "derivation", "fetchTarball", "fetchGit", "fetchurl", "placeholder", "scopedImport", "true",
-        "false", "null",
+        "import",
+        "map",
+        "toString",
+        "throw",
+        "abort",
+        "baseNameOf",
+        "dirOf",
+        "isNull",
+        "removeAttrs",
+        "derivation",
+        "fetchTarball",
+        "fetchGit",
+        "fetchurl",
+        "placeholder",
+        "scopedImport",
+        "true",
+        "false",
+        "null",
     ];
     let mut vars: HashMap<Rc<str>, Thunk> = HashMap::new();
     if let Value::Attrs(m) = &builtins {
@@ -271,7 +420,9 @@ fn round(ev: &mut Eval, a: &[Thunk], s: Span, f: fn(f64) -> f64) -> EvalResult {
     match arg!(ev, a, 0) {
         Value::Int(i) => Ok(Value::Int(i)),
         Value::Float(x) => Ok(Value::Int(f(x) as i64)),
-        other => Err(type_err(format!("value is {} while a float was expected", article(&other)), s)),
+        other => {
+            Err(type_err(format!("value is {} while a float was expected", article(&other)), s))
+        }
     }
 }
 
@@ -290,7 +441,12 @@ fn any_all(ev: &mut Eval, a: &[Thunk], s: Span, any: bool) -> EvalResult {
             Value::Bool(b) if b == any => return Ok(Value::Bool(any)),
             Value::Bool(_) => {}
             Value::Unknown(_) => unknown = Some(r),
-            other => return Err(type_err(format!("value is {} while a Boolean was expected", article(&other)), s)),
+            other => {
+                return Err(type_err(
+                    format!("value is {} while a Boolean was expected", article(&other)),
+                    s,
+                ));
+            }
         }
     }
     Ok(unknown.unwrap_or(Value::Bool(!any)))
@@ -463,18 +619,18 @@ fn concat_strings_sep(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
 }
 
 /// Forces a value and everything inside it.
-pub fn deep_force(ev: &mut Eval, v: &Value, s: Span) -> Result<(), EvalError> {
+pub fn deep_force(ev: &mut Eval, v: &Value) -> Result<(), EvalError> {
     match v {
         Value::List(l) => {
             for t in l.iter() {
                 let v = ev.force(t)?;
-                deep_force(ev, &v, s)?;
+                deep_force(ev, &v)?;
             }
         }
         Value::Attrs(m) => {
             for e in m.values() {
                 let v = ev.force(&e.value)?;
-                deep_force(ev, &v, s)?;
+                deep_force(ev, &v)?;
             }
         }
         _ => {}
@@ -484,7 +640,8 @@ pub fn deep_force(ev: &mut Eval, v: &Value, s: Span) -> Result<(), EvalError> {
 
 fn deep_seq(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
     let v = ev.force(&a[0])?;
-    deep_force(ev, &v, s)?;
+    deep_force(ev, &v)?;
+    let _ = s;
     ev.force(&a[1])
 }
 
@@ -508,7 +665,11 @@ fn elem_at(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
     let i = want_int(&arg!(ev, a, 1), s)?;
     match usize::try_from(i).ok().and_then(|i| l.get(i)) {
         Some(t) => ev.force(&t.clone()),
-        None => Err(EvalError::new(ErrorKind::Other, format!("list index {i} is out of bounds"), Some(s))),
+        None => Err(EvalError::new(
+            ErrorKind::Other,
+            format!("list index {i} is out of bounds"),
+            Some(s),
+        )),
     }
 }
 
@@ -591,7 +752,12 @@ fn function_args(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
             }
         }
         Value::PrimOp(_) => {}
-        other => return Err(type_err(format!("'functionArgs' requires a function, got {}", article(other)), s)),
+        other => {
+            return Err(type_err(
+                format!("'functionArgs' requires a function, got {}", article(other)),
+                s,
+            ));
+        }
     }
     Ok(attrs(m))
 }
@@ -600,7 +766,11 @@ fn gen_list(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
     let f = arg!(ev, a, 0);
     let n = want_int(&arg!(ev, a, 1), s)?;
     if n < 0 {
-        return Err(EvalError::new(ErrorKind::Other, format!("cannot create list of size {n}"), Some(s)));
+        return Err(EvalError::new(
+            ErrorKind::Other,
+            format!("cannot create list of size {n}"),
+            Some(s),
+        ));
     }
     let mut out = Vec::with_capacity(n as usize);
     for i in 0..n {
@@ -615,7 +785,11 @@ fn get_attr(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
     let v = arg!(ev, a, 1);
     match ev.select(&v, &name, s)? {
         Some(t) => ev.force(&t),
-        None => Err(EvalError::new(ErrorKind::MissingAttr, format!("attribute '{name}' missing"), Some(s))),
+        None => Err(EvalError::new(
+            ErrorKind::MissingAttr,
+            format!("attribute '{name}' missing"),
+            Some(s),
+        )),
     }
 }
 
@@ -654,7 +828,11 @@ fn hash_string(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
         "sha256" => sha2::Sha256::digest(bytes).to_vec(),
         "sha512" => sha2::Sha512::digest(bytes).to_vec(),
         other => {
-            return Err(EvalError::new(ErrorKind::Other, format!("unknown hash algorithm '{other}'"), Some(s)));
+            return Err(EvalError::new(
+                ErrorKind::Other,
+                format!("unknown hash algorithm '{other}'"),
+                Some(s),
+            ));
         }
     };
     Ok(Value::string(digest.iter().map(|b| format!("{b:02x}")).collect::<String>()))
@@ -682,14 +860,21 @@ fn list_to_attrs(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
         propagate!(v);
         let item = ev.attrs_of(&v, s)?;
         let Some(name) = item.get("name") else {
-            return Err(EvalError::new(ErrorKind::MissingAttr, "attribute 'name' missing", Some(s)));
+            return Err(EvalError::new(
+                ErrorKind::MissingAttr,
+                "attribute 'name' missing",
+                Some(s),
+            ));
         };
         let name_v = ev.force(&name.value.clone())?;
         if let Value::Unknown(u) = &name_v {
             ev.diagnostics.push(
                 crate::diagnostic::Diagnostic::warning(
                     "unknown_attribute_name",
-                    format!("an attribute name built by listToAttrs cannot be known: {}", u.describe()),
+                    format!(
+                        "an attribute name built by listToAttrs cannot be known: {}",
+                        u.describe()
+                    ),
                 )
                 .at(Some(ev.sources.location(u.span.unwrap_or(s)))),
             );
@@ -697,9 +882,14 @@ fn list_to_attrs(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
         }
         let name_s = want_str(&name_v, s)?;
         let Some(value) = item.get("value") else {
-            return Err(EvalError::new(ErrorKind::MissingAttr, "attribute 'value' missing", Some(s)));
+            return Err(EvalError::new(
+                ErrorKind::MissingAttr,
+                "attribute 'value' missing",
+                Some(s),
+            ));
         };
-        m.entry(name_s).or_insert(AttrEntry { value: value.value.clone(), span: value.span.or(name.span) });
+        m.entry(name_s)
+            .or_insert(AttrEntry { value: value.value.clone(), span: value.span.or(name.span) });
     }
     Ok(attrs(m))
 }
@@ -795,8 +985,9 @@ fn regex_match(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
     let re = want_str(&arg!(ev, a, 0), s)?;
     let v = arg!(ev, a, 1);
     let text = coerce!(ev, v, s, false);
-    let re = posix_regex(&re, true)
-        .map_err(|e| EvalError::new(ErrorKind::Other, format!("invalid regular expression: {e}"), Some(s)))?;
+    let re = posix_regex(&re, true).map_err(|e| {
+        EvalError::new(ErrorKind::Other, format!("invalid regular expression: {e}"), Some(s))
+    })?;
     Ok(match re.captures(&text) {
         Some(c) => list(captures_list(&c)),
         None => Value::Null,
@@ -807,8 +998,9 @@ fn regex_split(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
     let re = want_str(&arg!(ev, a, 0), s)?;
     let v = arg!(ev, a, 1);
     let text = coerce!(ev, v, s, false);
-    let re = posix_regex(&re, false)
-        .map_err(|e| EvalError::new(ErrorKind::Other, format!("invalid regular expression: {e}"), Some(s)))?;
+    let re = posix_regex(&re, false).map_err(|e| {
+        EvalError::new(ErrorKind::Other, format!("invalid regular expression: {e}"), Some(s))
+    })?;
     let mut out = Vec::new();
     let mut last = 0;
     for c in re.captures_iter(&text) {
@@ -870,13 +1062,20 @@ fn read_file(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
     });
     if !inside {
         return Ok(Value::unknown(
-            format!("is the content of {}, which tailshift does not read (it may be a secret or live only on the target host)", p.display()),
+            format!(
+                "is the content of {}, which tailshift does not read (it may be a secret or live only on the target host)",
+                p.display()
+            ),
             Some(s),
         ));
     }
     match std::fs::read_to_string(&p) {
         Ok(t) => Ok(Value::string(t)),
-        Err(e) => Err(EvalError::new(ErrorKind::Other, format!("cannot read {}: {e}", p.display()), Some(s))),
+        Err(e) => Err(EvalError::new(
+            ErrorKind::Other,
+            format!("cannot read {}: {e}", p.display()),
+            Some(s),
+        )),
     }
 }
 
@@ -1000,11 +1199,16 @@ fn substring(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
     let v = arg!(ev, a, 2);
     let text = coerce!(ev, v, s, false);
     if start < 0 {
-        return Err(EvalError::new(ErrorKind::Other, "negative start position in 'substring'", Some(s)));
+        return Err(EvalError::new(
+            ErrorKind::Other,
+            "negative start position in 'substring'",
+            Some(s),
+        ));
     }
     let bytes = text.as_bytes();
     let start = (start as usize).min(bytes.len());
-    let end = if len < 0 { bytes.len() } else { start.saturating_add(len as usize).min(bytes.len()) };
+    let end =
+        if len < 0 { bytes.len() } else { start.saturating_add(len as usize).min(bytes.len()) };
     Ok(Value::string(String::from_utf8_lossy(&bytes[start..end]).into_owned()))
 }
 

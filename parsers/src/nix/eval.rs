@@ -228,7 +228,11 @@ impl Eval {
 
     fn step(&mut self, span: Span) -> Result<(), EvalError> {
         if self.fuel == 0 {
-            return Err(EvalError::new(ErrorKind::Budget, "evaluation step budget exhausted", Some(span)));
+            return Err(EvalError::new(
+                ErrorKind::Budget,
+                "evaluation step budget exhausted",
+                Some(span),
+            ));
         }
         self.fuel -= 1;
         Ok(())
@@ -259,7 +263,9 @@ impl Eval {
             ExprKind::Str(parts) => self.eval_string(parts, env),
             ExprKind::Path(parts) => self.eval_path(parts, env, span),
             ExprKind::SearchPath(p) => Ok(Value::unknown(
-                format!("search path <{p}> is not read: tailshift reads only the files it is given"),
+                format!(
+                    "search path <{p}> is not read: tailshift reads only the files it is given"
+                ),
                 Some(span),
             )),
             ExprKind::Var(name) => self.lookup(name, env, span),
@@ -333,7 +339,10 @@ impl Eval {
                     Value::Bool(true) => self.eval(then, env),
                     Value::Bool(false) => self.eval(else_, env),
                     Value::Unknown(u) => Ok(Value::Unknown(Rc::new(Unknown {
-                        reason: format!("depends on a condition that cannot be known: {}", u.describe()),
+                        reason: format!(
+                            "depends on a condition that cannot be known: {}",
+                            u.describe()
+                        ),
                         span: u.span.or(Some(cond.span)),
                         what: None,
                     }))),
@@ -408,11 +417,19 @@ impl Eval {
         if let Some(t) = self.globals.lookup_lexical(name) {
             return self.force(&t);
         }
-        Err(EvalError::new(ErrorKind::UndefinedVar, format!("undefined variable '{name}'"), Some(span)))
+        Err(EvalError::new(
+            ErrorKind::UndefinedVar,
+            format!("undefined variable '{name}'"),
+            Some(span),
+        ))
     }
 
     /// Evaluates an attribute name: `Ok(Ok(name))`, or `Ok(Err(unknown))` when it cannot be known.
-    fn attr_name(&mut self, name: &AttrName, env: &Env) -> Result<Result<Rc<str>, Value>, EvalError> {
+    fn attr_name(
+        &mut self,
+        name: &AttrName,
+        env: &Env,
+    ) -> Result<Result<Rc<str>, Value>, EvalError> {
         match name {
             AttrName::Static(s) => Ok(Ok(s.clone())),
             AttrName::Dynamic(e) => {
@@ -436,11 +453,13 @@ impl Eval {
                 Some(e) => Ok(Some(e.value.clone())),
                 None => match m.get("__tailshiftOpen").and_then(|e| e.value.peek()) {
                     // tailshift's `lib` answers names it does not implement with an unknown.
-                    Some(Value::Str(reason)) => Ok(Some(Thunk::value(Value::Unknown(Rc::new(Unknown {
-                        reason: reason.to_string(),
-                        span: Some(span),
-                        what: Some(format!("lib.{key}")),
-                    }))))),
+                    Some(Value::Str(reason)) => {
+                        Ok(Some(Thunk::value(Value::Unknown(Rc::new(Unknown {
+                            reason: reason.to_string(),
+                            span: Some(span),
+                            what: Some(format!("lib.{key}")),
+                        })))))
+                    }
                     _ => Ok(None),
                 },
             },
@@ -471,10 +490,9 @@ impl Eval {
                 let path = path.clone();
                 self.config_materialize(&path, span)
             }
-            other => Err(type_err(
-                format!("value is {} while a set was expected", article(other)),
-                span,
-            )),
+            other => {
+                Err(type_err(format!("value is {} while a set was expected", article(other)), span))
+            }
         }
     }
 
@@ -637,7 +655,13 @@ impl Eval {
             }
             Value::Int(i) if to_string => i.to_string(),
             Value::Float(f) if to_string => format!("{f:.6}"),
-            Value::Bool(b) if to_string => if *b { "1".into() } else { String::new() },
+            Value::Bool(b) if to_string => {
+                if *b {
+                    "1".into()
+                } else {
+                    String::new()
+                }
+            }
             Value::Null if to_string => String::new(),
             Value::List(items) if to_string => {
                 let mut parts = Vec::new();
@@ -651,7 +675,10 @@ impl Eval {
                 parts.join(" ")
             }
             other => {
-                return Err(type_err(format!("cannot coerce {} to a string", article(other)), span));
+                return Err(type_err(
+                    format!("cannot coerce {} to a string", article(other)),
+                    span,
+                ));
             }
         }))
     }
@@ -687,7 +714,10 @@ impl Eval {
             }
             Value::Unknown(u) => Ok(Value::Unknown(u)),
             other => Err(type_err(
-                format!("attempt to call something which is not a function but {}", article(&other)),
+                format!(
+                    "attempt to call something which is not a function but {}",
+                    article(&other)
+                ),
                 span,
             )),
         }
@@ -746,7 +776,14 @@ impl Eval {
         }
     }
 
-    fn eval_binop(&mut self, op: BinOp, lhs: &ExprRef, rhs: &ExprRef, env: &Env, span: Span) -> EvalResult {
+    fn eval_binop(
+        &mut self,
+        op: BinOp,
+        lhs: &ExprRef,
+        rhs: &ExprRef,
+        env: &Env,
+        span: Span,
+    ) -> EvalResult {
         match op {
             BinOp::And | BinOp::Or | BinOp::Implication => {
                 let a = self.eval(lhs, env)?;
@@ -912,7 +949,9 @@ impl Eval {
             (Value::Null, Value::Null) => true,
             (Value::Bool(x), Value::Bool(y)) => x == y,
             (Value::Int(x), Value::Int(y)) => x == y,
-            (Value::Int(x), Value::Float(y)) | (Value::Float(y), Value::Int(x)) => (*x as f64) == *y,
+            (Value::Int(x), Value::Float(y)) | (Value::Float(y), Value::Int(x)) => {
+                (*x as f64) == *y
+            }
             (Value::Float(x), Value::Float(y)) => x == y,
             (Value::Str(x), Value::Str(y)) => x == y,
             (Value::Path(x), Value::Path(y)) => x == y,
@@ -972,9 +1011,7 @@ impl Eval {
             Value::Null => J::Null,
             Value::Bool(b) => J::Bool(*b),
             Value::Int(i) => J::from(*i),
-            Value::Float(f) => {
-                serde_json::from_str::<J>(&nix_float(*f)).unwrap_or(J::Null)
-            }
+            Value::Float(f) => serde_json::from_str::<J>(&nix_float(*f)).unwrap_or(J::Null),
             Value::Str(s) => J::String(s.to_string()),
             Value::Path(p) => J::String(p.to_string_lossy().into_owned()),
             Value::Unknown(u) => return Ok(Err(u.clone())),
@@ -1052,7 +1089,10 @@ impl Eval {
             self.diagnostics.push(
                 Diagnostic::warning(
                     "import_not_found",
-                    format!("imported file {} does not exist; what it defines is unknown", path.display()),
+                    format!(
+                        "imported file {} does not exist; what it defines is unknown",
+                        path.display()
+                    ),
                 )
                 .at(Some(loc)),
             );
@@ -1097,7 +1137,11 @@ fn arith(op: BinOp, a: &Value, b: &Value, span: Span) -> EvalResult {
                 BinOp::Mul => x * y,
                 BinOp::Div => {
                     if y == 0.0 {
-                        return Err(EvalError::new(ErrorKind::Other, "division by zero", Some(span)));
+                        return Err(EvalError::new(
+                            ErrorKind::Other,
+                            "division by zero",
+                            Some(span),
+                        ));
                     }
                     x / y
                 }
@@ -1124,7 +1168,13 @@ fn as_f64(v: &Value) -> f64 {
 /// A float as Nix prints it (C++ stream default: `%g` with 6 significant digits).
 pub fn nix_float(f: f64) -> String {
     if !f.is_finite() {
-        return if f.is_nan() { "nan".into() } else if f > 0.0 { "inf".into() } else { "-inf".into() };
+        return if f.is_nan() {
+            "nan".into()
+        } else if f > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        };
     }
     if f == 0.0 {
         return "0".into();
@@ -1135,7 +1185,11 @@ pub fn nix_float(f: f64) -> String {
     let (mant, e) = sci.split_once('e').expect("exponent");
     let e: i32 = e.parse().unwrap_or(exp);
     let trim = |s: &str| {
-        if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s.to_string() }
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s.to_string()
+        }
     };
     if (-4..6).contains(&e) {
         let decimals = (5 - e).max(0) as usize;
@@ -1211,16 +1265,17 @@ fn describe_parse_error(err: &rnix::ParseError, len: usize) -> ((u32, u32), Stri
     match err {
         P::Unexpected(t) => (r(t), "unexpected input".into()),
         P::UnexpectedExtra(t) => (r(t), "unexpected input after the end of the expression".into()),
-        P::UnexpectedWanted(got, t, want) => (
-            r(t),
-            format!("unexpected {}, expected {}", kind_name(*got), kinds_list(want)),
-        ),
+        P::UnexpectedWanted(got, t, want) => {
+            (r(t), format!("unexpected {}, expected {}", kind_name(*got), kinds_list(want)))
+        }
         P::UnexpectedDoubleBind(t) => (r(t), "pattern is bound twice".into()),
         P::UnexpectedEOF => (eof, "unexpected end of file".into()),
         P::UnexpectedEOFWanted(want) => {
             (eof, format!("unexpected end of file, expected {}", kinds_list(want)))
         }
-        P::DuplicatedArgs(t, name) => (r(t), format!("duplicate formal function argument '{name}'")),
+        P::DuplicatedArgs(t, name) => {
+            (r(t), format!("duplicate formal function argument '{name}'"))
+        }
         P::RecursionLimitExceeded => (eof, "expression nested too deeply".into()),
         other => (eof, other.to_string()),
     }
@@ -1244,7 +1299,10 @@ fn kind_name(k: rnix::SyntaxKind) -> String {
         TOKEN_IN => "'in'".into(),
         TOKEN_THEN => "'then'".into(),
         TOKEN_ELSE => "'else'".into(),
-        other => format!("{other:?}").trim_start_matches("TOKEN_").trim_start_matches("NODE_").to_lowercase(),
+        other => format!("{other:?}")
+            .trim_start_matches("TOKEN_")
+            .trim_start_matches("NODE_")
+            .to_lowercase(),
     }
 }
 

@@ -129,7 +129,10 @@ impl Lowerer {
             ast::Expr::LetIn(l) => {
                 let mut bindings = self.entries(l.entries());
                 bindings.rec = true;
-                ExprKind::Let { bindings: Rc::new(bindings), body: self.opt(l.body(), span, "body") }
+                ExprKind::Let {
+                    bindings: Rc::new(bindings),
+                    body: self.opt(l.body(), span, "body"),
+                }
             }
             ast::Expr::List(l) => ExprKind::List(l.items().map(|i| self.expr(i)).collect()),
             ast::Expr::BinOp(b) => {
@@ -285,7 +288,8 @@ impl Lowerer {
                         None => BindingValue::Expr(self.missing(span, "value")),
                     };
                     if path.is_empty() {
-                        self.errors.push(LowerError { span, message: "missing attribute name".into() });
+                        self.errors
+                            .push(LowerError { span, message: "missing attribute name".into() });
                         continue;
                     }
                     self.insert_path(&mut def, &path, value, span);
@@ -305,7 +309,13 @@ impl Lowerer {
         BindingValue::Expr(self.expr(v))
     }
 
-    fn insert_path(&mut self, def: &mut AttrsDef, path: &[AttrName], value: BindingValue, span: Span) {
+    fn insert_path(
+        &mut self,
+        def: &mut AttrsDef,
+        path: &[AttrName],
+        value: BindingValue,
+        span: Span,
+    ) {
         let (first, rest) = path.split_first().expect("non-empty path");
         let value = if rest.is_empty() {
             value
@@ -315,7 +325,8 @@ impl Lowerer {
                 && let Some((_, existing)) = def.statics.iter_mut().find(|(n, _)| n == name)
             {
                 if let BindingValue::Nested(inner) = &mut existing.value {
-                    let inner = Rc::get_mut(inner).expect("nested bindings are unshared while lowering");
+                    let inner =
+                        Rc::get_mut(inner).expect("nested bindings are unshared while lowering");
                     self.insert_path(inner, rest, value, span);
                 } else {
                     self.errors.push(LowerError {
@@ -330,7 +341,9 @@ impl Lowerer {
             BindingValue::Nested(Rc::new(inner))
         };
         match first {
-            AttrName::Static(name) => self.insert_static(def, name.clone(), Binding { value, span }),
+            AttrName::Static(name) => {
+                self.insert_static(def, name.clone(), Binding { value, span })
+            }
             AttrName::Dynamic(e) => def.dynamics.push((e.clone(), Binding { value, span })),
         }
     }

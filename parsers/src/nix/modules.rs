@@ -8,7 +8,7 @@
 //! `svc.x = mkForce v` only wins for `x`. `config` is lazy: a module may read
 //! `config.networking.hostName` while another defines it.
 
-use super::eval::{Eval, EvalError, ErrorKind, entry, normalize};
+use super::eval::{ErrorKind, Eval, EvalError, entry, normalize};
 use super::value::*;
 use crate::diagnostic::Diagnostic;
 use crate::source::Span;
@@ -153,7 +153,9 @@ impl Eval {
             net.insert("hostName".into(), entry(Value::Attrs(Rc::new(o))));
             let mut top = AttrMap::new();
             top.insert("networking".into(), entry(Value::Attrs(Rc::new(net))));
-            self.modules_mut().modules.push(ModuleInfo { defs: Thunk::value(Value::Attrs(Rc::new(top))) });
+            self.modules_mut()
+                .modules
+                .push(ModuleInfo { defs: Thunk::value(Value::Attrs(Rc::new(top))) });
         }
         let mut first_err = None;
         for r in roots {
@@ -181,7 +183,8 @@ impl Eval {
             return Ok(());
         }
         if !abs.exists() {
-            let msg = format!("module {} does not exist; what it defines is unknown", abs.display());
+            let msg =
+                format!("module {} does not exist; what it defines is unknown", abs.display());
             let loc = from.map(|s| self.sources.location(s));
             self.diagnostics.push(Diagnostic::warning("import_not_found", msg.clone()).at(loc));
             return Ok(());
@@ -215,8 +218,17 @@ impl Eval {
             ("config", Value::Config(Rc::new(Vec::new()))),
             ("lib", lib),
             ("pkgs", Value::unknown("comes from nixpkgs, which tailshift does not read", None)),
-            ("options", Value::unknown("is an option declaration, which tailshift does not evaluate", None)),
-            ("modulesPath", Value::unknown("is the nixpkgs modules directory, which tailshift does not read", None)),
+            (
+                "options",
+                Value::unknown("is an option declaration, which tailshift does not evaluate", None),
+            ),
+            (
+                "modulesPath",
+                Value::unknown(
+                    "is the nixpkgs modules directory, which tailshift does not read",
+                    None,
+                ),
+            ),
             ("utils", Value::unknown("comes from nixpkgs, which tailshift does not read", None)),
         ];
         known.extend(extra.iter().cloned());
@@ -281,7 +293,11 @@ impl Eval {
                     Rc::new(Vec::new())
                 }
                 _ => {
-                    return Err(EvalError::new(ErrorKind::Type, "imports must be a list", imports.span));
+                    return Err(EvalError::new(
+                        ErrorKind::Type,
+                        "imports must be a list",
+                        imports.span,
+                    ));
                 }
             };
             for t in items.iter() {
@@ -312,7 +328,9 @@ impl Eval {
             }
         } else {
             let mut rest = (*m).clone();
-            for k in ["imports", "_file", "key", "disabledModules", "meta", "freeformType", "_class"] {
+            for k in
+                ["imports", "_file", "key", "disabledModules", "meta", "freeformType", "_class"]
+            {
                 rest.remove(k);
             }
             Thunk::value(Value::Attrs(Rc::new(rest)))
@@ -376,7 +394,12 @@ impl Eval {
 
     /// Evaluates conditions and unwraps properties at an option (nixpkgs `dischargeProperties`).
     /// A submodule given as a function is called with its module arguments.
-    fn discharge(&mut self, mut d: Def, path: &[Rc<str>], out: &mut Vec<Def>) -> Result<(), EvalError> {
+    fn discharge(
+        &mut self,
+        mut d: Def,
+        path: &[Rc<str>],
+        out: &mut Vec<Def>,
+    ) -> Result<(), EvalError> {
         for c in std::mem::take(&mut d.conds) {
             match self.force(&c)? {
                 Value::Bool(true) => {}
@@ -385,7 +408,10 @@ impl Eval {
                 other => {
                     return Err(EvalError::new(
                         ErrorKind::Type,
-                        format!("mkIf condition is {} while a Boolean was expected", super::eval::article(&other)),
+                        format!(
+                            "mkIf condition is {} while a Boolean was expected",
+                            super::eval::article(&other)
+                        ),
                         d.span,
                     ));
                 }
@@ -437,18 +463,18 @@ impl Eval {
             }
             Value::Lambda(_) if kind_of(path) == Kind::Submodule => {
                 let name = path.last().cloned().unwrap_or_else(|| "".into());
-                let extra = [
-                    ("name", Value::Str(name)),
-                    ("config", Value::Config(Rc::new(path.to_vec()))),
-                ];
+                let extra =
+                    [("name", Value::Str(name)), ("config", Value::Config(Rc::new(path.to_vec())))];
                 let args = self.module_args(&v, &extra)?;
-                let r = self.apply(v.clone(), Thunk::value(args), d.span.unwrap_or(dummy_span()))?;
+                let r =
+                    self.apply(v.clone(), Thunk::value(args), d.span.unwrap_or(dummy_span()))?;
                 let mut d2 = d.clone();
                 // A submodule function may return `{ config = ...; }`.
                 d2.value = match &r {
-                    Value::Attrs(m) if m.contains_key("config") || m.contains_key("options") => {
-                        m.get("config").map(|e| e.value.clone()).unwrap_or_else(|| Thunk::value(Value::Attrs(Rc::new(AttrMap::new()))))
-                    }
+                    Value::Attrs(m) if m.contains_key("config") || m.contains_key("options") => m
+                        .get("config")
+                        .map(|e| e.value.clone())
+                        .unwrap_or_else(|| Thunk::value(Value::Attrs(Rc::new(AttrMap::new())))),
                     _ => Thunk::value(r),
                 };
                 return self.discharge(d2, path, out);
@@ -567,14 +593,21 @@ impl Eval {
     }
 
     /// Merges the definitions of a leaf option. `None` when no module defines it.
-    fn merge_leaf(&mut self, path: &[Rc<str>], ty: LeafTy) -> Result<Option<(Value, Option<Span>)>, EvalError> {
+    fn merge_leaf(
+        &mut self,
+        path: &[Rc<str>],
+        ty: LeafTy,
+    ) -> Result<Option<(Value, Option<Span>)>, EvalError> {
         let defs = self.discharged_at(path)?;
         let Some(first) = defs.first() else { return Ok(None) };
         let span = first.span;
         if let Some(u) = defs.iter().find_map(|d| d.unknown_cond.clone()) {
             return Ok(Some((
                 Value::Unknown(Rc::new(Unknown {
-                    reason: format!("is defined under a condition that cannot be known: {}", u.describe()),
+                    reason: format!(
+                        "is defined under a condition that cannot be known: {}",
+                        u.describe()
+                    ),
                     span: u.span,
                     what: None,
                 })),
@@ -599,7 +632,11 @@ impl Eval {
                     other => {
                         return Err(EvalError::new(
                             ErrorKind::Type,
-                            format!("`{}` is {} while a list was expected", dotted(path), super::eval::article(other)),
+                            format!(
+                                "`{}` is {} while a list was expected",
+                                dotted(path),
+                                super::eval::article(other)
+                            ),
                             d.span,
                         ));
                     }
@@ -616,7 +653,9 @@ impl Eval {
                         let a = self.force(&prev.value.clone())?;
                         let b = self.force(&e.value.clone())?;
                         if self.equal(&a, &b, d.span.unwrap_or(dummy_span()))? == Some(false) {
-                            return Err(self.conflict(&[path, &[k.clone()]].concat(), &values));
+                            return Err(
+                                self.conflict(&[path, std::slice::from_ref(k)].concat(), &values)
+                            );
                         }
                     }
                     merged.insert(k.clone(), e.clone());
@@ -648,7 +687,12 @@ impl Eval {
     }
 
     /// `config.<path>.<key>` as a thunk.
-    pub(crate) fn config_select(&mut self, path: &[Rc<str>], key: &str, span: Span) -> Result<Thunk, EvalError> {
+    pub(crate) fn config_select(
+        &mut self,
+        path: &[Rc<str>],
+        key: &str,
+        span: Span,
+    ) -> Result<Thunk, EvalError> {
         let mut child = path.to_vec();
         child.push(key.into());
         let v = self.config_value(&child, span)?;
@@ -710,7 +754,11 @@ impl Eval {
         Ok(out)
     }
 
-    pub(crate) fn config_materialize(&mut self, path: &[Rc<str>], span: Span) -> Result<Rc<AttrMap>, EvalError> {
+    pub(crate) fn config_materialize(
+        &mut self,
+        path: &[Rc<str>],
+        span: Span,
+    ) -> Result<Rc<AttrMap>, EvalError> {
         let keys = self.config_keys(path)?;
         let mut m = AttrMap::new();
         for k in keys {

@@ -168,7 +168,9 @@ impl Thunk {
     }
 
     /// Native code to run later.
-    pub fn native(f: impl FnOnce(&mut super::eval::Eval) -> super::eval::EvalResult + 'static) -> Thunk {
+    pub fn native(
+        f: impl FnOnce(&mut super::eval::Eval) -> super::eval::EvalResult + 'static,
+    ) -> Thunk {
         Thunk(Rc::new(RefCell::new(ThunkState::Native(Box::new(f)))))
     }
 

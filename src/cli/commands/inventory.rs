@@ -12,7 +12,9 @@ use tailshift_parsers::{Evaluator, Flavour, LoadOptions};
 fn options(a: &InventoryArgs) -> anyhow::Result<LoadOptions> {
     let stdin = if a.from_nix_eval.iter().any(|p| p.as_os_str() == "-") {
         let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s).context("reading --from-nix-eval - from standard input")?;
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("reading --from-nix-eval - from standard input")?;
         Some(s)
     } else {
         None
