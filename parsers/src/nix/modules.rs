@@ -100,6 +100,14 @@ pub fn kind_of(path: &[Rc<str>]) -> Kind {
     }
 }
 
+/// A module still to read.
+enum Pending {
+    /// A file, and the `imports` entry that named it.
+    File(PathBuf, Option<Span>),
+    /// An inline module (a set or a function).
+    Value(Value, Span),
+}
+
 struct ModuleInfo {
     defs: Thunk,
 }
@@ -157,10 +165,31 @@ impl Eval {
                 .modules
                 .push(ModuleInfo { defs: Thunk::value(Value::Attrs(Rc::new(top))) });
         }
+        // Breadth-first, parents before their imports, as nixpkgs' `collectModules`
+        // (genericClosure) orders them: list definitions concatenate in that order.
+        let mut queue: std::collections::VecDeque<Pending> =
+            roots.iter().map(|r| Pending::File(r.clone(), None)).collect();
         let mut first_err = None;
-        for r in roots {
-            if let Err(e) = self.load_module_file(r, None) {
-                first_err.get_or_insert(e);
+        while let Some(next) = queue.pop_front() {
+            let (result, root, at) = match next {
+                Pending::File(p, from) => (self.load_module_file(&p, from), from.is_none(), from),
+                Pending::Value(v, at) => (self.load_module_value(v, at), false, Some(at)),
+            };
+            match result {
+                Ok(imports) => queue.extend(imports),
+                Err(e) if root => {
+                    first_err.get_or_insert(e);
+                }
+                Err(e) => {
+                    // One broken import does not hide the other modules.
+                    if e.kind != ErrorKind::Syntax {
+                        let span = e.span.or(at);
+                        self.diagnostics.push(
+                            Diagnostic::error("eval_error", e.message.clone())
+                                .at(span.map(|s| self.sources.location(s))),
+                        );
+                    }
+                }
             }
         }
         match first_err {
@@ -169,7 +198,7 @@ impl Eval {
         }
     }
 
-    fn load_module_file(&mut self, path: &Path, from: Option<Span>) -> Result<(), EvalError> {
+    fn load_module_file(&mut self, path: &Path, from: Option<Span>) -> Result<Vec<Pending>, EvalError> {
         let abs = if path.is_absolute() {
             path.to_path_buf()
         } else {
@@ -180,14 +209,14 @@ impl Eval {
             abs = abs.join("default.nix");
         }
         if !self.modules_mut().loaded.insert(abs.clone()) {
-            return Ok(());
+            return Ok(Vec::new());
         }
         if !abs.exists() {
             let msg =
                 format!("module {} does not exist; what it defines is unknown", abs.display());
             let loc = from.map(|s| self.sources.location(s));
             self.diagnostics.push(Diagnostic::warning("import_not_found", msg.clone()).at(loc));
-            return Ok(());
+            return Ok(Vec::new());
         }
         // Keep the path as the user wrote it for roots, so locations read naturally.
         let shown = if from.is_none() { path.to_path_buf() } else { abs.clone() };
@@ -257,7 +286,7 @@ impl Eval {
         Ok(Value::Attrs(Rc::new(m)))
     }
 
-    fn load_module_value(&mut self, v: Value, span: Span) -> Result<(), EvalError> {
+    fn load_module_value(&mut self, v: Value, span: Span) -> Result<Vec<Pending>, EvalError> {
         let v = match &v {
             Value::Lambda(_) | Value::PrimOp(_) => {
                 let args = self.module_args(&v, &[])?;
@@ -274,10 +303,11 @@ impl Eval {
                     )
                     .at(Some(self.sources.location(u.span.unwrap_or(span)))),
                 );
-                return Ok(());
+                return Ok(Vec::new());
             }
             other => self.attrs_of(other, span)?,
         };
+        let mut pending = Vec::new();
         if let Some(imports) = m.get("imports") {
             let list = self.force(&imports.value.clone())?;
             let items = match &list {
@@ -303,22 +333,11 @@ impl Eval {
             for t in items.iter() {
                 let item = self.force(t)?;
                 let at = imports.span.unwrap_or(span);
-                let r = match &item {
-                    Value::Path(p) => self.load_module_file(&p.clone(), Some(at)),
-                    Value::Str(s) if s.starts_with('/') => {
-                        self.load_module_file(Path::new(&**s), Some(at))
-                    }
-                    _ => self.load_module_value(item.clone(), at),
-                };
-                if let Err(e) = r {
-                    // One broken import does not hide the other modules.
-                    if e.kind != ErrorKind::Syntax {
-                        self.diagnostics.push(
-                            Diagnostic::error("eval_error", e.message.clone())
-                                .at(Some(self.sources.location(e.span.unwrap_or(at)))),
-                        );
-                    }
-                }
+                pending.push(match &item {
+                    Value::Path(p) => Pending::File((**p).clone(), Some(at)),
+                    Value::Str(s) if s.starts_with('/') => Pending::File(PathBuf::from(&**s), Some(at)),
+                    _ => Pending::Value(item.clone(), at),
+                });
             }
         }
         let defs = if m.contains_key("config") || m.contains_key("options") {
@@ -336,7 +355,7 @@ impl Eval {
             Thunk::value(Value::Attrs(Rc::new(rest)))
         };
         self.modules_mut().modules.push(ModuleInfo { defs });
-        Ok(())
+        Ok(pending)
     }
 
     /// Expands `mkIf`/`mkMerge`/`mkOverride`/`mkOrder` around a namespace value without

@@ -1,0 +1,2 @@
+# rule: lib.concatMapStringsSep maps then joins
+{ lib }: lib.concatMapStringsSep "," (x: "<${x}>") [ "a" "b" ]
