@@ -237,6 +237,9 @@ pub struct CoverageEntry {
     /// Why, for anything but understood.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Where the attribute is declared, or where its unknown value arose.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
 }
 
 /// One tsnsrv service: one tailnet node today.

@@ -307,6 +307,7 @@ fn raw_service(
             attribute: attr,
             status: Coverage::Unsupported,
             reason: Some(reason),
+            location: raw.location.clone(),
         });
     }
     diags.extend(findings);
@@ -337,7 +338,7 @@ fn coverage_of(
                 Sourced::Known { .. } => (Coverage::Understood, None),
             }
         };
-        out.push(CoverageEntry { attribute: k.clone(), status, reason });
+        out.push(CoverageEntry { attribute: k.clone(), status, reason, location: v.location().cloned() });
     }
     for (k, v) in &effective.0 {
         if declared.get(k).is_some() {
@@ -348,6 +349,7 @@ fn coverage_of(
                 attribute: k.clone(),
                 status: Coverage::Unknown,
                 reason: Some(reason.clone()),
+                location: v.location().cloned(),
             });
         }
     }

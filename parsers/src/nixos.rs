@@ -216,6 +216,9 @@ pub fn read_nixos(
                 declared.set(&a, v);
             }
         }
+        // A service built by a lib function (listToAttrs) has no binding of its own in the
+        // user's files: its first attribute's binding locates it instead.
+        let location = location.or_else(|| declared.0.values().find_map(|v| v.location().cloned()));
         view.services.push(DeclaredService { name: name.to_string(), location, declared });
     }
     diags.append(&mut ev.diagnostics);

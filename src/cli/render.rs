@@ -129,50 +129,41 @@ pub fn inventory_table(inv: &Inventory) -> String {
     out
 }
 
-/// The coverage report: per service, which attributes were understood, and every attribute
-/// that is unknown or unsupported, with the reason.
+/// The coverage report: per service, how many attributes were understood, unknown or
+/// unsupported; then every attribute that is not understood, with the reason (attributes that
+/// share a reason share a line).
 pub fn coverage_report(inv: &Inventory) -> String {
     let mut out = String::new();
     let (mut understood, mut unknown, mut unsupported) = (0, 0, 0);
-    let mut rows =
-        vec![["SERVICE", "UNDERSTOOD", "UNKNOWN / UNSUPPORTED"].map(String::from).to_vec()];
-    let mut details = Vec::new();
+    let mut rows = vec![["SERVICE", "UNDERSTOOD", "UNKNOWN", "UNSUPPORTED"].map(String::from).to_vec()];
+    let mut details: Vec<(String, Coverage, String, Vec<String>, Option<String>)> = Vec::new();
     for s in &inv.services {
-        let mut ok = Vec::new();
-        let mut bad = Vec::new();
+        let mut counts = [0usize; 3];
         for c in &s.coverage {
             match c.status {
-                Coverage::Understood => {
-                    understood += 1;
-                    ok.push(c.attribute.clone());
-                }
-                Coverage::Unknown => {
-                    unknown += 1;
-                    bad.push(c.attribute.clone());
-                    details.push((
-                        s.name.clone(),
-                        c.attribute.clone(),
-                        c.status,
-                        c.reason.clone().unwrap_or_default(),
-                    ));
-                }
-                Coverage::Unsupported => {
-                    unsupported += 1;
-                    bad.push(c.attribute.clone());
-                    details.push((
-                        s.name.clone(),
-                        c.attribute.clone(),
-                        c.status,
-                        c.reason.clone().unwrap_or_default(),
-                    ));
-                }
+                Coverage::Understood => counts[0] += 1,
+                Coverage::Unknown => counts[1] += 1,
+                Coverage::Unsupported => counts[2] += 1,
+            }
+            if c.status == Coverage::Understood {
+                continue;
+            }
+            let reason = c.reason.clone().unwrap_or_default();
+            match details.iter_mut().find(|d| d.0 == s.name && d.1 == c.status && d.2 == reason) {
+                Some(d) => d.3.push(c.attribute.clone()),
+                None => details.push((
+                    s.name.clone(),
+                    c.status,
+                    reason,
+                    vec![c.attribute.clone()],
+                    c.location.as_ref().map(|l| l.to_string()),
+                )),
             }
         }
-        rows.push(vec![
-            s.name.clone(),
-            ok.join(" "),
-            if bad.is_empty() { "-".into() } else { bad.join(" ") },
-        ]);
+        understood += counts[0];
+        unknown += counts[1];
+        unsupported += counts[2];
+        rows.push(vec![s.name.clone(), counts[0].to_string(), counts[1].to_string(), counts[2].to_string()]);
     }
     let _ = writeln!(
         out,
@@ -181,13 +172,16 @@ pub fn coverage_report(inv: &Inventory) -> String {
     );
     out.push_str(&table(&rows));
     if !details.is_empty() {
-        out.push('\n');
-        let mut rows =
-            vec![["SERVICE", "ATTRIBUTE", "STATUS", "REASON"].map(String::from).to_vec()];
-        for (s, a, st, r) in details {
-            rows.push(vec![s, a, st.to_string(), r]);
+        out.push_str("\nnot understood:\n");
+        for (s, st, r, attrs, loc) in details {
+            let what = if attrs.len() == 1 {
+                format!("{s}.{}", attrs[0])
+            } else {
+                format!("{s}.{{{}}}", attrs.join(","))
+            };
+            let at = loc.map(|l| format!(" ({l})")).unwrap_or_default();
+            let _ = writeln!(out, "  {what}: {st}: {r}{at}");
         }
-        out.push_str(&table(&rows));
     }
     out
 }
