@@ -1,1 +1,5 @@
+//! The one integration harness: runs the built `migrate` binary on real files.
 
+mod bad_input;
+mod inventory;
+mod util;

@@ -338,7 +338,12 @@ fn coverage_of(
                 Sourced::Known { .. } => (Coverage::Understood, None),
             }
         };
-        out.push(CoverageEntry { attribute: k.clone(), status, reason, location: v.location().cloned() });
+        out.push(CoverageEntry {
+            attribute: k.clone(),
+            status,
+            reason,
+            location: v.location().cloned(),
+        });
     }
     for (k, v) in &effective.0 {
         if declared.get(k).is_some() {

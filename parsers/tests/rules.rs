@@ -118,7 +118,8 @@ fn mkif_on_unknown_condition_makes_the_value_unknown() {
         .unwrap();
         let mut ev = Eval::new(SourceMap::new());
         ev.load_modules(&[f], None).unwrap();
-        let d = ev.config_read(&["services", "tsnsrv", "services", "a", "funnel"]).unwrap().unwrap();
+        let d =
+            ev.config_read(&["services", "tsnsrv", "services", "a", "funnel"]).unwrap().unwrap();
         let u = d.value.unwrap_err();
         (u.describe(), u.span.map(|s| ev.sources.location(s)))
     });

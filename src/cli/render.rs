@@ -135,7 +135,8 @@ pub fn inventory_table(inv: &Inventory) -> String {
 pub fn coverage_report(inv: &Inventory) -> String {
     let mut out = String::new();
     let (mut understood, mut unknown, mut unsupported) = (0, 0, 0);
-    let mut rows = vec![["SERVICE", "UNDERSTOOD", "UNKNOWN", "UNSUPPORTED"].map(String::from).to_vec()];
+    let mut rows =
+        vec![["SERVICE", "UNDERSTOOD", "UNKNOWN", "UNSUPPORTED"].map(String::from).to_vec()];
     let mut details: Vec<(String, Coverage, String, Vec<String>, Option<String>)> = Vec::new();
     for s in &inv.services {
         let mut counts = [0usize; 3];
@@ -163,7 +164,12 @@ pub fn coverage_report(inv: &Inventory) -> String {
         understood += counts[0];
         unknown += counts[1];
         unsupported += counts[2];
-        rows.push(vec![s.name.clone(), counts[0].to_string(), counts[1].to_string(), counts[2].to_string()]);
+        rows.push(vec![
+            s.name.clone(),
+            counts[0].to_string(),
+            counts[1].to_string(),
+            counts[2].to_string(),
+        ]);
     }
     let _ = writeln!(
         out,

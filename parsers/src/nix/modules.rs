@@ -198,7 +198,11 @@ impl Eval {
         }
     }
 
-    fn load_module_file(&mut self, path: &Path, from: Option<Span>) -> Result<Vec<Pending>, EvalError> {
+    fn load_module_file(
+        &mut self,
+        path: &Path,
+        from: Option<Span>,
+    ) -> Result<Vec<Pending>, EvalError> {
         let abs = if path.is_absolute() {
             path.to_path_buf()
         } else {
@@ -335,7 +339,9 @@ impl Eval {
                 let at = imports.span.unwrap_or(span);
                 pending.push(match &item {
                     Value::Path(p) => Pending::File((**p).clone(), Some(at)),
-                    Value::Str(s) if s.starts_with('/') => Pending::File(PathBuf::from(&**s), Some(at)),
+                    Value::Str(s) if s.starts_with('/') => {
+                        Pending::File(PathBuf::from(&**s), Some(at))
+                    }
                     _ => Pending::Value(item.clone(), at),
                 });
             }
