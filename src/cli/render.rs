@@ -129,6 +129,9 @@ pub fn inventory_table(inv: &Inventory) -> String {
     out
 }
 
+/// One line of the "not understood" list: service, status, reason, attributes, location.
+type Detail = (String, Coverage, String, Vec<String>, Option<String>);
+
 /// The coverage report: per service, how many attributes were understood, unknown or
 /// unsupported; then every attribute that is not understood, with the reason (attributes that
 /// share a reason share a line).
@@ -137,7 +140,7 @@ pub fn coverage_report(inv: &Inventory) -> String {
     let (mut understood, mut unknown, mut unsupported) = (0, 0, 0);
     let mut rows =
         vec![["SERVICE", "UNDERSTOOD", "UNKNOWN", "UNSUPPORTED"].map(String::from).to_vec()];
-    let mut details: Vec<(String, Coverage, String, Vec<String>, Option<String>)> = Vec::new();
+    let mut details: Vec<Detail> = Vec::new();
     for s in &inv.services {
         let mut counts = [0usize; 3];
         for c in &s.coverage {
