@@ -216,10 +216,10 @@ pub fn parse_flags(words: &[Word], fork: bool) -> ParsedFlags {
         i += 1;
     }
     for (k, v) in lists {
-        p.options.set(&k, Sourced::declared(Json::Array(v), None));
+        p.options.set(k, Sourced::declared(Json::Array(v), None));
     }
     for (k, v) in maps {
-        p.options.set(&k, Sourced::declared(Json::Object(v), None));
+        p.options.set(k, Sourced::declared(Json::Object(v), None));
     }
     p.positional = words[i.min(words.len())..].to_vec();
     p

@@ -169,7 +169,7 @@ pub fn effective(
         }
         Origin::Cli | Origin::ServiceFlag => {
             for (k, v) in &declared.0 {
-                eff.set(k, v.clone());
+                eff.set(k.clone(), v.clone());
             }
             let rule = if matches!(origin, Origin::ServiceFlag) {
                 "default of the fork's -service k=v form"
@@ -194,7 +194,7 @@ pub fn effective(
         }
         Origin::Yaml => {
             for (k, v) in &declared.0 {
-                eff.set(k, v.clone());
+                eff.set(k.clone(), v.clone());
             }
             let rule = "fork YAML default (a missing key is Go's zero value; tsnsrv.md 1.6)";
             for o in options::OPTIONS {
@@ -225,7 +225,7 @@ pub fn effective(
         }
         Origin::Log => {
             for (k, v) in &declared.0 {
-                eff.set(k, v.clone());
+                eff.set(k.clone(), v.clone());
             }
             for o in options::OPTIONS {
                 if eff.get(o.name).is_none()
@@ -244,19 +244,36 @@ pub fn effective(
 
 /// What the NixOS module computes per service: declared values, `defaults.*`, module defaults,
 /// and `toURL` from `urlParts`.
+/// Per option (by index in [`options::OPTIONS`]): its module default, and whether it defaults to
+/// `defaults.<name>` under upstream and under the fork. Computed once: string matching per
+/// option per service dominated reading large fleets.
+struct ModuleRules {
+    default: Vec<Option<Json>>,
+    from_defaults: [Vec<bool>; 2],
+}
+
+static MODULE_RULES: std::sync::LazyLock<ModuleRules> = std::sync::LazyLock::new(|| ModuleRules {
+    default: options::OPTIONS.iter().map(|o| module_default(o.name)).collect(),
+    from_defaults: [
+        options::OPTIONS.iter().map(|o| defaults_from_defaults(o.name, false)).collect(),
+        options::OPTIONS.iter().map(|o| defaults_from_defaults(o.name, true)).collect(),
+    ],
+});
+
 fn module_level(declared: &Options, defaults: &Options, fork: bool, eff: &mut Options) {
-    for o in options::OPTIONS {
-        if !options::module_accepts(o.name, fork) {
+    let rules = &*MODULE_RULES;
+    for (i, o) in options::OPTIONS.iter().enumerate() {
+        if !(if fork { o.fork_module } else { o.upstream_module }) {
             continue;
         }
         if let Some(v) = declared.get(o.name) {
             eff.set(o.name, v.clone());
             continue;
         }
-        if o.name == "toURL" || o.name == "urlParts" {
+        if matches!(o.kind, options::OptKind::UrlParts) || o.name == "toURL" {
             continue;
         }
-        if defaults_from_defaults(o.name, fork)
+        if rules.from_defaults[fork as usize][i]
             && let Some(v) = defaults.get(o.name)
         {
             let v = match v {
@@ -270,8 +287,8 @@ fn module_level(declared: &Options, defaults: &Options, fork: bool, eff: &mut Op
             eff.set(o.name, v);
             continue;
         }
-        if let Some(d) = module_default(o.name) {
-            eff.set(o.name, Sourced::default(d, "tsnsrv NixOS module default"));
+        if let Some(d) = &rules.default[i] {
+            eff.set(o.name, Sourced::default(d.clone(), "tsnsrv NixOS module default"));
         } else if o.name == "authKeyPath" {
             eff.set(
                 o.name,
@@ -370,9 +387,8 @@ fn cli_process_level(
         eff.set("readHeaderTimeout", v);
     }
     // The module never turns suppressWhois into a flag (upstream 9f1ea2e; tsnsrv.md 1.4).
-    let extra = eff.list("extraArgs").unwrap_or_default();
     if eff.bool("suppressWhois") == Some(true)
-        && !extra.iter().any(|a| a.trim_start_matches('-').starts_with("suppressWhois"))
+        && !eff.list("extraArgs").unwrap_or_default().iter().any(|a| a.trim_start_matches('-').starts_with("suppressWhois"))
     {
         let loc = eff.get("suppressWhois").and_then(|s| s.location().cloned());
         findings.push(
@@ -424,9 +440,7 @@ fn cli_process_level(
             ),
         );
         for h in ["upstreamHeaders", "authCopyHeaders"] {
-            if let Some(m) = eff.map(h)
-                && !m.is_empty()
-            {
+            if eff.get(h).and_then(|v| v.known()).and_then(|v| v.as_object()).is_some_and(|m| !m.is_empty()) {
                 let loc = eff.get(h).and_then(|s| s.location().cloned());
                 findings.push(
                     Diagnostic::warning(
@@ -448,7 +462,7 @@ fn cli_process_level(
     apply_extra_args(eff, fork, findings, name);
 }
 
-fn null_to(eff: &mut Options, key: &str, v: Json, rule: &str) {
+fn null_to(eff: &mut Options, key: &'static str, v: Json, rule: &'static str) {
     if matches!(eff.get(key), None | Some(Sourced::Known { value: Json::Null, .. })) {
         eff.set(key, Sourced::default(v, rule));
     }
@@ -456,10 +470,10 @@ fn null_to(eff: &mut Options, key: &str, v: Json, rule: &str) {
 
 /// `extraArgs` are passed verbatim before the URL; later flags win in Go's flag package.
 fn apply_extra_args(eff: &mut Options, fork: bool, findings: &mut Vec<Diagnostic>, name: &str) {
-    let Some(extra) = eff.list("extraArgs") else { return };
-    if extra.is_empty() {
+    if eff.get("extraArgs").and_then(|v| v.known()).and_then(|v| v.as_array()).is_none_or(|a| a.is_empty()) {
         return;
     }
+    let Some(extra) = eff.list("extraArgs") else { return };
     let loc = eff.get("extraArgs").and_then(|s| s.location().cloned());
     let words: Vec<crate::cmdline::Word> =
         extra.iter().map(|w| crate::cmdline::Word { text: w.clone(), offset: 0 }).collect();
@@ -471,7 +485,7 @@ fn apply_extra_args(eff: &mut Options, fork: bool, findings: &mut Vec<Diagnostic
             }
             u => u,
         };
-        eff.set(&opt, v);
+        eff.set(opt, v);
     }
     for bad in parsed.unknown_flags {
         findings.push(

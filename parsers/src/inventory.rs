@@ -7,6 +7,7 @@ use crate::diagnostic::{Diagnostic, Severity};
 use crate::source::Location;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -84,12 +85,12 @@ pub enum Source {
     /// A default of the flavour in force.
     Default {
         /// Which default, e.g. "tsnsrv CLI default (-stripPrefix=true)".
-        rule: String,
+        rule: Cow<'static, str>,
     },
     /// Computed from other values (toURL from urlParts, a field of `defaults`).
     Derived {
         /// How.
-        rule: String,
+        rule: Cow<'static, str>,
         /// From where.
         #[serde(skip_serializing_if = "Vec::is_empty", default)]
         from: Vec<Location>,
@@ -124,12 +125,12 @@ impl<T> Sourced<T> {
     }
 
     /// A flavour default.
-    pub fn default(value: T, rule: impl Into<String>) -> Self {
+    pub fn default(value: T, rule: impl Into<Cow<'static, str>>) -> Self {
         Sourced::Known { value, source: Source::Default { rule: rule.into() } }
     }
 
     /// A derived value.
-    pub fn derived(value: T, rule: impl Into<String>, from: Vec<Location>) -> Self {
+    pub fn derived(value: T, rule: impl Into<Cow<'static, str>>, from: Vec<Location>) -> Self {
         Sourced::Known { value, source: Source::Derived { rule: rule.into(), from } }
     }
 
@@ -160,7 +161,7 @@ impl<T> Sourced<T> {
 /// Options by canonical name (see [`crate::options::OPTIONS`]).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Options(pub BTreeMap<String, Sourced<Json>>);
+pub struct Options(pub BTreeMap<Cow<'static, str>, Sourced<Json>>);
 
 impl Options {
     /// The option's entry.
@@ -169,8 +170,8 @@ impl Options {
     }
 
     /// Sets an option.
-    pub fn set(&mut self, name: &str, v: Sourced<Json>) {
-        self.0.insert(name.to_string(), v);
+    pub fn set(&mut self, name: impl Into<Cow<'static, str>>, v: Sourced<Json>) {
+        self.0.insert(name.into(), v);
     }
 
     /// A known string option.

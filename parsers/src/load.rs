@@ -339,7 +339,7 @@ fn coverage_of(
             }
         };
         out.push(CoverageEntry {
-            attribute: k.clone(),
+            attribute: k.to_string(),
             status,
             reason,
             location: v.location().cloned(),
@@ -351,7 +351,7 @@ fn coverage_of(
         }
         if let Sourced::Unknown { reason, .. } = v {
             out.push(CoverageEntry {
-                attribute: k.clone(),
+                attribute: k.to_string(),
                 status: Coverage::Unknown,
                 reason: Some(reason.clone()),
                 location: v.location().cloned(),
@@ -384,7 +384,7 @@ fn module_flavour(view: &ModuleView, stated: Option<Flavour>) -> (Flavour, Flavo
     let fork_only = |o: &Options| -> Option<(String, Option<crate::Location>)> {
         o.0.iter()
             .find(|(k, _)| options::spec(k).is_some_and(|s| s.fork_module && !s.upstream_module))
-            .map(|(k, v)| (k.clone(), v.location().cloned()))
+            .map(|(k, v)| (k.to_string(), v.location().cloned()))
     };
     let found = fork_only(&view.defaults)
         .or_else(|| view.services.iter().find_map(|s| fork_only(&s.declared)));
@@ -457,7 +457,7 @@ fn module_services(
     let mut names: Vec<&str> = view.services.iter().map(|s| s.name.as_str()).collect();
     names.sort();
     for ds in &view.services {
-        let index = names.iter().position(|n| *n == ds.name).unwrap_or(0);
+        let index = names.binary_search(&ds.name.as_str()).unwrap_or(0);
         let origin = Origin::Module { defaults: view.defaults.clone(), index };
         let mut findings = Vec::new();
         let effective =

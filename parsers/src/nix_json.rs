@@ -123,7 +123,7 @@ pub fn read_nix_eval(
     if let Some(Json::Object(d)) = obj.get("defaults") {
         let mut o = Options::default();
         for (k, v) in d {
-            o.set(k, Sourced::declared(v.clone(), loc(&format!("{prefix}/defaults/{k}"))));
+            o.set(k.clone(), Sourced::declared(v.clone(), loc(&format!("{prefix}/defaults/{k}"))));
         }
         view.defaults = o;
     }
@@ -133,7 +133,7 @@ pub fn read_nix_eval(
             let mut declared = Options::default();
             if let Json::Object(a) = attrs {
                 for (k, v) in a {
-                    declared.set(k, Sourced::declared(v.clone(), loc(&format!("{base}/{k}"))));
+                    declared.set(k.clone(), Sourced::declared(v.clone(), loc(&format!("{base}/{k}"))));
                 }
             }
             view.services.push(DeclaredService {

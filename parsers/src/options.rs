@@ -450,9 +450,12 @@ pub static OPTIONS: &[OptionSpec] = &[
     ),
 ];
 
+static BY_NAME: std::sync::LazyLock<std::collections::HashMap<&'static str, &'static OptionSpec>> =
+    std::sync::LazyLock::new(|| OPTIONS.iter().map(|o| (o.name, o)).collect());
+
 /// Looks an option up by canonical name.
 pub fn spec(name: &str) -> Option<&'static OptionSpec> {
-    OPTIONS.iter().find(|o| o.name == name)
+    BY_NAME.get(name).copied()
 }
 
 /// Looks an option up by CLI flag name (`tag`, `keyFile`, ...).

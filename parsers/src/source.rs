@@ -26,6 +26,8 @@ pub struct Span {
 pub struct SourceFile {
     /// Path as given (or a `<name>` for built-in text).
     pub path: PathBuf,
+    /// The path as locations show it, computed once.
+    shown: std::cell::OnceCell<String>,
     /// Full text.
     pub text: String,
     line_starts: Vec<u32>,
@@ -39,7 +41,7 @@ impl SourceFile {
                 line_starts.push(i as u32 + 1);
             }
         }
-        SourceFile { path, text, line_starts }
+        SourceFile { path, text, line_starts, shown: std::cell::OnceCell::new() }
     }
 
     /// 1-based line and column (in characters) of a byte offset.
@@ -71,12 +73,14 @@ impl SourceFile {
 #[derive(Clone, Debug, Default)]
 pub struct SourceMap {
     files: Rc<RefCell<Vec<Rc<SourceFile>>>>,
+    /// The working directory, read once: locations are shown relative to it.
+    cwd: Rc<Option<PathBuf>>,
 }
 
 impl SourceMap {
     /// An empty map.
     pub fn new() -> Self {
-        Self::default()
+        SourceMap { files: Rc::default(), cwd: Rc::new(std::env::current_dir().ok()) }
     }
 
     /// Adds a file and returns its id.
@@ -95,12 +99,16 @@ impl SourceMap {
     pub fn location(&self, span: Span) -> Location {
         let file = self.get(span.file);
         let (line, column) = file.line_col(span.start);
-        Location { file: display_path(&file.path), line, column }
+        Location { file: self.shown(&file), line, column }
+    }
+
+    fn shown(&self, file: &SourceFile) -> String {
+        file.shown.get_or_init(|| display_path(&file.path, self.cwd.as_ref().as_ref())).clone()
     }
 
     /// A location for a 1-based line and column of a file.
     pub fn location_at(&self, file: FileId, line: u32, column: u32) -> Location {
-        Location { file: display_path(&self.get(file).path), line, column }
+        Location { file: self.shown(&self.get(file)), line, column }
     }
 
     /// Byte offset of a 1-based line's first character.
@@ -112,10 +120,10 @@ impl SourceMap {
 
 /// Paths are shown relative to the working directory when they are absolute (imports are
 /// resolved to absolute paths), so locations read as the user would type them.
-fn display_path(p: &Path) -> String {
+fn display_path(p: &Path, cwd: Option<&PathBuf>) -> String {
     if p.is_absolute()
-        && let Ok(cwd) = std::env::current_dir()
-        && let Some(rel) = relative_to(p, &cwd)
+        && let Some(cwd) = cwd
+        && let Some(rel) = relative_to(p, cwd)
     {
         return rel.to_string_lossy().into_owned();
     }

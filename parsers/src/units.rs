@@ -273,7 +273,7 @@ fn one_service(
             Sourced::Known { value, .. } => Sourced::declared(value.clone(), loc),
             other => other.clone(),
         };
-        declared.set(k, v);
+        declared.set(k.clone(), v);
     }
     let mut findings = Vec::new();
     let mut unsupported = Vec::new();
@@ -430,8 +430,7 @@ pub fn read_log(sources: &SourceMap, file: FileId) -> (Vec<RawService>, Vec<Diag
                 "plaintext" | "funnel" | "funnelOnly" => (k.as_str(), json!(v == "true")),
                 _ => continue,
             };
-            let opt = opt.to_string();
-            declared.set(&opt, Sourced::declared(val, loc));
+            declared.set(opt.to_string(), Sourced::declared(val, loc));
         }
         if let Some(n) = name {
             // A restart logs the line again: keep the latest.

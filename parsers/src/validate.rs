@@ -89,7 +89,15 @@ pub fn service(s: &Service) -> Vec<Diagnostic> {
             "funnelOnly",
         ));
     }
-    for p in s.effective.list("prefixes").unwrap_or_default() {
+    let strings = |opt: &str| -> Vec<&str> {
+        s.effective
+            .get(opt)
+            .and_then(|v| v.known())
+            .and_then(|v| v.as_array())
+            .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+            .unwrap_or_default()
+    };
+    for p in strings("prefixes") {
         if !(p.starts_with('/') || p.starts_with("tailnet:/") || p.starts_with("funnel:/")) {
             out.push(err(
                 "invalid_prefix",
@@ -98,7 +106,7 @@ pub fn service(s: &Service) -> Vec<Diagnostic> {
             ));
         }
     }
-    for t in s.effective.list("tags").unwrap_or_default() {
+    for t in strings("tags") {
         if !t.starts_with("tag:") {
             out.push(err("invalid_tag", format!("tag {t:?} must start with \"tag:\""), "tags"));
         }

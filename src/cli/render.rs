@@ -201,8 +201,8 @@ pub fn source_text(s: &Sourced<serde_json::Value>) -> String {
     match s {
         Sourced::Known { source: Source::Declared { location: Some(l) }, .. } => l.to_string(),
         Sourced::Known { source: Source::Declared { location: None }, .. } => "declared".into(),
-        Sourced::Known { source: Source::Default { rule }, .. } => rule.clone(),
-        Sourced::Known { source: Source::Derived { rule, .. }, .. } => rule.clone(),
+        Sourced::Known { source: Source::Default { rule }, .. } => rule.to_string(),
+        Sourced::Known { source: Source::Derived { rule, .. }, .. } => rule.to_string(),
         Sourced::Unknown { reason, .. } => reason.clone(),
     }
 }

@@ -5,7 +5,6 @@ use super::eval::{ErrorKind, Eval, EvalError, EvalResult, article, entry, normal
 use super::syntax::Param;
 use super::value::*;
 use crate::source::Span;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -390,7 +389,7 @@ pub fn global_env() -> Env {
         "false",
         "null",
     ];
-    let mut vars: HashMap<Rc<str>, Thunk> = HashMap::new();
+    let mut vars = VarMap::default();
     if let Value::Attrs(m) = &builtins {
         for name in top {
             vars.insert(name.into(), m[name].value.clone());
@@ -620,17 +619,24 @@ fn concat_strings_sep(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
 
 /// Forces a value and everything inside it.
 pub fn deep_force(ev: &mut Eval, v: &Value) -> Result<(), EvalError> {
+    deep_force_at(ev, v, 0)
+}
+
+fn deep_force_at(ev: &mut Eval, v: &Value, depth: usize) -> Result<(), EvalError> {
+    if depth > super::eval::MAX_EVAL_DEPTH {
+        return Err(EvalError::new(ErrorKind::Budget, "value nested too deeply (a value that contains itself?)", None));
+    }
     match v {
         Value::List(l) => {
             for t in l.iter() {
                 let v = ev.force(t)?;
-                deep_force(ev, &v)?;
+                deep_force_at(ev, &v, depth + 1)?;
             }
         }
         Value::Attrs(m) => {
             for e in m.values() {
                 let v = ev.force(&e.value)?;
-                deep_force(ev, &v)?;
+                deep_force_at(ev, &v, depth + 1)?;
             }
         }
         _ => {}
@@ -645,9 +651,19 @@ fn deep_seq(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
     ev.force(&a[1])
 }
 
+/// Lists at least this long get a hash set the first time `elem` searches them: the pattern
+/// `builtins.elem name registry.funnels`, run once per service, is otherwise quadratic.
+const ELEM_INDEX_MIN_LEN: usize = 16;
+
 fn elem(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
     let x = ev.force(&a[0])?;
     let l = want_list(&arg!(ev, a, 1), s)?;
+    if let Value::Str(needle) = &x
+        && l.len() >= ELEM_INDEX_MIN_LEN
+        && let Some(set) = ev.string_index(&l)
+    {
+        return Ok(Value::Bool(set.contains(needle)));
+    }
     let mut unknown = None;
     for t in l.iter() {
         let v = ev.force(t)?;
@@ -1069,7 +1085,7 @@ fn read_file(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
             Some(s),
         ));
     }
-    match std::fs::read_to_string(&p) {
+    match super::eval::read_source(&p) {
         Ok(t) => Ok(Value::string(t)),
         Err(e) => Err(EvalError::new(
             ErrorKind::Other,

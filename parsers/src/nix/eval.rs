@@ -91,6 +91,9 @@ pub struct Eval {
     fuel: u64,
     pub(crate) lib: Option<Thunk>,
     pub(crate) modules: Option<super::modules::ModuleState>,
+    /// Hash sets of string lists searched by `elem`, keyed by the list's address (the list is
+    /// kept alive beside its set, so the address cannot be reused).
+    string_indexes: HashMap<usize, (Rc<Vec<Thunk>>, Option<Rc<std::collections::HashSet<Rc<str>>>>)>,
 }
 
 impl Eval {
@@ -105,6 +108,7 @@ impl Eval {
             fuel: DEFAULT_FUEL,
             lib: None,
             modules: None,
+            string_indexes: HashMap::new(),
         };
         ev.globals = super::builtins::global_env();
         ev
@@ -113,6 +117,32 @@ impl Eval {
     /// Limits the number of evaluation steps (fuzzing uses a small budget).
     pub fn set_fuel(&mut self, fuel: u64) {
         self.fuel = fuel;
+    }
+
+    /// A hash set of a list's elements when every element is a string, built once per list.
+    /// `None` when an element is not a string or cannot be forced (then `elem` searches the
+    /// list itself, forcing only what it reaches, as Nix does).
+    pub(crate) fn string_index(&mut self, list: &Rc<Vec<Thunk>>) -> Option<Rc<std::collections::HashSet<Rc<str>>>> {
+        let key = Rc::as_ptr(list) as usize;
+        if let Some((_, set)) = self.string_indexes.get(&key) {
+            return set.clone();
+        }
+        let mut set = std::collections::HashSet::with_capacity(list.len());
+        let mut ok = true;
+        for t in list.iter() {
+            match self.force(t) {
+                Ok(Value::Str(s)) => {
+                    set.insert(s);
+                }
+                _ => {
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        let set = ok.then(|| Rc::new(set));
+        self.string_indexes.insert(key, (list.clone(), set.clone()));
+        set
     }
 
     /// Parses and lowers text. Syntax errors become diagnostics and an `Err`.
@@ -169,9 +199,8 @@ impl Eval {
         if let Some(t) = self.imports.get(&path).cloned() {
             return self.force(&t);
         }
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            EvalError::new(ErrorKind::Other, format!("cannot read {}: {e}", path.display()), None)
-        })?;
+        let text = read_source(&path)
+            .map_err(|e| EvalError::new(ErrorKind::Other, format!("cannot read {}: {e}", path.display()), None))?;
         let file = self.sources.add(path.clone(), text);
         let expr = self.parse(file)?;
         let t = Thunk::pending(expr, self.globals.clone());
@@ -224,6 +253,31 @@ impl Eval {
             *t.0.borrow_mut() = ThunkState::Done(v.clone());
         }
         result
+    }
+
+    /// Charges work proportional to a size (list elements, string bytes) against the step
+    /// budget, so doubling strings or `genList` of a huge count cannot exhaust memory.
+    pub fn charge(&mut self, units: usize, span: Span) -> Result<(), EvalError> {
+        let units = units as u64;
+        if self.fuel < units {
+            self.fuel = 0;
+            return Err(EvalError::new(ErrorKind::Budget, "evaluation step budget exhausted", Some(span)));
+        }
+        self.fuel -= units;
+        Ok(())
+    }
+
+    /// Enters a recursive walk over a value (equality, JSON): guards the stack.
+    fn enter(&mut self, span: Span) -> Result<(), EvalError> {
+        if self.depth >= MAX_EVAL_DEPTH {
+            return Err(EvalError::new(
+                ErrorKind::Budget,
+                "value nested too deeply (a value that contains itself?)",
+                Some(span),
+            ));
+        }
+        self.depth += 1;
+        Ok(())
     }
 
     fn step(&mut self, span: Span) -> Result<(), EvalError> {
@@ -314,7 +368,7 @@ impl Eval {
             }
             ExprKind::Attrs(def) => self.eval_attrs(def, env),
             ExprKind::Let { bindings, body } => {
-                let scope = env.with_vars(HashMap::new());
+                let scope = env.with_vars(VarMap::default());
                 for (name, b) in &bindings.statics {
                     let t = self.binding_thunk(b, &scope, env);
                     scope.define(name.clone(), t);
@@ -522,7 +576,7 @@ impl Eval {
     }
 
     fn eval_attrs(&mut self, def: &Rc<AttrsDef>, env: &Env) -> EvalResult {
-        let scope = if def.rec { env.with_vars(HashMap::new()) } else { env.clone() };
+        let scope = if def.rec { env.with_vars(VarMap::default()) } else { env.clone() };
         let mut map = AttrMap::new();
         for (name, b) in &def.statics {
             let t = self.binding_thunk(b, &scope, env);
@@ -577,7 +631,10 @@ impl Eval {
                 StrPart::Interp(e) => {
                     let v = self.eval(e, env)?;
                     match self.coerce_to_string(&v, e.span, false)? {
-                        Ok(s) => out.push_str(&s),
+                        Ok(s) => {
+                            self.charge(s.len() / 16, e.span)?;
+                            out.push_str(&s)
+                        }
                         Err(u) => return Ok(u),
                     }
                 }
@@ -726,14 +783,14 @@ impl Eval {
     fn call_closure(&mut self, c: &Closure, arg: Thunk, span: Span) -> EvalResult {
         match &c.def.param {
             Param::Ident(name) => {
-                let mut vars = HashMap::new();
+                let mut vars = VarMap::default();
                 vars.insert(name.clone(), arg);
                 let env = c.env.with_vars(vars);
                 self.eval(&c.def.body, &env)
             }
             Param::Pattern { entries, ellipsis, bind } => {
                 let v = self.force(&arg)?;
-                let env = c.env.with_vars(HashMap::new());
+                let env = c.env.with_vars(VarMap::default());
                 if let Value::Unknown(u) = &v {
                     // Destructuring something unknown: every formal is unknown for the same reason.
                     for (name, _) in entries {
@@ -848,6 +905,7 @@ impl Eval {
                 match op {
                     BinOp::Concat => match (&a, &b) {
                         (Value::List(x), Value::List(y)) => {
+                            self.charge(x.len() + y.len(), span)?;
                             let mut v = Vec::with_capacity(x.len() + y.len());
                             v.extend(x.iter().cloned());
                             v.extend(y.iter().cloned());
@@ -864,6 +922,7 @@ impl Eval {
                         if y.is_empty() {
                             return Ok(Value::Attrs(x));
                         }
+                        self.charge(x.len() + y.len(), span)?;
                         let mut m = (*x).clone();
                         for (k, v) in y.iter() {
                             m.insert(k.clone(), v.clone());
@@ -900,6 +959,7 @@ impl Eval {
                     Ok(s) => s,
                     Err(u) => return Ok(u),
                 };
+                self.charge((x.len() + s.len()) / 16, span)?;
                 Ok(Value::string(format!("{x}{s}")))
             }
             _ => {
@@ -944,6 +1004,13 @@ impl Eval {
 
     /// Deep equality; `None` when an unknown value decides it.
     pub fn equal(&mut self, a: &Value, b: &Value, span: Span) -> Result<Option<bool>, EvalError> {
+        self.enter(span)?;
+        let r = self.equal_inner(a, b, span);
+        self.depth -= 1;
+        r
+    }
+
+    fn equal_inner(&mut self, a: &Value, b: &Value, span: Span) -> Result<Option<bool>, EvalError> {
         Ok(Some(match (a, b) {
             (Value::Unknown(_), _) | (_, Value::Unknown(_)) => return Ok(None),
             (Value::Null, Value::Null) => true,
@@ -1002,6 +1069,17 @@ impl Eval {
     /// Forces a value completely and converts it to JSON, as `nix-instantiate --eval --strict
     /// --json` prints it. The inner `Err` carries the first unknown value met.
     pub fn to_json(
+        &mut self,
+        v: &Value,
+        span: Span,
+    ) -> Result<Result<serde_json::Value, Rc<Unknown>>, EvalError> {
+        self.enter(span)?;
+        let r = self.to_json_inner(v, span);
+        self.depth -= 1;
+        r
+    }
+
+    fn to_json_inner(
         &mut self,
         v: &Value,
         span: Span,
@@ -1103,6 +1181,21 @@ impl Eval {
         }
         self.eval_file(&path)
     }
+}
+
+/// Largest Nix file the evaluator reads.
+pub const MAX_SOURCE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Reads a Nix source file: regular files only (never a device or a FIFO), bounded in size.
+pub fn read_source(path: &Path) -> std::io::Result<String> {
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    if meta.len() > MAX_SOURCE_BYTES {
+        return Err(std::io::Error::other(format!("larger than {MAX_SOURCE_BYTES} bytes")));
+    }
+    std::fs::read_to_string(path)
 }
 
 /// A set entry without a source binding.

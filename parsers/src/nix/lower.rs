@@ -322,8 +322,9 @@ impl Lowerer {
         } else {
             // Find or create the nested set for `first` when it is static.
             if let AttrName::Static(name) = first
-                && let Some((_, existing)) = def.statics.iter_mut().find(|(n, _)| n == name)
+                && let Some(&i) = def.index.get(name)
             {
+                let existing = &mut def.statics[i].1;
                 if let BindingValue::Nested(inner) = &mut existing.value {
                     let inner =
                         Rc::get_mut(inner).expect("nested bindings are unshared while lowering");
@@ -349,7 +350,8 @@ impl Lowerer {
     }
 
     fn insert_static(&mut self, def: &mut AttrsDef, name: Rc<str>, binding: Binding) {
-        if let Some((_, existing)) = def.statics.iter_mut().find(|(n, _)| *n == name) {
+        if let Some(&i) = def.index.get(&name) {
+            let existing = &mut def.statics[i].1;
             match (&mut existing.value, binding.value) {
                 (BindingValue::Nested(a), BindingValue::Nested(b)) => {
                     let a = Rc::get_mut(a).expect("nested bindings are unshared while lowering");
@@ -366,6 +368,7 @@ impl Lowerer {
             }
             return;
         }
+        def.index.insert(name.clone(), def.statics.len());
         def.statics.push((name, binding));
     }
 }

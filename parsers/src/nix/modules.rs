@@ -12,7 +12,7 @@ use super::eval::{ErrorKind, Eval, EvalError, entry, normalize};
 use super::value::*;
 use crate::diagnostic::Diagnostic;
 use crate::source::Span;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -82,8 +82,15 @@ fn field_kind(f: &str) -> Kind {
 
 /// The declared shape of the options tailshift reads; everything else is generic.
 pub fn kind_of(path: &[Rc<str>]) -> Kind {
-    let p: Vec<&str> = path.iter().map(|s| &**s).collect();
-    match p.as_slice() {
+    // Nothing tailshift declares is deeper than 6; a stack buffer avoids an allocation per call.
+    if path.len() > 6 {
+        return Kind::Generic;
+    }
+    let mut buf = [""; 6];
+    for (b, s) in buf.iter_mut().zip(path) {
+        *b = s;
+    }
+    match &buf[..path.len()] {
         [] | ["services"] | ["networking"] | ["services", "tsnsrv"] => Kind::Namespace,
         ["networking", "hostName"] => Kind::Leaf(LeafTy::Scalar),
         ["services", "tsnsrv", "defaults"] => Kind::Submodule,
@@ -117,8 +124,8 @@ struct ModuleInfo {
 pub struct ModuleState {
     modules: Vec<ModuleInfo>,
     loaded: HashSet<PathBuf>,
-    defs_memo: HashMap<Path_, Rc<Vec<Def>>>,
-    discharged_memo: HashMap<Path_, Rc<Vec<Def>>>,
+    defs_memo: rustc_hash::FxHashMap<Path_, Rc<Vec<Def>>>,
+    discharged_memo: rustc_hash::FxHashMap<Path_, Rc<Vec<Def>>>,
 }
 
 /// A value read from the merged configuration, with where it was defined.
@@ -224,7 +231,7 @@ impl Eval {
         }
         // Keep the path as the user wrote it for roots, so locations read naturally.
         let shown = if from.is_none() { path.to_path_buf() } else { abs.clone() };
-        let text = std::fs::read_to_string(&abs).map_err(|e| {
+        let text = super::eval::read_source(&abs).map_err(|e| {
             EvalError::new(ErrorKind::Other, format!("cannot read {}: {e}", abs.display()), from)
         })?;
         let file = self.sources.add(shown, text);
@@ -584,7 +591,11 @@ impl Eval {
             out
         };
         let defs = Rc::new(defs);
-        self.modules_mut().defs_memo.insert(path.to_vec(), defs.clone());
+        // Leaf paths are read once (config self-references aside): caching them costs more
+        // than it saves.
+        if !matches!(kind_of(path), Kind::Leaf(_)) {
+            self.modules_mut().defs_memo.insert(path.to_vec(), defs.clone());
+        }
         Ok(defs)
     }
 
@@ -602,7 +613,9 @@ impl Eval {
             out.retain(|d| d.prio.unwrap_or(DEFAULT_PRIORITY) == best);
         }
         let out = Rc::new(out);
-        self.modules_mut().discharged_memo.insert(path.to_vec(), out.clone());
+        if !matches!(kind_of(path), Kind::Leaf(_)) {
+            self.modules_mut().discharged_memo.insert(path.to_vec(), out.clone());
+        }
         Ok(out)
     }
 
@@ -805,7 +818,8 @@ impl Eval {
         self.config_read_path(&p)
     }
 
-    fn config_read_path(&mut self, p: &[Rc<str>]) -> Result<Option<Declared>, EvalError> {
+    /// [`Eval::config_read`] for a path already made of shared segments (no allocation).
+    pub fn config_read_path(&mut self, p: &[Rc<str>]) -> Result<Option<Declared>, EvalError> {
         let kind = kind_of(p);
         let is_set = match kind {
             Kind::Leaf(_) => false,
@@ -846,6 +860,11 @@ impl Eval {
     pub fn config_span(&mut self, path: &[&str]) -> Result<Option<Span>, EvalError> {
         let p = str_path(path);
         Ok(self.defs_at(&p)?.iter().find_map(|d| d.span))
+    }
+
+    /// [`Eval::config_span`] for a path of shared segments.
+    pub fn config_span_path(&mut self, p: &[Rc<str>]) -> Result<Option<Span>, EvalError> {
+        Ok(self.defs_at(p)?.iter().find_map(|d| d.span))
     }
 
     /// Every binding that defines a config path (for locating each attribute a service sets).

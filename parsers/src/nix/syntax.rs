@@ -133,6 +133,8 @@ pub struct AttrsDef {
     pub statics: Vec<(Rc<str>, Binding)>,
     /// Bindings whose first name is dynamic: evaluated after the static ones.
     pub dynamics: Vec<(ExprRef, Binding)>,
+    /// Position of each static name in `statics` (lowering looks names up while merging).
+    pub index: std::collections::HashMap<Rc<str>, usize>,
 }
 
 /// The right-hand side of one binding.

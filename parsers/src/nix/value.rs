@@ -4,7 +4,10 @@
 use super::syntax::{ExprRef, LambdaDef};
 use crate::source::Span;
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+/// Variable scopes hash names with FxHash: short keys, no untrusted input to guard against.
+pub type VarMap = rustc_hash::FxHashMap<Rc<str>, Thunk>;
 use std::fmt;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -187,7 +190,7 @@ impl Thunk {
 #[derive(Debug)]
 pub enum Scope {
     /// Bound variables (let, rec, function arguments).
-    Vars(RefCell<HashMap<Rc<str>, Thunk>>),
+    Vars(RefCell<VarMap>),
     /// A `with` namespace, searched after every lexical variable.
     With(Thunk),
 }
@@ -212,7 +215,7 @@ impl Env {
     }
 
     /// A new variable scope inside this one.
-    pub fn with_vars(&self, vars: HashMap<Rc<str>, Thunk>) -> Env {
+    pub fn with_vars(&self, vars: VarMap) -> Env {
         Env(Some(Rc::new(EnvNode { scope: Scope::Vars(RefCell::new(vars)), parent: self.clone() })))
     }
 
