@@ -81,7 +81,9 @@ fn bench(c: &mut Criterion) {
     g.sample_size(10);
     g.bench_function("registry_5000_services", |b| {
         // The returned inventory is dropped outside the timing, as `migrate` exits instead.
-        b.iter_with_large_drop(|| load(std::slice::from_ref(&host), &LoadOptions::default()).unwrap())
+        b.iter_with_large_drop(|| {
+            load(std::slice::from_ref(&host), &LoadOptions::default()).unwrap()
+        })
     });
     g.finish();
 }

@@ -388,7 +388,11 @@ fn cli_process_level(
     }
     // The module never turns suppressWhois into a flag (upstream 9f1ea2e; tsnsrv.md 1.4).
     if eff.bool("suppressWhois") == Some(true)
-        && !eff.list("extraArgs").unwrap_or_default().iter().any(|a| a.trim_start_matches('-').starts_with("suppressWhois"))
+        && !eff
+            .list("extraArgs")
+            .unwrap_or_default()
+            .iter()
+            .any(|a| a.trim_start_matches('-').starts_with("suppressWhois"))
     {
         let loc = eff.get("suppressWhois").and_then(|s| s.location().cloned());
         findings.push(
@@ -440,7 +444,12 @@ fn cli_process_level(
             ),
         );
         for h in ["upstreamHeaders", "authCopyHeaders"] {
-            if eff.get(h).and_then(|v| v.known()).and_then(|v| v.as_object()).is_some_and(|m| !m.is_empty()) {
+            if eff
+                .get(h)
+                .and_then(|v| v.known())
+                .and_then(|v| v.as_object())
+                .is_some_and(|m| !m.is_empty())
+            {
                 let loc = eff.get(h).and_then(|s| s.location().cloned());
                 findings.push(
                     Diagnostic::warning(
@@ -470,7 +479,12 @@ fn null_to(eff: &mut Options, key: &'static str, v: Json, rule: &'static str) {
 
 /// `extraArgs` are passed verbatim before the URL; later flags win in Go's flag package.
 fn apply_extra_args(eff: &mut Options, fork: bool, findings: &mut Vec<Diagnostic>, name: &str) {
-    if eff.get("extraArgs").and_then(|v| v.known()).and_then(|v| v.as_array()).is_none_or(|a| a.is_empty()) {
+    if eff
+        .get("extraArgs")
+        .and_then(|v| v.known())
+        .and_then(|v| v.as_array())
+        .is_none_or(|a| a.is_empty())
+    {
         return;
     }
     let Some(extra) = eff.list("extraArgs") else { return };

@@ -133,7 +133,8 @@ pub fn read_nix_eval(
             let mut declared = Options::default();
             if let Json::Object(a) = attrs {
                 for (k, v) in a {
-                    declared.set(k.clone(), Sourced::declared(v.clone(), loc(&format!("{base}/{k}"))));
+                    declared
+                        .set(k.clone(), Sourced::declared(v.clone(), loc(&format!("{base}/{k}"))));
                 }
             }
             view.services.push(DeclaredService {

@@ -197,8 +197,11 @@ pub fn read_nixos(
     for name in names {
         let mut path = base.clone();
         path.push(name.clone());
-        let location =
-            ev.config_span_path(&path).ok().flatten().and_then(|s| user_location(&sources, Some(s)));
+        let location = ev
+            .config_span_path(&path)
+            .ok()
+            .flatten()
+            .and_then(|s| user_location(&sources, Some(s)));
         let mut declared = Options::default();
         let attrs = match ev.config_keys(&path) {
             Ok(a) => a,

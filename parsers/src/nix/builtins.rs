@@ -83,7 +83,7 @@ macro_rules! coerce {
 }
 
 /// The root scope: `builtins` and the names Nix puts at top level.
-pub fn global_env() -> Env {
+pub fn global_env(registry: EnvRegistry) -> (Env, Thunk) {
     let mut b: Vec<(&'static str, Value)> = vec![
         ("add", prim("add", 2, |ev, a, s| bin(ev, a, s, super::syntax::BinOp::Add))),
         ("sub", prim("sub", 2, |ev, a, s| bin(ev, a, s, super::syntax::BinOp::Sub))),
@@ -395,8 +395,8 @@ pub fn global_env() -> Env {
             vars.insert(name.into(), m[name].value.clone());
         }
     }
-    vars.insert("builtins".into(), builtins_thunk);
-    Env::root().with_vars(vars)
+    vars.insert("builtins".into(), builtins_thunk.clone());
+    (Env::top(vars, registry), builtins_thunk)
 }
 
 fn unsupported(reason: &str, span: Span) -> Value {
@@ -624,7 +624,11 @@ pub fn deep_force(ev: &mut Eval, v: &Value) -> Result<(), EvalError> {
 
 fn deep_force_at(ev: &mut Eval, v: &Value, depth: usize) -> Result<(), EvalError> {
     if depth > super::eval::MAX_EVAL_DEPTH {
-        return Err(EvalError::new(ErrorKind::Budget, "value nested too deeply (a value that contains itself?)", None));
+        return Err(EvalError::new(
+            ErrorKind::Budget,
+            "value nested too deeply (a value that contains itself?)",
+            None,
+        ));
     }
     match v {
         Value::List(l) => {

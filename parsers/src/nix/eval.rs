@@ -93,7 +93,24 @@ pub struct Eval {
     pub(crate) modules: Option<super::modules::ModuleState>,
     /// Hash sets of string lists searched by `elem`, keyed by the list's address (the list is
     /// kept alive beside its set, so the address cannot be reused).
-    string_indexes: HashMap<usize, (Rc<Vec<Thunk>>, Option<Rc<std::collections::HashSet<Rc<str>>>>)>,
+    string_indexes:
+        HashMap<usize, (Rc<Vec<Thunk>>, Option<Rc<std::collections::HashSet<Rc<str>>>>)>,
+    /// Every variable scope created, emptied on drop (see [`EnvRegistryInner`]).
+    registry: EnvRegistry,
+    /// `builtins`, which contains itself (`builtins.builtins`).
+    builtins: Thunk,
+}
+
+impl Drop for Eval {
+    fn drop(&mut self) {
+        // Break the reference cycles a lazy language builds out of `Rc`s.
+        self.registry.borrow_mut().clear_all();
+        *self.builtins.0.borrow_mut() = ThunkState::Done(Value::Null);
+        self.imports.clear();
+        self.string_indexes.clear();
+        self.lib = None;
+        self.modules = None;
+    }
 }
 
 impl Eval {
@@ -109,8 +126,12 @@ impl Eval {
             lib: None,
             modules: None,
             string_indexes: HashMap::new(),
+            registry: EnvRegistry::default(),
+            builtins: Thunk::value(Value::Null),
         };
-        ev.globals = super::builtins::global_env();
+        let (globals, builtins) = super::builtins::global_env(ev.registry.clone());
+        ev.globals = globals;
+        ev.builtins = builtins;
         ev
     }
 
@@ -122,7 +143,10 @@ impl Eval {
     /// A hash set of a list's elements when every element is a string, built once per list.
     /// `None` when an element is not a string or cannot be forced (then `elem` searches the
     /// list itself, forcing only what it reaches, as Nix does).
-    pub(crate) fn string_index(&mut self, list: &Rc<Vec<Thunk>>) -> Option<Rc<std::collections::HashSet<Rc<str>>>> {
+    pub(crate) fn string_index(
+        &mut self,
+        list: &Rc<Vec<Thunk>>,
+    ) -> Option<Rc<std::collections::HashSet<Rc<str>>>> {
         let key = Rc::as_ptr(list) as usize;
         if let Some((_, set)) = self.string_indexes.get(&key) {
             return set.clone();
@@ -199,8 +223,9 @@ impl Eval {
         if let Some(t) = self.imports.get(&path).cloned() {
             return self.force(&t);
         }
-        let text = read_source(&path)
-            .map_err(|e| EvalError::new(ErrorKind::Other, format!("cannot read {}: {e}", path.display()), None))?;
+        let text = read_source(&path).map_err(|e| {
+            EvalError::new(ErrorKind::Other, format!("cannot read {}: {e}", path.display()), None)
+        })?;
         let file = self.sources.add(path.clone(), text);
         let expr = self.parse(file)?;
         let t = Thunk::pending(expr, self.globals.clone());
@@ -261,7 +286,11 @@ impl Eval {
         let units = units as u64;
         if self.fuel < units {
             self.fuel = 0;
-            return Err(EvalError::new(ErrorKind::Budget, "evaluation step budget exhausted", Some(span)));
+            return Err(EvalError::new(
+                ErrorKind::Budget,
+                "evaluation step budget exhausted",
+                Some(span),
+            ));
         }
         self.fuel -= units;
         Ok(())

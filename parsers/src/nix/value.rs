@@ -206,6 +206,43 @@ pub struct EnvNode {
     pub scope: Scope,
     /// The enclosing one.
     pub parent: Env,
+    /// The evaluator's list of variable scopes, to break reference cycles when it is dropped.
+    registry: Option<EnvRegistry>,
+}
+
+/// Every variable scope an evaluator created. Recursive scopes (`let`, `rec`, defaults of
+/// function patterns) hold thunks that hold the scope: `Rc` cannot free such cycles, so the
+/// evaluator empties every scope when it is dropped.
+#[derive(Debug, Default)]
+pub struct EnvRegistryInner {
+    scopes: Vec<std::rc::Weak<EnvNode>>,
+    live_after_prune: usize,
+}
+
+/// Shared handle to an [`EnvRegistryInner`].
+pub type EnvRegistry = Rc<RefCell<EnvRegistryInner>>;
+
+impl EnvRegistryInner {
+    fn register(&mut self, node: &Rc<EnvNode>) {
+        self.scopes.push(Rc::downgrade(node));
+        // Forget scopes that are gone, so the list grows with live scopes only.
+        if self.scopes.len() > 2 * self.live_after_prune.max(1024) {
+            self.scopes.retain(|w| w.strong_count() > 0);
+            self.live_after_prune = self.scopes.len();
+        }
+    }
+
+    /// Empties every live scope, breaking the cycles through them.
+    pub fn clear_all(&mut self) {
+        for w in self.scopes.drain(..) {
+            if let Some(node) = w.upgrade()
+                && let Scope::Vars(v) = &node.scope
+            {
+                let vars = std::mem::take(&mut *v.borrow_mut());
+                drop(vars);
+            }
+        }
+    }
 }
 
 impl Env {
@@ -214,14 +251,42 @@ impl Env {
         Env(None)
     }
 
+    /// The outermost scope of an evaluator: its variables, registered in `registry`.
+    pub fn top(vars: VarMap, registry: EnvRegistry) -> Env {
+        let node = Rc::new(EnvNode {
+            scope: Scope::Vars(RefCell::new(vars)),
+            parent: Env(None),
+            registry: Some(registry.clone()),
+        });
+        registry.borrow_mut().register(&node);
+        Env(Some(node))
+    }
+
+    fn registry(&self) -> Option<EnvRegistry> {
+        self.0.as_ref().and_then(|n| n.registry.clone())
+    }
+
     /// A new variable scope inside this one.
     pub fn with_vars(&self, vars: VarMap) -> Env {
-        Env(Some(Rc::new(EnvNode { scope: Scope::Vars(RefCell::new(vars)), parent: self.clone() })))
+        let registry = self.registry();
+        let node = Rc::new(EnvNode {
+            scope: Scope::Vars(RefCell::new(vars)),
+            parent: self.clone(),
+            registry: registry.clone(),
+        });
+        if let Some(r) = registry {
+            r.borrow_mut().register(&node);
+        }
+        Env(Some(node))
     }
 
     /// A new `with` scope inside this one.
     pub fn with_namespace(&self, ns: Thunk) -> Env {
-        Env(Some(Rc::new(EnvNode { scope: Scope::With(ns), parent: self.clone() })))
+        Env(Some(Rc::new(EnvNode {
+            scope: Scope::With(ns),
+            parent: self.clone(),
+            registry: self.registry(),
+        })))
     }
 
     /// Adds a variable to the innermost variable scope (used to tie recursive bindings).
