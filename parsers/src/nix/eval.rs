@@ -79,6 +79,9 @@ macro_rules! propagate {
 }
 pub(crate) use propagate;
 
+/// A list kept alive beside the hash set of its strings (`None`: not all strings).
+type StringIndex = (Rc<Vec<Thunk>>, Option<Rc<std::collections::HashSet<Rc<str>>>>);
+
 /// The evaluator: its files, caches and budgets.
 pub struct Eval {
     /// Every file read.
@@ -93,8 +96,7 @@ pub struct Eval {
     pub(crate) modules: Option<super::modules::ModuleState>,
     /// Hash sets of string lists searched by `elem`, keyed by the list's address (the list is
     /// kept alive beside its set, so the address cannot be reused).
-    string_indexes:
-        HashMap<usize, (Rc<Vec<Thunk>>, Option<Rc<std::collections::HashSet<Rc<str>>>>)>,
+    string_indexes: HashMap<usize, StringIndex>,
     /// Every variable scope created, emptied on drop (see [`EnvRegistryInner`]).
     registry: EnvRegistry,
     /// `builtins`, which contains itself (`builtins.builtins`).
@@ -1103,12 +1105,12 @@ impl Eval {
         span: Span,
     ) -> Result<Result<serde_json::Value, Rc<Unknown>>, EvalError> {
         self.enter(span)?;
-        let r = self.to_json_inner(v, span);
+        let r = self.json_of(v, span);
         self.depth -= 1;
         r
     }
 
-    fn to_json_inner(
+    fn json_of(
         &mut self,
         v: &Value,
         span: Span,
