@@ -21,7 +21,7 @@ pub enum Origin {
     /// process defaults.
     Module {
         /// `services.tsnsrv.defaults` as declared.
-        defaults: Options,
+        defaults: std::sync::Arc<Options>,
         /// Alphabetical position of the service on its host (the fork's per-service metrics port).
         index: usize,
     },

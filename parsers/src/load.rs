@@ -5,13 +5,16 @@ use crate::diagnostic::Diagnostic;
 use crate::effective::{self, Origin};
 use crate::inventory::*;
 use crate::nix::Eval;
-use crate::nixos::{self, ModuleView};
+use crate::nixos::{self, DeclaredService, ModuleView};
 use crate::options;
 use crate::source::{FileId, SourceMap};
 use crate::units::{self, RawService};
 use crate::{nix_json, tsnsrv_yaml, validate};
 use serde_json::Value as Json;
 use std::path::{Path, PathBuf};
+
+/// Fleets at least this large compute effective options on several threads.
+const PARALLEL_MIN_SERVICES: usize = 512;
 
 /// Which Nix evaluator reads `.nix` inputs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -453,12 +456,12 @@ fn module_services(
             );
         }
     }
-    let mut services = Vec::new();
+    let defaults = std::sync::Arc::new(view.defaults.clone());
     let mut names: Vec<&str> = view.services.iter().map(|s| s.name.as_str()).collect();
     names.sort();
-    for ds in &view.services {
+    let one = |ds: &DeclaredService, diags: &mut Vec<Diagnostic>| -> Service {
         let index = names.binary_search(&ds.name.as_str()).unwrap_or(0);
-        let origin = Origin::Module { defaults: view.defaults.clone(), index };
+        let origin = Origin::Module { defaults: defaults.clone(), index };
         let mut findings = Vec::new();
         let effective =
             effective::effective(&ds.name, &ds.declared, flavour, &origin, &mut findings);
@@ -487,7 +490,7 @@ fn module_services(
         }
         let coverage = coverage_of(&ds.declared, &effective, unsupported);
         diags.extend(findings);
-        services.push(Service {
+        Service {
             name: ds.name.clone(),
             host: host.clone(),
             flavour,
@@ -496,7 +499,34 @@ fn module_services(
             declared: ds.declared.clone(),
             effective,
             coverage,
-        });
+        }
+    };
+    // Each service is independent: large fleets are split over the machine's cores.
+    let workers = if view.services.len() >= PARALLEL_MIN_SERVICES {
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8)
+    } else {
+        1
+    };
+    let chunk = view.services.len().div_ceil(workers).max(1);
+    let parts: Vec<(Vec<Service>, Vec<Diagnostic>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = view
+            .services
+            .chunks(chunk)
+            .map(|part| {
+                let one = &one;
+                scope.spawn(move || {
+                    let mut d = Vec::new();
+                    let s: Vec<Service> = part.iter().map(|ds| one(ds, &mut d)).collect();
+                    (s, d)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("service worker panicked")).collect()
+    });
+    let mut services = Vec::with_capacity(view.services.len());
+    for (s, d) in parts {
+        services.extend(s);
+        diags.extend(d);
     }
     let prometheus_addr = match flavour {
         Flavour::ForkAll => Some(view.prometheus_addr.clone().unwrap_or_else(|| {

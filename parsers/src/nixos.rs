@@ -61,7 +61,7 @@ const LIB_FILE: &str = "<tailshift lib>";
 fn user_location(sources: &SourceMap, span: Option<Span>) -> Option<Location> {
     let span = span?;
     let loc = sources.location(span);
-    (loc.file != LIB_FILE).then_some(loc)
+    (&*loc.file != LIB_FILE).then_some(loc)
 }
 
 fn to_sourced(sources: &SourceMap, d: Declared) -> Sourced<Json> {

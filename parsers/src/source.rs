@@ -26,8 +26,8 @@ pub struct Span {
 pub struct SourceFile {
     /// Path as given (or a `<name>` for built-in text).
     pub path: PathBuf,
-    /// The path as locations show it, computed once.
-    shown: std::cell::OnceCell<String>,
+    /// The path as locations show it, computed once and shared by every location.
+    shown: std::cell::OnceCell<std::sync::Arc<str>>,
     /// Full text.
     pub text: String,
     line_starts: Vec<u32>,
@@ -102,8 +102,10 @@ impl SourceMap {
         Location { file: self.shown(&file), line, column }
     }
 
-    fn shown(&self, file: &SourceFile) -> String {
-        file.shown.get_or_init(|| display_path(&file.path, self.cwd.as_ref().as_ref())).clone()
+    fn shown(&self, file: &SourceFile) -> std::sync::Arc<str> {
+        file.shown
+            .get_or_init(|| display_path(&file.path, self.cwd.as_ref().as_ref()).into())
+            .clone()
     }
 
     /// A location for a 1-based line and column of a file.
@@ -153,7 +155,7 @@ pub fn relative_to(path: &Path, base: &Path) -> Option<PathBuf> {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Location {
     /// The file as it was given on the command line (or reached through `imports`).
-    pub file: String,
+    pub file: std::sync::Arc<str>,
     /// 1-based line.
     pub line: u32,
     /// 1-based column.

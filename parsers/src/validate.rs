@@ -139,9 +139,22 @@ pub fn service(s: &Service) -> Vec<Diagnostic> {
 /// Adds the diagnostics of every service, and duplicate-name errors per host.
 pub fn inventory(inv: &mut Inventory) {
     let mut seen: HashMap<(String, String), Option<crate::Location>> = HashMap::new();
-    let mut diags = Vec::new();
+    // Services are checked independently: large fleets use every core.
+    let workers = if inv.services.len() >= 512 {
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8)
+    } else {
+        1
+    };
+    let chunk = inv.services.len().div_ceil(workers).max(1);
+    let mut diags: Vec<Diagnostic> = std::thread::scope(|scope| {
+        let handles: Vec<_> = inv
+            .services
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().flat_map(service).collect::<Vec<_>>()))
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("validation worker panicked")).collect()
+    });
     for s in &inv.services {
-        diags.extend(service(s));
         let host = s.host.known().cloned().unwrap_or_else(|| "(unknown host)".into());
         let key = (host.clone(), s.name.clone());
         if let Some(first) = seen.get(&key) {

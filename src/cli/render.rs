@@ -216,7 +216,7 @@ pub fn diagnostics(diags: &[Diagnostic]) -> String {
         let _ = writeln!(out, "{}[{}]: {}", d.severity, d.code, d.message);
         if let Some(loc) = &d.location {
             let _ = writeln!(out, "  --> {loc}");
-            if let Ok(text) = std::fs::read_to_string(&loc.file)
+            if let Ok(text) = std::fs::read_to_string(&*loc.file)
                 && let Some(line) = text.lines().nth(loc.line.saturating_sub(1) as usize)
             {
                 let num = loc.line.to_string();

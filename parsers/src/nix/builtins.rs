@@ -1280,7 +1280,7 @@ fn unsafe_get_attr_pos(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
     let Some(span) = m.get(&*name).and_then(|e| e.span) else { return Ok(Value::Null) };
     let loc = ev.sources.location(span);
     let mut out = AttrMap::new();
-    out.insert("file".into(), entry(Value::string(loc.file.as_str())));
+    out.insert("file".into(), entry(Value::string(&*loc.file)));
     out.insert("line".into(), entry(Value::Int(loc.line as i64)));
     out.insert("column".into(), entry(Value::Int(loc.column as i64)));
     Ok(attrs(out))

@@ -472,7 +472,7 @@ impl Eval {
             ExprKind::CurPos => {
                 let loc = self.sources.location(span);
                 let mut m = AttrMap::new();
-                m.insert("file".into(), entry(Value::string(loc.file.as_str())));
+                m.insert("file".into(), entry(Value::string(&*loc.file)));
                 m.insert("line".into(), entry(Value::Int(loc.line as i64)));
                 m.insert("column".into(), entry(Value::Int(loc.column as i64)));
                 Ok(Value::Attrs(Rc::new(m)))
