@@ -68,6 +68,9 @@ fn homelab_storage_gives_exactly_the_expected_57_services() {
     assert_eq!(hass.len(), 1);
     assert_eq!(hass[0]["service"], "hass");
     assert!(hass[0]["location"]["file"].as_str().unwrap().ends_with("hosts/storage.nix"));
+    // The service itself carries the finding, so the planner knows it is down today.
+    assert_eq!(service(&inv, "hass")["findings"][0]["code"], "unit_cannot_start");
+    assert!(service(&inv, "jellyfin").get("findings").is_none());
     let syncthing = service(&inv, "syncthing");
     assert_eq!(
         value(syncthing, "effective", "upstreamUnixAddr"),
@@ -126,6 +129,31 @@ fn homelab_units_give_their_services_with_their_flavours_defaults() {
         let auth = attrs.get("authURL").cloned().unwrap_or(Value::Null);
         assert_eq!(value(s, "effective", "authURL"), &auth, "{name}");
     }
+}
+
+#[test]
+fn nix_eval_json_is_read_from_stdin() {
+    use std::io::Write;
+    let text = r#"{"enable": true, "separateProcesses": false,
+  "defaults": {"authKeyPath": "/run/k", "tags": ["tag:a"]},
+  "services": {"web": {"toURL": "http://127.0.0.1:8080", "funnel": true}}}"#;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_migrate"))
+        .args(["inventory", "--from-nix-eval", "-", "--host", "h", "--format", "json"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let inv = json(&out);
+    let web = service(&inv, "web");
+    assert_eq!(web["flavour"], "fork-all");
+    assert_eq!(value(web, "effective", "tags"), &json!(["tag:a"]));
+    assert_eq!(value(web, "effective", "stripPrefix"), &json!(false));
+    let loc = &web["declared"]["funnel"]["known"]["source"]["location"];
+    assert_eq!((loc["file"].as_str(), loc["line"].as_u64()), (Some("<stdin>"), Some(3)));
 }
 
 #[test]

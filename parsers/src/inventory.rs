@@ -263,9 +263,19 @@ pub struct Service {
     pub effective: Options,
     /// Per-attribute coverage.
     pub coverage: Vec<CoverageEntry>,
+    /// What the inputs say about this service in particular (a unit that cannot have started,
+    /// an option the module ignored, a broken rule). Also listed in [`Inventory::diagnostics`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<Diagnostic>,
 }
 
 impl Service {
+    /// Whether the inputs show that tsnsrv cannot have started for this service: it is down
+    /// today, so moving it cannot break anything that works now.
+    pub fn cannot_start(&self) -> bool {
+        self.findings.iter().any(|d| d.code == "unit_cannot_start")
+    }
+
     /// Whether the upstream sees its own Host header rewritten to the upstream's host.
     pub fn host_header_kept(&self) -> Option<bool> {
         self.effective.bool("recommendedProxyHeaders")

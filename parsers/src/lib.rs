@@ -20,6 +20,8 @@
 //! assert_eq!(svc.effective.str("toURL"), Some("http://127.0.0.1:3000"));
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod cmdline;
 pub mod diagnostic;
 pub mod effective;

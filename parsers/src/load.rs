@@ -313,7 +313,7 @@ fn raw_service(
             location: raw.location.clone(),
         });
     }
-    diags.extend(findings);
+    diags.extend(findings.iter().cloned());
     Service {
         name: raw.name,
         host: host.clone(),
@@ -323,6 +323,7 @@ fn raw_service(
         declared: raw.declared,
         effective,
         coverage,
+        findings,
     }
 }
 
@@ -481,7 +482,7 @@ fn module_services(
         };
         for (k, v) in &ds.declared.0 {
             if let Some(why) = unsupported(k) {
-                diags.push(
+                findings.push(
                     Diagnostic::error("unknown_attribute", format!("{}: {why}", ds.name))
                         .at(v.location().cloned().or_else(|| ds.location.clone()))
                         .for_service(&ds.name),
@@ -489,7 +490,7 @@ fn module_services(
             }
         }
         let coverage = coverage_of(&ds.declared, &effective, unsupported);
-        diags.extend(findings);
+        diags.extend(findings.iter().cloned());
         Service {
             name: ds.name.clone(),
             host: host.clone(),
@@ -499,6 +500,7 @@ fn module_services(
             declared: ds.declared.clone(),
             effective,
             coverage,
+            findings,
         }
     };
     // Each service is independent: large fleets are split over the machine's cores.

@@ -146,15 +146,21 @@ pub fn inventory(inv: &mut Inventory) {
         1
     };
     let chunk = inv.services.len().div_ceil(workers).max(1);
-    let mut diags: Vec<Diagnostic> = std::thread::scope(|scope| {
+    let per_service: Vec<Vec<Diagnostic>> = std::thread::scope(|scope| {
         let handles: Vec<_> = inv
             .services
             .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().flat_map(service).collect::<Vec<_>>()))
+            .map(|part| scope.spawn(move || part.iter().map(service).collect::<Vec<_>>()))
             .collect();
         handles.into_iter().flat_map(|h| h.join().expect("validation worker panicked")).collect()
     });
-    for s in &inv.services {
+    let mut diags = Vec::new();
+    for (s, found) in inv.services.iter_mut().zip(per_service) {
+        s.findings.extend(found.iter().cloned());
+        diags.extend(found);
+    }
+    let mut dup_of = Vec::new();
+    for (i, s) in inv.services.iter().enumerate() {
         let host = s.host.known().cloned().unwrap_or_else(|| "(unknown host)".into());
         let key = (host.clone(), s.name.clone());
         if let Some(first) = seen.get(&key) {
@@ -167,10 +173,14 @@ pub fn inventory(inv: &mut Inventory) {
             if let Some(f) = first {
                 d = d.note(format!("first declared at {f}"));
             }
+            dup_of.push((i, d.clone()));
             diags.push(d);
         } else {
             seen.insert(key, s.location.clone());
         }
+    }
+    for (i, d) in dup_of {
+        inv.services[i].findings.push(d);
     }
     inv.diagnostics.extend(diags);
 }

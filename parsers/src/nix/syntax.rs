@@ -57,8 +57,9 @@ pub enum BinOp {
     PipeLeft,
 }
 
-/// The kinds of expression.
+/// The kinds of expression. Variant fields are named after the Nix grammar.
 #[derive(Debug)]
+#[allow(missing_docs)]
 pub enum ExprKind {
     /// An integer literal.
     Int(i64),
