@@ -285,3 +285,35 @@ fn fork_service_flags_give_one_service_each() {
     assert_eq!(value(b, "effective", "prefixes"), &json!(["/api"]));
     assert_eq!(value(b, "effective", "toURL"), &json!("http://127.0.0.1:2"));
 }
+
+#[test]
+fn a_directory_is_walked_and_imported_files_are_not_roots() {
+    let out = migrate(&["inventory", "examples/fleet", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let inv = json(&out);
+    let names: Vec<&str> =
+        inv["services"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "home-assistant",
+            "ntfy",
+            "audiobookshelf",
+            "grafana",
+            "jellyfin",
+            "miniflux",
+            "paperless",
+            "syncthing",
+            "vaultwarden"
+        ]
+    );
+    // services.nix is imported by hosts/nas.nix: read once, through the host.
+    assert!(
+        !inv["inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["path"] == "examples/fleet/services.nix")
+    );
+    assert!(diags(&inv, "duplicate_service").is_empty());
+}

@@ -107,6 +107,11 @@ pub fn detect_kind(path: &Path, text: &str) -> Option<InputKind> {
     None
 }
 
+/// Whether a file found by walking a directory is about tsnsrv at all.
+fn mentions_tsnsrv(text: &str) -> bool {
+    text.contains("tsnsrv") || text.contains("Serving name=") || text.contains("\"toURL\"")
+}
+
 fn list_dir(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
     let rd =
         std::fs::read_dir(dir).map_err(|e| LoadError::Io { path: dir.to_path_buf(), source: e })?;
@@ -164,6 +169,8 @@ fn load_here(paths: &[PathBuf], opts: &LoadOptions) -> Result<Inventory, LoadErr
             std::fs::read(&path).map_err(|e| LoadError::Io { path: path.clone(), source: e })?;
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let kind = match kind.or_else(|| detect_kind(&path, &text)) {
+            // A directory holds more than tsnsrv: only files that mention it are read.
+            Some(_) if walked && !mentions_tsnsrv(&text) => continue,
             Some(k) => k,
             None if walked => continue,
             None => return Err(LoadError::UnknownKind(path)),

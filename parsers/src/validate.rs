@@ -161,7 +161,11 @@ pub fn inventory(inv: &mut Inventory) {
     }
     let mut dup_of = Vec::new();
     for (i, s) in inv.services.iter().enumerate() {
-        let host = s.host.known().cloned().unwrap_or_else(|| "(unknown host)".into());
+        // Without a known host, only one input can be told to be one host.
+        let host = match s.host.known() {
+            Some(h) => h.clone(),
+            None => format!("of {}", s.input),
+        };
         let key = (host.clone(), s.name.clone());
         if let Some(first) = seen.get(&key) {
             let mut d = Diagnostic::error(
