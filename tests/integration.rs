@@ -2,4 +2,5 @@
 
 mod bad_input;
 mod inventory;
+mod plan;
 mod util;

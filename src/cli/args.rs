@@ -17,6 +17,8 @@ pub struct Cli {
 pub enum Command {
     /// Read what exists (NixOS modules, units, logs, YAML) and say what was understood.
     Inventory(InventoryArgs),
+    /// Build a wave-by-wave plan (canary first, dependencies respected) and save it.
+    Plan(PlanArgs),
 }
 
 /// Output formats.
@@ -67,9 +69,9 @@ pub enum EvaluatorArg {
     Nix,
 }
 
-/// `migrate inventory`.
-#[derive(Args, Debug)]
-pub struct InventoryArgs {
+/// The inputs every command that reads an inventory takes.
+#[derive(Args, Debug, Clone)]
+pub struct InputArgs {
     /// NixOS files or directories, unit dumps, start scripts, cmdline copies, logs, YAML.
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
@@ -88,7 +90,53 @@ pub struct InventoryArgs {
     /// Which Nix evaluator reads .nix files.
     #[arg(long, value_enum, default_value = "builtin")]
     pub evaluator: EvaluatorArg,
+}
+
+/// `migrate inventory`.
+#[derive(Args, Debug)]
+pub struct InventoryArgs {
+    /// What to read.
+    #[command(flatten)]
+    pub input: InputArgs,
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
+}
+
+/// Plan output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    /// Waves with reasons and forecast, held-back services, findings.
+    Table,
+    /// The plan file itself.
+    Json,
+    /// A runbook: per wave, what changes, what to watch, how to roll back.
+    Markdown,
+    /// Graphviz.
+    Dot,
+    /// Mermaid flowchart.
+    Mermaid,
+}
+
+/// `migrate plan`.
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    /// What to read.
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// The policy file.
+    #[arg(long, value_name = "FILE", default_value = "migrate.toml")]
+    pub config: PathBuf,
+    /// Where to write the plan file (default: plan.json beside the policy file).
+    #[arg(long, short, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: PlanFormat,
+    /// Put services with unknown or unsupported values into waves anyway.
+    #[arg(long)]
+    pub accept_unknown: bool,
+    /// Check whether a saved plan still matches its inputs and planning keys (exit 7 if not).
+    #[arg(long, value_name = "PLAN")]
+    pub check: Option<PathBuf>,
 }

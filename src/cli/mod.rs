@@ -24,5 +24,6 @@ pub fn parse() -> Result<Command, Exit> {
 pub fn run(cmd: Command) -> anyhow::Result<Exit> {
     match cmd {
         Command::Inventory(a) => commands::inventory::run(&a),
+        Command::Plan(a) => commands::plan::run(&a),
     }
 }

@@ -1,6 +1,6 @@
 //! `migrate inventory`: read the inputs, print the table, the coverage report and diagnostics.
 
-use crate::cli::args::{EvaluatorArg, FlavourArg, Format, InputKindArg, InventoryArgs};
+use crate::cli::args::{EvaluatorArg, FlavourArg, Format, InputArgs, InputKindArg, InventoryArgs};
 use crate::cli::render;
 use crate::exit::Exit;
 use anyhow::Context;
@@ -9,7 +9,7 @@ use tailshift_parsers::inventory::InputKind;
 use tailshift_parsers::{Evaluator, Flavour, LoadOptions};
 
 /// Builds the loader's options from the flags.
-fn options(a: &InventoryArgs) -> anyhow::Result<LoadOptions> {
+pub fn options(a: &InputArgs) -> anyhow::Result<LoadOptions> {
     let stdin = if a.from_nix_eval.iter().any(|p| p.as_os_str() == "-") {
         let mut s = String::new();
         std::io::stdin()
@@ -46,8 +46,8 @@ fn options(a: &InventoryArgs) -> anyhow::Result<LoadOptions> {
 
 /// Runs the command.
 pub fn run(a: &InventoryArgs) -> anyhow::Result<Exit> {
-    let opts = options(a)?;
-    let inv = tailshift_parsers::load(&a.paths, &opts).context("migrate inventory")?;
+    let opts = options(&a.input)?;
+    let inv = tailshift_parsers::load(&a.input.paths, &opts).context("migrate inventory")?;
     match a.format {
         Format::Json => {
             let text = serde_json::to_string_pretty(&inv).context("serialising the inventory")?;

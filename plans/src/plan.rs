@@ -1,0 +1,729 @@
+//! Inventory + policy -> [`Plan`]: statuses, placements, waves with reasons, findings, forecast.
+
+use crate::error::PlanError;
+use crate::graph::{DepGraph, EdgeKind, resolve, service_id};
+use crate::policy::{HUB_WAVE_MAX, Policy};
+use crate::steps::{Step, Strategy, steps_for};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use tailshift_parsers::{Coverage, Inventory, Location, Service, Severity};
+
+/// Version of the plan file format.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What happens to a service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Placed in a wave.
+    Planned,
+    /// Something about it is unknown or unsupported: moved by hand, or with `--accept-unknown`.
+    Manual,
+    /// Public (Funnel) under a strategy that cannot keep it public: an operator must choose.
+    NeedsDecision,
+    /// `exclude`d by the policy: stays on tsnsrv.
+    Excluded,
+}
+
+/// A name the proxy answers for a service.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteName {
+    /// Full DNS name.
+    pub name: String,
+    /// Path the service is mounted under (`/` for the legacy name).
+    pub mount: String,
+}
+
+/// Where the service lands on the one node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement {
+    /// Names and mounts (the legacy name at `/` first).
+    pub names: Vec<RouteName>,
+    /// `https` or `plaintext`.
+    pub listener: String,
+    /// Port of the listener.
+    pub port: u16,
+    /// A 308 redirect target, when the service gets a new canonical URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_to: Option<String>,
+}
+
+/// One service of the plan, with everything `apply` needs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlannedService {
+    /// `host/name`.
+    pub id: String,
+    /// What happens to it.
+    pub status: Status,
+    /// Its wave, when planned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wave: Option<usize>,
+    /// Continuity strategy.
+    pub strategy: Strategy,
+    /// Where it lands.
+    pub placement: Placement,
+    /// Ids it depends on, with why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+    /// Other names of the same app on the same host (they move together).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// Why it is where it is.
+    pub reasons: Vec<String>,
+    /// Its inventory entry as planned (effective options, flavour, sources as of planning).
+    pub inventory: Service,
+}
+
+/// Estimated effect of a wave.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Forecast {
+    /// tsnsrv nodes retired by this wave.
+    pub nodes_retired: usize,
+    /// tsnsrv nodes left once it is applied.
+    pub nodes_left: usize,
+    /// Cores freed by this wave.
+    pub cpu_freed_cores: f64,
+    /// Megabytes freed by this wave.
+    pub memory_freed_mb: f64,
+}
+
+/// What kind of wave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WaveKind {
+    /// The first, lowest-risk services.
+    Canary,
+    /// A service many others depend on, moved on its own.
+    Hub,
+    /// The rest, in schedule-sized waves.
+    Ramp,
+}
+
+/// One wave: fleet-wide, each host applies its own part.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Wave {
+    /// 1-based.
+    pub number: usize,
+    /// Canary, hub or ramp.
+    pub kind: WaveKind,
+    /// Service ids in the order they move (dependencies first).
+    pub services: Vec<String>,
+    /// Ordered steps per service id.
+    pub steps: BTreeMap<String, Vec<Step>>,
+    /// Expected effect.
+    pub forecast: Forecast,
+}
+
+/// A finding about the plan, with a stable code.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Stable code, e.g. `needs_decision_funnel`.
+    pub code: String,
+    /// How serious.
+    pub severity: Severity,
+    /// The service (`host/name`), if one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// What it means.
+    pub message: String,
+    /// Where it comes from, as of planning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+}
+
+/// The plan: exactly what `apply` runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// [`FORMAT_VERSION`].
+    pub format_version: u32,
+    /// The tailshift version that made it.
+    pub tool_version: String,
+    /// Derived from the content.
+    pub plan_id: String,
+    /// RFC 3339 time of creation (`SOURCE_DATE_EPOCH` when set).
+    pub created: String,
+    /// Input paths, as given.
+    pub inputs: Vec<String>,
+    /// How the inputs were read (`--host`, `--tsnsrv`, ...), to re-read them identically.
+    pub input_options: BTreeMap<String, String>,
+    /// The policy file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_file: Option<String>,
+    /// Semantic hash of the inventory (comments, spacing and positions do not count).
+    pub inventory_hash: String,
+    /// Hash of the planning keys.
+    pub policy_hash: String,
+    /// The tailnet.
+    pub tailnet: String,
+    /// Every service, by id.
+    pub services: Vec<PlannedService>,
+    /// The waves.
+    pub waves: Vec<Wave>,
+    /// Findings.
+    pub findings: Vec<Finding>,
+    /// tsnsrv nodes today.
+    pub nodes_today: usize,
+    /// Hash of everything above (edits are detected).
+    pub self_hash: String,
+}
+
+/// Options that are not planning keys.
+#[derive(Clone, Debug, Default)]
+pub struct PlanOptions {
+    /// Put manual services in waves anyway.
+    pub accept_unknown: bool,
+}
+
+fn finding(
+    code: &str,
+    severity: Severity,
+    service: Option<&str>,
+    message: String,
+    location: Option<Location>,
+) -> Finding {
+    Finding { code: code.into(), severity, service: service.map(str::to_string), message, location }
+}
+
+fn placement(s: &Service, tailnet: &str) -> Placement {
+    let plaintext = s.effective.bool("plaintext") == Some(true);
+    let port = s
+        .effective
+        .str("listenAddr")
+        .and_then(|a| a.rsplit_once(':').and_then(|(_, p)| p.parse().ok()))
+        .unwrap_or(if plaintext { 80 } else { 443 });
+    Placement {
+        names: vec![RouteName { name: format!("{}.{tailnet}", s.name), mount: "/".into() }],
+        listener: if plaintext { "plaintext".into() } else { "https".into() },
+        port,
+        redirect_to: None,
+    }
+}
+
+fn unit_name(s: &Service) -> String {
+    match s.flavour {
+        tailshift_parsers::Flavour::ForkAll => "tsnsrv-all.service".into(),
+        _ => format!("tsnsrv-{}.service", s.name),
+    }
+}
+
+/// Makes the plan (without hashes, creation time and id: [`crate::plan_file`] adds those).
+pub fn make_plan(inv: &Inventory, policy: &Policy, opts: &PlanOptions) -> Result<Plan, PlanError> {
+    let graph = DepGraph::build(inv, policy)?;
+    let n = inv.services.len();
+    let ids: Vec<String> = inv.services.iter().map(service_id).collect();
+    let mut findings = Vec::new();
+
+    // Statuses.
+    let excluded: BTreeSet<usize> =
+        policy.exclude.iter().map(|e| resolve(inv, "exclude", e)).collect::<Result<_, _>>()?;
+    let mut pins: BTreeMap<usize, usize> = BTreeMap::new();
+    for (k, w) in &policy.pins {
+        let i = resolve(inv, "pins", k)?;
+        if *w == 0 {
+            return Err(PlanError::UnknownService {
+                key: "pins".into(),
+                name: k.clone(),
+                hint: ": waves count from 1".into(),
+            });
+        }
+        pins.insert(i, *w);
+    }
+    for k in policy.strategies.keys().chain(policy.checks.keys()).chain(policy.usage.keys()) {
+        resolve(inv, "strategies/checks/usage", k)?;
+    }
+    let mut status = vec![Status::Planned; n];
+    let mut reasons: Vec<Vec<String>> = vec![Vec::new(); n];
+    let strategy: Vec<Strategy> = inv
+        .services
+        .iter()
+        .enumerate()
+        .map(|(i, s)| policy.strategy_for(&ids[i], &s.name))
+        .collect();
+    for (i, s) in inv.services.iter().enumerate() {
+        if excluded.contains(&i) {
+            status[i] = Status::Excluded;
+            reasons[i].push("excluded by the policy: stays on tsnsrv".into());
+            continue;
+        }
+        let unclear: Vec<&tailshift_parsers::inventory::CoverageEntry> =
+            s.coverage.iter().filter(|c| c.status != Coverage::Understood).collect();
+        if !unclear.is_empty() {
+            let what = unclear
+                .iter()
+                .map(|c| format!("{} ({})", c.attribute, c.status))
+                .collect::<Vec<_>>()
+                .join(", ");
+            if opts.accept_unknown {
+                reasons[i].push(format!("accepted with unknown values: {what}"));
+            } else {
+                status[i] = Status::Manual;
+                reasons[i].push(format!("manual: {what}; resolve them or pass --accept-unknown"));
+                findings.push(finding(
+                    "manual_unknown",
+                    Severity::Warning,
+                    Some(&ids[i]),
+                    format!("{} is kept out of automatic waves: {what}", ids[i]),
+                    unclear[0].location.clone().or_else(|| s.location.clone()),
+                ));
+                continue;
+            }
+        }
+        if s.effective.bool("funnel") == Some(true) && !strategy[i].keeps_funnel() {
+            status[i] = Status::NeedsDecision;
+            reasons[i]
+                .push(format!("public (Funnel), but {} cannot carry Funnel", strategy[i].as_str()));
+            findings.push(finding(
+                "needs_decision_funnel",
+                Severity::Warning,
+                Some(&ids[i]),
+                format!(
+                    "{} is public through Funnel and {} cannot keep it public. Choose: keep-node (public name kept, node cost stays); \
+                     a path under the node's own name with a 308 redirect (public URL changes, tailnet name kept); or exclude it for now",
+                    ids[i],
+                    strategy[i].as_str()
+                ),
+                s.effective.get("funnel").and_then(|v| v.location().cloned()).or_else(|| s.location.clone()),
+            ));
+        }
+    }
+
+    // Units: alias groups of planned services.
+    let planned = |i: usize, status: &[Status]| status[i] == Status::Planned;
+    let mut unit_of = vec![usize::MAX; n];
+    let mut units: Vec<Vec<usize>> = Vec::new();
+    let mut root_unit: BTreeMap<usize, usize> = BTreeMap::new();
+    for (i, slot) in unit_of.iter_mut().enumerate() {
+        if !planned(i, &status) {
+            continue;
+        }
+        let root = graph.alias_of[i];
+        let u = *root_unit.entry(root).or_insert_with(|| {
+            units.push(Vec::new());
+            units.len() - 1
+        });
+        units[u].push(i);
+        *slot = u;
+    }
+    let unit_deps: Vec<BTreeSet<usize>> = units
+        .iter()
+        .enumerate()
+        .map(|(u, members)| {
+            members
+                .iter()
+                .flat_map(|m| graph.dependencies(*m))
+                .filter(|d| planned(*d, &status) && unit_of[*d] != u)
+                .map(|d| unit_of[d])
+                .collect()
+        })
+        .collect();
+    let dependents: Vec<usize> = units
+        .iter()
+        .map(|members| {
+            members
+                .iter()
+                .flat_map(|m| graph.dependents(*m))
+                .filter(|d| !members.contains(d))
+                .collect::<BTreeSet<_>>()
+                .len()
+        })
+        .collect();
+    let usage = |i: usize| -> u64 {
+        policy
+            .usage
+            .get(&ids[i])
+            .or_else(|| policy.usage.get(&inv.services[i].name))
+            .copied()
+            .unwrap_or(0)
+    };
+    let unit_public =
+        |u: usize| units[u].iter().any(|i| inv.services[*i].effective.bool("funnel") == Some(true));
+    let unit_pin = |u: usize| units[u].iter().filter_map(|i| pins.get(i)).copied().min();
+    let is_hub = |u: usize| dependents[u] >= policy.hub_min_dependents;
+    let unit_key = |u: usize| ids[units[u][0]].clone();
+
+    // Wave assignment.
+    let cap_of = |k: usize| {
+        let c = policy.schedule[k.min(policy.schedule.len() - 1)];
+        policy.max_wave_size.map_or(c, |m| c.min(m)).max(1)
+    };
+    let mut wave_of_unit: Vec<Option<usize>> = vec![None; units.len()];
+    let mut waves: Vec<(WaveKind, Vec<usize>)> = Vec::new();
+    // Canary: nothing before it, nothing after it depends on it, private, working, low usage.
+    let mut canary: Vec<usize> = (0..units.len())
+        .filter(|&u| {
+            unit_deps[u].is_empty()
+                && dependents[u] == 0
+                && !unit_public(u)
+                && unit_pin(u).is_none_or(|p| p == 1)
+                && !units[u].iter().any(|i| inv.services[*i].cannot_start())
+        })
+        .collect();
+    canary.sort_by_key(|&u| {
+        (unit_pin(u) != Some(1), units[u].iter().map(|i| usage(*i)).sum::<u64>(), unit_key(u))
+    });
+    let mut first = Vec::new();
+    let mut size = 0;
+    for u in canary {
+        if size + units[u].len() <= cap_of(0) || unit_pin(u) == Some(1) {
+            size += units[u].len();
+            first.push(u);
+        }
+    }
+    for &u in &first {
+        wave_of_unit[u] = Some(1);
+    }
+    if !first.is_empty() {
+        waves.push((WaveKind::Canary, first));
+    }
+    let mut k = 1;
+    while wave_of_unit.iter().any(Option::is_none) {
+        let number = waves.len() + 1;
+        let ready: Vec<usize> = (0..units.len())
+            .filter(|&u| {
+                wave_of_unit[u].is_none()
+                    && unit_deps[u].iter().all(|d| wave_of_unit[*d].is_some_and(|w| w < number))
+                    && unit_pin(u).is_none_or(|p| p <= number)
+            })
+            .collect();
+        if ready.is_empty() {
+            // Everything left waits for a pin or for a dependency that is pinned later.
+            let waiting: Vec<usize> =
+                (0..units.len()).filter(|&u| wave_of_unit[u].is_none()).collect();
+            if waiting.iter().all(|&u| unit_pin(u).is_some_and(|p| p > number)) {
+                let next = waiting.iter().filter_map(|&u| unit_pin(u)).min().unwrap_or(number);
+                return Err(PlanError::UnknownService {
+                    key: "pins".into(),
+                    name: unit_key(waiting[0]),
+                    hint: format!(
+                        ": pinned to wave {next}, but the plan has only {} waves before it",
+                        number - 1
+                    ),
+                });
+            }
+            let u = waiting[0];
+            let d = unit_deps[u].iter().find(|d| wave_of_unit[**d].is_none()).copied().unwrap_or(u);
+            return Err(PlanError::PinBeforeDependency {
+                service: unit_key(u),
+                wave: unit_pin(u).unwrap_or(number),
+                dependency: unit_key(d),
+                dependency_wave: unit_pin(d).map_or("later".into(), |p| p.to_string()),
+            });
+        }
+        let hubs: Vec<usize> =
+            ready.iter().copied().filter(|&u| is_hub(u) && unit_pin(u).is_none()).collect();
+        let mut chosen = Vec::new();
+        let mut kind = WaveKind::Ramp;
+        if !hubs.is_empty() {
+            kind = WaveKind::Hub;
+            let mut hubs = hubs;
+            hubs.sort_by_key(|&u| (std::cmp::Reverse(dependents[u]), unit_key(u)));
+            let mut size = 0;
+            for u in hubs {
+                if size + units[u].len() <= HUB_WAVE_MAX || chosen.is_empty() {
+                    size += units[u].len();
+                    chosen.push(u);
+                }
+            }
+        } else {
+            let cap = cap_of(k);
+            k += 1;
+            let mut ready = ready;
+            // Pinned units first, then dependencies of later pins, then private before public.
+            let needed_by_pin: BTreeSet<usize> = (0..units.len())
+                .filter(|&u| unit_pin(u).is_some_and(|p| p > number))
+                .flat_map(|u| unit_deps[u].iter().copied())
+                .collect();
+            ready.sort_by_key(|&u| {
+                (
+                    unit_pin(u) != Some(number),
+                    !needed_by_pin.contains(&u),
+                    unit_public(u),
+                    unit_key(u),
+                )
+            });
+            let mut size = 0;
+            for u in ready {
+                let must = unit_pin(u) == Some(number);
+                if must || size + units[u].len() <= cap || chosen.is_empty() {
+                    size += units[u].len();
+                    chosen.push(u);
+                }
+            }
+        }
+        for &u in &chosen {
+            wave_of_unit[u] = Some(number);
+        }
+        waves.push((kind, chosen));
+    }
+    // A pin must be honoured exactly.
+    for (u, w) in wave_of_unit.iter().enumerate() {
+        if let (Some(p), Some(w)) = (unit_pin(u), w)
+            && p != *w
+        {
+            let blocker =
+                unit_deps[u].iter().copied().max_by_key(|d| wave_of_unit[*d]).unwrap_or(u);
+            return Err(PlanError::PinBeforeDependency {
+                service: unit_key(u),
+                wave: p,
+                dependency: unit_key(blocker),
+                dependency_wave: wave_of_unit[blocker].map_or("later".into(), |w| w.to_string()),
+            });
+        }
+    }
+
+    // Services and their reasons.
+    let mut wave_of: Vec<Option<usize>> = vec![None; n];
+    for (u, members) in units.iter().enumerate() {
+        for &m in members {
+            wave_of[m] = wave_of_unit[u];
+        }
+    }
+    let mut services = Vec::with_capacity(n);
+    for (i, s) in inv.services.iter().enumerate() {
+        let mut r = reasons[i].clone();
+        let deps: Vec<String> = graph
+            .dependencies(i)
+            .into_iter()
+            .map(|d| {
+                let why = match graph.edge_kind(i, d) {
+                    Some(EdgeKind::ForwardAuth) => "forward auth",
+                    _ => "policy",
+                };
+                format!("{} ({why})", ids[d])
+            })
+            .collect();
+        let aliases: Vec<String> = (0..n)
+            .filter(|&j| j != i && graph.alias_of[j] == graph.alias_of[i])
+            .map(|j| ids[j].clone())
+            .collect();
+        if let Some(w) = wave_of[i] {
+            let u = unit_of[i];
+            let (kind, _) = &waves[w - 1];
+            let mut why = match kind {
+                WaveKind::Canary => {
+                    format!(
+                        "canary: no dependencies, no dependents, tailnet-only, {} req/day",
+                        usage(i)
+                    )
+                }
+                WaveKind::Hub => format!(
+                    "hub: {} services depend on it; moved on its own before them",
+                    dependents[u]
+                ),
+                WaveKind::Ramp => {
+                    if unit_deps[u].is_empty() {
+                        "ramp: no dependencies".to_string()
+                    } else {
+                        format!(
+                            "ramp: after {}",
+                            unit_deps[u]
+                                .iter()
+                                .map(|d| format!(
+                                    "{} (wave {})",
+                                    unit_key(*d),
+                                    wave_of_unit[*d].unwrap_or(0)
+                                ))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    }
+                }
+            };
+            if pins.contains_key(&i) {
+                why.push_str("; pinned");
+            }
+            if !aliases.is_empty() {
+                why.push_str(&format!("; moves with its aliases {}", aliases.join(", ")));
+            }
+            r.push(why);
+        }
+        if s.cannot_start() {
+            r.push("down today (its unit cannot start): moving it restores it".into());
+            findings.push(finding(
+                "down_today",
+                Severity::Info,
+                Some(&ids[i]),
+                format!("{} cannot have started under tsnsrv; its check has no working 'before' to compare with", ids[i]),
+                s.findings.iter().find(|f| f.code == "unit_cannot_start").and_then(|f| f.location.clone()),
+            ));
+        }
+        services.push(PlannedService {
+            id: ids[i].clone(),
+            status: status[i],
+            wave: wave_of[i],
+            strategy: strategy[i],
+            placement: placement(s, &policy.tailnet),
+            depends_on: deps,
+            aliases,
+            reasons: r,
+            inventory: s.clone(),
+        });
+    }
+    fleet_findings(inv, policy, &graph, &ids, &status, &strategy, &mut findings);
+
+    // Waves with steps and forecast.
+    let nodes_today = n;
+    let mut left = nodes_today;
+    let mut out_waves = Vec::new();
+    for (idx, (kind, us)) in waves.iter().enumerate() {
+        let mut members: Vec<usize> = us.iter().flat_map(|u| units[*u].iter().copied()).collect();
+        members.sort_by_key(|&i| ids[i].clone());
+        // Dependencies first inside the wave (aliases that depend on each other).
+        let mut ordered: Vec<usize> = Vec::new();
+        let mut pending = members.clone();
+        while !pending.is_empty() {
+            let pos = pending
+                .iter()
+                .position(|&i| graph.dependencies(i).iter().all(|d| !pending.contains(d)))
+                .unwrap_or(0);
+            ordered.push(pending.remove(pos));
+        }
+        let mut steps = BTreeMap::new();
+        let mut retired = 0;
+        for &i in &ordered {
+            let s = &inv.services[i];
+            let check = policy.checks.get(&ids[i]).or_else(|| policy.checks.get(&s.name));
+            let (path, st) = check.map(|c| (c.path.clone(), c.status)).unwrap_or(("/".into(), 200));
+            steps.insert(ids[i].clone(), steps_for(strategy[i], &unit_name(s), &path, st));
+            if strategy[i].frees_node() {
+                retired += 1;
+            }
+        }
+        left -= retired;
+        out_waves.push(Wave {
+            number: idx + 1,
+            kind: *kind,
+            services: ordered.iter().map(|&i| ids[i].clone()).collect(),
+            steps,
+            forecast: Forecast {
+                nodes_retired: retired,
+                nodes_left: left,
+                cpu_freed_cores: round3(retired as f64 * policy.cost.cpu_per_node),
+                memory_freed_mb: round3(retired as f64 * policy.cost.memory_mb_per_node),
+            },
+        });
+    }
+    Ok(Plan {
+        format_version: FORMAT_VERSION,
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        plan_id: String::new(),
+        created: String::new(),
+        inputs: inv.inputs.iter().map(|i| i.path.clone()).collect(),
+        input_options: BTreeMap::new(),
+        policy_file: None,
+        inventory_hash: String::new(),
+        policy_hash: String::new(),
+        tailnet: policy.tailnet.clone(),
+        services,
+        waves: out_waves,
+        findings,
+        nodes_today,
+        self_hash: String::new(),
+    })
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// Per host: services under tailscale-services, per-service metrics endpoints, auth key paths.
+type HostSummary<'a> = (Vec<&'a str>, Vec<String>, BTreeSet<String>);
+
+/// Findings about the fleet as a whole.
+fn fleet_findings(
+    inv: &Inventory,
+    policy: &Policy,
+    graph: &DepGraph,
+    ids: &[String],
+    status: &[Status],
+    strategy: &[Strategy],
+    findings: &mut Vec<Finding>,
+) {
+    for (i, url) in &graph.external_auth {
+        findings.push(finding(
+            "external_dependency",
+            Severity::Info,
+            Some(&ids[*i]),
+            format!(
+                "{}'s forward auth {url} is not a service of the inventory: it must stay reachable",
+                ids[*i]
+            ),
+            inv.services[*i].effective.get("authURL").and_then(|v| v.location().cloned()),
+        ));
+    }
+    // One node, one ACL identity: tags no longer tell services apart.
+    let mut tags_by_host: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (i, s) in inv.services.iter().enumerate() {
+        if status[i] == Status::Planned && strategy[i].frees_node() {
+            let host = s.host.known().cloned().unwrap_or_default();
+            let tags = s.effective.list("tags").unwrap_or_default().join(",");
+            tags_by_host.entry(host).or_default().insert(if tags.is_empty() {
+                "(untagged)".into()
+            } else {
+                tags
+            });
+        }
+    }
+    for (host, tags) in tags_by_host {
+        if tags.len() > 1 {
+            findings.push(finding(
+                "acl_reachability_widens",
+                Severity::Warning,
+                None,
+                format!(
+                    "on {host}, services carry different tags ({}); on one node, per-node ACLs no longer tell them apart: a peer allowed to one reaches all",
+                    tags.into_iter().collect::<Vec<_>>().join(" | ")
+                ),
+                None,
+            ));
+        }
+    }
+    // Rollback and references, summarised per host.
+    let mut per_host: BTreeMap<String, HostSummary> = BTreeMap::new();
+    for (i, s) in inv.services.iter().enumerate() {
+        if status[i] != Status::Planned {
+            continue;
+        }
+        let e = per_host.entry(s.host.known().cloned().unwrap_or_default()).or_default();
+        if strategy[i] == Strategy::TailscaleServices {
+            e.0.push(&s.name);
+            if let Some(k) = s.effective.str("authKeyPath") {
+                e.2.insert(k.to_string());
+            }
+        }
+        if s.flavour == tailshift_parsers::Flavour::Fork
+            && let Some(addr) = s.effective.str("prometheusAddr")
+        {
+            e.1.push(format!("{}={addr}", s.name));
+        }
+    }
+    for (host, (ts, metrics, keys)) in per_host {
+        if !ts.is_empty() {
+            findings.push(finding(
+                "rollback_needs_reusable_key",
+                Severity::Info,
+                None,
+                format!(
+                    "on {host}, rolling back any of {} services under tailscale-services re-registers its node: the key at {} must be reusable (or an OAuth client), and each re-issued certificate counts toward Let's Encrypt's 5 duplicates per week",
+                    ts.len(),
+                    if keys.is_empty() { "(authKeyPath unknown)".to_string() } else { keys.into_iter().collect::<Vec<_>>().join(", ") }
+                ),
+                None,
+            ));
+        }
+        if !metrics.is_empty() {
+            findings.push(finding(
+                "reference_not_kept",
+                Severity::Info,
+                None,
+                format!(
+                    "on {host}, {} per-service metrics endpoints of the fork go away with their units (first: {}); update the scrape targets: the proxy serves tsnsrv's metric families with service_name",
+                    metrics.len(),
+                    metrics.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
+                ),
+                None,
+            ));
+        }
+    }
+    let _ = policy;
+}

@@ -1,0 +1,233 @@
+//! `migrate.toml`: the `[plan]` part (hashed into the plan) and the `[apply]` part (read at
+//! apply time, not hashed). Every key, its meaning and its default are in `docs/policy.md`.
+
+use crate::error::PlanError;
+use crate::steps::Strategy;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Default wave schedule: a canary of 3, then 10, then 15 until done.
+pub const DEFAULT_SCHEDULE: [usize; 3] = [3, 10, 15];
+/// A service with at least this many dependents moves in a wave of its own.
+pub const DEFAULT_HUB_MIN_DEPENDENTS: usize = 3;
+/// At most this many services share a hub wave.
+pub const HUB_WAVE_MAX: usize = 3;
+/// Measured cost of one tsnsrv node: about 2% of a core.
+pub const DEFAULT_CPU_PER_NODE: f64 = 0.02;
+/// Measured cost of one tsnsrv node: about 45 MB.
+pub const DEFAULT_MEMORY_MB_PER_NODE: f64 = 45.0;
+
+/// A check that decides whether a moved service works.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Check {
+    /// Path requested through the new route.
+    #[serde(default = "default_check_path")]
+    pub path: String,
+    /// Expected status code (a range is not supported: say which one).
+    #[serde(default = "default_check_status")]
+    pub status: u16,
+    /// File holding credentials for the request (a path; the secret is never read at plan time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_file: Option<String>,
+}
+
+fn default_check_path() -> String {
+    "/".into()
+}
+
+fn default_check_status() -> u16 {
+    200
+}
+
+/// Cost model of a tsnsrv node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cost {
+    /// Cores per node.
+    #[serde(default = "default_cpu")]
+    pub cpu_per_node: f64,
+    /// Megabytes per node.
+    #[serde(default = "default_mem")]
+    pub memory_mb_per_node: f64,
+}
+
+fn default_cpu() -> f64 {
+    DEFAULT_CPU_PER_NODE
+}
+
+fn default_mem() -> f64 {
+    DEFAULT_MEMORY_MB_PER_NODE
+}
+
+impl Default for Cost {
+    fn default() -> Self {
+        Cost { cpu_per_node: DEFAULT_CPU_PER_NODE, memory_mb_per_node: DEFAULT_MEMORY_MB_PER_NODE }
+    }
+}
+
+/// The planning keys (`[plan]`). Service references are `name` (when unique in the fleet) or
+/// `host/name`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// The tailnet's DNS name (`bat-boa.ts.net`): legacy names are `<service>.<tailnet>`.
+    pub tailnet: String,
+    /// Wave sizes: the first is the canary, the last repeats until every service is placed.
+    #[serde(default = "default_schedule")]
+    pub schedule: Vec<usize>,
+    /// No wave is larger than this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_wave_size: Option<usize>,
+    /// Dependents that make a service a hub, moved in a wave of its own.
+    #[serde(default = "default_hub")]
+    pub hub_min_dependents: usize,
+    /// The continuity strategy of every service not listed in `strategies`.
+    #[serde(default = "default_strategy")]
+    pub strategy: String,
+    /// Strategy per service.
+    #[serde(default)]
+    pub strategies: BTreeMap<String, String>,
+    /// Services pinned to a wave (1 is the canary).
+    #[serde(default)]
+    pub pins: BTreeMap<String, usize>,
+    /// Services that stay on tsnsrv.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Dependencies beyond those the inventory shows (forward auth, aliases).
+    #[serde(default)]
+    pub dependencies: BTreeMap<String, Vec<String>>,
+    /// Checks per service (default: GET / expecting 200).
+    #[serde(default)]
+    pub checks: BTreeMap<String, Check>,
+    /// Requests per day per service, if known (lower usage makes a better canary).
+    #[serde(default)]
+    pub usage: BTreeMap<String, u64>,
+    /// Cost of a tsnsrv node, for the forecast.
+    #[serde(default)]
+    pub cost: Cost,
+}
+
+fn default_schedule() -> Vec<usize> {
+    DEFAULT_SCHEDULE.to_vec()
+}
+
+fn default_hub() -> usize {
+    DEFAULT_HUB_MIN_DEPENDENTS
+}
+
+fn default_strategy() -> String {
+    Strategy::TailscaleServices.as_str().into()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    plan: Policy,
+    #[serde(default)]
+    apply: Option<toml::Table>,
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    (line, col)
+}
+
+impl Policy {
+    /// Reads `migrate.toml`. Errors name the file, line and column.
+    pub fn load(path: &Path) -> Result<Policy, PlanError> {
+        let text = std::fs::read_to_string(path).map_err(|e| PlanError::Io {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        Policy::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses the text of `migrate.toml`.
+    pub fn parse(text: &str, file: &str) -> Result<Policy, PlanError> {
+        let parsed: File = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+            PlanError::Policy {
+                file: file.to_string(),
+                line,
+                column,
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        let _ = parsed.apply;
+        let p = parsed.plan;
+        let at = |key: &str| {
+            let off = text.find(key).unwrap_or(0);
+            line_col(text, off)
+        };
+        if p.schedule.is_empty() || p.schedule.contains(&0) {
+            let (line, column) = at("schedule");
+            return Err(PlanError::Policy {
+                file: file.into(),
+                line,
+                column,
+                message: "schedule needs at least one wave size, each at least 1".into(),
+            });
+        }
+        for (svc, s) in std::iter::once(("(default)", &p.strategy))
+            .chain(p.strategies.iter().map(|(k, v)| (k.as_str(), v)))
+        {
+            if Strategy::parse(s).is_none() {
+                let (line, column) = at(&format!("\"{s}\""));
+                return Err(PlanError::Policy {
+                    file: file.into(),
+                    line,
+                    column,
+                    message: format!(
+                        "unknown continuity strategy {s:?} for {svc}; expected one of {}",
+                        Strategy::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                });
+            }
+        }
+        Ok(p)
+    }
+
+    /// The strategy of a service (by id `host/name` or name).
+    pub fn strategy_for(&self, id: &str, name: &str) -> Strategy {
+        let s =
+            self.strategies.get(id).or_else(|| self.strategies.get(name)).unwrap_or(&self.strategy);
+        Strategy::parse(s).unwrap_or(Strategy::TailscaleServices)
+    }
+
+    /// A canonical JSON form of the planning keys, for the plan's policy hash.
+    pub fn canonical(&self) -> String {
+        serde_json::to_string(&serde_json::to_value(self).unwrap_or_default()).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply_and_syntax_errors_have_line_and_column() {
+        let p = Policy::parse("[plan]\ntailnet = \"t.ts.net\"\n", "m.toml").unwrap();
+        assert_eq!(p.schedule, vec![3, 10, 15]);
+        assert_eq!(p.strategy, "tailscale-services");
+        let e = Policy::parse("[plan]\ntailnet = \"t\"\nschedule = [3, \n", "m.toml").unwrap_err();
+        let PlanError::Policy { line, .. } = e else { panic!("{e}") };
+        assert!(line >= 3);
+        let e = Policy::parse("[plan]\ntailnet = \"t\"\nwaves = 3\n", "m.toml").unwrap_err();
+        assert!(e.to_string().contains("m.toml:3:1"), "{e}");
+    }
+
+    #[test]
+    fn unknown_strategy_is_refused() {
+        let e = Policy::parse(
+            "[plan]\ntailnet = \"t\"\n[plan.strategies]\na = \"teleport\"\n",
+            "m.toml",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("teleport") && e.to_string().contains("m.toml:4:"), "{e}");
+    }
+}

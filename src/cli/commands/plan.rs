@@ -1,0 +1,116 @@
+//! `migrate plan`: inventory + policy -> plan file and documents; `--check` judges a saved plan.
+
+use crate::cli::args::{PlanArgs, PlanFormat};
+use crate::cli::commands::inventory::options;
+use crate::cli::render;
+use crate::exit::Exit;
+use anyhow::Context;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use tailshift_parsers::{Flavour, LoadOptions};
+use tailshift_plans::{PlanOptions, Policy, make_plan, plan_file};
+
+fn record_options(o: &LoadOptions) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    if let Some(h) = &o.host {
+        m.insert("host".into(), h.clone());
+    }
+    if let Some(f) = o.tsnsrv {
+        m.insert("tsnsrv".into(), f.as_str().into());
+    }
+    if let Some(k) = o.input_kind {
+        m.insert("input_kind".into(), k.as_str().into());
+    }
+    if !o.nix_eval.is_empty() {
+        m.insert(
+            "from_nix_eval".into(),
+            o.nix_eval.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join("\n"),
+        );
+    }
+    m
+}
+
+fn replay_options(m: &BTreeMap<String, String>) -> LoadOptions {
+    LoadOptions {
+        host: m.get("host").cloned(),
+        tsnsrv: m.get("tsnsrv").and_then(|f| match f.as_str() {
+            "upstream" => Some(Flavour::Upstream),
+            "fork" => Some(Flavour::Fork),
+            "fork-all" => Some(Flavour::ForkAll),
+            _ => None,
+        }),
+        nix_eval: m
+            .get("from_nix_eval")
+            .map(|s| s.lines().map(PathBuf::from).collect())
+            .unwrap_or_default(),
+        ..LoadOptions::default()
+    }
+}
+
+fn load_policy(path: &Path) -> anyhow::Result<Policy> {
+    Ok(Policy::load(path)?)
+}
+
+/// Runs the command.
+pub fn run(a: &PlanArgs) -> anyhow::Result<Exit> {
+    if let Some(saved) = &a.check {
+        return check(saved, a);
+    }
+    let policy = load_policy(&a.config)?;
+    let opts = options(&a.input)?;
+    let inv = tailshift_parsers::load(&a.input.paths, &opts).context("reading the inventory")?;
+    if inv.has_errors() {
+        eprint!("{}", render::diagnostics(&inv.diagnostics));
+        anyhow::bail!("the inventory has errors (see above): fix them before planning");
+    }
+    let plan = make_plan(&inv, &policy, &PlanOptions { accept_unknown: a.accept_unknown })?;
+    let mut plan = plan;
+    plan.input_options = record_options(&opts);
+    plan.inputs = a.input.paths.iter().map(|p| p.display().to_string()).collect();
+    plan.policy_file = Some(a.config.display().to_string());
+    let plan = plan_file::seal(plan, &inv, &policy, plan_file::now_unix());
+    let out = a.out.clone().unwrap_or_else(|| {
+        a.config
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .join("plan.json")
+    });
+    let text = plan_file::to_text(&plan);
+    plan_file::write_atomic(&out, &text)?;
+    match a.format {
+        PlanFormat::Table => {
+            print!("{}", tailshift_plans::render::table(&plan));
+            println!("\nplan written to {}", out.display());
+        }
+        PlanFormat::Json => print!("{text}"),
+        PlanFormat::Markdown => print!("{}", tailshift_plans::render::markdown(&plan)),
+        PlanFormat::Dot => print!("{}", tailshift_plans::render::dot(&plan)),
+        PlanFormat::Mermaid => print!("{}", tailshift_plans::render::mermaid(&plan)),
+    }
+    Ok(Exit::Ok)
+}
+
+fn check(saved: &Path, a: &PlanArgs) -> anyhow::Result<Exit> {
+    let plan = plan_file::read(saved)?;
+    if !plan_file::intact(&plan) {
+        eprintln!("stale plan {}: {}", saved.display(), plan_file::Staleness::Edited);
+        return Ok(Exit::StalePlan);
+    }
+    let policy_path =
+        plan.policy_file.clone().map(PathBuf::from).unwrap_or_else(|| a.config.clone());
+    let policy = load_policy(&policy_path)?;
+    let paths: Vec<PathBuf> = plan.inputs.iter().map(PathBuf::from).collect();
+    let inv = tailshift_parsers::load(&paths, &replay_options(&plan.input_options))
+        .context("re-reading the plan's inputs")?;
+    match plan_file::check(&plan, &inv, &policy) {
+        Ok(()) => {
+            println!("plan {} is current: inputs and planning keys unchanged", plan.plan_id);
+            Ok(Exit::Ok)
+        }
+        Err(why) => {
+            eprintln!("stale plan {}: {why}", saved.display());
+            Ok(Exit::StalePlan)
+        }
+    }
+}
