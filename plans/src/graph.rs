@@ -33,42 +33,58 @@ pub struct DepGraph {
     pub external_auth: Vec<(usize, String)>,
 }
 
-/// Resolves a policy reference (`name` or `host/name`) to an inventory index.
-pub fn resolve(inv: &Inventory, key: &str, reference: &str) -> Result<usize, PlanError> {
-    if reference.contains('/') {
-        return inv.services.iter().position(|s| service_id(s) == reference).ok_or_else(|| {
-            PlanError::UnknownService {
+/// Service lookup by id and by name, built once per plan.
+pub struct Index {
+    by_id: std::collections::HashMap<String, usize>,
+    by_name: std::collections::HashMap<String, Vec<usize>>,
+}
+
+impl Index {
+    /// Indexes an inventory's services.
+    pub fn new(inv: &Inventory) -> Index {
+        let mut by_id = std::collections::HashMap::new();
+        let mut by_name: std::collections::HashMap<String, Vec<usize>> =
+            std::collections::HashMap::new();
+        for (i, s) in inv.services.iter().enumerate() {
+            by_id.insert(service_id(s), i);
+            by_name.entry(s.name.clone()).or_default().push(i);
+        }
+        Index { by_id, by_name }
+    }
+
+    /// Services with a name.
+    pub fn named(&self, name: &str) -> &[usize] {
+        self.by_name.get(name).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Resolves a policy reference (`name` or `host/name`) to an inventory index.
+    pub fn resolve(&self, inv: &Inventory, key: &str, reference: &str) -> Result<usize, PlanError> {
+        if reference.contains('/') {
+            return self.by_id.get(reference).copied().ok_or_else(|| PlanError::UnknownService {
                 key: key.into(),
                 name: reference.into(),
                 hint: String::new(),
-            }
-        });
-    }
-    let found: Vec<usize> = inv
-        .services
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| s.name == reference)
-        .map(|(i, _)| i)
-        .collect();
-    match found.as_slice() {
-        [one] => Ok(*one),
-        [] => Err(PlanError::UnknownService {
-            key: key.into(),
-            name: reference.into(),
-            hint: String::new(),
-        }),
-        many => Err(PlanError::UnknownService {
-            key: key.into(),
-            name: reference.into(),
-            hint: format!(
-                " on a single host: it names {}; write host/name",
-                many.iter()
-                    .map(|i| service_id(&inv.services[*i]))
-                    .collect::<Vec<_>>()
-                    .join(" and ")
-            ),
-        }),
+            });
+        }
+        match self.named(reference) {
+            [one] => Ok(*one),
+            [] => Err(PlanError::UnknownService {
+                key: key.into(),
+                name: reference.into(),
+                hint: String::new(),
+            }),
+            many => Err(PlanError::UnknownService {
+                key: key.into(),
+                name: reference.into(),
+                hint: format!(
+                    " on a single host: it names {}; write host/name",
+                    many.iter()
+                        .map(|i| service_id(&inv.services[*i]))
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                ),
+            }),
+        }
     }
 }
 
@@ -89,20 +105,19 @@ fn upstream_key(s: &Service) -> Option<String> {
 }
 
 /// Finds the service an `authURL` names: `<name>.<tailnet>`, a short name, or a local upstream.
-fn auth_target(inv: &Inventory, tailnet: &str, from: usize, auth_url: &str) -> Option<usize> {
+fn auth_target(
+    inv: &Inventory,
+    index: &Index,
+    tailnet: &str,
+    from: usize,
+    auth_url: &str,
+) -> Option<usize> {
     let url = url::Url::parse(auth_url).ok()?;
     let host = url.host_str()?;
     let me = &inv.services[from];
     let name = host.strip_suffix(&format!(".{tailnet}")).or((!host.contains('.')).then_some(host));
     if let Some(name) = name {
-        let candidates: Vec<usize> = inv
-            .services
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.name == name)
-            .map(|(i, _)| i)
-            .collect();
-        return match candidates.as_slice() {
+        return match index.named(name) {
             [one] => Some(*one),
             [] => None,
             many => {
@@ -125,21 +140,22 @@ fn auth_target(inv: &Inventory, tailnet: &str, from: usize, auth_url: &str) -> O
 
 impl DepGraph {
     /// Builds the graph; a cycle is an error naming the services in it.
-    pub fn build(inv: &Inventory, policy: &Policy) -> Result<DepGraph, PlanError> {
+    pub fn build(inv: &Inventory, index: &Index, policy: &Policy) -> Result<DepGraph, PlanError> {
+        let resolve = |key: &str, r: &str| index.resolve(inv, key, r);
         let mut graph = DiGraph::new();
         let nodes: Vec<NodeIndex> = (0..inv.services.len()).map(|i| graph.add_node(i)).collect();
         let mut external_auth = Vec::new();
         let mut edges: BTreeSet<(usize, usize, EdgeKind)> = BTreeSet::new();
         for (svc, deps) in &policy.dependencies {
-            let from = resolve(inv, "dependencies", svc)?;
+            let from = resolve("dependencies", svc)?;
             for d in deps {
-                let to = resolve(inv, &format!("dependencies.{svc}"), d)?;
+                let to = resolve(&format!("dependencies.{svc}"), d)?;
                 edges.insert((from, to, EdgeKind::Policy));
             }
         }
         for (i, s) in inv.services.iter().enumerate() {
             if let Some(auth) = s.effective.str("authURL") {
-                match auth_target(inv, &policy.tailnet, i, auth) {
+                match auth_target(inv, index, &policy.tailnet, i, auth) {
                     Some(j) if j != i => {
                         edges.insert((i, j, EdgeKind::ForwardAuth));
                     }

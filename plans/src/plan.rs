@@ -1,7 +1,7 @@
 //! Inventory + policy -> [`Plan`]: statuses, placements, waves with reasons, findings, forecast.
 
 use crate::error::PlanError;
-use crate::graph::{DepGraph, EdgeKind, resolve, service_id};
+use crate::graph::{DepGraph, EdgeKind, Index, service_id};
 use crate::policy::{HUB_WAVE_MAX, Policy};
 use crate::steps::{Step, Strategy, steps_for};
 use serde::{Deserialize, Serialize};
@@ -208,7 +208,9 @@ fn unit_name(s: &Service) -> String {
 
 /// Makes the plan (without hashes, creation time and id: [`crate::plan_file`] adds those).
 pub fn make_plan(inv: &Inventory, policy: &Policy, opts: &PlanOptions) -> Result<Plan, PlanError> {
-    let graph = DepGraph::build(inv, policy)?;
+    let index = Index::new(inv);
+    let resolve = |_: &Inventory, key: &str, r: &str| index.resolve(inv, key, r);
+    let graph = DepGraph::build(inv, &index, policy)?;
     let n = inv.services.len();
     let ids: Vec<String> = inv.services.iter().map(service_id).collect();
     let mut findings = Vec::new();
@@ -335,11 +337,28 @@ pub fn make_plan(inv: &Inventory, policy: &Policy, opts: &PlanOptions) -> Result
             .copied()
             .unwrap_or(0)
     };
-    let unit_public =
-        |u: usize| units[u].iter().any(|i| inv.services[*i].effective.bool("funnel") == Some(true));
-    let unit_pin = |u: usize| units[u].iter().filter_map(|i| pins.get(i)).copied().min();
-    let is_hub = |u: usize| dependents[u] >= policy.hub_min_dependents;
-    let unit_key = |u: usize| ids[units[u][0]].clone();
+    // Per unit, computed once: public, pin, hub, sort key.
+    let public: Vec<bool> = units
+        .iter()
+        .map(|m| m.iter().any(|i| inv.services[*i].effective.bool("funnel") == Some(true)))
+        .collect();
+    let pin: Vec<Option<usize>> =
+        units.iter().map(|m| m.iter().filter_map(|i| pins.get(i)).copied().min()).collect();
+    let hub: Vec<bool> = dependents.iter().map(|d| *d >= policy.hub_min_dependents).collect();
+    let keys: Vec<String> = units.iter().map(|m| ids[m[0]].clone()).collect();
+    let unit_pin = |u: usize| pin[u];
+    let unit_key = |u: usize| keys[u].clone();
+    // Units that something pinned depends on go first, so the pin can be honoured.
+    let needed_by_pin: BTreeSet<usize> = (0..units.len())
+        .filter(|&u| pin[u].is_some())
+        .flat_map(|u| unit_deps[u].iter().copied())
+        .collect();
+    let mut dependent_units: Vec<Vec<usize>> = vec![Vec::new(); units.len()];
+    for (u, deps) in unit_deps.iter().enumerate() {
+        for d in deps {
+            dependent_units[*d].push(u);
+        }
+    }
 
     // Wave assignment.
     let cap_of = |k: usize| {
@@ -353,47 +372,123 @@ pub fn make_plan(inv: &Inventory, policy: &Policy, opts: &PlanOptions) -> Result
         .filter(|&u| {
             unit_deps[u].is_empty()
                 && dependents[u] == 0
-                && !unit_public(u)
-                && unit_pin(u).is_none_or(|p| p == 1)
+                && !public[u]
+                && pin[u].is_none_or(|p| p == 1)
                 && !units[u].iter().any(|i| inv.services[*i].cannot_start())
         })
         .collect();
     canary.sort_by_key(|&u| {
-        (unit_pin(u) != Some(1), units[u].iter().map(|i| usage(*i)).sum::<u64>(), unit_key(u))
+        (pin[u] != Some(1), units[u].iter().map(|i| usage(*i)).sum::<u64>(), keys[u].clone())
     });
     let mut first = Vec::new();
     let mut size = 0;
     for u in canary {
-        if size + units[u].len() <= cap_of(0) || unit_pin(u) == Some(1) {
+        if size + units[u].len() <= cap_of(0) || pin[u] == Some(1) {
             size += units[u].len();
             first.push(u);
         }
     }
+    // Units become ready once every dependency sits in an earlier wave (Kahn's algorithm, by
+    // wave): `remaining` counts unplaced dependencies; a unit freed by wave w is ready at w+1.
+    let mut remaining: Vec<usize> = unit_deps.iter().map(BTreeSet::len).collect();
+    type Ready = BTreeSet<(bool, bool, String, usize)>;
+    let rank = |u: usize| (!needed_by_pin.contains(&u), public[u], keys[u].clone(), u);
+    let mut ready: Ready = BTreeSet::new();
+    let mut ready_hubs: BTreeSet<(std::cmp::Reverse<usize>, String, usize)> = BTreeSet::new();
+    let mut pinned_ready: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    let mut freed_next: Vec<usize> = Vec::new();
+    let place = |u: usize,
+                 w: usize,
+                 wave_of_unit: &mut Vec<Option<usize>>,
+                 remaining: &mut Vec<usize>,
+                 freed: &mut Vec<usize>| {
+        wave_of_unit[u] = Some(w);
+        for &d in &dependent_units[u] {
+            remaining[d] -= 1;
+            if remaining[d] == 0 {
+                freed.push(d);
+            }
+        }
+    };
+    let canary_set: BTreeSet<usize> = first.iter().copied().collect();
     for &u in &first {
-        wave_of_unit[u] = Some(1);
+        place(u, 1, &mut wave_of_unit, &mut remaining, &mut freed_next);
     }
     if !first.is_empty() {
         waves.push((WaveKind::Canary, first));
     }
+    let enqueue = |u: usize,
+                   ready: &mut Ready,
+                   hubs: &mut BTreeSet<(std::cmp::Reverse<usize>, String, usize)>,
+                   pinned: &mut BTreeMap<usize, Vec<usize>>| {
+        if let Some(p) = pin[u] {
+            pinned.entry(p).or_default().push(u);
+        } else if hub[u] {
+            hubs.insert((std::cmp::Reverse(dependents[u]), keys[u].clone(), u));
+        } else {
+            ready.insert(rank(u));
+        }
+    };
+    for (u, left) in remaining.iter().enumerate() {
+        if *left == 0 && !canary_set.contains(&u) {
+            enqueue(u, &mut ready, &mut ready_hubs, &mut pinned_ready);
+        }
+    }
+    let mut placed = waves.first().map_or(0, |w| w.1.len());
     let mut k = 1;
-    while wave_of_unit.iter().any(Option::is_none) {
+    while placed < units.len() {
         let number = waves.len() + 1;
-        let ready: Vec<usize> = (0..units.len())
-            .filter(|&u| {
-                wave_of_unit[u].is_none()
-                    && unit_deps[u].iter().all(|d| wave_of_unit[*d].is_some_and(|w| w < number))
-                    && unit_pin(u).is_none_or(|p| p <= number)
-            })
-            .collect();
-        if ready.is_empty() {
-            // Everything left waits for a pin or for a dependency that is pinned later.
+        for u in std::mem::take(&mut freed_next) {
+            if !canary_set.contains(&u) && wave_of_unit[u].is_none() {
+                enqueue(u, &mut ready, &mut ready_hubs, &mut pinned_ready);
+            }
+        }
+        let mut chosen: Vec<usize> = pinned_ready.remove(&number).unwrap_or_default();
+        // A pin whose wave has passed cannot be honoured (checked below).
+        let late: Vec<usize> = pinned_ready.range(..number).flat_map(|(_, v)| v.clone()).collect();
+        pinned_ready.retain(|p, _| *p >= number);
+        chosen.extend(late);
+        let mut kind = WaveKind::Ramp;
+        if chosen.is_empty() && !ready_hubs.is_empty() {
+            kind = WaveKind::Hub;
+            let mut size = 0;
+            while let Some(first) = ready_hubs.first().cloned() {
+                let u = first.2;
+                if size + units[u].len() > HUB_WAVE_MAX && !chosen.is_empty() {
+                    break;
+                }
+                ready_hubs.remove(&first);
+                size += units[u].len();
+                chosen.push(u);
+            }
+        } else {
+            let cap = cap_of(k);
+            k += 1;
+            let mut size: usize = chosen.iter().map(|u| units[*u].len()).sum();
+            let mut skipped = Vec::new();
+            while let Some(first) = ready.first().cloned() {
+                let u = first.3;
+                ready.remove(&first);
+                if size + units[u].len() <= cap || chosen.is_empty() {
+                    size += units[u].len();
+                    chosen.push(u);
+                } else {
+                    skipped.push(first);
+                    if size >= cap {
+                        break;
+                    }
+                }
+            }
+            ready.extend(skipped);
+        }
+        if chosen.is_empty() {
+            // Nothing can move: everything left waits for a pin further ahead, or on it.
             let waiting: Vec<usize> =
                 (0..units.len()).filter(|&u| wave_of_unit[u].is_none()).collect();
-            if waiting.iter().all(|&u| unit_pin(u).is_some_and(|p| p > number)) {
-                let next = waiting.iter().filter_map(|&u| unit_pin(u)).min().unwrap_or(number);
+            if let Some(next) = pinned_ready.keys().next().copied() {
                 return Err(PlanError::UnknownService {
                     key: "pins".into(),
-                    name: unit_key(waiting[0]),
+                    name: unit_key(pinned_ready[&next][0]),
                     hint: format!(
                         ": pinned to wave {next}, but the plan has only {} waves before it",
                         number - 1
@@ -409,50 +504,10 @@ pub fn make_plan(inv: &Inventory, policy: &Policy, opts: &PlanOptions) -> Result
                 dependency_wave: unit_pin(d).map_or("later".into(), |p| p.to_string()),
             });
         }
-        let hubs: Vec<usize> =
-            ready.iter().copied().filter(|&u| is_hub(u) && unit_pin(u).is_none()).collect();
-        let mut chosen = Vec::new();
-        let mut kind = WaveKind::Ramp;
-        if !hubs.is_empty() {
-            kind = WaveKind::Hub;
-            let mut hubs = hubs;
-            hubs.sort_by_key(|&u| (std::cmp::Reverse(dependents[u]), unit_key(u)));
-            let mut size = 0;
-            for u in hubs {
-                if size + units[u].len() <= HUB_WAVE_MAX || chosen.is_empty() {
-                    size += units[u].len();
-                    chosen.push(u);
-                }
-            }
-        } else {
-            let cap = cap_of(k);
-            k += 1;
-            let mut ready = ready;
-            // Pinned units first, then dependencies of later pins, then private before public.
-            let needed_by_pin: BTreeSet<usize> = (0..units.len())
-                .filter(|&u| unit_pin(u).is_some_and(|p| p > number))
-                .flat_map(|u| unit_deps[u].iter().copied())
-                .collect();
-            ready.sort_by_key(|&u| {
-                (
-                    unit_pin(u) != Some(number),
-                    !needed_by_pin.contains(&u),
-                    unit_public(u),
-                    unit_key(u),
-                )
-            });
-            let mut size = 0;
-            for u in ready {
-                let must = unit_pin(u) == Some(number);
-                if must || size + units[u].len() <= cap || chosen.is_empty() {
-                    size += units[u].len();
-                    chosen.push(u);
-                }
-            }
-        }
         for &u in &chosen {
-            wave_of_unit[u] = Some(number);
+            place(u, number, &mut wave_of_unit, &mut remaining, &mut freed_next);
         }
+        placed += chosen.len();
         waves.push((kind, chosen));
     }
     // A pin must be honoured exactly.
@@ -477,6 +532,10 @@ pub fn make_plan(inv: &Inventory, policy: &Policy, opts: &PlanOptions) -> Result
         for &m in members {
             wave_of[m] = wave_of_unit[u];
         }
+    }
+    let mut alias_members: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (i, root) in graph.alias_of.iter().enumerate() {
+        alias_members.entry(*root).or_default().push(i);
     }
     let mut services = Vec::with_capacity(n);
     for (i, s) in inv.services.iter().enumerate() {

@@ -14,51 +14,88 @@ use std::path::Path;
 use tailshift_parsers::Inventory;
 
 fn sha256(text: &str) -> String {
-    let d = Sha256::digest(text.as_bytes());
+    hex(&Sha256::digest(text.as_bytes()))
+}
+
+fn hex(d: &[u8]) -> String {
     format!("sha256:{}", d.iter().map(|b| format!("{b:02x}")).collect::<String>())
 }
 
-/// Removes what does not change meaning: locations, input paths, coverage and findings text.
-fn strip(v: &mut Value) {
-    match v {
-        Value::Object(m) => {
-            for k in ["location", "from", "input", "coverage", "findings"] {
-                m.remove(k);
-            }
-            for (_, x) in m.iter_mut() {
-                strip(x);
-            }
-        }
-        Value::Array(a) => a.iter_mut().for_each(strip),
-        _ => {}
+/// Serialises straight into a hash, without building the text or a JSON tree.
+struct HashWriter(Sha256);
+
+impl Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn hash_of<T: serde::Serialize>(v: &T) -> String {
+    let mut w = HashWriter(Sha256::new());
+    let _ = serde_json::to_writer(&mut w, v);
+    hex(&w.0.finalize())
+}
+
+/// What of an option counts for staleness: its value, or that it is unknown and why.
+#[derive(serde::Serialize)]
+enum Meaning<'a> {
+    V(&'a Value),
+    U(&'a str),
+}
+
+/// The meaning of a service: host, name, flavour, declared and effective values; no locations.
+#[derive(serde::Serialize)]
+struct Semantic<'a> {
+    host: Option<&'a String>,
+    name: &'a str,
+    flavour: tailshift_parsers::Flavour,
+    declared: Vec<(&'a str, Meaning<'a>)>,
+    effective: Vec<(&'a str, Meaning<'a>)>,
+}
+
+fn meanings(o: &tailshift_parsers::Options) -> Vec<(&str, Meaning<'_>)> {
+    o.0.iter()
+        .map(|(k, v)| {
+            let m = match v {
+                tailshift_parsers::Sourced::Known { value, .. } => Meaning::V(value),
+                tailshift_parsers::Sourced::Unknown { reason, .. } => Meaning::U(reason),
+            };
+            (k.as_ref(), m)
+        })
+        .collect()
+}
+
+fn semantic(s: &tailshift_parsers::Service) -> Semantic<'_> {
+    Semantic {
+        host: s.host.known(),
+        name: &s.name,
+        flavour: s.flavour,
+        declared: meanings(&s.declared),
+        effective: meanings(&s.effective),
     }
 }
 
 /// The semantic hash of an inventory's services.
 pub fn inventory_hash(inv: &Inventory) -> String {
-    let mut v = serde_json::to_value(&inv.services).unwrap_or_default();
-    strip(&mut v);
-    sha256(&serde_json::to_string(&v).unwrap_or_default())
+    let all: Vec<Semantic> = inv.services.iter().map(semantic).collect();
+    hash_of(&all)
 }
 
 /// Which services differ between two inventories (for stale-plan reasons).
 pub fn changed_services(planned: &[crate::plan::PlannedService], inv: &Inventory) -> Vec<String> {
-    let now: std::collections::BTreeMap<String, Value> = inv
-        .services
-        .iter()
-        .map(|s| {
-            let mut v = serde_json::to_value(s).unwrap_or_default();
-            strip(&mut v);
-            (crate::graph::service_id(s), v)
-        })
-        .collect();
+    let now: std::collections::BTreeMap<String, String> =
+        inv.services.iter().map(|s| (crate::graph::service_id(s), hash_of(&semantic(s)))).collect();
     let mut out = Vec::new();
     for p in planned {
-        let mut v = serde_json::to_value(&p.inventory).unwrap_or_default();
-        strip(&mut v);
         match now.get(&p.id) {
             None => out.push(format!("{} is gone", p.id)),
-            Some(n) if *n != v => out.push(format!("{} changed", p.id)),
+            Some(n) if *n != hash_of(&semantic(&p.inventory)) => {
+                out.push(format!("{} changed", p.id))
+            }
             _ => {}
         }
     }
@@ -70,12 +107,56 @@ pub fn changed_services(planned: &[crate::plan::PlannedService], inv: &Inventory
     out
 }
 
+/// The hash of a plan with an empty `self_hash`.
 fn body_hash(plan: &Plan) -> String {
-    let mut v = serde_json::to_value(plan).unwrap_or_default();
-    if let Value::Object(m) = &mut v {
-        m.remove("self_hash");
+    // The self-hash is computed with the field empty; a copy of the small header avoids cloning
+    // the services.
+    let mut header = serde_json::to_value(PlanHeader::of(plan)).unwrap_or_default();
+    if let Value::Object(m) = &mut header {
+        m.insert("self_hash".into(), Value::String(String::new()));
     }
-    sha256(&serde_json::to_string(&v).unwrap_or_default())
+    let mut w = HashWriter(Sha256::new());
+    let _ = serde_json::to_writer(&mut w, &header);
+    let _ = serde_json::to_writer(&mut w, &plan.services);
+    let _ = serde_json::to_writer(&mut w, &plan.waves);
+    let _ = serde_json::to_writer(&mut w, &plan.findings);
+    hex(&w.0.finalize())
+}
+
+/// Every field of a plan except services, waves and findings.
+#[derive(serde::Serialize)]
+struct PlanHeader<'a> {
+    format_version: u32,
+    tool_version: &'a str,
+    plan_id: &'a str,
+    created: &'a str,
+    inputs: &'a [String],
+    input_options: &'a std::collections::BTreeMap<String, String>,
+    policy_file: &'a Option<String>,
+    inventory_hash: &'a str,
+    policy_hash: &'a str,
+    tailnet: &'a str,
+    nodes_today: usize,
+    self_hash: &'a str,
+}
+
+impl<'a> PlanHeader<'a> {
+    fn of(p: &'a Plan) -> Self {
+        PlanHeader {
+            format_version: p.format_version,
+            tool_version: &p.tool_version,
+            plan_id: &p.plan_id,
+            created: &p.created,
+            inputs: &p.inputs,
+            input_options: &p.input_options,
+            policy_file: &p.policy_file,
+            inventory_hash: &p.inventory_hash,
+            policy_hash: &p.policy_hash,
+            tailnet: &p.tailnet,
+            nodes_today: p.nodes_today,
+            self_hash: &p.self_hash,
+        }
+    }
 }
 
 /// RFC 3339 UTC time of a Unix timestamp.
@@ -105,13 +186,10 @@ pub fn seal(mut plan: Plan, inv: &Inventory, policy: &Policy, now_unix: u64) -> 
     plan.plan_id = String::new();
     plan.self_hash = String::new();
     // The id covers the content, not the time.
-    let mut v = serde_json::to_value(&plan).unwrap_or_default();
-    if let Value::Object(m) = &mut v {
-        m.remove("created");
-    }
-    plan.plan_id = sha256(&serde_json::to_string(&v).unwrap_or_default())
-        ["sha256:".len().."sha256:".len() + 16]
-        .to_string();
+    let created = std::mem::take(&mut plan.created);
+    let id = body_hash(&plan);
+    plan.created = created;
+    plan.plan_id = id["sha256:".len().."sha256:".len() + 16].to_string();
     plan.self_hash = body_hash(&plan);
     plan
 }
