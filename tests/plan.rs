@@ -341,3 +341,43 @@ fn check_tells_edited_stale_and_current_plans_apart() {
     assert_eq!(o.status.code(), Some(7));
     assert!(stderr(&o).contains("edited"), "{}", stderr(&o));
 }
+
+#[test]
+fn usage_figures_from_csv_choose_the_canary_and_compare_says_what_moved() {
+    let dir = fleet_dir();
+    let pol = dir.path().join("migrate.toml");
+    let base = std::fs::read_to_string(&pol).unwrap();
+    std::fs::write(&pol, base.replace("schedule = [2, 3]", "schedule = [1, 3]")).unwrap();
+    let o = plan_cmd(&["hosts/nas.nix", "--out", "old.json", "--format", "json"], dir.path());
+    let old: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(old["waves"][0]["services"], serde_json::json!(["nas/syncthing"]));
+    // syncthing turns out to be busy: the canary becomes vaultwarden.
+    std::fs::write(dir.path().join("usage.csv"), "service,requests_per_day\nsyncthing,1000\n")
+        .unwrap();
+    std::fs::write(
+        &pol,
+        base.replace("schedule = [2, 3]", "schedule = [1, 3]\nusage_file = \"usage.csv\""),
+    )
+    .unwrap();
+    let o = plan_cmd(&["hosts/nas.nix", "--out", "new.json", "--compare", "old.json"], dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let new: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("new.json")).unwrap())
+            .unwrap();
+    assert_eq!(new["waves"][0]["services"], serde_json::json!(["nas/vaultwarden"]));
+    let out = stdout(&o);
+    assert!(out.contains("compared with plan"), "{out}");
+    assert!(
+        out.lines().any(|l| l.contains("nas/vaultwarden") && l.contains("wave 2 -> wave 1")),
+        "{out}"
+    );
+    assert!(
+        out.lines().any(|l| l.contains("nas/syncthing") && l.contains("wave 1 -> wave 2")),
+        "{out}"
+    );
+    // A bad CSV line is an error with its file, line and column.
+    std::fs::write(dir.path().join("usage.csv"), "syncthing,1000\ngrafana,lots\n").unwrap();
+    let o = plan_cmd(&["hosts/nas.nix"], dir.path());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("usage.csv:2:"), "{}", stderr(&o));
+}

@@ -8,6 +8,7 @@
 
 #![warn(missing_docs)]
 
+pub mod compare;
 pub mod error;
 pub mod graph;
 pub mod plan;

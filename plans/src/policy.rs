@@ -104,6 +104,10 @@ pub struct Policy {
     /// Requests per day per service, if known (lower usage makes a better canary).
     #[serde(default)]
     pub usage: BTreeMap<String, u64>,
+    /// A CSV file of `service,requests_per_day` lines (relative to the policy file); its figures
+    /// join `usage` (where both name a service, `usage` wins) and are hashed with the policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage_file: Option<String>,
     /// Cost of a tsnsrv node, for the forecast.
     #[serde(default)]
     pub cost: Cost,
@@ -138,13 +142,24 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 impl Policy {
-    /// Reads `migrate.toml`. Errors name the file, line and column.
+    /// Reads `migrate.toml` (and its `usage_file`). Errors name the file, line and column.
     pub fn load(path: &Path) -> Result<Policy, PlanError> {
         let text = std::fs::read_to_string(path).map_err(|e| PlanError::Io {
             path: path.display().to_string(),
             message: e.to_string(),
         })?;
-        Policy::parse(&text, &path.display().to_string())
+        let mut p = Policy::parse(&text, &path.display().to_string())?;
+        if let Some(f) = &p.usage_file {
+            let csv_path = path.parent().unwrap_or(Path::new(".")).join(f);
+            let csv = std::fs::read_to_string(&csv_path).map_err(|e| PlanError::Io {
+                path: csv_path.display().to_string(),
+                message: e.to_string(),
+            })?;
+            for (k, v) in parse_usage_csv(&csv, &csv_path.display().to_string())? {
+                p.usage.entry(k).or_insert(v);
+            }
+        }
+        Ok(p)
     }
 
     /// Parses the text of `migrate.toml`.
@@ -205,6 +220,34 @@ impl Policy {
     }
 }
 
+/// Parses `service,requests_per_day` lines; a header line and `#` comments are skipped.
+pub fn parse_usage_csv(text: &str, file: &str) -> Result<BTreeMap<String, u64>, PlanError> {
+    let mut out = BTreeMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let l = line.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        let (svc, n) = l.split_once(',').unwrap_or((l, ""));
+        let n = n.trim();
+        match n.parse::<u64>() {
+            Ok(v) => {
+                out.insert(svc.trim().to_string(), v);
+            }
+            Err(_) if i == 0 => {} // header
+            Err(_) => {
+                return Err(PlanError::Policy {
+                    file: file.into(),
+                    line: i + 1,
+                    column: line.find(',').map_or(1, |c| c + 2),
+                    message: format!("expected service,requests_per_day; {n:?} is not a count"),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,6 +262,18 @@ mod tests {
         assert!(line >= 3);
         let e = Policy::parse("[plan]\ntailnet = \"t\"\nwaves = 3\n", "m.toml").unwrap_err();
         assert!(e.to_string().contains("m.toml:3:1"), "{e}");
+    }
+
+    #[test]
+    fn usage_csv_skips_header_and_names_bad_lines() {
+        let m = parse_usage_csv(
+            "service,requests_per_day\ngrafana,40\n# note\nminiflux, 300\n",
+            "u.csv",
+        )
+        .unwrap();
+        assert_eq!(m["miniflux"], 300);
+        let e = parse_usage_csv("a,1\nb,lots\n", "u.csv").unwrap_err();
+        assert!(e.to_string().starts_with("u.csv:2:3:"), "{e}");
     }
 
     #[test]

@@ -139,4 +139,7 @@ pub struct PlanArgs {
     /// Check whether a saved plan still matches its inputs and planning keys (exit 7 if not).
     #[arg(long, value_name = "PLAN")]
     pub check: Option<PathBuf>,
+    /// Show what moved, and why, compared with an older plan file.
+    #[arg(long, value_name = "OLD")]
+    pub compare: Option<PathBuf>,
 }

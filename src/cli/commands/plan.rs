@@ -76,6 +76,11 @@ pub fn run(a: &PlanArgs) -> anyhow::Result<Exit> {
             .unwrap_or(Path::new("."))
             .join("plan.json")
     });
+    // Read the old plan before writing the new one: they may be the same file.
+    let old = match &a.compare {
+        Some(p) => Some(plan_file::read(p)?),
+        None => None,
+    };
     let text = plan_file::to_text(&plan);
     plan_file::write_atomic(&out, &text)?;
     match a.format {
@@ -87,6 +92,11 @@ pub fn run(a: &PlanArgs) -> anyhow::Result<Exit> {
         PlanFormat::Markdown => print!("{}", tailshift_plans::render::markdown(&plan)),
         PlanFormat::Dot => print!("{}", tailshift_plans::render::dot(&plan)),
         PlanFormat::Mermaid => print!("{}", tailshift_plans::render::mermaid(&plan)),
+    }
+    if let Some(old) = old {
+        // On stderr when stdout carries a document, so the document stays parseable.
+        let text = tailshift_plans::compare::render(&old, &plan);
+        if a.format == PlanFormat::Table { print!("{text}") } else { eprint!("{text}") }
     }
     Ok(Exit::Ok)
 }
