@@ -381,3 +381,78 @@ fn usage_figures_from_csv_choose_the_canary_and_compare_says_what_moved() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("usage.csv:2:"), "{}", stderr(&o));
 }
+
+/// A stand-in for tailscaled's LocalAPI following reference/tailscale.md section 9: HTTP/1.1 on
+/// a unix socket, 403 unless Host is `local-tailscaled.sock`, `status` as chunked JSON.
+fn fake_localapi(socket: &Path, suffix: &'static str) -> std::thread::JoinHandle<Vec<String>> {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::os::unix::net::UnixListener::bind(socket).unwrap();
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for stream in listener.incoming().take(2) {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            let mut host = String::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+                    break;
+                }
+                if request.is_empty() {
+                    request = line.trim().to_string();
+                } else if let Some(h) = line.strip_prefix("Host: ") {
+                    host = h.trim().to_string();
+                }
+            }
+            seen.push(request.clone());
+            if host != "local-tailscaled.sock" {
+                let _ = stream.write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 26\r\n\r\ninvalid localapi request\r\n");
+                continue;
+            }
+            let body = format!(
+                "{{\"BackendState\":\"Running\",\"CurrentTailnet\":{{\"Name\":\"x@example.com\",\"MagicDNSSuffix\":\"{suffix}\"}}}}"
+            );
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(resp.as_bytes());
+        }
+        seen
+    })
+}
+
+#[test]
+fn tailnet_is_read_from_the_localapi_when_the_policy_omits_it() {
+    let dir = fleet_dir();
+    let pol = dir.path().join("migrate.toml");
+    let base = std::fs::read_to_string(&pol).unwrap();
+    std::fs::write(&pol, base.replace("tailnet = \"example-tailnet.ts.net\"\n", "")).unwrap();
+    // Unreachable: a clear error that says what to do.
+    let o = plan_cmd(&["hosts/nas.nix", "--localapi-socket", "nope.sock"], dir.path());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("set plan.tailnet"), "{}", stderr(&o));
+    let sock = dir.path().join("tailscaled.sock");
+    let server = fake_localapi(&sock, "example-tailnet.ts.net");
+    let o = plan_cmd(
+        &["hosts/nas.nix", "--localapi-socket", sock.to_str().unwrap(), "--format", "json"],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let plan: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(plan["tailnet"], "example-tailnet.ts.net");
+    // Forward auth to auth.example-tailnet.ts.net is recognised under that tailnet.
+    assert_eq!(
+        by_id(&plan)["nas/grafana"]["placement"]["names"][0]["name"],
+        "grafana.example-tailnet.ts.net"
+    );
+    // --check asks again (second connection) and finds the plan current.
+    let o = plan_cmd(
+        &["--check", "plan.json", "--localapi-socket", sock.to_str().unwrap()],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let seen = server.join().unwrap();
+    assert_eq!(seen, vec!["GET /localapi/v0/status?peers=false HTTP/1.1"; 2]);
+}

@@ -208,6 +208,14 @@ fn unit_name(s: &Service) -> String {
 
 /// Makes the plan (without hashes, creation time and id: [`crate::plan_file`] adds those).
 pub fn make_plan(inv: &Inventory, policy: &Policy, opts: &PlanOptions) -> Result<Plan, PlanError> {
+    if policy.tailnet.is_empty() {
+        return Err(PlanError::Policy {
+            file: "migrate.toml".into(),
+            line: 1,
+            column: 1,
+            message: "plan.tailnet is not set (and was not read from the LocalAPI)".into(),
+        });
+    }
     let index = Index::new(inv);
     let resolve = |_: &Inventory, key: &str, r: &str| index.resolve(inv, key, r);
     let graph = DepGraph::build(inv, &index, policy)?;

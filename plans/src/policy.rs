@@ -73,6 +73,8 @@ impl Default for Cost {
 #[serde(deny_unknown_fields)]
 pub struct Policy {
     /// The tailnet's DNS name (`bat-boa.ts.net`): legacy names are `<service>.<tailnet>`.
+    /// When empty, `migrate plan` reads the MagicDNS suffix from the LocalAPI.
+    #[serde(default)]
     pub tailnet: String,
     /// Wave sizes: the first is the canary, the last repeats until every service is placed.
     #[serde(default = "default_schedule")]

@@ -139,6 +139,9 @@ pub struct PlanArgs {
     /// Check whether a saved plan still matches its inputs and planning keys (exit 7 if not).
     #[arg(long, value_name = "PLAN")]
     pub check: Option<PathBuf>,
+    /// tailscaled's LocalAPI socket, asked for the tailnet's name when plan.tailnet is not set.
+    #[arg(long, value_name = "PATH", default_value = tailshift_shims::localapi::DEFAULT_SOCKET)]
+    pub localapi_socket: PathBuf,
     /// Show what moved, and why, compared with an older plan file.
     #[arg(long, value_name = "OLD")]
     pub compare: Option<PathBuf>,

@@ -56,7 +56,14 @@ pub fn run(a: &PlanArgs) -> anyhow::Result<Exit> {
     if let Some(saved) = &a.check {
         return check(saved, a);
     }
-    let policy = load_policy(&a.config)?;
+    let mut policy = load_policy(&a.config)?;
+    if policy.tailnet.is_empty() {
+        // The one node's own tailnet: its MagicDNS suffix (reference/tailscale.md section 9).
+        let suffix = tailshift_shims::LocalApi::new(&a.localapi_socket).magic_dns_suffix().with_context(|| {
+            format!("{}: plan.tailnet is not set, and the LocalAPI cannot tell it; set plan.tailnet", a.config.display())
+        })?;
+        policy.tailnet = suffix;
+    }
     let opts = options(&a.input)?;
     let inv = tailshift_parsers::load(&a.input.paths, &opts).context("reading the inventory")?;
     if inv.has_errors() {
@@ -109,7 +116,13 @@ fn check(saved: &Path, a: &PlanArgs) -> anyhow::Result<Exit> {
     }
     let policy_path =
         plan.policy_file.clone().map(PathBuf::from).unwrap_or_else(|| a.config.clone());
-    let policy = load_policy(&policy_path)?;
+    let mut policy = load_policy(&policy_path)?;
+    if policy.tailnet.is_empty() {
+        // Read from the LocalAPI when the plan was made: ask again, or assume the same tailnet.
+        policy.tailnet = tailshift_shims::LocalApi::new(&a.localapi_socket)
+            .magic_dns_suffix()
+            .unwrap_or_else(|_| plan.tailnet.clone());
+    }
     let paths: Vec<PathBuf> = plan.inputs.iter().map(PathBuf::from).collect();
     let inv = tailshift_parsers::load(&paths, &replay_options(&plan.input_options))
         .context("re-reading the plan's inputs")?;
