@@ -456,3 +456,39 @@ fn tailnet_is_read_from_the_localapi_when_the_policy_omits_it() {
     let seen = server.join().unwrap();
     assert_eq!(seen, vec!["GET /localapi/v0/status?peers=false HTTP/1.1"; 2]);
 }
+
+#[test]
+fn a_mount_keeps_a_public_service_public_under_the_node_name() {
+    let dir = fleet_dir();
+    let pol = dir.path().join("migrate.toml");
+    let base = std::fs::read_to_string(&pol).unwrap();
+    let text = base.replace("audiobookshelf = \"keep-node\"", "")
+        + "\n[plan.mounts]\naudiobookshelf = \"/audiobookshelf/\"\n";
+    std::fs::write(&pol, text).unwrap();
+    let o = plan_cmd(&["hosts/nas.nix", "--format", "json"], dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let plan: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let abs = by_id(&plan)["nas/audiobookshelf"];
+    assert_eq!(abs["status"], "planned");
+    assert_eq!(abs["strategy"], "tailscale-services");
+    assert_eq!(
+        abs["placement"]["names"],
+        serde_json::json!([
+            {"name": "audiobookshelf.example-tailnet.ts.net", "mount": "/"},
+            {"name": "nas.example-tailnet.ts.net", "mount": "/audiobookshelf/"}
+        ])
+    );
+    assert_eq!(
+        abs["placement"]["redirect_to"],
+        "https://nas.example-tailnet.ts.net/audiobookshelf/"
+    );
+    let w = abs["wave"].as_u64().unwrap() as usize;
+    let steps = &plan["waves"][w - 1]["steps"]["nas/audiobookshelf"];
+    assert_eq!(steps.as_array().unwrap().last().unwrap()["status"], 308);
+    assert!(plan["findings"].as_array().unwrap().iter().any(|f| f["code"] == "public_url_changes"));
+    // A mount must be a path.
+    std::fs::write(&pol, base + "\n[plan.mounts]\ngrafana = \"grafana\"\n").unwrap();
+    let o = plan_cmd(&["hosts/nas.nix"], dir.path());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("mounts.grafana"), "{}", stderr(&o));
+}

@@ -241,6 +241,19 @@ pub fn make_plan(inv: &Inventory, policy: &Policy, opts: &PlanOptions) -> Result
     for k in policy.strategies.keys().chain(policy.checks.keys()).chain(policy.usage.keys()) {
         resolve(inv, "strategies/checks/usage", k)?;
     }
+    let mut mounts: BTreeMap<usize, String> = BTreeMap::new();
+    for (k, m) in &policy.mounts {
+        let i = resolve(inv, "mounts", k)?;
+        if !m.starts_with('/') || !m.ends_with('/') || m == "/" {
+            return Err(PlanError::UnknownService {
+                key: format!("mounts.{k}"),
+                name: m.clone(),
+                hint: ": a mount is a path like \"/app/\" (leading and trailing slash, not /)"
+                    .into(),
+            });
+        }
+        mounts.insert(i, m.clone());
+    }
     let mut status = vec![Status::Planned; n];
     let mut reasons: Vec<Vec<String>> = vec![Vec::new(); n];
     let strategy: Vec<Strategy> = inv
@@ -277,6 +290,24 @@ pub fn make_plan(inv: &Inventory, policy: &Policy, opts: &PlanOptions) -> Result
                 ));
                 continue;
             }
+        }
+        if let Some(m) = mounts.get(&i)
+            && s.effective.bool("funnel") == Some(true)
+        {
+            let host = s.host.known().cloned().unwrap_or_default();
+            let url = format!("https://{host}.{}{m}", policy.tailnet);
+            reasons[i].push(format!("public under {url} (Funnel on the node's own name); its legacy name answers 308 there"));
+            findings.push(finding(
+                "public_url_changes",
+                Severity::Warning,
+                Some(&ids[i]),
+                format!(
+                    "{}'s public URL changes from https://{}.{}/ to {url}: the app must support the base path {m}; tailnet clients keep the old name",
+                    ids[i], s.name, policy.tailnet
+                ),
+                s.location.clone(),
+            ));
+            continue;
         }
         if s.effective.bool("funnel") == Some(true) && !strategy[i].keeps_funnel() {
             status[i] = Status::NeedsDecision;
@@ -619,7 +650,18 @@ pub fn make_plan(inv: &Inventory, policy: &Policy, opts: &PlanOptions) -> Result
             status: status[i],
             wave: wave_of[i],
             strategy: strategy[i],
-            placement: placement(s, &policy.tailnet),
+            placement: {
+                let mut p = placement(s, &policy.tailnet);
+                if let Some(m) = mounts.get(&i) {
+                    let host = s.host.known().cloned().unwrap_or_default();
+                    let node = format!("{host}.{}", policy.tailnet);
+                    p.names.push(RouteName { name: node.clone(), mount: m.clone() });
+                    if s.effective.bool("funnel") == Some(true) {
+                        p.redirect_to = Some(format!("https://{node}{m}"));
+                    }
+                }
+                p
+            },
             depends_on: deps,
             aliases,
             reasons: r,
@@ -650,7 +692,10 @@ pub fn make_plan(inv: &Inventory, policy: &Policy, opts: &PlanOptions) -> Result
         for &i in &ordered {
             let s = &inv.services[i];
             let check = policy.checks.get(&ids[i]).or_else(|| policy.checks.get(&s.name));
-            let (path, st) = check.map(|c| (c.path.clone(), c.status)).unwrap_or(("/".into(), 200));
+            let redirected = mounts.contains_key(&i) && s.effective.bool("funnel") == Some(true);
+            let (path, st) = check
+                .map(|c| (c.path.clone(), c.status))
+                .unwrap_or(("/".into(), if redirected { 308 } else { 200 }));
             steps.insert(ids[i].clone(), steps_for(strategy[i], &unit_name(s), &path, st));
             if strategy[i].frees_node() {
                 retired += 1;

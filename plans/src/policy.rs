@@ -97,6 +97,11 @@ pub struct Policy {
     /// Services that stay on tsnsrv.
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// Services moved under a path of the node's own name (`/jellyfin/`): how a public service
+    /// stays public under a strategy without Funnel. Its public URL becomes
+    /// `https://<host>.<tailnet><path>`, and its legacy name answers 308 to it.
+    #[serde(default)]
+    pub mounts: BTreeMap<String, String>,
     /// Dependencies beyond those the inventory shows (forward auth, aliases).
     #[serde(default)]
     pub dependencies: BTreeMap<String, Vec<String>>,
