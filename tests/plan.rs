@@ -492,3 +492,40 @@ fn a_mount_keeps_a_public_service_public_under_the_node_name() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("mounts.grafana"), "{}", stderr(&o));
 }
+
+#[test]
+fn usage_from_a_saved_tsnsrv_metrics_scrape() {
+    let dir = fleet_dir();
+    let pol = dir.path().join("migrate.toml");
+    let base = std::fs::read_to_string(&pol).unwrap();
+    std::fs::write(
+        dir.path().join("metrics.txt"),
+        "tsnsrv_response_status_classes{service_name=\"syncthing\",status_code_class=\"2xx\"} 7000\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &pol,
+        base.replace(
+            "schedule = [2, 3]",
+            "schedule = [1, 3]\nusage_metrics_file = \"metrics.txt\"\nusage_metrics_days = 7",
+        ),
+    )
+    .unwrap();
+    let o = plan_cmd(&["hosts/nas.nix", "--format", "json"], dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let plan: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    // syncthing served 1,000 requests a day: vaultwarden (5) is the quieter canary.
+    assert_eq!(plan["waves"][0]["services"], serde_json::json!(["nas/vaultwarden"]));
+    // Without the window the figures mean nothing: an error.
+    std::fs::write(
+        &pol,
+        base.replace(
+            "schedule = [2, 3]",
+            "schedule = [1, 3]\nusage_metrics_file = \"metrics.txt\"",
+        ),
+    )
+    .unwrap();
+    let o = plan_cmd(&["hosts/nas.nix"], dir.path());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("usage_metrics_days"), "{}", stderr(&o));
+}

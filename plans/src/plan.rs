@@ -791,6 +791,18 @@ fn fleet_findings(
         }
     }
     // Rollback and references, summarised per host.
+    if status.iter().zip(strategy).any(|(st, s)| *st == Status::Planned && s.frees_node()) {
+        findings.push(finding(
+            "reference_not_kept",
+            Severity::Warning,
+            None,
+            "clients that reach a service by its node's tailnet IP (100.x.y.z) lose it when the node goes: Tailscale Services get new \
+             virtual IPs, DNS strategies point the name at the one node; short MagicDNS names work only where MagicDNS search domains \
+             apply. Find such references (bookmarks, configs, ACL rules naming the node) before moving"
+                .into(),
+            None,
+        ));
+    }
     let mut per_host: BTreeMap<String, HostSummary> = BTreeMap::new();
     for (i, s) in inv.services.iter().enumerate() {
         if status[i] != Status::Planned {

@@ -115,6 +115,14 @@ pub struct Policy {
     /// join `usage` (where both name a service, `usage` wins) and are hashed with the policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage_file: Option<String>,
+    /// A saved scrape of the fork's tsnsrv metrics (`curl host:9099/metrics > file`): the
+    /// `tsnsrv_response_status_classes{service_name=...}` counters, divided by
+    /// `usage_metrics_days`, give requests per day (`usage` and `usage_file` win).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage_metrics_file: Option<String>,
+    /// How many days the counters in `usage_metrics_file` cover (the process's uptime).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage_metrics_days: Option<f64>,
     /// Cost of a tsnsrv node, for the forecast.
     #[serde(default)]
     pub cost: Cost,
@@ -164,6 +172,22 @@ impl Policy {
             })?;
             for (k, v) in parse_usage_csv(&csv, &csv_path.display().to_string())? {
                 p.usage.entry(k).or_insert(v);
+            }
+        }
+        if let Some(f) = &p.usage_metrics_file {
+            let m_path = path.parent().unwrap_or(Path::new(".")).join(f);
+            let text = std::fs::read_to_string(&m_path).map_err(|e| PlanError::Io {
+                path: m_path.display().to_string(),
+                message: e.to_string(),
+            })?;
+            let days = p.usage_metrics_days.filter(|d| *d > 0.0).ok_or_else(|| PlanError::Policy {
+                file: path.display().to_string(),
+                line: 1,
+                column: 1,
+                message: "usage_metrics_file needs usage_metrics_days > 0 (the days its counters cover)".into(),
+            })?;
+            for (k, total) in parse_tsnsrv_metrics(&text) {
+                p.usage.entry(k).or_insert((total / days).round() as u64);
             }
         }
         Ok(p)
@@ -227,6 +251,27 @@ impl Policy {
     }
 }
 
+/// Sums `tsnsrv_response_status_classes{service_name="x",...} N` per service from Prometheus
+/// text (the fork's metrics; tsnsrv.md 3.8).
+pub fn parse_tsnsrv_metrics(text: &str) -> BTreeMap<String, f64> {
+    let mut out: BTreeMap<String, f64> = BTreeMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("tsnsrv_response_status_classes{") else { continue };
+        let Some((labels, value)) = rest.split_once('}') else { continue };
+        let Some(v) = value.split_whitespace().next().and_then(|v| v.parse::<f64>().ok()) else {
+            continue;
+        };
+        let service = labels.split(',').find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            (k.trim() == "service_name").then(|| v.trim().trim_matches('"').to_string())
+        });
+        if let Some(s) = service {
+            *out.entry(s).or_default() += v;
+        }
+    }
+    out
+}
+
 /// Parses `service,requests_per_day` lines; a header line and `#` comments are skipped.
 pub fn parse_usage_csv(text: &str, file: &str) -> Result<BTreeMap<String, u64>, PlanError> {
     let mut out = BTreeMap::new();
@@ -281,6 +326,18 @@ mod tests {
         assert_eq!(m["miniflux"], 300);
         let e = parse_usage_csv("a,1\nb,lots\n", "u.csv").unwrap_err();
         assert!(e.to_string().starts_with("u.csv:2:3:"), "{e}");
+    }
+
+    #[test]
+    fn tsnsrv_metrics_are_summed_per_service() {
+        let text = "# TYPE tsnsrv_response_status_classes counter\n\
+            tsnsrv_response_status_classes{service_name=\"a\",status_code_class=\"2xx\"} 70\n\
+            tsnsrv_response_status_classes{service_name=\"a\",status_code_class=\"5xx\"} 7\n\
+            tsnsrv_response_status_classes{service_name=\"b\",status_code_class=\"2xx\"} 1.4e1\n\
+            tsnsrv_proxy_errors{service_name=\"a\"} 3\n";
+        let m = parse_tsnsrv_metrics(text);
+        assert_eq!(m["a"], 77.0);
+        assert_eq!(m["b"], 14.0);
     }
 
     #[test]
