@@ -1,5 +1,6 @@
 //! `migrate`: moves tsnsrv services onto one Tailscale node behind one reverse proxy.
 
+mod admin;
 mod cli;
 mod exit;
 

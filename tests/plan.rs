@@ -529,3 +529,62 @@ fn usage_from_a_saved_tsnsrv_metrics_scrape() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("usage_metrics_days"), "{}", stderr(&o));
 }
+
+#[test]
+fn routes_keep_what_each_flavour_did() {
+    let dir = fleet_dir();
+    let o = plan_cmd(&["hosts/nas.nix", "--format", "routes"], dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let routes: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let by: BTreeMap<String, &Value> = routes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["service"].as_str().unwrap().to_string(), r))
+        .collect();
+    // jellyfin is manual: no route.
+    assert!(!by.contains_key("nas/jellyfin"));
+    let p = by["nas/paperless"];
+    assert_eq!(p["upstream"]["unix"], "/run/paperless/web.sock");
+    assert_eq!(p["auth"]["copy_headers"], serde_json::json!(["Remote-User"]));
+    // The fork's per-service units kept the Host and stripped prefixes.
+    let s = by["nas/syncthing"];
+    assert_eq!(
+        (s["host_header"].as_str(), s["strip_prefix"].as_bool()),
+        (Some("keep"), Some(false))
+    );
+    assert_eq!(
+        s["hosts"][0],
+        serde_json::json!({"name": "syncthing.example-tailnet.ts.net", "mount": "/"})
+    );
+    assert_eq!(by["nas/grafana"]["wave"], 2);
+}
+
+#[test]
+fn homelab_routes_differ_by_flavour() {
+    need_homelab!();
+    let dir = tempfile::tempdir().unwrap();
+    let (o, _) = homelab_plan(&dir.path().join("p.json"), "routes");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let routes: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let by: BTreeMap<String, &Value> = routes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["service"].as_str().unwrap().to_string(), r))
+        .collect();
+    assert_eq!(by.len(), 71);
+    // cloud runs tsnsrv-all: the upstream saw its own Host; storage kept the client's.
+    assert_eq!(by["cloud/dns"]["host_header"], "upstream");
+    assert_eq!(by["cloud/dns"]["listen"], serde_json::json!({"kind": "plaintext", "port": 80}));
+    assert_eq!(by["storage/jellyfin"]["host_header"], "keep");
+    assert_eq!(
+        by["storage/filebrowser"]["prefixes"],
+        serde_json::json!(["tailnet:/", "funnel:/share/"])
+    );
+    assert_eq!(by["storage/syncthing"]["upstream"]["unix"], "/run/syncthing/gui.sock");
+    assert_eq!(
+        by["storage/hass"]["upstream_headers"],
+        serde_json::json!({"X-Forwarded-Proto": "https"})
+    );
+}

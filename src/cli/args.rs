@@ -116,6 +116,8 @@ pub enum PlanFormat {
     Dot,
     /// Mermaid flowchart.
     Mermaid,
+    /// The proxy route table the planned services will get (JSON).
+    Routes,
 }
 
 /// `migrate plan`.

@@ -99,6 +99,10 @@ pub fn run(a: &PlanArgs) -> anyhow::Result<Exit> {
         PlanFormat::Markdown => print!("{}", tailshift_plans::render::markdown(&plan)),
         PlanFormat::Dot => print!("{}", tailshift_plans::render::dot(&plan)),
         PlanFormat::Mermaid => print!("{}", tailshift_plans::render::mermaid(&plan)),
+        PlanFormat::Routes => {
+            let routes = routes_of(&plan)?;
+            println!("{}", serde_json::to_string_pretty(&routes)?);
+        }
     }
     if let Some(old) = old {
         // On stderr when stdout carries a document, so the document stays parseable.
@@ -106,6 +110,32 @@ pub fn run(a: &PlanArgs) -> anyhow::Result<Exit> {
         if a.format == PlanFormat::Table { print!("{text}") } else { eprint!("{text}") }
     }
     Ok(Exit::Ok)
+}
+
+/// The route table of every planned service, from each plan entry's placement.
+fn routes_of(plan: &tailshift_plans::Plan) -> anyhow::Result<Vec<crate::admin::Route>> {
+    use crate::admin::{Listen, Placement, RouteHost, route_from_service, validate_table};
+    let mut routes = Vec::new();
+    for s in plan.services.iter().filter(|s| s.status == tailshift_plans::Status::Planned) {
+        let p = &s.placement;
+        let placement = Placement {
+            hosts: p
+                .names
+                .iter()
+                .map(|n| RouteHost { name: n.name.to_ascii_lowercase(), mount: n.mount.clone() })
+                .collect(),
+            listen: if p.listener == "plaintext" {
+                Listen::Plaintext { port: p.port }
+            } else {
+                Listen::Https { port: p.port }
+            },
+            redirect_to: p.redirect_to.clone(),
+            wave: s.wave,
+        };
+        routes.push(route_from_service(&s.inventory, &placement)?);
+    }
+    validate_table(&routes)?;
+    Ok(routes)
 }
 
 fn check(saved: &Path, a: &PlanArgs) -> anyhow::Result<Exit> {
