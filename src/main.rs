@@ -3,6 +3,7 @@
 mod admin;
 mod cli;
 mod exit;
+mod proxy;
 
 use exit::Exit;
 
