@@ -3,4 +3,5 @@
 mod bad_input;
 mod inventory;
 mod plan;
+mod proxy;
 mod util;

@@ -19,6 +19,8 @@ pub enum Command {
     Inventory(InventoryArgs),
     /// Build a wave-by-wave plan (canary first, dependencies respected) and save it.
     Plan(PlanArgs),
+    /// Run the reverse proxy that serves every service on the one node (the daemon that stays).
+    Proxy(ProxyArgs),
 }
 
 /// Output formats.
@@ -147,4 +149,18 @@ pub struct PlanArgs {
     /// Show what moved, and why, compared with an older plan file.
     #[arg(long, value_name = "OLD")]
     pub compare: Option<PathBuf>,
+}
+
+/// `migrate proxy`.
+#[derive(Args, Debug)]
+pub struct ProxyArgs {
+    /// The proxy's TOML (listeners, state directory; never the routes).
+    #[arg(long, value_name = "FILE", default_value = "/etc/tailshift/proxy.toml")]
+    pub config: PathBuf,
+    /// Validate the configuration and the saved route table, then exit.
+    #[arg(long)]
+    pub check_config: bool,
+    /// Worker threads (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
 }

@@ -25,5 +25,6 @@ pub fn run(cmd: Command) -> anyhow::Result<Exit> {
     match cmd {
         Command::Inventory(a) => commands::inventory::run(&a),
         Command::Plan(a) => commands::plan::run(&a),
+        Command::Proxy(a) => commands::proxy::run(&a),
     }
 }

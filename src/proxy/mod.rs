@@ -1,8 +1,10 @@
-//! The data plane that takes tsnsrv's place: routes, listeners, certificates, metrics, the admin
-//! socket. This version holds the request-path rules that must match tsnsrv exactly; the
-//! listeners and the forwarder land with issue 4.
+//! The data plane that takes tsnsrv's place: routes, listeners, the admin socket. Requests are
+//! routed by Host (or, behind tailscaled, by X-Forwarded-Host), then tsnsrv's rules apply.
 
-// Used by the request path, which lands with the listeners (issue 4).
-#![allow(dead_code)]
-
+pub mod config;
+pub mod handler;
 pub mod prefix;
+pub mod routes;
+pub mod server;
+
+pub use config::ProxyConfig;

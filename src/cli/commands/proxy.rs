@@ -1,0 +1,29 @@
+//! `migrate proxy`: runs the data plane until stopped.
+
+use crate::cli::args::ProxyArgs;
+use crate::exit::Exit;
+use crate::proxy::ProxyConfig;
+use crate::proxy::routes::RouteTable;
+
+/// Runs the command.
+pub fn run(a: &ProxyArgs) -> anyhow::Result<Exit> {
+    let cfg = ProxyConfig::load(&a.config)?;
+    if a.check_config {
+        let table = RouteTable::load(&cfg.routes_file())?;
+        println!(
+            "{}: ok ({} listeners, {} routes in {})",
+            a.config.display(),
+            cfg.listeners.len(),
+            table.routes.len(),
+            cfg.routes_file().display()
+        );
+        return Ok(Exit::Ok);
+    }
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = a.workers {
+        rt.worker_threads(n.max(1));
+    }
+    let rt = rt.enable_all().build()?;
+    rt.block_on(crate::proxy::server::run(cfg))?;
+    Ok(Exit::Ok)
+}

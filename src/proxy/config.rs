@@ -1,0 +1,92 @@
+//! The proxy's own TOML (never the routes: those live in `routes.json`, written by the proxy).
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// One listener.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ListenerConfig {
+    /// A unix socket tailscaled's serve (or a Tailscale Service) forwards to. Only here are
+    /// tailscaled's `Tailscale-*` headers believed; routes are chosen by `X-Forwarded-Host`.
+    Trusted {
+        /// Socket path.
+        path: PathBuf,
+        /// File mode of the socket (tailscaled must be able to connect).
+        #[serde(default = "default_trusted_mode")]
+        mode: u32,
+    },
+    /// Plain HTTP on TCP: serves `plaintext` routes by Host, redirects HTTPS routes (308).
+    Http {
+        /// Address to bind.
+        addr: String,
+    },
+}
+
+fn default_trusted_mode() -> u32 {
+    0o660
+}
+
+/// The proxy's configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Where `routes.json` lives (and the admin socket by default).
+    pub state_dir: PathBuf,
+    /// The admin socket (mode 0600); default `<state_dir>/admin.sock`.
+    #[serde(default)]
+    pub admin_socket: Option<PathBuf>,
+    /// Listeners.
+    #[serde(default, rename = "listener")]
+    pub listeners: Vec<ListenerConfig>,
+    /// How long in-flight requests may finish after a stop signal.
+    #[serde(default = "default_drain_ms")]
+    pub drain_ms: u64,
+    /// Write tsnsrv's `served ...` access-log line per request.
+    #[serde(default = "default_true")]
+    pub access_log: bool,
+}
+
+fn default_drain_ms() -> u64 {
+    10_000
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl ProxyConfig {
+    /// Reads and validates a config file; errors name the file, line and column.
+    pub fn load(path: &Path) -> anyhow::Result<ProxyConfig> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let cfg: ProxyConfig = toml::from_str(&text).map_err(|e| {
+            let (line, col) = e
+                .span()
+                .map(|s| tailshift_plans::policy::line_col(&text, s.start))
+                .unwrap_or((1, 1));
+            anyhow::anyhow!("{}:{line}:{col}: {}", path.display(), e.message().trim())
+        })?;
+        if cfg.listeners.is_empty() {
+            anyhow::bail!("{}: no [[listener]]: the proxy would serve nothing", path.display());
+        }
+        for l in &cfg.listeners {
+            if let ListenerConfig::Http { addr } = l {
+                addr.parse::<std::net::SocketAddr>().map_err(|e| {
+                    anyhow::anyhow!("{}: listener address {addr:?}: {e}", path.display())
+                })?;
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// The admin socket path.
+    pub fn admin_socket(&self) -> PathBuf {
+        self.admin_socket.clone().unwrap_or_else(|| self.state_dir.join("admin.sock"))
+    }
+
+    /// The route table file.
+    pub fn routes_file(&self) -> PathBuf {
+        self.state_dir.join("routes.json")
+    }
+}

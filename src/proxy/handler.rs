@@ -1,0 +1,356 @@
+//! One request, top to bottom: which name was asked for, which route, Funnel and prefix
+//! rules, tsnsrv's headers toward the upstream, forward, answer (`reference/tsnsrv.md` 3).
+
+use super::prefix::{Via, allowed, upstream_path, upstream_query};
+use super::routes::RouteTable;
+use crate::admin::{HostHeader, Listen, Route};
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Empty, Full, combinators::BoxBody};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::{Client, connect::HttpConnector};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Response bodies: streamed from the upstream, or small synthetic ones.
+pub type Body = BoxBody<Bytes, hyper::Error>;
+
+/// What the request path shares: the swappable route table and the upstream client (whose pool
+/// outlives route swaps).
+pub struct Shared {
+    /// The current route table.
+    pub routes: ArcSwap<RouteTable>,
+    /// Pooled HTTP/1.1 client toward TCP upstreams.
+    pub client: Client<HttpConnector, Incoming>,
+    /// Write the `served` access-log line.
+    pub access_log: bool,
+}
+
+/// Where a connection came from.
+#[derive(Clone, Copy, Debug)]
+pub enum Origin {
+    /// tailscaled's serve on the trusted unix socket.
+    Trusted,
+    /// A plain HTTP TCP listener; the peer address.
+    Http(Option<IpAddr>),
+}
+
+fn synthetic(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut r = Response::new(
+        Full::new(Bytes::from_static(body.as_bytes())).map_err(|never| match never {}).boxed(),
+    );
+    *r.status_mut() = status;
+    if !body.is_empty() {
+        r.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+    }
+    r
+}
+
+fn empty(status: StatusCode) -> Response<Body> {
+    let mut r = Response::new(Empty::new().map_err(|never| match never {}).boxed());
+    *r.status_mut() = status;
+    r
+}
+
+fn redirect(location: &str) -> Response<Body> {
+    let mut r = empty(StatusCode::PERMANENT_REDIRECT);
+    if let Ok(v) = HeaderValue::from_str(location) {
+        r.headers_mut().insert(http::header::LOCATION, v);
+    }
+    r
+}
+
+/// RFC 9110 7.6.1 hop-by-hop headers, plus whatever `Connection` names.
+fn strip_hop_by_hop(h: &mut HeaderMap) {
+    let named: Vec<HeaderName> = h
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        h.remove(n);
+    }
+    for n in [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    ] {
+        h.remove(n);
+    }
+}
+
+fn header(h: &HeaderMap, name: &str) -> Option<String> {
+    h.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+fn set(h: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        h.insert(name, v);
+    }
+}
+
+/// The identity tailscaled's serve put on a request (trusted listener only).
+struct Identity {
+    login: Option<String>,
+    name: Option<String>,
+    picture: Option<String>,
+}
+
+/// Serves one request.
+pub async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+    origin: Origin,
+) -> Result<Response<Body>, hyper::Error> {
+    let started = Instant::now();
+    let trusted = matches!(origin, Origin::Trusted);
+    let h = req.headers();
+    // Which name, and through what, the client came: believed only from tailscaled.
+    let asked = if trusted {
+        header(h, "x-forwarded-host")
+    } else {
+        header(h, "host").or_else(|| req.uri().host().map(str::to_string))
+    };
+    let Some(asked) = asked else {
+        return Ok(synthetic(StatusCode::BAD_REQUEST, "missing Host\n"));
+    };
+    let via = if trusted && header(h, "tailscale-funnel-request").as_deref() == Some("?1") {
+        Via::Funnel
+    } else {
+        Via::Tailnet
+    };
+    let peer = match origin {
+        Origin::Trusted => header(h, "x-forwarded-for"),
+        Origin::Http(ip) => ip.map(|i| i.to_string()),
+    };
+    let identity = (trusted && via == Via::Tailnet).then(|| Identity {
+        login: header(h, "tailscale-user-login"),
+        name: header(h, "tailscale-user-name"),
+        picture: header(h, "tailscale-user-profile-pic"),
+    });
+    let path = req.uri().path().to_string();
+    let table = shared.routes.load();
+    let Some((route, _mount)) = table.lookup(&asked, &path) else {
+        return Ok(synthetic(StatusCode::NOT_FOUND, "404 page not found\n"));
+    };
+    // Funnel isolation: a public request reaches only routes that are public.
+    if via == Via::Funnel && !route.funnel {
+        return Ok(synthetic(StatusCode::FORBIDDEN, "not available through Funnel\n"));
+    }
+    if via == Via::Tailnet && !route.tailnet {
+        return Ok(synthetic(StatusCode::NOT_FOUND, "404 page not found\n"));
+    }
+    let query = req.uri().query().map(str::to_string);
+    if let (Origin::Http(_), Listen::Https { .. }) = (origin, route.listen) {
+        let host = asked.split(':').next().unwrap_or(&asked);
+        let q = query.as_ref().map(|q| format!("?{q}")).unwrap_or_default();
+        return Ok(redirect(&format!("https://{host}{path}{q}")));
+    }
+    if let Some(to) = &route.redirect_to {
+        let q = query.as_ref().map(|q| format!("?{q}")).unwrap_or_default();
+        let rest = path.trim_start_matches('/');
+        return Ok(redirect(&format!(
+            "{}{rest}{q}",
+            if to.ends_with('/') { to.clone() } else { format!("{to}/") }
+        )));
+    }
+    let Some(matched) = allowed(&route.prefixes, &path, None, via) else {
+        eprintln!(
+            "WARN URL prefix not allowed url={path} prefixes={:?} forFunnel={}",
+            route.prefixes,
+            via == Via::Funnel
+        );
+        return Ok(synthetic(StatusCode::NOT_FOUND, "404 page not found\n"));
+    };
+    let Ok(dest) = url::Url::parse(&route.upstream.url) else {
+        return Ok(empty(StatusCode::BAD_GATEWAY));
+    };
+    // The url crate writes an empty path as "/"; joining gives the same result as Go's "".
+    let new_path = upstream_path(dest.path(), &path, matched, route.strip_prefix);
+    let new_query = upstream_query(dest.query(), query.as_deref());
+    let authority = match dest.port() {
+        Some(p) => format!("{}:{p}", dest.host_str().unwrap_or("localhost")),
+        None => dest.host_str().unwrap_or("localhost").to_string(),
+    };
+    let target = format!(
+        "{}://{authority}{new_path}{}",
+        dest.scheme(),
+        new_query.map(|q| format!("?{q}")).unwrap_or_default()
+    );
+
+    let (mut parts, body) = req.into_parts();
+    let headers =
+        outgoing_headers(&parts.headers, &route, &asked, peer.as_deref(), trusted, identity);
+    parts.headers = headers;
+    parts.uri = match target.parse::<Uri>() {
+        Ok(u) => u,
+        Err(_) => return Ok(empty(StatusCode::BAD_GATEWAY)),
+    };
+    parts.version = http::Version::HTTP_11;
+    let out = Request::from_parts(parts, body);
+    let login = identity_login(&out);
+    let result = forward(&shared, &route, out).await;
+    let response = match result {
+        Ok(mut resp) => {
+            strip_hop_by_hop(resp.headers_mut());
+            resp.map(|b| b.boxed())
+        }
+        Err(e) => {
+            eprintln!("WARN proxy error service={} error={e}", route.service);
+            empty(StatusCode::BAD_GATEWAY)
+        }
+    };
+    if shared.access_log {
+        eprintln!(
+            "INFO served service={} original={path} rewritten={target} origin_login={:?} origin_node=\"\" duration={:?} http_status={}",
+            route.service,
+            login.unwrap_or_default(),
+            started.elapsed(),
+            response.status().as_u16()
+        );
+    }
+    Ok(response)
+}
+
+fn identity_login(r: &Request<Incoming>) -> Option<String> {
+    header(r.headers(), "x-tailscale-user-loginname")
+}
+
+/// tsnsrv's `rewrite` (3.4), in its order, with the identity of tailscaled's serve mapped onto
+/// tsnsrv's header names.
+fn outgoing_headers(
+    incoming: &HeaderMap,
+    route: &Route,
+    asked: &str,
+    peer: Option<&str>,
+    trusted: bool,
+    identity: Option<Identity>,
+) -> HeaderMap {
+    let mut h = incoming.clone();
+    strip_hop_by_hop(&mut h);
+    for n in ["forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto"] {
+        h.remove(n);
+    }
+    // What tailscaled says is read above; nothing a client sends as identity goes further.
+    let spoofable: Vec<HeaderName> = h
+        .keys()
+        .filter(|k| {
+            let k = k.as_str();
+            k.starts_with("tailscale-") || k.starts_with("x-tailscale-")
+        })
+        .cloned()
+        .collect();
+    for k in spoofable {
+        h.remove(k);
+    }
+    let full_host = if trusted && !asked.contains('.') {
+        route.hosts.first().map(|h| h.name.clone()).unwrap_or_else(|| asked.to_string())
+    } else {
+        asked.to_string()
+    };
+    let proto = if trusted { "https" } else { "http" };
+    if let Some(p) = peer {
+        set(&mut h, "x-forwarded-for", p);
+    }
+    set(&mut h, "x-forwarded-host", &full_host);
+    set(&mut h, "x-forwarded-proto", proto);
+    match route.host_header {
+        HostHeader::Keep => {
+            // Behind tailscaled the Host is always `localhost`: rebuild it from the name asked.
+            let host = if trusted {
+                full_host.split(':').next().unwrap_or(&full_host).to_string()
+            } else {
+                asked.to_string()
+            };
+            set(&mut h, "host", &host);
+        }
+        HostHeader::Upstream => {
+            if let Ok(u) = url::Url::parse(&route.upstream.url) {
+                let host = match u.port() {
+                    Some(p) => format!("{}:{p}", u.host_str().unwrap_or("localhost")),
+                    None => u.host_str().unwrap_or("localhost").to_string(),
+                };
+                set(&mut h, "host", &host);
+            }
+        }
+    }
+    if route.proxy_headers {
+        set(&mut h, "x-scheme", proto);
+        if let Some(p) = peer {
+            set(&mut h, "x-real-ip", p);
+        }
+        let (server, port) = match full_host.rsplit_once(':') {
+            Some((s, p)) if p.chars().all(|c| c.is_ascii_digit()) => {
+                (s.to_string(), Some(p.to_string()))
+            }
+            _ => (full_host.clone(), None),
+        };
+        set(&mut h, "x-forwarded-server", &server);
+        if let Some(p) = port {
+            set(&mut h, "x-forwarded-port", &p);
+        }
+    }
+    for (k, v) in &route.upstream_headers {
+        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+            h.insert(n, v);
+        }
+    }
+    // tsnsrv deletes every outgoing X-Tailscale-* whatever set it, then adds the identity.
+    let ours: Vec<HeaderName> =
+        h.keys().filter(|k| k.as_str().starts_with("x-tailscale-")).cloned().collect();
+    for k in ours {
+        h.remove(k);
+    }
+    if route.whois.enabled
+        && let Some(id) = identity
+    {
+        if let Some(login) = id.login {
+            if let Some((local, domain)) = login.split_once('@') {
+                set(&mut h, "x-tailscale-user-loginname-localpart", local);
+                set(&mut h, "x-tailscale-user-loginname-domain", domain);
+            }
+            set(&mut h, "x-tailscale-user-loginname", &login);
+            set(&mut h, "x-tailscale-user-displayname", id.name.as_deref().unwrap_or(""));
+            if let Some(p) = id.picture.filter(|p| !p.is_empty()) {
+                set(&mut h, "x-tailscale-user-profilepicurl", &p);
+            }
+        }
+    }
+    h
+}
+
+async fn forward(
+    shared: &Shared,
+    route: &Route,
+    req: Request<Incoming>,
+) -> Result<Response<Incoming>, String> {
+    if let Some(sock) = &route.upstream.unix {
+        let stream = tokio::net::UnixStream::connect(sock)
+            .await
+            .map_err(|e| format!("dial unix {sock}: {e}"))?;
+        let (mut send, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|e| e.to_string())?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        return send.send_request(req).await.map_err(|e| e.to_string());
+    }
+    if req.uri().scheme_str() != Some("http") {
+        return Err("https upstreams are not supported by this version of the proxy yet".into());
+    }
+    shared.client.request(req).await.map_err(|e| format!("{e:?}"))
+}

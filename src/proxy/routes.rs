@@ -1,0 +1,78 @@
+//! The immutable route table the request path reads: built beside the old one, validated,
+//! swapped whole (`arc-swap`), never locked on the hot path.
+
+use crate::admin::{Route, RouteError, validate_table};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+/// An index of routes by name, mounts longest first.
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    /// The routes as given.
+    pub routes: Vec<Arc<Route>>,
+    by_host: HashMap<String, Vec<(String, Arc<Route>)>>,
+    /// Short names (`jellyfin` for `jellyfin.tailnet.ts.net`) to full names.
+    short: HashMap<String, String>,
+}
+
+impl RouteTable {
+    /// Validates and indexes a whole table.
+    pub fn new(routes: Vec<Route>) -> Result<RouteTable, RouteError> {
+        validate_table(&routes)?;
+        let routes: Vec<Arc<Route>> = routes.into_iter().map(Arc::new).collect();
+        let mut by_host: HashMap<String, Vec<(String, Arc<Route>)>> = HashMap::new();
+        let mut short = HashMap::new();
+        for r in &routes {
+            for h in &r.hosts {
+                by_host.entry(h.name.clone()).or_default().push((h.mount.clone(), r.clone()));
+                if let Some((label, _)) = h.name.split_once('.') {
+                    short.entry(label.to_string()).or_insert_with(|| h.name.clone());
+                }
+            }
+        }
+        for v in by_host.values_mut() {
+            v.sort_by_key(|m| std::cmp::Reverse(m.0.len()));
+        }
+        Ok(RouteTable { routes, by_host, short })
+    }
+
+    /// The route for a host (port stripped, short names accepted) and path: longest mount wins.
+    pub fn lookup(&self, host: &str, path: &str) -> Option<(Arc<Route>, String)> {
+        let host = host
+            .rsplit_once(':')
+            .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
+            .map_or(host, |(h, _)| h);
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let full = self
+            .by_host
+            .get(&host)
+            .map(|_| host.clone())
+            .or_else(|| self.short.get(&host).cloned())?;
+        self.by_host[&full]
+            .iter()
+            .find(|(mount, _)| {
+                mount == "/" || path.starts_with(mount.as_str()) || format!("{path}/") == *mount
+            })
+            .map(|(m, r)| (r.clone(), m.clone()))
+    }
+
+    /// Reads `routes.json` (an absent file is an empty table).
+    pub fn load(path: &Path) -> anyhow::Result<RouteTable> {
+        if !path.exists() {
+            return Ok(RouteTable::default());
+        }
+        let text = std::fs::read_to_string(path)?;
+        let routes: Vec<Route> =
+            serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        RouteTable::new(routes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+
+    /// Writes the table atomically (temporary file, fsync, rename).
+    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        let list: Vec<&Route> = self.routes.iter().map(|r| r.as_ref()).collect();
+        let text = serde_json::to_string_pretty(&list)? + "\n";
+        tailshift_plans::plan_file::write_atomic(path, &text)?;
+        Ok(())
+    }
+}

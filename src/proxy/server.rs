@@ -1,0 +1,234 @@
+//! Listeners, the admin socket, signals and graceful shutdown.
+
+use super::config::{ListenerConfig, ProxyConfig};
+use super::handler::{Origin, Shared, handle};
+use super::routes::RouteTable;
+use crate::admin::Route;
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::watch;
+
+/// Largest route table the admin socket accepts.
+const MAX_ADMIN_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+fn bind_unix(path: &Path, mode: u32) -> anyhow::Result<UnixListener> {
+    if path.exists() {
+        std::fs::remove_file(path)?;
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let l =
+        UnixListener::bind(path).map_err(|e| anyhow::anyhow!("bind {}: {e}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    Ok(l)
+}
+
+/// Tells systemd we are ready (`Type=notify`), when it asked.
+fn notify_ready() {
+    if let Some(sock) = std::env::var_os("NOTIFY_SOCKET") {
+        let s = std::os::unix::net::UnixDatagram::unbound();
+        if let Ok(s) = s {
+            let _ = s.send_to(b"READY=1", PathBuf::from(sock));
+        }
+    }
+}
+
+fn json_response(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    r
+}
+
+async fn admin(
+    shared: Arc<Shared>,
+    routes_file: Arc<PathBuf>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    Ok(match (req.method(), req.uri().path()) {
+        (&Method::GET, "/healthz") => json_response(StatusCode::OK, "{\"status\":\"ok\"}\n".into()),
+        (&Method::GET, "/routes") => {
+            let t = shared.routes.load();
+            let list: Vec<&Route> = t.routes.iter().map(|r| r.as_ref()).collect();
+            json_response(
+                StatusCode::OK,
+                serde_json::to_string_pretty(&list).unwrap_or_default() + "\n",
+            )
+        }
+        (&Method::PUT, "/routes") => {
+            let body =
+                http_body_util::Limited::new(req.into_body(), MAX_ADMIN_BODY_BYTES).collect().await;
+            let Ok(body) = body else {
+                return Ok(json_response(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "{\"error\":\"table too large\"}\n".into(),
+                ));
+            };
+            let parsed: Result<Vec<Route>, _> = serde_json::from_slice(&body.to_bytes());
+            // Validate the whole table beside the old one; only then write and swap.
+            match parsed
+                .map_err(|e| e.to_string())
+                .and_then(|r| RouteTable::new(r).map_err(|e| e.to_string()))
+            {
+                Err(e) => json_response(
+                    StatusCode::BAD_REQUEST,
+                    serde_json::json!({"error": e}).to_string() + "\n",
+                ),
+                Ok(table) => match table.save(&routes_file) {
+                    Err(e) => json_response(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        serde_json::json!({"error": e.to_string()}).to_string() + "\n",
+                    ),
+                    Ok(()) => {
+                        let n = table.routes.len();
+                        shared.routes.store(Arc::new(table));
+                        json_response(StatusCode::OK, format!("{{\"routes\":{n}}}\n"))
+                    }
+                },
+            }
+        }
+        _ => json_response(StatusCode::NOT_FOUND, "{\"error\":\"no such endpoint\"}\n".into()),
+    })
+}
+
+/// Runs the proxy until SIGTERM or SIGINT; SIGHUP re-reads `routes.json`.
+pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&cfg.state_dir)?;
+    let routes_file = Arc::new(cfg.routes_file());
+    let table = RouteTable::load(&routes_file)?;
+    let mut http = HttpConnectorBuilder::new();
+    http.set_nodelay(true);
+    let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build(http);
+    let shared = Arc::new(Shared {
+        routes: ArcSwap::from_pointee(table),
+        client,
+        access_log: cfg.access_log,
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let graceful = Arc::new(GracefulShutdown::new());
+    let mut tasks = Vec::new();
+    let mut described = Vec::new();
+    for l in &cfg.listeners {
+        match l {
+            ListenerConfig::Trusted { path, mode } => {
+                let listener = bind_unix(path, *mode)?;
+                described.push(format!("trusted unix:{}", path.display()));
+                let (shared, graceful, mut stop) =
+                    (shared.clone(), graceful.clone(), stop_rx.clone());
+                tasks.push(tokio::spawn(async move {
+                    loop {
+                        tokio::select! {
+                            _ = stop.changed() => break,
+                            accepted = listener.accept() => {
+                                let Ok((stream, _)) = accepted else { continue };
+                                let shared = shared.clone();
+                                let svc = service_fn(move |req| handle(shared.clone(), req, Origin::Trusted));
+                                let conn = auto::Builder::new(TokioExecutor::new()).serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
+                                let watched = graceful.watch(conn);
+                                tokio::spawn(async move { let _ = watched.await; });
+                            }
+                        }
+                    }
+                }));
+            }
+            ListenerConfig::Http { addr } => {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("bind {addr}: {e}"))?;
+                described.push(format!("http {}", listener.local_addr()?));
+                let (shared, graceful, mut stop) =
+                    (shared.clone(), graceful.clone(), stop_rx.clone());
+                tasks.push(tokio::spawn(async move {
+                    loop {
+                        tokio::select! {
+                            _ = stop.changed() => break,
+                            accepted = listener.accept() => {
+                                let Ok((stream, peer)) = accepted else { continue };
+                                let _ = stream.set_nodelay(true);
+                                let shared = shared.clone();
+                                let origin = Origin::Http(Some(peer.ip()));
+                                let svc = service_fn(move |req| handle(shared.clone(), req, origin));
+                                let conn = auto::Builder::new(TokioExecutor::new()).serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
+                                let watched = graceful.watch(conn);
+                                tokio::spawn(async move { let _ = watched.await; });
+                            }
+                        }
+                    }
+                }));
+            }
+        }
+    }
+    let admin_path = cfg.admin_socket();
+    let admin_listener = bind_unix(&admin_path, 0o600)?;
+    {
+        let (shared, routes_file, mut stop) =
+            (shared.clone(), routes_file.clone(), stop_rx.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    accepted = admin_listener.accept() => {
+                        let Ok((stream, _)) = accepted else { continue };
+                        let (shared, routes_file) = (shared.clone(), routes_file.clone());
+                        let svc = service_fn(move |req| admin(shared.clone(), routes_file.clone(), req));
+                        tokio::spawn(async move {
+                            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                        });
+                    }
+                }
+            }
+        }));
+    }
+    eprintln!(
+        "INFO tailshift proxy serving {} routes on {}; admin unix:{}",
+        shared.routes.load().routes.len(),
+        described.join(", "),
+        admin_path.display()
+    );
+    notify_ready();
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => match RouteTable::load(&routes_file) {
+                Ok(t) => {
+                    eprintln!("INFO reloaded {} routes from {}", t.routes.len(), routes_file.display());
+                    shared.routes.store(Arc::new(t));
+                }
+                Err(e) => eprintln!("WARN reload failed, keeping the current routes: {e:#}"),
+            },
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    // Stop accepting, then let requests in flight finish (bounded).
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+    let graceful = Arc::try_unwrap(graceful).unwrap_or_else(|_| GracefulShutdown::new());
+    tokio::select! {
+        _ = graceful.shutdown() => eprintln!("INFO drained; bye"),
+        _ = tokio::time::sleep(Duration::from_millis(cfg.drain_ms)) => eprintln!("WARN drain timeout: closing {} ms after the stop signal", cfg.drain_ms),
+    }
+    let _ = std::fs::remove_file(&admin_path);
+    Ok(())
+}
+
+type HttpConnectorBuilder = hyper_util::client::legacy::connect::HttpConnector;

@@ -1,0 +1,391 @@
+//! `migrate proxy` over real sockets: an upstream that echoes what it received, requests with
+//! curl through the plain HTTP listener and the trusted unix socket, tables over the admin socket.
+
+use crate::util::*;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+/// An upstream that answers every request with a JSON echo of its method, path and headers.
+fn echo_upstream() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut parts = line.split_whitespace();
+                    let (method, path) = (
+                        parts.next().unwrap_or("").to_string(),
+                        parts.next().unwrap_or("").to_string(),
+                    );
+                    let mut headers = serde_json::Map::new();
+                    let mut len = 0usize;
+                    loop {
+                        let mut h = String::new();
+                        r.read_line(&mut h).unwrap();
+                        if h == "\r\n" || h.is_empty() {
+                            break;
+                        }
+                        if let Some((k, v)) = h.split_once(':') {
+                            let k = k.trim().to_ascii_lowercase();
+                            if k == "content-length" {
+                                len = v.trim().parse().unwrap_or(0);
+                            }
+                            headers.insert(k, json!(v.trim()));
+                        }
+                    }
+                    let mut body = vec![0; len];
+                    r.read_exact(&mut body).unwrap();
+                    let out =
+                        json!({"method": method, "path": path, "headers": headers}).to_string();
+                    let resp = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{out}",
+                        out.len()
+                    );
+                    if s.write_all(resp.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+struct Proxy {
+    child: Child,
+    dir: tempfile::TempDir,
+    http: String,
+}
+
+impl Proxy {
+    fn start() -> Proxy {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = format!(
+            "state_dir = \"{0}/state\"\n[[listener]]\nkind = \"trusted\"\npath = \"{0}/node.sock\"\n[[listener]]\nkind = \"http\"\naddr = \"127.0.0.1:0\"\n",
+            dir.path().display()
+        );
+        std::fs::write(dir.path().join("proxy.toml"), cfg).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_migrate"))
+            .args(["proxy", "--workers", "1", "--config"])
+            .arg(dir.path().join("proxy.toml"))
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let mut http = String::new();
+        loop {
+            let mut line = String::new();
+            assert!(err.read_line(&mut line).unwrap() > 0, "proxy exited before serving");
+            if line.contains("tailshift proxy serving") {
+                http = line
+                    .split("http ")
+                    .nth(1)
+                    .unwrap()
+                    .split([';', ','])
+                    .next()
+                    .unwrap()
+                    .trim()
+                    .to_string();
+                break;
+            }
+        }
+        // Keep draining stderr (access log) so the proxy never blocks on it.
+        std::thread::spawn(move || for _ in err.lines() {});
+        Proxy { child, dir, http }
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn put_routes(&self, routes: &Value) -> (u16, String) {
+        let f = self.path("routes-in.json");
+        std::fs::write(&f, routes.to_string()).unwrap();
+        let o = Command::new("curl")
+            .args(["-s", "-w", "\n%{http_code}", "-X", "PUT", "--unix-socket"])
+            .arg(self.path("state/admin.sock"))
+            .arg("--data-binary")
+            .arg(format!("@{}", f.display()))
+            .arg("http://admin/routes")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout).to_string();
+        let (body, code) = text.rsplit_once('\n').unwrap();
+        (code.parse().unwrap(), body.to_string())
+    }
+
+    /// curl through the plain HTTP listener.
+    fn get(&self, host: &str, path: &str, extra: &[&str]) -> (u16, String, String) {
+        let mut c = Command::new("curl");
+        c.args(["-s", "-D", "-", "-w", "\n%{http_code}", "-H"]).arg(format!("Host: {host}"));
+        for h in extra {
+            c.args(["-H", h]);
+        }
+        c.arg(format!("http://{}{path}", self.http));
+        split(c.output().unwrap().stdout)
+    }
+
+    /// curl through the trusted socket, as tailscaled's serve sends requests.
+    fn via_serve(&self, name: &str, path: &str, extra: &[&str]) -> (u16, String, String) {
+        let mut c = Command::new("curl");
+        c.args(["-s", "-D", "-", "-w", "\n%{http_code}", "--unix-socket"])
+            .arg(self.path("node.sock"));
+        c.args(["-H", "Host: localhost", "-H", "X-Forwarded-For: 100.64.0.7", "-H"])
+            .arg(format!("X-Forwarded-Host: {name}"));
+        for h in extra {
+            c.args(["-H", h]);
+        }
+        c.arg(format!("http://localhost{path}"));
+        split(c.output().unwrap().stdout)
+    }
+}
+
+/// (status, headers, body) from curl -D - -w.
+fn split(out: Vec<u8>) -> (u16, String, String) {
+    let text = String::from_utf8_lossy(&out).to_string();
+    let (rest, code) = text.rsplit_once('\n').unwrap();
+    let (head, body) = rest.split_once("\r\n\r\n").unwrap_or((rest, ""));
+    (code.trim().parse().unwrap_or(0), head.to_string(), body.to_string())
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn route(service: &str, name: &str, upstream: u16, extra: Value) -> Value {
+    let mut r = json!({
+        "service": service,
+        "hosts": [{"name": name, "mount": "/"}],
+        "listen": {"kind": "plaintext", "port": 80},
+        "upstream": {"url": format!("http://127.0.0.1:{upstream}")},
+        "strip_prefix": true,
+        "host_header": "keep",
+        "proxy_headers": true,
+        "funnel": false,
+        "tailnet": true,
+        "whois": {"enabled": true, "timeout_ms": 1000}
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        r[k] = v.clone();
+    }
+    r
+}
+
+fn echoed(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|_| panic!("not an echo: {body:?}"))
+}
+
+#[test]
+fn routes_by_host_with_tsnsrv_headers_per_flavour() {
+    let up = echo_upstream();
+    let p = Proxy::start();
+    let table = json!([
+        route(
+            "box/keep",
+            "keep.tailnet.test",
+            up,
+            json!({"upstream_headers": {"X-Extra": "1", "X-Tailscale-User": "forged-by-config"}})
+        ),
+        route(
+            "box/own",
+            "own.tailnet.test",
+            up,
+            json!({"host_header": "upstream", "proxy_headers": false, "strip_prefix": false})
+        ),
+        route(
+            "box/pfx",
+            "pfx.tailnet.test",
+            up,
+            json!({"prefixes": ["/api"], "upstream": {"url": format!("http://127.0.0.1:{up}/base")}})
+        ),
+    ]);
+    assert_eq!(p.put_routes(&table).0, 200);
+    // Host kept (tsnsrv CLI default): the app sees its own name and the recommended headers.
+    let (code, _, body) = p.get(
+        "keep.tailnet.test:8080",
+        "/x?q=1",
+        &["X-Forwarded-For: 6.6.6.6", "Forwarded: for=6.6.6.6"],
+    );
+    assert_eq!(code, 200);
+    let e = echoed(&body);
+    assert_eq!(e["path"], "/x?q=1");
+    let h = &e["headers"];
+    assert_eq!(h["host"], "keep.tailnet.test:8080");
+    assert_eq!(h["x-forwarded-for"], "127.0.0.1", "the client's chain is dropped, not appended");
+    assert!(h.get("forwarded").is_none());
+    assert_eq!(h["x-forwarded-host"], "keep.tailnet.test:8080");
+    assert_eq!(h["x-forwarded-proto"], "http");
+    assert_eq!(h["x-scheme"], "http");
+    assert_eq!(h["x-real-ip"], "127.0.0.1");
+    assert_eq!(h["x-forwarded-server"], "keep.tailnet.test");
+    assert_eq!(h["x-forwarded-port"], "8080");
+    assert_eq!(h["x-extra"], "1");
+    assert!(h.get("x-tailscale-user").is_none(), "upstream headers cannot set identity");
+    // tsnsrv-all's YAML mode: the upstream sees its own Host, no recommended headers.
+    let e = echoed(&p.get("own.tailnet.test", "/y", &[]).2);
+    assert_eq!(e["headers"]["host"], format!("127.0.0.1:{up}"));
+    assert!(e["headers"].get("x-scheme").is_none() && e["headers"].get("x-real-ip").is_none());
+    assert_eq!(e["headers"]["x-forwarded-host"], "own.tailnet.test");
+    // Prefix allowlist, stripped and joined onto the destination path; a miss is tsnsrv's 404.
+    assert_eq!(echoed(&p.get("pfx.tailnet.test", "/api/v1", &[]).2)["path"], "/base/v1");
+    assert_eq!(echoed(&p.get("pfx.tailnet.test", "/api", &[]).2)["path"], "/base");
+    let (code, _, body) = p.get("pfx.tailnet.test", "/admin", &[]);
+    assert_eq!((code, body.as_str()), (404, "404 page not found\n"));
+    // Unknown names are 404 too.
+    assert_eq!(p.get("nobody.tailnet.test", "/", &[]).0, 404);
+}
+
+#[test]
+fn identity_is_believed_only_from_tailscaled() {
+    let up = echo_upstream();
+    let p = Proxy::start();
+    let table = json!([
+        route("box/app", "app.tailnet.test", up, json!({})),
+        route(
+            "box/share",
+            "share.tailnet.test",
+            up,
+            json!({"funnel": true, "prefixes": ["tailnet:/", "funnel:/share/"]})
+        ),
+    ]);
+    assert_eq!(p.put_routes(&table).0, 200);
+    let forged = [
+        "X-Tailscale-User: userid:1",
+        "X-Tailscale-User-LoginName: admin@evil",
+        "Tailscale-User-Login: admin@evil",
+        "Tailscale-Funnel-Request: ?1",
+    ];
+    // On the plain listener, nothing a client says about identity or Funnel is believed.
+    let (code, _, body) = p.get("app.tailnet.test", "/", &forged);
+    assert_eq!(code, 200, "a forged funnel marker does not make a tailnet request public");
+    let h = echoed(&body)["headers"].clone();
+    for k in [
+        "x-tailscale-user",
+        "x-tailscale-user-loginname",
+        "tailscale-user-login",
+        "tailscale-funnel-request",
+    ] {
+        assert!(h.get(k).is_none(), "{k} leaked: {h}");
+    }
+    // Through tailscaled's serve: routed by X-Forwarded-Host (short names too), identity mapped
+    // onto tsnsrv's names, the Host rebuilt from the legacy name.
+    let (code, _, body) = p.via_serve(
+        "app",
+        "/",
+        &[
+            "Tailscale-User-Login: alice@example.com",
+            "Tailscale-User-Name: Alice",
+            "X-Tailscale-User: userid:forged",
+        ],
+    );
+    assert_eq!(code, 200);
+    let h = echoed(&body)["headers"].clone();
+    assert_eq!(h["host"], "app.tailnet.test");
+    assert_eq!(h["x-forwarded-for"], "100.64.0.7");
+    assert_eq!(h["x-forwarded-proto"], "https");
+    assert_eq!(h["x-tailscale-user-loginname"], "alice@example.com");
+    assert_eq!(h["x-tailscale-user-loginname-localpart"], "alice");
+    assert_eq!(h["x-tailscale-user-loginname-domain"], "example.com");
+    assert_eq!(h["x-tailscale-user-displayname"], "Alice");
+    assert!(h.get("x-tailscale-user").is_none() && h.get("tailscale-user-login").is_none());
+    // Funnel isolation: a public request reaches only public routes, and only their funnel:/bare prefixes.
+    let funnel = ["Tailscale-Funnel-Request: ?1"];
+    assert_eq!(p.via_serve("app.tailnet.test", "/", &funnel).0, 403);
+    assert_eq!(p.via_serve("share.tailnet.test", "/admin", &funnel).0, 404);
+    let (code, _, body) = p.via_serve("share.tailnet.test", "/share/doc", &funnel);
+    assert_eq!(code, 200);
+    assert!(
+        echoed(&body)["headers"].get("x-tailscale-user-loginname").is_none(),
+        "no identity on Funnel"
+    );
+    assert_eq!(
+        p.via_serve("share.tailnet.test", "/admin", &[]).0,
+        200,
+        "tailnet: / allows the tailnet"
+    );
+}
+
+#[test]
+fn admin_socket_swaps_whole_tables_and_refuses_bad_ones() {
+    let up = echo_upstream();
+    let p = Proxy::start();
+    let admin = p.path("state/admin.sock");
+    assert_eq!(std::fs::metadata(&admin).unwrap().permissions().mode() & 0o777, 0o600);
+    let good = json!([route("box/a", "a.tailnet.test", up, json!({}))]);
+    assert_eq!(p.put_routes(&good).0, 200);
+    assert_eq!(p.get("a.tailnet.test", "/", &[]).0, 200);
+    // Two routes claiming one name: rejected with the reason; the old table stays.
+    let bad = json!([
+        route("box/a", "a.tailnet.test", up, json!({})),
+        route("box/b", "a.tailnet.test", up, json!({}))
+    ]);
+    let (code, body) = p.put_routes(&bad);
+    assert_eq!(code, 400);
+    assert!(body.contains("both claim a.tailnet.test"), "{body}");
+    assert_eq!(p.get("a.tailnet.test", "/", &[]).0, 200);
+    // The file the proxy owns holds the good table.
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(p.path("state/routes.json")).unwrap())
+            .unwrap();
+    assert_eq!(saved[0]["service"], "box/a");
+}
+
+#[test]
+fn upstream_down_is_502_with_an_empty_body_and_https_routes_redirect() {
+    let dead = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let p = Proxy::start();
+    let table = json!([
+        route("box/down", "down.tailnet.test", dead, json!({})),
+        route(
+            "box/tls",
+            "tls.tailnet.test",
+            dead,
+            json!({"listen": {"kind": "https", "port": 443}})
+        ),
+    ]);
+    assert_eq!(p.put_routes(&table).0, 200);
+    let (code, _, body) = p.get("down.tailnet.test", "/", &[]);
+    assert_eq!((code, body.as_str()), (502, ""));
+    let (code, head, _) = p.get("tls.tailnet.test", "/p?q=1", &[]);
+    assert_eq!(code, 308);
+    assert!(
+        head.to_ascii_lowercase().contains("location: https://tls.tailnet.test/p?q=1"),
+        "{head}"
+    );
+}
+
+#[test]
+fn routes_are_read_back_on_sighup() {
+    let up = echo_upstream();
+    let p = Proxy::start();
+    assert_eq!(p.put_routes(&json!([route("box/a", "a.tailnet.test", up, json!({}))])).0, 200);
+    let saved = std::fs::read_to_string(p.path("state/routes.json")).unwrap();
+    // A second proxy starts empty; its table file is replaced and SIGHUP reads it back.
+    let p2 = Proxy::start();
+    assert_eq!(p2.get("a.tailnet.test", "/", &[]).0, 404);
+    std::fs::write(p2.path("state/routes.json"), saved).unwrap();
+    let _ = Command::new("kill").args(["-HUP", &p2.child.id().to_string()]).status();
+    let mut code = 0;
+    for _ in 0..50 {
+        code = p2.get("a.tailnet.test", "/", &[]).0;
+        if code == 200 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(code, 200);
+}
