@@ -1,7 +1,6 @@
 //! `migrate proxy` over real sockets: an upstream that echoes what it received, requests with
 //! curl through the plain HTTP listener and the trusted unix socket, tables over the admin socket.
 
-use crate::util::*;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
