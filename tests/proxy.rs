@@ -82,23 +82,14 @@ impl Proxy {
             .spawn()
             .unwrap();
         let mut err = BufReader::new(child.stderr.take().unwrap());
-        let mut http = String::new();
-        loop {
+        let http = loop {
             let mut line = String::new();
             assert!(err.read_line(&mut line).unwrap() > 0, "proxy exited before serving");
             if line.contains("tailshift proxy serving") {
-                http = line
-                    .split("http ")
-                    .nth(1)
-                    .unwrap()
-                    .split([';', ','])
-                    .next()
-                    .unwrap()
-                    .trim()
-                    .to_string();
-                break;
+                let after = line.split("http ").nth(1).unwrap();
+                break after.split([';', ',']).next().unwrap().trim().to_string();
             }
-        }
+        };
         // Keep draining stderr (access log) so the proxy never blocks on it.
         std::thread::spawn(move || for _ in err.lines() {});
         Proxy { child, dir, http }
