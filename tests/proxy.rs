@@ -379,3 +379,109 @@ fn routes_are_read_back_on_sighup() {
     }
     assert_eq!(code, 200);
 }
+
+/// A forward-auth service: `Cookie: s=ok` is granted (with Remote-User), `s=login` is sent to a
+/// login page (302), anything else is refused (401 with a body). It echoes the URI it was asked
+/// about, so the test sees what the proxy sent.
+fn auth_server() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut first = String::new();
+            r.read_line(&mut first).unwrap();
+            let (mut cookie, mut uri, mut method) = (String::new(), String::new(), String::new());
+            loop {
+                let mut h = String::new();
+                r.read_line(&mut h).unwrap();
+                if h == "\r\n" || h.is_empty() {
+                    break;
+                }
+                let l = h.to_ascii_lowercase();
+                if let Some(v) = l.strip_prefix("cookie:") {
+                    cookie = v.trim().to_string();
+                }
+                if let Some(v) = h
+                    .strip_prefix("x-forwarded-uri:")
+                    .or_else(|| h.strip_prefix("X-Forwarded-Uri:"))
+                {
+                    uri = v.trim().to_string();
+                }
+                if let Some(v) = l.strip_prefix("x-forwarded-method:") {
+                    method = v.trim().to_string();
+                }
+            }
+            let path = first.split_whitespace().nth(1).unwrap_or("").to_string();
+            let resp = match cookie.as_str() {
+                "s=ok" => "HTTP/1.1 200 OK\r\nRemote-User: alice\r\nContent-Length: 0\r\n\r\n".to_string(),
+                "s=login" => "HTTP/1.1 302 Found\r\nLocation: https://login.example/?rd=x\r\nContent-Length: 0\r\n\r\n".to_string(),
+                _ => {
+                    let body = format!("denied {method} {uri} via {path}");
+                    format!("HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"t\"\r\nSet-Cookie: tried=1\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+                }
+            };
+            let _ = s.write_all(resp.as_bytes());
+        }
+    });
+    port
+}
+
+#[test]
+fn forward_auth_passes_answers_back_and_never_follows_redirects() {
+    let up = echo_upstream();
+    let auth = auth_server();
+    let p = Proxy::start();
+    let a = json!({"auth": {"url": format!("http://127.0.0.1:{auth}/ignored"), "path": "/api/authz/forward-auth", "timeout_ms": 2000, "copy_headers": ["Remote-User"]}});
+    let table = json!([route("box/app", "app.tailnet.test", up, a)]);
+    assert_eq!(p.put_routes(&table).0, 200);
+    // 2xx: the upstream gets the auth service's Remote-User, never the client's.
+    let (code, _, body) =
+        p.get("app.tailnet.test", "/x", &["Cookie: s=ok", "Remote-User: mallory"]);
+    assert_eq!(code, 200);
+    assert_eq!(echoed(&body)["headers"]["remote-user"], "alice");
+    // 401: status, headers and body passed back; the auth service saw the original request.
+    let (code, head, body) = p.get("app.tailnet.test", "/doc?p=1", &["Cookie: s=no"]);
+    assert_eq!(code, 401);
+    let head = head.to_ascii_lowercase();
+    assert!(
+        head.contains("www-authenticate: basic realm=\"t\"")
+            && head.contains("set-cookie: tried=1"),
+        "{head}"
+    );
+    assert_eq!(body, "denied get /doc?p=1 via /api/authz/forward-auth?p=1");
+    // 302: passed back, not followed.
+    let (code, head, _) = p.get("app.tailnet.test", "/", &["Cookie: s=login"]);
+    assert_eq!(code, 302);
+    assert!(head.to_ascii_lowercase().contains("location: https://login.example/?rd=x"), "{head}");
+    // Auth down: 502 and the fork's words.
+    let dead = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let a = json!({"auth": {"url": format!("http://127.0.0.1:{dead}"), "path": "/a", "timeout_ms": 2000}});
+    assert_eq!(p.put_routes(&json!([route("box/app", "app.tailnet.test", up, a)])).0, 200);
+    let (code, _, body) = p.get("app.tailnet.test", "/", &["Cookie: s=ok"]);
+    assert_eq!((code, body.as_str()), (502, "Authorization service unavailable"));
+}
+
+#[test]
+fn auth_bypass_applies_to_identified_tailnet_users_only() {
+    let up = echo_upstream();
+    let auth = auth_server();
+    let p = Proxy::start();
+    let a = json!({"funnel": true, "auth": {"url": format!("http://127.0.0.1:{auth}"), "path": "/a", "timeout_ms": 2000, "bypass_for_tailnet": true}});
+    assert_eq!(p.put_routes(&json!([route("box/app", "app.tailnet.test", up, a)])).0, 200);
+    // A tailnet user (identity from tailscaled) skips auth.
+    assert_eq!(p.via_serve("app", "/", &["Tailscale-User-Login: alice@example.com"]).0, 200);
+    // A tagged device does not, and neither does Funnel, and neither does a forged identity.
+    assert_eq!(p.via_serve("app", "/", &["Tailscale-User-Login: tagged-devices"]).0, 401);
+    assert_eq!(
+        p.via_serve(
+            "app",
+            "/",
+            &["Tailscale-User-Login: alice@example.com", "Tailscale-Funnel-Request: ?1"]
+        )
+        .0,
+        401
+    );
+    assert_eq!(p.get("app.tailnet.test", "/", &["Tailscale-User-Login: alice@example.com"]).0, 401);
+}

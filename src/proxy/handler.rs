@@ -27,6 +27,8 @@ pub struct Shared {
     pub client: Client<HttpConnector, Incoming>,
     /// Write the `served` access-log line.
     pub access_log: bool,
+    /// Client toward forward-auth services (bodiless requests; redirects are never followed).
+    pub auth_client: Client<HttpConnector, http_body_util::Empty<Bytes>>,
 }
 
 /// Where a connection came from.
@@ -166,6 +168,31 @@ pub async fn handle(
             if to.ends_with('/') { to.clone() } else { format!("{to}/") }
         )));
     }
+    // Forward auth runs before the prefix check, as in the fork (tsnsrv.md 3.2).
+    let mut granted: Vec<(HeaderName, HeaderValue)> = Vec::new();
+    if let Some(auth) = &route.auth {
+        let tailnet_user = via == Via::Tailnet
+            && identity
+                .as_ref()
+                .and_then(|i| i.login.as_deref())
+                .is_some_and(|l| l != "tagged-devices");
+        // Identified tailnet users may skip auth; Funnel and tagged devices never do.
+        if !(auth.bypass_for_tailnet && tailnet_user) {
+            match super::auth::check(&shared.auth_client, auth, &req, &asked, trusted).await {
+                super::auth::Decision::Allow(copied) => granted = copied,
+                super::auth::Decision::Respond(resp) => {
+                    eprintln!(
+                        "INFO auth denied service={} status={} remote_addr={} duration={:?} url={path}",
+                        route.service,
+                        resp.status().as_u16(),
+                        peer.as_deref().unwrap_or(""),
+                        started.elapsed()
+                    );
+                    return Ok(resp);
+                }
+            }
+        }
+    }
     let Some(matched) = allowed(&route.prefixes, &path, None, via) else {
         eprintln!(
             "WARN URL prefix not allowed url={path} prefixes={:?} forFunnel={}",
@@ -191,8 +218,17 @@ pub async fn handle(
     );
 
     let (mut parts, body) = req.into_parts();
-    let headers =
+    let mut headers =
         outgoing_headers(&parts.headers, &route, &asked, peer.as_deref(), trusted, identity);
+    if let Some(auth) = &route.auth {
+        // The fork let a client send these itself when the auth answer lacked them: not here.
+        for name in &auth.copy_headers {
+            headers.remove(name.as_str());
+        }
+        for (k, v) in granted {
+            headers.insert(k, v);
+        }
+    }
     parts.headers = headers;
     parts.uri = match target.parse::<Uri>() {
         Ok(u) => u,

@@ -114,10 +114,12 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
     http.set_nodelay(true);
     let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
-        .build(http);
+        .build(http.clone());
+    let auth_client = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(http);
     let shared = Arc::new(Shared {
         routes: ArcSwap::from_pointee(table),
         client,
+        auth_client,
         access_log: cfg.access_log,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
