@@ -485,3 +485,67 @@ fn auth_bypass_applies_to_identified_tailnet_users_only() {
     );
     assert_eq!(p.get("app.tailnet.test", "/", &["Tailscale-User-Login: alice@example.com"]).0, 401);
 }
+
+#[test]
+fn metrics_keep_tsnsrv_names_and_parse_as_prometheus_text() {
+    let up = echo_upstream();
+    let dead = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let p = Proxy::start();
+    let table = json!([
+        route("box/app", "app.tailnet.test", up, json!({})),
+        route("box/down", "down.tailnet.test", dead, json!({}))
+    ]);
+    assert_eq!(p.put_routes(&table).0, 200);
+    for _ in 0..3 {
+        assert_eq!(p.get("app.tailnet.test", "/", &[]).0, 200);
+    }
+    assert_eq!(p.via_serve("app", "/", &[]).0, 200);
+    assert_eq!(p.get("down.tailnet.test", "/", &[]).0, 502);
+    let o = Command::new("curl")
+        .args(["-s", "--unix-socket"])
+        .arg(p.path("state/admin.sock"))
+        .arg("http://admin/metrics")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .expect("valid exposition");
+    let find = |name: &str, labels: &[(&str, &str)]| -> Option<f64> {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .and_then(|s| match &s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Untyped(v)
+                | prometheus_parse::Value::Gauge(v) => Some(*v),
+                prometheus_parse::Value::Summary(q) => q.first().map(|x| x.count),
+                _ => None,
+            })
+    };
+    assert_eq!(
+        find(
+            "tsnsrv_response_status_classes",
+            &[("service_name", "box/app"), ("status_code_class", "2xx")]
+        ),
+        Some(4.0)
+    );
+    assert_eq!(find("tsnsrv_proxy_errors", &[("service_name", "box/down")]), Some(1.0));
+    assert!(text.contains("# TYPE tsnsrv_request_duration_ns summary"), "{text}");
+    assert!(
+        text.contains("# TYPE tsnsrv_proxy_errors counter")
+            && !text.contains("tsnsrv_proxy_errors_total")
+    );
+    // Legacy-name traffic can be told apart from the new name.
+    assert_eq!(
+        find(
+            "tailshift_requests_total",
+            &[("service_name", "box/app"), ("host", "app.tailnet.test")]
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        find("tailshift_requests_total", &[("service_name", "box/app"), ("host", "app")]),
+        Some(1.0)
+    );
+}

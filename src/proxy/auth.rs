@@ -19,6 +19,21 @@ pub enum Decision {
     Respond(Response<Body>),
 }
 
+impl Decision {
+    /// The auth service's status, `None` when it could not be asked.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Decision::Allow(_) => Some(200),
+            Decision::Respond(r)
+                if r.status() == StatusCode::BAD_GATEWAY && r.headers().is_empty() =>
+            {
+                None
+            }
+            Decision::Respond(r) => Some(r.status().as_u16()),
+        }
+    }
+}
+
 fn unavailable() -> Response<Body> {
     let mut r = Response::new(
         Full::new(Bytes::from_static(b"Authorization service unavailable"))

@@ -39,6 +39,10 @@ pub struct ProxyConfig {
     /// Listeners.
     #[serde(default, rename = "listener")]
     pub listeners: Vec<ListenerConfig>,
+    /// A TCP address serving `/metrics` for Prometheus (pick one clear of every upstream port
+    /// and of tsnsrv's own 9099+).
+    #[serde(default)]
+    pub metrics_addr: Option<String>,
     /// How long in-flight requests may finish after a stop signal.
     #[serde(default = "default_drain_ms")]
     pub drain_ms: u64,

@@ -29,6 +29,8 @@ pub struct Shared {
     pub access_log: bool,
     /// Client toward forward-auth services (bodiless requests; redirects are never followed).
     pub auth_client: Client<HttpConnector, http_body_util::Empty<Bytes>>,
+    /// tsnsrv's metrics.
+    pub metrics: super::metrics::Metrics,
 }
 
 /// Where a connection came from.
@@ -178,7 +180,14 @@ pub async fn handle(
                 .is_some_and(|l| l != "tagged-devices");
         // Identified tailnet users may skip auth; Funnel and tagged devices never do.
         if !(auth.bypass_for_tailnet && tailnet_user) {
-            match super::auth::check(&shared.auth_client, auth, &req, &asked, trusted).await {
+            let asked_at = Instant::now();
+            let decision =
+                super::auth::check(&shared.auth_client, auth, &req, &asked, trusted).await;
+            shared
+                .metrics
+                .service(&route.service)
+                .auth(decision.status(), asked_at.elapsed().as_nanos() as u64);
+            match decision {
                 super::auth::Decision::Allow(copied) => granted = copied,
                 super::auth::Decision::Respond(resp) => {
                     eprintln!(
@@ -237,13 +246,18 @@ pub async fn handle(
     parts.version = http::Version::HTTP_11;
     let out = Request::from_parts(parts, body);
     let login = identity_login(&out);
+    let forwarded_at = Instant::now();
     let result = forward(&shared, &route, out).await;
+    let m = shared.metrics.service(&route.service);
+    shared.metrics.request(&route.service, asked.split(':').next().unwrap_or(&asked));
     let response = match result {
         Ok(mut resp) => {
+            m.observe(resp.status().as_u16(), forwarded_at.elapsed().as_nanos() as u64);
             strip_hop_by_hop(resp.headers_mut());
             resp.map(|b| b.boxed())
         }
         Err(e) => {
+            m.error();
             eprintln!("WARN proxy error service={} error={e}", route.service);
             empty(StatusCode::BAD_GATEWAY)
         }

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod config;
 pub mod handler;
+pub mod metrics;
 pub mod prefix;
 pub mod routes;
 pub mod server;

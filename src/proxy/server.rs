@@ -54,6 +54,15 @@ fn json_response(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     r
 }
 
+fn metrics_response(shared: &Shared) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(shared.metrics.render())));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    r
+}
+
 async fn admin(
     shared: Arc<Shared>,
     routes_file: Arc<PathBuf>,
@@ -61,6 +70,7 @@ async fn admin(
 ) -> Result<Response<Full<Bytes>>, hyper::Error> {
     Ok(match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => json_response(StatusCode::OK, "{\"status\":\"ok\"}\n".into()),
+        (&Method::GET, "/metrics") => metrics_response(&shared),
         (&Method::GET, "/routes") => {
             let t = shared.routes.load();
             let list: Vec<&Route> = t.routes.iter().map(|r| r.as_ref()).collect();
@@ -120,6 +130,7 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
         routes: ArcSwap::from_pointee(table),
         client,
         auth_client,
+        metrics: super::metrics::Metrics::default(),
         access_log: cfg.access_log,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -175,6 +186,37 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
                 }));
             }
         }
+    }
+    if let Some(addr) = &cfg.metrics_addr {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("bind metrics {addr}: {e}"))?;
+        described.push(format!("metrics {}", listener.local_addr()?));
+        let (shared, mut stop) = (shared.clone(), stop_rx.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    accepted = listener.accept() => {
+                        let Ok((stream, _)) = accepted else { continue };
+                        let shared = shared.clone();
+                        let svc = service_fn(move |req: Request<Incoming>| {
+                            let shared = shared.clone();
+                            async move {
+                                Ok::<_, hyper::Error>(if req.uri().path() == "/metrics" {
+                                    metrics_response(&shared)
+                                } else {
+                                    json_response(StatusCode::NOT_FOUND, "{\"error\":\"only /metrics here\"}\n".into())
+                                })
+                            }
+                        });
+                        tokio::spawn(async move {
+                            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                        });
+                    }
+                }
+            }
+        }));
     }
     let admin_path = cfg.admin_socket();
     let admin_listener = bind_unix(&admin_path, 0o600)?;

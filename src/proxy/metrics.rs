@@ -1,0 +1,228 @@
+//! tsnsrv's metric families with their exact names and types, labelled with `service_name` as
+//! the fork does (`reference/tsnsrv.md` 3.8), plus the proxy's own requests-by-host counter.
+//! The text exposition is written directly: a Summary and counters without `_total` are what
+//! existing dashboards query.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+/// Recent durations kept per service for the Summary's quantiles.
+const WINDOW: usize = 1024;
+
+/// One service's counters; updated with atomics on the request path.
+pub struct ServiceMetrics {
+    classes: [AtomicU64; 5],
+    errors: AtomicU64,
+    count: AtomicU64,
+    sum_ns: AtomicU64,
+    window: Box<[AtomicU64]>,
+    next: AtomicUsize,
+    auth: [AtomicU64; 6],
+    auth_count: AtomicU64,
+    auth_sum_ns: AtomicU64,
+}
+
+impl ServiceMetrics {
+    fn new() -> Self {
+        ServiceMetrics {
+            classes: Default::default(),
+            errors: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+            sum_ns: AtomicU64::new(0),
+            window: (0..WINDOW).map(|_| AtomicU64::new(u64::MAX)).collect(),
+            next: AtomicUsize::new(0),
+            auth: Default::default(),
+            auth_count: AtomicU64::new(0),
+            auth_sum_ns: AtomicU64::new(0),
+        }
+    }
+
+    /// A response arrived (tsnsrv measures to the response headers).
+    pub fn observe(&self, status: u16, ns: u64) {
+        let class = (status / 100).clamp(1, 5) as usize - 1;
+        self.classes[class].fetch_add(1, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_ns.fetch_add(ns, Ordering::Relaxed);
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % WINDOW;
+        self.window[i].store(ns, Ordering::Relaxed);
+    }
+
+    /// The upstream failed (502).
+    pub fn error(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A forward-auth answer (`None`: the auth service could not be reached).
+    pub fn auth(&self, status: Option<u16>, ns: u64) {
+        let i = status.map_or(5, |s| (s / 100).clamp(1, 5) as usize - 1);
+        self.auth[i].fetch_add(1, Ordering::Relaxed);
+        self.auth_count.fetch_add(1, Ordering::Relaxed);
+        self.auth_sum_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    fn quantiles(&self) -> [f64; 3] {
+        let mut v: Vec<u64> = self
+            .window
+            .iter()
+            .map(|a| a.load(Ordering::Relaxed))
+            .filter(|x| *x != u64::MAX)
+            .collect();
+        if v.is_empty() {
+            return [f64::NAN; 3];
+        }
+        v.sort_unstable();
+        let q = |p: f64| v[((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1] as f64;
+        [q(0.5), q(0.9), q(0.99)]
+    }
+}
+
+/// All counters, by service; the map is replaced whole when routes change.
+#[derive(Default)]
+pub struct Metrics {
+    services: arc_swap::ArcSwap<BTreeMap<String, Arc<ServiceMetrics>>>,
+    by_host: Mutex<BTreeMap<(String, String), u64>>,
+}
+
+impl Metrics {
+    /// The counters of a service (created on first use, kept across route swaps).
+    pub fn service(&self, name: &str) -> Arc<ServiceMetrics> {
+        if let Some(m) = self.services.load().get(name) {
+            return m.clone();
+        }
+        let mut created = None;
+        self.services.rcu(|old| {
+            let mut new = (**old).clone();
+            let m = new
+                .entry(name.to_string())
+                .or_insert_with(|| Arc::new(ServiceMetrics::new()))
+                .clone();
+            created = Some(m);
+            new
+        });
+        created.expect("rcu ran")
+    }
+
+    /// One request for a service through a name (legacy or new).
+    pub fn request(&self, service: &str, host: &str) {
+        let mut m = self.by_host.lock().unwrap_or_else(|p| p.into_inner());
+        *m.entry((service.to_string(), host.to_string())).or_default() += 1;
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let services = self.services.load();
+        let mut out = String::new();
+        let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+        out.push_str("# HELP tsnsrv_request_duration_ns Time to the upstream's response headers.\n# TYPE tsnsrv_request_duration_ns summary\n");
+        for (name, m) in services.iter() {
+            let [p50, p90, p99] = m.quantiles();
+            for (q, v) in [("0.5", p50), ("0.9", p90), ("0.99", p99)] {
+                let _ = writeln!(
+                    out,
+                    "tsnsrv_request_duration_ns{{service_name=\"{}\",quantile=\"{q}\"}} {v}",
+                    esc(name)
+                );
+            }
+            let _ = writeln!(
+                out,
+                "tsnsrv_request_duration_ns_sum{{service_name=\"{}\"}} {}",
+                esc(name),
+                m.sum_ns.load(Ordering::Relaxed)
+            );
+            let _ = writeln!(
+                out,
+                "tsnsrv_request_duration_ns_count{{service_name=\"{}\"}} {}",
+                esc(name),
+                m.count.load(Ordering::Relaxed)
+            );
+        }
+        out.push_str("# HELP tsnsrv_response_status_classes Responses by status class.\n# TYPE tsnsrv_response_status_classes counter\n");
+        for (name, m) in services.iter() {
+            for (i, c) in m.classes.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "tsnsrv_response_status_classes{{service_name=\"{}\",status_code_class=\"{}xx\"}} {}",
+                    esc(name),
+                    i + 1,
+                    c.load(Ordering::Relaxed)
+                );
+            }
+        }
+        out.push_str("# HELP tsnsrv_proxy_errors Upstream failures (answered 502).\n# TYPE tsnsrv_proxy_errors counter\n");
+        for (name, m) in services.iter() {
+            let _ = writeln!(
+                out,
+                "tsnsrv_proxy_errors{{service_name=\"{}\"}} {}",
+                esc(name),
+                m.errors.load(Ordering::Relaxed)
+            );
+        }
+        out.push_str("# HELP tsnsrv_auth_requests_total Forward-auth requests by outcome.\n# TYPE tsnsrv_auth_requests_total counter\n");
+        for (name, m) in services.iter() {
+            for (i, label) in ["1xx", "2xx", "3xx", "4xx", "5xx", "error"].iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "tsnsrv_auth_requests_total{{service_name=\"{}\",status=\"{label}\"}} {}",
+                    esc(name),
+                    m.auth[i].load(Ordering::Relaxed)
+                );
+            }
+        }
+        out.push_str("# HELP tsnsrv_auth_duration_ns Forward-auth request time.\n# TYPE tsnsrv_auth_duration_ns summary\n");
+        for (name, m) in services.iter() {
+            let _ = writeln!(
+                out,
+                "tsnsrv_auth_duration_ns_sum{{service_name=\"{}\"}} {}",
+                esc(name),
+                m.auth_sum_ns.load(Ordering::Relaxed)
+            );
+            let _ = writeln!(
+                out,
+                "tsnsrv_auth_duration_ns_count{{service_name=\"{}\"}} {}",
+                esc(name),
+                m.auth_count.load(Ordering::Relaxed)
+            );
+        }
+        out.push_str("# HELP tailshift_requests_total Requests by service and by the name they came through.\n# TYPE tailshift_requests_total counter\n");
+        for ((s, h), n) in self.by_host.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = writeln!(
+                out,
+                "tailshift_requests_total{{service_name=\"{}\",host=\"{}\"}} {n}",
+                esc(s),
+                esc(h)
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_come_from_recent_durations() {
+        let m = Metrics::default();
+        let s = m.service("a");
+        for ns in 1..=100u64 {
+            s.observe(200, ns);
+        }
+        s.observe(502, 1000);
+        s.error();
+        let [p50, p90, p99] = s.quantiles();
+        assert_eq!((p50, p90), (51.0, 91.0));
+        assert!(p99 >= 100.0);
+        let text = m.render();
+        assert!(text.contains(
+            "tsnsrv_response_status_classes{service_name=\"a\",status_code_class=\"2xx\"} 100"
+        ));
+        assert!(text.contains(
+            "tsnsrv_response_status_classes{service_name=\"a\",status_code_class=\"5xx\"} 1"
+        ));
+        assert!(text.contains("tsnsrv_proxy_errors{service_name=\"a\"} 1"));
+        assert!(text.contains("# TYPE tsnsrv_request_duration_ns summary"));
+    }
+}
