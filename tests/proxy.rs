@@ -549,3 +549,41 @@ fn metrics_keep_tsnsrv_names_and_parse_as_prometheus_text() {
         Some(1.0)
     );
 }
+
+/// A WebSocket upstream that echoes every message (tungstenite, a real implementation).
+fn ws_echo_upstream() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(s) = s else { continue };
+            std::thread::spawn(move || {
+                let mut ws = tungstenite::accept(s).unwrap();
+                while let Ok(msg) = ws.read() {
+                    if msg.is_text() || msg.is_binary() {
+                        ws.send(msg).unwrap();
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn websockets_are_spliced_through() {
+    let up = ws_echo_upstream();
+    let p = Proxy::start();
+    assert_eq!(p.put_routes(&json!([route("box/ws", "ws.tailnet.test", up, json!({}))])).0, 200);
+    let stream = std::net::TcpStream::connect(&p.http).unwrap();
+    let (mut ws, resp) = tungstenite::client::client("ws://ws.tailnet.test/socket", stream)
+        .expect("upgrade through the proxy");
+    assert_eq!(resp.status(), 101);
+    for text in ["hello", "through", "one node"] {
+        ws.send(tungstenite::Message::text(text)).unwrap();
+        assert_eq!(ws.read().unwrap().into_text().unwrap().as_str(), text);
+    }
+    ws.send(tungstenite::Message::binary(vec![0u8, 1, 2, 255])).unwrap();
+    assert_eq!(ws.read().unwrap().into_data().to_vec(), vec![0u8, 1, 2, 255]);
+    let _ = ws.close(None);
+}

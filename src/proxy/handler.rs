@@ -95,6 +95,19 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
     }
 }
 
+/// The protocol a request asks to upgrade to (`Connection: upgrade` + `Upgrade: x`).
+fn upgrade_protocol(h: &HeaderMap) -> Option<String> {
+    let conn = h
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")));
+    if !conn {
+        return None;
+    }
+    header(h, "upgrade")
+}
+
 fn header(h: &HeaderMap, name: &str) -> Option<String> {
     h.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
 }
@@ -115,11 +128,14 @@ struct Identity {
 /// Serves one request.
 pub async fn handle(
     shared: Arc<Shared>,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     origin: Origin,
 ) -> Result<Response<Body>, hyper::Error> {
     let started = Instant::now();
     let trusted = matches!(origin, Origin::Trusted);
+    // A WebSocket (or other) upgrade: keep the client's side to splice after the 101.
+    let upgrade =
+        upgrade_protocol(req.headers()).map(|proto| (proto, hyper::upgrade::on(&mut req)));
     let h = req.headers();
     // Which name, and through what, the client came: believed only from tailscaled.
     let asked = if trusted {
@@ -238,6 +254,11 @@ pub async fn handle(
             headers.insert(k, v);
         }
     }
+    if let Some((proto, _)) = &upgrade {
+        // Hop-by-hop, but an upgrade must reach the upstream (Go's ReverseProxy keeps them too).
+        set(&mut headers, "connection", "upgrade");
+        set(&mut headers, "upgrade", proto);
+    }
     parts.headers = headers;
     parts.uri = match target.parse::<Uri>() {
         Ok(u) => u,
@@ -253,8 +274,26 @@ pub async fn handle(
     let response = match result {
         Ok(mut resp) => {
             m.observe(resp.status().as_u16(), forwarded_at.elapsed().as_nanos() as u64);
-            strip_hop_by_hop(resp.headers_mut());
-            resp.map(|b| b.boxed())
+            if resp.status() == StatusCode::SWITCHING_PROTOCOLS
+                && let Some((proto, client_side)) = upgrade
+            {
+                // Splice the two upgraded connections; the 101 goes back with its headers.
+                let upstream_side = hyper::upgrade::on(&mut resp);
+                tokio::spawn(async move {
+                    if let (Ok(c), Ok(u)) = (client_side.await, upstream_side.await) {
+                        let mut c = hyper_util::rt::TokioIo::new(c);
+                        let mut u = hyper_util::rt::TokioIo::new(u);
+                        let _ = tokio::io::copy_bidirectional(&mut c, &mut u).await;
+                    }
+                });
+                strip_hop_by_hop(resp.headers_mut());
+                set(resp.headers_mut(), "connection", "upgrade");
+                set(resp.headers_mut(), "upgrade", &proto);
+                resp.map(|b| b.boxed())
+            } else {
+                strip_hop_by_hop(resp.headers_mut());
+                resp.map(|b| b.boxed())
+            }
         }
         Err(e) => {
             m.error();
@@ -395,7 +434,7 @@ async fn forward(
                 .await
                 .map_err(|e| e.to_string())?;
         tokio::spawn(async move {
-            let _ = conn.await;
+            let _ = conn.with_upgrades().await;
         });
         return send.send_request(req).await.map_err(|e| e.to_string());
     }
