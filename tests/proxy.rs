@@ -587,3 +587,134 @@ fn websockets_are_spliced_through() {
     assert_eq!(ws.read().unwrap().into_data().to_vec(), vec![0u8, 1, 2, 255]);
     let _ = ws.close(None);
 }
+
+/// A minimal keep-alive HTTP/1.1 client over one TCP connection (status codes only).
+struct KeepAlive {
+    r: BufReader<std::net::TcpStream>,
+    w: std::net::TcpStream,
+}
+
+impl KeepAlive {
+    fn connect(addr: &str) -> KeepAlive {
+        let s = std::net::TcpStream::connect(addr).unwrap();
+        KeepAlive { r: BufReader::new(s.try_clone().unwrap()), w: s }
+    }
+
+    fn get(&mut self, host: &str, path: &str) -> u16 {
+        write!(self.w, "GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
+        let mut status = String::new();
+        self.r.read_line(&mut status).unwrap();
+        let code = status.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let mut len = 0usize;
+        loop {
+            let mut h = String::new();
+            self.r.read_line(&mut h).unwrap();
+            if h == "\r\n" || h.is_empty() {
+                break;
+            }
+            if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; len];
+        self.r.read_exact(&mut body).unwrap();
+        code
+    }
+}
+
+/// PUT /routes over the admin socket without spawning a process.
+fn put_raw(sock: &std::path::Path, table: &str) -> u16 {
+    let mut s = std::os::unix::net::UnixStream::connect(sock).unwrap();
+    write!(s, "PUT /routes HTTP/1.1\r\nHost: admin\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{table}", table.len()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+#[test]
+fn a_thousand_table_swaps_under_load_lose_no_request() {
+    let up = echo_upstream();
+    let p = Proxy::start();
+    let table = |n: usize| {
+        json!([route(
+            "box/a",
+            "a.tailnet.test",
+            up,
+            json!({"upstream_headers": {"X-Gen": n.to_string()}})
+        )])
+        .to_string()
+    };
+    assert_eq!(put_raw(&p.path("state/admin.sock"), &table(0)), 200);
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let served = std::sync::Arc::new(AtomicU64::new(0));
+    let mut loaders = Vec::new();
+    for _ in 0..3 {
+        let (addr, stop, served) = (p.http.clone(), stop.clone(), served.clone());
+        loaders.push(std::thread::spawn(move || {
+            let mut c = KeepAlive::connect(&addr);
+            let (mut ok, mut bad) = (0u64, 0u64);
+            while !stop.load(Ordering::Relaxed) {
+                if c.get("a.tailnet.test", "/") == 200 {
+                    ok += 1;
+                    served.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    bad += 1
+                }
+            }
+            (ok, bad)
+        }));
+    }
+    while served.load(Ordering::Relaxed) < 30 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let sock = p.path("state/admin.sock");
+    let before = served.load(Ordering::Relaxed);
+    for n in 1..=1000 {
+        assert_eq!(put_raw(&sock, &table(n)), 200);
+    }
+    let during = served.load(Ordering::Relaxed) - before;
+    stop.store(true, Ordering::Relaxed);
+    let (mut ok, mut bad) = (0, 0);
+    for l in loaders {
+        let (o, b) = l.join().unwrap();
+        ok += o;
+        bad += b;
+    }
+    assert_eq!(bad, 0, "{bad} requests failed during the swaps ({ok} served)");
+    assert!(during > 0, "no request was served while the tables were swapped ({ok} in all)");
+}
+
+#[test]
+fn stopping_drains_a_slow_request_first() {
+    // An upstream that answers after 800 ms.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let up = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            loop {
+                let mut h = String::new();
+                if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                    break;
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(800));
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow");
+        }
+    });
+    let mut p = Proxy::start();
+    assert_eq!(
+        p.put_routes(&json!([route("box/slow", "slow.tailnet.test", up, json!({}))])).0,
+        200
+    );
+    let addr = p.http.clone();
+    let client =
+        std::thread::spawn(move || KeepAlive::connect(&addr).get("slow.tailnet.test", "/"));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let _ = Command::new("kill").args(["-TERM", &p.child.id().to_string()]).status();
+    assert_eq!(client.join().unwrap(), 200, "the request in flight finished");
+    let status = p.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
