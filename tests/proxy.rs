@@ -718,3 +718,48 @@ fn stopping_drains_a_slow_request_first() {
     let status = p.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn a_gibibyte_streams_through_in_little_memory() {
+    // An upstream that counts the body it receives and answers the count.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let up = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut len = 0u64;
+            loop {
+                let mut h = String::new();
+                if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                    break;
+                }
+                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let got = std::io::copy(&mut r.by_ref().take(len), &mut std::io::sink()).unwrap();
+            let body = got.to_string();
+            let _ = write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+        }
+    });
+    let p = Proxy::start();
+    assert_eq!(p.put_routes(&json!([route("box/big", "big.tailnet.test", up, json!({}))])).0, 200);
+    let file = p.path("gib.bin");
+    std::fs::File::create(&file).unwrap().set_len(1 << 30).unwrap(); // sparse: reads as zeros
+    let o = Command::new("curl")
+        .args(["-s", "-H", "Host: big.tailnet.test", "-T"])
+        .arg(&file)
+        .arg(format!("http://{}/upload", p.http))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), (1u64 << 30).to_string());
+    let status = std::fs::read_to_string(format!("/proc/{}/status", p.child.id())).unwrap();
+    let hwm_kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(hwm_kb < 64 * 1024, "peak RSS {hwm_kb} kB while streaming 1 GiB");
+}
