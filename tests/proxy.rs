@@ -763,3 +763,62 @@ fn a_gibibyte_streams_through_in_little_memory() {
         .unwrap();
     assert!(hwm_kb < 64 * 1024, "peak RSS {hwm_kb} kB while streaming 1 GiB");
 }
+
+#[test]
+fn access_rules_and_http2_and_config_check() {
+    let up = echo_upstream();
+    let p = Proxy::start();
+    let rules = json!({"access": [{"kind": "user", "value": "alice@example.com"}]});
+    assert_eq!(
+        p.put_routes(&json!([
+            route("box/private", "private.tailnet.test", up, rules),
+            route("box/open", "open.tailnet.test", up, json!({}))
+        ]))
+        .0,
+        200
+    );
+    assert_eq!(p.via_serve("private", "/", &["Tailscale-User-Login: alice@example.com"]).0, 200);
+    assert_eq!(p.via_serve("private", "/", &["Tailscale-User-Login: bob@example.com"]).0, 403);
+    assert_eq!(
+        p.get("private.tailnet.test", "/", &["Tailscale-User-Login: alice@example.com"]).0,
+        403,
+        "identity is never taken from a client"
+    );
+    // HTTP/2 (prior knowledge on the plain listener) is served as well as HTTP/1.1.
+    let o = Command::new("curl")
+        .args([
+            "-s",
+            "--http2-prior-knowledge",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_version} %{http_code}",
+            "-H",
+            "Host: open.tailnet.test",
+        ])
+        .arg(format!("http://{}/", p.http))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "2 200");
+    // --check-config validates the file and the saved table.
+    let o = Command::new(env!("CARGO_BIN_EXE_migrate"))
+        .args(["proxy", "--check-config", "--config"])
+        .arg(p.path("proxy.toml"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("2 routes"));
+    std::fs::write(p.path("bad.toml"), "state_dir = \"/tmp/x\"\n[[listener]]\nkind = \"htp\"\n")
+        .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_migrate"))
+        .args(["proxy", "--check-config", "--config"])
+        .arg(p.path("bad.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("bad.toml:"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

@@ -172,6 +172,14 @@ pub async fn handle(
     if via == Via::Tailnet && !route.tailnet {
         return Ok(synthetic(StatusCode::NOT_FOUND, "404 page not found\n"));
     }
+    // Access rules replace the per-node ACLs that told services apart: with rules, only a
+    // tailnet peer that matches one gets in (identity comes from tailscaled only).
+    if via == Via::Tailnet && !route.access.is_empty() {
+        let login = identity.as_ref().and_then(|i| i.login.as_deref());
+        if !super::access::admits(&route.access, login, &[], &[]) {
+            return Ok(synthetic(StatusCode::FORBIDDEN, "forbidden by the route's access rules\n"));
+        }
+    }
     let query = req.uri().query().map(str::to_string);
     if let (Origin::Http(_), Listen::Https { .. }) = (origin, route.listen) {
         let host = asked.split(':').next().unwrap_or(&asked);

@@ -1,6 +1,7 @@
 //! The data plane that takes tsnsrv's place: routes, listeners, the admin socket. Requests are
 //! routed by Host (or, behind tailscaled, by X-Forwarded-Host), then tsnsrv's rules apply.
 
+pub mod access;
 pub mod auth;
 pub mod config;
 pub mod handler;
