@@ -65,13 +65,14 @@ struct Proxy {
     child: Child,
     dir: tempfile::TempDir,
     http: String,
+    https: String,
 }
 
 impl Proxy {
     fn start() -> Proxy {
         let dir = tempfile::tempdir().unwrap();
         let cfg = format!(
-            "state_dir = \"{0}/state\"\n[[listener]]\nkind = \"trusted\"\npath = \"{0}/node.sock\"\n[[listener]]\nkind = \"http\"\naddr = \"127.0.0.1:0\"\n",
+            "state_dir = \"{0}/state\"\n[[listener]]\nkind = \"trusted\"\npath = \"{0}/node.sock\"\n[[listener]]\nkind = \"http\"\naddr = \"127.0.0.1:0\"\n[[listener]]\nkind = \"https\"\naddr = \"127.0.0.1:0\"\n",
             dir.path().display()
         );
         std::fs::write(dir.path().join("proxy.toml"), cfg).unwrap();
@@ -82,17 +83,20 @@ impl Proxy {
             .spawn()
             .unwrap();
         let mut err = BufReader::new(child.stderr.take().unwrap());
-        let http = loop {
+        let (http, https) = loop {
             let mut line = String::new();
             assert!(err.read_line(&mut line).unwrap() > 0, "proxy exited before serving");
             if line.contains("tailshift proxy serving") {
-                let after = line.split("http ").nth(1).unwrap();
-                break after.split([';', ',']).next().unwrap().trim().to_string();
+                let addr = |kind: &str| {
+                    let after = line.split(kind).nth(1).unwrap();
+                    after.split([';', ',']).next().unwrap().trim().to_string()
+                };
+                break (addr("http "), addr("https "));
             }
         };
         // Keep draining stderr (access log) so the proxy never blocks on it.
         std::thread::spawn(move || for _ in err.lines() {});
-        Proxy { child, dir, http }
+        Proxy { child, dir, http, https }
     }
 
     fn path(&self, p: &str) -> PathBuf {
@@ -820,5 +824,42 @@ fn access_rules_and_http2_and_config_check() {
         String::from_utf8_lossy(&o.stderr).contains("bad.toml:"),
         "{}",
         String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn https_with_sni_certificates_from_the_development_ca() {
+    let up = echo_upstream();
+    let p = Proxy::start();
+    let tls = json!({"listen": {"kind": "https", "port": 443}});
+    assert_eq!(p.put_routes(&json!([route("box/app", "app.tailnet.test", up, tls)])).0, 200);
+    let port = p.https.rsplit_once(':').unwrap().1.to_string();
+    let ca = p.path("state/dev-ca.crt");
+    let curl = |name: &str, extra: &[&str]| {
+        let mut c = Command::new("curl");
+        c.args(["-s", "-w", "\n%{http_code} %{http_version}", "--cacert"]).arg(&ca);
+        c.args(["--resolve", &format!("{name}:{port}:127.0.0.1")]);
+        c.args(extra);
+        c.arg(format!("https://{name}:{port}/x"));
+        let out = String::from_utf8_lossy(&c.output().unwrap().stdout).to_string();
+        let (body, tail) = out.rsplit_once('\n').unwrap_or(("", &out));
+        (body.to_string(), tail.to_string())
+    };
+    // A certificate for the route's name, verified against the development CA; ALPN gives h2.
+    let (body, tail) = curl("app.tailnet.test", &[]);
+    assert_eq!(tail, "200 2", "{body}");
+    let h = echoed(&body)["headers"].clone();
+    assert_eq!(h["x-forwarded-proto"], "https");
+    assert_eq!(h["x-scheme"], "https");
+    assert_eq!(h["host"], format!("app.tailnet.test:{port}"));
+    let (_, tail) = curl("app.tailnet.test", &["--http1.1"]);
+    assert_eq!(tail, "200 1.1");
+    // A name the proxy does not serve gets no certificate at all.
+    let (_, tail) = curl("other.tailnet.test", &[]);
+    assert!(tail.starts_with("000"), "{tail}");
+    // The CA key is private.
+    assert_eq!(
+        std::fs::metadata(p.path("state/dev-ca.key")).unwrap().permissions().mode() & 0o777,
+        0o600
     );
 }

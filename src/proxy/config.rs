@@ -21,6 +21,12 @@ pub enum ListenerConfig {
         /// Address to bind.
         addr: String,
     },
+    /// HTTPS on TCP: SNI picks the certificate (from the development CA in the state
+    /// directory); serves HTTPS routes, HTTP/2 and HTTP/1.1 by ALPN.
+    Https {
+        /// Address to bind.
+        addr: String,
+    },
 }
 
 fn default_trusted_mode() -> u32 {
@@ -75,7 +81,7 @@ impl ProxyConfig {
             anyhow::bail!("{}: no [[listener]]: the proxy would serve nothing", path.display());
         }
         for l in &cfg.listeners {
-            if let ListenerConfig::Http { addr } = l {
+            if let ListenerConfig::Http { addr } | ListenerConfig::Https { addr } = l {
                 addr.parse::<std::net::SocketAddr>().map_err(|e| {
                     anyhow::anyhow!("{}: listener address {addr:?}: {e}", path.display())
                 })?;

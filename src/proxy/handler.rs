@@ -21,8 +21,8 @@ pub type Body = BoxBody<Bytes, hyper::Error>;
 /// What the request path shares: the swappable route table and the upstream client (whose pool
 /// outlives route swaps).
 pub struct Shared {
-    /// The current route table.
-    pub routes: ArcSwap<RouteTable>,
+    /// The current route table (shared with the certificate resolver).
+    pub routes: Arc<ArcSwap<RouteTable>>,
     /// Pooled HTTP/1.1 client toward TCP upstreams.
     pub client: Client<HttpConnector, Incoming>,
     /// Write the `served` access-log line.
@@ -40,6 +40,8 @@ pub enum Origin {
     Trusted,
     /// A plain HTTP TCP listener; the peer address.
     Http(Option<IpAddr>),
+    /// The HTTPS listener; the peer address.
+    Https(Option<IpAddr>),
 }
 
 fn synthetic(status: StatusCode, body: &'static str) -> Response<Body> {
@@ -141,7 +143,7 @@ pub async fn handle(
     let asked = if trusted {
         header(h, "x-forwarded-host")
     } else {
-        header(h, "host").or_else(|| req.uri().host().map(str::to_string))
+        header(h, "host").or_else(|| req.uri().authority().map(|a| a.as_str().to_string()))
     };
     let Some(asked) = asked else {
         return Ok(synthetic(StatusCode::BAD_REQUEST, "missing Host\n"));
@@ -153,7 +155,7 @@ pub async fn handle(
     };
     let peer = match origin {
         Origin::Trusted => header(h, "x-forwarded-for"),
-        Origin::Http(ip) => ip.map(|i| i.to_string()),
+        Origin::Http(ip) | Origin::Https(ip) => ip.map(|i| i.to_string()),
     };
     let identity = (trusted && via == Via::Tailnet).then(|| Identity {
         login: header(h, "tailscale-user-login"),
@@ -181,6 +183,9 @@ pub async fn handle(
         }
     }
     let query = req.uri().query().map(str::to_string);
+    if let (Origin::Https(_), Listen::Plaintext { .. }) = (origin, route.listen) {
+        return Ok(synthetic(StatusCode::NOT_FOUND, "404 page not found\n"));
+    }
     if let (Origin::Http(_), Listen::Https { .. }) = (origin, route.listen) {
         let host = asked.split(':').next().unwrap_or(&asked);
         let q = query.as_ref().map(|q| format!("?{q}")).unwrap_or_default();
@@ -251,8 +256,9 @@ pub async fn handle(
     );
 
     let (mut parts, body) = req.into_parts();
+    let tls = trusted || matches!(origin, Origin::Https(_));
     let mut headers =
-        outgoing_headers(&parts.headers, &route, &asked, peer.as_deref(), trusted, identity);
+        outgoing_headers(&parts.headers, &route, &asked, peer.as_deref(), trusted, tls, identity);
     if let Some(auth) = &route.auth {
         // The fork let a client send these itself when the auth answer lacked them: not here.
         for name in &auth.copy_headers {
@@ -333,6 +339,7 @@ fn outgoing_headers(
     asked: &str,
     peer: Option<&str>,
     trusted: bool,
+    tls: bool,
     identity: Option<Identity>,
 ) -> HeaderMap {
     let mut h = incoming.clone();
@@ -357,7 +364,7 @@ fn outgoing_headers(
     } else {
         asked.to_string()
     };
-    let proto = if trusted { "https" } else { "http" };
+    let proto = if tls { "https" } else { "http" };
     if let Some(p) = peer {
         set(&mut h, "x-forwarded-for", p);
     }

@@ -9,5 +9,6 @@ pub mod metrics;
 pub mod prefix;
 pub mod routes;
 pub mod server;
+pub mod tls;
 
 pub use config::ProxyConfig;

@@ -20,6 +20,9 @@ use std::time::Duration;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
 
+/// How long a TLS handshake may take.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Largest route table the admin socket accepts.
 const MAX_ADMIN_BODY_BYTES: usize = 32 * 1024 * 1024;
 
@@ -127,7 +130,7 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
         .build(http.clone());
     let auth_client = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(http);
     let shared = Arc::new(Shared {
-        routes: ArcSwap::from_pointee(table),
+        routes: Arc::new(ArcSwap::from_pointee(table)),
         client,
         auth_client,
         metrics: super::metrics::Metrics::default(),
@@ -155,6 +158,39 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
                                 let conn = auto::Builder::new(TokioExecutor::new()).serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
                                 let watched = graceful.watch(conn);
                                 tokio::spawn(async move { let _ = watched.await; });
+                            }
+                        }
+                    }
+                }));
+            }
+            ListenerConfig::Https { addr } => {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("bind {addr}: {e}"))?;
+                described.push(format!("https {}", listener.local_addr()?));
+                let ca = super::tls::DevCa::load_or_create(&cfg.state_dir)?;
+                let resolver = Arc::new(super::tls::Resolver::new(ca, shared.routes.clone()));
+                let acceptor =
+                    tokio_rustls::TlsAcceptor::from(Arc::new(super::tls::server_config(resolver)?));
+                let (shared, graceful, mut stop) =
+                    (shared.clone(), graceful.clone(), stop_rx.clone());
+                tasks.push(tokio::spawn(async move {
+                    loop {
+                        tokio::select! {
+                            _ = stop.changed() => break,
+                            accepted = listener.accept() => {
+                                let Ok((stream, peer)) = accepted else { continue };
+                                let _ = stream.set_nodelay(true);
+                                let (shared, acceptor, graceful) = (shared.clone(), acceptor.clone(), graceful.clone());
+                                // The handshake runs on its own task, bounded, so a slow client
+                                // never holds the accept loop.
+                                tokio::spawn(async move {
+                                    let Ok(Ok(tls)) = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await else { return };
+                                    let origin = Origin::Https(Some(peer.ip()));
+                                    let svc = service_fn(move |req| handle(shared.clone(), req, origin));
+                                    let conn = auto::Builder::new(TokioExecutor::new()).serve_connection_with_upgrades(TokioIo::new(tls), svc).into_owned();
+                                    let _ = graceful.watch(conn).await;
+                                });
                             }
                         }
                     }
