@@ -70,11 +70,17 @@ struct Proxy {
 
 impl Proxy {
     fn start() -> Proxy {
+        Proxy::start_with("")
+    }
+
+    fn start_with(extra: &str) -> Proxy {
         let dir = tempfile::tempdir().unwrap();
+        let extra = extra.replace("{dir}", &dir.path().display().to_string());
         let cfg = format!(
             "state_dir = \"{0}/state\"\n[[listener]]\nkind = \"trusted\"\npath = \"{0}/node.sock\"\n[[listener]]\nkind = \"http\"\naddr = \"127.0.0.1:0\"\n[[listener]]\nkind = \"https\"\naddr = \"127.0.0.1:0\"\n",
             dir.path().display()
         );
+        let cfg = format!("{extra}\n{cfg}");
         std::fs::write(dir.path().join("proxy.toml"), cfg).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_migrate"))
             .args(["proxy", "--workers", "1", "--config"])
@@ -862,4 +868,71 @@ fn https_with_sni_certificates_from_the_development_ca() {
         std::fs::metadata(p.path("state/dev-ca.key")).unwrap().permissions().mode() & 0o777,
         0o600
     );
+}
+
+/// tailscaled's LocalAPI whois, as reference/tailscale.md section 9 documents it: 403 on a
+/// wrong Host, 404 for addresses that are not tailnet peers.
+fn fake_whois(socket: &std::path::Path) {
+    let l = std::os::unix::net::UnixListener::bind(socket).unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut first = String::new();
+            r.read_line(&mut first).unwrap();
+            let mut host_ok = false;
+            loop {
+                let mut h = String::new();
+                if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                    break;
+                }
+                if h.trim().eq_ignore_ascii_case("host: local-tailscaled.sock") {
+                    host_ok = true;
+                }
+            }
+            let resp = if !host_ok {
+                "HTTP/1.1 403 Forbidden\r\nContent-Length: 24\r\n\r\ninvalid localapi request"
+                    .to_string()
+            } else if first.contains("/localapi/v0/whois?addr=100.64.0.7 ") {
+                let body = json!({
+                    "Node": {"ID": 123, "ComputedName": "laptop", "Name": "laptop.tailnet.test.", "Tags": [], "CapMap": {}},
+                    "UserProfile": {"ID": 456, "LoginName": "alice@example.com", "DisplayName": "Alice", "ProfilePicURL": "https://pic/a"},
+                    "CapMap": {"example.com/cap/admin": []}
+                })
+                .to_string();
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+            } else {
+                "HTTP/1.1 404 Not Found\r\nContent-Length: 22\r\n\r\nno match for IP:port\r\n"
+                    .to_string()
+            };
+            let _ = s.write_all(resp.as_bytes());
+        }
+    });
+}
+
+#[test]
+fn whois_through_the_localapi_gives_tsnsrv_identity_headers() {
+    let up = echo_upstream();
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("tailscaled.sock");
+    fake_whois(&sock);
+    let p = Proxy::start_with(&format!("localapi_socket = \"{}\"", sock.display()));
+    assert_eq!(p.put_routes(&json!([route("box/app", "app.tailnet.test", up, json!({}))])).0, 200);
+    let (code, _, body) = p.via_serve("app", "/", &["Tailscale-User-Login: someone@else"]);
+    assert_eq!(code, 200);
+    let h = echoed(&body)["headers"].clone();
+    assert_eq!(h["x-tailscale-user"], "userid:1c8");
+    assert_eq!(h["x-tailscale-user-loginname"], "alice@example.com");
+    assert_eq!(h["x-tailscale-user-profilepicurl"], "https://pic/a");
+    assert_eq!(h["x-tailscale-node"], "nodeid:7b");
+    assert_eq!(h["x-tailscale-node-name"], "laptop");
+    assert_eq!(h["x-tailscale-caps"], "example.com/cap/admin");
+    // A route with whois off sends no identity at all.
+    let off = json!({"whois": {"enabled": false, "timeout_ms": 1000}});
+    assert_eq!(p.put_routes(&json!([route("box/app", "app.tailnet.test", up, off)])).0, 200);
+    let h = echoed(&p.via_serve("app", "/", &[]).2)["headers"].clone();
+    assert!(h.as_object().unwrap().keys().all(|k| !k.starts_with("x-tailscale-")), "{h}");
 }

@@ -130,6 +130,34 @@ impl LocalApi {
         })
     }
 
+    /// Who is behind a tailnet address (`whois?addr=`); `None` for an address that is not a
+    /// tailnet peer (404). `svc_name` asks for the capabilities granted toward a Service.
+    pub fn whois(
+        &self,
+        addr: &str,
+        svc_name: Option<&str>,
+    ) -> Result<Option<serde_json::Value>, LocalApiError> {
+        let enc = |s: &str| {
+            s.replace('%', "%25").replace(':', "%3A").replace('[', "%5B").replace(']', "%5D")
+        };
+        let mut path = format!("whois?addr={}", enc(addr));
+        if let Some(svc) = svc_name {
+            path.push_str(&format!("&svc_name={}", enc(svc)));
+        }
+        let (status, body) = self.get(&path)?;
+        match status {
+            404 => Ok(None),
+            200..=299 => serde_json::from_slice(&body)
+                .map(Some)
+                .map_err(|e| LocalApiError::Malformed { path, message: e.to_string() }),
+            _ => Err(LocalApiError::Status {
+                path,
+                status,
+                body: String::from_utf8_lossy(&body).trim().to_string(),
+            }),
+        }
+    }
+
     /// The tailnet's MagicDNS suffix (`tail1234.ts.net`), from `status`.
     pub fn magic_dns_suffix(&self) -> Result<String, LocalApiError> {
         let st = self.get_json("status?peers=false")?;

@@ -49,6 +49,10 @@ pub struct ProxyConfig {
     /// and of tsnsrv's own 9099+).
     #[serde(default)]
     pub metrics_addr: Option<String>,
+    /// tailscaled's LocalAPI socket, for whois (full identity headers). Without it, identity
+    /// comes from the `Tailscale-User-*` headers of tailscaled's serve only.
+    #[serde(default)]
+    pub localapi_socket: Option<PathBuf>,
     /// How long in-flight requests may finish after a stop signal.
     #[serde(default = "default_drain_ms")]
     pub drain_ms: u64,

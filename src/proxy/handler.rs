@@ -31,6 +31,8 @@ pub struct Shared {
     pub auth_client: Client<HttpConnector, http_body_util::Empty<Bytes>>,
     /// tsnsrv's metrics.
     pub metrics: super::metrics::Metrics,
+    /// Identity lookups through the LocalAPI, when configured.
+    pub whois: Option<super::whois::Whois>,
 }
 
 /// Where a connection came from.
@@ -256,9 +258,30 @@ pub async fn handle(
     );
 
     let (mut parts, body) = req.into_parts();
+    let looked_up = match (
+        &shared.whois,
+        trusted && via == Via::Tailnet && route.whois.enabled,
+        peer.as_deref(),
+    ) {
+        (Some(w), true, Some(addr)) => {
+            w.lookup(addr, std::time::Duration::from_millis(route.whois.timeout_ms)).await
+        }
+        _ => None,
+    };
     let tls = trusted || matches!(origin, Origin::Https(_));
     let mut headers =
         outgoing_headers(&parts.headers, &route, &asked, peer.as_deref(), trusted, tls, identity);
+    if let Some(id) = looked_up {
+        // The LocalAPI's answer is the full tsnsrv set; it replaces what serve's headers gave.
+        let ours: Vec<HeaderName> =
+            headers.keys().filter(|k| k.as_str().starts_with("x-tailscale-")).cloned().collect();
+        for k in ours {
+            headers.remove(k);
+        }
+        for (k, v) in id.iter() {
+            set(&mut headers, k, v);
+        }
+    }
     if let Some(auth) = &route.auth {
         // The fork let a client send these itself when the auth answer lacked them: not here.
         for name in &auth.copy_headers {

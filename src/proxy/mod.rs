@@ -10,5 +10,6 @@ pub mod prefix;
 pub mod routes;
 pub mod server;
 pub mod tls;
+pub mod whois;
 
 pub use config::ProxyConfig;

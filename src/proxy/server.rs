@@ -134,6 +134,10 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
         client,
         auth_client,
         metrics: super::metrics::Metrics::default(),
+        whois: cfg
+            .localapi_socket
+            .as_ref()
+            .map(|p| super::whois::Whois::new(tailshift_shims::LocalApi::new(p))),
         access_log: cfg.access_log,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
