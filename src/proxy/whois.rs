@@ -14,10 +14,13 @@ const CACHE_TTL: Duration = Duration::from_secs(30);
 /// tsnsrv's identity headers for one peer.
 pub type IdentityHeaders = Vec<(&'static str, String)>;
 
+/// When an answer was fetched, and the answer (`None`: not a tailnet peer).
+type Cached = (Instant, Option<Arc<IdentityHeaders>>);
+
 /// Looks peers up through the LocalAPI.
 pub struct Whois {
     api: LocalApi,
-    cache: Mutex<HashMap<String, (Instant, Option<Arc<IdentityHeaders>>)>>,
+    cache: Mutex<HashMap<String, Cached>>,
 }
 
 fn keys_joined(v: Option<&Value>) -> Option<String> {
