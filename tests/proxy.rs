@@ -936,3 +936,21 @@ fn whois_through_the_localapi_gives_tsnsrv_identity_headers() {
     let h = echoed(&p.via_serve("app", "/", &[]).2)["headers"].clone();
     assert!(h.as_object().unwrap().keys().all(|k| !k.starts_with("x-tailscale-")), "{h}");
 }
+
+#[test]
+fn slow_headers_are_cut_off() {
+    let p = Proxy::start_with("header_read_timeout_ms = 300");
+    let mut s = std::net::TcpStream::connect(&p.http).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: a.tailnet.test\r\n").unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let waited = started.elapsed();
+    assert!(
+        waited < std::time::Duration::from_secs(3),
+        "the half-sent request held the connection for {waited:?}"
+    );
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
+}

@@ -53,12 +53,20 @@ pub struct ProxyConfig {
     /// comes from the `Tailscale-User-*` headers of tailscaled's serve only.
     #[serde(default)]
     pub localapi_socket: Option<PathBuf>,
+    /// How long a client may take to send request headers (every listener; routes are not
+    /// known before the headers are read).
+    #[serde(default = "default_header_read_timeout_ms")]
+    pub header_read_timeout_ms: u64,
     /// How long in-flight requests may finish after a stop signal.
     #[serde(default = "default_drain_ms")]
     pub drain_ms: u64,
     /// Write tsnsrv's `served ...` access-log line per request.
     #[serde(default = "default_true")]
     pub access_log: bool,
+}
+
+fn default_header_read_timeout_ms() -> u64 {
+    10_000
 }
 
 fn default_drain_ms() -> u64 {

@@ -20,6 +20,15 @@ use std::time::Duration;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
 
+/// A connection builder for both HTTP versions. hyper's header-read timeout needs a timer:
+/// without one the default is silently off (proxy.md 2.3), and slow-loris clients hold sockets.
+fn builder(header_timeout: Duration) -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(header_timeout);
+    b.http2().timer(hyper_util::rt::TokioTimer::new());
+    b
+}
+
 /// How long a TLS handshake may take.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -140,6 +149,7 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
             .map(|p| super::whois::Whois::new(tailshift_shims::LocalApi::new(p))),
         access_log: cfg.access_log,
     });
+    let header_timeout = Duration::from_millis(cfg.header_read_timeout_ms);
     let (stop_tx, stop_rx) = watch::channel(false);
     let graceful = Arc::new(GracefulShutdown::new());
     let mut tasks = Vec::new();
@@ -159,7 +169,7 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
                                 let Ok((stream, _)) = accepted else { continue };
                                 let shared = shared.clone();
                                 let svc = service_fn(move |req| handle(shared.clone(), req, Origin::Trusted));
-                                let conn = auto::Builder::new(TokioExecutor::new()).serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
+                                let conn = builder(header_timeout).serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
                                 let watched = graceful.watch(conn);
                                 tokio::spawn(async move { let _ = watched.await; });
                             }
@@ -192,7 +202,7 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
                                     let Ok(Ok(tls)) = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await else { return };
                                     let origin = Origin::Https(Some(peer.ip()));
                                     let svc = service_fn(move |req| handle(shared.clone(), req, origin));
-                                    let conn = auto::Builder::new(TokioExecutor::new()).serve_connection_with_upgrades(TokioIo::new(tls), svc).into_owned();
+                                    let conn = builder(header_timeout).serve_connection_with_upgrades(TokioIo::new(tls), svc).into_owned();
                                     let _ = graceful.watch(conn).await;
                                 });
                             }
@@ -217,7 +227,7 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
                                 let shared = shared.clone();
                                 let origin = Origin::Http(Some(peer.ip()));
                                 let svc = service_fn(move |req| handle(shared.clone(), req, origin));
-                                let conn = auto::Builder::new(TokioExecutor::new()).serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
+                                let conn = builder(header_timeout).serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
                                 let watched = graceful.watch(conn);
                                 tokio::spawn(async move { let _ = watched.await; });
                             }
