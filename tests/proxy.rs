@@ -954,3 +954,53 @@ fn slow_headers_are_cut_off() {
     let text = String::from_utf8_lossy(&buf);
     assert!(text.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
 }
+
+/// A CA and a leaf for `name`, written as `<dir>/<name>.crt` (leaf + CA) and `.key`; returns
+/// the CA's PEM for clients.
+fn issue_files(dir: &std::path::Path, name: &str, cn: &str) -> String {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::default();
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec![name.to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    std::fs::write(dir.join(format!("{name}.crt")), format!("{}{}", leaf.pem(), ca.pem())).unwrap();
+    std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
+    ca.pem()
+}
+
+#[test]
+fn certificates_from_pem_files_are_reloaded_when_they_change() {
+    let up = echo_upstream();
+    let certs = tempfile::tempdir().unwrap();
+    let ca1 = issue_files(certs.path(), "app.tailnet.test", "first CA");
+    let p = Proxy::start_with(&format!("cert_dir = \"{}\"", certs.path().display()));
+    let tls = json!({"listen": {"kind": "https", "port": 443}});
+    assert_eq!(p.put_routes(&json!([route("box/app", "app.tailnet.test", up, tls)])).0, 200);
+    let port = p.https.rsplit_once(':').unwrap().1.to_string();
+    let curl = |ca_pem: &str| {
+        let ca = p.path("client-ca.pem");
+        std::fs::write(&ca, ca_pem).unwrap();
+        let o = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+            .arg(&ca)
+            .args(["--resolve", &format!("app.tailnet.test:{port}:127.0.0.1")])
+            .arg(format!("https://app.tailnet.test:{port}/"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    assert_eq!(curl(&ca1), "200");
+    // Renewed files (another CA here) are picked up at the next handshake, without a restart.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let ca2 = issue_files(certs.path(), "app.tailnet.test", "second CA");
+    assert_eq!(curl(&ca2), "200");
+    assert_ne!(curl(&ca1), "200", "the old certificate is gone");
+    // No development CA when files are configured.
+    assert!(!p.path("state/dev-ca.key").exists());
+}

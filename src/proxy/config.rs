@@ -53,6 +53,10 @@ pub struct ProxyConfig {
     /// comes from the `Tailscale-User-*` headers of tailscaled's serve only.
     #[serde(default)]
     pub localapi_socket: Option<PathBuf>,
+    /// Certificates as `<name>.crt` (full chain) and `<name>.key` PEM files, re-read when they
+    /// change. Without it, a development CA in the state directory issues them.
+    #[serde(default)]
+    pub cert_dir: Option<PathBuf>,
     /// How long a client may take to send request headers (every listener; routes are not
     /// known before the headers are read).
     #[serde(default = "default_header_read_timeout_ms")]

@@ -182,8 +182,13 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
                     .await
                     .map_err(|e| anyhow::anyhow!("bind {addr}: {e}"))?;
                 described.push(format!("https {}", listener.local_addr()?));
-                let ca = super::tls::DevCa::load_or_create(&cfg.state_dir)?;
-                let resolver = Arc::new(super::tls::Resolver::new(ca, shared.routes.clone()));
+                let source = match &cfg.cert_dir {
+                    Some(dir) => super::tls::Source::Files(dir.clone()),
+                    None => super::tls::Source::DevCa(super::tls::DevCa::load_or_create(
+                        &cfg.state_dir,
+                    )?),
+                };
+                let resolver = Arc::new(super::tls::Resolver::new(source, shared.routes.clone()));
                 let acceptor =
                     tokio_rustls::TlsAcceptor::from(Arc::new(super::tls::server_config(resolver)?));
                 let (shared, graceful, mut stop) =

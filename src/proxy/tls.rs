@@ -64,9 +64,37 @@ impl DevCa {
     }
 }
 
-/// Picks a certificate by SNI; issues one for a route name the first time it is asked.
+/// Where certificates come from.
+pub enum Source {
+    /// The development CA issues one per route name.
+    DevCa(DevCa),
+    /// `<dir>/<name>.crt` (full chain) and `<dir>/<name>.key`, re-read when they change.
+    Files(std::path::PathBuf),
+}
+
+/// Reads a PEM certificate chain and key for rustls.
+fn load_pem(crt: &Path, key: &Path) -> anyhow::Result<CertifiedKey> {
+    use rustls_pki_types::pem::PemObject;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(crt)
+        .map_err(|e| anyhow::anyhow!("{}: {e:?}", crt.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow::anyhow!("{}: {e:?}", crt.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| anyhow::anyhow!("{}: {e:?}", key.display()))?;
+    let signing = rustls::crypto::ring::sign::any_supported_type(&key)?;
+    Ok(CertifiedKey::new(chain, signing))
+}
+
+fn mtime(p: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(p).and_then(|m| m.modified()).ok()
+}
+
+/// Picks a certificate by SNI; issues one for a route name the first time it is asked, or
+/// reads it from files (again whenever they change; the last good one stays if a read fails).
 pub struct Resolver {
-    ca: DevCa,
+    source: Source,
+    file_times:
+        Mutex<HashMap<String, (Option<std::time::SystemTime>, Option<std::time::SystemTime>)>>,
     certs: ArcSwap<HashMap<String, Arc<CertifiedKey>>>,
     issuing: Mutex<()>,
     routes: Arc<ArcSwap<RouteTable>>,
@@ -80,35 +108,62 @@ impl std::fmt::Debug for Resolver {
 
 impl Resolver {
     /// A resolver over the routes' names.
-    pub fn new(ca: DevCa, routes: Arc<ArcSwap<RouteTable>>) -> Self {
+    pub fn new(source: Source, routes: Arc<ArcSwap<RouteTable>>) -> Self {
         Resolver {
-            ca,
+            source,
+            file_times: Mutex::new(HashMap::new()),
             certs: ArcSwap::from_pointee(HashMap::new()),
             issuing: Mutex::new(()),
             routes,
         }
+    }
+
+    fn store(&self, name: &str, cert: Arc<CertifiedKey>) {
+        self.certs.rcu(|old| {
+            let mut m = (**old).clone();
+            m.insert(name.to_string(), cert.clone());
+            m
+        });
     }
 }
 
 impl ResolvesServerCert for Resolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let name = hello.server_name()?.to_ascii_lowercase();
+        if let Source::Files(dir) = &self.source {
+            let (crt, key) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
+            let now = (mtime(&crt), mtime(&key));
+            let cached = self.certs.load().get(&name).cloned();
+            let mut times = self.file_times.lock().unwrap_or_else(|p| p.into_inner());
+            if cached.is_some() && times.get(&name) == Some(&now) {
+                return cached;
+            }
+            return match load_pem(&crt, &key) {
+                Ok(c) => {
+                    times.insert(name.clone(), now);
+                    let c = Arc::new(c);
+                    self.store(&name, c.clone());
+                    Some(c)
+                }
+                Err(e) => {
+                    eprintln!("WARN certificate for {name}: {e:#}; keeping the last good one");
+                    cached
+                }
+            };
+        }
         if let Some(c) = self.certs.load().get(&name) {
             return Some(c.clone());
         }
         // Only names the proxy serves get a certificate (clients by IP get none: tsnsrv's
         // "no SNI ServerName" case).
         self.routes.load().lookup(&name, "/")?;
+        let Source::DevCa(ca) = &self.source else { return None };
         let _guard = self.issuing.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = self.certs.load().get(&name) {
             return Some(c.clone());
         }
-        let issued = Arc::new(self.ca.issue(&name).ok()?);
-        self.certs.rcu(|old| {
-            let mut m = (**old).clone();
-            m.insert(name.clone(), issued.clone());
-            m
-        });
+        let issued = Arc::new(ca.issue(&name).ok()?);
+        self.store(&name, issued.clone());
         Some(issued)
     }
 }
