@@ -67,10 +67,13 @@ impl DevCa {
 /// Where certificates come from.
 pub enum Source {
     /// The development CA issues one per route name.
-    DevCa(DevCa),
+    DevCa(Box<DevCa>),
     /// `<dir>/<name>.crt` (full chain) and `<dir>/<name>.key`, re-read when they change.
     Files(std::path::PathBuf),
 }
+
+/// Modification times of a certificate's two files when last read.
+type FileTimes = (Option<std::time::SystemTime>, Option<std::time::SystemTime>);
 
 /// Reads a PEM certificate chain and key for rustls.
 fn load_pem(crt: &Path, key: &Path) -> anyhow::Result<CertifiedKey> {
@@ -93,8 +96,7 @@ fn mtime(p: &Path) -> Option<std::time::SystemTime> {
 /// reads it from files (again whenever they change; the last good one stays if a read fails).
 pub struct Resolver {
     source: Source,
-    file_times:
-        Mutex<HashMap<String, (Option<std::time::SystemTime>, Option<std::time::SystemTime>)>>,
+    file_times: Mutex<HashMap<String, FileTimes>>,
     certs: ArcSwap<HashMap<String, Arc<CertifiedKey>>>,
     issuing: Mutex<()>,
     routes: Arc<ArcSwap<RouteTable>>,
