@@ -184,9 +184,9 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
                 described.push(format!("https {}", listener.local_addr()?));
                 let source = match &cfg.cert_dir {
                     Some(dir) => super::tls::Source::Files(dir.clone()),
-                    None => super::tls::Source::DevCa(super::tls::DevCa::load_or_create(
+                    None => super::tls::Source::DevCa(Box::new(super::tls::DevCa::load_or_create(
                         &cfg.state_dir,
-                    )?),
+                    )?)),
                 };
                 let resolver = Arc::new(super::tls::Resolver::new(source, shared.routes.clone()));
                 let acceptor =
