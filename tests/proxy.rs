@@ -1004,3 +1004,58 @@ fn certificates_from_pem_files_are_reloaded_when_they_change() {
     // No development CA when files are configured.
     assert!(!p.path("state/dev-ca.key").exists());
 }
+
+#[test]
+fn upstream_tcp_addr_is_dialed_while_the_url_names_the_host() {
+    let up = echo_upstream();
+    let p = Proxy::start();
+    // The URL's host does not resolve; tsnsrv's upstreamTCPAddr says where to dial.
+    let r = json!({"host_header": "upstream", "proxy_headers": false, "upstream": {"url": "http://app.internal:8080/base", "tcp_addr": format!("127.0.0.1:{up}")}});
+    assert_eq!(p.put_routes(&json!([route("box/app", "app.tailnet.test", up, r)])).0, 200);
+    let (code, _, body) = p.get("app.tailnet.test", "/x", &[]);
+    assert_eq!(code, 200);
+    let e = echoed(&body);
+    assert_eq!(e["path"], "/base/x");
+    assert_eq!(e["headers"]["host"], "app.internal:8080");
+}
+
+#[test]
+fn unix_socket_upstreams_get_an_origin_form_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("gui.sock");
+    let l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut first = String::new();
+            r.read_line(&mut first).unwrap();
+            let mut host = String::new();
+            loop {
+                let mut h = String::new();
+                if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                    break;
+                }
+                if h.to_ascii_lowercase().starts_with("host:") {
+                    host = h[5..].trim().to_string();
+                }
+            }
+            let body = format!("{} {host}", first.trim());
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let p = Proxy::start();
+    let r = json!({"upstream": {"url": "http://localhost", "unix": sock.display().to_string()}});
+    assert_eq!(
+        p.put_routes(&json!([route("box/syncthing", "syncthing.tailnet.test", 1, r)])).0,
+        200
+    );
+    let (code, _, body) = p.get("syncthing.tailnet.test", "/rest/system?x=1", &[]);
+    assert_eq!(code, 200);
+    // Syncthing checks the Host: it is kept (the CLI default), and the target is origin-form.
+    assert_eq!(body, "GET /rest/system?x=1 HTTP/1.1 syncthing.tailnet.test");
+}

@@ -458,6 +458,23 @@ fn outgoing_headers(
     h
 }
 
+/// A request for a single connection (unix socket, fixed address): origin-form target, Host set.
+fn origin_form(mut req: Request<Incoming>) -> Request<Incoming> {
+    let authority = req.uri().authority().map(|a| a.as_str().to_string());
+    if !req.headers().contains_key(http::header::HOST)
+        && let Some(a) = authority
+        && let Ok(v) = HeaderValue::from_str(&a)
+    {
+        req.headers_mut().insert(http::header::HOST, v);
+    }
+    let pq =
+        req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
+    if let Ok(u) = pq.parse::<Uri>() {
+        *req.uri_mut() = u;
+    }
+    req
+}
+
 async fn forward(
     shared: &Shared,
     route: &Route,
@@ -474,7 +491,22 @@ async fn forward(
         tokio::spawn(async move {
             let _ = conn.with_upgrades().await;
         });
-        return send.send_request(req).await.map_err(|e| e.to_string());
+        return send.send_request(origin_form(req)).await.map_err(|e| e.to_string());
+    }
+    if let Some(addr) = &route.upstream.tcp_addr {
+        // tsnsrv's -upstreamTCPAddr: always dial this address; the URL only names the Host.
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("dial tcp {addr}: {e}"))?;
+        let _ = stream.set_nodelay(true);
+        let (mut send, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|e| e.to_string())?;
+        tokio::spawn(async move {
+            let _ = conn.with_upgrades().await;
+        });
+        return send.send_request(origin_form(req)).await.map_err(|e| e.to_string());
     }
     if req.uri().scheme_str() != Some("http") {
         return Err("https upstreams are not supported by this version of the proxy yet".into());
