@@ -475,6 +475,21 @@ fn origin_form(mut req: Request<Incoming>) -> Request<Incoming> {
     req
 }
 
+/// Sends one request over a fresh connection (unix socket or fixed address), upgrades allowed.
+async fn send_over<S>(stream: S, req: Request<Incoming>) -> Result<Response<Incoming>, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut send, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let _ = conn.with_upgrades().await;
+    });
+    send.send_request(origin_form(req)).await.map_err(|e| e.to_string())
+}
+
 async fn forward(
     shared: &Shared,
     route: &Route,
@@ -484,14 +499,7 @@ async fn forward(
         let stream = tokio::net::UnixStream::connect(sock)
             .await
             .map_err(|e| format!("dial unix {sock}: {e}"))?;
-        let (mut send, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .map_err(|e| e.to_string())?;
-        tokio::spawn(async move {
-            let _ = conn.with_upgrades().await;
-        });
-        return send.send_request(origin_form(req)).await.map_err(|e| e.to_string());
+        return send_over(stream, req).await;
     }
     if let Some(addr) = &route.upstream.tcp_addr {
         // tsnsrv's -upstreamTCPAddr: always dial this address; the URL only names the Host.
@@ -499,14 +507,7 @@ async fn forward(
             .await
             .map_err(|e| format!("dial tcp {addr}: {e}"))?;
         let _ = stream.set_nodelay(true);
-        let (mut send, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .map_err(|e| e.to_string())?;
-        tokio::spawn(async move {
-            let _ = conn.with_upgrades().await;
-        });
-        return send.send_request(origin_form(req)).await.map_err(|e| e.to_string());
+        return send_over(stream, req).await;
     }
     if req.uri().scheme_str() != Some("http") {
         return Err("https upstreams are not supported by this version of the proxy yet".into());

@@ -29,6 +29,23 @@ fn builder(header_timeout: Duration) -> auto::Builder<TokioExecutor> {
     b
 }
 
+/// Serves one accepted connection (HTTP/1.1 or HTTP/2, upgrades allowed) until it closes or the
+/// proxy drains.
+async fn serve_conn<I>(
+    io: I,
+    shared: Arc<Shared>,
+    origin: Origin,
+    graceful: Arc<GracefulShutdown>,
+    header_timeout: Duration,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req| handle(shared.clone(), req, origin));
+    let conn =
+        builder(header_timeout).serve_connection_with_upgrades(TokioIo::new(io), svc).into_owned();
+    let _ = graceful.watch(conn).await;
+}
+
 /// How long a TLS handshake may take.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -167,11 +184,7 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
                             _ = stop.changed() => break,
                             accepted = listener.accept() => {
                                 let Ok((stream, _)) = accepted else { continue };
-                                let shared = shared.clone();
-                                let svc = service_fn(move |req| handle(shared.clone(), req, Origin::Trusted));
-                                let conn = builder(header_timeout).serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
-                                let watched = graceful.watch(conn);
-                                tokio::spawn(async move { let _ = watched.await; });
+                                tokio::spawn(serve_conn(stream, shared.clone(), Origin::Trusted, graceful.clone(), header_timeout));
                             }
                         }
                     }
@@ -205,10 +218,7 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
                                 // never holds the accept loop.
                                 tokio::spawn(async move {
                                     let Ok(Ok(tls)) = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await else { return };
-                                    let origin = Origin::Https(Some(peer.ip()));
-                                    let svc = service_fn(move |req| handle(shared.clone(), req, origin));
-                                    let conn = builder(header_timeout).serve_connection_with_upgrades(TokioIo::new(tls), svc).into_owned();
-                                    let _ = graceful.watch(conn).await;
+                                    serve_conn(tls, shared, Origin::Https(Some(peer.ip())), graceful, header_timeout).await;
                                 });
                             }
                         }
@@ -229,12 +239,7 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
                             accepted = listener.accept() => {
                                 let Ok((stream, peer)) = accepted else { continue };
                                 let _ = stream.set_nodelay(true);
-                                let shared = shared.clone();
-                                let origin = Origin::Http(Some(peer.ip()));
-                                let svc = service_fn(move |req| handle(shared.clone(), req, origin));
-                                let conn = builder(header_timeout).serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
-                                let watched = graceful.watch(conn);
-                                tokio::spawn(async move { let _ = watched.await; });
+                                tokio::spawn(serve_conn(stream, shared.clone(), Origin::Http(Some(peer.ip())), graceful.clone(), header_timeout));
                             }
                         }
                     }
