@@ -35,7 +35,7 @@ async fn serve_conn<I>(
     io: I,
     shared: Arc<Shared>,
     origin: Origin,
-    graceful: Arc<GracefulShutdown>,
+    watcher: hyper_util::server::graceful::Watcher,
     header_timeout: Duration,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -43,7 +43,7 @@ async fn serve_conn<I>(
     let svc = service_fn(move |req| handle(shared.clone(), req, origin));
     let conn =
         builder(header_timeout).serve_connection_with_upgrades(TokioIo::new(io), svc).into_owned();
-    let _ = graceful.watch(conn).await;
+    let _ = watcher.watch(conn).await;
 }
 
 /// How long a TLS handshake may take.
@@ -184,7 +184,7 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
                             _ = stop.changed() => break,
                             accepted = listener.accept() => {
                                 let Ok((stream, _)) = accepted else { continue };
-                                tokio::spawn(serve_conn(stream, shared.clone(), Origin::Trusted, graceful.clone(), header_timeout));
+                                tokio::spawn(serve_conn(stream, shared.clone(), Origin::Trusted, graceful.watcher(), header_timeout));
                             }
                         }
                     }
@@ -213,12 +213,13 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
                             accepted = listener.accept() => {
                                 let Ok((stream, peer)) = accepted else { continue };
                                 let _ = stream.set_nodelay(true);
-                                let (shared, acceptor, graceful) = (shared.clone(), acceptor.clone(), graceful.clone());
+                                // The watcher is taken now: the handshake task must not keep the shutdown handle.
+                                let (shared, acceptor, watcher) = (shared.clone(), acceptor.clone(), graceful.watcher());
                                 // The handshake runs on its own task, bounded, so a slow client
                                 // never holds the accept loop.
                                 tokio::spawn(async move {
                                     let Ok(Ok(tls)) = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await else { return };
-                                    serve_conn(tls, shared, Origin::Https(Some(peer.ip())), graceful, header_timeout).await;
+                                    serve_conn(tls, shared, Origin::Https(Some(peer.ip())), watcher, header_timeout).await;
                                 });
                             }
                         }
@@ -239,7 +240,7 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
                             accepted = listener.accept() => {
                                 let Ok((stream, peer)) = accepted else { continue };
                                 let _ = stream.set_nodelay(true);
-                                tokio::spawn(serve_conn(stream, shared.clone(), Origin::Http(Some(peer.ip())), graceful.clone(), header_timeout));
+                                tokio::spawn(serve_conn(stream, shared.clone(), Origin::Http(Some(peer.ip())), graceful.watcher(), header_timeout));
                             }
                         }
                     }
@@ -326,7 +327,9 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
     for t in tasks {
         let _ = t.await;
     }
-    let graceful = Arc::try_unwrap(graceful).unwrap_or_else(|_| GracefulShutdown::new());
+    // Every accept loop has ended, so this is the last handle; connections hold only watchers.
+    let graceful =
+        Arc::try_unwrap(graceful).unwrap_or_else(|_| unreachable!("accept loops have stopped"));
     tokio::select! {
         _ = graceful.shutdown() => eprintln!("INFO drained; bye"),
         _ = tokio::time::sleep(Duration::from_millis(cfg.drain_ms)) => eprintln!("WARN drain timeout: closing {} ms after the stop signal", cfg.drain_ms),
