@@ -60,10 +60,7 @@ pub async fn check(
         );
         return Decision::Respond(unavailable());
     }
-    let authority = match base.port() {
-        Some(p) => format!("{}:{p}", base.host_str().unwrap_or("localhost")),
-        None => base.host_str().unwrap_or("localhost").to_string(),
-    };
+    let authority = super::handler::authority(&base);
     // The authURL's own path is ignored; the original raw query is kept (as the fork does).
     let q = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
     let uri = format!("http://{authority}{}{q}", auth.path);

@@ -112,6 +112,15 @@ fn upgrade_protocol(h: &HeaderMap) -> Option<String> {
     header(h, "upgrade")
 }
 
+/// `host[:port]` of a URL, the port only when it is not the scheme's default.
+pub(super) fn authority(u: &url::Url) -> String {
+    let host = u.host_str().unwrap_or("localhost");
+    match u.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
+    }
+}
+
 fn header(h: &HeaderMap, name: &str) -> Option<String> {
     h.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
 }
@@ -247,10 +256,7 @@ pub async fn handle(
     // The url crate writes an empty path as "/"; joining gives the same result as Go's "".
     let new_path = upstream_path(dest.path(), &path, matched, route.strip_prefix);
     let new_query = upstream_query(dest.query(), query.as_deref());
-    let authority = match dest.port() {
-        Some(p) => format!("{}:{p}", dest.host_str().unwrap_or("localhost")),
-        None => dest.host_str().unwrap_or("localhost").to_string(),
-    };
+    let authority = authority(&dest);
     let target = format!(
         "{}://{authority}{new_path}{}",
         dest.scheme(),
@@ -269,8 +275,13 @@ pub async fn handle(
         _ => None,
     };
     let tls = trusted || matches!(origin, Origin::Https(_));
-    let mut headers =
-        outgoing_headers(&parts.headers, &route, &asked, peer.as_deref(), trusted, tls, identity);
+    let mut headers = outgoing_headers(
+        &parts.headers,
+        &route,
+        &authority,
+        &Requester { asked: &asked, peer: peer.as_deref(), trusted, tls },
+        identity,
+    );
     if let Some(id) = looked_up {
         // The LocalAPI's answer is the full tsnsrv set; it replaces what serve's headers gave.
         let ours: Vec<HeaderName> =
@@ -356,15 +367,26 @@ fn identity_login(r: &Request<Incoming>) -> Option<String> {
 
 /// tsnsrv's `rewrite` (3.4), in its order, with the identity of tailscaled's serve mapped onto
 /// tsnsrv's header names.
+/// Who asked, how: what the upstream headers are derived from.
+struct Requester<'a> {
+    /// The name asked for (`Host`, or `X-Forwarded-Host` behind tailscaled).
+    asked: &'a str,
+    /// The peer address.
+    peer: Option<&'a str>,
+    /// Through tailscaled's trusted socket.
+    trusted: bool,
+    /// Over TLS (ours or tailscaled's).
+    tls: bool,
+}
+
 fn outgoing_headers(
     incoming: &HeaderMap,
     route: &Route,
-    asked: &str,
-    peer: Option<&str>,
-    trusted: bool,
-    tls: bool,
+    upstream_authority: &str,
+    who: &Requester,
     identity: Option<Identity>,
 ) -> HeaderMap {
+    let Requester { asked, peer, trusted, tls } = *who;
     let mut h = incoming.clone();
     strip_hop_by_hop(&mut h);
     for n in ["forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto"] {
@@ -404,13 +426,7 @@ fn outgoing_headers(
             set(&mut h, "host", &host);
         }
         HostHeader::Upstream => {
-            if let Ok(u) = url::Url::parse(&route.upstream.url) {
-                let host = match u.port() {
-                    Some(p) => format!("{}:{p}", u.host_str().unwrap_or("localhost")),
-                    None => u.host_str().unwrap_or("localhost").to_string(),
-                };
-                set(&mut h, "host", &host);
-            }
+            set(&mut h, "host", upstream_authority);
         }
     }
     if route.proxy_headers {

@@ -46,6 +46,53 @@ async fn serve_conn<I>(
     let _ = watcher.watch(conn).await;
 }
 
+/// A listening socket: TCP (with the peer's address) or unix.
+trait Acceptor: Send + 'static {
+    /// The accepted connection.
+    type Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static;
+    /// Waits for the next connection.
+    fn next(
+        &self,
+    ) -> impl std::future::Future<Output = std::io::Result<(Self::Io, Option<std::net::IpAddr>)>> + Send;
+}
+
+impl Acceptor for TcpListener {
+    type Io = tokio::net::TcpStream;
+    async fn next(&self) -> std::io::Result<(Self::Io, Option<std::net::IpAddr>)> {
+        let (stream, peer) = self.accept().await?;
+        let _ = stream.set_nodelay(true);
+        Ok((stream, Some(peer.ip())))
+    }
+}
+
+impl Acceptor for UnixListener {
+    type Io = tokio::net::UnixStream;
+    async fn next(&self) -> std::io::Result<(Self::Io, Option<std::net::IpAddr>)> {
+        Ok((self.accept().await?.0, None))
+    }
+}
+
+/// Accepts connections until the stop signal, handing each to `on`. A failed accept (out of
+/// descriptors, a reset) is skipped, not fatal.
+fn accept_loop<L: Acceptor>(
+    listener: L,
+    mut stop: watch::Receiver<bool>,
+    mut on: impl FnMut(L::Io, Option<std::net::IpAddr>) + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.changed() => break,
+                accepted = listener.next() => {
+                    if let Ok((io, peer)) = accepted {
+                        on(io, peer);
+                    }
+                }
+            }
+        }
+    })
+}
+
 /// How long a TLS handshake may take.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -172,22 +219,19 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
     let mut tasks = Vec::new();
     let mut described = Vec::new();
     for l in &cfg.listeners {
+        let (shared, graceful) = (shared.clone(), graceful.clone());
         match l {
             ListenerConfig::Trusted { path, mode } => {
                 let listener = bind_unix(path, *mode)?;
                 described.push(format!("trusted unix:{}", path.display()));
-                let (shared, graceful, mut stop) =
-                    (shared.clone(), graceful.clone(), stop_rx.clone());
-                tasks.push(tokio::spawn(async move {
-                    loop {
-                        tokio::select! {
-                            _ = stop.changed() => break,
-                            accepted = listener.accept() => {
-                                let Ok((stream, _)) = accepted else { continue };
-                                tokio::spawn(serve_conn(stream, shared.clone(), Origin::Trusted, graceful.watcher(), header_timeout));
-                            }
-                        }
-                    }
+                tasks.push(accept_loop(listener, stop_rx.clone(), move |io, _| {
+                    tokio::spawn(serve_conn(
+                        io,
+                        shared.clone(),
+                        Origin::Trusted,
+                        graceful.watcher(),
+                        header_timeout,
+                    ));
                 }));
             }
             ListenerConfig::Https { addr } => {
@@ -204,26 +248,20 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
                 let resolver = Arc::new(super::tls::Resolver::new(source, shared.routes.clone()));
                 let acceptor =
                     tokio_rustls::TlsAcceptor::from(Arc::new(super::tls::server_config(resolver)?));
-                let (shared, graceful, mut stop) =
-                    (shared.clone(), graceful.clone(), stop_rx.clone());
-                tasks.push(tokio::spawn(async move {
-                    loop {
-                        tokio::select! {
-                            _ = stop.changed() => break,
-                            accepted = listener.accept() => {
-                                let Ok((stream, peer)) = accepted else { continue };
-                                let _ = stream.set_nodelay(true);
-                                // The watcher is taken now: the handshake task must not keep the shutdown handle.
-                                let (shared, acceptor, watcher) = (shared.clone(), acceptor.clone(), graceful.watcher());
-                                // The handshake runs on its own task, bounded, so a slow client
-                                // never holds the accept loop.
-                                tokio::spawn(async move {
-                                    let Ok(Ok(tls)) = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await else { return };
-                                    serve_conn(tls, shared, Origin::Https(Some(peer.ip())), watcher, header_timeout).await;
-                                });
-                            }
-                        }
-                    }
+                tasks.push(accept_loop(listener, stop_rx.clone(), move |io, peer| {
+                    // The watcher is taken now: the handshake task must not keep the shutdown
+                    // handle. The handshake runs on its own task, bounded, so a slow client never
+                    // holds the accept loop.
+                    let (shared, acceptor, watcher) =
+                        (shared.clone(), acceptor.clone(), graceful.watcher());
+                    tokio::spawn(async move {
+                        let Ok(Ok(tls)) =
+                            tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(io)).await
+                        else {
+                            return;
+                        };
+                        serve_conn(tls, shared, Origin::Https(peer), watcher, header_timeout).await;
+                    });
                 }));
             }
             ListenerConfig::Http { addr } => {
@@ -231,19 +269,14 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
                     .await
                     .map_err(|e| anyhow::anyhow!("bind {addr}: {e}"))?;
                 described.push(format!("http {}", listener.local_addr()?));
-                let (shared, graceful, mut stop) =
-                    (shared.clone(), graceful.clone(), stop_rx.clone());
-                tasks.push(tokio::spawn(async move {
-                    loop {
-                        tokio::select! {
-                            _ = stop.changed() => break,
-                            accepted = listener.accept() => {
-                                let Ok((stream, peer)) = accepted else { continue };
-                                let _ = stream.set_nodelay(true);
-                                tokio::spawn(serve_conn(stream, shared.clone(), Origin::Http(Some(peer.ip())), graceful.watcher(), header_timeout));
-                            }
-                        }
-                    }
+                tasks.push(accept_loop(listener, stop_rx.clone(), move |io, peer| {
+                    tokio::spawn(serve_conn(
+                        io,
+                        shared.clone(),
+                        Origin::Http(peer),
+                        graceful.watcher(),
+                        header_timeout,
+                    ));
                 }));
             }
         }
@@ -253,51 +286,37 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("bind metrics {addr}: {e}"))?;
         described.push(format!("metrics {}", listener.local_addr()?));
-        let (shared, mut stop) = (shared.clone(), stop_rx.clone());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = stop.changed() => break,
-                    accepted = listener.accept() => {
-                        let Ok((stream, _)) = accepted else { continue };
-                        let shared = shared.clone();
-                        let svc = service_fn(move |req: Request<Incoming>| {
-                            let shared = shared.clone();
-                            async move {
-                                Ok::<_, hyper::Error>(if req.uri().path() == "/metrics" {
-                                    metrics_response(&shared)
-                                } else {
-                                    json_response(StatusCode::NOT_FOUND, "{\"error\":\"only /metrics here\"}\n".into())
-                                })
-                            }
-                        });
-                        tokio::spawn(async move {
-                            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
-                        });
-                    }
+        let shared = shared.clone();
+        tasks.push(accept_loop(listener, stop_rx.clone(), move |io, _| {
+            let shared = shared.clone();
+            let svc = service_fn(move |req: Request<Incoming>| {
+                let shared = shared.clone();
+                async move {
+                    Ok::<_, hyper::Error>(if req.uri().path() == "/metrics" {
+                        metrics_response(&shared)
+                    } else {
+                        json_response(
+                            StatusCode::NOT_FOUND,
+                            "{\"error\":\"only /metrics here\"}\n".into(),
+                        )
+                    })
                 }
-            }
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), svc),
+            );
         }));
     }
     let admin_path = cfg.admin_socket();
     let admin_listener = bind_unix(&admin_path, 0o600)?;
     {
-        let (shared, routes_file, mut stop) =
-            (shared.clone(), routes_file.clone(), stop_rx.clone());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = stop.changed() => break,
-                    accepted = admin_listener.accept() => {
-                        let Ok((stream, _)) = accepted else { continue };
-                        let (shared, routes_file) = (shared.clone(), routes_file.clone());
-                        let svc = service_fn(move |req| admin(shared.clone(), routes_file.clone(), req));
-                        tokio::spawn(async move {
-                            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
-                        });
-                    }
-                }
-            }
+        let (shared, routes_file) = (shared.clone(), routes_file.clone());
+        tasks.push(accept_loop(admin_listener, stop_rx.clone(), move |io, _| {
+            let (shared, routes_file) = (shared.clone(), routes_file.clone());
+            let svc = service_fn(move |req| admin(shared.clone(), routes_file.clone(), req));
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), svc),
+            );
         }));
     }
     eprintln!(
