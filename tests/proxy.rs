@@ -17,32 +17,17 @@ fn echo_upstream() -> u16 {
             let Ok(mut s) = s else { continue };
             std::thread::spawn(move || {
                 let mut r = BufReader::new(s.try_clone().unwrap());
-                loop {
-                    let mut line = String::new();
-                    if r.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
+                while let Some((line, head)) = read_head(&mut r) {
                     let mut parts = line.split_whitespace();
                     let (method, path) = (
                         parts.next().unwrap_or("").to_string(),
                         parts.next().unwrap_or("").to_string(),
                     );
-                    let mut headers = serde_json::Map::new();
-                    let mut len = 0usize;
-                    loop {
-                        let mut h = String::new();
-                        r.read_line(&mut h).unwrap();
-                        if h == "\r\n" || h.is_empty() {
-                            break;
-                        }
-                        if let Some((k, v)) = h.split_once(':') {
-                            let k = k.trim().to_ascii_lowercase();
-                            if k == "content-length" {
-                                len = v.trim().parse().unwrap_or(0);
-                            }
-                            headers.insert(k, json!(v.trim()));
-                        }
-                    }
+                    let len: usize = head_value(&head, "content-length")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    let headers: serde_json::Map<String, Value> =
+                        head.into_iter().map(|(k, v)| (k, json!(v))).collect();
                     let mut body = vec![0; len];
                     r.read_exact(&mut body).unwrap();
                     let out =
@@ -183,6 +168,31 @@ fn route(service: &str, name: &str, upstream: u16, extra: Value) -> Value {
         r[k] = v.clone();
     }
     r
+}
+
+/// Reads one request head: the request line (trimmed) and the headers, names lower-cased, in
+/// order. `None` at the end of the stream.
+fn read_head(r: &mut impl BufRead) -> Option<(String, Vec<(String, String)>)> {
+    let mut first = String::new();
+    if r.read_line(&mut first).ok()? == 0 {
+        return None;
+    }
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+    Some((first.trim().to_string(), headers))
+}
+
+/// A header of a head read by [`read_head`].
+fn head_value<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
 fn echoed(body: &str) -> Value {
@@ -400,29 +410,11 @@ fn auth_server() -> u16 {
         for s in l.incoming() {
             let Ok(mut s) = s else { continue };
             let mut r = BufReader::new(s.try_clone().unwrap());
-            let mut first = String::new();
-            r.read_line(&mut first).unwrap();
-            let (mut cookie, mut uri, mut method) = (String::new(), String::new(), String::new());
-            loop {
-                let mut h = String::new();
-                r.read_line(&mut h).unwrap();
-                if h == "\r\n" || h.is_empty() {
-                    break;
-                }
-                let l = h.to_ascii_lowercase();
-                if let Some(v) = l.strip_prefix("cookie:") {
-                    cookie = v.trim().to_string();
-                }
-                if let Some(v) = h
-                    .strip_prefix("x-forwarded-uri:")
-                    .or_else(|| h.strip_prefix("X-Forwarded-Uri:"))
-                {
-                    uri = v.trim().to_string();
-                }
-                if let Some(v) = l.strip_prefix("x-forwarded-method:") {
-                    method = v.trim().to_string();
-                }
-            }
+            let Some((first, head)) = read_head(&mut r) else { continue };
+            let cookie = head_value(&head, "cookie").unwrap_or_default().to_ascii_lowercase();
+            let uri = head_value(&head, "x-forwarded-uri").unwrap_or_default().to_string();
+            let method =
+                head_value(&head, "x-forwarded-method").unwrap_or_default().to_ascii_lowercase();
             let path = first.split_whitespace().nth(1).unwrap_or("").to_string();
             let resp = match cookie.as_str() {
                 "s=ok" => "HTTP/1.1 200 OK\r\nRemote-User: alice\r\nContent-Length: 0\r\n\r\n".to_string(),
@@ -703,13 +695,7 @@ fn stopping_drains_a_slow_request_first() {
     std::thread::spawn(move || {
         for s in l.incoming() {
             let Ok(mut s) = s else { continue };
-            let mut r = BufReader::new(s.try_clone().unwrap());
-            loop {
-                let mut h = String::new();
-                if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                    break;
-                }
-            }
+            let _ = read_head(&mut BufReader::new(s.try_clone().unwrap()));
             std::thread::sleep(std::time::Duration::from_millis(800));
             let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow");
         }
@@ -738,16 +724,9 @@ fn a_gibibyte_streams_through_in_little_memory() {
         for s in l.incoming() {
             let Ok(mut s) = s else { continue };
             let mut r = BufReader::new(s.try_clone().unwrap());
-            let mut len = 0u64;
-            loop {
-                let mut h = String::new();
-                if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                    break;
-                }
-                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-            }
+            let Some((_, head)) = read_head(&mut r) else { continue };
+            let len: u64 =
+                head_value(&head, "content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
             let got = std::io::copy(&mut r.by_ref().take(len), &mut std::io::sink()).unwrap();
             let body = got.to_string();
             let _ = write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len());
@@ -878,18 +857,8 @@ fn fake_whois(socket: &std::path::Path) {
         for s in l.incoming() {
             let Ok(mut s) = s else { continue };
             let mut r = BufReader::new(s.try_clone().unwrap());
-            let mut first = String::new();
-            r.read_line(&mut first).unwrap();
-            let mut host_ok = false;
-            loop {
-                let mut h = String::new();
-                if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                    break;
-                }
-                if h.trim().eq_ignore_ascii_case("host: local-tailscaled.sock") {
-                    host_ok = true;
-                }
-            }
+            let Some((first, head)) = read_head(&mut r) else { continue };
+            let host_ok = head_value(&head, "host") == Some("local-tailscaled.sock");
             let resp = if !host_ok {
                 "HTTP/1.1 403 Forbidden\r\nContent-Length: 24\r\n\r\ninvalid localapi request"
                     .to_string()
@@ -1028,18 +997,8 @@ fn unix_socket_upstreams_get_an_origin_form_request() {
         for s in l.incoming() {
             let Ok(mut s) = s else { continue };
             let mut r = BufReader::new(s.try_clone().unwrap());
-            let mut first = String::new();
-            r.read_line(&mut first).unwrap();
-            let mut host = String::new();
-            loop {
-                let mut h = String::new();
-                if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                    break;
-                }
-                if h.to_ascii_lowercase().starts_with("host:") {
-                    host = h[5..].trim().to_string();
-                }
-            }
+            let Some((first, head)) = read_head(&mut r) else { continue };
+            let host = head_value(&head, "host").unwrap_or_default().to_string();
             let body = format!("{} {host}", first.trim());
             let _ = write!(
                 s,
