@@ -31,6 +31,7 @@ pub mod nix;
 pub mod nix_json;
 pub mod nixos;
 pub mod options;
+pub mod par;
 pub mod source;
 pub mod tsnsrv_yaml;
 pub mod units;

@@ -13,9 +13,6 @@ use crate::{nix_json, tsnsrv_yaml, validate};
 use serde_json::Value as Json;
 use std::path::{Path, PathBuf};
 
-/// Fleets at least this large compute effective options on several threads.
-const PARALLEL_MIN_SERVICES: usize = 512;
-
 /// Which Nix evaluator reads `.nix` inputs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Evaluator {
@@ -511,30 +508,14 @@ fn module_services(
         }
     };
     // Each service is independent: large fleets are split over the machine's cores.
-    let workers = if view.services.len() >= PARALLEL_MIN_SERVICES {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8)
-    } else {
-        1
-    };
-    let chunk = view.services.len().div_ceil(workers).max(1);
-    let parts: Vec<(Vec<Service>, Vec<Diagnostic>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = view
-            .services
-            .chunks(chunk)
-            .map(|part| {
-                let one = &one;
-                scope.spawn(move || {
-                    let mut d = Vec::new();
-                    let s: Vec<Service> = part.iter().map(|ds| one(ds, &mut d)).collect();
-                    (s, d)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("service worker panicked")).collect()
+    let parts = crate::par::par_map(&view.services, |ds| {
+        let mut d = Vec::new();
+        let s = one(ds, &mut d);
+        (s, d)
     });
     let mut services = Vec::with_capacity(view.services.len());
     for (s, d) in parts {
-        services.extend(s);
+        services.push(s);
         diags.extend(d);
     }
     let prometheus_addr = match flavour {

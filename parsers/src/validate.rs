@@ -140,20 +140,7 @@ pub fn service(s: &Service) -> Vec<Diagnostic> {
 pub fn inventory(inv: &mut Inventory) {
     let mut seen: HashMap<(String, String), Option<crate::Location>> = HashMap::new();
     // Services are checked independently: large fleets use every core.
-    let workers = if inv.services.len() >= 512 {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8)
-    } else {
-        1
-    };
-    let chunk = inv.services.len().div_ceil(workers).max(1);
-    let per_service: Vec<Vec<Diagnostic>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = inv
-            .services
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(service).collect::<Vec<_>>()))
-            .collect();
-        handles.into_iter().flat_map(|h| h.join().expect("validation worker panicked")).collect()
-    });
+    let per_service: Vec<Vec<Diagnostic>> = crate::par::par_map(&inv.services, service);
     let mut diags = Vec::new();
     for (s, found) in inv.services.iter_mut().zip(per_service) {
         s.findings.extend(found.iter().cloned());
