@@ -8,42 +8,82 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
+/// Answers every request on one connection with a JSON echo of its method, path and headers.
+fn echo_conn<S: Read + Write>(s: S) {
+    let mut r = BufReader::new(s);
+    while let Some((line, head)) = read_head(&mut r) {
+        let mut parts = line.split_whitespace();
+        let (method, path) =
+            (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string());
+        let len: usize =
+            head_value(&head, "content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let headers: serde_json::Map<String, Value> =
+            head.into_iter().map(|(k, v)| (k, json!(v))).collect();
+        let mut body = vec![0; len];
+        if r.read_exact(&mut body).is_err() {
+            return;
+        }
+        let out = json!({"method": method, "path": path, "headers": headers}).to_string();
+        let resp = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{out}",
+            out.len()
+        );
+        if r.get_mut().write_all(resp.as_bytes()).is_err() || r.get_mut().flush().is_err() {
+            return;
+        }
+    }
+}
+
 /// An upstream that answers every request with a JSON echo of its method, path and headers.
 fn echo_upstream() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     std::thread::spawn(move || {
         for s in l.incoming() {
-            let Ok(mut s) = s else { continue };
-            std::thread::spawn(move || {
-                let mut r = BufReader::new(s.try_clone().unwrap());
-                while let Some((line, head)) = read_head(&mut r) {
-                    let mut parts = line.split_whitespace();
-                    let (method, path) = (
-                        parts.next().unwrap_or("").to_string(),
-                        parts.next().unwrap_or("").to_string(),
-                    );
-                    let len: usize = head_value(&head, "content-length")
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(0);
-                    let headers: serde_json::Map<String, Value> =
-                        head.into_iter().map(|(k, v)| (k, json!(v))).collect();
-                    let mut body = vec![0; len];
-                    r.read_exact(&mut body).unwrap();
-                    let out =
-                        json!({"method": method, "path": path, "headers": headers}).to_string();
-                    let resp = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{out}",
-                        out.len()
-                    );
-                    if s.write_all(resp.as_bytes()).is_err() {
-                        return;
-                    }
-                }
-            });
+            let Ok(s) = s else { continue };
+            std::thread::spawn(move || echo_conn(s));
         }
     });
     port
+}
+
+/// The echo upstream over TLS with the certificate `<dir>/<name>.crt`/`.key`; counts the
+/// connections it accepted.
+fn tls_echo_upstream(
+    dir: &std::path::Path,
+    name: &str,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use rustls_pki_types::pem::PemObject;
+    let chain: Vec<_> =
+        rustls_pki_types::CertificateDer::pem_file_iter(dir.join(format!("{name}.crt")))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+    let key =
+        rustls_pki_types::PrivateKeyDer::from_pem_file(dir.join(format!("{name}.key"))).unwrap();
+    let cfg = std::sync::Arc::new(
+        rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap(),
+    );
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(s) = s else { continue };
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let conn = rustls::ServerConnection::new(cfg.clone()).unwrap();
+            std::thread::spawn(move || echo_conn(rustls::StreamOwned::new(conn, s)));
+        }
+    });
+    (port, accepted)
 }
 
 struct Proxy {
@@ -113,7 +153,8 @@ impl Proxy {
     /// curl through the plain HTTP listener.
     fn get(&self, host: &str, path: &str, extra: &[&str]) -> (u16, String, String) {
         let mut c = Command::new("curl");
-        c.args(["-s", "-D", "-", "-w", "\n%{http_code}", "-H"]).arg(format!("Host: {host}"));
+        c.args(["-s", "-m", "30", "-D", "-", "-w", "\n%{http_code}", "-H"])
+            .arg(format!("Host: {host}"));
         for h in extra {
             c.args(["-H", h]);
         }
@@ -1017,4 +1058,113 @@ fn unix_socket_upstreams_get_an_origin_form_request() {
     assert_eq!(code, 200);
     // Syncthing checks the Host: it is kept (the CLI default), and the target is origin-form.
     assert_eq!(body, "GET /rest/system?x=1 HTTP/1.1 syncthing.tailnet.test");
+}
+
+#[test]
+fn https_upstreams_and_auth_are_verified_with_the_extra_ca_and_pooled() {
+    let certs = tempfile::tempdir().unwrap();
+    let ca = issue_files(certs.path(), "localhost", "upstream CA");
+    std::fs::write(certs.path().join("ca.pem"), &ca).unwrap();
+    let (up, accepted) = tls_echo_upstream(certs.path(), "localhost");
+    let https_up = json!({"upstream": {"url": format!("https://localhost:{up}/base")}});
+    let auth = json!({"upstream": {"url": format!("https://localhost:{up}/base")},
+        "auth": {"url": format!("https://localhost:{up}"), "path": "/authz", "timeout_ms": 3000}});
+    let table = json!([
+        route("box/app", "app.tailnet.test", 0, https_up),
+        route("box/guarded", "guarded.tailnet.test", 0, auth),
+    ]);
+    let p = Proxy::start_with(&format!("upstream_ca = \"{}/ca.pem\"", certs.path().display()));
+    assert_eq!(p.put_routes(&table).0, 200);
+    let (code, _, body) = p.get("app.tailnet.test", "/x?q=1", &[]);
+    assert_eq!(code, 200, "{body}");
+    let e = echoed(&body);
+    assert_eq!(
+        (e["path"].as_str(), e["headers"]["host"].as_str()),
+        (Some("/base/x?q=1"), Some("app.tailnet.test"))
+    );
+    // Keep-alive toward the upstream: more requests, no more connections.
+    for _ in 0..5 {
+        assert_eq!(p.get("app.tailnet.test", "/", &[]).0, 200);
+    }
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1, "pooled");
+    // The auth service over HTTPS too (it answers 200: allowed).
+    let (code, _, body) = p.get("guarded.tailnet.test", "/y", &[]);
+    assert_eq!(code, 200, "{body}");
+
+    // Without the CA the same upstream and auth service are refused...
+    let strict = Proxy::start();
+    assert_eq!(strict.put_routes(&table).0, 200);
+    assert_eq!(strict.get("app.tailnet.test", "/x", &[]).0, 502);
+    let (code, _, body) = strict.get("guarded.tailnet.test", "/y", &[]);
+    assert_eq!((code, body.as_str()), (502, "Authorization service unavailable"));
+    // ...unless the route says insecureHTTPS, as tsnsrv's option did.
+    let lax =
+        json!({"insecure_https": true, "upstream": {"url": format!("https://localhost:{up}/")}});
+    assert_eq!(strict.put_routes(&json!([route("box/app", "app.tailnet.test", 0, lax)])).0, 200);
+    assert_eq!(strict.get("app.tailnet.test", "/x", &[]).0, 200);
+}
+
+#[test]
+fn connect_and_response_timeouts_give_502() {
+    // An upstream that accepts and never answers.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in l.incoming() {
+            held.push(s);
+        }
+    });
+    let p = Proxy::start();
+    let r = json!({"timeouts": {"response_header_ms": 300}});
+    assert_eq!(p.put_routes(&json!([route("box/slow", "slow.tailnet.test", port, r)])).0, 200);
+    let t = std::time::Instant::now();
+    let (code, _, body) = p.get("slow.tailnet.test", "/", &[]);
+    assert_eq!((code, body.as_str()), (502, ""));
+    let waited = t.elapsed();
+    assert!(waited >= std::time::Duration::from_millis(250), "{waited:?}: not the timeout");
+    assert!(waited < std::time::Duration::from_secs(5), "{waited:?}");
+    // A connect that cannot complete (a listener whose backlog is full drops SYNs) ends at
+    // the connect timeout.
+    let full = full_backlog_listener();
+    let r =
+        json!({"timeouts": {"connect_ms": 300}, "upstream": {"url": format!("http://{full}/")}});
+    assert_eq!(p.put_routes(&json!([route("box/far", "far.tailnet.test", 0, r)])).0, 200);
+    let t = std::time::Instant::now();
+    assert_eq!(p.get("far.tailnet.test", "/", &[]).0, 502);
+    let waited = t.elapsed();
+    assert!(waited >= std::time::Duration::from_millis(250), "{waited:?}: not the timeout");
+    assert!(waited < std::time::Duration::from_secs(5), "{waited:?}");
+}
+
+/// A loopback listener that never accepts, its backlog filled: further connects hang.
+fn full_backlog_listener() -> std::net::SocketAddr {
+    use std::os::fd::FromRawFd;
+    let l = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0);
+        let addr = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: 0,
+            sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes([127, 0, 0, 1]) },
+            sin_zero: [0; 8],
+        };
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        assert_eq!(libc::bind(fd, &addr as *const _ as *const libc::sockaddr, len), 0);
+        assert_eq!(libc::listen(fd, 0), 0);
+        TcpListener::from_raw_fd(fd)
+    };
+    let addr = l.local_addr().unwrap();
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        if let Ok(s) =
+            std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(200))
+        {
+            held.push(s);
+        }
+    }
+    // Both stay open for the rest of the test process.
+    std::mem::forget(held);
+    std::mem::forget(l);
+    addr
 }

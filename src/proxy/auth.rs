@@ -2,13 +2,14 @@
 //! from the auth service is passed back to the client, never followed.
 
 use super::handler::Body;
+use super::upstream::Connector;
 use crate::admin::ForwardAuth;
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::{Client, connect::HttpConnector};
+use hyper_util::client::legacy::Client;
 use std::time::Duration;
 
 /// What the auth service decided.
@@ -46,26 +47,27 @@ fn unavailable() -> Response<Body> {
 
 /// Asks the auth service about a request.
 pub async fn check(
-    client: &Client<HttpConnector, Empty<Bytes>>,
+    client: &Client<Connector, Empty<Bytes>>,
     auth: &ForwardAuth,
+    dial_key: &str,
     req: &Request<Incoming>,
     asked_host: &str,
     tls: bool,
 ) -> Decision {
     let Ok(base) = url::Url::parse(&auth.url) else { return Decision::Respond(unavailable()) };
-    if base.scheme() != "http" {
-        eprintln!(
-            "WARN auth request failed url={} error=https auth services are not supported by this version yet",
-            auth.url
-        );
+    if dial_key.is_empty() {
+        eprintln!("WARN auth request failed url={} error=not an http(s) URL", auth.url);
         return Decision::Respond(unavailable());
     }
     let authority = super::handler::authority(&base);
     // The authURL's own path is ignored; the original raw query is kept (as the fork does).
     let q = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
-    let uri = format!("http://{authority}{}{q}", auth.path);
-    let mut out = Request::get(&uri);
+    let uri = format!("{}://{authority}{}{q}", base.scheme(), auth.path);
+    let mut out = Request::get(format!("http://{dial_key}{}{q}", auth.path));
     let h = out.headers_mut().expect("builder");
+    if let Ok(v) = HeaderValue::from_str(&authority) {
+        h.insert(http::header::HOST, v);
+    }
     for (k, v) in req.headers() {
         let name = k.as_str();
         // Authorization, Cookie, User-Agent and every X-* header the client sent; never

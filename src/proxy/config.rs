@@ -64,6 +64,23 @@ pub struct ProxyConfig {
     /// How long in-flight requests may finish after a stop signal.
     #[serde(default = "default_drain_ms")]
     pub drain_ms: u64,
+    /// Extra CA certificates (PEM) trusted toward HTTPS upstreams and auth services, besides
+    /// the system's roots.
+    #[serde(default)]
+    pub upstream_ca: Option<PathBuf>,
+    /// A DNS server (`ip:port`) resolving upstream and auth names instead of the system
+    /// resolver (the emulation's `*.tailnet.test`).
+    #[serde(default)]
+    pub upstream_dns: Option<std::net::SocketAddr>,
+    /// Connect timeout toward upstreams when a route sets none.
+    #[serde(default = "default_connect_timeout_ms")]
+    pub upstream_connect_timeout_ms: u64,
+    /// How long an idle pooled upstream connection is kept.
+    #[serde(default = "default_idle_timeout_ms")]
+    pub upstream_idle_timeout_ms: u64,
+    /// At most this many idle connections are pooled per upstream.
+    #[serde(default = "default_max_idle")]
+    pub upstream_max_idle_per_host: usize,
     /// Write tsnsrv's `served ...` access-log line per request.
     #[serde(default = "default_true")]
     pub access_log: bool,
@@ -75,6 +92,19 @@ fn default_header_read_timeout_ms() -> u64 {
 
 fn default_drain_ms() -> u64 {
     10_000
+}
+
+fn default_connect_timeout_ms() -> u64 {
+    10_000
+}
+
+/// Go's `http.DefaultTransport` keeps idle connections 90 s, as tsnsrv did.
+fn default_idle_timeout_ms() -> u64 {
+    90_000
+}
+
+fn default_max_idle() -> usize {
+    32
 }
 
 fn default_true() -> bool {

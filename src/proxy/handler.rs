@@ -3,6 +3,8 @@
 
 use super::prefix::{Via, allowed, upstream_path, upstream_query};
 use super::routes::RouteTable;
+use super::routes::Routed;
+use super::upstream::Connector;
 use crate::admin::{HostHeader, Listen, Route};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -10,7 +12,7 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty, Full, combinators::BoxBody};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::{Client, connect::HttpConnector};
+use hyper_util::client::legacy::Client;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,16 +25,26 @@ pub type Body = BoxBody<Bytes, hyper::Error>;
 pub struct Shared {
     /// The current route table (shared with the certificate resolver).
     pub routes: Arc<ArcSwap<RouteTable>>,
-    /// Pooled HTTP/1.1 client toward TCP upstreams.
-    pub client: Client<HttpConnector, Incoming>,
+    /// Dials upstreams and auth services (its registry follows the installed tables).
+    pub connector: Connector,
+    /// Pooled HTTP/1.1 client toward upstreams.
+    pub client: Client<Connector, Incoming>,
     /// Write the `served` access-log line.
     pub access_log: bool,
     /// Client toward forward-auth services (bodiless requests; redirects are never followed).
-    pub auth_client: Client<HttpConnector, http_body_util::Empty<Bytes>>,
+    pub auth_client: Client<Connector, http_body_util::Empty<Bytes>>,
     /// tsnsrv's metrics.
     pub metrics: super::metrics::Metrics,
     /// Identity lookups through the LocalAPI, when configured.
     pub whois: Option<super::whois::Whois>,
+}
+
+impl Shared {
+    /// Installs a validated table: its dials become known first, then the swap.
+    pub fn install(&self, table: RouteTable) {
+        self.connector.register(table.dials());
+        self.routes.store(Arc::new(table));
+    }
 }
 
 /// Where a connection came from.
@@ -221,8 +233,15 @@ pub async fn handle(
         // Identified tailnet users may skip auth; Funnel and tagged devices never do.
         if !(auth.bypass_for_tailnet && tailnet_user) {
             let asked_at = Instant::now();
-            let decision =
-                super::auth::check(&shared.auth_client, auth, &req, &asked, trusted).await;
+            let decision = super::auth::check(
+                &shared.auth_client,
+                auth,
+                &route.auth_key,
+                &req,
+                &asked,
+                trusted,
+            )
+            .await;
             shared
                 .metrics
                 .service(&route.service)
@@ -257,11 +276,10 @@ pub async fn handle(
     let new_path = upstream_path(dest.path(), &path, matched, route.strip_prefix);
     let new_query = upstream_query(dest.query(), query.as_deref());
     let authority = authority(&dest);
-    let target = format!(
-        "{}://{authority}{new_path}{}",
-        dest.scheme(),
-        new_query.map(|q| format!("?{q}")).unwrap_or_default()
-    );
+    let path_and_query =
+        format!("{new_path}{}", new_query.map(|q| format!("?{q}")).unwrap_or_default());
+    // What the access log shows; the request itself goes to the route's dial key.
+    let target = format!("{}://{authority}{path_and_query}", dest.scheme());
 
     let (mut parts, body) = req.into_parts();
     let looked_up = match (
@@ -308,7 +326,7 @@ pub async fn handle(
         set(&mut headers, "upgrade", proto);
     }
     parts.headers = headers;
-    parts.uri = match target.parse::<Uri>() {
+    parts.uri = match format!("http://{}{path_and_query}", route.dial_key).parse::<Uri>() {
         Ok(u) => u,
         Err(_) => return Ok(empty(StatusCode::BAD_GATEWAY)),
     };
@@ -474,59 +492,29 @@ fn outgoing_headers(
     h
 }
 
-/// A request for a single connection (unix socket, fixed address): origin-form target, Host set.
-fn origin_form(mut req: Request<Incoming>) -> Request<Incoming> {
-    let authority = req.uri().authority().map(|a| a.as_str().to_string());
-    if !req.headers().contains_key(http::header::HOST)
-        && let Some(a) = authority
-        && let Ok(v) = HeaderValue::from_str(&a)
-    {
-        req.headers_mut().insert(http::header::HOST, v);
-    }
-    let pq =
-        req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
-    if let Ok(u) = pq.parse::<Uri>() {
-        *req.uri_mut() = u;
-    }
-    req
-}
-
-/// Sends one request over a fresh connection (unix socket or fixed address), upgrades allowed.
-async fn send_over<S>(stream: S, req: Request<Incoming>) -> Result<Response<Incoming>, String>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (mut send, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|e| e.to_string())?;
-    tokio::spawn(async move {
-        let _ = conn.with_upgrades().await;
-    });
-    send.send_request(origin_form(req)).await.map_err(|e| e.to_string())
-}
-
 async fn forward(
     shared: &Shared,
-    route: &Route,
+    route: &Routed,
     req: Request<Incoming>,
 ) -> Result<Response<Incoming>, String> {
-    if let Some(sock) = &route.upstream.unix {
-        let stream = tokio::net::UnixStream::connect(sock)
+    if route.dial.is_none() {
+        return Err(format!("upstream URL {:?} is not http(s)", route.upstream.url));
+    }
+    let sent = shared.client.request(req);
+    let answer = match route.timeouts.response_header_ms {
+        Some(ms) => tokio::time::timeout(std::time::Duration::from_millis(ms), sent)
             .await
-            .map_err(|e| format!("dial unix {sock}: {e}"))?;
-        return send_over(stream, req).await;
-    }
-    if let Some(addr) = &route.upstream.tcp_addr {
-        // tsnsrv's -upstreamTCPAddr: always dial this address; the URL only names the Host.
-        let stream = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("dial tcp {addr}: {e}"))?;
-        let _ = stream.set_nodelay(true);
-        return send_over(stream, req).await;
-    }
-    if req.uri().scheme_str() != Some("http") {
-        return Err("https upstreams are not supported by this version of the proxy yet".into());
-    }
-    shared.client.request(req).await.map_err(|e| format!("{e:?}"))
+            .map_err(|_| format!("no response headers within {ms} ms"))?,
+        None => sent.await,
+    };
+    answer.map_err(|e| {
+        // The client's error wraps the connector's, which names what was dialed.
+        let mut msg = e.to_string();
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            msg = format!("{msg}: {s}");
+            src = s.source();
+        }
+        msg
+    })
 }

@@ -10,6 +10,7 @@ pub mod prefix;
 pub mod routes;
 pub mod server;
 pub mod tls;
+pub mod upstream;
 pub mod whois;
 
 pub use config::ProxyConfig;

@@ -1,17 +1,67 @@
 //! The immutable route table the request path reads: built beside the old one, validated,
 //! swapped whole (`arc-swap`), never locked on the hot path.
 
+use super::upstream::Dial;
 use crate::admin::{Route, RouteError, validate_table};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+/// A route with what the request path derives from it once, when the table is built: how its
+/// upstream and auth service are dialed, and the authorities the client pools them under.
+#[derive(Debug)]
+pub struct Routed {
+    /// The route as given.
+    pub route: Route,
+    /// How the upstream is dialed (`None`: its URL is not http(s); requests get 502).
+    pub dial: Option<Arc<Dial>>,
+    /// The pool authority of `dial`.
+    pub dial_key: String,
+    /// How the forward-auth service is dialed.
+    pub auth_dial: Option<Arc<Dial>>,
+    /// The pool authority of `auth_dial`.
+    pub auth_key: String,
+}
+
+impl std::ops::Deref for Routed {
+    type Target = Route;
+    fn deref(&self) -> &Route {
+        &self.route
+    }
+}
+
+impl Routed {
+    fn new(route: Route) -> Routed {
+        let dial = url::Url::parse(&route.upstream.url).ok().and_then(|u| {
+            Dial::for_url(
+                &u,
+                route.upstream.unix.as_deref(),
+                route.upstream.tcp_addr.as_deref(),
+                route.insecure_https,
+                route.timeouts.connect_ms,
+            )
+        });
+        let auth_dial = route.auth.as_ref().and_then(|a| {
+            let u = url::Url::parse(&a.url).ok()?;
+            Dial::for_url(&u, None, None, a.insecure_https, None)
+        });
+        let key = |d: &Option<Dial>| d.as_ref().map(Dial::key).unwrap_or_default();
+        Routed {
+            dial_key: key(&dial),
+            auth_key: key(&auth_dial),
+            dial: dial.map(Arc::new),
+            auth_dial: auth_dial.map(Arc::new),
+            route,
+        }
+    }
+}
+
 /// An index of routes by name, mounts longest first.
 #[derive(Debug, Default)]
 pub struct RouteTable {
     /// The routes as given.
-    pub routes: Vec<Arc<Route>>,
-    by_host: HashMap<String, Vec<(String, Arc<Route>)>>,
+    pub routes: Vec<Arc<Routed>>,
+    by_host: HashMap<String, Vec<(String, Arc<Routed>)>>,
     /// Short names (`jellyfin` for `jellyfin.tailnet.ts.net`) to full names.
     short: HashMap<String, String>,
 }
@@ -20,8 +70,9 @@ impl RouteTable {
     /// Validates and indexes a whole table.
     pub fn new(routes: Vec<Route>) -> Result<RouteTable, RouteError> {
         validate_table(&routes)?;
-        let routes: Vec<Arc<Route>> = routes.into_iter().map(Arc::new).collect();
-        let mut by_host: HashMap<String, Vec<(String, Arc<Route>)>> = HashMap::new();
+        let routes: Vec<Arc<Routed>> =
+            routes.into_iter().map(|r| Arc::new(Routed::new(r))).collect();
+        let mut by_host: HashMap<String, Vec<(String, Arc<Routed>)>> = HashMap::new();
         let mut short = HashMap::new();
         for r in &routes {
             for h in &r.hosts {
@@ -37,8 +88,13 @@ impl RouteTable {
         Ok(RouteTable { routes, by_host, short })
     }
 
+    /// Every dial the table's routes use (to register before the table is installed).
+    pub fn dials(&self) -> impl Iterator<Item = &Arc<Dial>> {
+        self.routes.iter().flat_map(|r| r.dial.iter().chain(r.auth_dial.iter()))
+    }
+
     /// The route for a host (port stripped, short names accepted) and path: longest mount wins.
-    pub fn lookup(&self, host: &str, path: &str) -> Option<(Arc<Route>, String)> {
+    pub fn lookup(&self, host: &str, path: &str) -> Option<(Arc<Routed>, String)> {
         let host = host
             .rsplit_once(':')
             .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
@@ -70,7 +126,7 @@ impl RouteTable {
 
     /// Writes the table atomically (temporary file, fsync, rename).
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
-        let list: Vec<&Route> = self.routes.iter().map(|r| r.as_ref()).collect();
+        let list: Vec<&Route> = self.routes.iter().map(|r| &r.route).collect();
         let text = serde_json::to_string_pretty(&list)? + "\n";
         tailshift_plans::plan_file::write_atomic(path, &text)?;
         Ok(())

@@ -149,7 +149,7 @@ async fn admin(
         (&Method::GET, "/metrics") => metrics_response(&shared),
         (&Method::GET, "/routes") => {
             let t = shared.routes.load();
-            let list: Vec<&Route> = t.routes.iter().map(|r| r.as_ref()).collect();
+            let list: Vec<&Route> = t.routes.iter().map(|r| &r.route).collect();
             json_response(
                 StatusCode::OK,
                 serde_json::to_string_pretty(&list).unwrap_or_default() + "\n",
@@ -181,7 +181,7 @@ async fn admin(
                     ),
                     Ok(()) => {
                         let n = table.routes.len();
-                        shared.routes.store(Arc::new(table));
+                        shared.install(table);
                         json_response(StatusCode::OK, format!("{{\"routes\":{n}}}\n"))
                     }
                 },
@@ -196,14 +196,24 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.state_dir)?;
     let routes_file = Arc::new(cfg.routes_file());
     let table = RouteTable::load(&routes_file)?;
-    let mut http = HttpConnectorBuilder::new();
-    http.set_nodelay(true);
-    let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .build(http.clone());
-    let auth_client = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(http);
+    let connector = super::upstream::Connector::new(&super::upstream::ClientOptions {
+        extra_ca: cfg.upstream_ca.clone(),
+        dns_server: cfg.upstream_dns,
+        connect_timeout: Duration::from_millis(cfg.upstream_connect_timeout_ms),
+    })?;
+    connector.register(table.dials());
+    let pool = |b: &mut hyper_util::client::legacy::Builder| {
+        b.pool_idle_timeout(Duration::from_millis(cfg.upstream_idle_timeout_ms))
+            .pool_max_idle_per_host(cfg.upstream_max_idle_per_host)
+            .pool_timer(hyper_util::rt::TokioTimer::new());
+    };
+    let mut b = hyper_util::client::legacy::Client::builder(TokioExecutor::new());
+    pool(&mut b);
+    let client = b.build(connector.clone());
+    let auth_client = b.build(connector.clone());
     let shared = Arc::new(Shared {
         routes: Arc::new(ArcSwap::from_pointee(table)),
+        connector,
         client,
         auth_client,
         metrics: super::metrics::Metrics::default(),
@@ -333,7 +343,7 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
             _ = hup.recv() => match RouteTable::load(&routes_file) {
                 Ok(t) => {
                     eprintln!("INFO reloaded {} routes from {}", t.routes.len(), routes_file.display());
-                    shared.routes.store(Arc::new(t));
+                    shared.install(t);
                 }
                 Err(e) => eprintln!("WARN reload failed, keeping the current routes: {e:#}"),
             },
@@ -360,5 +370,3 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(&admin_path);
     Ok(())
 }
-
-type HttpConnectorBuilder = hyper_util::client::legacy::connect::HttpConnector;
