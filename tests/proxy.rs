@@ -2,6 +2,7 @@
 //! curl through the plain HTTP listener and the trusted unix socket, tables over the admin socket.
 
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
@@ -893,27 +894,64 @@ fn https_with_sni_certificates_from_the_development_ca() {
 /// tailscaled's LocalAPI whois, as reference/tailscale.md section 9 documents it: 403 on a
 /// wrong Host, 404 for addresses that are not tailnet peers.
 fn fake_whois(socket: &std::path::Path) {
+    fake_localapi(socket, HashMap::new());
+}
+
+/// A LocalAPI on a unix socket following `reference/tailscale.md` section 9: 403 on a wrong
+/// Host; `whois` for 100.64.0.7 (with a Service's capability when `svc_name` is given), 404
+/// for anyone else; `cert/<name>?type=pair` from `certs` (key PEM, then chain), where a name
+/// listed as `None` is rate limited once (429, `Retry-After: 1`). Returns the request lines.
+fn fake_localapi(
+    socket: &std::path::Path,
+    certs: HashMap<String, Option<(String, String)>>,
+) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
     let l = std::os::unix::net::UnixListener::bind(socket).unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = log.clone();
+    let mut certs = certs;
     std::thread::spawn(move || {
         for s in l.incoming() {
             let Ok(mut s) = s else { continue };
             let mut r = BufReader::new(s.try_clone().unwrap());
             let Some((first, head)) = read_head(&mut r) else { continue };
+            seen.lock().unwrap().push(first.clone());
             let host_ok = head_value(&head, "host") == Some("local-tailscaled.sock");
+            let target = first.split_whitespace().nth(1).unwrap_or_default().to_string();
+            let ok = |ctype: &str, body: &str| {
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+            };
             let resp = if !host_ok {
                 "HTTP/1.1 403 Forbidden\r\nContent-Length: 24\r\n\r\ninvalid localapi request"
                     .to_string()
-            } else if first.contains("/localapi/v0/whois?addr=100.64.0.7 ") {
+            } else if let Some(q) = target.strip_prefix("/localapi/v0/whois?addr=100.64.0.7") {
+                let caps = if q.contains("svc_name=svc%3Aapp") {
+                    json!({"example.com/cap/app-admin": []})
+                } else {
+                    json!({"example.com/cap/admin": []})
+                };
                 let body = json!({
                     "Node": {"ID": 123, "ComputedName": "laptop", "Name": "laptop.tailnet.test.", "Tags": [], "CapMap": {}},
                     "UserProfile": {"ID": 456, "LoginName": "alice@example.com", "DisplayName": "Alice", "ProfilePicURL": "https://pic/a"},
-                    "CapMap": {"example.com/cap/admin": []}
+                    "CapMap": caps
                 })
                 .to_string();
-                format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                    body.len()
-                )
+                ok("application/json", &body)
+            } else if let Some(rest) = target.strip_prefix("/localapi/v0/cert/") {
+                let (name, query) = rest.split_once('?').unwrap_or((rest, ""));
+                match certs.get_mut(name) {
+                    Some(slot @ None) if query.contains("type=pair") => {
+                        // Rate limited once; the next call gets the test CA's certificate.
+                        *slot = Some(leaf_pem(name));
+                        "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n".to_string()
+                    }
+                    Some(Some((key, chain))) if query.contains("type=pair") => {
+                        ok("text/plain", &format!("{key}{chain}"))
+                    }
+                    _ => "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 19\r\n\r\nnot a cert domain\r\n".to_string(),
+                }
             } else {
                 "HTTP/1.1 404 Not Found\r\nContent-Length: 22\r\n\r\nno match for IP:port\r\n"
                     .to_string()
@@ -921,6 +959,31 @@ fn fake_whois(socket: &std::path::Path) {
             let _ = s.write_all(resp.as_bytes());
         }
     });
+    log
+}
+
+/// The test CA that stands for Let's Encrypt behind the fake LocalAPI.
+fn test_ca() -> &'static (String, rcgen::Issuer<'static, rcgen::KeyPair>) {
+    static CA: std::sync::OnceLock<(String, rcgen::Issuer<'static, rcgen::KeyPair>)> =
+        std::sync::OnceLock::new();
+    CA.get_or_init(|| {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::default();
+        params.distinguished_name.push(rcgen::DnType::CommonName, "fake ACME CA");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).unwrap();
+        (cert.pem(), rcgen::Issuer::new(params, key))
+    })
+}
+
+/// A key PEM and a chain PEM for `name` from the test CA.
+fn leaf_pem(name: &str) -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec![name.to_string()])
+        .unwrap()
+        .signed_by(&key, &test_ca().1)
+        .unwrap();
+    (key.serialize_pem(), format!("{}{}", leaf.pem(), test_ca().0))
 }
 
 #[test]
@@ -1167,4 +1230,63 @@ fn full_backlog_listener() -> std::net::SocketAddr {
     std::mem::forget(held);
     std::mem::forget(l);
     addr
+}
+
+#[test]
+fn certificates_from_the_localapi_are_fetched_ahead_and_429_is_honoured() {
+    let up = echo_upstream();
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("tailscaled.sock");
+    let mut certs = HashMap::new();
+    certs.insert("app.tailnet.test".to_string(), Some(leaf_pem("app.tailnet.test")));
+    certs.insert("limited.tailnet.test".to_string(), None);
+    let log = fake_localapi(&sock, certs);
+    let p = Proxy::start_with(&format!(
+        "localapi_socket = \"{}\"\nlocalapi_certificates = true",
+        sock.display()
+    ));
+    let tls = json!({"listen": {"kind": "https", "port": 443}});
+    let table = json!([
+        route("box/app", "app.tailnet.test", up, tls.clone()),
+        route("box/limited", "limited.tailnet.test", up, tls),
+    ]);
+    assert_eq!(p.put_routes(&table).0, 200);
+    let ca = p.path("acme-ca.pem");
+    std::fs::write(&ca, &test_ca().0).unwrap();
+    let port = p.https.rsplit_once(':').unwrap().1.to_string();
+    let curl = |name: &str| {
+        let o = Command::new("curl")
+            .args(["-s", "-m", "10", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+            .arg(&ca)
+            .args(["--resolve", &format!("{name}:{port}:127.0.0.1")])
+            .arg(format!("https://{name}:{port}/"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let until_ok = |name: &str| {
+        let t = std::time::Instant::now();
+        while t.elapsed() < std::time::Duration::from_secs(10) {
+            if curl(name) == "200" {
+                return t.elapsed();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("{name}: no certificate after 10 s; LocalAPI saw {:?}", log.lock().unwrap());
+    };
+    until_ok("app.tailnet.test");
+    until_ok("limited.tailnet.test");
+    let lines = log.lock().unwrap().clone();
+    let asks: Vec<&String> =
+        lines.iter().filter(|l| l.contains("cert/limited.tailnet.test")).collect();
+    // Asked with the pair type and a minimum validity; after the 429, asked again once.
+    assert_eq!(asks.len(), 2, "{lines:?}");
+    assert!(asks[0].contains("type=pair") && asks[0].contains("min_validity=720h"), "{asks:?}");
+    // The names are fetched ahead of use, once each, not per handshake.
+    for _ in 0..3 {
+        assert_eq!(curl("app.tailnet.test"), "200");
+    }
+    let app_asks =
+        log.lock().unwrap().iter().filter(|l| l.contains("cert/app.tailnet.test")).count();
+    assert_eq!(app_asks, 1);
 }

@@ -6,4 +6,4 @@
 
 pub mod localapi;
 
-pub use localapi::{LocalApi, LocalApiError};
+pub use localapi::{CertPair, LocalApi, LocalApiError, Reply};

@@ -34,6 +34,14 @@ pub enum LocalApiError {
         /// The body (trimmed).
         body: String,
     },
+    /// tailscaled is rate-limited by the ACME server (429); try again after the delay.
+    #[error("LocalAPI {path}: rate limited (429), retry after {retry_after:?}")]
+    RateLimited {
+        /// The endpoint.
+        path: String,
+        /// The `Retry-After` delay, when given in seconds.
+        retry_after: Option<Duration>,
+    },
     /// The answer does not have the documented shape.
     #[error("LocalAPI {path}: unexpected answer: {message}")]
     Malformed {
@@ -42,6 +50,39 @@ pub enum LocalApiError {
         /// What is wrong.
         message: String,
     },
+}
+
+/// A LocalAPI answer.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers, names lower-cased, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body (de-chunked).
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// The first header of that (lower-case) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A certificate and its key, as PEM.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertPair {
+    /// The private key.
+    pub key_pem: String,
+    /// The leaf certificate and its chain.
+    pub chain_pem: String,
+}
+
+/// `Retry-After` as seconds (an HTTP date is not worth a date parser here: it gives `None`,
+/// and the caller backs off on its own).
+fn parse_retry_after(v: &str) -> Option<Duration> {
+    v.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 /// A LocalAPI endpoint on a unix socket.
@@ -73,6 +114,18 @@ impl LocalApi {
 
     /// GET an endpoint under `/localapi/v0/`; returns the status and body.
     pub fn get(&self, path: &str) -> Result<(u16, Vec<u8>), LocalApiError> {
+        let r = self.request("GET", path, &[], None)?;
+        Ok((r.status, r.body))
+    }
+
+    /// Any method on an endpoint under `/localapi/v0/`, with extra headers and a body.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Result<Reply, LocalApiError> {
         let unreachable = |e: std::io::Error| LocalApiError::Unreachable {
             socket: self.socket.display().to_string(),
             message: e.to_string(),
@@ -81,10 +134,19 @@ impl LocalApi {
         s.set_read_timeout(Some(Duration::from_secs(TIMEOUT_SEC))).map_err(unreachable)?;
         s.set_write_timeout(Some(Duration::from_secs(TIMEOUT_SEC))).map_err(unreachable)?;
         // HTTP/1.1 with Connection: close: the body ends at EOF (or is chunked).
-        let req = format!(
-            "GET /localapi/v0/{path} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n"
+        let mut req = format!(
+            "{method} /localapi/v0/{path} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n"
         );
-        s.write_all(req.as_bytes()).map_err(unreachable)?;
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if let Some(b) = body {
+            req.push_str(&format!("Content-Length: {}\r\n", b.len()));
+        }
+        req.push_str("\r\n");
+        let mut out = req.into_bytes();
+        out.extend_from_slice(body.unwrap_or_default());
+        s.write_all(&out).map_err(unreachable)?;
         let mut raw = Vec::new();
         s.read_to_end(&mut raw).map_err(unreachable)?;
         let malformed =
@@ -101,17 +163,64 @@ impl LocalApi {
             .and_then(|l| l.split_whitespace().nth(1))
             .and_then(|c| c.parse().ok())
             .ok_or_else(|| malformed("no status line"))?;
-        let chunked = lines.any(|l| {
-            let l = l.to_ascii_lowercase();
-            l.starts_with("transfer-encoding:") && l.contains("chunked")
-        });
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        let chunked = headers
+            .iter()
+            .any(|(k, v)| k == "transfer-encoding" && v.to_ascii_lowercase().contains("chunked"));
         let body = &raw[head_end + 4..];
         let body = if chunked {
             decode_chunked(body).ok_or_else(|| malformed("bad chunked body"))?
         } else {
             body.to_vec()
         };
-        Ok((status, body))
+        Ok(Reply { status, headers, body })
+    }
+
+    /// A certificate for a name from tailscaled (`cert/<domain>?type=pair`): the key PEM and
+    /// the chain PEM. tailscaled renews it itself; `min_validity` (a Go duration such as
+    /// `720h`) makes it renew first if the current one expires sooner. A 429 becomes
+    /// [`LocalApiError::RateLimited`] with the `Retry-After` delay.
+    pub fn cert_pair(
+        &self,
+        domain: &str,
+        min_validity: Option<&str>,
+    ) -> Result<CertPair, LocalApiError> {
+        let mut path = format!("cert/{domain}?type=pair");
+        if let Some(v) = min_validity {
+            path.push_str(&format!("&min_validity={v}"));
+        }
+        let r = self.request("GET", &path, &[], None)?;
+        if r.status == 429 {
+            let retry_after = r.header("retry-after").and_then(parse_retry_after);
+            return Err(LocalApiError::RateLimited { path, retry_after });
+        }
+        if !(200..300).contains(&r.status) {
+            return Err(LocalApiError::Status {
+                path,
+                status: r.status,
+                body: String::from_utf8_lossy(&r.body).trim().to_string(),
+            });
+        }
+        let text = String::from_utf8(r.body).map_err(|_| LocalApiError::Malformed {
+            path: path.clone(),
+            message: "not UTF-8 PEM".into(),
+        })?;
+        // The key PEM comes first, then the chain; split where the key's block ends.
+        let split = text.find("--\n--").map(|i| i + 3).ok_or_else(|| LocalApiError::Malformed {
+            path: path.clone(),
+            message: "no key PEM followed by a certificate PEM".into(),
+        })?;
+        let (key, chain) = text.split_at(split);
+        if !key.contains("PRIVATE KEY") || !chain.contains("CERTIFICATE") {
+            return Err(LocalApiError::Malformed {
+                path,
+                message: "expected the key PEM first, then the certificate chain".into(),
+            });
+        }
+        Ok(CertPair { key_pem: key.to_string(), chain_pem: chain.to_string() })
     }
 
     /// GET a JSON endpoint; a non-2xx status is an error.

@@ -57,6 +57,14 @@ pub struct ProxyConfig {
     /// change. Without it, a development CA in the state directory issues them.
     #[serde(default)]
     pub cert_dir: Option<PathBuf>,
+    /// Take HTTPS certificates from tailscaled's LocalAPI (`localapi_socket`): the node's and
+    /// its Services' names. Exclusive with `cert_dir`.
+    #[serde(default)]
+    pub localapi_certificates: bool,
+    /// The certificate name for TLS clients that send no SNI (those connecting by address).
+    /// Without it they get no certificate, as with tsnsrv.
+    #[serde(default)]
+    pub fallback_server_name: Option<String>,
     /// How long a client may take to send request headers (every listener; routes are not
     /// known before the headers are read).
     #[serde(default = "default_header_read_timeout_ms")]
@@ -125,6 +133,19 @@ impl ProxyConfig {
         })?;
         if cfg.listeners.is_empty() {
             anyhow::bail!("{}: no [[listener]]: the proxy would serve nothing", path.display());
+        }
+        if cfg.localapi_certificates && cfg.cert_dir.is_some() {
+            anyhow::bail!(
+                "{}: `localapi_certificates` and `cert_dir` are two certificate sources; choose one",
+                path.display()
+            );
+        }
+        if cfg.localapi_certificates && cfg.localapi_socket.is_none() {
+            anyhow::bail!(
+                "{}: `localapi_certificates = true` needs `localapi_socket` (tailscaled's socket, usually {})",
+                path.display(),
+                tailshift_shims::localapi::DEFAULT_SOCKET
+            );
         }
         for l in &cfg.listeners {
             if let ListenerConfig::Http { addr } | ListenerConfig::Https { addr } = l {

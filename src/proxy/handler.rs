@@ -35,6 +35,8 @@ pub struct Shared {
     pub auth_client: Client<Connector, http_body_util::Empty<Bytes>>,
     /// tsnsrv's metrics.
     pub metrics: super::metrics::Metrics,
+    /// Called after every table install (certificate fetcher, Service sockets).
+    pub installed: std::sync::Mutex<Vec<Box<dyn Fn() + Send + Sync>>>,
     /// Identity lookups through the LocalAPI, when configured.
     pub whois: Option<super::whois::Whois>,
 }
@@ -44,6 +46,14 @@ impl Shared {
     pub fn install(&self, table: RouteTable) {
         self.connector.register(table.dials());
         self.routes.store(Arc::new(table));
+        for f in self.installed.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            f();
+        }
+    }
+
+    /// Registers something to run after every table install.
+    pub fn on_install(&self, f: Box<dyn Fn() + Send + Sync>) {
+        self.installed.lock().unwrap_or_else(|p| p.into_inner()).push(f);
     }
 }
 

@@ -222,6 +222,7 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
             .as_ref()
             .map(|p| super::whois::Whois::new(tailshift_shims::LocalApi::new(p))),
         access_log: cfg.access_log,
+        installed: Default::default(),
     });
     let header_timeout = Duration::from_millis(cfg.header_read_timeout_ms);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -249,13 +250,29 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
                     .await
                     .map_err(|e| anyhow::anyhow!("bind {addr}: {e}"))?;
                 described.push(format!("https {}", listener.local_addr()?));
-                let source = match &cfg.cert_dir {
-                    Some(dir) => super::tls::Source::Files(dir.clone()),
-                    None => super::tls::Source::DevCa(Box::new(super::tls::DevCa::load_or_create(
+                let source = match (&cfg.cert_dir, &cfg.localapi_socket) {
+                    (Some(dir), _) => super::tls::Source::Files(dir.clone()),
+                    (None, Some(_)) if cfg.localapi_certificates => super::tls::Source::LocalApi,
+                    _ => super::tls::Source::DevCa(Box::new(super::tls::DevCa::load_or_create(
                         &cfg.state_dir,
                     )?)),
                 };
-                let resolver = Arc::new(super::tls::Resolver::new(source, shared.routes.clone()));
+                let localapi = matches!(source, super::tls::Source::LocalApi);
+                let resolver = Arc::new(super::tls::Resolver::new(
+                    source,
+                    shared.routes.clone(),
+                    cfg.fallback_server_name.clone(),
+                ));
+                if localapi && let Some(sock) = &cfg.localapi_socket {
+                    tokio::spawn(super::tls::localapi_certs(
+                        resolver.clone(),
+                        tailshift_shims::LocalApi::new(sock),
+                    ));
+                }
+                shared.on_install(Box::new({
+                    let r = resolver.clone();
+                    move || r.routes_changed()
+                }));
                 let acceptor =
                     tokio_rustls::TlsAcceptor::from(Arc::new(super::tls::server_config(resolver)?));
                 tasks.push(accept_loop(listener, stop_rx.clone(), move |io, peer| {

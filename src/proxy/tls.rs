@@ -1,7 +1,9 @@
 //! TLS for the HTTPS listener: certificates chosen by SNI through a rustls
 //! `ResolvesServerCert`. The default source is a development CA kept in the state directory,
-//! which issues a certificate for each route name on first use, so the proxy runs on any machine
-//! (PEM files and the Tailscale LocalAPI are the other sources, next).
+//! which issues a certificate for each route name on first use, so the proxy runs on any machine.
+//! The others are PEM files (re-read when they change) and tailscaled's LocalAPI, whose
+//! certificates a background task fetches ahead of use and refreshes (see [`localapi_certs`]):
+//! the handshake itself never waits on I/O.
 
 use super::routes::RouteTable;
 use arc_swap::ArcSwap;
@@ -70,6 +72,8 @@ pub enum Source {
     DevCa(Box<DevCa>),
     /// `<dir>/<name>.crt` (full chain) and `<dir>/<name>.key`, re-read when they change.
     Files(std::path::PathBuf),
+    /// tailscaled's `cert/<domain>?type=pair`, fetched by [`localapi_certs`].
+    LocalApi,
 }
 
 /// Modification times of a certificate's two files when last read.
@@ -100,6 +104,12 @@ pub struct Resolver {
     certs: ArcSwap<HashMap<String, Arc<CertifiedKey>>>,
     issuing: Mutex<()>,
     routes: Arc<ArcSwap<RouteTable>>,
+    /// The name whose certificate a client without SNI gets (one connecting by address).
+    fallback: Option<String>,
+    /// Names asked for that have no certificate yet (LocalAPI source): the fetcher's queue.
+    missing: Mutex<std::collections::BTreeSet<String>>,
+    /// Wakes the fetcher.
+    wake: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Resolver {
@@ -110,14 +120,22 @@ impl std::fmt::Debug for Resolver {
 
 impl Resolver {
     /// A resolver over the routes' names.
-    pub fn new(source: Source, routes: Arc<ArcSwap<RouteTable>>) -> Self {
+    pub fn new(source: Source, routes: Arc<ArcSwap<RouteTable>>, fallback: Option<String>) -> Self {
         Resolver {
             source,
             file_times: Mutex::new(HashMap::new()),
             certs: ArcSwap::from_pointee(HashMap::new()),
             issuing: Mutex::new(()),
             routes,
+            fallback: fallback.map(|f| f.to_ascii_lowercase()),
+            missing: Mutex::new(Default::default()),
+            wake: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Wakes the LocalAPI fetcher (the route table changed).
+    pub fn routes_changed(&self) {
+        self.wake.notify_one();
     }
 
     fn store(&self, name: &str, cert: Arc<CertifiedKey>) {
@@ -131,7 +149,10 @@ impl Resolver {
 
 impl ResolvesServerCert for Resolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        let name = hello.server_name()?.to_ascii_lowercase();
+        let name = match hello.server_name() {
+            Some(n) => n.to_ascii_lowercase(),
+            None => self.fallback.clone()?,
+        };
         if let Source::Files(dir) = &self.source {
             let (crt, key) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
             let now = (mtime(&crt), mtime(&key));
@@ -156,6 +177,16 @@ impl ResolvesServerCert for Resolver {
         if let Some(c) = self.certs.load().get(&name) {
             return Some(c.clone());
         }
+        if let Source::LocalApi = &self.source {
+            // Fetched in the background; this handshake fails, the client's retry succeeds.
+            if self.routes.load().lookup(&name, "/").is_some()
+                || self.fallback.as_ref() == Some(&name)
+            {
+                self.missing.lock().unwrap_or_else(|p| p.into_inner()).insert(name);
+                self.wake.notify_one();
+            }
+            return None;
+        }
         // Only names the proxy serves get a certificate (clients by IP get none: tsnsrv's
         // "no SNI ServerName" case).
         self.routes.load().lookup(&name, "/")?;
@@ -168,6 +199,105 @@ impl ResolvesServerCert for Resolver {
         self.store(&name, issued.clone());
         Some(issued)
     }
+}
+
+/// How often each certificate is asked for again. tailscaled answers from its cache while the
+/// certificate has at least [`MIN_VALIDITY`] left, and renews it first otherwise.
+const REFRESH: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+/// What a refreshed certificate must still be valid for (a Go duration for tailscaled).
+const MIN_VALIDITY: &str = "720h";
+/// The first retry delay after a failure (doubled up to an hour) without a `Retry-After`.
+const RETRY_FIRST: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Keeps the LocalAPI certificates of every HTTPS route name (and the fallback name): fetched
+/// when a name appears, refreshed daily with `min_validity`, a 429's `Retry-After` honoured,
+/// the last good certificate kept on failure. One task, one timer (the earliest due name).
+pub async fn localapi_certs(resolver: Arc<Resolver>, api: tailshift_shims::LocalApi) {
+    use std::time::Instant;
+    // name -> (when it is due, consecutive failures, whether tailscaled said when to retry)
+    let mut due: HashMap<String, (Instant, u32, bool)> = HashMap::new();
+    loop {
+        let mut wanted: std::collections::BTreeSet<String> = resolver
+            .routes
+            .load()
+            .routes
+            .iter()
+            .filter(|r| matches!(r.listen, crate::admin::Listen::Https { .. }))
+            .flat_map(|r| r.hosts.iter().map(|h| h.name.clone()))
+            .collect();
+        wanted.extend(resolver.fallback.clone());
+        let asked =
+            std::mem::take(&mut *resolver.missing.lock().unwrap_or_else(|p| p.into_inner()));
+        due.retain(|n, _| wanted.contains(n));
+        let now = Instant::now();
+        for name in &wanted {
+            let entry = due.entry(name.clone()).or_insert((now, 0, false));
+            // A client asked for a name still failing: try it now rather than at our own
+            // backoff (never before a `Retry-After`).
+            if asked.contains(name) && entry.1 > 0 && !entry.2 && entry.0 > now + RETRY_FIRST {
+                entry.0 = now;
+            }
+            if entry.0 > now {
+                continue;
+            }
+            let (api, n) = (api.clone(), name.clone());
+            let got =
+                tokio::task::spawn_blocking(move || api.cert_pair(&n, Some(MIN_VALIDITY))).await;
+            let result = match got {
+                Ok(r) => r.map_err(|e| e.into()).and_then(|p| parse_pair(&p)),
+                Err(e) => Err(anyhow::anyhow!("fetch task: {e}")),
+            };
+            match result {
+                Ok(cert) => {
+                    resolver.store(name, Arc::new(cert));
+                    *entry = (Instant::now() + REFRESH, 0, false);
+                }
+                Err(e) => {
+                    let told =
+                        e.downcast_ref::<tailshift_shims::LocalApiError>().and_then(|e| match e {
+                            tailshift_shims::LocalApiError::RateLimited { retry_after, .. } => {
+                                *retry_after
+                            }
+                            _ => None,
+                        });
+                    let retry = told.unwrap_or_else(|| {
+                        (RETRY_FIRST * 2u32.saturating_pow(entry.1.min(7)))
+                            .min(std::time::Duration::from_secs(3600))
+                    });
+                    eprintln!(
+                        "WARN certificate for {name} from the LocalAPI: {e:#}; next try in {retry:?}"
+                    );
+                    *entry = (Instant::now() + retry, entry.1 + 1, told.is_some());
+                }
+            }
+        }
+        let next = due.values().map(|(at, _, _)| *at).min();
+        match next {
+            Some(at) => {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(at.into()) => {}
+                    _ = resolver.wake.notified() => {}
+                }
+            }
+            None => resolver.wake.notified().await,
+        }
+    }
+}
+
+/// A LocalAPI pair as a rustls certified key.
+fn parse_pair(p: &tailshift_shims::CertPair) -> anyhow::Result<CertifiedKey> {
+    use rustls_pki_types::pem::PemObject;
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(p.chain_pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow::anyhow!("certificate chain: {e:?}"))?;
+    if chain.is_empty() {
+        anyhow::bail!("no certificate in the answer");
+    }
+    let key = PrivateKeyDer::from_pem_slice(p.key_pem.as_bytes())
+        .map_err(|e| anyhow::anyhow!("private key: {e:?}"))?;
+    let signing = rustls::crypto::ring::sign::any_supported_type(&key)?;
+    Ok(CertifiedKey::new(chain, signing))
 }
 
 /// The rustls server configuration: TLS 1.2+, ALPN h2 then http/1.1, certificates by SNI.
