@@ -102,11 +102,16 @@ impl Proxy {
     fn start_with(extra: &str) -> Proxy {
         let dir = tempfile::tempdir().unwrap();
         let extra = extra.replace("{dir}", &dir.path().display().to_string());
+        // Top-level keys go first; extra listener tables after the standard ones.
+        let (extra, tables) = match extra.find("[[") {
+            Some(i) => (extra[..i].to_string(), extra[i..].to_string()),
+            None => (extra, String::new()),
+        };
         let cfg = format!(
             "state_dir = \"{0}/state\"\n[[listener]]\nkind = \"trusted\"\npath = \"{0}/node.sock\"\n[[listener]]\nkind = \"http\"\naddr = \"127.0.0.1:0\"\n[[listener]]\nkind = \"https\"\naddr = \"127.0.0.1:0\"\n",
             dir.path().display()
         );
-        let cfg = format!("{extra}\n{cfg}");
+        let cfg = format!("{extra}\n{cfg}\n{tables}");
         std::fs::write(dir.path().join("proxy.toml"), cfg).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_migrate"))
             .args(["proxy", "--workers", "1", "--config"])
@@ -1289,4 +1294,61 @@ fn certificates_from_the_localapi_are_fetched_ahead_and_429_is_honoured() {
     let app_asks =
         log.lock().unwrap().iter().filter(|l| l.contains("cert/app.tailnet.test")).count();
     assert_eq!(app_asks, 1);
+}
+
+#[test]
+fn each_tailscale_service_has_its_own_trusted_socket() {
+    let up = echo_upstream();
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("tailscaled.sock");
+    fake_localapi(&sock, HashMap::new());
+    let p = Proxy::start_with(&format!(
+        "localapi_socket = \"{}\"\n[[listener]]\nkind = \"services\"\ndir = \"{{dir}}/svc\"",
+        sock.display()
+    ));
+    let table = json!([
+        route("box/app", "app.tailnet.test", up, json!({"upstream_headers": {"X-Which": "app"}})),
+        route(
+            "box/grafana",
+            "grafana.tailnet.test",
+            up,
+            json!({"upstream_headers": {"X-Which": "grafana"}})
+        ),
+    ]);
+    assert_eq!(p.put_routes(&table).0, 200);
+    for name in ["app", "grafana"] {
+        let meta = std::fs::metadata(p.path(&format!("svc/{name}.sock"))).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o660, "{name}");
+    }
+    let via = |label: &str, forwarded_host: &str, extra: &[&str]| {
+        let mut c = Command::new("curl");
+        c.args(["-s", "-m", "10", "-w", "\n%{http_code}", "--unix-socket"])
+            .arg(p.path(&format!("svc/{label}.sock")))
+            .args(["-H", "X-Forwarded-For: 100.64.0.7", "-H"])
+            .arg(format!("X-Forwarded-Host: {forwarded_host}"));
+        for h in extra {
+            c.args(["-H", h]);
+        }
+        let out = String::from_utf8_lossy(&c.arg("http://localhost/x").output().unwrap().stdout)
+            .to_string();
+        let (body, code) = out.rsplit_once('\n').unwrap();
+        (code.parse::<u16>().unwrap(), body.to_string())
+    };
+    // The socket names the route, whatever name the client typed.
+    let (code, body) = via("grafana", "app.tailnet.test", &[]);
+    assert_eq!(code, 200, "{body}");
+    let e = echoed(&body);
+    assert_eq!(e["headers"]["x-which"], "grafana");
+    // whois is asked with svc_name: the capabilities are the grants toward that Service.
+    let (_, body) = via("app", "app.tailnet.test:443", &[]);
+    let e = echoed(&body);
+    assert_eq!(e["headers"]["x-which"], "app");
+    assert_eq!(e["headers"]["x-tailscale-caps"], "example.com/cap/app-admin");
+    assert_eq!(e["headers"]["host"], "app.tailnet.test");
+    // tailscaled's Funnel marker is believed here, and the route is not public.
+    assert_eq!(via("app", "app.tailnet.test", &["Tailscale-Funnel-Request: ?1"]).0, 403);
+    // A route that goes away takes its socket with it.
+    assert_eq!(p.put_routes(&json!([table[0].clone()])).0, 200);
+    assert!(!p.path("svc/grafana.sock").exists());
+    assert!(p.path("svc/app.sock").exists());
 }

@@ -16,6 +16,16 @@ pub enum ListenerConfig {
         #[serde(default = "default_trusted_mode")]
         mode: u32,
     },
+    /// One trusted unix socket per Tailscale Service, `<dir>/<label>.sock`, for each route
+    /// (`label`: the first label of its legacy name; `svc:<label>`): created and removed as
+    /// routes come and go. The socket names the route, and whois asks for that Service's grants.
+    Services {
+        /// The directory of the sockets.
+        dir: PathBuf,
+        /// File mode of each socket (tailscaled must be able to connect).
+        #[serde(default = "default_trusted_mode")]
+        mode: u32,
+    },
     /// Plain HTTP on TCP: serves `plaintext` routes by Host, redirects HTTPS routes (308).
     Http {
         /// Address to bind.

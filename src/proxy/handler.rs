@@ -58,10 +58,13 @@ impl Shared {
 }
 
 /// Where a connection came from.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub enum Origin {
-    /// tailscaled's serve on the trusted unix socket.
+    /// tailscaled's serve on the node's trusted unix socket (routes by `X-Forwarded-Host`).
     Trusted,
+    /// tailscaled's serve for one Tailscale Service, on that Service's socket: the socket
+    /// names the route (by the first label of its legacy name).
+    Service(Arc<str>),
     /// A plain HTTP TCP listener; the peer address.
     Http(Option<IpAddr>),
     /// The HTTPS listener; the peer address.
@@ -167,7 +170,7 @@ pub async fn handle(
     origin: Origin,
 ) -> Result<Response<Body>, hyper::Error> {
     let started = Instant::now();
-    let trusted = matches!(origin, Origin::Trusted);
+    let trusted = matches!(origin, Origin::Trusted | Origin::Service(_));
     // A WebSocket (or other) upgrade: keep the client's side to splice after the 101.
     let upgrade =
         upgrade_protocol(req.headers()).map(|proto| (proto, hyper::upgrade::on(&mut req)));
@@ -187,7 +190,7 @@ pub async fn handle(
         Via::Tailnet
     };
     let peer = match origin {
-        Origin::Trusted => header(h, "x-forwarded-for"),
+        Origin::Trusted | Origin::Service(_) => header(h, "x-forwarded-for"),
         Origin::Http(ip) | Origin::Https(ip) => ip.map(|i| i.to_string()),
     };
     let identity = (trusted && via == Via::Tailnet).then(|| Identity {
@@ -197,7 +200,11 @@ pub async fn handle(
     });
     let path = req.uri().path().to_string();
     let table = shared.routes.load();
-    let Some((route, _mount)) = table.lookup(&asked, &path) else {
+    let found = match &origin {
+        Origin::Service(label) => table.service(label).map(|r| (r, "/".to_string())),
+        _ => table.lookup(&asked, &path),
+    };
+    let Some((route, _mount)) = found else {
         return Ok(synthetic(StatusCode::NOT_FOUND, "404 page not found\n"));
     };
     // Funnel isolation: a public request reaches only routes that are public.
@@ -216,10 +223,10 @@ pub async fn handle(
         }
     }
     let query = req.uri().query().map(str::to_string);
-    if let (Origin::Https(_), Listen::Plaintext { .. }) = (origin, route.listen) {
+    if let (Origin::Https(_), Listen::Plaintext { .. }) = (&origin, route.listen) {
         return Ok(synthetic(StatusCode::NOT_FOUND, "404 page not found\n"));
     }
-    if let (Origin::Http(_), Listen::Https { .. }) = (origin, route.listen) {
+    if let (Origin::Http(_), Listen::Https { .. }) = (&origin, route.listen) {
         let host = asked.split(':').next().unwrap_or(&asked);
         let q = query.as_ref().map(|q| format!("?{q}")).unwrap_or_default();
         return Ok(redirect(&format!("https://{host}{path}{q}")));
@@ -298,7 +305,14 @@ pub async fn handle(
         peer.as_deref(),
     ) {
         (Some(w), true, Some(addr)) => {
-            w.lookup(addr, std::time::Duration::from_millis(route.whois.timeout_ms)).await
+            // Through a Service, the capabilities are the grants toward that Service, as
+            // tsnsrv's own node for it had.
+            let svc = match &origin {
+                Origin::Service(label) => Some(format!("svc:{label}")),
+                _ => None,
+            };
+            let limit = std::time::Duration::from_millis(route.whois.timeout_ms);
+            w.lookup(addr, svc.as_deref(), limit).await
         }
         _ => None,
     };

@@ -64,6 +64,9 @@ pub struct RouteTable {
     by_host: HashMap<String, Vec<(String, Arc<Routed>)>>,
     /// Short names (`jellyfin` for `jellyfin.tailnet.ts.net`) to full names.
     short: HashMap<String, String>,
+    /// The first label of each route's legacy (first) name: the Tailscale Service it may be
+    /// served as (`svc:jellyfin`), and the name of its socket.
+    by_service: HashMap<String, Arc<Routed>>,
 }
 
 impl RouteTable {
@@ -85,7 +88,25 @@ impl RouteTable {
         for v in by_host.values_mut() {
             v.sort_by_key(|m| std::cmp::Reverse(m.0.len()));
         }
-        Ok(RouteTable { routes, by_host, short })
+        let mut by_service = HashMap::new();
+        for r in &routes {
+            if let Some(label) = r.hosts.first().and_then(|h| h.name.split('.').next()) {
+                by_service.entry(label.to_string()).or_insert_with(|| r.clone());
+            }
+        }
+        Ok(RouteTable { routes, by_host, short, by_service })
+    }
+
+    /// The route served as the Tailscale Service `svc:<label>`.
+    pub fn service(&self, label: &str) -> Option<Arc<Routed>> {
+        self.by_service.get(label).cloned()
+    }
+
+    /// The Service labels of every route (sorted).
+    pub fn service_labels(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.by_service.keys().cloned().collect();
+        v.sort();
+        v
     }
 
     /// Every dial the table's routes use (to register before the table is installed).

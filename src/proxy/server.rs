@@ -40,7 +40,7 @@ async fn serve_conn<I>(
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let svc = service_fn(move |req| handle(shared.clone(), req, origin));
+    let svc = service_fn(move |req| handle(shared.clone(), req, origin.clone()));
     let conn =
         builder(header_timeout).serve_connection_with_upgrades(TokioIo::new(io), svc).into_owned();
     let _ = watcher.watch(conn).await;
@@ -99,17 +99,84 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest route table the admin socket accepts.
 const MAX_ADMIN_BODY_BYTES: usize = 32 * 1024 * 1024;
 
+/// Binds a unix socket with its mode set before anyone can connect: bound under a temporary
+/// name, chmod-ed, then renamed into place (a socket's permissions are checked at connect).
 fn bind_unix(path: &Path, mode: u32) -> anyhow::Result<UnixListener> {
-    if path.exists() {
-        std::fs::remove_file(path)?;
-    }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
     let l =
-        UnixListener::bind(path).map_err(|e| anyhow::anyhow!("bind {}: {e}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+        UnixListener::bind(&tmp).map_err(|e| anyhow::anyhow!("bind {}: {e}", path.display()))?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
+    std::fs::rename(&tmp, path).map_err(|e| anyhow::anyhow!("bind {}: {e}", path.display()))?;
     Ok(l)
+}
+
+/// The per-Service trusted sockets: one per route, following the installed tables.
+struct ServiceSockets {
+    dir: PathBuf,
+    mode: u32,
+    live: std::sync::Mutex<std::collections::HashMap<String, tokio::task::JoinHandle<()>>>,
+    shared: std::sync::Weak<Shared>,
+    graceful: Arc<GracefulShutdown>,
+    stop: watch::Receiver<bool>,
+    header_timeout: Duration,
+}
+
+impl ServiceSockets {
+    fn path(&self, label: &str) -> PathBuf {
+        self.dir.join(format!("{label}.sock"))
+    }
+
+    /// Opens sockets for new routes and closes those of routes that went away.
+    fn reconcile(&self) {
+        let Some(shared) = self.shared.upgrade() else { return };
+        let labels = shared.routes.load().service_labels();
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        live.retain(|label, task| {
+            let keep = labels.binary_search(label).is_ok();
+            if !keep {
+                task.abort();
+                let _ = std::fs::remove_file(self.path(label));
+            }
+            keep
+        });
+        for label in labels {
+            if live.contains_key(&label) {
+                continue;
+            }
+            let listener = match bind_unix(&self.path(&label), self.mode) {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("WARN Service socket for svc:{label}: {e:#}");
+                    continue;
+                }
+            };
+            let (shared, graceful, timeout) =
+                (shared.clone(), self.graceful.clone(), self.header_timeout);
+            let origin = Origin::Service(Arc::from(label.as_str()));
+            let task = accept_loop(listener, self.stop.clone(), move |io, _| {
+                tokio::spawn(serve_conn(
+                    io,
+                    shared.clone(),
+                    origin.clone(),
+                    graceful.watcher(),
+                    timeout,
+                ));
+            });
+            live.insert(label, task);
+        }
+    }
+
+    /// Removes every socket (at exit).
+    fn close(&self) {
+        for (label, task) in self.live.lock().unwrap_or_else(|p| p.into_inner()).drain() {
+            task.abort();
+            let _ = std::fs::remove_file(self.path(&label));
+        }
+    }
 }
 
 /// Tells systemd we are ready (`Type=notify`), when it asked.
@@ -229,6 +296,7 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
     let graceful = Arc::new(GracefulShutdown::new());
     let mut tasks = Vec::new();
     let mut described = Vec::new();
+    let mut service_sockets: Vec<Arc<ServiceSockets>> = Vec::new();
     for l in &cfg.listeners {
         let (shared, graceful) = (shared.clone(), graceful.clone());
         match l {
@@ -244,6 +312,24 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
                         header_timeout,
                     ));
                 }));
+            }
+            ListenerConfig::Services { dir, mode } => {
+                let sockets = Arc::new(ServiceSockets {
+                    dir: dir.clone(),
+                    mode: *mode,
+                    live: Default::default(),
+                    shared: Arc::downgrade(&shared),
+                    graceful: graceful.clone(),
+                    stop: stop_rx.clone(),
+                    header_timeout,
+                });
+                sockets.reconcile();
+                described.push(format!("services unix:{}/<label>.sock", dir.display()));
+                shared.on_install(Box::new({
+                    let s = sockets.clone();
+                    move || s.reconcile()
+                }));
+                service_sockets.push(sockets);
             }
             ListenerConfig::Https { addr } => {
                 let listener = TcpListener::bind(addr)
@@ -385,5 +471,8 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
         _ = tokio::time::sleep(Duration::from_millis(cfg.drain_ms)) => eprintln!("WARN drain timeout: closing {} ms after the stop signal", cfg.drain_ms),
     }
     let _ = std::fs::remove_file(&admin_path);
+    for s in &service_sockets {
+        s.close();
+    }
     Ok(())
 }

@@ -84,14 +84,23 @@ impl Whois {
 
     /// The identity of a peer address, `None` when unknown, failed or too slow (the request
     /// then goes on without identity headers, as tsnsrv's did).
-    pub async fn lookup(&self, addr: &str, timeout: Duration) -> Option<Arc<IdentityHeaders>> {
-        if let Some((at, v)) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(addr)
+    pub async fn lookup(
+        &self,
+        addr: &str,
+        svc_name: Option<&str>,
+        timeout: Duration,
+    ) -> Option<Arc<IdentityHeaders>> {
+        let key = match svc_name {
+            Some(s) => format!("{addr} {s}"),
+            None => addr.to_string(),
+        };
+        if let Some((at, v)) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key)
             && at.elapsed() < CACHE_TTL
         {
             return v.clone();
         }
-        let (api, a) = (self.api.clone(), addr.to_string());
-        let call = tokio::task::spawn_blocking(move || api.whois(&a, None));
+        let (api, a, svc) = (self.api.clone(), addr.to_string(), svc_name.map(str::to_string));
+        let call = tokio::task::spawn_blocking(move || api.whois(&a, svc.as_deref()));
         let answer = match tokio::time::timeout(timeout.max(Duration::from_millis(1)), call).await {
             Ok(Ok(Ok(Some(v)))) => Some(Arc::new(headers_of(&v))),
             Ok(Ok(Ok(None))) => None,
@@ -109,7 +118,7 @@ impl Whois {
         self.cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(addr.to_string(), (Instant::now(), answer.clone()));
+            .insert(key, (Instant::now(), answer.clone()));
         answer
     }
 }
