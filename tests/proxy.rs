@@ -1352,3 +1352,43 @@ fn each_tailscale_service_has_its_own_trusted_socket() {
     assert!(!p.path("svc/grafana.sock").exists());
     assert!(p.path("svc/app.sock").exists());
 }
+
+#[test]
+fn upstream_health_is_checked_on_one_timer_and_on_demand() {
+    let up = echo_upstream();
+    let dead = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let p = Proxy::start_with("health_interval_s = 1");
+    let table = json!([
+        route("box/alive", "alive.tailnet.test", up, json!({})),
+        route("box/dead", "dead.tailnet.test", dead, json!({})),
+    ]);
+    assert_eq!(p.put_routes(&table).0, 200);
+    let admin = |path: &str| {
+        let o = Command::new("curl")
+            .args(["-s", "-m", "10", "--unix-socket"])
+            .arg(p.path("state/admin.sock"))
+            .arg(format!("http://admin{path}"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    // The timer's rounds show in the metrics (nothing asked on demand yet).
+    let t = std::time::Instant::now();
+    loop {
+        let m = admin("/metrics");
+        if m.contains("tailshift_upstream_up{service_name=\"box/dead\"} 0")
+            && m.contains("tailshift_upstream_up{service_name=\"box/alive\"} 1")
+        {
+            break;
+        }
+        assert!(t.elapsed() < std::time::Duration::from_secs(10), "{m}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // On demand: checked now, with the reason.
+    let health: Value = serde_json::from_str(&admin("/upstreams")).unwrap();
+    let by: HashMap<&str, &Value> =
+        health.as_array().unwrap().iter().map(|h| (h["service"].as_str().unwrap(), h)).collect();
+    assert_eq!(by["box/alive"]["healthy"], true);
+    assert_eq!(by["box/dead"]["healthy"], false);
+    assert!(by["box/dead"]["error"].as_str().unwrap().contains(&format!("127.0.0.1:{dead}")));
+}

@@ -99,6 +99,9 @@ pub struct ProxyConfig {
     /// At most this many idle connections are pooled per upstream.
     #[serde(default = "default_max_idle")]
     pub upstream_max_idle_per_host: usize,
+    /// Seconds between active health checks of every upstream (one timer for all; 0: off).
+    #[serde(default = "default_health_interval_s")]
+    pub health_interval_s: u64,
     /// Write tsnsrv's `served ...` access-log line per request.
     #[serde(default = "default_true")]
     pub access_log: bool,
@@ -123,6 +126,10 @@ fn default_idle_timeout_ms() -> u64 {
 
 fn default_max_idle() -> usize {
     32
+}
+
+fn default_health_interval_s() -> u64 {
+    30
 }
 
 fn default_true() -> bool {

@@ -23,6 +23,8 @@ pub struct ServiceMetrics {
     auth: [AtomicU64; 6],
     auth_count: AtomicU64,
     auth_sum_ns: AtomicU64,
+    /// Last health check: 0 down, 1 up, 2 never checked.
+    up: std::sync::atomic::AtomicU8,
 }
 
 impl ServiceMetrics {
@@ -37,6 +39,7 @@ impl ServiceMetrics {
             auth: Default::default(),
             auth_count: AtomicU64::new(0),
             auth_sum_ns: AtomicU64::new(0),
+            up: std::sync::atomic::AtomicU8::new(2),
         }
     }
 
@@ -48,6 +51,11 @@ impl ServiceMetrics {
         self.sum_ns.fetch_add(ns, Ordering::Relaxed);
         let i = self.next.fetch_add(1, Ordering::Relaxed) % WINDOW;
         self.window[i].store(ns, Ordering::Relaxed);
+    }
+
+    /// The result of a health check.
+    pub fn set_up(&self, up: bool) {
+        self.up.store(u8::from(up), Ordering::Relaxed);
     }
 
     /// The upstream failed (502).
@@ -185,6 +193,14 @@ impl Metrics {
                 esc(name),
                 m.auth_count.load(Ordering::Relaxed)
             );
+        }
+        out.push_str("# HELP tailshift_upstream_up Whether the last health check reached the upstream.\n# TYPE tailshift_upstream_up gauge\n");
+        for (name, m) in services.iter() {
+            let up = m.up.load(Ordering::Relaxed);
+            if up < 2 {
+                let _ =
+                    writeln!(out, "tailshift_upstream_up{{service_name=\"{}\"}} {up}", esc(name));
+            }
         }
         out.push_str("# HELP tailshift_requests_total Requests by service and by the name they came through.\n# TYPE tailshift_requests_total counter\n");
         for ((s, h), n) in self.by_host.lock().unwrap_or_else(|p| p.into_inner()).iter() {

@@ -5,6 +5,7 @@ pub mod access;
 pub mod auth;
 pub mod config;
 pub mod handler;
+pub mod health;
 pub mod metrics;
 pub mod prefix;
 pub mod routes;

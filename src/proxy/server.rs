@@ -214,6 +214,14 @@ async fn admin(
     Ok(match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => json_response(StatusCode::OK, "{\"status\":\"ok\"}\n".into()),
         (&Method::GET, "/metrics") => metrics_response(&shared),
+        (&Method::GET, "/upstreams") => {
+            // Checked now: the caller (apply's pre-flight) wants the present, not the last round.
+            let health = super::health::check_all(&shared).await;
+            json_response(
+                StatusCode::OK,
+                serde_json::to_string_pretty(&health).unwrap_or_default() + "\n",
+            )
+        }
         (&Method::GET, "/routes") => {
             let t = shared.routes.load();
             let list: Vec<&Route> = t.routes.iter().map(|r| &r.route).collect();
@@ -438,6 +446,12 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
         described.join(", "),
         admin_path.display()
     );
+    if cfg.health_interval_s > 0 {
+        tokio::spawn(super::health::run(
+            shared.clone(),
+            Duration::from_secs(cfg.health_interval_s),
+        ));
+    }
     notify_ready();
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
