@@ -360,7 +360,7 @@ pub async fn handle(
     let forwarded_at = Instant::now();
     let result = forward(&shared, &route, out).await;
     let m = shared.metrics.service(&route.service);
-    shared.metrics.request(&route.service, asked.split(':').next().unwrap_or(&asked));
+    m.request(asked.split(':').next().unwrap_or(&asked));
     let response = match result {
         Ok(mut resp) => {
             m.observe(resp.status().as_u16(), forwarded_at.elapsed().as_nanos() as u64);

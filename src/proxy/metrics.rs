@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Recent durations kept per service for the Summary's quantiles.
@@ -25,6 +24,9 @@ pub struct ServiceMetrics {
     auth_sum_ns: AtomicU64,
     /// Last health check: 0 down, 1 up, 2 never checked.
     up: std::sync::atomic::AtomicU8,
+    /// Requests by the name they came through (a new name is added by copy; counting is an
+    /// atomic add, no lock on the request path).
+    by_host: arc_swap::ArcSwap<BTreeMap<String, Arc<AtomicU64>>>,
 }
 
 impl ServiceMetrics {
@@ -40,6 +42,7 @@ impl ServiceMetrics {
             auth_count: AtomicU64::new(0),
             auth_sum_ns: AtomicU64::new(0),
             up: std::sync::atomic::AtomicU8::new(2),
+            by_host: Default::default(),
         }
     }
 
@@ -51,6 +54,22 @@ impl ServiceMetrics {
         self.sum_ns.fetch_add(ns, Ordering::Relaxed);
         let i = self.next.fetch_add(1, Ordering::Relaxed) % WINDOW;
         self.window[i].store(ns, Ordering::Relaxed);
+    }
+
+    /// One request through a name (legacy or new).
+    pub fn request(&self, host: &str) {
+        if let Some(n) = self.by_host.load().get(host) {
+            n.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.by_host.rcu(|old| {
+            let mut m = (**old).clone();
+            m.entry(host.to_string()).or_insert_with(|| Arc::new(AtomicU64::new(0)));
+            m
+        });
+        if let Some(n) = self.by_host.load().get(host) {
+            n.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// The result of a health check.
@@ -91,7 +110,6 @@ impl ServiceMetrics {
 #[derive(Default)]
 pub struct Metrics {
     services: arc_swap::ArcSwap<BTreeMap<String, Arc<ServiceMetrics>>>,
-    by_host: Mutex<BTreeMap<(String, String), u64>>,
 }
 
 impl Metrics {
@@ -111,12 +129,6 @@ impl Metrics {
             new
         });
         created.expect("rcu ran")
-    }
-
-    /// One request for a service through a name (legacy or new).
-    pub fn request(&self, service: &str, host: &str) {
-        let mut m = self.by_host.lock().unwrap_or_else(|p| p.into_inner());
-        *m.entry((service.to_string(), host.to_string())).or_default() += 1;
     }
 
     /// The Prometheus text exposition.
@@ -203,13 +215,16 @@ impl Metrics {
             }
         }
         out.push_str("# HELP tailshift_requests_total Requests by service and by the name they came through.\n# TYPE tailshift_requests_total counter\n");
-        for ((s, h), n) in self.by_host.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            let _ = writeln!(
-                out,
-                "tailshift_requests_total{{service_name=\"{}\",host=\"{}\"}} {n}",
-                esc(s),
-                esc(h)
-            );
+        for (s, m) in services.iter() {
+            for (h, n) in m.by_host.load().iter() {
+                let _ = writeln!(
+                    out,
+                    "tailshift_requests_total{{service_name=\"{}\",host=\"{}\"}} {}",
+                    esc(s),
+                    esc(h),
+                    n.load(Ordering::Relaxed)
+                );
+            }
         }
         out
     }
