@@ -272,15 +272,19 @@ def tailshift_setup(work, n, tls, cert_dir):
 
 def run_wrk(port, n, seconds, tls):
     scheme = "https" if tls else "http"
-    out = subprocess.run(
+    proc = subprocess.run(
         taskset(1, ["wrk", "-t1", "-c64", f"-d{seconds}s", "--latency", "-s", "hosts.lua",
                     f"{scheme}://127.0.0.1:{port}/"]),
         env=dict(os.environ, NHOSTS=str(n)),
         capture_output=True,
         text=True,
         cwd=WORK,
-    ).stdout
-    reqs = int(re.search(r"(\d+) requests in", out).group(1))
+    )
+    out = proc.stdout
+    m = re.search(r"(\d+) requests in", out)
+    if not m:
+        raise RuntimeError(f"wrk on port {port} gave no result: {out}{proc.stderr}")
+    reqs = int(m.group(1))
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)

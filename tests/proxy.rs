@@ -1392,3 +1392,93 @@ fn upstream_health_is_checked_on_one_timer_and_on_demand() {
     assert_eq!(by["box/dead"]["healthy"], false);
     assert!(by["box/dead"]["error"].as_str().unwrap().contains(&format!("127.0.0.1:{dead}")));
 }
+
+#[test]
+fn clients_that_hang_up_mid_response_do_not_stop_the_proxy() {
+    // An upstream that streams 64 MiB to whoever asks.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let up = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                if read_head(&mut r).is_none() {
+                    return;
+                }
+                let _ = write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", 64 << 20);
+                let chunk = vec![b'x'; 1 << 16];
+                for _ in 0..1024 {
+                    if s.write_all(&chunk).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let mut p = Proxy::start();
+    let plain = route("box/big", "big.tailnet.test", up, json!({}));
+    let tls = route(
+        "box/bigtls",
+        "bigtls.tailnet.test",
+        up,
+        json!({"listen": {"kind": "https", "port": 443}}),
+    );
+    assert_eq!(p.put_routes(&json!([plain, tls])).0, 200);
+    for _ in 0..5 {
+        // Plain: read a little, then close with unread data (the kernel answers with a reset).
+        let mut s = std::net::TcpStream::connect(&p.http).unwrap();
+        write!(s, "GET / HTTP/1.1\r\nHost: big.tailnet.test\r\n\r\n").unwrap();
+        let mut buf = [0u8; 4096];
+        s.read_exact(&mut buf).unwrap();
+        drop(s);
+    }
+    // TLS with many pipelined requests on connections that close without reading: the
+    // proxy's writes (vectored, so without MSG_NOSIGNAL) meet a reset socket.
+    let port: u16 = p.https.rsplit_once(':').unwrap().1.parse().unwrap();
+    let ca = std::fs::read(p.path("state/dev-ca.crt")).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pki_types::CertificateDer::pem_slice_iter(&ca) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    use rustls_pki_types::pem::PemObject;
+    let cfg = std::sync::Arc::new(
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    );
+    let echo_up = echo_upstream();
+    let small = route(
+        "box/small",
+        "small.tailnet.test",
+        echo_up,
+        json!({"listen": {"kind": "https", "port": 443}}),
+    );
+    let plain = route("box/big", "big.tailnet.test", up, json!({}));
+    assert_eq!(p.put_routes(&json!([plain, small])).0, 200);
+    for _ in 0..3 {
+        let mut open = Vec::new();
+        for _ in 0..32 {
+            let name = rustls_pki_types::ServerName::try_from("small.tailnet.test").unwrap();
+            let conn = rustls::ClientConnection::new(cfg.clone(), name).unwrap();
+            let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            let mut tls = rustls::StreamOwned::new(conn, tcp);
+            let reqs = "GET / HTTP/1.1\r\nHost: small.tailnet.test\r\n\r\n".repeat(50);
+            let _ = tls.write_all(reqs.as_bytes());
+            let mut first = [0u8; 1];
+            let _ = tls.read(&mut first);
+            open.push(tls);
+        }
+        drop(open);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(p.child.try_wait().unwrap().is_none(), "the proxy died");
+    let echo = route("box/echo", "echo.tailnet.test", echo_upstream(), json!({}));
+    assert_eq!(p.put_routes(&json!([echo])).0, 200);
+    assert_eq!(p.get("echo.tailnet.test", "/", &[]).0, 200);
+}

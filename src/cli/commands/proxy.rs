@@ -19,6 +19,12 @@ pub fn run(a: &ProxyArgs) -> anyhow::Result<Exit> {
         );
         return Ok(Exit::Ok);
     }
+    // The CLI restores SIGPIPE's default for pipelines; a server must not die when a client
+    // closes its socket while we write to it: ignore it, and let the write return EPIPE.
+    // SAFETY: changing one signal's disposition before the runtime starts any thread.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = a.workers {
         rt.worker_threads(n.max(1));
