@@ -20,6 +20,13 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // mimalloc commits its arena eagerly; with transparent huge pages set to `always`, every
+    // first touch then faults in 2 MiB, and an idle proxy holds 8 MB it never uses. Small pages
+    // keep it near what it really uses (BENCHMARKS.md).
+    // SAFETY: a process attribute, set before any thread starts.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
     let outcome = match cli::parse() {
         Ok(cmd) => cli::run(cmd),
         Err(exit) => Ok(exit),

@@ -286,17 +286,17 @@ pub async fn handle(
         );
         return Ok(synthetic(StatusCode::NOT_FOUND, "404 page not found\n"));
     };
-    let Ok(dest) = url::Url::parse(&route.upstream.url) else {
+    let Some(dest) = route.dest.as_ref() else {
         return Ok(empty(StatusCode::BAD_GATEWAY));
     };
     // The url crate writes an empty path as "/"; joining gives the same result as Go's "".
     let new_path = upstream_path(dest.path(), &path, matched, route.strip_prefix);
     let new_query = upstream_query(dest.query(), query.as_deref());
-    let authority = authority(&dest);
-    let path_and_query =
-        format!("{new_path}{}", new_query.map(|q| format!("?{q}")).unwrap_or_default());
-    // What the access log shows; the request itself goes to the route's dial key.
-    let target = format!("{}://{authority}{path_and_query}", dest.scheme());
+    let authority = route.dest_authority.as_str();
+    let path_and_query = match new_query {
+        Some(q) => format!("{new_path}?{q}"),
+        None => new_path,
+    };
 
     let (mut parts, body) = req.into_parts();
     let looked_up = match (
@@ -393,8 +393,9 @@ pub async fn handle(
     };
     if shared.access_log {
         eprintln!(
-            "INFO served service={} original={path} rewritten={target} origin_login={:?} origin_node=\"\" duration={:?} http_status={}",
+            "INFO served service={} original={path} rewritten={}://{authority}{path_and_query} origin_login={:?} origin_node=\"\" duration={:?} http_status={}",
             route.service,
+            dest.scheme(),
             login.unwrap_or_default(),
             started.elapsed(),
             response.status().as_u16()

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Recent durations kept per service for the Summary's quantiles.
-const WINDOW: usize = 1024;
+const WINDOW: usize = 256;
 
 /// One service's counters; updated with atomics on the request path.
 pub struct ServiceMetrics {

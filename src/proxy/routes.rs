@@ -21,6 +21,10 @@ pub struct Routed {
     pub auth_dial: Option<Arc<Dial>>,
     /// The pool authority of `auth_dial`.
     pub auth_key: String,
+    /// The upstream URL, parsed once.
+    pub dest: Option<url::Url>,
+    /// Its `host[:port]` (the Host the upstream sees when it is not kept).
+    pub dest_authority: String,
 }
 
 impl std::ops::Deref for Routed {
@@ -32,9 +36,11 @@ impl std::ops::Deref for Routed {
 
 impl Routed {
     fn new(route: Route) -> Routed {
-        let dial = url::Url::parse(&route.upstream.url).ok().and_then(|u| {
+        let dest = url::Url::parse(&route.upstream.url).ok();
+        let dest_authority = dest.as_ref().map(super::handler::authority).unwrap_or_default();
+        let dial = dest.as_ref().and_then(|u| {
             Dial::for_url(
-                &u,
+                u,
                 route.upstream.unix.as_deref(),
                 route.upstream.tcp_addr.as_deref(),
                 route.insecure_https,
@@ -47,6 +53,8 @@ impl Routed {
         });
         let key = |d: &Option<Dial>| d.as_ref().map(Dial::key).unwrap_or_default();
         Routed {
+            dest,
+            dest_authority,
             dial_key: key(&dial),
             auth_key: key(&auth_dial),
             dial: dial.map(Arc::new),

@@ -25,10 +25,17 @@ pub fn run(a: &ProxyArgs) -> anyhow::Result<Exit> {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = a.workers {
-        rt.worker_threads(n.max(1));
-    }
+    // One worker: a current-thread runtime (no work-stealing, no cross-thread wake-ups);
+    // blocking calls (LocalAPI) still get their own threads.
+    let mut rt = match a.workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n.max(1));
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     let rt = rt.enable_all().build()?;
     rt.block_on(crate::proxy::server::run(cfg))?;
     Ok(Exit::Ok)
