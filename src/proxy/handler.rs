@@ -318,7 +318,7 @@ pub async fn handle(
     };
     let tls = trusted || matches!(origin, Origin::Https(_));
     let mut headers = outgoing_headers(
-        &parts.headers,
+        std::mem::take(&mut parts.headers),
         &route,
         &authority,
         &Requester { asked: &asked, peer: peer.as_deref(), trusted, tls },
@@ -423,14 +423,14 @@ struct Requester<'a> {
 }
 
 fn outgoing_headers(
-    incoming: &HeaderMap,
+    incoming: HeaderMap,
     route: &Route,
     upstream_authority: &str,
     who: &Requester,
     identity: Option<Identity>,
 ) -> HeaderMap {
     let Requester { asked, peer, trusted, tls } = *who;
-    let mut h = incoming.clone();
+    let mut h = incoming;
     strip_hop_by_hop(&mut h);
     for n in ["forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto"] {
         h.remove(n);
