@@ -99,27 +99,38 @@ fn redirect(location: &str) -> Response<Body> {
     r
 }
 
+/// A header name checked at compile time (no parsing on the request path).
+macro_rules! name {
+    ($s:literal) => {
+        const { HeaderName::from_static($s) }
+    };
+}
+
 /// RFC 9110 7.6.1 hop-by-hop headers, plus whatever `Connection` names.
 fn strip_hop_by_hop(h: &mut HeaderMap) {
-    let named: Vec<HeaderName> = h
-        .get_all(http::header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for n in named {
-        h.remove(n);
+    if h.contains_key(http::header::CONNECTION) {
+        // Most requests name nothing but keep-alive/close; only collect when they do more.
+        let named: Vec<HeaderName> = h
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            .collect();
+        for n in named {
+            h.remove(n);
+        }
     }
-    for n in [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    ] {
+    const HOP_BY_HOP: [HeaderName; 7] = [
+        http::header::CONNECTION,
+        name!("keep-alive"),
+        name!("proxy-connection"),
+        http::header::TE,
+        http::header::TRAILER,
+        http::header::TRANSFER_ENCODING,
+        http::header::UPGRADE,
+    ];
+    for n in HOP_BY_HOP {
         h.remove(n);
     }
 }
@@ -150,7 +161,7 @@ fn header(h: &HeaderMap, name: &str) -> Option<String> {
     h.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
 }
 
-fn set(h: &mut HeaderMap, name: &'static str, value: &str) {
+fn set(h: &mut HeaderMap, name: HeaderName, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
         h.insert(name, v);
     }
@@ -332,7 +343,7 @@ pub async fn handle(
             headers.remove(k);
         }
         for (k, v) in id.iter() {
-            set(&mut headers, k, v);
+            set(&mut headers, HeaderName::from_static(k), v);
         }
     }
     if let Some(auth) = &route.auth {
@@ -346,11 +357,18 @@ pub async fn handle(
     }
     if let Some((proto, _)) = &upgrade {
         // Hop-by-hop, but an upgrade must reach the upstream (Go's ReverseProxy keeps them too).
-        set(&mut headers, "connection", "upgrade");
-        set(&mut headers, "upgrade", proto);
+        set(&mut headers, name!("connection"), "upgrade");
+        set(&mut headers, name!("upgrade"), proto);
     }
     parts.headers = headers;
-    parts.uri = match format!("http://{}{path_and_query}", route.dial_key).parse::<Uri>() {
+    let mut uri = http::uri::Parts::default();
+    uri.scheme = Some(http::uri::Scheme::HTTP);
+    uri.authority = route.dial_authority.clone();
+    // Kept for the access log only when it is written.
+    let logged_target = shared.access_log.then(|| path_and_query.clone());
+    uri.path_and_query =
+        http::uri::PathAndQuery::from_maybe_shared(Bytes::from(path_and_query)).ok();
+    parts.uri = match Uri::from_parts(uri) {
         Ok(u) => u,
         Err(_) => return Ok(empty(StatusCode::BAD_GATEWAY)),
     };
@@ -359,7 +377,7 @@ pub async fn handle(
     let login = identity_login(&out);
     let forwarded_at = Instant::now();
     let result = forward(&shared, &route, out).await;
-    let m = shared.metrics.service(&route.service);
+    let m = route.metrics.get_or_init(|| shared.metrics.service(&route.service));
     m.request(asked.split(':').next().unwrap_or(&asked));
     let response = match result {
         Ok(mut resp) => {
@@ -377,8 +395,8 @@ pub async fn handle(
                     }
                 });
                 strip_hop_by_hop(resp.headers_mut());
-                set(resp.headers_mut(), "connection", "upgrade");
-                set(resp.headers_mut(), "upgrade", &proto);
+                set(resp.headers_mut(), name!("connection"), "upgrade");
+                set(resp.headers_mut(), name!("upgrade"), &proto);
                 resp.map(|b| b.boxed())
             } else {
                 strip_hop_by_hop(resp.headers_mut());
@@ -391,7 +409,7 @@ pub async fn handle(
             empty(StatusCode::BAD_GATEWAY)
         }
     };
-    if shared.access_log {
+    if let Some(path_and_query) = logged_target {
         eprintln!(
             "INFO served service={} original={path} rewritten={}://{authority}{path_and_query} origin_login={:?} origin_node=\"\" duration={:?} http_status={}",
             route.service,
@@ -432,7 +450,12 @@ fn outgoing_headers(
     let Requester { asked, peer, trusted, tls } = *who;
     let mut h = incoming;
     strip_hop_by_hop(&mut h);
-    for n in ["forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto"] {
+    for n in [
+        name!("forwarded"),
+        name!("x-forwarded-for"),
+        name!("x-forwarded-host"),
+        name!("x-forwarded-proto"),
+    ] {
         h.remove(n);
     }
     // What tailscaled says is read above; nothing a client sends as identity goes further.
@@ -454,10 +477,10 @@ fn outgoing_headers(
     };
     let proto = if tls { "https" } else { "http" };
     if let Some(p) = peer {
-        set(&mut h, "x-forwarded-for", p);
+        set(&mut h, name!("x-forwarded-for"), p);
     }
-    set(&mut h, "x-forwarded-host", &full_host);
-    set(&mut h, "x-forwarded-proto", proto);
+    set(&mut h, name!("x-forwarded-host"), &full_host);
+    set(&mut h, name!("x-forwarded-proto"), proto);
     match route.host_header {
         HostHeader::Keep => {
             // Behind tailscaled the Host is always `localhost`: rebuild it from the name asked.
@@ -466,16 +489,16 @@ fn outgoing_headers(
             } else {
                 asked.to_string()
             };
-            set(&mut h, "host", &host);
+            set(&mut h, name!("host"), &host);
         }
         HostHeader::Upstream => {
-            set(&mut h, "host", upstream_authority);
+            set(&mut h, name!("host"), upstream_authority);
         }
     }
     if route.proxy_headers {
-        set(&mut h, "x-scheme", proto);
+        set(&mut h, name!("x-scheme"), proto);
         if let Some(p) = peer {
-            set(&mut h, "x-real-ip", p);
+            set(&mut h, name!("x-real-ip"), p);
         }
         let (server, port) = match full_host.rsplit_once(':') {
             Some((s, p)) if p.chars().all(|c| c.is_ascii_digit()) => {
@@ -483,9 +506,9 @@ fn outgoing_headers(
             }
             _ => (full_host.clone(), None),
         };
-        set(&mut h, "x-forwarded-server", &server);
+        set(&mut h, name!("x-forwarded-server"), &server);
         if let Some(p) = port {
-            set(&mut h, "x-forwarded-port", &p);
+            set(&mut h, name!("x-forwarded-port"), &p);
         }
     }
     for (k, v) in &route.upstream_headers {
@@ -504,13 +527,13 @@ fn outgoing_headers(
     {
         if let Some(login) = id.login {
             if let Some((local, domain)) = login.split_once('@') {
-                set(&mut h, "x-tailscale-user-loginname-localpart", local);
-                set(&mut h, "x-tailscale-user-loginname-domain", domain);
+                set(&mut h, name!("x-tailscale-user-loginname-localpart"), local);
+                set(&mut h, name!("x-tailscale-user-loginname-domain"), domain);
             }
-            set(&mut h, "x-tailscale-user-loginname", &login);
-            set(&mut h, "x-tailscale-user-displayname", id.name.as_deref().unwrap_or(""));
+            set(&mut h, name!("x-tailscale-user-loginname"), &login);
+            set(&mut h, name!("x-tailscale-user-displayname"), id.name.as_deref().unwrap_or(""));
             if let Some(p) = id.picture.filter(|p| !p.is_empty()) {
-                set(&mut h, "x-tailscale-user-profilepicurl", &p);
+                set(&mut h, name!("x-tailscale-user-profilepicurl"), &p);
             }
         }
     }

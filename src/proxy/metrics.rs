@@ -26,7 +26,13 @@ pub struct ServiceMetrics {
     up: std::sync::atomic::AtomicU8,
     /// Requests by the name they came through (a new name is added by copy; counting is an
     /// atomic add, no lock on the request path).
-    by_host: arc_swap::ArcSwap<BTreeMap<String, Arc<AtomicU64>>>,
+    by_host: arc_swap::ArcSwap<rustc_hash::FxHashMap<String, Arc<AtomicU64>>>,
+}
+
+impl std::fmt::Debug for ServiceMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ServiceMetrics({} requests)", self.count.load(Ordering::Relaxed))
+    }
 }
 
 impl ServiceMetrics {

@@ -3,7 +3,7 @@
 
 use super::upstream::Dial;
 use crate::admin::{Route, RouteError, validate_table};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -17,6 +17,8 @@ pub struct Routed {
     pub dial: Option<Arc<Dial>>,
     /// The pool authority of `dial`.
     pub dial_key: String,
+    /// The same, parsed (the request URI's authority).
+    pub dial_authority: Option<http::uri::Authority>,
     /// How the forward-auth service is dialed.
     pub auth_dial: Option<Arc<Dial>>,
     /// The pool authority of `auth_dial`.
@@ -25,6 +27,8 @@ pub struct Routed {
     pub dest: Option<url::Url>,
     /// Its `host[:port]` (the Host the upstream sees when it is not kept).
     pub dest_authority: String,
+    /// The service's counters, looked up on the first request through this table.
+    pub metrics: std::sync::OnceLock<Arc<super::metrics::ServiceMetrics>>,
 }
 
 impl std::ops::Deref for Routed {
@@ -52,10 +56,13 @@ impl Routed {
             Dial::for_url(&u, None, None, a.insecure_https, None)
         });
         let key = |d: &Option<Dial>| d.as_ref().map(Dial::key).unwrap_or_default();
+        let dial_key = key(&dial);
         Routed {
+            dial_authority: dial_key.parse().ok(),
+            metrics: std::sync::OnceLock::new(),
             dest,
             dest_authority,
-            dial_key: key(&dial),
+            dial_key,
             auth_key: key(&auth_dial),
             dial: dial.map(Arc::new),
             auth_dial: auth_dial.map(Arc::new),
@@ -83,8 +90,8 @@ impl RouteTable {
         validate_table(&routes)?;
         let routes: Vec<Arc<Routed>> =
             routes.into_iter().map(|r| Arc::new(Routed::new(r))).collect();
-        let mut by_host: HashMap<String, Vec<(String, Arc<Routed>)>> = HashMap::new();
-        let mut short = HashMap::new();
+        let mut by_host: HashMap<String, Vec<(String, Arc<Routed>)>> = HashMap::default();
+        let mut short = HashMap::default();
         for r in &routes {
             for h in &r.hosts {
                 by_host.entry(h.name.clone()).or_default().push((h.mount.clone(), r.clone()));
@@ -96,7 +103,7 @@ impl RouteTable {
         for v in by_host.values_mut() {
             v.sort_by_key(|m| std::cmp::Reverse(m.0.len()));
         }
-        let mut by_service = HashMap::new();
+        let mut by_service = HashMap::default();
         for r in &routes {
             if let Some(label) = r.hosts.first().and_then(|h| h.name.split('.').next()) {
                 by_service.entry(label.to_string()).or_insert_with(|| r.clone());
@@ -128,13 +135,19 @@ impl RouteTable {
             .rsplit_once(':')
             .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
             .map_or(host, |(h, _)| h);
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
-        let full = self
-            .by_host
-            .get(&host)
-            .map(|_| host.clone())
-            .or_else(|| self.short.get(&host).cloned())?;
-        self.by_host[&full]
+        let host = host.trim_end_matches('.');
+        let lowered;
+        let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            lowered = host.to_ascii_lowercase();
+            lowered.as_str()
+        } else {
+            host
+        };
+        let mounts = match self.by_host.get(host) {
+            Some(m) => m,
+            None => self.by_host.get(self.short.get(host)?)?,
+        };
+        mounts
             .iter()
             .find(|(mount, _)| {
                 mount == "/" || path.starts_with(mount.as_str()) || format!("{path}/") == *mount
