@@ -331,7 +331,7 @@ pub async fn handle(
     let mut headers = outgoing_headers(
         std::mem::take(&mut parts.headers),
         &route,
-        &authority,
+        authority,
         &Requester { asked: &asked, peer: peer.as_deref(), trusted, tls },
         identity,
     );
