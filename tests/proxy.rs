@@ -92,6 +92,8 @@ struct Proxy {
     dir: tempfile::TempDir,
     http: String,
     https: String,
+    /// The DNS responder's address, when configured.
+    dns: Option<String>,
 }
 
 impl Proxy {
@@ -103,7 +105,9 @@ impl Proxy {
         let dir = tempfile::tempdir().unwrap();
         let extra = extra.replace("{dir}", &dir.path().display().to_string());
         // Top-level keys go first; extra listener tables after the standard ones.
-        let (extra, tables) = match extra.find("[[") {
+        let table_at =
+            if extra.starts_with('[') { Some(0) } else { extra.find("\n[").map(|i| i + 1) };
+        let (extra, tables) = match table_at {
             Some(i) => (extra[..i].to_string(), extra[i..].to_string()),
             None => (extra, String::new()),
         };
@@ -120,20 +124,20 @@ impl Proxy {
             .spawn()
             .unwrap();
         let mut err = BufReader::new(child.stderr.take().unwrap());
-        let (http, https) = loop {
+        let (http, https, dns) = loop {
             let mut line = String::new();
             assert!(err.read_line(&mut line).unwrap() > 0, "proxy exited before serving");
             if line.contains("tailshift proxy serving") {
                 let addr = |kind: &str| {
-                    let after = line.split(kind).nth(1).unwrap();
-                    after.split([';', ',']).next().unwrap().trim().to_string()
+                    let after = line.split(kind).nth(1)?;
+                    Some(after.split([';', ',', ' ']).next()?.trim().to_string())
                 };
-                break (addr("http "), addr("https "));
+                break (addr("http ").unwrap(), addr("https ").unwrap(), addr("dns "));
             }
         };
         // Keep draining stderr (access log) so the proxy never blocks on it.
         std::thread::spawn(move || for _ in err.lines() {});
-        Proxy { child, dir, http, https }
+        Proxy { child, dir, http, https, dns }
     }
 
     fn path(&self, p: &str) -> PathBuf {
@@ -1481,4 +1485,42 @@ fn clients_that_hang_up_mid_response_do_not_stop_the_proxy() {
     let echo = route("box/echo", "echo.tailnet.test", echo_upstream(), json!({}));
     assert_eq!(p.put_routes(&json!([echo])).0, 200);
     assert_eq!(p.get("echo.tailnet.test", "/", &[]).0, 200);
+}
+
+#[test]
+fn the_proxy_hosts_the_split_dns_responder() {
+    use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
+    let p = Proxy::start_with(
+        "[dns]\nlisten = \"127.0.0.1:0\"\nzone = \"tailnet.test\"\nrecords = [\"{dir}/records.json\", \"{dir}/legacy.json\"]\n",
+    );
+    std::fs::write(
+        p.path("legacy.json"),
+        r#"[{"name":"app.tailnet.test","type":"A","value":"127.0.10.1"}]"#,
+    )
+    .unwrap();
+    let addr: std::net::SocketAddr =
+        p.dns.clone().expect("dns address in the log").parse().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let mut udp = ConnectionConfig::udp();
+    udp.port = addr.port();
+    let mut b = hickory_resolver::TokioResolver::builder_with_config(
+        ResolverConfig::from_name_servers(vec![NameServerConfig::new(addr.ip(), true, vec![udp])]),
+        hickory_resolver::net::runtime::TokioRuntimeProvider::default(),
+    );
+    b.options_mut().cache_size = 0;
+    let r = b.build().unwrap();
+    let ask = |name: &str| -> Vec<String> {
+        rt.block_on(r.lookup_ip(format!("{name}.")))
+            .map(|l| l.iter().map(|i| i.to_string()).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(ask("app.tailnet.test"), vec!["127.0.10.1"]);
+    assert!(ask("other.tailnet.test").is_empty());
+    // The moved name's record wins over the legacy one, without a restart.
+    std::fs::write(
+        p.path("records.json"),
+        r#"[{"name":"app.tailnet.test","type":"A","value":"127.0.20.1"}]"#,
+    )
+    .unwrap();
+    assert_eq!(ask("app.tailnet.test"), vec!["127.0.20.1"]);
 }

@@ -43,6 +43,26 @@ fn default_trusted_mode() -> u32 {
     0o660
 }
 
+/// The split-DNS responder the proxy hosts (the `split-dns` shim writes its records files).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsConfig {
+    /// UDP and TCP address to answer on (`100.64.0.1:53`, or a high port on loopback).
+    pub listen: std::net::SocketAddr,
+    /// The zone it is authoritative for (`home.example.com`); anything else is refused.
+    pub zone: String,
+    /// Records files (JSON, headscale's format), earliest first: the first naming a name wins
+    /// (the moved names' file, then a legacy one). Re-read when they change.
+    pub records: Vec<PathBuf>,
+    /// TTL of the answers, in seconds (short: names move during a migration).
+    #[serde(default = "default_dns_ttl")]
+    pub ttl: u32,
+}
+
+fn default_dns_ttl() -> u32 {
+    30
+}
+
 /// The proxy's configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -102,6 +122,9 @@ pub struct ProxyConfig {
     /// Seconds between active health checks of every upstream (one timer for all; 0: off).
     #[serde(default = "default_health_interval_s")]
     pub health_interval_s: u64,
+    /// The split-DNS responder (optional).
+    #[serde(default)]
+    pub dns: Option<DnsConfig>,
     /// Write tsnsrv's `served ...` access-log line per request.
     #[serde(default = "default_true")]
     pub access_log: bool,
@@ -148,7 +171,18 @@ impl ProxyConfig {
                 .unwrap_or((1, 1));
             anyhow::anyhow!("{}:{line}:{col}: {}", path.display(), e.message().trim())
         })?;
-        if cfg.listeners.is_empty() {
+        if let Some(d) = &cfg.dns {
+            if d.zone.trim().trim_matches('.').is_empty() {
+                anyhow::bail!("{}: [dns] zone is empty", path.display());
+            }
+            if d.records.is_empty() {
+                anyhow::bail!(
+                    "{}: [dns] records lists no file: the responder would answer nothing",
+                    path.display()
+                );
+            }
+        }
+        if cfg.listeners.is_empty() && cfg.dns.is_none() {
             anyhow::bail!("{}: no [[listener]]: the proxy would serve nothing", path.display());
         }
         if cfg.localapi_certificates && cfg.cert_dir.is_some() {

@@ -440,6 +440,15 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
             );
         }));
     }
+    if let Some(d) = &cfg.dns {
+        let responder =
+            Arc::new(tailshift_shims::dns::Responder::new(&d.zone, d.records.clone(), d.ttl));
+        let bound = responder
+            .serve(d.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("DNS responder on {}: {e}", d.listen))?;
+        described.push(format!("dns {bound} (zone {})", d.zone));
+    }
     eprintln!(
         "INFO tailshift proxy serving {} routes on {}; admin unix:{}",
         shared.routes.load().routes.len(),

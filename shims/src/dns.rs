@@ -1,0 +1,215 @@
+//! The split-DNS responder and a small DNS client. The responder is authoritative for one zone
+//! of the user's own domain (or the emulation's `tailnet.test`) and answers A/AAAA from one or
+//! more records files, the first file naming a name winning (the moved names' file before the
+//! legacy one). It re-reads a file when its modification time or size changed, checked when a
+//! query arrives: no timer, no watcher thread, nothing running while nobody asks.
+//!
+//! Names in the zone that no file has are NXDOMAIN; a name with records of the other family
+//! gets an empty answer (NODATA); names outside the zone are REFUSED. Messages are hickory's.
+
+use crate::records::{DnsRecord, normalize, parse};
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::{A, AAAA};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+/// A loaded records file and what it was loaded from.
+#[derive(Default)]
+struct Loaded {
+    stamp: Option<(SystemTime, u64)>,
+    names: HashMap<String, Vec<IpAddr>>,
+}
+
+/// The responder's configuration and its loaded files.
+pub struct Responder {
+    zone: String,
+    files: Vec<PathBuf>,
+    ttl: u32,
+    loaded: Mutex<Vec<Loaded>>,
+}
+
+impl Responder {
+    /// A responder for `zone` answering from `files` (earlier files win), with this TTL.
+    pub fn new(zone: &str, files: Vec<PathBuf>, ttl: u32) -> Self {
+        let n = files.len();
+        Responder {
+            zone: normalize(zone),
+            files,
+            ttl,
+            loaded: Mutex::new((0..n).map(|_| Loaded::default()).collect()),
+        }
+    }
+
+    fn in_zone(&self, name: &str) -> bool {
+        name == self.zone || name.ends_with(&format!(".{}", self.zone))
+    }
+
+    /// The addresses of a name, reloading files that changed; `None` when no file has it.
+    pub fn lookup(&self, name: &str) -> Option<Vec<IpAddr>> {
+        let name = normalize(name);
+        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        for (path, l) in self.files.iter().zip(loaded.iter_mut()) {
+            let stamp =
+                std::fs::metadata(path).ok().and_then(|m| Some((m.modified().ok()?, m.len())));
+            if stamp != l.stamp {
+                // A file that cannot be read or parsed keeps its last good contents.
+                let parsed: Option<Vec<DnsRecord>> = match std::fs::read_to_string(path) {
+                    Ok(t) => parse(path, &t).ok(),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(Vec::new()),
+                    Err(_) => None,
+                };
+                if let Some(records) = parsed {
+                    let mut names: HashMap<String, Vec<IpAddr>> = HashMap::new();
+                    for r in &records {
+                        if let Some(a) = r.addr() {
+                            names.entry(r.key()).or_default().push(a);
+                        }
+                    }
+                    *l = Loaded { stamp, names };
+                }
+            }
+            if let Some(a) = l.names.get(&name) {
+                return Some(a.clone());
+            }
+        }
+        None
+    }
+
+    /// Answers one DNS message; `None` for something that is not a query.
+    pub fn answer(&self, packet: &[u8]) -> Option<Vec<u8>> {
+        let req = Message::from_vec(packet).ok()?;
+        if req.metadata.message_type != MessageType::Query {
+            return None;
+        }
+        let mut resp = Message::response(req.metadata.id, req.metadata.op_code);
+        resp.metadata.recursion_desired = req.metadata.recursion_desired;
+        resp.add_queries(req.queries.iter().cloned());
+        let Some(q) = req.queries.first().filter(|_| req.metadata.op_code == OpCode::Query) else {
+            resp.metadata.response_code = ResponseCode::NotImp;
+            return resp.to_vec().ok();
+        };
+        let name = normalize(&q.name().to_ascii());
+        if !self.in_zone(&name) {
+            resp.metadata.response_code = ResponseCode::Refused;
+            return resp.to_vec().ok();
+        }
+        resp.metadata.authoritative = true;
+        match self.lookup(&name) {
+            None => resp.metadata.response_code = ResponseCode::NXDomain,
+            Some(addrs) => {
+                for a in addrs {
+                    let rdata = match (a, q.query_type()) {
+                        (IpAddr::V4(v4), RecordType::A | RecordType::ANY) => RData::A(A(v4)),
+                        (IpAddr::V6(v6), RecordType::AAAA | RecordType::ANY) => {
+                            RData::AAAA(AAAA(v6))
+                        }
+                        _ => continue,
+                    };
+                    resp.add_answer(Record::from_rdata(q.name().clone(), self.ttl, rdata));
+                }
+            }
+        }
+        resp.to_vec().ok()
+    }
+
+    /// Serves UDP and TCP on `addr` until the task is dropped.
+    pub async fn serve(self: Arc<Self>, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+        let udp = tokio::net::UdpSocket::bind(addr).await?;
+        let bound = udp.local_addr()?;
+        let tcp = tokio::net::TcpListener::bind(bound).await?;
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            loop {
+                let Ok((n, peer)) = udp.recv_from(&mut buf).await else { continue };
+                if let Some(out) = this.answer(&buf[..n]) {
+                    let _ = udp.send_to(&out, peer).await;
+                }
+            }
+        });
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = tcp.accept().await else { continue };
+                let this = self.clone();
+                tokio::spawn(async move {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    loop {
+                        let Ok(len) = s.read_u16().await else { return };
+                        let mut msg = vec![0u8; len as usize];
+                        if s.read_exact(&mut msg).await.is_err() {
+                            return;
+                        }
+                        let Some(out) = this.answer(&msg) else { return };
+                        if s.write_u16(out.len() as u16).await.is_err()
+                            || s.write_all(&out).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Ok(bound)
+    }
+}
+
+/// What a DNS server answered for a name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// These addresses (possibly none: NODATA).
+    Addrs(Vec<IpAddr>),
+    /// NXDOMAIN.
+    NoSuchName,
+    /// Another response code.
+    Error(String),
+}
+
+/// Asks `server` (UDP) for the A and AAAA records of `name`.
+pub fn query(server: SocketAddr, name: &str, timeout: Duration) -> std::io::Result<Answer> {
+    let mut addrs = Vec::new();
+    for rtype in [RecordType::A, RecordType::AAAA] {
+        let fqdn = Name::from_ascii(format!("{}.", normalize(name)))
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+        let mut msg = Message::query();
+        msg.metadata.id = rand_id();
+        msg.metadata.recursion_desired = true;
+        msg.add_query(Query::query(fqdn, rtype));
+        let bytes = msg.to_vec().map_err(|e| std::io::Error::other(e.to_string()))?;
+        let bind: SocketAddr =
+            if server.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("literal");
+        let sock = std::net::UdpSocket::bind(bind)?;
+        sock.set_read_timeout(Some(timeout))?;
+        sock.connect(server)?;
+        sock.send(&bytes)?;
+        let mut buf = vec![0u8; 4096];
+        let resp = loop {
+            let n = sock.recv(&mut buf)?;
+            let Ok(m) = Message::from_vec(&buf[..n]) else { continue };
+            if m.metadata.id == msg.metadata.id {
+                break m;
+            }
+        };
+        match resp.metadata.response_code {
+            ResponseCode::NoError => {}
+            ResponseCode::NXDomain => return Ok(Answer::NoSuchName),
+            other => return Ok(Answer::Error(other.to_string())),
+        }
+        for r in &resp.answers {
+            match &r.data {
+                RData::A(a) => addrs.push(IpAddr::V4(a.0)),
+                RData::AAAA(a) => addrs.push(IpAddr::V6(a.0)),
+                _ => {}
+            }
+        }
+    }
+    Ok(Answer::Addrs(addrs))
+}
+
+fn rand_id() -> u16 {
+    let t = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    (t.subsec_nanos() ^ std::process::id()) as u16
+}
