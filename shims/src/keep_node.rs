@@ -43,11 +43,11 @@ fn nix_value(v: &serde_json::Value, indent: usize) -> String {
             let pad = " ".repeat(indent + 2);
             let mut out = String::from("{\n");
             for (k, x) in m {
-                let key = if k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-                    k.clone()
-                } else {
-                    nix_str(k)
-                };
+                // A Nix identifier: a letter or `_` first, then letters, digits, `_`, `'`, `-`.
+                let ident = k.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                    && k.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '\'' | '-'));
+                let key = if ident { k.clone() } else { nix_str(k) };
                 let _ = writeln!(out, "{pad}{key} = {};", nix_value(x, indent + 2));
             }
             out.push_str(&" ".repeat(indent));
@@ -161,8 +161,8 @@ pub fn usage(metrics_addr: &str) -> Result<u64, ShimError> {
     };
     let mut s = std::net::TcpStream::connect(metrics_addr).map_err(|e| err(e.to_string()))?;
     s.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| err(e.to_string()))?;
-    write!(s, "GET /metrics HTTP/1.1\r\nHost: {metrics_addr}\r\nConnection: close\r\n\r\n")
-        .map_err(|e| err(e.to_string()))?;
+    let req = format!("GET /metrics HTTP/1.1\r\nHost: {metrics_addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).map_err(|e| err(e.to_string()))?;
     let mut text = String::new();
     s.read_to_string(&mut text).map_err(|e| err(e.to_string()))?;
     if !text.starts_with("HTTP/1.1 200") && !text.starts_with("HTTP/1.0 200") {
