@@ -246,6 +246,20 @@ mod tests {
     }
 
     #[test]
+    fn a_crash_before_the_rename_leaves_the_hosts_file_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts");
+        std::fs::write(&path, FOREIGN).unwrap();
+        HostsFile::new(&path).set("a.test", &["127.0.0.2".parse().unwrap()]).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let r = crate::atomic::write_with(&path, "127.0.0.1 half", || {
+            Err(std::io::Error::other("crash"))
+        });
+        assert!(r.is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+
+    #[test]
     fn an_unterminated_block_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hosts");

@@ -42,7 +42,21 @@ fn device(id: &str, hostname: &str, tags: &[&str], online: bool, external: bool)
 fn admin(t: &Shared, r: &Req) -> Resp {
     let mut t = t.lock().unwrap();
     t.log.push(format!("{} {}", r.method, r.target));
-    if r.header("authorization") != Some(&format!("Bearer {TOKEN}")) {
+    if r.method == "POST" && r.target == "/api/v2/oauth/token" {
+        // The client-credentials flow: the secret identifies the client (section 11.1).
+        let ok = r.body.contains("grant_type=client_credentials")
+            && r.body.contains("client_secret=tskey-client-test");
+        return if ok {
+            Resp::json(
+                200,
+                &json!({"access_token": "oauth-access", "token_type": "Bearer", "expires_in": 3600}),
+            )
+        } else {
+            Resp::json(401, &json!({"message": "invalid client"}))
+        };
+    }
+    let bearer = r.header("authorization").unwrap_or_default();
+    if bearer != format!("Bearer {TOKEN}") && bearer != "Bearer oauth-access" {
         return Resp::json(401, &json!({"message": "API token invalid"}));
     }
     let path = r.target.split('?').next().unwrap_or("").to_string();
@@ -183,6 +197,7 @@ fn localapi(t: &Shared, r: &Req) -> Resp {
 struct World {
     t: Shared,
     shim: TailscaleServicesShim,
+    base: String,
     _dir: tempfile::TempDir,
 }
 
@@ -226,7 +241,7 @@ fn world() -> World {
         service_tags: vec!["tag:svc".into()],
         auto_approved: false,
     };
-    World { t, shim, _dir: dir }
+    World { t, shim, base, _dir: dir }
 }
 
 fn jellyfin() -> ShimService {
@@ -355,4 +370,42 @@ fn verify_checks_tailscaled_and_the_control_plane_not_bookkeeping() {
     w.t.lock().unwrap().self_tags.clear();
     let e = w.shim.complete(&s).unwrap_err().to_string();
     assert!(e.contains("tagged"), "{e}");
+}
+
+#[test]
+fn oauth_clients_get_a_token_once_and_credentials_come_from_files() {
+    let w = world();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("oauth");
+    std::fs::write(&file, "tskey-client-test\n").unwrap();
+    let cred = Credential::from_file(&file).unwrap();
+    assert!(matches!(cred, Credential::OAuth { .. }));
+    assert!(!format!("{cred:?}").contains("tskey-client-test"), "secrets are never printed");
+    let base = w.base.clone();
+    let api = AdminApi::new(&base, "-", cred);
+    assert!(api.devices().unwrap().is_empty());
+    assert!(api.devices().unwrap().is_empty());
+    let tokens = w.t.lock().unwrap().log.iter().filter(|l| l.contains("oauth/token")).count();
+    assert_eq!(tokens, 1, "the token is reused until it nears expiry");
+    // A wrong secret is refused with the API's words; garbage in the file is refused early.
+    std::fs::write(&file, "tskey-client-wrong").unwrap();
+    let e = AdminApi::new(&base, "-", Credential::from_file(&file).unwrap()).devices().unwrap_err();
+    assert!(e.to_string().contains("invalid client"), "{e}");
+    std::fs::write(&file, "hunter2").unwrap();
+    assert!(Credential::from_file(&file).is_err());
+    std::fs::write(&file, "tskey-api-abc").unwrap();
+    assert!(matches!(Credential::from_file(&file).unwrap(), Credential::Token(_)));
+}
+
+#[test]
+fn the_node_entry_points_at_the_node_socket_with_funnel_when_asked() {
+    let w = world();
+    w.shim.ensure_node_entry("proxyhost.tail1.ts.net.", true).unwrap();
+    let t = w.t.lock().unwrap();
+    assert_eq!(
+        t.serve["Web"]["proxyhost.tail1.ts.net:443"]["Handlers"]["/"]["Proxy"],
+        "unix:/run/tailshift/node.sock"
+    );
+    assert_eq!(t.serve["AllowFunnel"]["proxyhost.tail1.ts.net:443"], true);
+    assert_eq!(t.serve["TCP"]["443"]["HTTPS"], true);
 }
