@@ -1,6 +1,7 @@
 //! `migrate`: moves tsnsrv services onto one Tailscale node behind one reverse proxy.
 
 mod admin;
+mod apply;
 mod cli;
 mod exit;
 mod proxy;

@@ -4,4 +4,5 @@ mod bad_input;
 mod inventory;
 mod plan;
 mod proxy;
+mod status;
 mod util;

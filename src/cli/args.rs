@@ -21,6 +21,10 @@ pub enum Command {
     Plan(PlanArgs),
     /// Run the reverse proxy that serves every service on the one node (the daemon that stays).
     Proxy(ProxyArgs),
+    /// Where every service of this host is, and whether an interrupted run left it half-done.
+    Status(StatusArgs),
+    /// Remove the state directory's lock left by a run that is gone (give the lock's ID).
+    ForceUnlock(ForceUnlockArgs),
 }
 
 /// Output formats.
@@ -163,4 +167,26 @@ pub struct ProxyArgs {
     /// Worker threads (default: one per core).
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
+}
+
+/// `migrate status`.
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// The state directory (default: /var/lib/tailshift as root, else the XDG state directory).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+}
+
+/// `migrate force-unlock`.
+#[derive(Args, Debug)]
+pub struct ForceUnlockArgs {
+    /// The lock's ID, as `migrate status` or the refused command printed it.
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// The state directory.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }

@@ -3,3 +3,4 @@
 pub mod inventory;
 pub mod plan;
 pub mod proxy;
+pub mod status;
