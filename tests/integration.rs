@@ -1,5 +1,6 @@
 //! The one integration harness: runs the built `migrate` binary on real files.
 
+mod apply;
 mod bad_input;
 mod inventory;
 mod plan;

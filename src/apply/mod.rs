@@ -6,6 +6,10 @@
 // and `force-unlock` read them already.
 #![allow(dead_code)]
 
+pub mod admin_client;
+pub mod check;
+pub mod config;
+pub mod engine;
 pub mod journal;
 pub mod lock;
 pub mod state;

@@ -21,6 +21,11 @@ pub enum Command {
     Plan(PlanArgs),
     /// Run the reverse proxy that serves every service on the one node (the daemon that stays).
     Proxy(ProxyArgs),
+    /// Apply this host's part of wave N: the proxy takes over, shims keep the old names, checks
+    /// decide, a failure rolls the wave back by itself.
+    Apply(WaveArgs),
+    /// Undo wave N on this host (inverse steps in reverse, the route last).
+    Rollback(WaveArgs),
     /// Where every service of this host is, and whether an interrupted run left it half-done.
     Status(StatusArgs),
     /// Remove the state directory's lock left by a run that is gone (give the lock's ID).
@@ -189,4 +194,30 @@ pub struct ForceUnlockArgs {
     /// The state directory.
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+}
+
+/// `migrate apply` and `migrate rollback`.
+#[derive(Args, Debug)]
+pub struct WaveArgs {
+    /// The wave (1-based, as the plan numbers them).
+    #[arg(long, value_name = "N")]
+    pub wave: usize,
+    /// The plan file (default: plan.json beside migrate.toml).
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
+    /// This host's name in the plan (default: this machine's name).
+    #[arg(long, value_name = "H")]
+    pub host: Option<String>,
+    /// The policy file; its [apply] part is read now.
+    #[arg(long, value_name = "FILE", default_value = "migrate.toml")]
+    pub config: PathBuf,
+    /// tailscaled's LocalAPI socket (the tailnet, when the policy does not name it).
+    #[arg(long, value_name = "PATH", default_value = tailshift_shims::localapi::DEFAULT_SOCKET)]
+    pub localapi_socket: PathBuf,
+    /// Print every action and change nothing (apply only).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Roll back later waves too (rollback only).
+    #[arg(long)]
+    pub cascade: bool,
 }

@@ -26,6 +26,8 @@ pub fn run(cmd: Command) -> anyhow::Result<Exit> {
         Command::Inventory(a) => commands::inventory::run(&a),
         Command::Plan(a) => commands::plan::run(&a),
         Command::Proxy(a) => commands::proxy::run(&a),
+        Command::Apply(a) => commands::apply::run(&a, false),
+        Command::Rollback(a) => commands::apply::run(&a, true),
         Command::Status(a) => commands::status::run(&a),
         Command::ForceUnlock(a) => commands::status::force_unlock(&a),
     }

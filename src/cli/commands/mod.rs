@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod apply;
 pub mod inventory;
 pub mod plan;
 pub mod proxy;

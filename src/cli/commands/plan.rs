@@ -138,30 +138,38 @@ fn routes_of(plan: &tailshift_plans::Plan) -> anyhow::Result<Vec<crate::admin::R
     Ok(routes)
 }
 
-fn check(saved: &Path, a: &PlanArgs) -> anyhow::Result<Exit> {
-    let plan = plan_file::read(saved)?;
-    if !plan_file::intact(&plan) {
-        eprintln!("stale plan {}: {}", saved.display(), plan_file::Staleness::Edited);
-        return Ok(Exit::StalePlan);
+/// Why a saved plan no longer matches its inputs and planning keys, if it does not.
+pub fn staleness(
+    plan: &tailshift_plans::Plan,
+    config: &Path,
+    localapi_socket: &Path,
+) -> anyhow::Result<Option<String>> {
+    if !plan_file::intact(plan) {
+        return Ok(Some(plan_file::Staleness::Edited.to_string()));
     }
     let policy_path =
-        plan.policy_file.clone().map(PathBuf::from).unwrap_or_else(|| a.config.clone());
+        plan.policy_file.clone().map(PathBuf::from).unwrap_or_else(|| config.to_path_buf());
     let mut policy = load_policy(&policy_path)?;
     if policy.tailnet.is_empty() {
         // Read from the LocalAPI when the plan was made: ask again, or assume the same tailnet.
-        policy.tailnet = tailshift_shims::LocalApi::new(&a.localapi_socket)
+        policy.tailnet = tailshift_shims::LocalApi::new(localapi_socket)
             .magic_dns_suffix()
             .unwrap_or_else(|_| plan.tailnet.clone());
     }
     let paths: Vec<PathBuf> = plan.inputs.iter().map(PathBuf::from).collect();
     let inv = tailshift_parsers::load(&paths, &replay_options(&plan.input_options))
         .context("re-reading the plan's inputs")?;
-    match plan_file::check(&plan, &inv, &policy) {
-        Ok(()) => {
+    Ok(plan_file::check(plan, &inv, &policy).err().map(|why| why.to_string()))
+}
+
+fn check(saved: &Path, a: &PlanArgs) -> anyhow::Result<Exit> {
+    let plan = plan_file::read(saved)?;
+    match staleness(&plan, &a.config, &a.localapi_socket)? {
+        None => {
             println!("plan {} is current: inputs and planning keys unchanged", plan.plan_id);
             Ok(Exit::Ok)
         }
-        Err(why) => {
+        Some(why) => {
             eprintln!("stale plan {}: {why}", saved.display());
             Ok(Exit::StalePlan)
         }

@@ -1,0 +1,133 @@
+//! The `[apply]` part of `migrate.toml`: read at apply time, never hashed into the plan (design
+//! section 6). Where the proxy's admin socket is, how long to settle, how shims reach their
+//! files and servers, how the legacy side is driven, and how checks reach the old names.
+
+use serde::Deserialize;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+/// How tsnsrv units are stopped and started.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "adapter", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Legacy {
+    /// `systemctl stop`/`mask --runtime` (a reboot undoes it: a transition, or hosts without
+    /// NixOS).
+    Systemd,
+    /// Your own program, run with `TAILSHIFT_ACTION` (`stop`, `start`, `repoint`),
+    /// `TAILSHIFT_UNIT`, `TAILSHIFT_SERVICE`, `TAILSHIFT_WAVE` in its environment.
+    Command {
+        /// Program and arguments.
+        command: Vec<String>,
+    },
+}
+
+/// How a check reaches a service by its old name.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckConfig {
+    /// Resolve names through this DNS server (default: the system resolver).
+    #[serde(default)]
+    pub resolver: Option<SocketAddr>,
+    /// The HTTPS port names answer on.
+    #[serde(default = "default_https_port")]
+    pub port: u16,
+    /// Extra CA certificates (PEM) to trust, besides the system's.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Per request.
+    #[serde(default = "default_check_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+impl Default for CheckConfig {
+    fn default() -> Self {
+        CheckConfig {
+            resolver: None,
+            port: 443,
+            ca_file: None,
+            timeout_ms: default_check_timeout_ms(),
+        }
+    }
+}
+
+fn default_https_port() -> u16 {
+    443
+}
+
+fn default_check_timeout_ms() -> u64 {
+    5000
+}
+
+fn default_settle_ms() -> u64 {
+    2000
+}
+
+/// `[apply]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyConfig {
+    /// This host's state directory (default: design section 6).
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
+    /// The proxy's admin socket.
+    pub admin_socket: PathBuf,
+    /// Between moving a name and stopping the legacy node (DNS TTL, netmap push).
+    #[serde(default = "default_settle_ms")]
+    pub settle_ms: u64,
+    /// The addresses of the node the proxy runs on (what the old names resolve to afterwards).
+    #[serde(default)]
+    pub proxy_addrs: Vec<IpAddr>,
+    /// The records file of `split-dns` (the responder's) or `headscale` (`extra_records_path`).
+    #[serde(default)]
+    pub records_file: Option<PathBuf>,
+    /// The responder `split-dns` verifies against (or MagicDNS for `headscale`).
+    #[serde(default)]
+    pub resolver: Option<SocketAddr>,
+    /// The hosts file of the `hosts` strategy.
+    #[serde(default)]
+    pub hosts_file: Option<PathBuf>,
+    /// The legacy adapter.
+    pub legacy: Legacy,
+    /// Checks.
+    #[serde(default)]
+    pub check: CheckConfig,
+}
+
+impl ApplyConfig {
+    /// Reads `[apply]` from `migrate.toml`; errors name the file, line and column.
+    pub fn load(path: &Path) -> anyhow::Result<ApplyConfig> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let pos = |span: Option<std::ops::Range<usize>>| {
+            span.map(|s| tailshift_plans::policy::line_col(&text, s.start)).unwrap_or((1, 1))
+        };
+        let doc: toml::Table = toml::from_str(&text).map_err(|e| {
+            let (l, c) = pos(e.span());
+            anyhow::anyhow!("{}:{l}:{c}: {}", path.display(), e.message().trim())
+        })?;
+        if !doc.contains_key("apply") {
+            anyhow::bail!(
+                "{}: no [apply] section (admin_socket and legacy are required to apply)",
+                path.display()
+            );
+        }
+        let d: DocAny = toml::from_str(&text).map_err(|e| {
+            let (l, c) = pos(e.span());
+            anyhow::anyhow!("{}:{l}:{c}: {}", path.display(), e.message().trim())
+        })?;
+        Ok(d.apply)
+    }
+
+    /// The state directory to use.
+    pub fn state_dir(&self) -> PathBuf {
+        self.state_dir.clone().unwrap_or_else(super::default_state_dir)
+    }
+}
+
+/// The whole file with `[apply]` typed and everything else left as it is.
+#[derive(Deserialize)]
+struct DocAny {
+    apply: ApplyConfig,
+    #[serde(flatten)]
+    _rest: toml::Table,
+}

@@ -1,0 +1,595 @@
+//! Applying and rolling back one wave of a plan on this host, step by step, with an intent
+//! record before and a result record after every step (design section 3). Any failure, or a
+//! check that does not match the baseline, rolls the wave back by itself (exit 4); a rollback
+//! runs the inverses in reverse order with the route removed last, after a settle.
+
+use super::admin_client;
+use super::check::{Outcome, check};
+use super::config::{ApplyConfig, Legacy};
+use super::journal::Journal;
+use super::lock::Lock;
+use super::state::{Phase, ServiceState, State};
+use crate::admin::{Listen, Placement, Route, RouteHost, route_from_service};
+use crate::exit::Exit;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::Duration;
+use tailshift_plans::Plan;
+use tailshift_plans::plan::PlannedService;
+use tailshift_plans::steps::{Step, Strategy};
+use tailshift_shims::hosts::{HostsFile, HostsShim};
+use tailshift_shims::records::RecordsFile;
+use tailshift_shims::split_dns::SplitDnsShim;
+use tailshift_shims::{Shim, ShimService};
+
+/// What `apply` was asked to do.
+pub struct Request<'a> {
+    /// The plan (already checked for staleness by the caller).
+    pub plan: &'a Plan,
+    /// The wave (1-based).
+    pub wave: usize,
+    /// This host's name.
+    pub host: String,
+    /// `[apply]`.
+    pub cfg: &'a ApplyConfig,
+    /// Print every action, change nothing.
+    pub dry_run: bool,
+}
+
+/// The route of a planned service (issue C's conversion, from the plan entry's placement).
+pub fn route_of(s: &PlannedService) -> anyhow::Result<Route> {
+    let p = &s.placement;
+    let placement = Placement {
+        hosts: p
+            .names
+            .iter()
+            .map(|n| RouteHost { name: n.name.to_ascii_lowercase(), mount: n.mount.clone() })
+            .collect(),
+        listen: if p.listener == "plaintext" {
+            Listen::Plaintext { port: p.port }
+        } else {
+            Listen::Https { port: p.port }
+        },
+        redirect_to: p.redirect_to.clone(),
+        wave: s.wave,
+    };
+    Ok(route_from_service(&s.inventory, &placement)?)
+}
+
+fn legacy_name(s: &PlannedService) -> String {
+    s.placement.names.first().map(|n| n.name.to_ascii_lowercase()).unwrap_or_default()
+}
+
+fn shim_service(s: &PlannedService, cfg: &ApplyConfig) -> ShimService {
+    ShimService {
+        service: s.id.clone(),
+        legacy_name: legacy_name(s),
+        new_names: s.placement.names.iter().skip(1).map(|n| n.name.clone()).collect(),
+        proxy_addrs: cfg.proxy_addrs.clone(),
+        funnel: s.inventory.effective.bool("funnel").unwrap_or(false),
+    }
+}
+
+fn shim_for(strategy: Strategy, cfg: &ApplyConfig) -> anyhow::Result<Box<dyn Shim>> {
+    match strategy {
+        Strategy::SplitDns => {
+            Ok(Box::new(SplitDnsShim {
+                records: RecordsFile::new(cfg.records_file.clone().ok_or_else(|| {
+                    anyhow::anyhow!("[apply] records_file is needed for split-dns")
+                })?),
+                responder: cfg
+                    .resolver
+                    .ok_or_else(|| anyhow::anyhow!("[apply] resolver is needed for split-dns"))?,
+            }))
+        }
+        Strategy::Hosts => Ok(Box::new(HostsShim {
+            file: HostsFile::new(
+                cfg.hosts_file
+                    .clone()
+                    .ok_or_else(|| anyhow::anyhow!("[apply] hosts_file is needed for hosts"))?,
+            ),
+        })),
+        other => anyhow::bail!(
+            "the {} strategy is not driven by apply yet on this version",
+            other.as_str()
+        ),
+    }
+}
+
+fn run_legacy(
+    cfg: &ApplyConfig,
+    action: &str,
+    unit: &str,
+    s: &PlannedService,
+    wave: usize,
+) -> anyhow::Result<()> {
+    match &cfg.legacy {
+        Legacy::Command { command } => {
+            let (prog, args) = command
+                .split_first()
+                .ok_or_else(|| anyhow::anyhow!("[apply] legacy command is empty"))?;
+            let out = std::process::Command::new(prog)
+                .args(args)
+                .env("TAILSHIFT_ACTION", action)
+                .env("TAILSHIFT_UNIT", unit)
+                .env("TAILSHIFT_SERVICE", &s.id)
+                .env("TAILSHIFT_WAVE", wave.to_string())
+                .output()
+                .map_err(|e| anyhow::anyhow!("{prog}: {e}"))?;
+            if !out.status.success() {
+                anyhow::bail!(
+                    "{prog} {action} {unit}: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+            Ok(())
+        }
+        Legacy::Systemd => {
+            let steps: Vec<Vec<&str>> = match action {
+                "stop" => vec![vec!["stop", unit], vec!["mask", "--runtime", unit]],
+                "start" => vec![vec!["unmask", "--runtime", unit], vec!["start", unit]],
+                other => anyhow::bail!("the systemd adapter cannot {other}"),
+            };
+            for a in steps {
+                let out = std::process::Command::new("systemctl").args(&a).output()?;
+                if !out.status.success() {
+                    anyhow::bail!(
+                        "systemctl {}: {}",
+                        a.join(" "),
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Words for a step (journal, dry run).
+fn describe(step: &Step) -> String {
+    match step {
+        Step::AddRoute => "add the route".into(),
+        Step::ShimPrepare { strategy } => format!("{} prepare", strategy.as_str()),
+        Step::Settle => "settle".into(),
+        Step::StopLegacy { unit } => format!("stop {unit}"),
+        Step::ShimComplete { strategy } => format!("{} complete", strategy.as_str()),
+        Step::RepointLegacy { unit } => format!("repoint {unit}"),
+        Step::Verify { path, status } => {
+            format!("verify {path} answers like before (expected {status})")
+        }
+    }
+}
+
+struct Ctx<'a> {
+    req: &'a Request<'a>,
+    journal: Journal,
+    state: State,
+    dir: std::path::PathBuf,
+    operation: &'static str,
+}
+
+impl Ctx<'_> {
+    fn record(
+        &mut self,
+        s: &PlannedService,
+        index: usize,
+        what: &str,
+        f: impl FnOnce() -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let plan_id = self.req.plan.plan_id.clone();
+        let intent =
+            self.journal.intent(&plan_id, self.operation, self.req.wave, &s.id, index, what)?;
+        failpoint(&format!("{}-{}-{index}-intent", self.operation, s.id));
+        let r = f();
+        self.journal.result(&intent, r.as_ref().err().map(|e| format!("{e:#}")))?;
+        r
+    }
+}
+
+/// A crash point for tests: with `TAILSHIFT_FAILPOINT=<name>` the process kills itself there.
+/// Honoured only in builds with the `failpoints` feature... and in debug builds, which is how
+/// the crash tests run the binary.
+fn failpoint(name: &str) {
+    if cfg!(debug_assertions) && std::env::var("TAILSHIFT_FAILPOINT").is_ok_and(|v| v == name) {
+        // SAFETY: sending ourselves SIGKILL, as a crash would.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+    }
+}
+
+/// The wave's services on this host, in plan order.
+fn wave_services<'a>(
+    plan: &'a Plan,
+    wave: usize,
+    host: &str,
+) -> anyhow::Result<Vec<&'a PlannedService>> {
+    let w = plan.waves.iter().find(|w| w.number == wave).ok_or_else(|| {
+        anyhow::anyhow!("the plan has no wave {wave} (it has {})", plan.waves.len())
+    })?;
+    Ok(w.services
+        .iter()
+        .filter_map(|id| plan.services.iter().find(|s| &s.id == id))
+        .filter(|s| s.inventory.host.known().is_some_and(|h| h == host))
+        .collect())
+}
+
+/// Applies a wave. Returns the exit code of design section 6.
+pub fn apply(req: &Request) -> anyhow::Result<Exit> {
+    let cfg = req.cfg;
+    let dir = cfg.state_dir();
+    let services = wave_services(req.plan, req.wave, &req.host)?;
+    let steps_of = |s: &PlannedService| -> Vec<Step> {
+        req.plan
+            .waves
+            .iter()
+            .find(|w| w.number == req.wave)
+            .and_then(|w| w.steps.get(&s.id))
+            .cloned()
+            .unwrap_or_default()
+    };
+    if req.dry_run {
+        println!("apply wave {} on {} (dry run: nothing changes)", req.wave, req.host);
+        for s in &services {
+            for (i, step) in steps_of(s).iter().enumerate() {
+                println!("  {} step {i}: {}", s.id, describe(step));
+            }
+        }
+        return Ok(Exit::Ok);
+    }
+    let _lock = match Lock::acquire(&dir, "apply", Some(req.wave)) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(Exit::Locked);
+        }
+    };
+    let state = State::load(&dir)?;
+    // Earlier waves must be in place on this host.
+    for w in req.plan.waves.iter().filter(|w| w.number < req.wave) {
+        for s in wave_services(req.plan, w.number, &req.host)? {
+            let ok = state
+                .services
+                .get(&s.id)
+                .is_some_and(|st| matches!(st.phase, Phase::Applied | Phase::Finalized));
+            if !ok {
+                eprintln!(
+                    "error: wave {} is not applied on {} ({} is not), apply it first",
+                    w.number, req.host, s.id
+                );
+                return Ok(Exit::Blocked);
+            }
+        }
+    }
+    // Another plan changed this host after this plan was made: stale.
+    let created = req.plan.created.clone();
+    let foreign: Vec<_> = super::journal::Journal::read(&dir)?
+        .into_iter()
+        .filter(|r| {
+            r.plan_id != req.plan.plan_id && tailshift_plans::plan_file::rfc3339(r.at) >= created
+        })
+        .collect();
+    if let Some(r) = foreign.first() {
+        eprintln!(
+            "stale plan: plan {} changed this host ({} of wave {}, {}) after this plan was created ({created}); plan again",
+            r.plan_id, r.operation, r.wave, r.service
+        );
+        return Ok(Exit::StalePlan);
+    }
+    if services.is_empty() {
+        println!("wave {}: no service on {}", req.wave, req.host);
+        return Ok(Exit::Ok);
+    }
+    // Pre-flight: the proxy answers, every upstream can be reached, shims can be built.
+    let mut blocked = Vec::new();
+    if let Err(e) = admin_client::healthy(&cfg.admin_socket) {
+        blocked.push(format!("{e:#}"));
+    }
+    for s in &services {
+        match route_of(s) {
+            Ok(r) => {
+                if let Err(e) = reach_upstream(&r) {
+                    blocked.push(format!("{}: upstream {}: {e}", s.id, r.upstream.url));
+                }
+            }
+            Err(e) => blocked.push(format!("{}: {e}", s.id)),
+        }
+        if let Err(e) = shim_for(s.strategy, cfg) {
+            blocked.push(format!("{}: {e:#}", s.id));
+        }
+    }
+    if !blocked.is_empty() {
+        for b in &blocked {
+            eprintln!("pre-flight: {b}");
+        }
+        eprintln!("error: pre-flight blocked wave {}; nothing changed", req.wave);
+        return Ok(Exit::Blocked);
+    }
+    // Baseline through the old names, before anything moves.
+    let mut baseline = BTreeMap::new();
+    for s in &services {
+        let path = steps_of(s)
+            .iter()
+            .find_map(|st| match st {
+                Step::Verify { path, .. } => Some(path.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| "/".into());
+        let o = check(&cfg.check, &legacy_name(s), &path);
+        println!("baseline {}: {}", s.id, show(&o));
+        baseline.insert(s.id.clone(), o);
+    }
+    let mut ctx =
+        Ctx { req, journal: Journal::open(&dir)?, state, dir: dir.clone(), operation: "apply" };
+    let mut failure = None;
+    'services: for s in &services {
+        let steps = steps_of(s);
+        let done = ctx
+            .state
+            .services
+            .get(&s.id)
+            .filter(|st| st.plan_id == req.plan.plan_id)
+            .map(|st| st.done.clone())
+            .unwrap_or_default();
+        for (i, step) in steps.iter().enumerate() {
+            if done.contains(&i) {
+                continue;
+            }
+            let what = describe(step);
+            let r = ctx.record(s, i, &what, || run_step(req, s, step, baseline.get(&s.id)));
+            match r {
+                Ok(()) => {
+                    let generation0 = ctx.state.services.get(&s.id).map_or(0, |x| x.generation);
+                    let entry = ctx.state.services.entry(s.id.clone()).or_insert(ServiceState {
+                        phase: Phase::Applying,
+                        wave: req.wave,
+                        plan_id: req.plan.plan_id.clone(),
+                        done: vec![],
+                        generation: generation0,
+                    });
+                    entry.phase = Phase::Applying;
+                    entry.done.push(i);
+                    ctx.state.save(&ctx.dir)?;
+                    println!("{} step {i}: {what}: ok", s.id);
+                }
+                Err(e) => {
+                    eprintln!("{} step {i}: {what}: FAILED: {e:#}", s.id);
+                    failure = Some(format!("{}: {what}: {e:#}", s.id));
+                    break 'services;
+                }
+            }
+        }
+        if let Some(st) = ctx.state.services.get_mut(&s.id) {
+            st.phase = Phase::Applied;
+            st.generation += 1;
+        }
+        ctx.state.save(&ctx.dir)?;
+    }
+    if let Some(why) = failure {
+        eprintln!("wave {} failed ({why}); rolling it back", req.wave);
+        ctx.operation = "rollback";
+        let undone = undo(&mut ctx, &services);
+        return Ok(match undone {
+            Ok(()) => Exit::RolledBack,
+            Err(e) => {
+                eprintln!(
+                    "error: the rollback failed too: {e:#}; `migrate status` shows where each service is"
+                );
+                Exit::Dirty
+            }
+        });
+    }
+    println!("wave {} applied on {}", req.wave, req.host);
+    Ok(Exit::Ok)
+}
+
+fn show(o: &Outcome) -> String {
+    match o {
+        Outcome::Status { code, addr, location } => format!(
+            "{code} from {addr}{}",
+            location.as_ref().map(|l| format!(" -> {l}")).unwrap_or_default()
+        ),
+        Outcome::Error(e) => format!("no answer ({e})"),
+    }
+}
+
+fn reach_upstream(r: &Route) -> anyhow::Result<()> {
+    let t = Duration::from_secs(3);
+    if let Some(u) = &r.upstream.unix {
+        std::os::unix::net::UnixStream::connect(u)?;
+        return Ok(());
+    }
+    let target = match &r.upstream.tcp_addr {
+        Some(a) => a.clone(),
+        None => {
+            let u = url::Url::parse(&r.upstream.url)?;
+            format!(
+                "{}:{}",
+                u.host_str().unwrap_or("localhost"),
+                u.port_or_known_default().unwrap_or(80)
+            )
+        }
+    };
+    use std::net::ToSocketAddrs;
+    let addr =
+        target.to_socket_addrs()?.next().ok_or_else(|| anyhow::anyhow!("{target}: no address"))?;
+    std::net::TcpStream::connect_timeout(&addr, t)?;
+    Ok(())
+}
+
+fn run_step(
+    req: &Request,
+    s: &PlannedService,
+    step: &Step,
+    baseline: Option<&Outcome>,
+) -> anyhow::Result<()> {
+    let cfg = req.cfg;
+    match step {
+        Step::AddRoute => {
+            let mut table = admin_client::routes(&cfg.admin_socket)?;
+            let route = route_of(s)?;
+            table.retain(|r| r.service != route.service);
+            table.push(route);
+            admin_client::put_routes(&cfg.admin_socket, &table)
+        }
+        Step::ShimPrepare { strategy } => {
+            Ok(shim_for(*strategy, cfg)?.prepare(&shim_service(s, cfg))?)
+        }
+        Step::Settle => {
+            std::thread::sleep(Duration::from_millis(cfg.settle_ms));
+            Ok(())
+        }
+        Step::StopLegacy { unit } => run_legacy(cfg, "stop", unit, s, req.wave),
+        Step::ShimComplete { strategy } => {
+            Ok(shim_for(*strategy, cfg)?.complete(&shim_service(s, cfg))?)
+        }
+        Step::RepointLegacy { unit } => run_legacy(cfg, "repoint", unit, s, req.wave),
+        Step::Verify { path, .. } => {
+            let shim = shim_for(s.strategy, cfg)?;
+            let v = shim.verify(&shim_service(s, cfg))?;
+            if !v.holds() {
+                anyhow::bail!("the old name does not lead to the proxy: {v:?}");
+            }
+            let now = check(&cfg.check, &legacy_name(s), path);
+            let proxy: Vec<IpAddr> = cfg.proxy_addrs.clone();
+            match (baseline, &now) {
+                (_, Outcome::Status { addr, .. }) if !proxy.is_empty() && !proxy.contains(addr) => {
+                    anyhow::bail!("{} was answered by {addr}, not by the proxy", legacy_name(s))
+                }
+                (Some(b), n) if b.class().is_some() && b.class() == n.class() => Ok(()),
+                (Some(b), n) => {
+                    anyhow::bail!("{} answers {} now, {} before", legacy_name(s), show(n), show(b))
+                }
+                (None, _) => Ok(()),
+            }
+        }
+    }
+}
+
+/// Undoes what the journal says this run did to these services, in reverse, the route last.
+fn undo(ctx: &mut Ctx, services: &[&PlannedService]) -> anyhow::Result<()> {
+    let req = ctx.req;
+    let cfg = req.cfg;
+    let mut first_error = None;
+    for s in services.iter().rev() {
+        let steps = req
+            .plan
+            .waves
+            .iter()
+            .find(|w| w.number == req.wave)
+            .and_then(|w| w.steps.get(&s.id))
+            .cloned()
+            .unwrap_or_default();
+        let mut done = ctx.state.services.get(&s.id).map(|st| st.done.clone()).unwrap_or_default();
+        // A step with an intent but no result may have taken effect: undo it too.
+        for d in Journal::dangling(&Journal::read(&ctx.dir)?) {
+            if d.intent.service == s.id
+                && d.intent.wave == req.wave
+                && !done.contains(&d.intent.step)
+            {
+                done.push(d.intent.step);
+            }
+        }
+        done.sort_unstable();
+        if let Some(st) = ctx.state.services.get_mut(&s.id) {
+            st.phase = Phase::RollingBack;
+        }
+        ctx.state.save(&ctx.dir)?;
+        let mut route_added = false;
+        for &i in done.iter().rev() {
+            let Some(step) = steps.get(i) else { continue };
+            let what = format!("undo: {}", describe(step));
+            let r = match step {
+                Step::AddRoute => {
+                    route_added = true;
+                    continue;
+                }
+                Step::ShimPrepare { strategy } => ctx.record(s, i, &what, || {
+                    Ok(shim_for(*strategy, cfg)?.unprepare(&shim_service(s, cfg))?)
+                }),
+                Step::StopLegacy { unit } => {
+                    ctx.record(s, i, &what, || run_legacy(cfg, "start", unit, s, req.wave))
+                }
+                Step::ShimComplete { strategy } => ctx.record(s, i, &what, || {
+                    Ok(shim_for(*strategy, cfg)?.uncomplete(&shim_service(s, cfg))?)
+                }),
+                Step::RepointLegacy { unit } => {
+                    ctx.record(s, i, &what, || run_legacy(cfg, "restore", unit, s, req.wave))
+                }
+                Step::Settle | Step::Verify { .. } => Ok(()),
+            };
+            match r {
+                Ok(()) => println!("{} step {i}: {what}: ok", s.id),
+                Err(e) => {
+                    eprintln!("{} step {i}: {what}: FAILED: {e:#}", s.id);
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if route_added || done.contains(&0) {
+            // Clients that still hold the proxy's address must not meet a 404: settle first.
+            std::thread::sleep(Duration::from_millis(cfg.settle_ms));
+            let r = ctx.record(s, 0, "undo: remove the route", || {
+                let mut table = admin_client::routes(&cfg.admin_socket)?;
+                table.retain(|r| r.service != s.id);
+                admin_client::put_routes(&cfg.admin_socket, &table)
+            });
+            if let Err(e) = r {
+                first_error.get_or_insert(e);
+            }
+        }
+        if first_error.is_none() {
+            ctx.state.services.remove(&s.id);
+        }
+        ctx.state.save(&ctx.dir)?;
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Rolls a wave back on this host (`migrate rollback --wave N`).
+pub fn rollback(req: &Request, cascade: bool) -> anyhow::Result<Exit> {
+    let cfg = req.cfg;
+    let dir = cfg.state_dir();
+    let _lock = match Lock::acquire(&dir, "rollback", Some(req.wave)) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(Exit::Locked);
+        }
+    };
+    let state = State::load(&dir)?;
+    let later: Vec<&String> =
+        state.services.iter().filter(|(_, st)| st.wave > req.wave).map(|(k, _)| k).collect();
+    if !later.is_empty() && !cascade {
+        eprintln!(
+            "error: later waves are applied on this host ({}); roll them back first, or pass --cascade",
+            later.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        );
+        return Ok(Exit::Blocked);
+    }
+    let services = wave_services(req.plan, req.wave, &req.host)?;
+    let mut ctx =
+        Ctx { req, journal: Journal::open(&dir)?, state, dir: dir.clone(), operation: "rollback" };
+    if let Err(e) = undo(&mut ctx, &services) {
+        eprintln!("error: rollback of wave {} failed: {e:#}", req.wave);
+        return Ok(Exit::Dirty);
+    }
+    // The legacy path must answer again.
+    let mut bad = Vec::new();
+    for s in &services {
+        let o = check(&cfg.check, &legacy_name(s), "/");
+        match &o {
+            Outcome::Status { addr, .. } if !cfg.proxy_addrs.contains(addr) => {}
+            other => bad.push(format!("{}: {}", s.id, show(other))),
+        }
+    }
+    if !bad.is_empty() {
+        eprintln!("error: after the rollback, the legacy path does not answer: {}", bad.join("; "));
+        return Ok(Exit::Dirty);
+    }
+    println!("wave {} rolled back on {}", req.wave, req.host);
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,356 @@
+//! `migrate apply` and `migrate rollback` end to end on loopback, in the emulation of design
+//! section 1C: each service's tsnsrv node is a small HTTPS forwarder on its own loopback
+//! address, the proxy is on another address with the same port, names resolve through the
+//! split-DNS responder the proxy hosts (a legacy records file standing in for MagicDNS), and the
+//! `command` adapter stops and starts the forwarders.
+
+use crate::util::{migrate_in, stderr, stdout};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+const SERVICES: [(&str, u16); 3] = [("app1", 200), ("app2", 200), ("bad", 500)];
+
+/// The test CA and a leaf per name, as `<dir>/<name>.crt` (leaf + CA) and `.key`.
+fn certificates(dir: &Path, names: &[String]) -> PathBuf {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut p = rcgen::CertificateParams::default();
+    p.distinguished_name.push(rcgen::DnType::CommonName, "emulated tailnet CA");
+    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = p.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(p, ca_key);
+    std::fs::create_dir_all(dir).unwrap();
+    for n in names {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec![n.clone()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        std::fs::write(dir.join(format!("{n}.crt")), format!("{}{}", leaf.pem(), ca.pem()))
+            .unwrap();
+        std::fs::write(dir.join(format!("{n}.key")), key.serialize_pem()).unwrap();
+    }
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    ca_file
+}
+
+/// An app: answers every request with `app <name>` and the given status.
+fn app(name: &'static str, status: u16) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(s) = s else { continue };
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut s = s;
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    loop {
+                        let mut h = String::new();
+                        if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                            break;
+                        }
+                    }
+                    let body = format!("app {name}");
+                    let resp = format!(
+                        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if s.write_all(resp.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// A service's tsnsrv node: HTTPS on its own loopback address, `legacy <name>`; it stops
+/// listening while `<dir>/stopped-tsnsrv-<name>.service` exists (the adapter's doing).
+fn forwarder(dir: &Path, name: &'static str, ip: IpAddr, port: u16, certs: &Path) {
+    use rustls_pki_types::pem::PemObject;
+    let fqdn = format!("{name}.tailnet.test");
+    let chain: Vec<_> =
+        rustls_pki_types::CertificateDer::pem_file_iter(certs.join(format!("{fqdn}.crt")))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+    let key =
+        rustls_pki_types::PrivateKeyDer::from_pem_file(certs.join(format!("{fqdn}.key"))).unwrap();
+    let cfg = Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap(),
+    );
+    let flag = dir.join(format!("stopped-tsnsrv-{name}.service"));
+    std::thread::spawn(move || {
+        let mut listener: Option<TcpListener> = None;
+        loop {
+            if flag.exists() {
+                listener = None;
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            }
+            if listener.is_none() {
+                match TcpListener::bind((ip, port)) {
+                    Ok(l) => {
+                        l.set_nonblocking(true).unwrap();
+                        listener = Some(l);
+                    }
+                    Err(_) => {
+                        std::thread::sleep(Duration::from_millis(20));
+                        continue;
+                    }
+                }
+            }
+            match listener.as_ref().unwrap().accept() {
+                Ok((s, _)) => {
+                    s.set_nonblocking(false).unwrap();
+                    let cfg = cfg.clone();
+                    std::thread::spawn(move || {
+                        let conn = rustls::ServerConnection::new(cfg).unwrap();
+                        let mut tls = rustls::StreamOwned::new(conn, s);
+                        let mut head = Vec::new();
+                        let mut b = [0u8; 1];
+                        while !head.ends_with(b"\r\n\r\n") && tls.read(&mut b).unwrap_or(0) == 1 {
+                            head.push(b[0]);
+                        }
+                        let body = format!("legacy {name}");
+                        let _ = write!(
+                            tls,
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                        let _ = tls.flush();
+                        tls.conn.send_close_notify();
+                        let _ = tls.flush();
+                    });
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    });
+}
+
+fn free_port(ip: &str) -> u16 {
+    TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port()
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Fleet {
+    dir: tempfile::TempDir,
+    proxy: Child,
+    dns: std::net::SocketAddr,
+    port: u16,
+    ca: PathBuf,
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        let _ = self.proxy.kill();
+        let _ = self.proxy.wait();
+    }
+}
+
+impl Fleet {
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    /// The address the name resolves to through the responder.
+    fn resolve(&self, name: &str) -> Option<IpAddr> {
+        match tailshift_shims::dns::query(self.dns, name, Duration::from_secs(2)).ok()? {
+            tailshift_shims::dns::Answer::Addrs(a) => a.first().copied(),
+            _ => None,
+        }
+    }
+
+    /// GET through the old name as a client would: resolved, HTTPS verified against the CA.
+    fn get(&self, name: &str) -> (u16, String) {
+        let fqdn = format!("{name}.tailnet.test");
+        let Some(addr) = self.resolve(&fqdn) else { return (0, "unresolved".into()) };
+        let o = Command::new("curl")
+            .args(["-s", "-m", "5", "-w", "\n%{http_code}", "--cacert"])
+            .arg(&self.ca)
+            .args(["--resolve", &format!("{fqdn}:{}:{addr}", self.port)])
+            .arg(format!("https://{fqdn}:{}/", self.port))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout).to_string();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.parse().unwrap_or(0), body.to_string())
+    }
+
+    fn migrate(&self, args: &[&str]) -> std::process::Output {
+        migrate_in(self.dir.path(), args)
+    }
+}
+
+fn fleet() -> Fleet {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = free_port("127.0.20.1");
+    let dns_port = free_udp_port();
+    let names: Vec<String> = SERVICES.iter().map(|(n, _)| format!("{n}.tailnet.test")).collect();
+    let ca = certificates(&d.join("certs"), &names);
+    let mut services_nix = String::new();
+    let mut legacy = Vec::new();
+    for (i, (name, status)) in SERVICES.iter().enumerate() {
+        let up = app(name, *status);
+        services_nix
+            .push_str(&format!("      {name} = {{ toURL = \"http://127.0.0.1:{up}\"; }};\n"));
+        let ip: IpAddr = format!("127.0.10.{}", i + 1).parse().unwrap();
+        forwarder(d, name, ip, port, &d.join("certs"));
+        legacy.push(serde_json::json!({"name": format!("{name}.tailnet.test"), "type": "A", "value": ip.to_string()}));
+    }
+    std::fs::write(d.join("legacy.json"), serde_json::to_string(&legacy).unwrap()).unwrap();
+    std::fs::create_dir_all(d.join("hosts")).unwrap();
+    std::fs::write(
+        d.join("hosts/nas.nix"),
+        format!("{{ ... }}: {{\n  networking.hostName = \"nas\";\n  services.tsnsrv = {{\n    enable = true;\n    defaults.authKeyPath = \"/run/keys/tailscale\";\n    services = {{\n{services_nix}    }};\n  }};\n}}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("adapter.sh"),
+        format!(
+            "#!/bin/sh\ncase \"$TAILSHIFT_ACTION\" in\n  stop) touch {0}/stopped-$TAILSHIFT_UNIT ;;\n  start) rm -f {0}/stopped-$TAILSHIFT_UNIT ;;\n  *) echo \"cannot $TAILSHIFT_ACTION\" >&2; exit 1 ;;\nesac\n",
+            d.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("migrate.toml"),
+        format!(
+            r#"[plan]
+tailnet = "tailnet.test"
+strategy = "split-dns"
+schedule = [1]
+
+[plan.pins]
+"nas/app1" = 1
+"nas/app2" = 2
+"nas/bad" = 3
+
+[apply]
+state_dir = "{0}/state"
+admin_socket = "{0}/proxy-state/admin.sock"
+settle_ms = 100
+proxy_addrs = ["127.0.20.1"]
+records_file = "{0}/records.json"
+resolver = "127.0.0.1:{1}"
+legacy = {{ adapter = "command", command = ["/bin/sh", "{0}/adapter.sh"] }}
+
+[apply.check]
+resolver = "127.0.0.1:{1}"
+port = {2}
+ca_file = "{0}/certs/ca.pem"
+timeout_ms = 3000
+"#,
+            d.display(),
+            dns_port,
+            port
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("proxy.toml"),
+        format!(
+            "state_dir = \"{0}/proxy-state\"\ncert_dir = \"{0}/certs\"\nhealth_interval_s = 0\n[[listener]]\nkind = \"https\"\naddr = \"127.0.20.1:{1}\"\n[dns]\nlisten = \"127.0.0.1:{2}\"\nzone = \"tailnet.test\"\nrecords = [\"{0}/records.json\", \"{0}/legacy.json\"]\nttl = 1\n",
+            d.display(),
+            port,
+            dns_port
+        ),
+    )
+    .unwrap();
+    let mut proxy = Command::new(env!("CARGO_BIN_EXE_migrate"))
+        .args(["proxy", "--config"])
+        .arg(d.join("proxy.toml"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(proxy.stderr.take().unwrap());
+    loop {
+        let mut line = String::new();
+        assert!(err.read_line(&mut line).unwrap() > 0, "proxy exited before serving");
+        if line.contains("tailshift proxy serving") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in err.lines() {});
+    let f = Fleet { dir, proxy, dns: format!("127.0.0.1:{dns_port}").parse().unwrap(), port, ca };
+    let o = f.migrate(&["plan", "hosts/nas.nix", "--config", "migrate.toml", "--out", "plan.json"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    f
+}
+
+fn wave(f: &Fleet, cmd: &str, n: usize, extra: &[&str]) -> (i32, String) {
+    let w = n.to_string();
+    let mut args =
+        vec![cmd, "--wave", &w, "--host", "nas", "--config", "migrate.toml", "--plan", "plan.json"];
+    args.extend_from_slice(extra);
+    let o = f.migrate(&args);
+    (o.status.code().unwrap_or(-1), format!("{}{}", stdout(&o), stderr(&o)))
+}
+
+#[test]
+fn waves_move_services_keep_old_names_and_roll_back() {
+    let f = fleet();
+    assert_eq!(f.get("app1"), (200, "legacy app1".into()));
+    // Dry run: every action printed, nothing changed.
+    let (code, out) = wave(&f, "apply", 1, &["--dry-run"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("nas/app1 step 0: add the route"), "{out}");
+    assert_eq!(f.get("app1"), (200, "legacy app1".into()));
+    // Wave 1: the old name now leads to the proxy, which serves the app; the node is stopped.
+    let (code, out) = wave(&f, "apply", 1, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(f.resolve("app1.tailnet.test"), Some("127.0.20.1".parse().unwrap()));
+    assert_eq!(f.get("app1"), (200, "app app1".into()));
+    assert!(f.path("stopped-tsnsrv-app1.service").exists());
+    assert_eq!(f.get("app2"), (200, "legacy app2".into()), "wave 2 untouched");
+    // Wave 3 before wave 2: refused, nothing changed (exit 3).
+    let (code, out) = wave(&f, "apply", 3, &[]);
+    assert_eq!(code, 3, "{out}");
+    let (code, out) = wave(&f, "apply", 2, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(f.get("app2"), (200, "app app2".into()));
+    // Wave 3's service answers 500 through the proxy where its node answered 200: the check
+    // fails and the wave is rolled back by the tool (exit 4), the legacy path restored.
+    let (code, out) = wave(&f, "apply", 3, &[]);
+    assert_eq!(code, 4, "{out}");
+    assert!(out.contains("rolling it back"), "{out}");
+    assert_eq!(f.get("bad"), (200, "legacy bad".into()));
+    assert!(!f.path("stopped-tsnsrv-bad.service").exists());
+    // Rolling wave 1 back while wave 2 is applied: refused without --cascade.
+    let (code, out) = wave(&f, "rollback", 1, &[]);
+    assert_eq!(code, 3, "{out}");
+    let (code, out) = wave(&f, "rollback", 2, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(f.get("app2"), (200, "legacy app2".into()));
+    let (code, out) = wave(&f, "rollback", 1, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(f.get("app1"), (200, "legacy app1".into()));
+    // Nothing of the waves is left: no route, no record, a clean status.
+    let routes = std::fs::read_to_string(f.path("proxy-state/routes.json")).unwrap();
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&routes).unwrap(), serde_json::json!([]));
+    assert_eq!(std::fs::read_to_string(f.path("records.json")).unwrap(), "[]\n");
+    let o = f.migrate(&["status", "--state-dir", "state"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+}
