@@ -354,3 +354,75 @@ fn waves_move_services_keep_old_names_and_roll_back() {
     let o = f.migrate(&["status", "--state-dir", "state"]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
 }
+
+/// The lock's id left by a killed run.
+fn lock_id(f: &Fleet) -> String {
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(f.path("state/lock.json")).unwrap()).unwrap();
+    v["id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_killed_apply_is_reported_exactly_resumed_or_rolled_back() {
+    let f = fleet();
+    // Killed (SIGKILL, at the documented failpoint) after the intent to stop the legacy node.
+    let o = Command::new(env!("CARGO_BIN_EXE_migrate"))
+        .current_dir(f.dir.path())
+        .args([
+            "apply",
+            "--wave",
+            "1",
+            "--host",
+            "nas",
+            "--config",
+            "migrate.toml",
+            "--plan",
+            "plan.json",
+        ])
+        .env("TAILSHIFT_FAILPOINT", "apply-nas/app1-3-intent")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), None, "killed by a signal: {}", stderr(&o));
+    let o = f.migrate(&["status", "--state-dir", "state"]);
+    assert_eq!(o.status.code(), Some(9), "{}", stdout(&o));
+    assert!(stdout(&o).contains("nas/app1 step 3 (stop tsnsrv-app1.service)"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("stale"), "the dead run's lock is named: {}", stdout(&o));
+    // The lock stays until someone looks: exit 8, then force-unlock.
+    let (code, out) = wave(&f, "apply", 1, &[]);
+    assert_eq!(code, 8, "{out}");
+    let id = lock_id(&f);
+    assert_eq!(f.migrate(&["force-unlock", &id, "--state-dir", "state"]).status.code(), Some(0));
+    // Resumed: the wave completes, the status is clean.
+    let (code, out) = wave(&f, "apply", 1, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("step 0: add the route: ok"), "done steps are not run again: {out}");
+    assert_eq!(f.get("app1"), (200, "app app1".into()));
+    assert_eq!(f.migrate(&["status", "--state-dir", "state"]).status.code(), Some(0));
+
+    // A rollback killed halfway, then run again: nothing of the wave is left.
+    let o = Command::new(env!("CARGO_BIN_EXE_migrate"))
+        .current_dir(f.dir.path())
+        .args([
+            "rollback",
+            "--wave",
+            "1",
+            "--host",
+            "nas",
+            "--config",
+            "migrate.toml",
+            "--plan",
+            "plan.json",
+        ])
+        .env("TAILSHIFT_FAILPOINT", "rollback-nas/app1-1-intent")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), None);
+    assert_eq!(f.migrate(&["status", "--state-dir", "state"]).status.code(), Some(9));
+    let id = lock_id(&f);
+    assert_eq!(f.migrate(&["force-unlock", &id, "--state-dir", "state"]).status.code(), Some(0));
+    let (code, out) = wave(&f, "rollback", 1, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(f.get("app1"), (200, "legacy app1".into()));
+    assert_eq!(std::fs::read_to_string(f.path("records.json")).unwrap(), "[]\n");
+    assert_eq!(f.migrate(&["status", "--state-dir", "state"]).status.code(), Some(0));
+}

@@ -54,7 +54,7 @@ pub fn run(a: &StatusArgs) -> anyhow::Result<Exit> {
             for d in &dangling {
                 let i = &d.intent;
                 println!(
-                    "INTERRUPTED: {} of wave {} stopped at {} step {} ({}), plan {}: the step may or may not have taken effect; run `migrate apply --wave {} --resume` or `migrate rollback --wave {}`",
+                    "INTERRUPTED: {} of wave {} stopped at {} step {} ({}), plan {}: the step may or may not have taken effect; run `migrate apply --wave {}` again (it resumes) or `migrate rollback --wave {}`",
                     i.operation,
                     i.wave,
                     if i.service.is_empty() { "the wave" } else { &i.service },
