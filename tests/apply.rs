@@ -426,3 +426,42 @@ fn a_killed_apply_is_reported_exactly_resumed_or_rolled_back() {
     assert_eq!(std::fs::read_to_string(f.path("records.json")).unwrap(), "[]\n");
     assert_eq!(f.migrate(&["status", "--state-dir", "state"]).status.code(), Some(0));
 }
+
+#[test]
+fn another_plans_apply_makes_a_plan_stale_on_this_host() {
+    let f = fleet();
+    // A second plan, from a second policy file, moves app2 first.
+    let text = std::fs::read_to_string(f.path("migrate.toml")).unwrap();
+    let b =
+        text.replace("\"nas/app1\" = 1\n\"nas/app2\" = 2", "\"nas/app1\" = 2\n\"nas/app2\" = 1");
+    assert_ne!(b, text);
+    std::fs::write(f.path("migrate-b.toml"), b).unwrap();
+    let o =
+        f.migrate(&["plan", "hosts/nas.nix", "--config", "migrate-b.toml", "--out", "plan-b.json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = f.migrate(&[
+        "apply",
+        "--wave",
+        "1",
+        "--host",
+        "nas",
+        "--config",
+        "migrate-b.toml",
+        "--plan",
+        "plan-b.json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    // The first plan was made before that change: it is stale here now (exit 7), untouched.
+    let (code, out) = wave(&f, "apply", 1, &[]);
+    assert_eq!(code, 7, "{out}");
+    assert!(out.contains("changed this host"), "{out}");
+    assert_eq!(f.get("app1"), (200, "legacy app1".into()));
+    // An edited plan file is refused too.
+    let plan = std::fs::read_to_string(f.path("plan.json")).unwrap();
+    let edited = plan.replacen("\"wave\": 1", "\"wave\": 2", 1);
+    assert_ne!(edited, plan);
+    std::fs::write(f.path("edited.json"), edited).unwrap();
+    let o = f.migrate(&["rollback", "--wave", "1", "--host", "nas", "--config", "migrate.toml", "--plan", "edited.json"]);
+    assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
+    assert!(stderr(&o).contains("edited"), "{}", stderr(&o));
+}
