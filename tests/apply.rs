@@ -461,7 +461,88 @@ fn another_plans_apply_makes_a_plan_stale_on_this_host() {
     let edited = plan.replacen("\"wave\": 1", "\"wave\": 2", 1);
     assert_ne!(edited, plan);
     std::fs::write(f.path("edited.json"), edited).unwrap();
-    let o = f.migrate(&["rollback", "--wave", "1", "--host", "nas", "--config", "migrate.toml", "--plan", "edited.json"]);
+    let o = f.migrate(&[
+        "rollback",
+        "--wave",
+        "1",
+        "--host",
+        "nas",
+        "--config",
+        "migrate.toml",
+        "--plan",
+        "edited.json",
+    ]);
     assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
     assert!(stderr(&o).contains("edited"), "{}", stderr(&o));
+}
+
+#[test]
+fn status_reports_drift_between_the_state_and_the_live_side() {
+    let f = fleet();
+    let (code, out) = wave(&f, "apply", 1, &[]);
+    assert_eq!(code, 0, "{out}");
+    let o = f.migrate(&["status", "--config", "migrate.toml"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    // Someone emptied the proxy's table behind the tool's back.
+    let o = Command::new("curl")
+        .args(["-s", "-X", "PUT", "--data-binary", "[]", "--unix-socket"])
+        .arg(f.path("proxy-state/admin.sock"))
+        .arg("http://admin/routes")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let o = f.migrate(&["status", "--config", "migrate.toml"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("DRIFT: nas/app1: applied in wave 1, but the proxy has no route"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn an_interrupted_apply_stops_between_steps_and_resumes() {
+    let f = fleet();
+    let slow = std::fs::read_to_string(f.path("migrate.toml"))
+        .unwrap()
+        .replace("settle_ms = 100", "settle_ms = 1500");
+    std::fs::write(f.path("slow.toml"), slow).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_migrate"))
+        .current_dir(f.dir.path())
+        .args([
+            "apply",
+            "--wave",
+            "1",
+            "--host",
+            "nas",
+            "--config",
+            "slow.toml",
+            "--plan",
+            "plan.json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Ctrl-C while it settles.
+    let t = std::time::Instant::now();
+    while !std::fs::read_to_string(f.path("state/journal.ndjson"))
+        .unwrap_or_default()
+        .contains("\"settle\"")
+    {
+        assert!(t.elapsed() < Duration::from_secs(20), "never reached the settle step");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("to resume"));
+    // Nothing half-done, the lock released; resuming completes the wave.
+    assert_eq!(f.migrate(&["status", "--state-dir", "state"]).status.code(), Some(0));
+    assert!(!f.path("state/lock.json").exists());
+    let (code, out) = wave(&f, "apply", 1, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(f.get("app1"), (200, "app app1".into()));
 }

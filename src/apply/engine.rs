@@ -186,6 +186,22 @@ impl Ctx<'_> {
     }
 }
 
+/// Set by SIGINT/SIGTERM during an apply: the step in progress finishes, then the run stops
+/// where it can be resumed (exit 130).
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_: libc::c_int) {
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+fn catch_interrupts() {
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, on_interrupt as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_interrupt as *const () as libc::sighandler_t);
+    }
+}
+
 /// A crash point for tests: with `TAILSHIFT_FAILPOINT=<name>` the process kills itself there.
 /// Honoured only in builds with the `failpoints` feature... and in debug builds, which is how
 /// the crash tests run the binary.
@@ -322,6 +338,7 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
     let mut ctx =
         Ctx { req, journal: Journal::open(&dir)?, state, dir: dir.clone(), operation: "apply" };
     let mut failure = None;
+    catch_interrupts();
     'services: for s in &services {
         let steps = steps_of(s);
         let done = ctx
@@ -334,6 +351,13 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
         for (i, step) in steps.iter().enumerate() {
             if done.contains(&i) {
                 continue;
+            }
+            if INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+                eprintln!(
+                    "interrupted before {} step {i}; every step so far is recorded: run `migrate apply --wave {}` again to resume, or `migrate rollback --wave {}`",
+                    s.id, req.wave, req.wave
+                );
+                return Ok(Exit::Interrupted);
             }
             let what = describe(step);
             let r = ctx.record(s, i, &what, || run_step(req, s, step, baseline.get(&s.id)));

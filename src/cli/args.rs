@@ -177,9 +177,14 @@ pub struct ProxyArgs {
 /// `migrate status`.
 #[derive(Args, Debug)]
 pub struct StatusArgs {
-    /// The state directory (default: /var/lib/tailshift as root, else the XDG state directory).
+    /// The state directory (default: [apply] state_dir of --config, else /var/lib/tailshift as
+    /// root, else the XDG state directory).
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// migrate.toml: with it, status also checks the live side (the proxy's routes, the old
+    /// names' answers) against the state and reports drift (exit 2).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,

@@ -10,8 +10,17 @@ use serde_json::json;
 
 /// Runs `migrate status`.
 pub fn run(a: &StatusArgs) -> anyhow::Result<Exit> {
-    let dir = a.state_dir.clone().unwrap_or_else(crate::apply::default_state_dir);
+    let cfg = a.config.as_deref().map(crate::apply::config::ApplyConfig::load).transpose()?;
+    let dir = a
+        .state_dir
+        .clone()
+        .or_else(|| cfg.as_ref().map(|c| c.state_dir()))
+        .unwrap_or_else(crate::apply::default_state_dir);
     let state = State::load(&dir)?;
+    let drift = match &cfg {
+        Some(c) => drift(c, &state),
+        None => Vec::new(),
+    };
     let records = Journal::read(&dir)?;
     let dangling = Journal::dangling(&records);
     let lock = match Lock::owner(&dir) {
@@ -19,7 +28,13 @@ pub fn run(a: &StatusArgs) -> anyhow::Result<Exit> {
         Err(LockError::Io(e)) => anyhow::bail!(e),
         Err(e) => anyhow::bail!(e.to_string()),
     };
-    let exit = if dangling.is_empty() { Exit::Ok } else { Exit::Dirty };
+    let exit = if !dangling.is_empty() {
+        Exit::Dirty
+    } else if !drift.is_empty() {
+        Exit::Unhealthy
+    } else {
+        Exit::Ok
+    };
     match a.format {
         Format::Json => {
             let out = json!({
@@ -28,6 +43,7 @@ pub fn run(a: &StatusArgs) -> anyhow::Result<Exit> {
                 "serial": state.serial,
                 "services": state.services,
                 "interrupted": dangling.iter().map(|d| &d.intent).collect::<Vec<_>>(),
+                "drift": drift,
                 "lock": lock.as_ref().map(|o| json!({"owner": o, "stale": o.is_stale()})),
             });
             println!("{}", serde_json::to_string_pretty(&out)?);
@@ -65,6 +81,9 @@ pub fn run(a: &StatusArgs) -> anyhow::Result<Exit> {
                     i.wave
                 );
             }
+            for d in &drift {
+                println!("DRIFT: {d}");
+            }
             if let Some(o) = &lock {
                 println!(
                     "locked by {} (pid {} on {}, {}{}){}",
@@ -83,6 +102,39 @@ pub fn run(a: &StatusArgs) -> anyhow::Result<Exit> {
         }
     }
     Ok(exit)
+}
+
+/// What the live side says against the state: every applied service must have its route in
+/// the proxy and its old name answered by the proxy.
+fn drift(cfg: &crate::apply::config::ApplyConfig, state: &State) -> Vec<String> {
+    use crate::apply::state::Phase;
+    let mut out = Vec::new();
+    let routes = match crate::apply::admin_client::routes(&cfg.admin_socket) {
+        Ok(r) => r,
+        Err(e) => return vec![format!("the proxy cannot be asked: {e:#}")],
+    };
+    for (name, s) in state.services.iter().filter(|(_, s)| s.phase == Phase::Applied) {
+        let Some(route) = routes.iter().find(|r| &r.service == name) else {
+            out.push(format!(
+                "{name}: applied in wave {}, but the proxy has no route for it",
+                s.wave
+            ));
+            continue;
+        };
+        let Some(legacy) = route.hosts.first() else { continue };
+        match crate::apply::check::check(&cfg.check, &legacy.name, "/") {
+            crate::apply::check::Outcome::Status { addr, .. }
+                if cfg.proxy_addrs.is_empty() || cfg.proxy_addrs.contains(&addr) => {}
+            crate::apply::check::Outcome::Status { addr, code, .. } => out.push(format!(
+                "{name}: {} is answered by {addr} ({code}), not by the proxy",
+                legacy.name
+            )),
+            crate::apply::check::Outcome::Error(e) => {
+                out.push(format!("{name}: {} does not answer: {e}", legacy.name))
+            }
+        }
+    }
+    out
 }
 
 /// Runs `migrate force-unlock ID`.
