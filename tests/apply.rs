@@ -546,3 +546,75 @@ fn an_interrupted_apply_stops_between_steps_and_resumes() {
     assert_eq!(code, 0, "{out}");
     assert_eq!(f.get("app1"), (200, "app app1".into()));
 }
+
+/// A bounded client load through the old names, as browsers behave: the name re-resolved for
+/// each new connection, an idempotent request retried once on a connection the server closed.
+/// Returns (requests, failures, the bodies seen).
+type Load = (u32, Vec<String>, std::collections::BTreeSet<String>);
+
+fn load(
+    f: &Fleet,
+    name: &'static str,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Load> {
+    let (dns, port, ca) = (f.dns, f.port, f.ca.clone());
+    std::thread::spawn(move || {
+        let fqdn = format!("{name}.tailnet.test");
+        let (mut n, mut failed, mut seen) = (0u32, Vec::new(), std::collections::BTreeSet::new());
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            let once = || -> Result<String, String> {
+                let addr = match tailshift_shims::dns::query(dns, &fqdn, Duration::from_secs(2)) {
+                    Ok(tailshift_shims::dns::Answer::Addrs(a)) if !a.is_empty() => a[0],
+                    other => return Err(format!("resolve: {other:?}")),
+                };
+                let o = Command::new("curl")
+                    .args(["-s", "-m", "5", "-w", "\n%{http_code}", "--cacert"])
+                    .arg(&ca)
+                    .args(["--resolve", &format!("{fqdn}:{port}:{addr}")])
+                    .arg(format!("https://{fqdn}:{port}/"))
+                    .output()
+                    .map_err(|e| e.to_string())?;
+                let text = String::from_utf8_lossy(&o.stdout).to_string();
+                match text.rsplit_once('\n') {
+                    Some((body, "200")) => Ok(body.to_string()),
+                    _ => Err(format!("{addr}: {text:?} (curl exit {:?})", o.status.code())),
+                }
+            };
+            n += 1;
+            match once() {
+                Ok(body) => {
+                    seen.insert(body);
+                }
+                // One retry, as a browser does for an idempotent request.
+                Err(first) => match once() {
+                    Ok(body) => {
+                        seen.insert(body);
+                    }
+                    Err(second) => failed.push(format!("{first}; retry: {second}")),
+                },
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        (n, failed, seen)
+    })
+}
+
+#[test]
+fn no_request_fails_through_an_apply_and_a_rollback() {
+    let f = fleet();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let client = load(&f, "app1", stop.clone());
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, out) = wave(&f, "apply", 1, &[]);
+    assert_eq!(code, 0, "{out}");
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, out) = wave(&f, "rollback", 1, &[]);
+    assert_eq!(code, 0, "{out}");
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (n, failed, seen) = client.join().unwrap();
+    assert!(n > 20, "only {n} requests");
+    // Both sides answered during the run: the legacy node, then the proxy, then the node again.
+    assert!(seen.contains("legacy app1") && seen.contains("app app1"), "{seen:?}");
+    assert!(failed.is_empty(), "{} of {n} requests failed: {failed:?}", failed.len());
+}

@@ -540,7 +540,13 @@ fn undo(ctx: &mut Ctx, services: &[&PlannedService]) -> anyhow::Result<()> {
                 Step::RepointLegacy { unit } => {
                     ctx.record(s, i, &what, || run_legacy(cfg, "restore", unit, s, req.wave))
                 }
-                Step::Settle | Step::Verify { .. } => Ok(()),
+                // The legacy node was started just before: give it (and caches) the settle time
+                // before names point back at it.
+                Step::Settle => ctx.record(s, i, &what, || {
+                    std::thread::sleep(Duration::from_millis(cfg.settle_ms));
+                    Ok(())
+                }),
+                Step::Verify { .. } => Ok(()),
             };
             match r {
                 Ok(()) => println!("{} step {i}: {what}: ok", s.id),
