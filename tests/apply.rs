@@ -618,3 +618,47 @@ fn no_request_fails_through_an_apply_and_a_rollback() {
     assert!(seen.contains("legacy app1") && seen.contains("app app1"), "{seen:?}");
     assert!(failed.is_empty(), "{} of {n} requests failed: {failed:?}", failed.len());
 }
+
+#[test]
+fn operator_confirmation_or_rollback_by_the_watcher() {
+    let f = fleet();
+    let text = std::fs::read_to_string(f.path("migrate.toml")).unwrap();
+    let op = text.replace(
+        "settle_ms = 100\n",
+        "settle_ms = 100\nconfirm = \"operator\"\nconfirm_timeout_s = 2\n",
+    );
+    std::fs::write(f.path("migrate.toml"), op).unwrap();
+    // Applied and checked, then paused for the operator (exit 6); the next wave waits for it.
+    let (code, out) = wave(&f, "apply", 1, &[]);
+    assert_eq!(code, 6, "{out}");
+    assert_eq!(f.get("app1"), (200, "app app1".into()));
+    let (code, out) = wave(&f, "apply", 2, &[]);
+    assert_eq!(code, 3, "{out}");
+    let (code, out) = wave(&f, "confirm", 1, &[]);
+    assert_eq!(code, 0, "{out}");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(f.get("app1"), (200, "app app1".into()), "confirmed: the watcher left it");
+    // Wave 2 is not confirmed: the watcher, detached from the CLI that already exited, rolls
+    // it back at the deadline.
+    let (code, out) = wave(&f, "apply", 2, &[]);
+    assert_eq!(code, 6, "{out}");
+    assert_eq!(f.get("app2"), (200, "app app2".into()));
+    let t = std::time::Instant::now();
+    while f.get("app2") != (200, "legacy app2".into()) {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "not rolled back: {}",
+            std::fs::read_to_string(f.path("state/watcher.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let t = std::time::Instant::now();
+    while f.path("state/lock.json").exists() {
+        assert!(t.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = std::fs::read_to_string(f.path("state/watcher.log")).unwrap();
+    assert!(log.contains("no confirmation by the deadline"), "{log}");
+    assert_eq!(f.get("app1"), (200, "app app1".into()), "the confirmed wave stays");
+    assert_eq!(f.migrate(&["status", "--config", "migrate.toml"]).status.code(), Some(0));
+}

@@ -91,6 +91,28 @@ pub struct ApplyConfig {
     /// Checks.
     #[serde(default)]
     pub check: CheckConfig,
+    /// Who confirms a wave: `checks` (passing checks do) or `operator` (`migrate confirm
+    /// --wave N` within `confirm_timeout_s`, or a watcher rolls the wave back).
+    #[serde(default)]
+    pub confirm: Confirm,
+    /// How long the operator has.
+    #[serde(default = "default_confirm_timeout_s")]
+    pub confirm_timeout_s: u64,
+}
+
+/// Who confirms a wave.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Confirm {
+    /// The checks.
+    #[default]
+    Checks,
+    /// The operator, within the timeout.
+    Operator,
+}
+
+fn default_confirm_timeout_s() -> u64 {
+    600
 }
 
 impl ApplyConfig {

@@ -34,6 +34,10 @@ pub struct Request<'a> {
     pub cfg: &'a ApplyConfig,
     /// Print every action, change nothing.
     pub dry_run: bool,
+    /// The plan file (for the confirmation watcher).
+    pub plan_path: std::path::PathBuf,
+    /// `migrate.toml` (for the confirmation watcher).
+    pub config_path: std::path::PathBuf,
 }
 
 /// The route of a planned service (issue C's conversion, from the plan entry's placement).
@@ -384,7 +388,10 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
             }
         }
         if let Some(st) = ctx.state.services.get_mut(&s.id) {
-            st.phase = Phase::Applied;
+            st.phase = match cfg.confirm {
+                super::config::Confirm::Checks => Phase::Applied,
+                super::config::Confirm::Operator => Phase::Unconfirmed,
+            };
             st.generation += 1;
         }
         ctx.state.save(&ctx.dir)?;
@@ -402,6 +409,16 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
                 Exit::Dirty
             }
         });
+    }
+    if cfg.confirm == super::config::Confirm::Operator {
+        let deadline = tailshift_plans::plan_file::now_unix() + cfg.confirm_timeout_s;
+        drop(ctx);
+        super::confirm::spawn_watcher(req, deadline)?;
+        println!(
+            "wave {} applied on {} and checked; confirm with `migrate confirm --wave {}` within {} s, or it is rolled back",
+            req.wave, req.host, req.wave, cfg.confirm_timeout_s
+        );
+        return Ok(Exit::Paused);
     }
     println!("wave {} applied on {}", req.wave, req.host);
     Ok(Exit::Ok)

@@ -9,6 +9,7 @@
 pub mod admin_client;
 pub mod check;
 pub mod config;
+pub mod confirm;
 pub mod engine;
 pub mod journal;
 pub mod lock;

@@ -15,6 +15,9 @@ pub enum Phase {
     Legacy,
     /// Some steps of its wave ran (an apply in progress or interrupted).
     Applying,
+    /// Applied and checked, waiting for the operator's `migrate confirm` (a watcher rolls it
+    /// back at the deadline).
+    Unconfirmed,
     /// Served by the proxy, its old name kept by its shim.
     Applied,
     /// Being undone.

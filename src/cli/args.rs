@@ -26,6 +26,12 @@ pub enum Command {
     Apply(WaveArgs),
     /// Undo wave N on this host (inverse steps in reverse, the route last).
     Rollback(WaveArgs),
+    /// Confirm wave N when `[apply] confirm = "operator"` (otherwise it is rolled back at the
+    /// deadline).
+    Confirm(WaveArgs),
+    /// The confirmation watcher `apply` starts (internal).
+    #[command(hide = true)]
+    WatchConfirm(WatchArgs),
     /// Where every service of this host is, and whether an interrupted run left it half-done.
     Status(StatusArgs),
     /// Remove the state directory's lock left by a run that is gone (give the lock's ID).
@@ -225,4 +231,15 @@ pub struct WaveArgs {
     /// Roll back later waves too (rollback only).
     #[arg(long)]
     pub cascade: bool,
+}
+
+/// The confirmation watcher's arguments.
+#[derive(Args, Debug)]
+pub struct WatchArgs {
+    /// The wave and its files.
+    #[command(flatten)]
+    pub wave: WaveArgs,
+    /// Unix time by which `migrate confirm` must come.
+    #[arg(long)]
+    pub deadline: u64,
 }

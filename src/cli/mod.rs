@@ -26,8 +26,12 @@ pub fn run(cmd: Command) -> anyhow::Result<Exit> {
         Command::Inventory(a) => commands::inventory::run(&a),
         Command::Plan(a) => commands::plan::run(&a),
         Command::Proxy(a) => commands::proxy::run(&a),
-        Command::Apply(a) => commands::apply::run(&a, false),
-        Command::Rollback(a) => commands::apply::run(&a, true),
+        Command::Apply(a) => commands::apply::run(&a, commands::apply::Action::Apply),
+        Command::Rollback(a) => commands::apply::run(&a, commands::apply::Action::Rollback),
+        Command::Confirm(a) => commands::apply::run(&a, commands::apply::Action::Confirm),
+        Command::WatchConfirm(w) => {
+            commands::apply::run(&w.wave, commands::apply::Action::Watch(w.deadline))
+        }
         Command::Status(a) => commands::status::run(&a),
         Command::ForceUnlock(a) => commands::status::force_unlock(&a),
     }

@@ -7,8 +7,22 @@ use crate::cli::args::WaveArgs;
 use crate::exit::Exit;
 use std::path::PathBuf;
 
-/// Runs `apply` (or `rollback` when `back`).
-pub fn run(a: &WaveArgs, back: bool) -> anyhow::Result<Exit> {
+/// What to do with the wave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// `apply`.
+    Apply,
+    /// `rollback`.
+    Rollback,
+    /// `confirm`.
+    Confirm,
+    /// The watcher, until this deadline.
+    Watch(u64),
+}
+
+/// Runs `apply`, `rollback`, `confirm` or the watcher.
+pub fn run(a: &WaveArgs, action: Action) -> anyhow::Result<Exit> {
+    let back = action != Action::Apply;
     let cfg = ApplyConfig::load(&a.config)?;
     let plan_path = a.plan.clone().unwrap_or_else(|| {
         a.config.parent().map(|p| p.join("plan.json")).unwrap_or_else(|| PathBuf::from("plan.json"))
@@ -34,6 +48,19 @@ pub fn run(a: &WaveArgs, back: bool) -> anyhow::Result<Exit> {
         return Ok(Exit::StalePlan);
     }
     let host = a.host.clone().unwrap_or_else(crate::apply::lock::hostname);
-    let req = Request { plan: &plan, wave: a.wave, host, cfg: &cfg, dry_run: a.dry_run };
-    if back { rollback(&req, a.cascade) } else { apply(&req) }
+    let req = Request {
+        plan: &plan,
+        wave: a.wave,
+        host,
+        cfg: &cfg,
+        dry_run: a.dry_run,
+        plan_path: plan_path.clone(),
+        config_path: a.config.clone(),
+    };
+    match action {
+        Action::Apply => apply(&req),
+        Action::Rollback => rollback(&req, a.cascade),
+        Action::Confirm => crate::apply::confirm::confirm(&req),
+        Action::Watch(deadline) => crate::apply::confirm::watch(&req, deadline),
+    }
 }

@@ -1,0 +1,123 @@
+//! Confirmation by the operator: after a wave is applied and checked, `migrate confirm --wave N`
+//! must come within the timeout. A watcher process, detached from the CLI (its own session, no
+//! terminal, stdio to a log in the state directory), waits for it and rolls the wave back at
+//! the deadline when it did not come: no confirmation means rollback, even when the CLI died.
+
+use super::engine::Request;
+use super::journal::Journal;
+use super::lock::Lock;
+use super::state::{Phase, State};
+use crate::exit::Exit;
+use std::os::unix::process::CommandExt;
+use std::time::Duration;
+
+/// Starts the watcher for a wave (re-running this binary as `migrate watch-confirm`).
+pub fn spawn_watcher(req: &Request, deadline: u64) -> anyhow::Result<()> {
+    let dir = req.cfg.state_dir();
+    let log =
+        std::fs::OpenOptions::new().create(true).append(true).open(dir.join("watcher.log"))?;
+    let exe = std::env::current_exe()?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("watch-confirm")
+        .args([
+            "--wave",
+            &req.wave.to_string(),
+            "--host",
+            &req.host,
+            "--deadline",
+            &deadline.to_string(),
+        ])
+        .args(["--config"])
+        .arg(std::fs::canonicalize(&req.config_path).unwrap_or_else(|_| req.config_path.clone()))
+        .args(["--plan"])
+        .arg(std::fs::canonicalize(&req.plan_path).unwrap_or_else(|_| req.plan_path.clone()))
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    // SAFETY: setsid is async-signal-safe; the child leaves our session so a terminal hang-up
+    // or the CLI's death does not take it along.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    cmd.spawn()?;
+    Ok(())
+}
+
+/// `migrate confirm --wave N`.
+pub fn confirm(req: &Request) -> anyhow::Result<Exit> {
+    let dir = req.cfg.state_dir();
+    let _lock = match Lock::acquire(&dir, "confirm", Some(req.wave)) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(Exit::Locked);
+        }
+    };
+    let mut state = State::load(&dir)?;
+    let waiting: Vec<String> = state
+        .services
+        .iter()
+        .filter(|(_, s)| s.wave == req.wave && s.phase == Phase::Unconfirmed)
+        .map(|(k, _)| k.clone())
+        .collect();
+    if waiting.is_empty() {
+        eprintln!("error: nothing of wave {} waits for confirmation on {}", req.wave, req.host);
+        return Ok(Exit::Blocked);
+    }
+    let mut journal = Journal::open(&dir)?;
+    for id in &waiting {
+        let intent = journal.intent(
+            &req.plan.plan_id,
+            "confirm",
+            req.wave,
+            id,
+            usize::MAX,
+            "confirmed by the operator",
+        )?;
+        if let Some(s) = state.services.get_mut(id) {
+            s.phase = Phase::Applied;
+            s.generation += 1;
+        }
+        state.save(&dir)?;
+        journal.result(&intent, None)?;
+    }
+    println!("wave {} confirmed on {} ({} services)", req.wave, req.host, waiting.len());
+    Ok(Exit::Ok)
+}
+
+/// `migrate watch-confirm`: waits until the deadline; rolls the wave back if it was not
+/// confirmed by then.
+pub fn watch(req: &Request, deadline: u64) -> anyhow::Result<Exit> {
+    let dir = req.cfg.state_dir();
+    let unconfirmed = || -> anyhow::Result<bool> {
+        Ok(State::load(&dir)?
+            .services
+            .values()
+            .any(|s| s.wave == req.wave && s.phase == Phase::Unconfirmed))
+    };
+    loop {
+        if !unconfirmed()? {
+            println!("wave {}: confirmed (or undone); the watcher leaves", req.wave);
+            return Ok(Exit::Ok);
+        }
+        if tailshift_plans::plan_file::now_unix() >= deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // The apply may still hold the lock for a moment; wait for it (bounded).
+    for _ in 0..240 {
+        match Lock::owner(&dir) {
+            Ok(None) => break,
+            _ => std::thread::sleep(Duration::from_millis(250)),
+        }
+    }
+    if !unconfirmed()? {
+        return Ok(Exit::Ok);
+    }
+    println!("wave {}: no confirmation by the deadline; rolling it back", req.wave);
+    super::engine::rollback(req, true)
+}
