@@ -230,7 +230,7 @@ fn fleet() -> Fleet {
     std::fs::write(
         d.join("adapter.sh"),
         format!(
-            "#!/bin/sh\ncase \"$TAILSHIFT_ACTION\" in\n  stop) touch {0}/stopped-$TAILSHIFT_UNIT ;;\n  start) rm -f {0}/stopped-$TAILSHIFT_UNIT ;;\n  *) echo \"cannot $TAILSHIFT_ACTION\" >&2; exit 1 ;;\nesac\n",
+            "#!/bin/sh\ncase \"$TAILSHIFT_ACTION\" in\n  stop) touch {0}/stopped-$TAILSHIFT_UNIT ;;\n  start) rm -f {0}/stopped-$TAILSHIFT_UNIT ;;\n  finalize) touch {0}/finalized-$TAILSHIFT_UNIT ;;\n  *) echo \"cannot $TAILSHIFT_ACTION\" >&2; exit 1 ;;\nesac\n",
             d.display()
         ),
     )
@@ -661,4 +661,23 @@ fn operator_confirmation_or_rollback_by_the_watcher() {
     assert!(log.contains("no confirmation by the deadline"), "{log}");
     assert_eq!(f.get("app1"), (200, "app app1".into()), "the confirmed wave stays");
     assert_eq!(f.migrate(&["status", "--config", "migrate.toml"]).status.code(), Some(0));
+}
+
+#[test]
+fn a_finalized_wave_can_no_longer_be_rolled_back() {
+    let f = fleet();
+    let (code, out) = wave(&f, "finalize", 1, &[]);
+    assert_eq!(code, 3, "not applied yet: {out}");
+    let (code, out) = wave(&f, "apply", 1, &[]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = wave(&f, "finalize", 1, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("can no longer be rolled back"), "said before it starts: {out}");
+    assert!(f.path("finalized-tsnsrv-app1.service").exists());
+    let (code, out) = wave(&f, "rollback", 1, &[]);
+    assert_eq!(code, 3, "{out}");
+    assert_eq!(f.get("app1"), (200, "app app1".into()));
+    // Finalizing again changes nothing; the next wave builds on it.
+    assert_eq!(wave(&f, "finalize", 1, &[]).0, 0);
+    assert_eq!(wave(&f, "apply", 2, &[]).0, 0);
 }

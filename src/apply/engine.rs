@@ -128,6 +128,16 @@ fn run_legacy(
             }
             Ok(())
         }
+        Legacy::Systemd if action == "finalize" => {
+            // What only a rollback needed: the node's state (its identity on the tailnet).
+            let name = unit.trim_end_matches(".service");
+            let dir = std::path::Path::new("/var/lib").join(name);
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+            }
+            Ok(())
+        }
         Legacy::Systemd => {
             let steps: Vec<Vec<&str>> = match action {
                 "stop" => vec![vec!["stop", unit], vec!["mask", "--runtime", unit]],
@@ -596,6 +606,79 @@ fn undo(ctx: &mut Ctx, services: &[&PlannedService]) -> anyhow::Result<()> {
     }
 }
 
+/// Removes what only a rollback of the wave needed (`migrate finalize --wave N`): after it the
+/// wave can no longer be rolled back, which is said before anything starts.
+pub fn finalize(req: &Request) -> anyhow::Result<Exit> {
+    let cfg = req.cfg;
+    let dir = cfg.state_dir();
+    let _lock = match Lock::acquire(&dir, "finalize", Some(req.wave)) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(Exit::Locked);
+        }
+    };
+    let state = State::load(&dir)?;
+    let services = wave_services(req.plan, req.wave, &req.host)?;
+    let not_applied: Vec<&str> = services
+        .iter()
+        .filter(|s| {
+            !state
+                .services
+                .get(&s.id)
+                .is_some_and(|st| matches!(st.phase, Phase::Applied | Phase::Finalized))
+        })
+        .map(|s| s.id.as_str())
+        .collect();
+    if !not_applied.is_empty() {
+        eprintln!(
+            "error: wave {} is not applied and confirmed on {}: {}",
+            req.wave,
+            req.host,
+            not_applied.join(", ")
+        );
+        return Ok(Exit::Blocked);
+    }
+    println!(
+        "finalizing wave {} on {}: the legacy nodes' state goes, and the wave can no longer be rolled back",
+        req.wave, req.host
+    );
+    let mut ctx =
+        Ctx { req, journal: Journal::open(&dir)?, state, dir: dir.clone(), operation: "finalize" };
+    for s in &services {
+        if ctx.state.services.get(&s.id).is_some_and(|st| st.phase == Phase::Finalized) {
+            continue;
+        }
+        let unit = req
+            .plan
+            .waves
+            .iter()
+            .find(|w| w.number == req.wave)
+            .and_then(|w| w.steps.get(&s.id))
+            .and_then(|steps| {
+                steps.iter().find_map(|st| match st {
+                    Step::StopLegacy { unit } | Step::RepointLegacy { unit } => Some(unit.clone()),
+                    _ => None,
+                })
+            })
+            .unwrap_or_default();
+        let r = ctx.record(s, usize::MAX - 1, &format!("finalize {unit}"), || {
+            run_legacy(cfg, "finalize", &unit, s, req.wave)
+        });
+        if let Err(e) = r {
+            eprintln!("error: finalizing {}: {e:#}", s.id);
+            return Ok(Exit::Dirty);
+        }
+        if let Some(st) = ctx.state.services.get_mut(&s.id) {
+            st.phase = Phase::Finalized;
+            st.generation += 1;
+        }
+        ctx.state.save(&ctx.dir)?;
+    }
+    println!("wave {} finalized on {}", req.wave, req.host);
+    Ok(Exit::Ok)
+}
+
 /// Rolls a wave back on this host (`migrate rollback --wave N`).
 pub fn rollback(req: &Request, cascade: bool) -> anyhow::Result<Exit> {
     let cfg = req.cfg;
@@ -618,6 +701,16 @@ pub fn rollback(req: &Request, cascade: bool) -> anyhow::Result<Exit> {
         return Ok(Exit::Blocked);
     }
     let services = wave_services(req.plan, req.wave, &req.host)?;
+    if let Some(s) = services
+        .iter()
+        .find(|s| state.services.get(&s.id).is_some_and(|st| st.phase == Phase::Finalized))
+    {
+        eprintln!(
+            "error: wave {} was finalized on {} ({} too): its legacy nodes' state is gone, it can no longer be rolled back",
+            req.wave, req.host, s.id
+        );
+        return Ok(Exit::Blocked);
+    }
     let mut ctx =
         Ctx { req, journal: Journal::open(&dir)?, state, dir: dir.clone(), operation: "rollback" };
     if let Err(e) = undo(&mut ctx, &services) {

@@ -29,6 +29,9 @@ pub enum Command {
     /// Confirm wave N when `[apply] confirm = "operator"` (otherwise it is rolled back at the
     /// deadline).
     Confirm(WaveArgs),
+    /// Remove what only a rollback of wave N needed (legacy nodes' state); the wave can no
+    /// longer be rolled back afterwards.
+    Finalize(WaveArgs),
     /// The confirmation watcher `apply` starts (internal).
     #[command(hide = true)]
     WatchConfirm(WatchArgs),

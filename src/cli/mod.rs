@@ -29,6 +29,7 @@ pub fn run(cmd: Command) -> anyhow::Result<Exit> {
         Command::Apply(a) => commands::apply::run(&a, commands::apply::Action::Apply),
         Command::Rollback(a) => commands::apply::run(&a, commands::apply::Action::Rollback),
         Command::Confirm(a) => commands::apply::run(&a, commands::apply::Action::Confirm),
+        Command::Finalize(a) => commands::apply::run(&a, commands::apply::Action::Finalize),
         Command::WatchConfirm(w) => {
             commands::apply::run(&w.wave, commands::apply::Action::Watch(w.deadline))
         }

@@ -16,6 +16,8 @@ pub enum Action {
     Rollback,
     /// `confirm`.
     Confirm,
+    /// `finalize`.
+    Finalize,
     /// The watcher, until this deadline.
     Watch(u64),
 }
@@ -61,6 +63,7 @@ pub fn run(a: &WaveArgs, action: Action) -> anyhow::Result<Exit> {
         Action::Apply => apply(&req),
         Action::Rollback => rollback(&req, a.cascade),
         Action::Confirm => crate::apply::confirm::confirm(&req),
+        Action::Finalize => crate::apply::engine::finalize(&req),
         Action::Watch(deadline) => crate::apply::confirm::watch(&req, deadline),
     }
 }
