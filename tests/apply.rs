@@ -681,3 +681,41 @@ fn a_finalized_wave_can_no_longer_be_rolled_back() {
     assert_eq!(wave(&f, "finalize", 1, &[]).0, 0);
     assert_eq!(wave(&f, "apply", 2, &[]).0, 0);
 }
+
+#[test]
+fn the_nix_adapter_disables_units_through_a_generated_module_and_a_switch() {
+    let f = fleet();
+    let d = f.dir.path().display().to_string();
+    // Stands for `nixos-rebuild switch`: the units the module disables stop, the others run.
+    std::fs::write(
+        f.path("switch.sh"),
+        format!(
+            "#!/bin/sh\nrm -f {d}/stopped-tsnsrv-*\nfor u in $(grep -o 'systemd.services.\"[^\"]*\"' {d}/nixos/tailshift.nix | cut -d'\"' -f2); do touch {d}/stopped-$u.service; done\necho switched >> {d}/switches\n"
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(f.path("nixos")).unwrap();
+    let text = std::fs::read_to_string(f.path("migrate.toml")).unwrap();
+    let nix = text.replace(
+        &format!("legacy = {{ adapter = \"command\", command = [\"/bin/sh\", \"{d}/adapter.sh\"] }}"),
+        &format!("legacy = {{ adapter = \"nix\", module = \"{d}/nixos/tailshift.nix\", switch = [\"/bin/sh\", \"{d}/switch.sh\"] }}"),
+    );
+    assert_ne!(nix, text);
+    std::fs::write(f.path("migrate.toml"), nix).unwrap();
+    let (code, out) = wave(&f, "apply", 1, &[]);
+    assert_eq!(code, 0, "{out}");
+    let module = std::fs::read_to_string(f.path("nixos/tailshift.nix")).unwrap();
+    assert!(
+        module.contains("systemd.services.\"tsnsrv-app1\".enable = lib.mkForce false;"),
+        "{module}"
+    );
+    assert!(f.path("stopped-tsnsrv-app1.service").exists());
+    assert_eq!(f.get("app1"), (200, "app app1".into()));
+    let (code, out) = wave(&f, "rollback", 1, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        !std::fs::read_to_string(f.path("nixos/tailshift.nix")).unwrap().contains("tsnsrv-app1")
+    );
+    assert!(!f.path("stopped-tsnsrv-app1.service").exists());
+    assert_eq!(f.get("app1"), (200, "legacy app1".into()));
+}

@@ -13,6 +13,13 @@ pub enum Legacy {
     /// `systemctl stop`/`mask --runtime` (a reboot undoes it: a transition, or hosts without
     /// NixOS).
     Systemd,
+    /// A generated NixOS module disabling the moved units, then the switch command.
+    Nix {
+        /// The module's path (imported by the host's configuration).
+        module: PathBuf,
+        /// The switch command (`["nixos-rebuild", "switch"]`).
+        switch: Vec<String>,
+    },
     /// Your own program, run with `TAILSHIFT_ACTION` (`stop`, `start`, `repoint`),
     /// `TAILSHIFT_UNIT`, `TAILSHIFT_SERVICE`, `TAILSHIFT_WAVE` in its environment.
     Command {

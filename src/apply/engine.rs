@@ -128,6 +128,7 @@ fn run_legacy(
             }
             Ok(())
         }
+        Legacy::Nix { module, switch } => super::nix_adapter::act(module, switch, action, unit),
         Legacy::Systemd if action == "finalize" => {
             // What only a rollback needed: the node's state (its identity on the tailnet).
             let name = unit.trim_end_matches(".service");

@@ -13,6 +13,7 @@ pub mod confirm;
 pub mod engine;
 pub mod journal;
 pub mod lock;
+pub mod nix_adapter;
 pub mod state;
 
 use std::path::PathBuf;
