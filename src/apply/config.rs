@@ -98,6 +98,15 @@ pub struct ApplyConfig {
     /// Checks.
     #[serde(default)]
     pub check: CheckConfig,
+    /// `headscale`: how to run its CLI.
+    #[serde(default)]
+    pub headscale: Option<HeadscaleConfig>,
+    /// `tailscale-services`: the admin API and this host's tailscaled.
+    #[serde(default)]
+    pub tailscale: Option<TailscaleConfig>,
+    /// `keep-node`: where the kept nodes' definitions go.
+    #[serde(default)]
+    pub keep_node: Option<KeepNodeConfig>,
     /// Who confirms a wave: `checks` (passing checks do) or `operator` (`migrate confirm
     /// --wave N` within `confirm_timeout_s`, or a watcher rolls the wave back).
     #[serde(default)]
@@ -105,6 +114,76 @@ pub struct ApplyConfig {
     /// How long the operator has.
     #[serde(default = "default_confirm_timeout_s")]
     pub confirm_timeout_s: u64,
+}
+
+/// `[apply.headscale]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeadscaleConfig {
+    /// headscale's CLI (`["headscale"]`, or through ssh/docker).
+    #[serde(default = "default_headscale")]
+    pub command: Vec<String>,
+}
+
+fn default_headscale() -> Vec<String> {
+    vec!["headscale".into()]
+}
+
+/// `[apply.tailscale]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TailscaleConfig {
+    /// A file holding an API access token or an OAuth client secret (scopes: `devices:core`,
+    /// `services`).
+    pub credentials_file: PathBuf,
+    /// The admin API.
+    #[serde(default = "default_api_base")]
+    pub api_base: String,
+    /// `-`: the credential's own tailnet.
+    #[serde(default = "default_tailnet")]
+    pub tailnet: String,
+    /// tailscaled's LocalAPI socket.
+    #[serde(default = "default_localapi")]
+    pub localapi_socket: PathBuf,
+    /// The proxy's per-Service sockets (its `services` listener).
+    pub services_dir: PathBuf,
+    /// The proxy's socket for the node's own name (its `trusted` listener).
+    pub node_socket: PathBuf,
+    /// Tags every tsnsrv node carries.
+    pub legacy_tags: Vec<String>,
+    /// Tags for the Service definitions.
+    #[serde(default)]
+    pub service_tags: Vec<String>,
+    /// The policy's `autoApprovers.services` approves this host.
+    #[serde(default)]
+    pub auto_approved: bool,
+}
+
+fn default_api_base() -> String {
+    tailshift_shims::admin_api::DEFAULT_BASE_URL.into()
+}
+
+fn default_tailnet() -> String {
+    "-".into()
+}
+
+fn default_localapi() -> PathBuf {
+    PathBuf::from(tailshift_shims::localapi::DEFAULT_SOCKET)
+}
+
+/// `[apply.keep_node]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeepNodeConfig {
+    /// Where the kept nodes' NixOS snippets and units are written.
+    pub dir: PathBuf,
+    /// The tsnsrv binary for the unit form.
+    #[serde(default = "default_tsnsrv")]
+    pub tsnsrv: String,
+}
+
+fn default_tsnsrv() -> String {
+    "tsnsrv".into()
 }
 
 /// Who confirms a wave.

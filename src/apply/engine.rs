@@ -74,7 +74,12 @@ fn shim_service(s: &PlannedService, cfg: &ApplyConfig) -> ShimService {
     }
 }
 
-fn shim_for(strategy: Strategy, cfg: &ApplyConfig) -> anyhow::Result<Box<dyn Shim>> {
+fn shim_for(
+    strategy: Strategy,
+    cfg: &ApplyConfig,
+    plan: &Plan,
+    svc: &PlannedService,
+) -> anyhow::Result<Box<dyn Shim>> {
     match strategy {
         Strategy::SplitDns => {
             Ok(Box::new(SplitDnsShim {
@@ -93,10 +98,52 @@ fn shim_for(strategy: Strategy, cfg: &ApplyConfig) -> anyhow::Result<Box<dyn Shi
                     .ok_or_else(|| anyhow::anyhow!("[apply] hosts_file is needed for hosts"))?,
             ),
         })),
-        other => anyhow::bail!(
-            "the {} strategy is not driven by apply yet on this version",
-            other.as_str()
-        ),
+        Strategy::Headscale => {
+            let h = cfg
+                .headscale
+                .clone()
+                .unwrap_or(super::config::HeadscaleConfig { command: vec!["headscale".into()] });
+            Ok(Box::new(tailshift_shims::headscale::HeadscaleShim {
+                records: RecordsFile::new(cfg.records_file.clone().ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "[apply] records_file (headscale's extra_records_path) is needed for headscale"
+                    )
+                })?),
+                command: h.command,
+                // MagicDNS as the tailnet's clients ask it.
+                resolver: cfg.resolver.unwrap_or_else(|| "100.100.100.100:53".parse().expect("literal")),
+            }))
+        }
+        Strategy::TailscaleServices => {
+            let t = cfg.tailscale.clone().ok_or_else(|| {
+                anyhow::anyhow!("[apply.tailscale] is needed for tailscale-services")
+            })?;
+            let cred = tailshift_shims::admin_api::Credential::from_file(&t.credentials_file)?;
+            Ok(Box::new(tailshift_shims::services::TailscaleServicesShim {
+                api: tailshift_shims::admin_api::AdminApi::new(&t.api_base, &t.tailnet, cred),
+                localapi: tailshift_shims::LocalApi::new(&t.localapi_socket),
+                services_dir: t.services_dir,
+                node_socket: t.node_socket,
+                legacy_tags: t.legacy_tags,
+                service_tags: t.service_tags,
+                auto_approved: t.auto_approved,
+            }))
+        }
+        Strategy::KeepNode => {
+            let k = cfg
+                .keep_node
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("[apply.keep_node] is needed for keep-node"))?;
+            let services =
+                plan.services.iter().map(|s| (s.id.clone(), s.inventory.clone())).collect();
+            Ok(Box::new(tailshift_shims::keep_node::KeepNodeShim {
+                dir: k.dir,
+                services,
+                tsnsrv: k.tsnsrv,
+                // The kept node's own metrics (tsnsrv's prometheusAddr) tell that it runs.
+                metrics_addr: svc.inventory.effective.str("prometheusAddr").map(str::to_string),
+            }))
+        }
     }
 }
 
@@ -325,7 +372,7 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
             }
             Err(e) => blocked.push(format!("{}: {e}", s.id)),
         }
-        if let Err(e) = shim_for(s.strategy, cfg) {
+        if let Err(e) = shim_for(s.strategy, cfg, req.plan, s) {
             blocked.push(format!("{}: {e:#}", s.id));
         }
     }
@@ -485,7 +532,7 @@ fn run_step(
             admin_client::put_routes(&cfg.admin_socket, &table)
         }
         Step::ShimPrepare { strategy } => {
-            Ok(shim_for(*strategy, cfg)?.prepare(&shim_service(s, cfg))?)
+            Ok(shim_for(*strategy, cfg, req.plan, s)?.prepare(&shim_service(s, cfg))?)
         }
         Step::Settle => {
             std::thread::sleep(Duration::from_millis(cfg.settle_ms));
@@ -493,11 +540,15 @@ fn run_step(
         }
         Step::StopLegacy { unit } => run_legacy(cfg, "stop", unit, s, req.wave),
         Step::ShimComplete { strategy } => {
-            Ok(shim_for(*strategy, cfg)?.complete(&shim_service(s, cfg))?)
+            Ok(shim_for(*strategy, cfg, req.plan, s)?.complete(&shim_service(s, cfg))?)
         }
-        Step::RepointLegacy { unit } => run_legacy(cfg, "repoint", unit, s, req.wave),
+        Step::RepointLegacy { unit } => {
+            // The shim writes the kept node's own definition; the adapter applies it.
+            shim_for(s.strategy, cfg, req.plan, s)?.prepare(&shim_service(s, cfg))?;
+            run_legacy(cfg, "repoint", unit, s, req.wave)
+        }
         Step::Verify { path, .. } => {
-            let shim = shim_for(s.strategy, cfg)?;
+            let shim = shim_for(s.strategy, cfg, req.plan, s)?;
             let v = shim.verify(&shim_service(s, cfg))?;
             if !v.holds() {
                 anyhow::bail!("the old name does not lead to the proxy: {v:?}");
@@ -505,7 +556,12 @@ fn run_step(
             let now = check(&cfg.check, &legacy_name(s), path);
             let proxy: Vec<IpAddr> = cfg.proxy_addrs.clone();
             match (baseline, &now) {
-                (_, Outcome::Status { addr, .. }) if !proxy.is_empty() && !proxy.contains(addr) => {
+                // keep-node: the old name stays on its node; only the new name moved.
+                (_, Outcome::Status { addr, .. })
+                    if s.strategy != Strategy::KeepNode
+                        && !proxy.is_empty()
+                        && !proxy.contains(addr) =>
+                {
                     anyhow::bail!("{} was answered by {addr}, not by the proxy", legacy_name(s))
                 }
                 (Some(b), n) if b.class().is_some() && b.class() == n.class() => Ok(()),
@@ -557,17 +613,18 @@ fn undo(ctx: &mut Ctx, services: &[&PlannedService]) -> anyhow::Result<()> {
                     continue;
                 }
                 Step::ShimPrepare { strategy } => ctx.record(s, i, &what, || {
-                    Ok(shim_for(*strategy, cfg)?.unprepare(&shim_service(s, cfg))?)
+                    Ok(shim_for(*strategy, cfg, req.plan, s)?.unprepare(&shim_service(s, cfg))?)
                 }),
                 Step::StopLegacy { unit } => {
                     ctx.record(s, i, &what, || run_legacy(cfg, "start", unit, s, req.wave))
                 }
                 Step::ShimComplete { strategy } => ctx.record(s, i, &what, || {
-                    Ok(shim_for(*strategy, cfg)?.uncomplete(&shim_service(s, cfg))?)
+                    Ok(shim_for(*strategy, cfg, req.plan, s)?.uncomplete(&shim_service(s, cfg))?)
                 }),
-                Step::RepointLegacy { unit } => {
-                    ctx.record(s, i, &what, || run_legacy(cfg, "restore", unit, s, req.wave))
-                }
+                Step::RepointLegacy { unit } => ctx.record(s, i, &what, || {
+                    shim_for(s.strategy, cfg, req.plan, s)?.unprepare(&shim_service(s, cfg))?;
+                    run_legacy(cfg, "restore", unit, s, req.wave)
+                }),
                 // The legacy node was started just before: give it (and caches) the settle time
                 // before names point back at it.
                 Step::Settle => ctx.record(s, i, &what, || {
