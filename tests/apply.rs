@@ -146,14 +146,6 @@ fn forwarder(dir: &Path, name: &'static str, ip: IpAddr, port: u16, certs: &Path
     });
 }
 
-fn free_port(ip: &str) -> u16 {
-    TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port()
-}
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 struct Fleet {
     dir: tempfile::TempDir,
     proxy: Child,
@@ -206,10 +198,38 @@ impl Fleet {
 fn fleet() -> Fleet {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let port = free_port("127.0.20.1");
-    let dns_port = free_udp_port();
     let names: Vec<String> = SERVICES.iter().map(|(n, _)| format!("{n}.tailnet.test")).collect();
     let ca = certificates(&d.join("certs"), &names);
+    std::fs::write(
+        d.join("proxy.toml"),
+        format!(
+            "state_dir = \"{0}/proxy-state\"\ncert_dir = \"{0}/certs\"\nhealth_interval_s = 0\n[[listener]]\nkind = \"https\"\naddr = \"127.0.20.1:0\"\n[dns]\nlisten = \"127.0.0.1:0\"\nzone = \"tailnet.test\"\nrecords = [\"{0}/records.json\", \"{0}/legacy.json\"]\nttl = 1\n",
+            d.display(),
+        ),
+    )
+    .unwrap();
+    let mut proxy = Command::new(env!("CARGO_BIN_EXE_migrate"))
+        .args(["proxy", "--config"])
+        .arg(d.join("proxy.toml"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(proxy.stderr.take().unwrap());
+    // Ports chosen by the kernel, read back from the proxy's first line (no race with other
+    // tests); the forwarders take the same port on their own addresses.
+    let (port, dns_port) = loop {
+        let mut line = String::new();
+        assert!(err.read_line(&mut line).unwrap() > 0, "proxy exited before serving");
+        if line.contains("tailshift proxy serving") {
+            let after = |kind: &str| -> u16 {
+                let a = line.split(kind).nth(1).unwrap();
+                let a = a.split([',', ';', ' ']).next().unwrap();
+                a.rsplit_once(':').unwrap().1.parse().unwrap()
+            };
+            break (after("https "), after("dns "));
+        }
+    };
+    std::thread::spawn(move || for _ in err.lines() {});
     let mut services_nix = String::new();
     let mut legacy = Vec::new();
     for (i, (name, status)) in SERVICES.iter().enumerate() {
@@ -269,31 +289,6 @@ timeout_ms = 3000
         ),
     )
     .unwrap();
-    std::fs::write(
-        d.join("proxy.toml"),
-        format!(
-            "state_dir = \"{0}/proxy-state\"\ncert_dir = \"{0}/certs\"\nhealth_interval_s = 0\n[[listener]]\nkind = \"https\"\naddr = \"127.0.20.1:{1}\"\n[dns]\nlisten = \"127.0.0.1:{2}\"\nzone = \"tailnet.test\"\nrecords = [\"{0}/records.json\", \"{0}/legacy.json\"]\nttl = 1\n",
-            d.display(),
-            port,
-            dns_port
-        ),
-    )
-    .unwrap();
-    let mut proxy = Command::new(env!("CARGO_BIN_EXE_migrate"))
-        .args(["proxy", "--config"])
-        .arg(d.join("proxy.toml"))
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(proxy.stderr.take().unwrap());
-    loop {
-        let mut line = String::new();
-        assert!(err.read_line(&mut line).unwrap() > 0, "proxy exited before serving");
-        if line.contains("tailshift proxy serving") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in err.lines() {});
     let f = Fleet { dir, proxy, dns: format!("127.0.0.1:{dns_port}").parse().unwrap(), port, ca };
     let o = f.migrate(&["plan", "hosts/nas.nix", "--config", "migrate.toml", "--out", "plan.json"]);
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
@@ -718,4 +713,89 @@ fn the_nix_adapter_disables_units_through_a_generated_module_and_a_switch() {
     );
     assert!(!f.path("stopped-tsnsrv-app1.service").exists());
     assert_eq!(f.get("app1"), (200, "legacy app1".into()));
+}
+
+/// Whether nothing of wave 1 is left: the old name on its node, no route, no record.
+fn clean(f: &Fleet) {
+    assert_eq!(f.get("app1"), (200, "legacy app1".into()));
+    let routes =
+        std::fs::read_to_string(f.path("proxy-state/routes.json")).unwrap_or_else(|_| "[]".into());
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&routes).unwrap(), serde_json::json!([]));
+    assert_eq!(
+        std::fs::read_to_string(f.path("records.json")).unwrap_or_else(|_| "[]\n".into()),
+        "[]\n"
+    );
+    assert!(!f.path("stopped-tsnsrv-app1.service").exists());
+}
+
+fn killed_at(f: &Fleet, cmd: &str, point: &str) {
+    let o = Command::new(env!("CARGO_BIN_EXE_migrate"))
+        .current_dir(f.dir.path())
+        .args([
+            cmd,
+            "--wave",
+            "1",
+            "--host",
+            "nas",
+            "--config",
+            "migrate.toml",
+            "--plan",
+            "plan.json",
+        ])
+        .env("TAILSHIFT_FAILPOINT", point)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), None, "{point}: not killed: {}{}", stdout(&o), stderr(&o));
+    let status = f.migrate(&["status", "--state-dir", "state"]);
+    let want = if point.ends_with("-intent") { 9 } else { 0 };
+    assert_eq!(status.status.code(), Some(want), "{point}: {}", stdout(&status));
+    let id = lock_id(f);
+    assert_eq!(
+        f.migrate(&["force-unlock", &id, "--state-dir", "state"]).status.code(),
+        Some(0),
+        "{point}"
+    );
+}
+
+#[test]
+fn a_kill_at_every_journal_point_resumes_or_rolls_back_cleanly() {
+    // Every step of the split-dns strategy: route, record, settle, stop, complete, verify.
+    for step in 0..6 {
+        for at in ["intent", "result"] {
+            let point = format!("apply-nas/app1-{step}-{at}");
+            // Resumed: the wave completes.
+            let f = fleet();
+            killed_at(&f, "apply", &point);
+            let (code, out) = wave(&f, "apply", 1, &[]);
+            assert_eq!(code, 0, "{point}: {out}");
+            assert_eq!(f.get("app1"), (200, "app app1".into()), "{point}");
+            assert_eq!(
+                f.migrate(&["status", "--state-dir", "state"]).status.code(),
+                Some(0),
+                "{point}"
+            );
+            // Or rolled back instead: nothing is left behind.
+            let f = fleet();
+            killed_at(&f, "apply", &point);
+            let (code, out) = wave(&f, "rollback", 1, &[]);
+            assert_eq!(code, 0, "{point}: {out}");
+            clean(&f);
+            let st = f.migrate(&["status", "--state-dir", "state"]);
+            let journal =
+                std::fs::read_to_string(f.path("state/journal.ndjson")).unwrap_or_default();
+            assert_eq!(st.status.code(), Some(0), "{point}: {}\n{journal}", stdout(&st));
+        }
+    }
+    // A rollback killed at each of its own journal points, then run again.
+    for step in [0, 1, 2, 3, 4] {
+        for at in ["intent", "result"] {
+            let point = format!("rollback-nas/app1-{step}-{at}");
+            let f = fleet();
+            assert_eq!(wave(&f, "apply", 1, &[]).0, 0);
+            killed_at(&f, "rollback", &point);
+            let (code, out) = wave(&f, "rollback", 1, &[]);
+            assert_eq!(code, 0, "{point}: {out}");
+            clean(&f);
+        }
+    }
 }

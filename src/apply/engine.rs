@@ -244,6 +244,7 @@ impl Ctx<'_> {
         failpoint(&format!("{}-{}-{index}-intent", self.operation, s.id));
         let r = f();
         self.journal.result(&intent, r.as_ref().err().map(|e| format!("{e:#}")))?;
+        failpoint(&format!("{}-{}-{index}-result", self.operation, s.id));
         r
     }
 }
@@ -264,9 +265,9 @@ fn catch_interrupts() {
     }
 }
 
-/// A crash point for tests: with `TAILSHIFT_FAILPOINT=<name>` the process kills itself there.
-/// Honoured only in builds with the `failpoints` feature... and in debug builds, which is how
-/// the crash tests run the binary.
+/// A crash point for tests: with `TAILSHIFT_FAILPOINT=<operation>-<service>-<step>-<intent|result>`
+/// (e.g. `apply-nas/app1-3-intent`) a debug build kills itself with SIGKILL right after writing
+/// that journal record. Release builds ignore it.
 fn failpoint(name: &str) {
     if cfg!(debug_assertions) && std::env::var("TAILSHIFT_FAILPOINT").is_ok_and(|v| v == name) {
         // SAFETY: sending ourselves SIGKILL, as a crash would.
@@ -589,13 +590,26 @@ fn undo(ctx: &mut Ctx, services: &[&PlannedService]) -> anyhow::Result<()> {
             .cloned()
             .unwrap_or_default();
         let mut done = ctx.state.services.get(&s.id).map(|st| st.done.clone()).unwrap_or_default();
-        // A step with an intent but no result may have taken effect: undo it too.
-        for d in Journal::dangling(&Journal::read(&ctx.dir)?) {
-            if d.intent.service == s.id
-                && d.intent.wave == req.wave
-                && !done.contains(&d.intent.step)
-            {
-                done.push(d.intent.step);
+        // The journal is the truth: every step an apply started since the service was last
+        // fully undone may have taken effect (a crash can come between its result and the state
+        // write, or before its result). Undoing a step that did not happen is harmless: every
+        // inverse is idempotent.
+        let mut started: Vec<usize> = Vec::new();
+        for r in Journal::read(&ctx.dir)? {
+            if r.service != s.id || r.wave != req.wave {
+                continue;
+            }
+            match (r.operation.as_str(), &r.kind) {
+                ("apply", super::journal::Kind::Intent) => started.push(r.step),
+                ("rollback", super::journal::Kind::Result) if r.step == 0 && r.error.is_none() => {
+                    started.clear()
+                }
+                _ => {}
+            }
+        }
+        for i in started {
+            if !done.contains(&i) {
+                done.push(i);
             }
         }
         done.sort_unstable();
@@ -631,7 +645,8 @@ fn undo(ctx: &mut Ctx, services: &[&PlannedService]) -> anyhow::Result<()> {
                     std::thread::sleep(Duration::from_millis(cfg.settle_ms));
                     Ok(())
                 }),
-                Step::Verify { .. } => Ok(()),
+                // Nothing to undo, but recorded: it closes an interrupted check's intent.
+                Step::Verify { .. } => ctx.record(s, i, &what, || Ok(())),
             };
             match r {
                 Ok(()) => println!("{} step {i}: {what}: ok", s.id),

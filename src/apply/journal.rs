@@ -102,18 +102,15 @@ impl Journal {
         Ok(out)
     }
 
-    /// Intents without a result.
+    /// Intents without a result. A later result for the same service, wave and step closes an
+    /// intent whatever the operation: a resumed apply re-runs the step, a rollback undoes it.
     pub fn dangling(records: &[Record]) -> Vec<Dangling> {
         let mut open: Vec<Record> = Vec::new();
         for r in records {
             match r.kind {
                 Kind::Intent => open.push(r.clone()),
-                Kind::Result => open.retain(|i| {
-                    !(i.service == r.service
-                        && i.step == r.step
-                        && i.operation == r.operation
-                        && i.wave == r.wave)
-                }),
+                Kind::Result => open
+                    .retain(|i| !(i.service == r.service && i.step == r.step && i.wave == r.wave)),
             }
         }
         open.into_iter().map(|intent| Dangling { intent }).collect()
