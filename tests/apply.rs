@@ -308,6 +308,17 @@ fn wave(f: &Fleet, cmd: &str, n: usize, extra: &[&str]) -> (i32, String) {
 fn waves_move_services_keep_old_names_and_roll_back() {
     let f = fleet();
     assert_eq!(f.get("app1"), (200, "legacy app1".into()));
+    // NDJSON events with --format json, one object per line.
+    let (code, out) = wave(&f, "apply", 1, &["--dry-run", "--format", "json"]);
+    assert_eq!(code, 0, "{out}");
+    let events: Vec<serde_json::Value> =
+        out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "would_run" && e["service"] == "nas/app1" && e["step"] == 0),
+        "{out}"
+    );
     // Dry run: every action printed, nothing changed.
     let (code, out) = wave(&f, "apply", 1, &["--dry-run"]);
     assert_eq!(code, 0, "{out}");

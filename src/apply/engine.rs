@@ -34,10 +34,25 @@ pub struct Request<'a> {
     pub cfg: &'a ApplyConfig,
     /// Print every action, change nothing.
     pub dry_run: bool,
+    /// Events as NDJSON on stdout instead of text.
+    pub json: bool,
     /// The plan file (for the confirmation watcher).
     pub plan_path: std::path::PathBuf,
     /// `migrate.toml` (for the confirmation watcher).
     pub config_path: std::path::PathBuf,
+}
+
+/// One progress event: a line of text for people, or one JSON object per line (NDJSON) with
+/// `--format json`. Errors stay on stderr either way.
+fn event(req: &Request, text: String, json: serde_json::Value) {
+    if req.json {
+        let mut v = json;
+        v["wave"] = serde_json::json!(req.wave);
+        v["host"] = serde_json::json!(req.host);
+        println!("{v}");
+    } else {
+        println!("{text}");
+    }
 }
 
 /// The route of a planned service (issue C's conversion, from the plan entry's placement).
@@ -308,10 +323,18 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
             .unwrap_or_default()
     };
     if req.dry_run {
-        println!("apply wave {} on {} (dry run: nothing changes)", req.wave, req.host);
+        event(
+            req,
+            format!("apply wave {} on {} (dry run: nothing changes)", req.wave, req.host),
+            serde_json::json!({"event": "dry_run"}),
+        );
         for s in &services {
             for (i, step) in steps_of(s).iter().enumerate() {
-                println!("  {} step {i}: {}", s.id, describe(step));
+                event(
+                    req,
+                    format!("  {} step {i}: {}", s.id, describe(step)),
+                    serde_json::json!({"event": "would_run", "service": s.id, "step": i, "what": describe(step)}),
+                );
             }
         }
         return Ok(Exit::Ok);
@@ -395,7 +418,11 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
             })
             .unwrap_or_else(|| "/".into());
         let o = check(&cfg.check, &legacy_name(s), &path);
-        println!("baseline {}: {}", s.id, show(&o));
+        event(
+            req,
+            format!("baseline {}: {}", s.id, show(&o)),
+            serde_json::json!({"event": "baseline", "service": s.id, "outcome": show(&o), "status": match &o { Outcome::Status { code, .. } => Some(*code), _ => None }}),
+        );
         baseline.insert(s.id.clone(), o);
     }
     let mut ctx =
@@ -437,7 +464,11 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
                     entry.phase = Phase::Applying;
                     entry.done.push(i);
                     ctx.state.save(&ctx.dir)?;
-                    println!("{} step {i}: {what}: ok", s.id);
+                    event(
+                        req,
+                        format!("{} step {i}: {what}: ok", s.id),
+                        serde_json::json!({"event": "step", "operation": "apply", "service": s.id, "step": i, "what": what, "result": "ok"}),
+                    );
                 }
                 Err(e) => {
                     eprintln!("{} step {i}: {what}: FAILED: {e:#}", s.id);
@@ -473,13 +504,21 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
         let deadline = tailshift_plans::plan_file::now_unix() + cfg.confirm_timeout_s;
         drop(ctx);
         super::confirm::spawn_watcher(req, deadline)?;
-        println!(
-            "wave {} applied on {} and checked; confirm with `migrate confirm --wave {}` within {} s, or it is rolled back",
-            req.wave, req.host, req.wave, cfg.confirm_timeout_s
+        event(
+            req,
+            format!(
+                "wave {} applied on {} and checked; confirm with `migrate confirm --wave {}` within {} s, or it is rolled back",
+                req.wave, req.host, req.wave, cfg.confirm_timeout_s
+            ),
+            serde_json::json!({"event": "wave", "result": "awaiting_confirmation", "deadline": deadline}),
         );
         return Ok(Exit::Paused);
     }
-    println!("wave {} applied on {}", req.wave, req.host);
+    event(
+        req,
+        format!("wave {} applied on {}", req.wave, req.host),
+        serde_json::json!({"event": "wave", "result": "applied"}),
+    );
     Ok(Exit::Ok)
 }
 
@@ -649,7 +688,11 @@ fn undo(ctx: &mut Ctx, services: &[&PlannedService]) -> anyhow::Result<()> {
                 Step::Verify { .. } => ctx.record(s, i, &what, || Ok(())),
             };
             match r {
-                Ok(()) => println!("{} step {i}: {what}: ok", s.id),
+                Ok(()) => event(
+                    req,
+                    format!("{} step {i}: {what}: ok", s.id),
+                    serde_json::json!({"event": "step", "operation": ctx.operation, "service": s.id, "step": i, "what": what, "result": "ok"}),
+                ),
                 Err(e) => {
                     eprintln!("{} step {i}: {what}: FAILED: {e:#}", s.id);
                     first_error.get_or_insert(e);
@@ -748,7 +791,11 @@ pub fn finalize(req: &Request) -> anyhow::Result<Exit> {
         }
         ctx.state.save(&ctx.dir)?;
     }
-    println!("wave {} finalized on {}", req.wave, req.host);
+    event(
+        req,
+        format!("wave {} finalized on {}", req.wave, req.host),
+        serde_json::json!({"event": "wave", "result": "finalized"}),
+    );
     Ok(Exit::Ok)
 }
 
@@ -803,6 +850,10 @@ pub fn rollback(req: &Request, cascade: bool) -> anyhow::Result<Exit> {
         eprintln!("error: after the rollback, the legacy path does not answer: {}", bad.join("; "));
         return Ok(Exit::Dirty);
     }
-    println!("wave {} rolled back on {}", req.wave, req.host);
+    event(
+        req,
+        format!("wave {} rolled back on {}", req.wave, req.host),
+        serde_json::json!({"event": "wave", "result": "rolled_back"}),
+    );
     Ok(Exit::Ok)
 }

@@ -234,6 +234,9 @@ pub struct WaveArgs {
     /// Roll back later waves too (rollback only).
     #[arg(long)]
     pub cascade: bool,
+    /// `json`: progress as NDJSON events on stdout.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
 }
 
 /// The confirmation watcher's arguments.

@@ -56,6 +56,7 @@ pub fn run(a: &WaveArgs, action: Action) -> anyhow::Result<Exit> {
         host,
         cfg: &cfg,
         dry_run: a.dry_run,
+        json: a.format == crate::cli::args::Format::Json,
         plan_path: plan_path.clone(),
         config_path: a.config.clone(),
     };
