@@ -97,6 +97,7 @@ fn forwarder(dir: &Path, name: &'static str, ip: IpAddr, port: u16, certs: &Path
         .unwrap(),
     );
     let flag = dir.join(format!("stopped-tsnsrv-{name}.service"));
+    let status_path = dir.join(format!("legacy-status-{name}"));
     std::thread::spawn(move || {
         let mut listener: Option<TcpListener> = None;
         loop {
@@ -121,6 +122,7 @@ fn forwarder(dir: &Path, name: &'static str, ip: IpAddr, port: u16, certs: &Path
                 Ok((s, _)) => {
                     s.set_nonblocking(false).unwrap();
                     let cfg = cfg.clone();
+                    let status_file = status_path.clone();
                     std::thread::spawn(move || {
                         let conn = rustls::ServerConnection::new(cfg).unwrap();
                         let mut tls = rustls::StreamOwned::new(conn, s);
@@ -130,9 +132,14 @@ fn forwarder(dir: &Path, name: &'static str, ip: IpAddr, port: u16, certs: &Path
                             head.push(b[0]);
                         }
                         let body = format!("legacy {name}");
+                        // `<dir>/legacy-status-<name>` changes the node's answer (default 200).
+                        let status = std::fs::read_to_string(&status_file)
+                            .ok()
+                            .and_then(|t| t.trim().parse::<u16>().ok())
+                            .unwrap_or(200);
                         let _ = write!(
                             tls,
-                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                             body.len()
                         );
                         let _ = tls.flush();
@@ -809,4 +816,46 @@ fn a_kill_at_every_journal_point_resumes_or_rolls_back_cleanly() {
             clean(&f);
         }
     }
+}
+
+#[test]
+fn a_check_that_only_reaches_forward_auth_is_inconclusive_and_pauses() {
+    let f = fleet();
+    // An auth service that refuses everyone; app2's node refused the check the same way.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let auth = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            loop {
+                let mut h = String::new();
+                if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                    break;
+                }
+            }
+            let _ = s.write_all(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 6\r\nConnection: close\r\n\r\nsign in");
+        }
+    });
+    std::fs::write(f.path("legacy-status-app2"), "401").unwrap();
+    let nix = std::fs::read_to_string(f.path("hosts/nas.nix")).unwrap();
+    let guarded = nix.replacen(
+        "app2 = { toURL",
+        &format!("app2 = {{ authURL = \"http://127.0.0.1:{auth}\"; authPath = \"/verify\"; toURL"),
+        1,
+    );
+    assert_ne!(guarded, nix);
+    std::fs::write(f.path("hosts/nas.nix"), guarded).unwrap();
+    let o = f.migrate(&["plan", "hosts/nas.nix", "--config", "migrate.toml", "--out", "plan.json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(wave(&f, "apply", 1, &[]).0, 0);
+    // 401 before, 401 after, both from the auth service: neither a pass nor a failure.
+    let (code, out) = wave(&f, "apply", 2, &[]);
+    assert_eq!(code, 6, "{out}");
+    assert!(out.contains("inconclusive"), "{out}");
+    assert_eq!(f.get("app2").0, 401);
+    assert_eq!(f.resolve("app2.tailnet.test"), Some("127.0.20.1".parse().unwrap()));
+    let (code, out) = wave(&f, "confirm", 2, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(f.migrate(&["status", "--config", "migrate.toml"]).status.code(), Some(0));
 }

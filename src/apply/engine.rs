@@ -428,6 +428,7 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
     let mut ctx =
         Ctx { req, journal: Journal::open(&dir)?, state, dir: dir.clone(), operation: "apply" };
     let mut failure = None;
+    let mut inconclusive: Vec<String> = Vec::new();
     catch_interrupts();
     'services: for s in &services {
         let steps = steps_of(s);
@@ -470,6 +471,16 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
                         serde_json::json!({"event": "step", "operation": "apply", "service": s.id, "step": i, "what": what, "result": "ok"}),
                     );
                 }
+                Err(e) if e.downcast_ref::<Inconclusive>().is_some() => {
+                    // Everything else of the step held: it counts as done, but the wave waits
+                    // for the operator (or its watcher's deadline) instead of passing.
+                    eprintln!("{} step {i}: {what}: {e:#}", s.id);
+                    inconclusive.push(s.id.clone());
+                    if let Some(st) = ctx.state.services.get_mut(&s.id) {
+                        st.done.push(i);
+                    }
+                    ctx.state.save(&ctx.dir)?;
+                }
                 Err(e) => {
                     eprintln!("{} step {i}: {what}: FAILED: {e:#}", s.id);
                     failure = Some(format!("{}: {what}: {e:#}", s.id));
@@ -479,8 +490,8 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
         }
         if let Some(st) = ctx.state.services.get_mut(&s.id) {
             st.phase = match cfg.confirm {
-                super::config::Confirm::Checks => Phase::Applied,
-                super::config::Confirm::Operator => Phase::Unconfirmed,
+                super::config::Confirm::Checks if !inconclusive.contains(&s.id) => Phase::Applied,
+                _ => Phase::Unconfirmed,
             };
             st.generation += 1;
         }
@@ -500,7 +511,7 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
             }
         });
     }
-    if cfg.confirm == super::config::Confirm::Operator {
+    if cfg.confirm == super::config::Confirm::Operator || !inconclusive.is_empty() {
         let deadline = tailshift_plans::plan_file::now_unix() + cfg.confirm_timeout_s;
         drop(ctx);
         super::confirm::spawn_watcher(req, deadline)?;
@@ -604,6 +615,18 @@ fn run_step(
                 {
                     anyhow::bail!("{} was answered by {addr}, not by the proxy", legacy_name(s))
                 }
+                // Behind forward auth, without credentials, the check only reaches the auth
+                // service: it cannot tell whether the app works. Inconclusive, not a pass.
+                (Some(b), Outcome::Status { code, .. })
+                    if s.inventory.effective.str("authURL").is_some_and(|u| !u.is_empty())
+                        && (*code == 401 || *code == 403 || (300..400).contains(code))
+                        && b.class() == Some(code / 100) =>
+                {
+                    Err(anyhow::Error::new(Inconclusive(format!(
+                        "{} answers {code} from its forward-auth service, as before; without check credentials that says nothing about the app",
+                        legacy_name(s)
+                    ))))
+                }
                 (Some(b), n) if b.class().is_some() && b.class() == n.class() => Ok(()),
                 (Some(b), n) => {
                     anyhow::bail!("{} answers {} now, {} before", legacy_name(s), show(n), show(b))
@@ -613,6 +636,18 @@ fn run_step(
         }
     }
 }
+
+/// A check that could not decide (design: inconclusive pauses; it never passes).
+#[derive(Debug)]
+struct Inconclusive(String);
+
+impl std::fmt::Display for Inconclusive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "inconclusive: {}", self.0)
+    }
+}
+
+impl std::error::Error for Inconclusive {}
 
 /// Undoes what the journal says this run did to these services, in reverse, the route last.
 fn undo(ctx: &mut Ctx, services: &[&PlannedService]) -> anyhow::Result<()> {
