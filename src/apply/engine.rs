@@ -387,6 +387,23 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
     if let Err(e) = admin_client::healthy(&cfg.admin_socket) {
         blocked.push(format!("{e:#}"));
     }
+    // A dependency on another host must answer by its name (moved there already, or still on
+    // its node): this host cannot see that host's state, only whether the service works.
+    for s in &services {
+        for dep in &s.depends_on {
+            let id = dep.split_whitespace().next().unwrap_or(dep);
+            let Some(d) = req.plan.services.iter().find(|x| x.id == id) else { continue };
+            if d.inventory.host.known().is_some_and(|h| h == &req.host) {
+                continue;
+            }
+            if let Outcome::Error(e) = check(&cfg.check, &legacy_name(d), "/") {
+                blocked.push(format!(
+                    "{} depends on {} (on another host), which does not answer: {e}",
+                    s.id, d.id
+                ));
+            }
+        }
+    }
     for s in &services {
         match route_of(s) {
             Ok(r) => {
