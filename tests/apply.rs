@@ -15,7 +15,7 @@ use std::time::Duration;
 const SERVICES: [(&str, u16); 3] = [("app1", 200), ("app2", 200), ("bad", 500)];
 
 /// The test CA and a leaf per name, as `<dir>/<name>.crt` (leaf + CA) and `.key`.
-fn certificates(dir: &Path, names: &[String]) -> PathBuf {
+pub fn certificates(dir: &Path, names: &[String]) -> PathBuf {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut p = rcgen::CertificateParams::default();
     p.distinguished_name.push(rcgen::DnType::CommonName, "emulated tailnet CA");
@@ -39,7 +39,7 @@ fn certificates(dir: &Path, names: &[String]) -> PathBuf {
 }
 
 /// An app: answers every request with `app <name>` and the given status.
-fn app(name: &'static str, status: u16) -> u16 {
+pub fn app(name: &'static str, status: u16) -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     std::thread::spawn(move || {
@@ -76,7 +76,7 @@ fn app(name: &'static str, status: u16) -> u16 {
 
 /// A service's tsnsrv node: HTTPS on its own loopback address, `legacy <name>`; it stops
 /// listening while `<dir>/stopped-tsnsrv-<name>.service` exists (the adapter's doing).
-fn forwarder(dir: &Path, name: &'static str, ip: IpAddr, port: u16, certs: &Path) {
+pub fn forwarder(dir: &Path, name: &'static str, ip: IpAddr, port: u16, certs: &Path) {
     use rustls_pki_types::pem::PemObject;
     let fqdn = format!("{name}.tailnet.test");
     let chain: Vec<_> =

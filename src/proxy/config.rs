@@ -107,7 +107,8 @@ pub struct ProxyConfig {
     #[serde(default)]
     pub upstream_ca: Option<PathBuf>,
     /// A DNS server (`ip:port`) resolving upstream and auth names instead of the system
-    /// resolver (the emulation's `*.tailnet.test`).
+    /// resolver. Without it, names in the zone of the hosted responder (`[dns]`) resolve through
+    /// that responder, and others through the system.
     #[serde(default)]
     pub upstream_dns: Option<std::net::SocketAddr>,
     /// Connect timeout toward upstreams when a route sets none.

@@ -271,9 +271,29 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.state_dir)?;
     let routes_file = Arc::new(cfg.routes_file());
     let table = RouteTable::load(&routes_file)?;
+    // The responder first: upstream and auth names in its zone resolve through it (the
+    // emulation's `auth.tailnet.test`), unless an explicit upstream DNS server says otherwise.
+    let mut dns_described = None;
+    let mut zone_dns = None;
+    if let Some(d) = &cfg.dns {
+        let responder =
+            Arc::new(tailshift_shims::dns::Responder::new(&d.zone, d.records.clone(), d.ttl));
+        let bound = responder
+            .serve(d.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("DNS responder on {}: {e}", d.listen))?;
+        dns_described = Some(format!("dns {bound} (zone {})", d.zone));
+        zone_dns = Some((bound, d.zone.clone()));
+    }
+    let (dns_server, dns_zone) = match (cfg.upstream_dns, zone_dns) {
+        (Some(server), _) => (Some(server), None),
+        (None, Some((bound, zone))) => (Some(bound), Some(zone)),
+        (None, None) => (None, None),
+    };
     let connector = super::upstream::Connector::new(&super::upstream::ClientOptions {
         extra_ca: cfg.upstream_ca.clone(),
-        dns_server: cfg.upstream_dns,
+        dns_server,
+        dns_zone,
         connect_timeout: Duration::from_millis(cfg.upstream_connect_timeout_ms),
     })?;
     connector.register(table.dials());
@@ -303,7 +323,7 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let graceful = Arc::new(GracefulShutdown::new());
     let mut tasks = Vec::new();
-    let mut described = Vec::new();
+    let mut described: Vec<String> = dns_described.into_iter().collect();
     let mut service_sockets: Vec<Arc<ServiceSockets>> = Vec::new();
     for l in &cfg.listeners {
         let (shared, graceful) = (shared.clone(), graceful.clone());
@@ -439,15 +459,6 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
                 hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), svc),
             );
         }));
-    }
-    if let Some(d) = &cfg.dns {
-        let responder =
-            Arc::new(tailshift_shims::dns::Responder::new(&d.zone, d.records.clone(), d.ttl));
-        let bound = responder
-            .serve(d.listen)
-            .await
-            .map_err(|e| anyhow::anyhow!("DNS responder on {}: {e}", d.listen))?;
-        described.push(format!("dns {bound} (zone {})", d.zone));
     }
     eprintln!(
         "INFO tailshift proxy serving {} routes on {}; admin unix:{}",

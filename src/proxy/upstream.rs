@@ -101,6 +101,9 @@ pub struct ClientOptions {
     pub extra_ca: Option<PathBuf>,
     /// A DNS server (`ip:port`) for upstream and auth names, instead of the system resolver.
     pub dns_server: Option<SocketAddr>,
+    /// Only names in this zone go to `dns_server` (the proxy's own responder); others to the
+    /// system resolver. `None`: every name.
+    pub dns_zone: Option<String>,
     /// Connect timeout when a route sets none.
     pub connect_timeout: Duration,
 }
@@ -174,6 +177,7 @@ struct Dialer {
     verified: tokio_rustls::TlsConnector,
     insecure: tokio_rustls::TlsConnector,
     dns: Option<hickory_resolver::TokioResolver>,
+    dns_zone: Option<String>,
     connect_timeout: Duration,
 }
 
@@ -230,6 +234,10 @@ impl Connector {
                 verified: tokio_rustls::TlsConnector::from(Arc::new(verified)),
                 insecure: tokio_rustls::TlsConnector::from(Arc::new(insecure)),
                 dns,
+                dns_zone: opts
+                    .dns_zone
+                    .as_ref()
+                    .map(|z| z.trim_end_matches('.').to_ascii_lowercase()),
                 connect_timeout: opts.connect_timeout,
             }),
         })
@@ -286,7 +294,11 @@ impl Dialer {
         if let Ok(ip) = host.parse::<std::net::IpAddr>() {
             return Ok(vec![SocketAddr::new(ip, port)]);
         }
-        match &self.dns {
+        let in_zone = |z: &String| {
+            let h = host.trim_end_matches('.').to_ascii_lowercase();
+            h == *z || h.ends_with(&format!(".{z}"))
+        };
+        match self.dns.as_ref().filter(|_| self.dns_zone.as_ref().is_none_or(in_zone)) {
             Some(r) => {
                 let answer = r
                     .lookup_ip(host)

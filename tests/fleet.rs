@@ -1,0 +1,273 @@
+//! The whole fleet, two hosts, wave by wave: the emulation of design section 1C with a fleet of
+//! the project's own making. `storage` uses the tsnsrv fork (forward auth to `auth` on the other
+//! host, an alias pair); `cloud` uses upstream tsnsrv and has a public (Funnel) service that the
+//! plan keeps on its node. One proxy per host on its own loopback address, all on one port; one
+//! responder (hosted by storage's proxy) serving both hosts' records files and the legacy file.
+
+use crate::apply::{app, certificates, forwarder};
+use crate::util::{migrate_in, stderr, stdout};
+use std::io::{BufRead, BufReader};
+use std::net::IpAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const STORAGE: [&str; 7] = ["files", "photos", "music", "books", "docs", "media", "media-alt"];
+const CLOUD: [&str; 6] = ["auth", "grafana", "prom", "git", "chat", "public"];
+
+struct Proxy(Child);
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a proxy; returns it and the (https port, dns port) it printed.
+fn proxy(config: &Path) -> (Proxy, u16, Option<u16>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_migrate"))
+        .args(["proxy", "--config"])
+        .arg(config)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "proxy exited before serving");
+        if line.contains("tailshift proxy serving") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in err.lines() {});
+    let port = |kind: &str| -> Option<u16> {
+        let a = line.split(kind).nth(1)?.split([',', ';', ' ']).next()?;
+        a.rsplit_once(':')?.1.parse().ok()
+    };
+    (Proxy(child), port("https ").unwrap(), port("dns "))
+}
+
+fn get(dns: std::net::SocketAddr, port: u16, ca: &Path, name: &str) -> (u16, String) {
+    let fqdn = format!("{name}.tailnet.test");
+    let addr = match tailshift_shims::dns::query(dns, &fqdn, Duration::from_secs(2)) {
+        Ok(tailshift_shims::dns::Answer::Addrs(a)) if !a.is_empty() => a[0],
+        _ => return (0, "unresolved".into()),
+    };
+    let o = Command::new("curl")
+        .args(["-s", "-m", "5", "-w", "\n%{http_code}", "--cacert"])
+        .arg(ca)
+        .args(["--resolve", &format!("{fqdn}:{port}:{addr}")])
+        .arg(format!("https://{fqdn}:{port}/"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.parse().unwrap_or(0), body.to_string())
+}
+
+#[test]
+fn the_whole_fleet_moves_wave_by_wave_across_two_hosts_and_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let all: Vec<&'static str> = STORAGE.iter().chain(CLOUD.iter()).copied().collect();
+    let names: Vec<String> = all.iter().map(|n| format!("{n}.tailnet.test")).collect();
+    let ca = certificates(&d.join("certs"), &names);
+    // The proxies first: the kernel picks storage's port, cloud's takes the same one.
+    std::fs::write(
+        d.join("proxy-storage.toml"),
+        format!(
+            "state_dir = \"{0}/ps\"\ncert_dir = \"{0}/certs\"\nhealth_interval_s = 0\nupstream_ca = \"{0}/certs/ca.pem\"\n[[listener]]\nkind = \"https\"\naddr = \"127.0.20.1:0\"\n[dns]\nlisten = \"127.0.0.1:0\"\nzone = \"tailnet.test\"\nrecords = [\"{0}/records-storage.json\", \"{0}/records-cloud.json\", \"{0}/legacy.json\"]\nttl = 1\n",
+            d.display()
+        ),
+    )
+    .unwrap();
+    // Its own responder also resolves auth.tailnet.test for forward auth (names in its zone).
+    let (_ps, port, dns_port) = proxy(&d.join("proxy-storage.toml"));
+    let dns: std::net::SocketAddr = format!("127.0.0.1:{}", dns_port.unwrap()).parse().unwrap();
+    std::fs::write(
+        d.join("proxy-cloud.toml"),
+        format!(
+            "state_dir = \"{0}/pc\"\ncert_dir = \"{0}/certs\"\nhealth_interval_s = 0\n[[listener]]\nkind = \"https\"\naddr = \"127.0.20.2:{port}\"\n",
+            d.display()
+        ),
+    )
+    .unwrap();
+    let (_pc, _, _) = proxy(&d.join("proxy-cloud.toml"));
+
+    // Apps, nodes (forwarders) and the legacy records.
+    let mut legacy = Vec::new();
+    let mut nix = std::collections::BTreeMap::new();
+    for (host, list, net) in [("storage", &STORAGE[..], 10), ("cloud", &CLOUD[..], 11)] {
+        let mut entries = String::new();
+        let mut media_port = 0;
+        for (i, name) in list.iter().enumerate() {
+            let up = if *name == "media-alt" { media_port } else { app(name, 200) };
+            if *name == "media" {
+                media_port = up;
+            }
+            let ip: IpAddr = format!("127.0.{net}.{}", i + 1).parse().unwrap();
+            forwarder(d, name, ip, port, &d.join("certs"));
+            legacy.push(serde_json::json!({"name": format!("{name}.tailnet.test"), "type": "A", "value": ip.to_string()}));
+            let extra = match *name {
+                // Forward auth to a service of the other host (the fork's options).
+                "docs" => format!(
+                    "authURL = \"https://auth.tailnet.test:{port}\"; authPath = \"/api/verify\"; "
+                ),
+                "public" => "funnel = true; ".to_string(),
+                _ => String::new(),
+            };
+            entries.push_str(&format!(
+                "      \"{name}\" = {{ {extra}toURL = \"http://127.0.0.1:{up}\"; }};\n"
+            ));
+        }
+        nix.insert(host, entries);
+    }
+    std::fs::write(d.join("legacy.json"), serde_json::to_string(&legacy).unwrap()).unwrap();
+    std::fs::create_dir_all(d.join("hosts")).unwrap();
+    for (host, entries) in &nix {
+        std::fs::write(
+            d.join(format!("hosts/{host}.nix")),
+            format!("{{ ... }}: {{\n  networking.hostName = \"{host}\";\n  services.tsnsrv = {{\n    enable = true;\n    defaults.authKeyPath = \"/run/keys/tailscale\";\n    services = {{\n{entries}    }};\n  }};\n}}\n"),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        d.join("adapter.sh"),
+        format!("#!/bin/sh\ncase \"$TAILSHIFT_ACTION\" in\n  stop) touch {0}/stopped-$TAILSHIFT_UNIT ;;\n  start) rm -f {0}/stopped-$TAILSHIFT_UNIT ;;\n  *) exit 1 ;;\nesac\n", d.display()),
+    )
+    .unwrap();
+    let plan_part =
+        "[plan]\ntailnet = \"tailnet.test\"\nstrategy = \"split-dns\"\nschedule = [2, 4]\n";
+    for (host, ip, letter) in [("storage", "127.0.20.1", "s"), ("cloud", "127.0.20.2", "c")] {
+        std::fs::write(
+            d.join(format!("{host}.toml")),
+            format!(
+                "{plan_part}\n[apply]\nstate_dir = \"{0}/state-{host}\"\nadmin_socket = \"{0}/p{letter}/admin.sock\"\nsettle_ms = 50\nproxy_addrs = [\"{ip}\"]\nrecords_file = \"{0}/records-{host}.json\"\nresolver = \"{dns}\"\nlegacy = {{ adapter = \"command\", command = [\"/bin/sh\", \"{0}/adapter.sh\"] }}\n\n[apply.check]\nresolver = \"{dns}\"\nport = {port}\nca_file = \"{0}/certs/ca.pem\"\ntimeout_ms = 3000\n",
+                d.display()
+            ),
+        )
+        .unwrap();
+    }
+    let o = migrate_in(
+        d,
+        &[
+            "plan",
+            "hosts/storage.nix",
+            "hosts/cloud.nix",
+            "--config",
+            "storage.toml",
+            "--out",
+            "plan.json",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let plan: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("plan.json")).unwrap()).unwrap();
+    let waves = plan["waves"].as_array().unwrap().len();
+    assert!(waves >= 3, "{waves} waves");
+    // docs waits for auth: auth's wave comes first.
+    let wave_of = |id: &str| {
+        plan["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .and_then(|s| s["wave"].as_u64())
+    };
+    assert!(
+        wave_of("cloud/auth") < wave_of("storage/docs"),
+        "{:?} {:?}",
+        wave_of("cloud/auth"),
+        wave_of("storage/docs")
+    );
+    assert_eq!(wave_of("storage/media"), wave_of("storage/media-alt"), "aliases move together");
+    assert_eq!(wave_of("cloud/public"), None, "public: kept on its node until decided");
+    let flavour = |id: &str| {
+        plan["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .map(|s| s["inventory"]["flavour"].clone())
+    };
+    assert_ne!(flavour("storage/docs"), flavour("cloud/git"), "both tsnsrv flavours");
+
+    let everyone_answers = |when: &str| {
+        for n in &all {
+            let (code, body) = get(dns, port, &ca, n);
+            assert_eq!(code, 200, "{when}: {n}: {body}");
+        }
+    };
+    everyone_answers("before");
+    for w in 1..=waves {
+        for host in ["storage", "cloud"] {
+            let o = migrate_in(
+                d,
+                &[
+                    "apply",
+                    "--wave",
+                    &w.to_string(),
+                    "--host",
+                    host,
+                    "--config",
+                    &format!("{host}.toml"),
+                    "--plan",
+                    "plan.json",
+                ],
+            );
+            assert_eq!(
+                o.status.code(),
+                Some(0),
+                "wave {w} on {host}: {}{}",
+                stdout(&o),
+                stderr(&o)
+            );
+        }
+        everyone_answers(&format!("after wave {w}"));
+    }
+    // Everything planned now answers from a proxy; the public service from its node.
+    for n in &all {
+        let (_, body) = get(dns, port, &ca, n);
+        let want = match *n {
+            "public" => format!("legacy {n}"),
+            // The alias pair shares one upstream.
+            "media-alt" => "app media".to_string(),
+            _ => format!("app {n}"),
+        };
+        assert_eq!(body, want, "{n}");
+    }
+    // And back, last wave first.
+    for w in (1..=waves).rev() {
+        for host in ["cloud", "storage"] {
+            let o = migrate_in(
+                d,
+                &[
+                    "rollback",
+                    "--wave",
+                    &w.to_string(),
+                    "--host",
+                    host,
+                    "--config",
+                    &format!("{host}.toml"),
+                    "--plan",
+                    "plan.json",
+                ],
+            );
+            assert_eq!(
+                o.status.code(),
+                Some(0),
+                "rollback {w} on {host}: {}{}",
+                stdout(&o),
+                stderr(&o)
+            );
+        }
+        everyone_answers(&format!("after rolling back wave {w}"));
+    }
+    for n in &all {
+        assert_eq!(get(dns, port, &ca, n).1, format!("legacy {n}"), "{n}");
+    }
+}
