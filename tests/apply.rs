@@ -859,3 +859,78 @@ fn a_check_that_only_reaches_forward_auth_is_inconclusive_and_pauses() {
     assert_eq!(code, 0, "{out}");
     assert_eq!(f.migrate(&["status", "--config", "migrate.toml"]).status.code(), Some(0));
 }
+
+#[test]
+fn checks_carry_the_policys_credentials_through_forward_auth() {
+    let f = fleet();
+    // An auth service that admits the cookie only.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let auth = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut ok = false;
+            loop {
+                let mut h = String::new();
+                if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                    break;
+                }
+                ok |= h.to_ascii_lowercase().starts_with("cookie: s=ok");
+            }
+            let resp: &[u8] = if ok {
+                b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            } else {
+                b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            };
+            let _ = s.write_all(resp);
+        }
+    });
+    let nix = std::fs::read_to_string(f.path("hosts/nas.nix")).unwrap();
+    let guarded = nix.replacen(
+        "app2 = { toURL",
+        &format!("app2 = {{ authURL = \"http://127.0.0.1:{auth}\"; authPath = \"/verify\"; toURL"),
+        1,
+    );
+    std::fs::write(f.path("hosts/nas.nix"), guarded).unwrap();
+    std::fs::write(f.path("check-cookie"), "Cookie: s=ok\n").unwrap();
+    let toml = std::fs::read_to_string(f.path("migrate.toml")).unwrap().replace(
+        "[apply]",
+        &format!(
+            "[plan.checks.\"nas/app2\"]\ncredentials_file = \"{}\"\n\n[apply]",
+            f.path("check-cookie").display()
+        ),
+    );
+    std::fs::write(f.path("migrate.toml"), toml).unwrap();
+    let o = f.migrate(&["plan", "hosts/nas.nix", "--config", "migrate.toml", "--out", "plan.json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // The plan names the file, never its contents.
+    assert!(!std::fs::read_to_string(f.path("plan.json")).unwrap().contains("s=ok"));
+    assert_eq!(wave(&f, "apply", 1, &[]).0, 0);
+    let (code, out) = wave(&f, "apply", 2, &[]);
+    assert_eq!(code, 0, "with the cookie the check passes through the auth service: {out}");
+    // Without the credentials the same check gets the auth service's 401: a failure.
+    assert_eq!(wave(&f, "rollback", 2, &[]).0, 0);
+    std::fs::write(f.path("check-cookie"), "Cookie: s=wrong\n").unwrap();
+    let (code, out) = wave(&f, "apply", 2, &[]);
+    assert_eq!(code, 4, "{out}");
+}
+
+#[test]
+fn bad_apply_input_is_exit_1_with_the_place() {
+    let f = fleet();
+    let (code, out) = wave(&f, "apply", 99, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("--wave 99"), "{out}");
+    let toml = std::fs::read_to_string(f.path("migrate.toml")).unwrap();
+    std::fs::write(f.path("migrate.toml"), toml.replace("settle_ms = 100", "settle_ms = \"soon\""))
+        .unwrap();
+    let (code, out) = wave(&f, "apply", 1, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("migrate.toml:") && out.contains("expected u64"), "{out}");
+    let cut = toml.split("[apply]").next().unwrap().to_string();
+    std::fs::write(f.path("migrate.toml"), cut).unwrap();
+    let (code, out) = wave(&f, "apply", 1, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("no [apply] section"), "{out}");
+}

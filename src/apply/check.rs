@@ -80,6 +80,11 @@ fn tls_config(cfg: &CheckConfig) -> Result<Arc<rustls::ClientConfig>, String> {
 
 /// GETs `path` from `name` over HTTPS.
 pub fn check(cfg: &CheckConfig, name: &str, path: &str) -> Outcome {
+    check_with(cfg, name, path, &[])
+}
+
+/// The same, with extra request headers (`Name: value` lines, the check's credentials).
+pub fn check_with(cfg: &CheckConfig, name: &str, path: &str, headers: &[String]) -> Outcome {
     let addrs = match resolve(cfg, name) {
         Ok(a) => a,
         Err(e) => return Outcome::Error(e),
@@ -101,8 +106,9 @@ pub fn check(cfg: &CheckConfig, name: &str, path: &str) -> Outcome {
             let conn =
                 rustls::ClientConnection::new(tls.clone(), server).map_err(|e| e.to_string())?;
             let mut s = rustls::StreamOwned::new(conn, tcp);
+            let extra: String = headers.iter().map(|h| format!("{}\r\n", h.trim())).collect();
             let req = format!(
-                "GET {path} HTTP/1.1\r\nHost: {name}\r\nUser-Agent: tailshift-check\r\nConnection: close\r\n\r\n"
+                "GET {path} HTTP/1.1\r\nHost: {name}\r\nUser-Agent: tailshift-check\r\n{extra}Connection: close\r\n\r\n"
             );
             s.write_all(req.as_bytes()).map_err(|e| format!("{sa}: {e}"))?;
             let mut head = Vec::new();

@@ -4,7 +4,7 @@
 //! runs the inverses in reverse order with the route removed last, after a settle.
 
 use super::admin_client;
-use super::check::{Outcome, check};
+use super::check::{Outcome, check, check_with};
 use super::config::{ApplyConfig, Legacy};
 use super::journal::Journal;
 use super::lock::Lock;
@@ -73,6 +73,32 @@ pub fn route_of(s: &PlannedService) -> anyhow::Result<Route> {
         wave: s.wave,
     };
     Ok(route_from_service(&s.inventory, &placement)?)
+}
+
+/// The check's credentials for a service: the `Name: value` header lines of the file the
+/// policy's `checks.<service>.credentials_file` names (read now, never stored in the plan).
+fn credentials(plan: &Plan, s: &PlannedService) -> anyhow::Result<Vec<String>> {
+    let Some(policy_file) = &plan.policy_file else { return Ok(Vec::new()) };
+    let policy = tailshift_plans::policy::Policy::load(std::path::Path::new(policy_file))?;
+    let name = s.id.split('/').nth(1).unwrap_or(&s.id);
+    let Some(file) = policy
+        .checks
+        .get(&s.id)
+        .or_else(|| policy.checks.get(name))
+        .and_then(|c| c.credentials_file.clone())
+    else {
+        return Ok(Vec::new());
+    };
+    let text = std::fs::read_to_string(&file).map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
+    let lines: Vec<String> =
+        text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
+    if let Some(bad) = lines.iter().find(|l| !l.contains(':')) {
+        anyhow::bail!(
+            "{file}: expected `Name: value` header lines, found {:?}",
+            bad.chars().take(12).collect::<String>()
+        );
+    }
+    Ok(lines)
 }
 
 fn legacy_name(s: &PlannedService) -> String {
@@ -202,6 +228,11 @@ fn run_legacy(
             Ok(())
         }
         Legacy::Systemd => {
+            if action == "stop" {
+                eprintln!(
+                    "warning: {unit} is stopped and masked with --runtime: a reboot starts it again; make it permanent in the host's configuration"
+                );
+            }
             let steps: Vec<Vec<&str>> = match action {
                 "stop" => vec![vec!["stop", unit], vec!["mask", "--runtime", unit]],
                 "start" => vec![vec!["unmask", "--runtime", unit], vec!["start", unit]],
@@ -434,7 +465,7 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
                 _ => None,
             })
             .unwrap_or_else(|| "/".into());
-        let o = check(&cfg.check, &legacy_name(s), &path);
+        let o = check_with(&cfg.check, &legacy_name(s), &path, &credentials(req.plan, s)?);
         event(
             req,
             format!("baseline {}: {}", s.id, show(&o)),
@@ -621,7 +652,23 @@ fn run_step(
             if !v.holds() {
                 anyhow::bail!("the old name does not lead to the proxy: {v:?}");
             }
-            let now = check(&cfg.check, &legacy_name(s), path);
+            let creds = credentials(req.plan, s)?;
+            let now = check_with(&cfg.check, &legacy_name(s), path, &creds);
+            // A new canonical URL: the old name must answer 308 to it, path kept.
+            if let Some(to) = route_of(s)?.redirect_to {
+                return match &now {
+                    Outcome::Status { code: 308, location: Some(l), .. }
+                        if l.starts_with(to.trim_end_matches('/')) =>
+                    {
+                        Ok(())
+                    }
+                    other => anyhow::bail!(
+                        "{} should answer 308 to {to}, answers {}",
+                        legacy_name(s),
+                        show(other)
+                    ),
+                };
+            }
             let proxy: Vec<IpAddr> = cfg.proxy_addrs.clone();
             match (baseline, &now) {
                 // keep-node: the old name stays on its node; only the new name moved.
@@ -635,7 +682,8 @@ fn run_step(
                 // Behind forward auth, without credentials, the check only reaches the auth
                 // service: it cannot tell whether the app works. Inconclusive, not a pass.
                 (Some(b), Outcome::Status { code, .. })
-                    if s.inventory.effective.str("authURL").is_some_and(|u| !u.is_empty())
+                    if creds.is_empty()
+                        && s.inventory.effective.str("authURL").is_some_and(|u| !u.is_empty())
                         && (*code == 401 || *code == 403 || (300..400).contains(code))
                         && b.class() == Some(code / 100) =>
                 {
