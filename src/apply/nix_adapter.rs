@@ -70,6 +70,13 @@ pub fn untracked_warning(module: &Path) -> Option<String> {
 /// the switch command (always: a crash may have come between the write and the switch).
 pub fn act(module: &Path, switch: &[String], action: &str, unit: &str) -> anyhow::Result<()> {
     let name = unit.trim_end_matches(".service").to_string();
+    if name == "tsnsrv-all" && matches!(action, "stop" | "start") {
+        // Disabling the fork's one unit would stop every service in it; removing one service
+        // from its generated YAML cannot be done from a module beside it.
+        anyhow::bail!(
+            "the nix adapter cannot take one service out of the fork's tsnsrv-all unit: set `services.tsnsrv.separateProcesses = true` first (one unit per service), or use the command adapter to rewrite its service list"
+        );
+    }
     let mut units = disabled(module)?;
     match action {
         "stop" => {
@@ -132,6 +139,8 @@ mod tests {
         assert_eq!(disabled(&m).unwrap().len(), 1);
         // A failing switch is an error (the module is written; running it again retries).
         assert!(act(&m, &["false".into()], "stop", "tsnsrv-c.service").is_err());
+        let e = act(&m, &["true".into()], "stop", "tsnsrv-all.service").unwrap_err();
+        assert!(e.to_string().contains("separateProcesses"), "{e}");
         std::fs::write(&m, "{ }: { }\n").unwrap();
         assert!(act(&m, &["true".into()], "stop", "tsnsrv-a.service").is_err());
     }
