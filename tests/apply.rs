@@ -934,3 +934,27 @@ fn bad_apply_input_is_exit_1_with_the_place() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("no [apply] section"), "{out}");
 }
+
+#[test]
+fn the_policy_decides_what_a_failed_check_does() {
+    let f = fleet();
+    let toml = std::fs::read_to_string(f.path("migrate.toml")).unwrap();
+    std::fs::write(
+        f.path("migrate.toml"),
+        toml.replace(
+            "settle_ms = 100\n",
+            "settle_ms = 100\non_fail = \"pause\"\nconfirm_timeout_s = 600\n",
+        ),
+    )
+    .unwrap();
+    assert_eq!(wave(&f, "apply", 1, &[]).0, 0);
+    assert_eq!(wave(&f, "apply", 2, &[]).0, 0);
+    // `bad` answers 500 through the proxy: with on_fail = "pause" the wave stays for a person.
+    let (code, out) = wave(&f, "apply", 3, &[]);
+    assert_eq!(code, 6, "{out}");
+    assert!(out.contains("on_fail = \"pause\""), "{out}");
+    assert_eq!(f.get("bad").0, 500);
+    let (code, out) = wave(&f, "rollback", 3, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(f.get("bad"), (200, "legacy bad".into()));
+}

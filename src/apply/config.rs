@@ -114,6 +114,32 @@ pub struct ApplyConfig {
     /// How long the operator has.
     #[serde(default = "default_confirm_timeout_s")]
     pub confirm_timeout_s: u64,
+    /// What a failed check does: `rollback` (the whole wave, exit 4) or `pause`.
+    #[serde(default = "default_on_fail")]
+    pub on_fail: OnCheck,
+    /// What an inconclusive check does: `pause` (exit 6), `pass`, or `rollback`.
+    #[serde(default = "default_on_inconclusive")]
+    pub on_inconclusive: OnCheck,
+}
+
+/// What a check outcome leads to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnCheck {
+    /// Roll the whole wave back.
+    Rollback,
+    /// Keep the wave and wait for `migrate confirm` (or the watcher's deadline).
+    Pause,
+    /// Count it as a pass.
+    Pass,
+}
+
+fn default_on_fail() -> OnCheck {
+    OnCheck::Rollback
+}
+
+fn default_on_inconclusive() -> OnCheck {
+    OnCheck::Pause
 }
 
 /// `[apply.headscale]`.

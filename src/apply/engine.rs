@@ -519,10 +519,28 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
                         serde_json::json!({"event": "step", "operation": "apply", "service": s.id, "step": i, "what": what, "result": "ok"}),
                     );
                 }
-                Err(e) if e.downcast_ref::<Inconclusive>().is_some() => {
-                    // Everything else of the step held: it counts as done, but the wave waits
-                    // for the operator (or its watcher's deadline) instead of passing.
+                Err(e)
+                    if e.downcast_ref::<Inconclusive>().is_some()
+                        && cfg.on_inconclusive != super::config::OnCheck::Rollback =>
+                {
+                    // Everything else of the step held: it counts as done; by default the wave
+                    // waits for the operator (or its watcher's deadline) instead of passing.
                     eprintln!("{} step {i}: {what}: {e:#}", s.id);
+                    if cfg.on_inconclusive == super::config::OnCheck::Pause {
+                        inconclusive.push(s.id.clone());
+                    }
+                    if let Some(st) = ctx.state.services.get_mut(&s.id) {
+                        st.done.push(i);
+                    }
+                    ctx.state.save(&ctx.dir)?;
+                }
+                Err(e)
+                    if matches!(step, Step::Verify { .. })
+                        && cfg.on_fail == super::config::OnCheck::Pause =>
+                {
+                    // The policy says a failed check pauses: the wave stays as it is, for the
+                    // operator to confirm or roll back.
+                    eprintln!("{} step {i}: {what}: FAILED: {e:#} (on_fail = \"pause\")", s.id);
                     inconclusive.push(s.id.clone());
                     if let Some(st) = ctx.state.services.get_mut(&s.id) {
                         st.done.push(i);
