@@ -27,8 +27,8 @@ pub struct Shared {
     pub routes: Arc<ArcSwap<RouteTable>>,
     /// Dials upstreams and auth services (its registry follows the installed tables).
     pub connector: Connector,
-    /// Pooled HTTP/1.1 client toward upstreams.
-    pub client: Client<Connector, Incoming>,
+    /// Pooled HTTP/1.1 connections toward upstreams.
+    pub pool: Arc<super::pool::Pool>,
     /// Write the `served` access-log line.
     pub access_log: bool,
     /// Client toward forward-auth services (bodiless requests; redirects are never followed).
@@ -361,9 +361,8 @@ pub async fn handle(
         set(&mut headers, name!("upgrade"), proto);
     }
     parts.headers = headers;
+    // Origin-form: the connection is chosen by the route's dial, the Host header is set above.
     let mut uri = http::uri::Parts::default();
-    uri.scheme = Some(http::uri::Scheme::HTTP);
-    uri.authority = route.dial_authority.clone();
     // Kept for the access log only when it is written.
     let logged_target = shared.access_log.then(|| path_and_query.clone());
     uri.path_and_query =
@@ -544,25 +543,15 @@ async fn forward(
     shared: &Shared,
     route: &Routed,
     req: Request<Incoming>,
-) -> Result<Response<Incoming>, String> {
-    if route.dial.is_none() {
+) -> Result<Response<super::pool::PooledBody>, String> {
+    let Some(dial) = &route.dial else {
         return Err(format!("upstream URL {:?} is not http(s)", route.upstream.url));
-    }
-    let sent = shared.client.request(req);
-    let answer = match route.timeouts.response_header_ms {
+    };
+    let sent = shared.pool.send(&route.dial_key_arc, dial, req);
+    match route.timeouts.response_header_ms {
         Some(ms) => tokio::time::timeout(std::time::Duration::from_millis(ms), sent)
             .await
             .map_err(|_| format!("no response headers within {ms} ms"))?,
         None => sent.await,
-    };
-    answer.map_err(|e| {
-        // The client's error wraps the connector's, which names what was dialed.
-        let mut msg = e.to_string();
-        let mut src = std::error::Error::source(&e);
-        while let Some(s) = src {
-            msg = format!("{msg}: {s}");
-            src = s.source();
-        }
-        msg
-    })
+    }
 }

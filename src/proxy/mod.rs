@@ -7,6 +7,7 @@ pub mod config;
 pub mod handler;
 pub mod health;
 pub mod metrics;
+pub mod pool;
 pub mod prefix;
 pub mod routes;
 pub mod server;

@@ -17,8 +17,8 @@ pub struct Routed {
     pub dial: Option<Arc<Dial>>,
     /// The pool authority of `dial`.
     pub dial_key: String,
-    /// The same, parsed (the request URI's authority).
-    pub dial_authority: Option<http::uri::Authority>,
+    /// The same, shared with the pool's map.
+    pub dial_key_arc: Arc<str>,
     /// How the forward-auth service is dialed.
     pub auth_dial: Option<Arc<Dial>>,
     /// The pool authority of `auth_dial`.
@@ -58,7 +58,7 @@ impl Routed {
         let key = |d: &Option<Dial>| d.as_ref().map(Dial::key).unwrap_or_default();
         let dial_key = key(&dial);
         Routed {
-            dial_authority: dial_key.parse().ok(),
+            dial_key_arc: Arc::from(dial_key.as_str()),
             metrics: std::sync::OnceLock::new(),
             dest,
             dest_authority,

@@ -304,12 +304,16 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
     };
     let mut b = hyper_util::client::legacy::Client::builder(TokioExecutor::new());
     pool(&mut b);
-    let client = b.build(connector.clone());
     let auth_client = b.build(connector.clone());
+    let pool = Arc::new(super::pool::Pool::new(
+        connector.clone(),
+        Duration::from_millis(cfg.upstream_idle_timeout_ms),
+        cfg.upstream_max_idle_per_host,
+    ));
     let shared = Arc::new(Shared {
         routes: Arc::new(ArcSwap::from_pointee(table)),
         connector,
-        client,
+        pool,
         auth_client,
         metrics: super::metrics::Metrics::default(),
         whois: cfg
