@@ -98,9 +98,14 @@ pub fn forwarder(dir: &Path, name: &'static str, ip: IpAddr, port: u16, certs: &
     );
     let flag = dir.join(format!("stopped-tsnsrv-{name}.service"));
     let status_path = dir.join(format!("legacy-status-{name}"));
+    let home = dir.to_path_buf();
     std::thread::spawn(move || {
         let mut listener: Option<TcpListener> = None;
         loop {
+            // The test is over (its directory is gone): free the address for the next fleet.
+            if !home.exists() {
+                return;
+            }
             if flag.exists() {
                 listener = None;
                 std::thread::sleep(Duration::from_millis(20));
@@ -226,7 +231,11 @@ fn fleet() -> Fleet {
     // tests); the forwarders take the same port on their own addresses.
     let (port, dns_port) = loop {
         let mut line = String::new();
-        assert!(err.read_line(&mut line).unwrap() > 0, "proxy exited before serving");
+        if err.read_line(&mut line).unwrap() == 0 {
+            let status = proxy.wait().unwrap();
+            panic!("proxy exited before serving ({status})");
+        }
+        eprint!("{line}");
         if line.contains("tailshift proxy serving") {
             let after = |kind: &str| -> u16 {
                 let a = line.split(kind).nth(1).unwrap();

@@ -118,9 +118,22 @@ impl Responder {
 
     /// Serves UDP and TCP on `addr` until the task is dropped.
     pub async fn serve(self: Arc<Self>, addr: SocketAddr) -> std::io::Result<SocketAddr> {
-        let udp = tokio::net::UdpSocket::bind(addr).await?;
+        // UDP and TCP on one port. With port 0 the kernel picks a UDP port whose TCP twin may
+        // be taken (by an outgoing connection, say): pick again.
+        let mut attempt = 0;
+        let (udp, tcp) = loop {
+            let udp = tokio::net::UdpSocket::bind(addr).await?;
+            let bound = udp.local_addr()?;
+            match tokio::net::TcpListener::bind(bound).await {
+                Ok(tcp) => break (udp, tcp),
+                Err(e) if addr.port() == 0 && attempt < 20 => {
+                    attempt += 1;
+                    let _ = e;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let bound = udp.local_addr()?;
-        let tcp = tokio::net::TcpListener::bind(bound).await?;
         let this = self.clone();
         tokio::spawn(async move {
             let mut buf = vec![0u8; 4096];
