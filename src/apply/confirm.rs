@@ -49,12 +49,9 @@ pub fn spawn_watcher(req: &Request, deadline: u64) -> anyhow::Result<()> {
 /// `migrate confirm --wave N`.
 pub fn confirm(req: &Request) -> anyhow::Result<Exit> {
     let dir = req.cfg.state_dir();
-    let _lock = match Lock::acquire(&dir, "confirm", Some(req.wave)) {
+    let _lock = match super::engine::lock(req, "confirm") {
         Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(Exit::Locked);
-        }
+        Err(exit) => return Ok(exit),
     };
     let mut state = State::load(&dir)?;
     let waiting: Vec<String> = state

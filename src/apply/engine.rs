@@ -339,20 +339,30 @@ fn wave_services<'a>(
         .collect())
 }
 
+/// A service's steps in a wave, as the plan lists them.
+fn steps_of(plan: &Plan, wave: usize, s: &PlannedService) -> Vec<Step> {
+    plan.waves
+        .iter()
+        .find(|w| w.number == wave)
+        .and_then(|w| w.steps.get(&s.id))
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Takes the state directory's lock, or says who holds it (exit 8).
+pub(super) fn lock(req: &Request, operation: &str) -> Result<Lock, Exit> {
+    Lock::acquire(&req.cfg.state_dir(), operation, Some(req.wave)).map_err(|e| {
+        eprintln!("error: {e}");
+        Exit::Locked
+    })
+}
+
 /// Applies a wave. Returns the exit code of design section 6.
 pub fn apply(req: &Request) -> anyhow::Result<Exit> {
     let cfg = req.cfg;
     let dir = cfg.state_dir();
     let services = wave_services(req.plan, req.wave, &req.host)?;
-    let steps_of = |s: &PlannedService| -> Vec<Step> {
-        req.plan
-            .waves
-            .iter()
-            .find(|w| w.number == req.wave)
-            .and_then(|w| w.steps.get(&s.id))
-            .cloned()
-            .unwrap_or_default()
-    };
+    let steps_of = |s: &PlannedService| steps_of(req.plan, req.wave, s);
     if req.dry_run {
         event(
             req,
@@ -370,12 +380,9 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
         }
         return Ok(Exit::Ok);
     }
-    let _lock = match Lock::acquire(&dir, "apply", Some(req.wave)) {
+    let _lock = match lock(req, "apply") {
         Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(Exit::Locked);
-        }
+        Err(exit) => return Ok(exit),
     };
     let state = State::load(&dir)?;
     // Earlier waves must be in place on this host.
@@ -738,14 +745,7 @@ fn undo(ctx: &mut Ctx, services: &[&PlannedService]) -> anyhow::Result<()> {
     let cfg = req.cfg;
     let mut first_error = None;
     for s in services.iter().rev() {
-        let steps = req
-            .plan
-            .waves
-            .iter()
-            .find(|w| w.number == req.wave)
-            .and_then(|w| w.steps.get(&s.id))
-            .cloned()
-            .unwrap_or_default();
+        let steps = steps_of(req.plan, req.wave, s);
         let mut done = ctx.state.services.get(&s.id).map(|st| st.done.clone()).unwrap_or_default();
         // The journal is the truth: every step an apply started since the service was last
         // fully undone may have taken effect (a crash can come between its result and the state
@@ -845,12 +845,9 @@ fn undo(ctx: &mut Ctx, services: &[&PlannedService]) -> anyhow::Result<()> {
 pub fn finalize(req: &Request) -> anyhow::Result<Exit> {
     let cfg = req.cfg;
     let dir = cfg.state_dir();
-    let _lock = match Lock::acquire(&dir, "finalize", Some(req.wave)) {
+    let _lock = match lock(req, "finalize") {
         Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(Exit::Locked);
-        }
+        Err(exit) => return Ok(exit),
     };
     let state = State::load(&dir)?;
     let services = wave_services(req.plan, req.wave, &req.host)?;
@@ -883,17 +880,11 @@ pub fn finalize(req: &Request) -> anyhow::Result<Exit> {
         if ctx.state.services.get(&s.id).is_some_and(|st| st.phase == Phase::Finalized) {
             continue;
         }
-        let unit = req
-            .plan
-            .waves
-            .iter()
-            .find(|w| w.number == req.wave)
-            .and_then(|w| w.steps.get(&s.id))
-            .and_then(|steps| {
-                steps.iter().find_map(|st| match st {
-                    Step::StopLegacy { unit } | Step::RepointLegacy { unit } => Some(unit.clone()),
-                    _ => None,
-                })
+        let unit = steps_of(req.plan, req.wave, s)
+            .into_iter()
+            .find_map(|st| match st {
+                Step::StopLegacy { unit } | Step::RepointLegacy { unit } => Some(unit),
+                _ => None,
             })
             .unwrap_or_default();
         let r = ctx.record(s, usize::MAX - 1, &format!("finalize {unit}"), || {
@@ -921,12 +912,9 @@ pub fn finalize(req: &Request) -> anyhow::Result<Exit> {
 pub fn rollback(req: &Request, cascade: bool) -> anyhow::Result<Exit> {
     let cfg = req.cfg;
     let dir = cfg.state_dir();
-    let _lock = match Lock::acquire(&dir, "rollback", Some(req.wave)) {
+    let _lock = match lock(req, "rollback") {
         Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(Exit::Locked);
-        }
+        Err(exit) => return Ok(exit),
     };
     let state = State::load(&dir)?;
     let later: Vec<&String> =

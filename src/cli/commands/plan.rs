@@ -114,27 +114,13 @@ pub fn run(a: &PlanArgs) -> anyhow::Result<Exit> {
 
 /// The route table of every planned service, from each plan entry's placement.
 fn routes_of(plan: &tailshift_plans::Plan) -> anyhow::Result<Vec<crate::admin::Route>> {
-    use crate::admin::{Listen, Placement, RouteHost, route_from_service, validate_table};
-    let mut routes = Vec::new();
-    for s in plan.services.iter().filter(|s| s.status == tailshift_plans::Status::Planned) {
-        let p = &s.placement;
-        let placement = Placement {
-            hosts: p
-                .names
-                .iter()
-                .map(|n| RouteHost { name: n.name.to_ascii_lowercase(), mount: n.mount.clone() })
-                .collect(),
-            listen: if p.listener == "plaintext" {
-                Listen::Plaintext { port: p.port }
-            } else {
-                Listen::Https { port: p.port }
-            },
-            redirect_to: p.redirect_to.clone(),
-            wave: s.wave,
-        };
-        routes.push(route_from_service(&s.inventory, &placement)?);
-    }
-    validate_table(&routes)?;
+    let routes = plan
+        .services
+        .iter()
+        .filter(|s| s.status == tailshift_plans::Status::Planned)
+        .map(crate::apply::engine::route_of)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    crate::admin::validate_table(&routes)?;
     Ok(routes)
 }
 
