@@ -54,28 +54,29 @@ fn resolve(cfg: &CheckConfig, name: &str) -> Result<Vec<IpAddr>, String> {
     }
 }
 
+/// The TLS client of the checks (the proxy's trust: system roots plus the CA file), built once
+/// per process: reading the system store for every check would be work done again and again.
 fn tls_config(cfg: &CheckConfig) -> Result<Arc<rustls::ClientConfig>, String> {
-    use rustls_pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(c);
+    type Cached = (Option<std::path::PathBuf>, Arc<rustls::ClientConfig>);
+    static CACHE: std::sync::Mutex<Option<Cached>> = std::sync::Mutex::new(None);
+    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((ca, c)) = cache.as_ref()
+        && *ca == cfg.ca_file
+    {
+        return Ok(c.clone());
     }
-    if let Some(p) = &cfg.ca_file {
-        for c in rustls_pki_types::CertificateDer::pem_file_iter(p)
-            .map_err(|e| format!("{}: {e:?}", p.display()))?
-        {
-            roots
-                .add(c.map_err(|e| format!("{}: {e:?}", p.display()))?)
-                .map_err(|e| e.to_string())?;
-        }
-    }
+    let roots =
+        crate::proxy::upstream::root_store(cfg.ca_file.as_deref()).map_err(|e| format!("{e:#}"))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let c = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(c))
+    let c = Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    *cache = Some((cfg.ca_file.clone(), c.clone()));
+    Ok(c)
 }
 
 /// GETs `path` from `name` over HTTPS.
