@@ -547,7 +547,7 @@ async fn forward(
     let Some(dial) = &route.dial else {
         return Err(format!("upstream URL {:?} is not http(s)", route.upstream.url));
     };
-    let sent = shared.pool.send(&route.dial_key_arc, dial, req);
+    let sent = shared.pool.send(&route.dial_key, dial, req);
     match route.timeouts.response_header_ms {
         Some(ms) => tokio::time::timeout(std::time::Duration::from_millis(ms), sent)
             .await

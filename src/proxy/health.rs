@@ -36,7 +36,7 @@ pub struct UpstreamHealth {
 /// in table order. Upstreams shared by several routes are dialed once.
 pub async fn check_all(shared: &Shared) -> Vec<UpstreamHealth> {
     let table = shared.routes.load_full();
-    let mut by_key: BTreeMap<String, Arc<Dial>> = BTreeMap::new();
+    let mut by_key: BTreeMap<Arc<str>, Arc<Dial>> = BTreeMap::new();
     for r in &table.routes {
         if let Some(d) = &r.dial {
             by_key.entry(r.dial_key.clone()).or_insert_with(|| d.clone());

@@ -15,10 +15,8 @@ pub struct Routed {
     pub route: Route,
     /// How the upstream is dialed (`None`: its URL is not http(s); requests get 502).
     pub dial: Option<Arc<Dial>>,
-    /// The pool authority of `dial`.
-    pub dial_key: String,
-    /// The same, shared with the pool's map.
-    pub dial_key_arc: Arc<str>,
+    /// The pool key of `dial` (also its registry key).
+    pub dial_key: Arc<str>,
     /// How the forward-auth service is dialed.
     pub auth_dial: Option<Arc<Dial>>,
     /// The pool authority of `auth_dial`.
@@ -56,9 +54,8 @@ impl Routed {
             Dial::for_url(&u, None, None, a.insecure_https, None)
         });
         let key = |d: &Option<Dial>| d.as_ref().map(Dial::key).unwrap_or_default();
-        let dial_key = key(&dial);
+        let dial_key: Arc<str> = Arc::from(key(&dial));
         Routed {
-            dial_key_arc: Arc::from(dial_key.as_str()),
             metrics: std::sync::OnceLock::new(),
             dest,
             dest_authority,
