@@ -77,25 +77,7 @@ pub fn app(name: &'static str, status: u16) -> u16 {
 /// A service's tsnsrv node: HTTPS on its own loopback address, `legacy <name>`; it stops
 /// listening while `<dir>/stopped-tsnsrv-<name>.service` exists (the adapter's doing).
 pub fn forwarder(dir: &Path, name: &'static str, ip: IpAddr, port: u16, certs: &Path) {
-    use rustls_pki_types::pem::PemObject;
-    let fqdn = format!("{name}.tailnet.test");
-    let chain: Vec<_> =
-        rustls_pki_types::CertificateDer::pem_file_iter(certs.join(format!("{fqdn}.crt")))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-    let key =
-        rustls_pki_types::PrivateKeyDer::from_pem_file(certs.join(format!("{fqdn}.key"))).unwrap();
-    let cfg = Arc::new(
-        rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .unwrap(),
-    );
+    let cfg = crate::util::tls_server_config(certs, &format!("{name}.tailnet.test"));
     let flag = dir.join(format!("stopped-tsnsrv-{name}.service"));
     let status_path = dir.join(format!("legacy-status-{name}"));
     let home = dir.to_path_buf();
@@ -188,18 +170,7 @@ impl Fleet {
 
     /// GET through the old name as a client would: resolved, HTTPS verified against the CA.
     fn get(&self, name: &str) -> (u16, String) {
-        let fqdn = format!("{name}.tailnet.test");
-        let Some(addr) = self.resolve(&fqdn) else { return (0, "unresolved".into()) };
-        let o = Command::new("curl")
-            .args(["-s", "-m", "5", "-w", "\n%{http_code}", "--cacert"])
-            .arg(&self.ca)
-            .args(["--resolve", &format!("{fqdn}:{}:{addr}", self.port)])
-            .arg(format!("https://{fqdn}:{}/", self.port))
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&o.stdout).to_string();
-        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-        (code.parse().unwrap_or(0), body.to_string())
+        crate::util::get_by_name(self.dns, self.port, &self.ca, &format!("{name}.tailnet.test"))
     }
 
     fn migrate(&self, args: &[&str]) -> std::process::Output {
@@ -584,23 +555,10 @@ fn load(
         let fqdn = format!("{name}.tailnet.test");
         let (mut n, mut failed, mut seen) = (0u32, Vec::new(), std::collections::BTreeSet::new());
         while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-            let once = || -> Result<String, String> {
-                let addr = match tailshift_shims::dns::query(dns, &fqdn, Duration::from_secs(2)) {
-                    Ok(tailshift_shims::dns::Answer::Addrs(a)) if !a.is_empty() => a[0],
-                    other => return Err(format!("resolve: {other:?}")),
-                };
-                let o = Command::new("curl")
-                    .args(["-s", "-m", "5", "-w", "\n%{http_code}", "--cacert"])
-                    .arg(&ca)
-                    .args(["--resolve", &format!("{fqdn}:{port}:{addr}")])
-                    .arg(format!("https://{fqdn}:{port}/"))
-                    .output()
-                    .map_err(|e| e.to_string())?;
-                let text = String::from_utf8_lossy(&o.stdout).to_string();
-                match text.rsplit_once('\n') {
-                    Some((body, "200")) => Ok(body.to_string()),
-                    _ => Err(format!("{addr}: {text:?} (curl exit {:?})", o.status.code())),
-                }
+            // Resolved again for every request (a new connection each time).
+            let once = || match crate::util::get_by_name(dns, port, &ca, &fqdn) {
+                (200, body) => Ok(body),
+                (code, body) => Err(format!("{code}: {body:?}")),
             };
             n += 1;
             match once() {

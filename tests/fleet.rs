@@ -10,7 +10,6 @@ use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 const STORAGE: [&str; 7] = ["files", "photos", "music", "books", "docs", "media", "media-alt"];
 const CLOUD: [&str; 6] = ["auth", "grafana", "prom", "git", "chat", "public"];
@@ -50,21 +49,7 @@ fn proxy(config: &Path) -> (Proxy, u16, Option<u16>) {
 }
 
 fn get(dns: std::net::SocketAddr, port: u16, ca: &Path, name: &str) -> (u16, String) {
-    let fqdn = format!("{name}.tailnet.test");
-    let addr = match tailshift_shims::dns::query(dns, &fqdn, Duration::from_secs(2)) {
-        Ok(tailshift_shims::dns::Answer::Addrs(a)) if !a.is_empty() => a[0],
-        _ => return (0, "unresolved".into()),
-    };
-    let o = Command::new("curl")
-        .args(["-s", "-m", "5", "-w", "\n%{http_code}", "--cacert"])
-        .arg(ca)
-        .args(["--resolve", &format!("{fqdn}:{port}:{addr}")])
-        .arg(format!("https://{fqdn}:{port}/"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&o.stdout).to_string();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.parse().unwrap_or(0), body.to_string())
+    crate::util::get_by_name(dns, port, ca, &format!("{name}.tailnet.test"))
 }
 
 #[test]

@@ -54,24 +54,7 @@ fn tls_echo_upstream(
     dir: &std::path::Path,
     name: &str,
 ) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use rustls_pki_types::pem::PemObject;
-    let chain: Vec<_> =
-        rustls_pki_types::CertificateDer::pem_file_iter(dir.join(format!("{name}.crt")))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-    let key =
-        rustls_pki_types::PrivateKeyDer::from_pem_file(dir.join(format!("{name}.key"))).unwrap();
-    let cfg = std::sync::Arc::new(
-        rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .unwrap(),
-    );
+    let cfg = crate::util::tls_server_config(dir, name);
     let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let count = accepted.clone();
     let l = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -83,3 +83,45 @@ pub fn service<'a>(inv: &'a serde_json::Value, name: &str) -> &'a serde_json::Va
 pub fn value<'a>(svc: &'a serde_json::Value, part: &str, opt: &str) -> &'a serde_json::Value {
     &svc[part][opt]["known"]["value"]
 }
+
+/// A rustls server configuration with the certificate `<dir>/<name>.crt` (chain) and `.key`.
+pub fn tls_server_config(dir: &Path, name: &str) -> std::sync::Arc<rustls::ServerConfig> {
+    use rustls_pki_types::pem::PemObject;
+    let chain: Vec<_> =
+        rustls_pki_types::CertificateDer::pem_file_iter(dir.join(format!("{name}.crt")))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+    let key =
+        rustls_pki_types::PrivateKeyDer::from_pem_file(dir.join(format!("{name}.key"))).unwrap();
+    std::sync::Arc::new(
+        rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap(),
+    )
+}
+
+/// GET `https://<fqdn>:<port>/` as a client of the emulated tailnet does: the name resolved
+/// through `dns`, the certificate verified against `ca`. (status, body); status 0 when the name
+/// does not resolve or nothing answers.
+pub fn get_by_name(dns: std::net::SocketAddr, port: u16, ca: &Path, fqdn: &str) -> (u16, String) {
+    let addr = match tailshift_shims::dns::query(dns, fqdn, std::time::Duration::from_secs(2)) {
+        Ok(tailshift_shims::dns::Answer::Addrs(a)) if !a.is_empty() => a[0],
+        _ => return (0, "unresolved".into()),
+    };
+    let o = Command::new("curl")
+        .args(["-s", "-m", "5", "-w", "\n%{http_code}", "--cacert"])
+        .arg(ca)
+        .args(["--resolve", &format!("{fqdn}:{port}:{addr}")])
+        .arg(format!("https://{fqdn}:{port}/"))
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.parse().unwrap_or(0), body.to_string())
+}
