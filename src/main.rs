@@ -3,6 +3,7 @@
 mod admin;
 mod apply;
 mod cli;
+mod demo;
 mod exit;
 mod proxy;
 

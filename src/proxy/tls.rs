@@ -33,6 +33,7 @@ fn ca_params() -> CertificateParams {
 pub struct DevCa {
     issuer: Issuer<'static, KeyPair>,
     cert_der: CertificateDer<'static>,
+    spki: Vec<u8>,
 }
 
 impl DevCa {
@@ -44,7 +45,8 @@ impl DevCa {
             let pem = std::fs::read_to_string(&crt)?;
             let der = rustls_pki_types::pem::PemObject::from_pem_slice(pem.as_bytes())
                 .map_err(|e| anyhow::anyhow!("{}: {e:?}", crt.display()))?;
-            return Ok(DevCa { issuer: Issuer::new(ca_params(), kp), cert_der: der });
+            let spki = rcgen::PublicKeyData::subject_public_key_info(&kp);
+            return Ok(DevCa { issuer: Issuer::new(ca_params(), kp), cert_der: der, spki });
         }
         let kp = KeyPair::generate()?;
         let cert = ca_params().self_signed(&kp)?;
@@ -52,7 +54,16 @@ impl DevCa {
         tailshift_plans::plan_file::write_atomic(&key, &kp.serialize_pem())?;
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))?;
         tailshift_plans::plan_file::write_atomic(&crt, &cert.pem())?;
-        Ok(DevCa { cert_der: cert.der().clone(), issuer: Issuer::new(ca_params(), kp) })
+        let spki = rcgen::PublicKeyData::subject_public_key_info(&kp);
+        Ok(DevCa { cert_der: cert.der().clone(), issuer: Issuer::new(ca_params(), kp), spki })
+    }
+
+    /// base64 of the SHA-256 of the CA's SubjectPublicKeyInfo: what Chromium's
+    /// `--ignore-certificate-errors-spki-list` takes to trust it.
+    pub fn spki_sha256_base64(&self) -> String {
+        use base64::Engine;
+        use sha2::Digest;
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&self.spki))
     }
 
     /// A certificate for one name, signed by the CA (chain: leaf, CA).
