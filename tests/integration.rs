@@ -2,6 +2,7 @@
 
 mod apply;
 mod bad_input;
+mod demo;
 mod fleet;
 mod inventory;
 mod plan;

@@ -135,16 +135,23 @@ impl Drop for World {
     }
 }
 
-/// A progress line on stderr (data goes to stdout).
+/// A progress line on stderr (data goes to stdout). A reader that went away does not stop
+/// the demo before it has cleaned up.
 fn say(line: impl AsRef<str>) {
-    eprintln!("{}", line.as_ref());
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{}", line.as_ref());
 }
 
 /// Runs the demo.
 pub fn run(opts: &Options) -> anyhow::Result<Exit> {
     let started = Instant::now();
-    // SAFETY: installing a handler that only stores to an atomic.
+    if opts.services == Some(0) {
+        bail!("--services 0: the demo moves at least one service");
+    }
+    // SAFETY: installing a handler that only stores to an atomic; ignoring SIGPIPE so that a
+    // closed pipe is an error to handle (the cleanup still runs), not the end of the process.
     unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
     }
@@ -172,6 +179,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Exit> {
             Exit::Interrupted
         }
         Err(e) => {
+            say(format!("error: {e:#}"));
             s.problems.push(format!("{e:#}"));
             Exit::BadInput
         }
@@ -182,9 +190,28 @@ pub fn run(opts: &Options) -> anyhow::Result<Exit> {
         s.elapsed_s = started.elapsed().as_secs_f64();
         print_summary(opts, &s)?;
         say(format!(
-            "--keep: everything stays up; drive it by hand (see MIGRATION.md), then Ctrl-C to stop. The directory {} is kept.",
+            "--keep: everything stays up until Ctrl-C; the directory {} is kept. Try, for instance:",
             dir.display()
         ));
+        for h in &s.environment.hosts {
+            say(format!(
+                "  migrate apply --wave 1 --host {} --config {} --plan {}",
+                h.name, h.config, s.environment.plan
+            ));
+        }
+        if let Some(v) = s.environment.services.first() {
+            say(format!(
+                "  curl --cacert {} --resolve {}:{}:<address> https://{}:{}/   (the address: dig @{} -p {} {})",
+                s.environment.ca_file,
+                v.name,
+                s.environment.https_port,
+                v.name,
+                s.environment.https_port,
+                s.environment.dns.split(':').next().unwrap_or_default(),
+                s.environment.dns.rsplit(':').next().unwrap_or_default(),
+                v.name
+            ));
+        }
         while !interrupted() {
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -223,12 +250,15 @@ pub fn run(opts: &Options) -> anyhow::Result<Exit> {
 }
 
 fn print_summary(opts: &Options, s: &Summary) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
     if opts.json {
         // One line: a reader of a `--keep` run can take it before the demo exits.
-        println!("{}", serde_json::to_string(s)?);
+        let _ = writeln!(out, "{}", serde_json::to_string(s)?);
     } else {
-        println!("\n{}", summary::table(s));
+        let _ = writeln!(out, "\n{}", summary::table(s));
     }
+    let _ = out.flush();
     Ok(())
 }
 
@@ -578,7 +608,7 @@ fn phases(
         s.plan.waves,
         s.plan.planned,
         s.plan.held_back.len(),
-        s.plan.held_back.join(", "),
+        shorten(&s.plan.held_back),
         plan_path.display()
     ));
     s.environment = summary::Environment {
@@ -868,6 +898,15 @@ fn phases(
     s.ok = exit == Exit::Ok && s.problems.is_empty();
     let _ = started;
     Ok(exit)
+}
+
+/// At most six names, then how many more.
+fn shorten(names: &[String]) -> String {
+    let mut t = names.iter().take(6).cloned().collect::<Vec<_>>().join(", ");
+    if names.len() > 6 {
+        t.push_str(&format!(" and {} more", names.len() - 6));
+    }
+    t
 }
 
 /// Maps a child `migrate`'s exit code to ours.
