@@ -118,5 +118,5 @@ pub async fn check(
     let (mut parts, body) = resp.into_parts();
     parts.headers.remove(http::header::CONNECTION);
     parts.headers.remove(http::header::TRANSFER_ENCODING);
-    Decision::Respond(Response::from_parts(parts, body.boxed()))
+    Decision::Respond(Response::from_parts(parts, body.map_err(Into::into).boxed()))
 }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// Response bodies: streamed from the upstream, or small synthetic ones.
-pub type Body = BoxBody<Bytes, hyper::Error>;
+pub type Body = BoxBody<Bytes, super::pool::BodyError>;
 
 /// What the request path shares: the swappable route table and the upstream client (whose pool
 /// outlives route swaps).
@@ -543,7 +543,7 @@ async fn forward(
     shared: &Shared,
     route: &Routed,
     req: Request<Incoming>,
-) -> Result<Response<super::pool::PooledBody>, String> {
+) -> Result<Response<super::pool::ForwardBody>, String> {
     let Some(dial) = &route.dial else {
         return Err(format!("upstream URL {:?} is not http(s)", route.upstream.url));
     };

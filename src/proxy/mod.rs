@@ -4,6 +4,7 @@
 pub mod access;
 pub mod auth;
 pub mod config;
+pub mod h1;
 pub mod handler;
 pub mod health;
 pub mod metrics;

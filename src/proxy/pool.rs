@@ -5,11 +5,12 @@
 //! be written on a reused connection (the upstream closed it meanwhile) is sent once more on a
 //! fresh one.
 
+use super::h1::{self, InlineBody, SendError};
 use super::upstream::{Connector, Dial};
 use bytes::Bytes;
 use http::{Request, Response};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1::{self, SendRequest};
+use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use rustc_hash::FxHashMap;
 use std::pin::Pin;
@@ -17,10 +18,11 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-type Sender = SendRequest<Incoming>;
-
 /// Idle connections of one dial, newest last, with when each went idle.
-type IdleList = Vec<(Sender, Instant)>;
+type IdleList = Vec<(h1::Conn, Instant)>;
+
+/// The error type of response bodies on the request path.
+pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Idle connections by dial key.
 pub struct Pool {
@@ -36,66 +38,75 @@ impl Pool {
         Pool { connector, idle: Mutex::new(FxHashMap::default()), idle_timeout, max_idle }
     }
 
-    fn checkout(&self, key: &str) -> Option<Sender> {
+    fn checkout(&self, key: &str) -> Option<h1::Conn> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let list = idle.get_mut(key)?;
-        while let Some((s, since)) = list.pop() {
-            if !s.is_closed() && since.elapsed() < self.idle_timeout {
-                return Some(s);
+        while let Some((mut c, since)) = list.pop() {
+            if since.elapsed() < self.idle_timeout && c.is_usable() {
+                return Some(c);
             }
         }
         None
     }
 
-    fn put_back(&self, key: Arc<str>, s: Sender) {
-        if s.is_closed() {
-            return;
-        }
+    /// Takes a connection back whose last response was read to the end.
+    pub fn put_back(&self, key: Arc<str>, c: h1::Conn) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let list = idle.entry(key).or_default();
         if list.len() < self.max_idle {
-            list.push((s, Instant::now()));
+            list.push((c, Instant::now()));
         }
     }
 
-    async fn connect(&self, dial: &Dial) -> Result<Sender, String> {
-        let io = self.connector.open(dial).await.map_err(|e| e.to_string())?;
-        let (sender, conn) =
-            http1::handshake(TokioIo::new(io)).await.map_err(|e| format!("handshake: {e}"))?;
-        tokio::spawn(async move {
-            let _ = conn.with_upgrades().await;
-        });
-        Ok(sender)
+    async fn connect(&self, dial: &Dial) -> Result<h1::Conn, String> {
+        Ok(h1::Conn::new(self.connector.open(dial).await.map_err(|e| e.to_string())?))
     }
 
-    /// Sends an origin-form request over a pooled (or new) connection.
+    /// Sends an origin-form request over a pooled (or new) connection. An upgrade request
+    /// (WebSocket) gets a connection of its own through hyper's client, which hands the
+    /// connection over after the 101.
     pub async fn send(
         self: &Arc<Self>,
         key: &Arc<str>,
         dial: &Dial,
         req: Request<Incoming>,
-    ) -> Result<Response<PooledBody>, String> {
-        let (mut sender, reused) = match self.checkout(key) {
-            Some(s) => (s, true),
+    ) -> Result<Response<ForwardBody>, String> {
+        if req.headers().contains_key(http::header::UPGRADE) {
+            return self.send_upgrade(dial, req).await;
+        }
+        let has_body = !req.body().is_end_stream();
+        let head = h1::Head::new(&req, has_body);
+        let body = has_body.then(|| req.into_body());
+        let (conn, reused) = match self.checkout(key) {
+            Some(c) => (c, true),
             None => (self.connect(dial).await?, false),
         };
-        if sender.ready().await.is_err() {
-            sender = self.connect(dial).await?;
-        }
-        let resp = match sender.try_send_request(req).await {
+        let (resp, framing, keep_alive, conn) = match conn.send(&head, body).await {
             Ok(r) => r,
-            Err(mut e) => match e.take_message() {
-                // Never written: the reused connection was closed under us. Once more, fresh.
-                Some(req) if reused => {
-                    sender = self.connect(dial).await?;
-                    sender.send_request(req).await.map_err(|e| e.to_string())?
-                }
-                _ => return Err(error_chain(e.error())),
-            },
+            // The upstream closed the idle connection as we reused it: the request never
+            // reached it. Once more on a fresh connection, when there is no body to replay.
+            Err(SendError::ClosedBeforeResponse(_)) if reused && !head.has_body() => {
+                self.connect(dial).await?.send(&head, None).await.map_err(|e| e.to_string())?
+            }
+            Err(e) => return Err(e.to_string()),
         };
-        let upgraded = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
-        let back = (!upgraded).then(|| (sender, self.clone(), key.clone()));
-        Ok(resp.map(|inner| PooledBody { inner, back }))
+        let body = InlineBody::new(conn, framing, keep_alive, (self.clone(), key.clone()));
+        Ok(resp.map(|()| ForwardBody::Inline(body)))
+    }
+
+    async fn send_upgrade(
+        &self,
+        dial: &Dial,
+        req: Request<Incoming>,
+    ) -> Result<Response<ForwardBody>, String> {
+        let io = self.connector.open(dial).await.map_err(|e| e.to_string())?;
+        let (mut sender, conn) =
+            http1::handshake(TokioIo::new(io)).await.map_err(|e| format!("handshake: {e}"))?;
+        tokio::spawn(async move {
+            let _ = conn.with_upgrades().await;
+        });
+        let resp = sender.send_request(req).await.map_err(|e| error_chain(&e))?;
+        Ok(resp.map(ForwardBody::Hyper))
     }
 }
 
@@ -109,49 +120,39 @@ fn error_chain(e: &hyper::Error) -> String {
     msg
 }
 
-/// An upstream response body that returns its connection to the pool when read to the end.
-pub struct PooledBody {
-    inner: Incoming,
-    back: Option<(Sender, Arc<Pool>, Arc<str>)>,
+/// An upstream response body: read inline from a pooled connection, or (upgrades) hyper's.
+pub enum ForwardBody {
+    /// From a pooled connection; the connection goes back at the body's end.
+    Inline(InlineBody),
+    /// From hyper's client (a 101 and what precedes the hand-over).
+    Hyper(Incoming),
 }
 
-impl PooledBody {
-    fn release(&mut self) {
-        if let Some((s, pool, key)) = self.back.take() {
-            pool.put_back(key, s);
-        }
-    }
-}
-
-impl Body for PooledBody {
+impl Body for ForwardBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let r = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(None) = r {
-            self.release();
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match self.get_mut() {
+            ForwardBody::Inline(b) => Pin::new(b).poll_frame(cx),
+            ForwardBody::Hyper(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
         }
-        r
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match self {
+            ForwardBody::Inline(b) => b.is_end_stream(),
+            ForwardBody::Hyper(b) => b.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-impl Drop for PooledBody {
-    fn drop(&mut self) {
-        // A body with nothing (left) to read leaves the connection clean.
-        if self.inner.is_end_stream() {
-            self.release();
+        match self {
+            ForwardBody::Inline(b) => b.size_hint(),
+            ForwardBody::Hyper(b) => b.size_hint(),
         }
     }
 }
