@@ -14,6 +14,8 @@ Measured per system, route count and run (all from /proc, summed over the proces
   - idle CPU ticks and voluntary context switches over --idle seconds, after start and after
     load (first run only);
   - time from spawn to the first served request.
+The proxies' order rotates from run to run (direct access stays first), so that in three runs
+each takes each position once.
 
 Usage: bench/proxies.py [--routes 57 500] [--runs 3] [--duration 10] [--idle 60]
                         [--binary target/release/migrate] [--json out.json]
@@ -497,9 +499,14 @@ def main():
     results = []
     try:
         wait_serving(UPSTREAM_BASE + 1, upstream)
+        # The proxies take turns going first: on a shared machine the speed drifts, and a fixed
+        # order would hand the same position (and its luck) to the same system every run.
+        proxies = [s for s in systems if s != "direct"]
         for run in range(args.runs):
+            k = run % max(len(proxies), 1)
+            order = [s for s in systems if s == "direct"] + proxies[k:] + proxies[:k]
             for n in args.routes:
-                for s in systems:
+                for s in order:
                     r = measure(s, n, args, run == 0, certs)
                     r["run"] = run + 1
                     results.append(r)

@@ -35,6 +35,24 @@ fn echo_conn<S: Read + Write>(s: S) {
     }
 }
 
+/// A loopback port that refuses connections for the rest of the test run: bound, never
+/// listening, and kept (a port merely freed could be taken by a parallel test's listener).
+fn dead_port() -> u16 {
+    // SAFETY: plain socket calls on a socket this function owns; the fd is kept open on purpose.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0);
+        let mut addr: libc::sockaddr_in = std::mem::zeroed();
+        addr.sin_family = libc::AF_INET as libc::sa_family_t;
+        addr.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        assert_eq!(libc::bind(fd, &addr as *const _ as *const libc::sockaddr, len), 0);
+        let mut len = len;
+        assert_eq!(libc::getsockname(fd, &mut addr as *mut _ as *mut libc::sockaddr, &mut len), 0);
+        u16::from_be(addr.sin_port)
+    }
+}
+
 /// An upstream that answers every request with a JSON echo of its method, path and headers.
 fn echo_upstream() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -390,7 +408,7 @@ fn admin_socket_swaps_whole_tables_and_refuses_bad_ones() {
 
 #[test]
 fn upstream_down_is_502_with_an_empty_body_and_https_routes_redirect() {
-    let dead = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dead = dead_port();
     let p = Proxy::start();
     let table = json!([
         route("box/down", "down.tailnet.test", dead, json!({})),
@@ -492,7 +510,7 @@ fn forward_auth_passes_answers_back_and_never_follows_redirects() {
     assert_eq!(code, 302);
     assert!(head.to_ascii_lowercase().contains("location: https://login.example/?rd=x"), "{head}");
     // Auth down: 502 and the fork's words.
-    let dead = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dead = dead_port();
     let a = json!({"auth": {"url": format!("http://127.0.0.1:{dead}"), "path": "/a", "timeout_ms": 2000}});
     assert_eq!(p.put_routes(&json!([route("box/app", "app.tailnet.test", up, a)])).0, 200);
     let (code, _, body) = p.get("app.tailnet.test", "/", &["Cookie: s=ok"]);
@@ -525,7 +543,7 @@ fn auth_bypass_applies_to_identified_tailnet_users_only() {
 #[test]
 fn metrics_keep_tsnsrv_names_and_parse_as_prometheus_text() {
     let up = echo_upstream();
-    let dead = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dead = dead_port();
     let p = Proxy::start();
     let table = json!([
         route("box/app", "app.tailnet.test", up, json!({})),
@@ -1343,7 +1361,7 @@ fn each_tailscale_service_has_its_own_trusted_socket() {
 #[test]
 fn upstream_health_is_checked_on_one_timer_and_on_demand() {
     let up = echo_upstream();
-    let dead = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dead = dead_port();
     let p = Proxy::start_with("health_interval_s = 1");
     let table = json!([
         route("box/alive", "alive.tailnet.test", up, json!({})),

@@ -108,6 +108,10 @@ macro_rules! name {
 
 /// RFC 9110 7.6.1 hop-by-hop headers, plus whatever `Connection` names.
 fn strip_hop_by_hop(h: &mut HeaderMap) {
+    // Most messages carry none: one pass over the names instead of seven lookups.
+    if !h.keys().any(is_hop_by_hop) {
+        return;
+    }
     if h.contains_key(http::header::CONNECTION) {
         // Most requests name nothing but keep-alive/close; only collect when they do more.
         let named: Vec<HeaderName> = h
@@ -121,18 +125,24 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
             h.remove(n);
         }
     }
-    const HOP_BY_HOP: [HeaderName; 7] = [
-        http::header::CONNECTION,
-        name!("keep-alive"),
-        name!("proxy-connection"),
-        http::header::TE,
-        http::header::TRAILER,
-        http::header::TRANSFER_ENCODING,
-        http::header::UPGRADE,
-    ];
     for n in HOP_BY_HOP {
         h.remove(n);
     }
+}
+
+/// The fixed hop-by-hop fields (RFC 9110 7.6.1, and the legacy `Proxy-Connection`).
+const HOP_BY_HOP: [HeaderName; 7] = [
+    http::header::CONNECTION,
+    name!("keep-alive"),
+    name!("proxy-connection"),
+    http::header::TE,
+    http::header::TRAILER,
+    http::header::TRANSFER_ENCODING,
+    http::header::UPGRADE,
+];
+
+fn is_hop_by_hop(n: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(n)
 }
 
 /// The protocol a request asks to upgrade to (`Connection: upgrade` + `Upgrade: x`).
@@ -449,25 +459,19 @@ fn outgoing_headers(
     let Requester { asked, peer, trusted, tls } = *who;
     let mut h = incoming;
     strip_hop_by_hop(&mut h);
-    for n in [
-        name!("forwarded"),
-        name!("x-forwarded-for"),
-        name!("x-forwarded-host"),
-        name!("x-forwarded-proto"),
-    ] {
-        h.remove(n);
-    }
-    // What tailscaled says is read above; nothing a client sends as identity goes further.
-    let spoofable: Vec<HeaderName> = h
-        .keys()
-        .filter(|k| {
-            let k = k.as_str();
-            k.starts_with("tailscale-") || k.starts_with("x-tailscale-")
-        })
-        .cloned()
-        .collect();
-    for k in spoofable {
-        h.remove(k);
+    // What tailscaled says is read above; nothing a client sends as identity (or as a
+    // forwarding chain) goes further. One pass finds whether there is anything to remove.
+    let replaced = |k: &HeaderName| {
+        let k = k.as_str();
+        matches!(k, "forwarded" | "x-forwarded-for" | "x-forwarded-host" | "x-forwarded-proto")
+            || k.starts_with("tailscale-")
+            || k.starts_with("x-tailscale-")
+    };
+    if h.keys().any(replaced) {
+        let gone: Vec<HeaderName> = h.keys().filter(|k| replaced(k)).cloned().collect();
+        for k in gone {
+            h.remove(k);
+        }
     }
     let full_host = if trusted && !asked.contains('.') {
         route.hosts.first().map(|h| h.name.clone()).unwrap_or_else(|| asked.to_string())
@@ -479,7 +483,7 @@ fn outgoing_headers(
         set(&mut h, name!("x-forwarded-for"), p);
     }
     set(&mut h, name!("x-forwarded-host"), &full_host);
-    set(&mut h, name!("x-forwarded-proto"), proto);
+    h.insert(name!("x-forwarded-proto"), HeaderValue::from_static(proto));
     match route.host_header {
         HostHeader::Keep => {
             // Behind tailscaled the Host is always `localhost`: rebuild it from the name asked.
@@ -495,7 +499,7 @@ fn outgoing_headers(
         }
     }
     if route.proxy_headers {
-        set(&mut h, name!("x-scheme"), proto);
+        h.insert(name!("x-scheme"), HeaderValue::from_static(proto));
         if let Some(p) = peer {
             set(&mut h, name!("x-real-ip"), p);
         }
@@ -515,11 +519,14 @@ fn outgoing_headers(
             h.insert(n, v);
         }
     }
-    // tsnsrv deletes every outgoing X-Tailscale-* whatever set it, then adds the identity.
-    let ours: Vec<HeaderName> =
-        h.keys().filter(|k| k.as_str().starts_with("x-tailscale-")).cloned().collect();
-    for k in ours {
-        h.remove(k);
+    // tsnsrv deletes every outgoing X-Tailscale-* whatever set it, then adds the identity;
+    // the client's are gone already, so only the route's own headers can have brought one.
+    if !route.upstream_headers.is_empty() {
+        let ours: Vec<HeaderName> =
+            h.keys().filter(|k| k.as_str().starts_with("x-tailscale-")).cloned().collect();
+        for k in ours {
+            h.remove(k);
+        }
     }
     if route.whois.enabled
         && let Some(id) = identity
