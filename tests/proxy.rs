@@ -1670,3 +1670,52 @@ fn a_connection_the_upstream_closed_while_idle_is_not_reused() {
     }
     assert_eq!(conns.load(Ordering::SeqCst), 5);
 }
+
+#[test]
+fn the_head_deadline_spares_slow_responses_and_websockets_and_closes_idle_connections() {
+    // An upstream whose body takes a second, in pieces.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let slow = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                while read_head(&mut r).is_some() {
+                    let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
+                    for b in b"slow!" {
+                        std::thread::sleep(std::time::Duration::from_millis(200));
+                        let _ = s.write_all(&[*b]);
+                    }
+                }
+            });
+        }
+    });
+    let ws_up = ws_echo_upstream();
+    let p = Proxy::start_with("header_read_timeout_ms = 300");
+    let table = json!([
+        route("box/slow", "slow.tailnet.test", slow, json!({})),
+        route("box/ws", "ws.tailnet.test", ws_up, json!({}))
+    ]);
+    assert_eq!(p.put_routes(&table).0, 200);
+    // A response that outlasts the deadline arrives whole.
+    let mut c = KeepAlive::connect(&p.http);
+    assert_eq!(c.get("slow.tailnet.test", "/"), 200);
+    // Then the idle keep-alive connection is closed after the deadline.
+    let started = std::time::Instant::now();
+    c.r.get_ref().set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    let mut rest = Vec::new();
+    let _ = c.r.read_to_end(&mut rest);
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(250)
+            && waited < std::time::Duration::from_secs(3),
+        "idle connection closed after {waited:?}"
+    );
+    // A WebSocket is no longer HTTP: silence longer than the deadline does not end it.
+    let stream = std::net::TcpStream::connect(&p.http).unwrap();
+    let (mut ws, _) = tungstenite::client::client("ws://ws.tailnet.test/", stream).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(900));
+    ws.send(tungstenite::Message::text("still here")).unwrap();
+    assert_eq!(ws.read().unwrap().into_text().unwrap().as_str(), "still here");
+}

@@ -14,6 +14,7 @@ pub mod routes;
 pub mod server;
 pub mod tls;
 pub mod upstream;
+pub mod watchdog;
 pub mod whois;
 
 pub use config::ProxyConfig;

@@ -3,6 +3,7 @@
 use super::config::{ListenerConfig, ProxyConfig};
 use super::handler::{Origin, Shared, handle};
 use super::routes::RouteTable;
+use super::watchdog::{Tracked, Watchdog};
 use crate::admin::Route;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -20,11 +21,13 @@ use std::time::Duration;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
 
-/// A connection builder for both HTTP versions. hyper's header-read timeout needs a timer:
-/// without one the default is silently off (proxy.md 2.3), and slow-loris clients hold sockets.
-fn builder(header_timeout: Duration) -> auto::Builder<TokioExecutor> {
+/// A connection builder for both HTTP versions. The header-read deadline is the
+/// [`Watchdog`]'s (one coarse timer for every connection), not hyper's timer per request.
+/// Responses are flattened into one buffer and written with one `send`: cheaper than `writev`
+/// for the small heads and bodies that most requests have.
+fn builder() -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
-    b.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(header_timeout);
+    b.http1().writev(false).header_read_timeout(None);
     b.http2().timer(hyper_util::rt::TokioTimer::new());
     b
 }
@@ -36,14 +39,30 @@ async fn serve_conn<I>(
     shared: Arc<Shared>,
     origin: Origin,
     watcher: hyper_util::server::graceful::Watcher,
-    header_timeout: Duration,
+    watchdog: Watchdog,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let svc = service_fn(move |req| handle(shared.clone(), req, origin.clone()));
-    let conn =
-        builder(header_timeout).serve_connection_with_upgrades(TokioIo::new(io), svc).into_owned();
-    let _ = watcher.watch(conn).await;
+    let registration = watchdog.register();
+    let watch = registration.watch().clone();
+    let svc = service_fn(move |req| {
+        // The request stays in flight (no head deadline) until its response body is done.
+        let in_flight = watch.begin();
+        let response = handle(shared.clone(), req, origin.clone());
+        async move {
+            let resp = response.await?;
+            if resp.status() == hyper::StatusCode::SWITCHING_PROTOCOLS {
+                in_flight.exempt();
+            }
+            Ok::<_, hyper::Error>(resp.map(|b| Tracked::new(b, in_flight)))
+        }
+    });
+    let conn = builder().serve_connection_with_upgrades(TokioIo::new(io), svc).into_owned();
+    tokio::select! {
+        _ = watcher.watch(conn) => {}
+        // No complete request head in time: the connection is dropped (closed).
+        _ = registration.expired() => {}
+    }
 }
 
 /// A listening socket: TCP (with the peer's address) or unix.
@@ -122,7 +141,7 @@ struct ServiceSockets {
     shared: std::sync::Weak<Shared>,
     graceful: Arc<GracefulShutdown>,
     stop: watch::Receiver<bool>,
-    header_timeout: Duration,
+    watchdog: Watchdog,
 }
 
 impl ServiceSockets {
@@ -154,8 +173,8 @@ impl ServiceSockets {
                     continue;
                 }
             };
-            let (shared, graceful, timeout) =
-                (shared.clone(), self.graceful.clone(), self.header_timeout);
+            let (shared, graceful, watchdog) =
+                (shared.clone(), self.graceful.clone(), self.watchdog.clone());
             let origin = Origin::Service(Arc::from(label.as_str()));
             let task = accept_loop(listener, self.stop.clone(), move |io, _| {
                 tokio::spawn(serve_conn(
@@ -163,7 +182,7 @@ impl ServiceSockets {
                     shared.clone(),
                     origin.clone(),
                     graceful.watcher(),
-                    timeout,
+                    watchdog.clone(),
                 ));
             });
             live.insert(label, task);
@@ -323,14 +342,14 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
         access_log: cfg.access_log,
         installed: Default::default(),
     });
-    let header_timeout = Duration::from_millis(cfg.header_read_timeout_ms);
+    let watchdog = Watchdog::new(Duration::from_millis(cfg.header_read_timeout_ms));
     let (stop_tx, stop_rx) = watch::channel(false);
     let graceful = Arc::new(GracefulShutdown::new());
     let mut tasks = Vec::new();
     let mut described: Vec<String> = dns_described.into_iter().collect();
     let mut service_sockets: Vec<Arc<ServiceSockets>> = Vec::new();
     for l in &cfg.listeners {
-        let (shared, graceful) = (shared.clone(), graceful.clone());
+        let (shared, graceful, watchdog) = (shared.clone(), graceful.clone(), watchdog.clone());
         match l {
             ListenerConfig::Trusted { path, mode } => {
                 let listener = bind_unix(path, *mode)?;
@@ -341,7 +360,7 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
                         shared.clone(),
                         Origin::Trusted,
                         graceful.watcher(),
-                        header_timeout,
+                        watchdog.clone(),
                     ));
                 }));
             }
@@ -353,7 +372,7 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
                     shared: Arc::downgrade(&shared),
                     graceful: graceful.clone(),
                     stop: stop_rx.clone(),
-                    header_timeout,
+                    watchdog: watchdog.clone(),
                 });
                 sockets.reconcile();
                 described.push(format!("services unix:{}/<label>.sock", dir.display()));
@@ -397,15 +416,15 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
                     // The watcher is taken now: the handshake task must not keep the shutdown
                     // handle. The handshake runs on its own task, bounded, so a slow client never
                     // holds the accept loop.
-                    let (shared, acceptor, watcher) =
-                        (shared.clone(), acceptor.clone(), graceful.watcher());
+                    let (shared, acceptor, watcher, watchdog) =
+                        (shared.clone(), acceptor.clone(), graceful.watcher(), watchdog.clone());
                     tokio::spawn(async move {
                         let Ok(Ok(tls)) =
                             tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(io)).await
                         else {
                             return;
                         };
-                        serve_conn(tls, shared, Origin::Https(peer), watcher, header_timeout).await;
+                        serve_conn(tls, shared, Origin::Https(peer), watcher, watchdog).await;
                     });
                 }));
             }
@@ -420,7 +439,7 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
                         shared.clone(),
                         Origin::Http(peer),
                         graceful.watcher(),
-                        header_timeout,
+                        watchdog.clone(),
                     ));
                 }));
             }
