@@ -48,7 +48,9 @@ async fn serve_conn<I>(
     let svc = service_fn(move |req| {
         // The request stays in flight (no head deadline) until its response body is done.
         let in_flight = watch.begin();
-        let response = handle(shared.clone(), req, origin.clone());
+        // Boxed: the request's future is large (auth, whois, forwarding), and moving it by
+        // value into this wrapper and then into hyper's slot copies all of it per request.
+        let response = Box::pin(handle(shared.clone(), req, origin.clone()));
         async move {
             let resp = response.await?;
             if resp.status() == hyper::StatusCode::SWITCHING_PROTOCOLS {
