@@ -35,7 +35,8 @@ impl Outcome {
     }
 }
 
-fn resolve(cfg: &CheckConfig, name: &str) -> Result<Vec<IpAddr>, String> {
+/// The addresses `name` resolves to, through the configured resolver or the system's.
+pub(crate) fn resolve(cfg: &CheckConfig, name: &str) -> Result<Vec<IpAddr>, String> {
     match cfg.resolver {
         Some(server) => {
             match tailshift_shims::dns::query(server, name, Duration::from_millis(cfg.timeout_ms)) {
@@ -56,7 +57,7 @@ fn resolve(cfg: &CheckConfig, name: &str) -> Result<Vec<IpAddr>, String> {
 
 /// The TLS client of the checks (the proxy's trust: system roots plus the CA file), built once
 /// per process: reading the system store for every check would be work done again and again.
-fn tls_config(cfg: &CheckConfig) -> Result<Arc<rustls::ClientConfig>, String> {
+pub(crate) fn tls_config(cfg: &CheckConfig) -> Result<Arc<rustls::ClientConfig>, String> {
     type Cached = (Option<std::path::PathBuf>, Arc<rustls::ClientConfig>);
     static CACHE: std::sync::Mutex<Option<Cached>> = std::sync::Mutex::new(None);
     let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());

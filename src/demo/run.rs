@@ -171,7 +171,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Exit> {
         load: None,
     };
     let mut s = Summary { schema: "tailshift.demo/v1", ..Default::default() };
-    let result = phases(opts, &mut world, &mut s, started);
+    let result = phases(opts, &mut world, &mut s);
     let exit = match result {
         Ok(e) => e,
         Err(e) if interrupted() => {
@@ -323,12 +323,7 @@ fn json_str(v: &serde_json::Value) -> Option<&str> {
     v.get("known")?.get("value")?.as_str()
 }
 
-fn phases(
-    opts: &Options,
-    world: &mut World,
-    s: &mut Summary,
-    started: Instant,
-) -> anyhow::Result<Exit> {
+fn phases(opts: &Options, world: &mut World, s: &mut Summary) -> anyhow::Result<Exit> {
     let dir = world.dir.clone();
     let handle = world.rt.as_ref().map(|r| r.handle().clone()).context("runtime")?;
     say(format!(
@@ -764,24 +759,15 @@ fn phases(
             s.problems.push(format!("wave {n}: not every old name answered from its place"));
         }
     }
+    // The per-node cost the plan used, read back from the totals of the waves applied.
+    let per_node = |total: f64, digits: usize| match forecast.nodes_retired {
+        0 => "?".to_string(),
+        n => format!("{:.digits$}", total / n as f64),
+    };
     forecast.basis = format!(
         "the plan's cost of one tsnsrv node (plan.cost: {} cores, {} MB; docs/policy.md), times the nodes these {} waves retire",
-        waves
-            .first()
-            .and_then(|w| {
-                let f = &w["forecast"];
-                let n = f["nodes_retired"].as_f64()?;
-                Some(f["cpu_freed_cores"].as_f64()? / n)
-            })
-            .map_or("?".into(), |c| format!("{c:.3}")),
-        waves
-            .first()
-            .and_then(|w| {
-                let f = &w["forecast"];
-                let n = f["nodes_retired"].as_f64()?;
-                Some(f["memory_freed_mb"].as_f64()? / n)
-            })
-            .map_or("?".into(), |m| format!("{m:.0}")),
+        per_node(forecast.cpu_freed_cores, 3),
+        per_node(forecast.memory_freed_mb, 0),
         s.waves.len()
     );
     s.forecast = forecast;
@@ -896,7 +882,6 @@ fn phases(
         .chain(s.rollback.iter().flat_map(|r| [&r.after_rollback, &r.after_reapply]))
         .all(|r| r.answered == r.names);
     s.ok = exit == Exit::Ok && s.problems.is_empty();
-    let _ = started;
     Ok(exit)
 }
 
@@ -996,21 +981,15 @@ async fn connect(
     checks: &CheckConfig,
     name: &str,
 ) -> anyhow::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
-    let server = checks.resolver.context("no resolver")?;
-    let addr = match tailshift_shims::dns::query(server, name, Duration::from_secs(2))? {
-        tailshift_shims::dns::Answer::Addrs(a) if !a.is_empty() => a[0],
-        other => bail!("{name}: {other:?}"),
-    };
-    let roots = crate::proxy::upstream::root_store(checks.ca_file.as_deref())?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // The checks' own resolution and trust: what `apply` and the check rounds use.
+    let addr = *crate::apply::check::resolve(checks, name)
+        .map_err(anyhow::Error::msg)?
+        .first()
+        .with_context(|| format!("{name}: no address"))?;
+    let cfg = crate::apply::check::tls_config(checks).map_err(anyhow::Error::msg)?;
     let tcp = tokio::net::TcpStream::connect((addr, checks.port)).await?;
     let sni = rustls_pki_types::ServerName::try_from(name.to_string())?;
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(cfg)).connect(sni, tcp).await?)
+    Ok(tokio_rustls::TlsConnector::from(cfg).connect(sni, tcp).await?)
 }
 
 /// GETs `path` from `name` and counts the body's bytes (never holding it).
