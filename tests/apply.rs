@@ -359,22 +359,7 @@ fn lock_id(f: &Fleet) -> String {
 fn a_killed_apply_is_reported_exactly_resumed_or_rolled_back() {
     let f = fleet();
     // Killed (SIGKILL, at the documented failpoint) after the intent to stop the legacy node.
-    let o = Command::new(env!("CARGO_BIN_EXE_migrate"))
-        .current_dir(f.dir.path())
-        .args([
-            "apply",
-            "--wave",
-            "1",
-            "--host",
-            "nas",
-            "--config",
-            "migrate.toml",
-            "--plan",
-            "plan.json",
-        ])
-        .env("TAILSHIFT_FAILPOINT", "apply-nas/app1-3-intent")
-        .output()
-        .unwrap();
+    let o = run_to_failpoint(&f, "apply", "apply-nas/app1-3-intent");
     assert_eq!(o.status.code(), None, "killed by a signal: {}", stderr(&o));
     let o = f.migrate(&["status", "--state-dir", "state"]);
     assert_eq!(o.status.code(), Some(9), "{}", stdout(&o));
@@ -393,22 +378,7 @@ fn a_killed_apply_is_reported_exactly_resumed_or_rolled_back() {
     assert_eq!(f.migrate(&["status", "--state-dir", "state"]).status.code(), Some(0));
 
     // A rollback killed halfway, then run again: nothing of the wave is left.
-    let o = Command::new(env!("CARGO_BIN_EXE_migrate"))
-        .current_dir(f.dir.path())
-        .args([
-            "rollback",
-            "--wave",
-            "1",
-            "--host",
-            "nas",
-            "--config",
-            "migrate.toml",
-            "--plan",
-            "plan.json",
-        ])
-        .env("TAILSHIFT_FAILPOINT", "rollback-nas/app1-1-intent")
-        .output()
-        .unwrap();
+    let o = run_to_failpoint(&f, "rollback", "rollback-nas/app1-1-intent");
     assert_eq!(o.status.code(), None);
     assert_eq!(f.migrate(&["status", "--state-dir", "state"]).status.code(), Some(9));
     let id = lock_id(&f);
@@ -713,8 +683,9 @@ fn clean(f: &Fleet) {
     assert!(!f.path("stopped-tsnsrv-app1.service").exists());
 }
 
-fn killed_at(f: &Fleet, cmd: &str, point: &str) {
-    let o = Command::new(env!("CARGO_BIN_EXE_migrate"))
+/// `migrate <cmd> --wave 1` on nas, stopped by SIGKILL at the failpoint `point`.
+fn run_to_failpoint(f: &Fleet, cmd: &str, point: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_migrate"))
         .current_dir(f.dir.path())
         .args([
             cmd,
@@ -729,7 +700,11 @@ fn killed_at(f: &Fleet, cmd: &str, point: &str) {
         ])
         .env("TAILSHIFT_FAILPOINT", point)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+fn killed_at(f: &Fleet, cmd: &str, point: &str) {
+    let o = run_to_failpoint(f, cmd, point);
     assert_eq!(o.status.code(), None, "{point}: not killed: {}{}", stdout(&o), stderr(&o));
     let status = f.migrate(&["status", "--state-dir", "state"]);
     let want = if point.ends_with("-intent") { 9 } else { 0 };

@@ -188,29 +188,16 @@ fn the_whole_fleet_moves_wave_by_wave_across_two_hosts_and_back() {
         }
     };
     everyone_answers("before");
+    // One host's part of a wave, as the operator runs it: it must succeed.
+    let wave = |cmd: &str, w: usize, host: &str| {
+        let (w, config) = (w.to_string(), format!("{host}.toml"));
+        let args = [cmd, "--wave", &w, "--host", host, "--config", &config, "--plan", "plan.json"];
+        let o = migrate_in(d, &args);
+        assert_eq!(o.status.code(), Some(0), "{cmd} {w} on {host}: {}{}", stdout(&o), stderr(&o));
+    };
     for w in 1..=waves {
         for host in ["storage", "cloud"] {
-            let o = migrate_in(
-                d,
-                &[
-                    "apply",
-                    "--wave",
-                    &w.to_string(),
-                    "--host",
-                    host,
-                    "--config",
-                    &format!("{host}.toml"),
-                    "--plan",
-                    "plan.json",
-                ],
-            );
-            assert_eq!(
-                o.status.code(),
-                Some(0),
-                "wave {w} on {host}: {}{}",
-                stdout(&o),
-                stderr(&o)
-            );
+            wave("apply", w, host);
         }
         everyone_answers(&format!("after wave {w}"));
     }
@@ -228,27 +215,7 @@ fn the_whole_fleet_moves_wave_by_wave_across_two_hosts_and_back() {
     // And back, last wave first.
     for w in (1..=waves).rev() {
         for host in ["cloud", "storage"] {
-            let o = migrate_in(
-                d,
-                &[
-                    "rollback",
-                    "--wave",
-                    &w.to_string(),
-                    "--host",
-                    host,
-                    "--config",
-                    &format!("{host}.toml"),
-                    "--plan",
-                    "plan.json",
-                ],
-            );
-            assert_eq!(
-                o.status.code(),
-                Some(0),
-                "rollback {w} on {host}: {}{}",
-                stdout(&o),
-                stderr(&o)
-            );
+            wave("rollback", w, host);
         }
         everyone_answers(&format!("after rolling back wave {w}"));
     }
