@@ -350,9 +350,9 @@ impl InlineBody {
     fn finish(&mut self) {
         let conn = self.conn.take();
         let release = self.release.take();
+        // Only called once the body is complete, which a close-delimited body never is.
         if let (Some(c), Some((pool, key))) = (conn, release)
             && self.keep_alive
-            && self.framing != Framing::Close
         {
             pool.put_back(key, c);
         }

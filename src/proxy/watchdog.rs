@@ -85,7 +85,7 @@ impl Watchdog {
         if !inner.running.swap(true, Ordering::SeqCst) {
             tokio::spawn(ticker(inner.clone()));
         }
-        Registration { key, watch, inner: inner.clone() }
+        Registration { key, watch }
     }
 }
 
@@ -124,7 +124,6 @@ async fn ticker(inner: Arc<Inner>) {
 pub struct Registration {
     key: u64,
     watch: Arc<Watch>,
-    inner: Arc<Inner>,
 }
 
 impl Registration {
@@ -141,7 +140,7 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        let mut reg = self.inner.conns.lock().unwrap_or_else(|p| p.into_inner());
+        let mut reg = self.watch.inner.conns.lock().unwrap_or_else(|p| p.into_inner());
         reg.watches.remove(&self.key);
     }
 }
