@@ -88,8 +88,12 @@ pub fn run(
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         loop {
             tick.tick().await;
+            // One directory listing per tick, not one lookup per node.
+            let flags: std::collections::HashSet<PathBuf> = std::fs::read_dir(&units)
+                .map(|d| d.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default();
             for (i, n) in nodes.iter().enumerate() {
-                let stopped = flag_file(&units, &n.id).exists();
+                let stopped = flags.contains(&flag_file(&units, &n.id));
                 match (&running[i], stopped) {
                     (Some(_), true) => {
                         if let Some(h) = running[i].take() {
