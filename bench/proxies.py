@@ -200,6 +200,30 @@ def upstream_conf(work, n):
     )
 
 
+# Every proxy sends the upstream what tsnsrv's contract makes tailshift send (the Host asked
+# for, X-Forwarded-For/Host/Proto, X-Scheme, X-Real-Ip, X-Forwarded-Server) and drops a
+# client's X-Tailscale-User, so the three do the same work per request.
+NGINX_FORWARDED = """      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $remote_addr;
+      proxy_set_header X-Forwarded-Host $host;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Scheme $scheme;
+      proxy_set_header X-Real-Ip $remote_addr;
+      proxy_set_header X-Forwarded-Server $host;
+      proxy_set_header X-Tailscale-User "";"""
+
+HAPROXY_FORWARDED = """  http-request del-header X-Forwarded-For
+  http-request del-header X-Tailscale-User
+  http-request set-header X-Forwarded-For %[src]
+  http-request set-header X-Forwarded-Host %[req.hdr(host)]
+  http-request set-header X-Forwarded-Proto https if { ssl_fc }
+  http-request set-header X-Forwarded-Proto http unless { ssl_fc }
+  http-request set-header X-Scheme https if { ssl_fc }
+  http-request set-header X-Scheme http unless { ssl_fc }
+  http-request set-header X-Real-Ip %[src]
+  http-request set-header X-Forwarded-Server %[req.hdr(host)]"""
+
+
 def nginx_proxy_conf(work, n, cert, key):
     parts = ["  server_names_hash_max_size 4096;", "  server_names_hash_bucket_size 64;"]
     for i in range(1, n + 1):
@@ -207,7 +231,8 @@ def nginx_proxy_conf(work, n, cert, key):
         parts.append(
             f"""  server {{ listen 127.0.0.1:{PROXY_HTTP}; listen 127.0.0.1:{PROXY_TLS} ssl;
     server_name s{i}.test; ssl_certificate {cert}; ssl_certificate_key {key};
-    location / {{ proxy_pass http://u{i}; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}"""
+    location / {{ proxy_pass http://u{i}; proxy_http_version 1.1; proxy_set_header Connection "";
+{NGINX_FORWARDED} }} }}"""
         )
     return nginx_conf(work, "nginx", "\n".join(parts))
 
@@ -231,6 +256,7 @@ defaults
 frontend fe
   bind 127.0.0.1:{PROXY_HTTP}
   bind 127.0.0.1:{PROXY_TLS} ssl crt {pem}
+{HAPROXY_FORWARDED}
   use_backend %[req.hdr(host),lower,map({work}/hosts.map)]
 {backends}
 """

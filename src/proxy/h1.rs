@@ -179,25 +179,44 @@ impl Conn {
         self.io.read_buf(&mut self.buf).await
     }
 
+    /// Takes a complete response head off the buffer, or `None` while it is incomplete. The
+    /// fields are noted as offsets first, so that the values can then share the head's bytes
+    /// instead of each being copied into an allocation of its own. (Not inlined into the
+    /// reading loop: its arrays must not become part of the request's future.)
+    fn parse_head(&mut self) -> Result<Option<(Response<()>, bool)>, SendError> {
+        let mut fields = [Field::EMPTY; MAX_HEADERS];
+        let (code, http11, count, len) = {
+            let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut r = httparse::Response::new(&mut raw);
+            match r.parse(&self.buf) {
+                Ok(httparse::Status::Complete(len)) => {
+                    let base = self.buf.as_ptr() as usize;
+                    for (slot, f) in fields.iter_mut().zip(r.headers.iter()) {
+                        let name = f.name.as_ptr() as usize - base;
+                        let value = f.value.as_ptr() as usize - base;
+                        *slot = Field {
+                            name: (name as u32, (name + f.name.len()) as u32),
+                            value: (value as u32, (value + f.value.len()) as u32),
+                        };
+                    }
+                    (r.code.unwrap_or(502), r.version == Some(1), r.headers.len(), len)
+                }
+                Ok(httparse::Status::Partial) => return Ok(None),
+                Err(e) => return Err(SendError::Other(format!("bad response head: {e}"))),
+            }
+        };
+        let head = self.buf.split_to(len).freeze();
+        build(&head, code, http11, &fields[..count]).map(Some)
+    }
+
     async fn read_head(
         mut self,
         head_method: bool,
     ) -> Result<(Response<()>, Framing, bool, Conn), SendError> {
         let mut got_any = false;
         loop {
-            // Parse what there is; read more while it is incomplete.
-            let parsed = {
-                let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-                let mut r = httparse::Response::new(&mut fields);
-                match r.parse(&self.buf) {
-                    Ok(httparse::Status::Complete(len)) => Some(build(&r, len)?),
-                    Ok(httparse::Status::Partial) => None,
-                    Err(e) => return Err(SendError::Other(format!("bad response head: {e}"))),
-                }
-            };
-            match parsed {
-                Some((resp, len, keep_alive)) => {
-                    self.buf.advance(len);
+            match self.parse_head()? {
+                Some((resp, keep_alive)) => {
                     let status = resp.status();
                     // Interim answers (100 Continue, 103 Early Hints) are not forwarded.
                     if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
@@ -236,21 +255,40 @@ impl Conn {
     }
 }
 
-/// The response head as `http` types, its length, and whether the connection may stay open.
+/// Where one header field of a response head lies in it: byte ranges (start, end) of the
+/// name and the value (a head is at most `MAX_HEAD` bytes).
+#[derive(Clone, Copy)]
+struct Field {
+    name: (u32, u32),
+    value: (u32, u32),
+}
+
+impl Field {
+    const EMPTY: Field = Field { name: (0, 0), value: (0, 0) };
+}
+
+/// The response head as `http` types, and whether the connection may stay open. The values
+/// are slices of `head` (no copy each).
 fn build(
-    r: &httparse::Response<'_, '_>,
-    len: usize,
-) -> Result<(Response<()>, usize, bool), SendError> {
-    let code = r.code.unwrap_or(502);
+    head: &Bytes,
+    code: u16,
+    http11: bool,
+    fields: &[Field],
+) -> Result<(Response<()>, bool), SendError> {
     let status =
         StatusCode::from_u16(code).map_err(|_| SendError::Other(format!("bad status {code}")))?;
-    let mut headers = HeaderMap::with_capacity(r.headers.len());
-    let mut close = r.version != Some(1);
-    for f in r.headers.iter() {
-        let name = HeaderName::from_bytes(f.name.as_bytes())
-            .map_err(|_| SendError::Other(format!("bad header name {:?}", f.name)))?;
-        let value = HeaderValue::from_bytes(f.value)
-            .map_err(|_| SendError::Other(format!("bad value of {}", f.name)))?;
+    // hyper keeps this map, emptied, for the client's next request head on the connection, to
+    // which the handler adds tsnsrv's forwarding headers: room for them avoids a regrowth.
+    let mut headers = HeaderMap::with_capacity(fields.len().max(24));
+    let mut close = !http11;
+    for f in fields {
+        let raw_name = &head[f.name.0 as usize..f.name.1 as usize];
+        let name = HeaderName::from_bytes(raw_name).map_err(|_| {
+            SendError::Other(format!("bad header name {:?}", String::from_utf8_lossy(raw_name)))
+        })?;
+        let value =
+            HeaderValue::from_maybe_shared(head.slice(f.value.0 as usize..f.value.1 as usize))
+                .map_err(|_| SendError::Other(format!("bad value of {name}")))?;
         if name == http::header::CONNECTION
             && value
                 .as_bytes()
@@ -264,7 +302,7 @@ fn build(
     let mut resp = Response::new(());
     *resp.status_mut() = status;
     *resp.headers_mut() = headers;
-    Ok((resp, len, !close))
+    Ok((resp, !close))
 }
 
 /// How the response body ends.

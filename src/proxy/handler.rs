@@ -66,9 +66,22 @@ pub enum Origin {
     /// names the route (by the first label of its legacy name).
     Service(Arc<str>),
     /// A plain HTTP TCP listener; the peer address.
-    Http(Option<IpAddr>),
+    Http(Option<Peer>),
     /// The HTTPS listener; the peer address.
-    Https(Option<IpAddr>),
+    Https(Option<Peer>),
+}
+
+/// A TCP peer's address as a header value, written once per connection: every request on it
+/// carries the same text in X-Forwarded-For and X-Real-Ip, and a clone is a reference count.
+#[derive(Clone, Debug)]
+pub struct Peer(HeaderValue);
+
+impl Peer {
+    /// The peer at `ip`.
+    pub fn new(ip: IpAddr) -> Peer {
+        // An address's text is always a valid header value.
+        Peer(HeaderValue::try_from(ip.to_string()).unwrap_or(HeaderValue::from_static("")))
+    }
 }
 
 fn synthetic(status: StatusCode, body: &'static str) -> Response<Body> {
@@ -113,16 +126,25 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
         return;
     }
     if h.contains_key(http::header::CONNECTION) {
-        // Most requests name nothing but keep-alive/close; only collect when they do more.
-        let named: Vec<HeaderName> = h
-            .get_all(http::header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-            .collect();
-        for n in named {
-            h.remove(n);
+        // The options named: almost always only `keep-alive` (removed below anyway) or
+        // `close`; a list is collected only when there is more.
+        let options = || {
+            h.get_all(http::header::CONNECTION)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .map(str::trim)
+                .filter(|n| !n.is_empty() && !n.eq_ignore_ascii_case("keep-alive"))
+        };
+        let close = options().any(|n| n.eq_ignore_ascii_case("close"));
+        if options().any(|n| !n.eq_ignore_ascii_case("close")) {
+            let named: Vec<HeaderName> =
+                options().filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok()).collect();
+            for n in named {
+                h.remove(n);
+            }
+        } else if close {
+            h.remove(name!("close"));
         }
     }
     for n in HOP_BY_HOP {
@@ -167,6 +189,16 @@ pub(super) fn authority(u: &url::Url) -> String {
     }
 }
 
+/// A header's value when it is text (what `header` would return), as the value itself.
+fn text_value(h: &HeaderMap, name: &str) -> Option<HeaderValue> {
+    h.get(name).filter(|v| v.to_str().is_ok()).cloned()
+}
+
+/// A rewritten request target, `None` when it cannot be one.
+fn text_target(t: String) -> Option<http::uri::PathAndQuery> {
+    http::uri::PathAndQuery::from_maybe_shared(Bytes::from(t)).ok()
+}
+
 fn header(h: &HeaderMap, name: &str) -> Option<String> {
     h.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
 }
@@ -196,34 +228,40 @@ pub async fn handle(
     let upgrade =
         upgrade_protocol(req.headers()).map(|proto| (proto, hyper::upgrade::on(&mut req)));
     let h = req.headers();
-    // Which name, and through what, the client came: believed only from tailscaled.
+    // Which name, and through what, the client came: believed only from tailscaled. Values
+    // are kept as the request's own header values (a clone is a reference count, not a copy).
     let asked = if trusted {
-        header(h, "x-forwarded-host")
+        text_value(h, "x-forwarded-host")
     } else {
-        header(h, "host").or_else(|| req.uri().authority().map(|a| a.as_str().to_string()))
+        text_value(h, "host")
+            .or_else(|| req.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()))
     };
-    let Some(asked) = asked else {
+    let Some(asked_value) = asked else {
         return Ok(synthetic(StatusCode::BAD_REQUEST, "missing Host\n"));
     };
+    let asked = asked_value.to_str().unwrap_or_default();
     let via = if trusted && header(h, "tailscale-funnel-request").as_deref() == Some("?1") {
         Via::Funnel
     } else {
         Via::Tailnet
     };
-    let peer = match origin {
-        Origin::Trusted | Origin::Service(_) => header(h, "x-forwarded-for"),
-        Origin::Http(ip) | Origin::Https(ip) => ip.map(|i| i.to_string()),
+    let peer_value = match &origin {
+        Origin::Trusted | Origin::Service(_) => text_value(h, "x-forwarded-for"),
+        Origin::Http(p) | Origin::Https(p) => p.as_ref().map(|p| p.0.clone()),
     };
+    let peer = peer_value.as_ref().map(|v| v.to_str().unwrap_or_default());
     let identity = (trusted && via == Via::Tailnet).then(|| Identity {
         login: header(h, "tailscale-user-login"),
         name: header(h, "tailscale-user-name"),
         picture: header(h, "tailscale-user-profile-pic"),
     });
-    let path = req.uri().path().to_string();
+    // The request's target, kept whole: the path and query are borrowed from it below.
+    let target = req.uri().clone();
+    let path = target.path();
     let table = shared.routes.load();
     let found = match &origin {
         Origin::Service(label) => table.service(label).map(|r| (r, "/".to_string())),
-        _ => table.lookup(&asked, &path),
+        _ => table.lookup(asked, path),
     };
     let Some((route, _mount)) = found else {
         return Ok(synthetic(StatusCode::NOT_FOUND, "404 page not found\n"));
@@ -243,17 +281,17 @@ pub async fn handle(
             return Ok(synthetic(StatusCode::FORBIDDEN, "forbidden by the route's access rules\n"));
         }
     }
-    let query = req.uri().query().map(str::to_string);
+    let query = target.query();
     if let (Origin::Https(_), Listen::Plaintext { .. }) = (&origin, route.listen) {
         return Ok(synthetic(StatusCode::NOT_FOUND, "404 page not found\n"));
     }
     if let (Origin::Http(_), Listen::Https { .. }) = (&origin, route.listen) {
-        let host = asked.split(':').next().unwrap_or(&asked);
-        let q = query.as_ref().map(|q| format!("?{q}")).unwrap_or_default();
+        let host = asked.split(':').next().unwrap_or(asked);
+        let q = query.map(|q| format!("?{q}")).unwrap_or_default();
         return Ok(redirect(&format!("https://{host}{path}{q}")));
     }
     if let Some(to) = &route.redirect_to {
-        let q = query.as_ref().map(|q| format!("?{q}")).unwrap_or_default();
+        let q = query.map(|q| format!("?{q}")).unwrap_or_default();
         let rest = path.trim_start_matches('/');
         return Ok(redirect(&format!(
             "{}{rest}{q}",
@@ -276,7 +314,7 @@ pub async fn handle(
                 auth,
                 &route.auth_key,
                 &req,
-                &asked,
+                asked,
                 trusted,
             )
             .await;
@@ -291,7 +329,7 @@ pub async fn handle(
                         "INFO auth denied service={} status={} remote_addr={} duration={:?} url={path}",
                         route.service,
                         resp.status().as_u16(),
-                        peer.as_deref().unwrap_or(""),
+                        peer.unwrap_or(""),
                         started.elapsed()
                     );
                     return Ok(resp);
@@ -299,7 +337,7 @@ pub async fn handle(
             }
         }
     }
-    let Some(matched) = allowed(&route.prefixes, &path, None, via) else {
+    let Some(matched) = allowed(&route.prefixes, path, None, via) else {
         eprintln!(
             "WARN URL prefix not allowed url={path} prefixes={:?} forFunnel={}",
             route.prefixes,
@@ -311,38 +349,39 @@ pub async fn handle(
         return Ok(empty(StatusCode::BAD_GATEWAY));
     };
     // The url crate writes an empty path as "/"; joining gives the same result as Go's "".
-    let new_path = upstream_path(dest.path(), &path, matched, route.strip_prefix);
-    let new_query = upstream_query(dest.query(), query.as_deref());
+    let new_path = upstream_path(dest.path(), path, matched, route.strip_prefix);
+    let new_query = upstream_query(dest.query(), query);
     let authority = route.dest_authority.as_str();
-    let path_and_query = match new_query {
-        Some(q) => format!("{new_path}?{q}"),
-        None => new_path,
+    // Most routes forward the target unchanged: then it is the request's own (no copy).
+    let path_and_query = match (&new_query, target.path_and_query()) {
+        (q, Some(pq)) if new_path == path && q.as_deref() == query => Some(pq.clone()),
+        (Some(q), _) => text_target(format!("{new_path}?{q}")),
+        (None, _) => text_target(new_path.into_owned()),
     };
-
+    let Some(path_and_query) = path_and_query else {
+        return Ok(empty(StatusCode::BAD_GATEWAY));
+    };
     let (mut parts, body) = req.into_parts();
-    let looked_up = match (
-        &shared.whois,
-        trusted && via == Via::Tailnet && route.whois.enabled,
-        peer.as_deref(),
-    ) {
-        (Some(w), true, Some(addr)) => {
-            // Through a Service, the capabilities are the grants toward that Service, as
-            // tsnsrv's own node for it had.
-            let svc = match &origin {
-                Origin::Service(label) => Some(format!("svc:{label}")),
-                _ => None,
-            };
-            let limit = std::time::Duration::from_millis(route.whois.timeout_ms);
-            w.lookup(addr, svc.as_deref(), limit).await
-        }
-        _ => None,
-    };
+    let looked_up =
+        match (&shared.whois, trusted && via == Via::Tailnet && route.whois.enabled, peer) {
+            (Some(w), true, Some(addr)) => {
+                // Through a Service, the capabilities are the grants toward that Service, as
+                // tsnsrv's own node for it had.
+                let svc = match &origin {
+                    Origin::Service(label) => Some(format!("svc:{label}")),
+                    _ => None,
+                };
+                let limit = std::time::Duration::from_millis(route.whois.timeout_ms);
+                w.lookup(addr, svc.as_deref(), limit).await
+            }
+            _ => None,
+        };
     let tls = trusted || matches!(origin, Origin::Https(_));
     let mut headers = outgoing_headers(
         std::mem::take(&mut parts.headers),
         &route,
         authority,
-        &Requester { asked: &asked, peer: peer.as_deref(), trusted, tls },
+        &Requester { asked: &asked_value, peer: peer_value.as_ref(), trusted, tls },
         identity,
     );
     if let Some(id) = looked_up {
@@ -375,8 +414,7 @@ pub async fn handle(
     let mut uri = http::uri::Parts::default();
     // Kept for the access log only when it is written.
     let logged_target = shared.access_log.then(|| path_and_query.clone());
-    uri.path_and_query =
-        http::uri::PathAndQuery::from_maybe_shared(Bytes::from(path_and_query)).ok();
+    uri.path_and_query = Some(path_and_query);
     parts.uri = match Uri::from_parts(uri) {
         Ok(u) => u,
         Err(_) => return Ok(empty(StatusCode::BAD_GATEWAY)),
@@ -387,7 +425,7 @@ pub async fn handle(
     let forwarded_at = Instant::now();
     let result = forward(&shared, &route, out).await;
     let m = route.metrics.get_or_init(|| shared.metrics.service(&route.service));
-    m.request(asked.split(':').next().unwrap_or(&asked));
+    m.request(asked.split(':').next().unwrap_or(asked));
     let response = match result {
         Ok(mut resp) => {
             m.observe(resp.status().as_u16(), forwarded_at.elapsed().as_nanos() as u64);
@@ -439,14 +477,24 @@ fn identity_login(r: &Request<Incoming>) -> Option<String> {
 /// tsnsrv's header names.
 /// Who asked, how: what the upstream headers are derived from.
 struct Requester<'a> {
-    /// The name asked for (`Host`, or `X-Forwarded-Host` behind tailscaled).
-    asked: &'a str,
-    /// The peer address.
-    peer: Option<&'a str>,
+    /// The name asked for (`Host`, or `X-Forwarded-Host` behind tailscaled); text.
+    asked: &'a HeaderValue,
+    /// The peer address; text.
+    peer: Option<&'a HeaderValue>,
     /// Through tailscaled's trusted socket.
     trusted: bool,
     /// Over TLS (ours or tailscaled's).
     tls: bool,
+}
+
+/// `value` when it is exactly `text`, else a new value (values derived from the name asked
+/// are nearly always the name itself, and reusing it is a reference count, not a copy).
+fn reuse_or_new(value: &HeaderValue, text: &str) -> Option<HeaderValue> {
+    if value.as_bytes() == text.as_bytes() {
+        Some(value.clone())
+    } else {
+        HeaderValue::from_str(text).ok()
+    }
 }
 
 fn outgoing_headers(
@@ -473,45 +521,45 @@ fn outgoing_headers(
             h.remove(k);
         }
     }
-    let full_host = if trusted && !asked.contains('.') {
-        route.hosts.first().map(|h| h.name.clone()).unwrap_or_else(|| asked.to_string())
+    let asked_text = asked.to_str().unwrap_or_default();
+    let full_host = if trusted && !asked_text.contains('.') {
+        route.hosts.first().and_then(|h| HeaderValue::from_str(&h.name).ok())
     } else {
-        asked.to_string()
+        Some(asked.clone())
     };
+    let full_host = full_host.unwrap_or_else(|| asked.clone());
+    let full_text = full_host.to_str().unwrap_or_default();
     let proto = if tls { "https" } else { "http" };
     if let Some(p) = peer {
-        set(&mut h, name!("x-forwarded-for"), p);
+        h.insert(name!("x-forwarded-for"), p.clone());
     }
-    set(&mut h, name!("x-forwarded-host"), &full_host);
+    h.insert(name!("x-forwarded-host"), full_host.clone());
     h.insert(name!("x-forwarded-proto"), HeaderValue::from_static(proto));
-    match route.host_header {
-        HostHeader::Keep => {
-            // Behind tailscaled the Host is always `localhost`: rebuild it from the name asked.
-            let host = if trusted {
-                full_host.split(':').next().unwrap_or(&full_host).to_string()
-            } else {
-                asked.to_string()
-            };
-            set(&mut h, name!("host"), &host);
+    let host = match route.host_header {
+        // Behind tailscaled the Host is always `localhost`: rebuild it from the name asked.
+        HostHeader::Keep if trusted => {
+            reuse_or_new(&full_host, full_text.split(':').next().unwrap_or(full_text))
         }
-        HostHeader::Upstream => {
-            set(&mut h, name!("host"), upstream_authority);
-        }
+        HostHeader::Keep => Some(asked.clone()),
+        HostHeader::Upstream => HeaderValue::from_str(upstream_authority).ok(),
+    };
+    if let Some(host) = host {
+        h.insert(http::header::HOST, host);
     }
     if route.proxy_headers {
         h.insert(name!("x-scheme"), HeaderValue::from_static(proto));
         if let Some(p) = peer {
-            set(&mut h, name!("x-real-ip"), p);
+            h.insert(name!("x-real-ip"), p.clone());
         }
-        let (server, port) = match full_host.rsplit_once(':') {
-            Some((s, p)) if p.chars().all(|c| c.is_ascii_digit()) => {
-                (s.to_string(), Some(p.to_string()))
-            }
-            _ => (full_host.clone(), None),
+        let (server, port) = match full_text.rsplit_once(':') {
+            Some((s, p)) if p.chars().all(|c| c.is_ascii_digit()) => (s, Some(p)),
+            _ => (full_text, None),
         };
-        set(&mut h, name!("x-forwarded-server"), &server);
+        if let Some(v) = reuse_or_new(&full_host, server) {
+            h.insert(name!("x-forwarded-server"), v);
+        }
         if let Some(p) = port {
-            set(&mut h, name!("x-forwarded-port"), &p);
+            set(&mut h, name!("x-forwarded-port"), p);
         }
     }
     for (k, v) in &route.upstream_headers {

@@ -1,6 +1,8 @@
 //! tsnsrv's path rules (`reference/tsnsrv.md` 3.3): the prefix allowlist, `stripPrefix`, and
 //! how the rest joins the destination URL (Go's `ProxyRequest.SetURL`).
 
+use std::borrow::Cow;
+
 /// Which listener a request came through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Via {
@@ -41,36 +43,47 @@ pub fn allowed<'a>(
     None
 }
 
-/// Go's `singleJoiningSlash`.
-fn join(a: &str, b: &str) -> String {
+/// Go's `singleJoiningSlash`; borrowed when `a` adds nothing (the destination's path is the
+/// root, the common case).
+fn join<'a>(a: &str, b: &'a str) -> Cow<'a, str> {
     match (a.ends_with('/'), b.starts_with('/')) {
-        (true, true) => format!("{a}{}", &b[1..]),
-        (false, false) => format!("{a}/{b}"),
-        _ => format!("{a}{b}"),
+        (true, true) if a == "/" => Cow::Borrowed(b),
+        (true, true) => Cow::Owned(format!("{a}{}", &b[1..])),
+        (false, false) => Cow::Owned(format!("{a}/{b}")),
+        _ if a.is_empty() => Cow::Borrowed(b),
+        _ => Cow::Owned(format!("{a}{b}")),
     }
 }
 
 /// The upstream path: the matched prefix cut when `strip`, the rest joined onto the
 /// destination's path with a single slash; when nothing is left, the destination path as is.
-pub fn upstream_path(dest_path: &str, request_path: &str, matched: &str, strip: bool) -> String {
+pub fn upstream_path<'a>(
+    dest_path: &'a str,
+    request_path: &'a str,
+    matched: &str,
+    strip: bool,
+) -> Cow<'a, str> {
     let rest = if strip {
         request_path.strip_prefix(matched).unwrap_or(request_path)
     } else {
         request_path
     };
     if rest.is_empty() {
-        return if dest_path.is_empty() { "/".into() } else { dest_path.into() };
+        return Cow::Borrowed(if dest_path.is_empty() { "/" } else { dest_path });
     }
     join(dest_path, rest)
 }
 
 /// The upstream query: the destination's and the request's, joined with `&` (as `SetURL`).
-pub fn upstream_query(dest_query: Option<&str>, request_query: Option<&str>) -> Option<String> {
+pub fn upstream_query<'a>(
+    dest_query: Option<&'a str>,
+    request_query: Option<&'a str>,
+) -> Option<Cow<'a, str>> {
     match (dest_query.filter(|q| !q.is_empty()), request_query.filter(|q| !q.is_empty())) {
         (None, None) => None,
-        (Some(a), None) => Some(a.into()),
-        (None, Some(b)) => Some(b.into()),
-        (Some(a), Some(b)) => Some(format!("{a}&{b}")),
+        (Some(a), None) => Some(Cow::Borrowed(a)),
+        (None, Some(b)) => Some(Cow::Borrowed(b)),
+        (Some(a), Some(b)) => Some(Cow::Owned(format!("{a}&{b}"))),
     }
 }
 

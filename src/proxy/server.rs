@@ -1,7 +1,7 @@
 //! Listeners, the admin socket, signals and graceful shutdown.
 
 use super::config::{ListenerConfig, ProxyConfig};
-use super::handler::{Origin, Shared, handle};
+use super::handler::{Origin, Peer, Shared, handle};
 use super::routes::RouteTable;
 use super::watchdog::{Tracked, Watchdog};
 use crate::admin::Route;
@@ -426,7 +426,14 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
                         else {
                             return;
                         };
-                        serve_conn(tls, shared, Origin::Https(peer), watcher, watchdog).await;
+                        serve_conn(
+                            tls,
+                            shared,
+                            Origin::Https(peer.map(Peer::new)),
+                            watcher,
+                            watchdog,
+                        )
+                        .await;
                     });
                 }));
             }
@@ -439,7 +446,7 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
                     tokio::spawn(serve_conn(
                         io,
                         shared.clone(),
-                        Origin::Http(peer),
+                        Origin::Http(peer.map(Peer::new)),
                         graceful.watcher(),
                         watchdog.clone(),
                     ));
