@@ -137,7 +137,8 @@ impl Conn {
         let early = |e: io::Error| SendError::ClosedBeforeResponse(format!("writing: {e}"));
         self.io.write_all(&head.bytes).await.map_err(early)?;
         if let Some(body) = body {
-            self.write_body(body, head.body).await?;
+            // Boxed: most requests have no body, and this future would enlarge them all.
+            Box::pin(self.write_body(body, head.body)).await?;
         }
         self.io.flush().await.map_err(early)?;
         self.read_head(head.head_method).await
@@ -184,20 +185,24 @@ impl Conn {
     /// instead of each being copied into an allocation of its own. (Not inlined into the
     /// reading loop: its arrays must not become part of the request's future.)
     fn parse_head(&mut self) -> Result<Option<(Response<()>, bool)>, SendError> {
-        let mut fields = [Field::EMPTY; MAX_HEADERS];
+        use std::mem::MaybeUninit;
+        // Left uninitialised: filling 128 slots per response costs more than parsing it.
+        let mut fields = [const { MaybeUninit::<Field>::uninit() }; MAX_HEADERS];
         let (code, http11, count, len) = {
-            let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut r = httparse::Response::new(&mut raw);
-            match r.parse(&self.buf) {
+            let mut raw = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+            let mut r = httparse::Response::new(&mut []);
+            let parsed = httparse::ParserConfig::default()
+                .parse_response_with_uninit_headers(&mut r, &self.buf, &mut raw);
+            match parsed {
                 Ok(httparse::Status::Complete(len)) => {
                     let base = self.buf.as_ptr() as usize;
                     for (slot, f) in fields.iter_mut().zip(r.headers.iter()) {
                         let name = f.name.as_ptr() as usize - base;
                         let value = f.value.as_ptr() as usize - base;
-                        *slot = Field {
+                        slot.write(Field {
                             name: (name as u32, (name + f.name.len()) as u32),
                             value: (value as u32, (value + f.value.len()) as u32),
-                        };
+                        });
                     }
                     (r.code.unwrap_or(502), r.version == Some(1), r.headers.len(), len)
                 }
@@ -205,8 +210,11 @@ impl Conn {
                 Err(e) => return Err(SendError::Other(format!("bad response head: {e}"))),
             }
         };
+        // SAFETY: the first `count` slots were written just above (`zip` stops at the shorter
+        // side, and httparse never reports more headers than the slots it was given).
+        let fields = unsafe { std::slice::from_raw_parts(fields.as_ptr().cast::<Field>(), count) };
         let head = self.buf.split_to(len).freeze();
-        build(&head, code, http11, &fields[..count]).map(Some)
+        build(&head, code, http11, fields).map(Some)
     }
 
     async fn read_head(
@@ -255,16 +263,22 @@ impl Conn {
     }
 }
 
+/// Hop-by-hop fields of a response that are never forwarded (RFC 9110 7.6.1), left out as the
+/// head is read. Transfer-Encoding stays for the framing, and is removed by the handler.
+const NOT_FORWARDED: [HeaderName; 5] = [
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    http::header::TE,
+    http::header::TRAILER,
+    http::header::UPGRADE,
+];
+
 /// Where one header field of a response head lies in it: byte ranges (start, end) of the
 /// name and the value (a head is at most `MAX_HEAD` bytes).
 #[derive(Clone, Copy)]
 struct Field {
     name: (u32, u32),
     value: (u32, u32),
-}
-
-impl Field {
-    const EMPTY: Field = Field { name: (0, 0), value: (0, 0) };
 }
 
 /// The response head as `http` types, and whether the connection may stay open. The values
@@ -286,17 +300,24 @@ fn build(
         let name = HeaderName::from_bytes(raw_name).map_err(|_| {
             SendError::Other(format!("bad header name {:?}", String::from_utf8_lossy(raw_name)))
         })?;
-        let value =
-            HeaderValue::from_maybe_shared(head.slice(f.value.0 as usize..f.value.1 as usize))
-                .map_err(|_| SendError::Other(format!("bad value of {name}")))?;
-        if name == http::header::CONNECTION
-            && value
-                .as_bytes()
-                .split(|b| *b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
-        {
-            close = true;
+        let raw_value = &head[f.value.0 as usize..f.value.1 as usize];
+        if name == http::header::CONNECTION {
+            let mut options = raw_value.split(|b| *b == b',').map(<[u8]>::trim_ascii);
+            close |= options.clone().any(|t| t.eq_ignore_ascii_case(b"close"));
+            // Only `close` and `keep-alive`: the field is hop-by-hop and goes no further.
+            // Naming other fields, it stays for the handler to remove those too.
+            if options.all(|t| {
+                t.is_empty()
+                    || t.eq_ignore_ascii_case(b"close")
+                    || t.eq_ignore_ascii_case(b"keep-alive")
+            }) {
+                continue;
+            }
+        } else if NOT_FORWARDED.contains(&name) {
+            continue;
         }
+        let value = HeaderValue::from_maybe_shared(head.slice_ref(raw_value))
+            .map_err(|_| SendError::Other(format!("bad value of {name}")))?;
         headers.append(name, value);
     }
     let mut resp = Response::new(());
@@ -560,6 +581,41 @@ mod tests {
             }
         }
         (out, state)
+    }
+
+    /// Parses `wire` as if read from an upstream connection (a unix socket pair).
+    fn head_of(wire: &[u8]) -> Option<(Response<()>, bool, BytesMut)> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_io().build().unwrap();
+        let _in_runtime = rt.enter();
+        let (a, _b) = tokio::net::UnixStream::pair().unwrap();
+        let mut c = Conn::new(UpstreamStream::Unix(a));
+        c.buf.extend_from_slice(wire);
+        let parsed = c.parse_head().unwrap();
+        parsed.map(|(r, k)| (r, k, c.buf))
+    }
+
+    #[test]
+    fn response_heads_leave_hop_by_hop_fields_out_and_note_close() {
+        let wire = b"HTTP/1.1 200 OK\r\nServer: up\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nTrailer: x\r\nUpgrade: h2c\r\nProxy-Connection: keep-alive\r\nContent-Length: 2\r\nX-A: 1\r\nX-A: 2\r\n\r\nokNEXT";
+        let (r, keep_alive, rest) = head_of(wire).unwrap();
+        assert!(keep_alive);
+        let mut names: Vec<&str> = r.headers().keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["content-length", "server", "x-a"]);
+        let xa: Vec<&[u8]> = r.headers().get_all("x-a").iter().map(HeaderValue::as_bytes).collect();
+        assert_eq!(xa, [b"1", b"2"]);
+        // The body's bytes stay buffered after the head.
+        assert_eq!(&rest[..], b"okNEXT");
+
+        let wire = b"HTTP/1.1 200 OK\r\nConnection: close, X-Private\r\nX-Private: 1\r\n\r\n";
+        let (r, keep_alive, _) = head_of(wire).unwrap();
+        assert!(!keep_alive);
+        // Naming another field, Connection stays for the handler, which removes both.
+        assert!(r.headers().contains_key("connection"));
+
+        let (_, keep_alive, _) = head_of(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n").unwrap();
+        assert!(!keep_alive, "HTTP/1.0 without keep-alive closes");
+        assert!(head_of(b"HTTP/1.1 200 OK\r\nServer: up\r\n").is_none(), "incomplete head");
     }
 
     #[test]

@@ -121,11 +121,19 @@ macro_rules! name {
 
 /// RFC 9110 7.6.1 hop-by-hop headers, plus whatever `Connection` names.
 fn strip_hop_by_hop(h: &mut HeaderMap) {
-    // Most messages carry none: one pass over the names instead of seven lookups.
-    if !h.keys().any(is_hop_by_hop) {
+    // One pass over the names finds which are there (most messages carry none): seven
+    // lookups, each hashing a name, cost more.
+    let mut present = 0u8;
+    for k in h.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|n| n == k) {
+            present |= 1 << i;
+        }
+    }
+    if present == 0 {
         return;
     }
-    if h.contains_key(http::header::CONNECTION) {
+    // HOP_BY_HOP[0] is Connection.
+    if present & 1 != 0 {
         // The options named: almost always only `keep-alive` (removed below anyway) or
         // `close`; a list is collected only when there is more.
         let options = || {
@@ -147,8 +155,10 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
             h.remove(name!("close"));
         }
     }
-    for n in HOP_BY_HOP {
-        h.remove(n);
+    for (i, n) in HOP_BY_HOP.into_iter().enumerate() {
+        if present & (1 << i) != 0 {
+            h.remove(n);
+        }
     }
 }
 
@@ -162,10 +172,6 @@ const HOP_BY_HOP: [HeaderName; 7] = [
     http::header::TRANSFER_ENCODING,
     http::header::UPGRADE,
 ];
-
-fn is_hop_by_hop(n: &HeaderName) -> bool {
-    HOP_BY_HOP.contains(n)
-}
 
 /// The protocol a request asks to upgrade to (`Connection: upgrade` + `Upgrade: x`).
 fn upgrade_protocol(h: &HeaderMap) -> Option<String> {
@@ -309,14 +315,16 @@ pub async fn handle(
         // Identified tailnet users may skip auth; Funnel and tagged devices never do.
         if !(auth.bypass_for_tailnet && tailnet_user) {
             let asked_at = Instant::now();
-            let decision = super::auth::check(
+            // Boxed, as the other rare steps below: the request's future is as large as its
+            // largest step, and it is moved whole once per request.
+            let decision = Box::pin(super::auth::check(
                 &shared.auth_client,
                 auth,
                 &route.auth_key,
                 &req,
                 asked,
                 trusted,
-            )
+            ))
             .await;
             shared
                 .metrics
@@ -372,7 +380,7 @@ pub async fn handle(
                     _ => None,
                 };
                 let limit = std::time::Duration::from_millis(route.whois.timeout_ms);
-                w.lookup(addr, svc.as_deref(), limit).await
+                Box::pin(w.lookup(addr, svc.as_deref(), limit)).await
             }
             _ => None,
         };
@@ -602,11 +610,68 @@ async fn forward(
     let Some(dial) = &route.dial else {
         return Err(format!("upstream URL {:?} is not http(s)", route.upstream.url));
     };
-    let sent = shared.pool.send(&route.dial_key, dial, req);
+    // The send is made inside each arm: made before the match, its future would take one
+    // slot of the request's future and the timeout's copy of it another.
     match route.timeouts.response_header_ms {
-        Some(ms) => tokio::time::timeout(std::time::Duration::from_millis(ms), sent)
-            .await
-            .map_err(|_| format!("no response headers within {ms} ms"))?,
-        None => sent.await,
+        Some(ms) => tokio::time::timeout(
+            std::time::Duration::from_millis(ms),
+            shared.pool.send(&route.dial_key, dial, req),
+        )
+        .await
+        .map_err(|_| format!("no response headers within {ms} ms"))?,
+        None => shared.pool.send(&route.dial_key, dial, req).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(fields: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in fields {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    fn names(h: &HeaderMap) -> Vec<&str> {
+        let mut n: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        n.sort_unstable();
+        n
+    }
+
+    #[test]
+    fn hop_by_hop_fields_and_those_connection_names_are_removed() {
+        let mut h = map(&[
+            ("host", "a.test"),
+            ("connection", "keep-alive, X-Secret"),
+            ("connection", "close"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-connection", "keep-alive"),
+            ("te", "trailers"),
+            ("trailer", "x-sum"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "h2c"),
+            ("x-secret", "1"),
+            ("close", "a field named by Connection: close"),
+            ("accept", "*/*"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(names(&h), ["accept", "host"]);
+    }
+
+    #[test]
+    fn connection_close_alone_removes_only_the_fixed_set() {
+        let mut h = map(&[("connection", "close"), ("close", "x"), ("te", "trailers"), ("a", "1")]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(names(&h), ["a"]);
+        // Nothing hop-by-hop: nothing changes.
+        let mut h = map(&[("a", "1"), ("b", "2")]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(names(&h), ["a", "b"]);
     }
 }

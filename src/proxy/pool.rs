@@ -58,8 +58,11 @@ impl Pool {
         }
     }
 
+    /// A new connection (boxed: dialing is rare once the pool is warm, and its future would
+    /// enlarge every request's).
     async fn connect(&self, dial: &Dial) -> Result<h1::Conn, String> {
-        Ok(h1::Conn::new(self.connector.open(dial).await.map_err(|e| e.to_string())?))
+        let io = Box::pin(self.connector.open(dial)).await.map_err(|e| e.to_string())?;
+        Ok(h1::Conn::new(io))
     }
 
     /// Sends an origin-form request over a pooled (or new) connection. An upgrade request
@@ -72,7 +75,8 @@ impl Pool {
         req: Request<Incoming>,
     ) -> Result<Response<ForwardBody>, String> {
         if req.headers().contains_key(http::header::UPGRADE) {
-            return self.send_upgrade(dial, req).await;
+            // Boxed: rare, and its hyper handshake would enlarge every request's future.
+            return Box::pin(self.send_upgrade(dial, req)).await;
         }
         let has_body = !req.body().is_end_stream();
         let head = h1::Head::new(&req, has_body);
