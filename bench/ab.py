@@ -8,8 +8,10 @@ keep-alive at saturation) and reports the ratio B/A of each adjacent pair and th
 
 A and B are each a path to a `migrate` binary, or `haproxy` / `nginx`.
 
-Usage: bench/ab.py A B [--routes 57] [--pairs 6] [--duration 4]
+Usage: bench/ab.py A B [--routes 57] [--routes-b N] [--pairs 6] [--duration 4]
 Example: bench/ab.py target/release/migrate haproxy
+With --routes-b, B runs with N routes (A with --routes): the same system twice gives its cost of
+more routes, e.g. bench/ab.py target/release/migrate target/release/migrate --routes-b 500.
 """
 
 import argparse
@@ -66,22 +68,24 @@ def main():
     ap.add_argument("a")
     ap.add_argument("b")
     ap.add_argument("--routes", type=int, default=57)
+    ap.add_argument("--routes-b", type=int, default=None, help="B's route count (default: --routes)")
     ap.add_argument("--pairs", type=int, default=6)
     ap.add_argument("--duration", type=int, default=4)
     args = ap.parse_args()
+    routes_b = args.routes_b or args.routes
     os.environ["PATH"] += ":/usr/sbin"
     px.WORK = tempfile.mkdtemp(prefix="tailshift-ab-")
     with open(f"{px.WORK}/hosts.lua", "w") as f:
         f.write(px.HOSTS_LUA)
     certs = px.certificates(px.WORK)
     with open(f"{px.WORK}/upstream.conf", "w") as f:
-        f.write(px.upstream_conf(px.WORK, args.routes))
+        f.write(px.upstream_conf(px.WORK, max(args.routes, routes_b)))
     up = px.start(px.taskset(1, ["nginx", "-e", "stderr", "-c", f"{px.WORK}/upstream.conf"]), px.WORK)
     ratios = []
     try:
         px.wait_serving(px.UPSTREAM_BASE + 1, up)
         for i in range(args.pairs):
-            (ua, sa), (ub, sb) = one(args.a, args.routes, args.duration, certs), one(args.b, args.routes, args.duration, certs)
+            (ua, sa), (ub, sb) = one(args.a, args.routes, args.duration, certs), one(args.b, routes_b, args.duration, certs)
             ratios.append((ub + sb) / (ua + sa))
             print(f"pair {i + 1}: A {ua + sa:.1f} µs/req (user {ua:.1f}), B {ub + sb:.1f} µs/req (user {ub:.1f}), B/A {ratios[-1]:.3f}", flush=True)
     finally:

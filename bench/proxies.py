@@ -486,11 +486,36 @@ def ratios(results, routes):
             out.append(f"- {n} routes, TLS: CPU per request tailshift/HAProxy = {ts_tls / ha_tls:.2f}")
     if len(routes) >= 2:
         a, b = routes[0], routes[-1]
-        ca = median([_get(r, ("http", "cpu_us_per_req")) for r in results if r["routes"] == a and r["system"] == "tailshift"])
-        cb = median([_get(r, ("http", "cpu_us_per_req")) for r in results if r["routes"] == b and r["system"] == "tailshift"])
-        if ca and cb:
-            out.append(f"- tailshift CPU per request {b} vs {a} routes: {cb / ca:.2f}×")
+        for system in ["tailshift", "haproxy", "nginx"]:
+            ca = median([_get(r, ("http", "cpu_us_per_req")) for r in results if r["routes"] == a and r["system"] == system])
+            cb = median([_get(r, ("http", "cpu_us_per_req")) for r in results if r["routes"] == b and r["system"] == system])
+            if ca and cb:
+                pairs = paired(results, system, "http", a, system, "http", b)
+                out.append(
+                    f"- {system} CPU per request {b} vs {a} routes: {cb / ca:.2f}× (ratio of medians); "
+                    f"{median(pairs):.2f}× (median of the runs' adjacent pairs: {', '.join(f'{x:.2f}' for x in pairs)})"
+                )
+    for n in routes:
+        for other in ["haproxy", "nginx"]:
+            pairs = paired(results, other, "http", n, "tailshift", "http", n)
+            if pairs:
+                out.append(f"- {n} routes: CPU per request tailshift/{other}, per run: {', '.join(f'{x:.2f}' for x in pairs)} (median {median(pairs):.2f})")
+        pairs = paired(results, "nginx", "http", n, "tailshift", "http", n, "p99_ms")
+        if pairs:
+            out.append(f"- {n} routes: p99 tailshift/nginx, per run: {', '.join(f'{x:.2f}' for x in pairs)} (median {median(pairs):.2f})")
     return "\n".join(out)
+
+
+def paired(results, sys_a, kind_a, n_a, sys_b, kind_b, n_b, field="cpu_us_per_req"):
+    """Per run, B's figure over A's (the same run's windows)."""
+    out = []
+    for run in sorted({r["run"] for r in results}):
+        def one(system, kind, n):
+            return next((_get(r, (kind, field)) for r in results if r["run"] == run and r["system"] == system and r["routes"] == n), None)
+        va, vb = one(sys_a, kind_a, n_a), one(sys_b, kind_b, n_b)
+        if va and vb:
+            out.append(vb / va)
+    return out
 
 
 def main():
@@ -528,11 +553,14 @@ def main():
         # The proxies take turns going first: on a shared machine the speed drifts, and a fixed
         # order would hand the same position (and its luck) to the same system every run.
         proxies = [s for s in systems if s != "direct"]
+        # Each system's route counts are measured back to back (in turns, too), so that its
+        # cost of more routes compares two adjacent windows rather than windows minutes apart.
         for run in range(args.runs):
             k = run % max(len(proxies), 1)
             order = [s for s in systems if s == "direct"] + proxies[k:] + proxies[:k]
-            for n in args.routes:
-                for s in order:
+            counts = args.routes if run % 2 == 0 else args.routes[::-1]
+            for s in order:
+                for n in counts:
                     r = measure(s, n, args, run == 0, certs)
                     r["run"] = run + 1
                     results.append(r)

@@ -610,16 +610,17 @@ async fn forward(
     let Some(dial) = &route.dial else {
         return Err(format!("upstream URL {:?} is not http(s)", route.upstream.url));
     };
+    let slot = route.pool_slot.get_or_init(|| shared.pool.slot(&route.dial_key));
     // The send is made inside each arm: made before the match, its future would take one
     // slot of the request's future and the timeout's copy of it another.
     match route.timeouts.response_header_ms {
         Some(ms) => tokio::time::timeout(
             std::time::Duration::from_millis(ms),
-            shared.pool.send(&route.dial_key, dial, req),
+            shared.pool.send(slot, dial, req),
         )
         .await
         .map_err(|_| format!("no response headers within {ms} ms"))?,
-        None => shared.pool.send(&route.dial_key, dial, req).await,
+        None => shared.pool.send(slot, dial, req).await,
     }
 }
 

@@ -24,23 +24,25 @@ type IdleList = Vec<(h1::Conn, Instant)>;
 /// The error type of response bodies on the request path.
 pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Idle connections by dial key.
-pub struct Pool {
-    connector: Connector,
-    idle: Mutex<FxHashMap<Arc<str>, IdleList>>,
+/// The idle connections of one dial key, shared by every route (of every installed table)
+/// that dials the same way. A route keeps its slot once found, so a request neither hashes
+/// nor compares the key (with hundreds of routes, that lookup was a cache miss per request).
+pub struct Slot {
+    idle: Mutex<IdleList>,
     idle_timeout: Duration,
     max_idle: usize,
 }
 
-impl Pool {
-    /// A pool over a connector.
-    pub fn new(connector: Connector, idle_timeout: Duration, max_idle: usize) -> Pool {
-        Pool { connector, idle: Mutex::new(FxHashMap::default()), idle_timeout, max_idle }
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let idle = self.idle.lock().map_or(0, |l| l.len());
+        write!(f, "Slot({idle} idle)")
     }
+}
 
-    fn checkout(&self, key: &str) -> Option<h1::Conn> {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        let list = idle.get_mut(key)?;
+impl Slot {
+    fn checkout(&self) -> Option<h1::Conn> {
+        let mut list = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         while let Some((mut c, since)) = list.pop() {
             if since.elapsed() < self.idle_timeout && c.is_usable() {
                 return Some(c);
@@ -50,16 +52,43 @@ impl Pool {
     }
 
     /// Takes a connection back whose last response was read to the end.
-    pub fn put_back(&self, key: Arc<str>, c: h1::Conn) {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        let list = idle.entry(key).or_default();
+    pub fn put_back(&self, c: h1::Conn) {
+        let mut list = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if list.len() < self.max_idle {
             list.push((c, Instant::now()));
         }
     }
+}
 
-    /// A new connection (boxed: dialing is rare once the pool is warm, and its future would
-    /// enlarge every request's).
+/// Idle connections by dial key.
+pub struct Pool {
+    connector: Connector,
+    slots: Mutex<FxHashMap<Arc<str>, Arc<Slot>>>,
+    idle_timeout: Duration,
+    max_idle: usize,
+}
+
+impl Pool {
+    /// A pool over a connector.
+    pub fn new(connector: Connector, idle_timeout: Duration, max_idle: usize) -> Pool {
+        Pool { connector, slots: Mutex::new(FxHashMap::default()), idle_timeout, max_idle }
+    }
+
+    /// The slot of a dial key, made on first use.
+    pub fn slot(&self, key: &Arc<str>) -> Arc<Slot> {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots
+            .entry(key.clone())
+            .or_insert_with(|| {
+                Arc::new(Slot {
+                    idle: Mutex::new(Vec::new()),
+                    idle_timeout: self.idle_timeout,
+                    max_idle: self.max_idle,
+                })
+            })
+            .clone()
+    }
+
     async fn connect(&self, dial: &Dial) -> Result<h1::Conn, String> {
         let io = Box::pin(self.connector.open(dial)).await.map_err(|e| e.to_string())?;
         Ok(h1::Conn::new(io))
@@ -69,8 +98,8 @@ impl Pool {
     /// (WebSocket) gets a connection of its own through hyper's client, which hands the
     /// connection over after the 101.
     pub async fn send(
-        self: &Arc<Self>,
-        key: &Arc<str>,
+        &self,
+        slot: &Arc<Slot>,
         dial: &Dial,
         req: Request<Incoming>,
     ) -> Result<Response<ForwardBody>, String> {
@@ -81,7 +110,7 @@ impl Pool {
         let has_body = !req.body().is_end_stream();
         let head = h1::Head::new(&req, has_body);
         let body = has_body.then(|| req.into_body());
-        let (conn, reused) = match self.checkout(key) {
+        let (conn, reused) = match slot.checkout() {
             Some(c) => (c, true),
             None => (self.connect(dial).await?, false),
         };
@@ -94,7 +123,7 @@ impl Pool {
             }
             Err(e) => return Err(e.to_string()),
         };
-        let body = InlineBody::new(conn, framing, keep_alive, (self.clone(), key.clone()));
+        let body = InlineBody::new(conn, framing, keep_alive, slot.clone());
         Ok(resp.map(|()| ForwardBody::Inline(body)))
     }
 

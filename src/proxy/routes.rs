@@ -27,6 +27,9 @@ pub struct Routed {
     pub dest_authority: String,
     /// The service's counters, looked up on the first request through this table.
     pub metrics: std::sync::OnceLock<Arc<super::metrics::ServiceMetrics>>,
+    /// The pool's idle connections for `dial_key`, looked up on the first request through
+    /// this table.
+    pub pool_slot: std::sync::OnceLock<Arc<super::pool::Slot>>,
 }
 
 impl std::ops::Deref for Routed {
@@ -57,6 +60,7 @@ impl Routed {
         let dial_key: Arc<str> = Arc::from(key(&dial));
         Routed {
             metrics: std::sync::OnceLock::new(),
+            pool_slot: std::sync::OnceLock::new(),
             dest,
             dest_authority,
             dial_key,
