@@ -1719,3 +1719,41 @@ fn the_head_deadline_spares_slow_responses_and_websockets_and_closes_idle_connec
     ws.send(tungstenite::Message::text("still here")).unwrap();
     assert_eq!(ws.read().unwrap().into_text().unwrap().as_str(), "still here");
 }
+
+#[test]
+fn idle_connections_to_an_upstream_no_route_dials_are_closed() {
+    // A keep-alive upstream that reports when the proxy closes a connection.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let up = l.local_addr().unwrap().port();
+    let (closed_tx, closed) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let closed_tx = closed_tx.clone();
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                while read_head(&mut r).is_some() {
+                    let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+                }
+                let _ = closed_tx.send(());
+            });
+        }
+    });
+    let other = echo_upstream();
+    let p = Proxy::start();
+    let table = |port| json!([route("box/a", "a.tailnet.test", port, json!({}))]);
+    assert_eq!(p.put_routes(&table(up)).0, 200);
+    assert_eq!(p.get("a.tailnet.test", "/", &[]).0, 200);
+    // Still routed: the idle connection stays open across a swap of the same table.
+    assert_eq!(p.put_routes(&table(up)).0, 200);
+    let wait = std::time::Duration::from_millis(500);
+    assert!(closed.recv_timeout(wait).is_err(), "closed while still routed");
+    assert_eq!(p.get("a.tailnet.test", "/", &[]).0, 200);
+    // The route moves to another upstream: the old one's idle connection is closed.
+    assert_eq!(p.put_routes(&table(other)).0, 200);
+    assert!(
+        closed.recv_timeout(std::time::Duration::from_secs(5)).is_ok(),
+        "an idle connection to an upstream no route dials stayed open"
+    );
+    assert_eq!(p.get("a.tailnet.test", "/", &[]).0, 200);
+}

@@ -45,6 +45,7 @@ impl Shared {
     /// Installs a validated table: its dials become known first, then the swap.
     pub fn install(&self, table: RouteTable) {
         self.connector.register(table.dials());
+        self.pool.retain(table.dial_keys());
         self.routes.store(Arc::new(table));
         for f in self.installed.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             f();

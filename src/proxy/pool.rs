@@ -74,6 +74,15 @@ impl Pool {
         Pool { connector, slots: Mutex::new(FxHashMap::default()), idle_timeout, max_idle }
     }
 
+    /// Forgets the slots of upstreams no route dials any more. Their idle connections close
+    /// once the last table that used them is gone (requests still in flight keep theirs), so
+    /// a proxy whose routes change for months holds no sockets to upstreams it left.
+    pub fn retain<'a>(&self, live: impl IntoIterator<Item = &'a Arc<str>>) {
+        let live: rustc_hash::FxHashSet<&str> = live.into_iter().map(|k| &**k).collect();
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots.retain(|k, _| live.contains(&**k));
+    }
+
     /// The slot of a dial key, made on first use.
     pub fn slot(&self, key: &Arc<str>) -> Arc<Slot> {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());

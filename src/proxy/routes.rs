@@ -130,6 +130,11 @@ impl RouteTable {
         self.routes.iter().flat_map(|r| r.dial.iter().chain(r.auth_dial.iter()))
     }
 
+    /// The pool keys of the upstreams the routes dial.
+    pub fn dial_keys(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.routes.iter().filter(|r| r.dial.is_some()).map(|r| &r.dial_key)
+    }
+
     /// The route for a host (port stripped, short names accepted) and path: longest mount wins.
     pub fn lookup(&self, host: &str, path: &str) -> Option<(Arc<Routed>, String)> {
         let host = host
