@@ -185,8 +185,9 @@ impl Conn {
 
     /// Takes a complete response head off the buffer, or `None` while it is incomplete. The
     /// fields are noted as offsets first, so that the values can then share the head's bytes
-    /// instead of each being copied into an allocation of its own. (Not inlined into the
-    /// reading loop: its arrays must not become part of the request's future.)
+    /// instead of each being copied into an allocation of its own. (A function of its own,
+    /// not a block of the reading loop, so that its arrays never live across an await and
+    /// cannot become part of the request's future.)
     fn parse_head(&mut self) -> Result<Option<(Response<()>, bool)>, SendError> {
         use std::mem::MaybeUninit;
         // Left uninitialised: filling 128 slots per response costs more than parsing it.
@@ -383,7 +384,7 @@ fn framing(h: &HeaderMap, status: StatusCode, head_method: bool) -> Result<Frami
     Ok(length.map_or(Framing::Close, Framing::Length))
 }
 
-/// Where a body hands its connection back: the pool and the dial key.
+/// Where a body hands its connection back: the pool's slot for its dial key.
 pub type Release = std::sync::Arc<super::pool::Slot>;
 
 /// A response body read from the upstream connection as the client side polls it.
