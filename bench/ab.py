@@ -8,7 +8,7 @@ keep-alive at saturation) and reports the ratio B/A of each adjacent pair and th
 
 A and B are each a path to a `migrate` binary, or `haproxy` / `nginx`.
 
-Usage: bench/ab.py A B [--routes 57] [--routes-b N] [--pairs 6] [--duration 4]
+Usage: bench/ab.py A B [--routes 57] [--routes-b N] [--untouched] [--pairs 6] [--duration 4]
 Example: bench/ab.py target/release/migrate haproxy
 With --routes-b, B runs with N routes (A with --routes): the same system twice gives its cost of
 more routes, e.g. bench/ab.py target/release/migrate target/release/migrate --routes-b 500.
@@ -69,10 +69,15 @@ def main():
     ap.add_argument("b")
     ap.add_argument("--routes", type=int, default=57)
     ap.add_argument("--routes-b", type=int, default=None, help="B's route count (default: --routes)")
+    ap.add_argument("--untouched", action="store_true",
+                    help="nginx and HAProxy forward requests untouched (no forwarding headers): "
+                         "the recipe of the first three runs in BENCHMARKS.md")
     ap.add_argument("--pairs", type=int, default=6)
     ap.add_argument("--duration", type=int, default=4)
     args = ap.parse_args()
     routes_b = args.routes_b or args.routes
+    if args.untouched:
+        px.NGINX_FORWARDED = px.HAPROXY_FORWARDED = ""
     os.environ["PATH"] += ":/usr/sbin"
     px.WORK = tempfile.mkdtemp(prefix="tailshift-ab-")
     with open(f"{px.WORK}/hosts.lua", "w") as f:
