@@ -1720,9 +1720,9 @@ fn the_head_deadline_spares_slow_responses_and_websockets_and_closes_idle_connec
     assert_eq!(ws.read().unwrap().into_text().unwrap().as_str(), "still here");
 }
 
-#[test]
-fn idle_connections_to_an_upstream_no_route_dials_are_closed() {
-    // A keep-alive upstream that reports when the proxy closes a connection.
+/// A keep-alive upstream that reports each connection the proxy closes after using it (a
+/// health check's connection, which carries no request, is not reported).
+fn reporting_upstream() -> (u16, std::sync::mpsc::Receiver<()>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let up = l.local_addr().unwrap().port();
     let (closed_tx, closed) = std::sync::mpsc::channel::<()>();
@@ -1732,13 +1732,23 @@ fn idle_connections_to_an_upstream_no_route_dials_are_closed() {
             let closed_tx = closed_tx.clone();
             std::thread::spawn(move || {
                 let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut served = 0;
                 while read_head(&mut r).is_some() {
                     let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+                    served += 1;
                 }
-                let _ = closed_tx.send(());
+                if served > 0 {
+                    let _ = closed_tx.send(());
+                }
             });
         }
     });
+    (up, closed)
+}
+
+#[test]
+fn idle_connections_to_an_upstream_no_route_dials_are_closed() {
+    let (up, closed) = reporting_upstream();
     let other = echo_upstream();
     let p = Proxy::start();
     let table = |port| json!([route("box/a", "a.tailnet.test", port, json!({}))]);
@@ -1756,4 +1766,17 @@ fn idle_connections_to_an_upstream_no_route_dials_are_closed() {
         "an idle connection to an upstream no route dials stayed open"
     );
     assert_eq!(p.get("a.tailnet.test", "/", &[]).0, 200);
+}
+
+#[test]
+fn idle_connections_past_their_time_are_closed_on_the_health_round() {
+    let (up, closed) = reporting_upstream();
+    let p = Proxy::start_with("health_interval_s = 1\nupstream_idle_timeout_ms = 300");
+    assert_eq!(p.put_routes(&json!([route("box/a", "a.tailnet.test", up, json!({}))])).0, 200);
+    assert_eq!(p.get("a.tailnet.test", "/", &[]).0, 200);
+    // No further request: the next health round (within about a second) drops the connection.
+    assert!(
+        closed.recv_timeout(std::time::Duration::from_secs(5)).is_ok(),
+        "the idle pooled connection stayed open past its idle timeout"
+    );
 }

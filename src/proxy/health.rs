@@ -2,7 +2,7 @@
 //! idle proxy stays asleep between rounds), off when the interval is 0. A check opens a
 //! connection the way requests do (TCP or unix, TLS included) and closes it; the result is a
 //! metric (`tailshift_upstream_up`) and the admin socket's `GET /upstreams`, which can also
-//! check on demand (the engine's pre-flight).
+//! check on demand (the engine's pre-flight). Each round also prunes the upstream pool.
 
 use super::handler::Shared;
 use super::upstream::{Dial, describe};
@@ -96,6 +96,10 @@ pub async fn run(shared: Arc<Shared>, interval: Duration) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        // The same round drops pooled connections idle past their time or closed by the
+        // upstream: a route without traffic would otherwise keep them until its next request,
+        // and a timer of their own would wake an idle proxy.
+        shared.pool.prune();
         for h in check_all(&shared).await {
             if !h.healthy {
                 eprintln!(

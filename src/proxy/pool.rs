@@ -83,6 +83,16 @@ impl Pool {
         slots.retain(|k, _| live.contains(&**k));
     }
 
+    /// Drops the idle connections that are past the idle timeout or that the upstream closed.
+    pub fn prune(&self) {
+        let slots: Vec<Arc<Slot>> =
+            self.slots.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        for slot in slots {
+            let mut list = slot.idle.lock().unwrap_or_else(|p| p.into_inner());
+            list.retain_mut(|(c, since)| since.elapsed() < slot.idle_timeout && c.is_usable());
+        }
+    }
+
     /// The slot of a dial key, made on first use.
     pub fn slot(&self, key: &Arc<str>) -> Arc<Slot> {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
