@@ -55,12 +55,19 @@ fn dead_port() -> u16 {
 
 /// An upstream that answers every request with a JSON echo of its method, path and headers.
 fn echo_upstream() -> u16 {
+    threaded_upstream(echo_conn)
+}
+
+/// A loopback TCP server that serves each connection on a thread of its own; its port.
+fn threaded_upstream(serve: impl Fn(std::net::TcpStream) + Send + Sync + 'static) -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
+    let serve = std::sync::Arc::new(serve);
     std::thread::spawn(move || {
         for s in l.incoming() {
             let Ok(s) = s else { continue };
-            std::thread::spawn(move || echo_conn(s));
+            let serve = serve.clone();
+            std::thread::spawn(move || serve(s));
         }
     });
     port
@@ -606,22 +613,14 @@ fn metrics_keep_tsnsrv_names_and_parse_as_prometheus_text() {
 
 /// A WebSocket upstream that echoes every message (tungstenite, a real implementation).
 fn ws_echo_upstream() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(s) = s else { continue };
-            std::thread::spawn(move || {
-                let mut ws = tungstenite::accept(s).unwrap();
-                while let Ok(msg) = ws.read() {
-                    if msg.is_text() || msg.is_binary() {
-                        ws.send(msg).unwrap();
-                    }
-                }
-            });
+    threaded_upstream(|s| {
+        let mut ws = tungstenite::accept(s).unwrap();
+        while let Ok(msg) = ws.read() {
+            if msg.is_text() || msg.is_binary() {
+                ws.send(msg).unwrap();
+            }
         }
-    });
-    port
+    })
 }
 
 #[test]
@@ -1401,24 +1400,17 @@ fn upstream_health_is_checked_on_one_timer_and_on_demand() {
 #[test]
 fn clients_that_hang_up_mid_response_do_not_stop_the_proxy() {
     // An upstream that streams 64 MiB to whoever asks.
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let up = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { continue };
-            std::thread::spawn(move || {
-                let mut r = BufReader::new(s.try_clone().unwrap());
-                if read_head(&mut r).is_none() {
-                    return;
-                }
-                let _ = write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", 64 << 20);
-                let chunk = vec![b'x'; 1 << 16];
-                for _ in 0..1024 {
-                    if s.write_all(&chunk).is_err() {
-                        return;
-                    }
-                }
-            });
+    let up = threaded_upstream(|mut s| {
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        if read_head(&mut r).is_none() {
+            return;
+        }
+        let _ = write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", 64 << 20);
+        let chunk = vec![b'x'; 1 << 16];
+        for _ in 0..1024 {
+            if s.write_all(&chunk).is_err() {
+                return;
+            }
         }
     });
     let mut p = Proxy::start();
@@ -1674,21 +1666,14 @@ fn a_connection_the_upstream_closed_while_idle_is_not_reused() {
 #[test]
 fn the_head_deadline_spares_slow_responses_and_websockets_and_closes_idle_connections() {
     // An upstream whose body takes a second, in pieces.
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let slow = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { continue };
-            std::thread::spawn(move || {
-                let mut r = BufReader::new(s.try_clone().unwrap());
-                while read_head(&mut r).is_some() {
-                    let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
-                    for b in b"slow!" {
-                        std::thread::sleep(std::time::Duration::from_millis(200));
-                        let _ = s.write_all(&[*b]);
-                    }
-                }
-            });
+    let slow = threaded_upstream(|mut s| {
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        while read_head(&mut r).is_some() {
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
+            for b in b"slow!" {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                let _ = s.write_all(&[*b]);
+            }
         }
     });
     let ws_up = ws_echo_upstream();
@@ -1723,24 +1708,16 @@ fn the_head_deadline_spares_slow_responses_and_websockets_and_closes_idle_connec
 /// A keep-alive upstream that reports each connection the proxy closes after using it (a
 /// health check's connection, which carries no request, is not reported).
 fn reporting_upstream() -> (u16, std::sync::mpsc::Receiver<()>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let up = l.local_addr().unwrap().port();
     let (closed_tx, closed) = std::sync::mpsc::channel::<()>();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { continue };
-            let closed_tx = closed_tx.clone();
-            std::thread::spawn(move || {
-                let mut r = BufReader::new(s.try_clone().unwrap());
-                let mut served = 0;
-                while read_head(&mut r).is_some() {
-                    let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
-                    served += 1;
-                }
-                if served > 0 {
-                    let _ = closed_tx.send(());
-                }
-            });
+    let up = threaded_upstream(move |mut s| {
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut served = 0;
+        while read_head(&mut r).is_some() {
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            served += 1;
+        }
+        if served > 0 {
+            let _ = closed_tx.send(());
         }
     });
     (up, closed)
