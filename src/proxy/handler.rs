@@ -531,12 +531,11 @@ fn outgoing_headers(
         }
     }
     let asked_text = asked.to_str().unwrap_or_default();
-    let full_host = if trusted && !asked_text.contains('.') {
-        route.hosts.first().and_then(|h| HeaderValue::from_str(&h.name).ok())
-    } else {
-        Some(asked.clone())
-    };
-    let full_host = full_host.unwrap_or_else(|| asked.clone());
+    // Behind tailscaled a short name stands for the route's first full name.
+    let full_host = (trusted && !asked_text.contains('.'))
+        .then(|| route.hosts.first().and_then(|h| HeaderValue::from_str(&h.name).ok()))
+        .flatten()
+        .unwrap_or_else(|| asked.clone());
     let full_text = full_host.to_str().unwrap_or_default();
     let proto = if tls { "https" } else { "http" };
     if let Some(p) = peer {

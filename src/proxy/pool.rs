@@ -41,10 +41,16 @@ impl std::fmt::Debug for Slot {
 }
 
 impl Slot {
+    /// Whether an idle connection may still be reused: not idle too long, not closed by the
+    /// upstream.
+    fn reusable(&self, c: &mut h1::Conn, since: Instant) -> bool {
+        since.elapsed() < self.idle_timeout && c.is_usable()
+    }
+
     fn checkout(&self) -> Option<h1::Conn> {
         let mut list = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         while let Some((mut c, since)) = list.pop() {
-            if since.elapsed() < self.idle_timeout && c.is_usable() {
+            if self.reusable(&mut c, since) {
                 return Some(c);
             }
         }
@@ -89,7 +95,7 @@ impl Pool {
             self.slots.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
         for slot in slots {
             let mut list = slot.idle.lock().unwrap_or_else(|p| p.into_inner());
-            list.retain_mut(|(c, since)| since.elapsed() < slot.idle_timeout && c.is_usable());
+            list.retain_mut(|(c, since)| slot.reusable(c, *since));
         }
     }
 
