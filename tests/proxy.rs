@@ -1522,76 +1522,68 @@ fn the_proxy_hosts_the_split_dns_responder() {
 /// connections; counts the connections it accepted.
 fn framing_upstream() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
     let conns = std::sync::Arc::new(AtomicUsize::new(0));
     let counter = conns.clone();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(s) = s else { continue };
-            counter.fetch_add(1, Ordering::SeqCst);
-            std::thread::spawn(move || {
-                let mut w = s.try_clone().unwrap();
-                let mut r = BufReader::new(s);
-                while let Some((line, head)) = read_head(&mut r) {
-                    let mut parts = line.split_whitespace();
-                    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-                    // The request body, as it came: by length, or chunked.
-                    let mut body = Vec::new();
-                    let framing = if head_value(&head, "transfer-encoding") == Some("chunked") {
-                        loop {
-                            let mut size = String::new();
-                            r.read_line(&mut size).unwrap();
-                            let n = usize::from_str_radix(size.trim(), 16).unwrap();
-                            let mut chunk = vec![0; n + 2];
-                            r.read_exact(&mut chunk).unwrap();
-                            if n == 0 {
-                                break;
-                            }
-                            body.extend_from_slice(&chunk[..n]);
-                        }
-                        "chunked"
-                    } else {
-                        let n: usize = head_value(&head, "content-length")
-                            .and_then(|v| v.parse().ok())
-                            .unwrap_or(0);
-                        body.resize(n, 0);
-                        r.read_exact(&mut body).unwrap();
-                        "length"
-                    };
-                    let ok = match (method, path) {
-                        (_, "/chunked") => {
-                            w.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\nhel")
-                                .and_then(|_| w.flush())
-                                .is_ok()
-                                && {
-                                    std::thread::sleep(std::time::Duration::from_millis(30));
-                                    w.write_all(b"lo\r\n6\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n").is_ok()
-                                }
-                        }
-                        (_, "/length") => w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc").is_ok(),
-                        (_, "/empty") => w.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").is_ok(),
-                        ("HEAD", "/head") => {
-                            w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n").is_ok()
-                        }
-                        (_, "/continue") => w
-                            .write_all(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-                            .is_ok(),
-                        (_, "/upload") => {
-                            let text = format!("{framing}:{}", body.len());
-                            write!(w, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{text}", text.len()).is_ok()
-                        }
-                        (_, "/close") => {
-                            let _ = w.write_all(b"HTTP/1.1 200 OK\r\n\r\nuntil-close");
-                            return;
-                        }
-                        _ => w.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n").is_ok(),
-                    };
-                    if !ok {
-                        return;
+    let port = threaded_upstream(move |s| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        let mut w = s.try_clone().unwrap();
+        let mut r = BufReader::new(s);
+        while let Some((line, head)) = read_head(&mut r) {
+            let mut parts = line.split_whitespace();
+            let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            // The request body, as it came: by length, or chunked.
+            let mut body = Vec::new();
+            let framing = if head_value(&head, "transfer-encoding") == Some("chunked") {
+                loop {
+                    let mut size = String::new();
+                    r.read_line(&mut size).unwrap();
+                    let n = usize::from_str_radix(size.trim(), 16).unwrap();
+                    let mut chunk = vec![0; n + 2];
+                    r.read_exact(&mut chunk).unwrap();
+                    if n == 0 {
+                        break;
                     }
+                    body.extend_from_slice(&chunk[..n]);
                 }
-            });
+                "chunked"
+            } else {
+                let n: usize =
+                    head_value(&head, "content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+                body.resize(n, 0);
+                r.read_exact(&mut body).unwrap();
+                "length"
+            };
+            let ok = match (method, path) {
+                (_, "/chunked") => {
+                    w.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\nhel")
+                        .and_then(|_| w.flush())
+                        .is_ok()
+                        && {
+                            std::thread::sleep(std::time::Duration::from_millis(30));
+                            w.write_all(b"lo\r\n6\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n").is_ok()
+                        }
+                }
+                (_, "/length") => w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc").is_ok(),
+                (_, "/empty") => w.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").is_ok(),
+                ("HEAD", "/head") => {
+                    w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n").is_ok()
+                }
+                (_, "/continue") => w
+                    .write_all(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .is_ok(),
+                (_, "/upload") => {
+                    let text = format!("{framing}:{}", body.len());
+                    write!(w, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{text}", text.len()).is_ok()
+                }
+                (_, "/close") => {
+                    let _ = w.write_all(b"HTTP/1.1 200 OK\r\n\r\nuntil-close");
+                    return;
+                }
+                _ => w.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n").is_ok(),
+            };
+            if !ok {
+                return;
+            }
         }
     });
     (port, conns)
@@ -1639,18 +1631,13 @@ fn every_upstream_framing_is_read_and_connections_are_reused_only_when_clean() {
 fn a_connection_the_upstream_closed_while_idle_is_not_reused() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     // Answers one request per connection as if keep-alive, then closes it (an idle timeout).
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let up = l.local_addr().unwrap().port();
     let conns = std::sync::Arc::new(AtomicUsize::new(0));
     let counter = conns.clone();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { continue };
-            counter.fetch_add(1, Ordering::SeqCst);
-            let mut r = BufReader::new(s.try_clone().unwrap());
-            if read_head(&mut r).is_some() {
-                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
-            }
+    let up = threaded_upstream(move |mut s| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        if read_head(&mut r).is_some() {
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
         }
     });
     let p = Proxy::start();
