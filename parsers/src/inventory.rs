@@ -14,6 +14,33 @@ use std::fmt;
 /// Identifier and version of the inventory's JSON form.
 pub const SCHEMA: &str = "tailshift.inventory/v1";
 
+/// Whether a service exists for certain.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Presence {
+    /// It exists (or the input cannot say otherwise: units, logs, YAML).
+    #[default]
+    Certain,
+    /// It exists only when a condition that cannot be known holds (`mkIf`,
+    /// `optionalAttrs`, an `if`); its values are read as if it did.
+    Conditional {
+        /// The condition, as written where it can be named (`config.services.jellyfin.enable`).
+        condition: String,
+        /// Why the condition cannot be known.
+        reason: String,
+        /// Where the condition arose.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        location: Option<Location>,
+    },
+}
+
+impl Presence {
+    /// Whether the service certainly exists.
+    pub fn is_certain(&self) -> bool {
+        matches!(self, Presence::Certain)
+    }
+}
+
 /// Which tsnsrv a host runs; their defaults differ (`reference/tsnsrv.md` 1.5, 3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -267,6 +294,9 @@ pub struct Service {
     /// an option the module ignored, a broken rule). Also listed in [`Inventory::diagnostics`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<Diagnostic>,
+    /// Whether it exists for certain (absent from the JSON when certain).
+    #[serde(default, skip_serializing_if = "Presence::is_certain")]
+    pub presence: Presence,
 }
 
 impl Service {
@@ -301,6 +331,27 @@ pub struct Host {
     pub prometheus_addr: Option<Sourced<Json>>,
     /// The inputs that described it.
     pub inputs: Vec<String>,
+    /// False when some definition read for this host contributes service names that cannot
+    /// be known (some service may be missing); see [`Host::incomplete`].
+    #[serde(default = "yes")]
+    pub complete: bool,
+    /// Why the host's services may be incomplete, each with where.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub incomplete: Vec<Incomplete>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A reason an inventory may miss services.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Incomplete {
+    /// What cannot be known, and why.
+    pub reason: String,
+    /// Where.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
 }
 
 /// One input read.
@@ -360,6 +411,10 @@ pub struct Inventory {
     pub services: Vec<Service>,
     /// Diagnostics about the inputs.
     pub diagnostics: Vec<Diagnostic>,
+    /// False when some definition in the inputs contributes service names that cannot be
+    /// known: some service may be missing (every host's reasons are in [`Host::incomplete`]).
+    #[serde(default = "yes")]
+    pub complete: bool,
 }
 
 impl Inventory {
@@ -371,6 +426,7 @@ impl Inventory {
             hosts: Vec::new(),
             services: Vec::new(),
             diagnostics: Vec::new(),
+            complete: true,
         }
     }
 

@@ -134,6 +134,8 @@ struct HostGroup {
     basis: FlavourBasis,
     prometheus_addr: Option<Sourced<Json>>,
     input: String,
+    /// Definitions whose service names cannot be known.
+    incomplete: Vec<Incomplete>,
 }
 
 fn load_here(paths: &[PathBuf], opts: &LoadOptions) -> Result<Inventory, LoadError> {
@@ -201,10 +203,13 @@ fn load_here(paths: &[PathBuf], opts: &LoadOptions) -> Result<Inventory, LoadErr
             flavour_basis: g.basis,
             prometheus_addr: g.prometheus_addr,
             inputs: vec![g.input],
+            complete: g.incomplete.is_empty(),
+            incomplete: g.incomplete,
         });
         inv.services.extend(services);
     }
     merge_hosts(&mut inv);
+    inv.complete = inv.hosts.iter().all(|h| h.complete);
     inv.services.sort_by(|a, b| {
         let ha = a.host.known().cloned().unwrap_or_default();
         let hb = b.host.known().cloned().unwrap_or_default();
@@ -222,6 +227,8 @@ fn merge_hosts(inv: &mut Inventory) {
             m.name.known().is_some() && m.name.known() == h.name.known() && m.flavour == h.flavour
         }) {
             m.inputs.extend(h.inputs);
+            m.complete &= h.complete;
+            m.incomplete.extend(h.incomplete);
             continue;
         }
         merged.push(h);
@@ -294,7 +301,10 @@ fn read_other(
     for raw in raws {
         services.push(raw_service(raw, &host, flavour, &input, &mut inv.diagnostics));
     }
-    groups.push((HostGroup { host, flavour, basis, prometheus_addr: prom, input }, services));
+    groups.push((
+        HostGroup { host, flavour, basis, prometheus_addr: prom, input, incomplete: Vec::new() },
+        services,
+    ));
     Ok(())
 }
 
@@ -328,6 +338,7 @@ fn raw_service(
         effective,
         coverage,
         findings,
+        presence: Presence::Certain,
     }
 }
 
@@ -505,6 +516,7 @@ fn module_services(
             effective,
             coverage,
             findings,
+            presence: ds.presence.clone(),
         }
     };
     // Each service is independent: large fleets are split over the machine's cores.
@@ -524,7 +536,12 @@ fn module_services(
         })),
         _ => view.prometheus_addr.clone(),
     };
-    (HostGroup { host, flavour, basis, prometheus_addr, input: input_s }, services)
+    let incomplete = view
+        .unreadable
+        .iter()
+        .map(|(reason, location)| Incomplete { reason: reason.clone(), location: location.clone() })
+        .collect();
+    (HostGroup { host, flavour, basis, prometheus_addr, input: input_s, incomplete }, services)
 }
 
 fn flavour_module_name(f: Flavour) -> &'static str {

@@ -141,6 +141,7 @@ pub fn read_nix_eval(
                 name: name.clone(),
                 location: loc(&base),
                 declared,
+                presence: crate::inventory::Presence::Certain,
             });
         }
     }

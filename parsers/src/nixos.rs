@@ -19,6 +19,8 @@ pub struct DeclaredService {
     pub location: Option<Location>,
     /// Its attributes.
     pub declared: Options,
+    /// Whether it exists for certain, or only under a condition that cannot be known.
+    pub presence: crate::inventory::Presence,
 }
 
 /// What a host's configuration says about tsnsrv.
@@ -38,6 +40,9 @@ pub struct ModuleView {
     pub services: Vec<DeclaredService>,
     /// Top-level `services.tsnsrv` attributes that are not options.
     pub unknown_top: Vec<(String, Option<Location>)>,
+    /// Definitions of `services.tsnsrv.services` whose service names cannot be known: some
+    /// service may be missing. Each has already been said as a `services_unreadable` error.
+    pub unreadable: Vec<(String, Option<Location>)>,
 }
 
 impl ModuleView {
@@ -51,6 +56,7 @@ impl ModuleView {
             defaults: Options::default(),
             services: Vec::new(),
             unknown_top: Vec::new(),
+            unreadable: Vec::new(),
         }
     }
 }
@@ -187,16 +193,40 @@ pub fn read_nixos(
     }
     // Paths share their segments (`Rc<str>`): 5,000 services read without re-allocating them.
     let base: Vec<std::rc::Rc<str>> = vec!["services".into(), "tsnsrv".into(), "services".into()];
-    let names = match ev.config_keys(&base) {
-        Ok(n) => n,
-        Err(e) => {
-            eval_failure(&sources, &e, "services.tsnsrv.services", &mut diags);
-            Vec::new()
-        }
+    let keys = match ev.config_keys_full(&base) {
+        Ok(k) => k,
+        Err(e) => crate::nix::modules::Keys {
+            names: Vec::new(),
+            unreadable: vec![crate::nix::modules::Unreadable {
+                reason: format!("it cannot be evaluated: {}", e.message),
+                span: e.span,
+            }],
+        },
     };
-    for name in names {
+    for u in &keys.unreadable {
+        let loc = user_location(&sources, u.span);
+        let msg = format!(
+            "the names of the services defined here cannot be known, so some service may be missing from the inventory: {}",
+            u.reason
+        );
+        diags.push(Diagnostic::error("services_unreadable", msg.clone()).at(loc.clone()));
+        view.unreadable.push((msg, loc));
+    }
+    for (name, cond) in keys.names {
         let mut path = base.clone();
         path.push(name.clone());
+        let presence = match &cond {
+            None => crate::inventory::Presence::Certain,
+            Some(u) => crate::inventory::Presence::Conditional {
+                condition: u.what.clone().unwrap_or_else(|| u.describe()),
+                reason: u.describe(),
+                location: user_location(&sources, u.span),
+            },
+        };
+        // A conditional service's values are read as if it were present.
+        let assumed =
+            if cond.is_some() { ev.conditions_at(&path).unwrap_or_default() } else { Vec::new() };
+        ev.assume_conditions(assumed);
         let location = ev
             .config_span_path(&path)
             .ok()
@@ -230,7 +260,13 @@ pub fn read_nixos(
         // A service built by a lib function (listToAttrs) has no binding of its own in the
         // user's files: its first attribute's binding locates it instead.
         let location = location.or_else(|| declared.0.values().find_map(|v| v.location().cloned()));
-        view.services.push(DeclaredService { name: name.to_string(), location, declared });
+        ev.assume_conditions(Vec::new());
+        view.services.push(DeclaredService {
+            name: name.to_string(),
+            location,
+            declared,
+            presence,
+        });
     }
     diags.append(&mut ev.diagnostics);
     (view, diags, true)

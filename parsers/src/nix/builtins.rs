@@ -365,7 +365,10 @@ pub fn global_env(registry: EnvRegistry) -> (Env, Thunk) {
     }
     // `builtins.builtins` exists in Nix too.
     let builtins_thunk = Thunk::value(Value::Null);
-    map.insert("builtins".into(), AttrEntry { value: builtins_thunk.clone(), span: None });
+    map.insert(
+        "builtins".into(),
+        AttrEntry { value: builtins_thunk.clone(), span: None, cond: None },
+    );
     let builtins = Value::Attrs(Rc::new(map));
     *builtins_thunk.0.borrow_mut() = ThunkState::Done(builtins.clone());
 
@@ -451,15 +454,35 @@ fn any_all(ev: &mut Eval, a: &[Thunk], s: Span, any: bool) -> EvalResult {
     Ok(unknown.unwrap_or(Value::Bool(!any)))
 }
 
+/// An unknown when a set's attribute names are not all certain (see [`uncertain_names`]).
+fn names_unknown(m: &AttrMap, what: &str) -> Option<Value> {
+    uncertain_names(m).map(|u| {
+        Value::Unknown(Rc::new(Unknown {
+            reason: format!(
+                "({what} of a set whose attribute names are not all certain) {}",
+                u.describe()
+            ),
+            span: u.span,
+            what: None,
+        }))
+    })
+}
+
 fn attr_names(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
     let v = arg!(ev, a, 0);
     let m = ev.attrs_of(&v, s)?;
+    if let Some(u) = names_unknown(&m, "attrNames") {
+        return Ok(u);
+    }
     Ok(list(m.keys().map(|k| Thunk::value(Value::Str(k.clone()))).collect()))
 }
 
 fn attr_values(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
     let v = arg!(ev, a, 0);
     let m = ev.attrs_of(&v, s)?;
+    if let Some(u) = names_unknown(&m, "attrValues") {
+        return Ok(u);
+    }
     Ok(list(m.values().map(|e| e.value.clone()).collect()))
 }
 
@@ -490,6 +513,9 @@ fn cat_attrs(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
         let v = ev.force(t)?;
         propagate!(v);
         let m = ev.attrs_of(&v, s)?;
+        if let Some(u) = names_unknown(&m, "catAttrs") {
+            return Ok(u);
+        }
         if let Some(e) = m.get(&*name) {
             out.push(e.value.clone());
         }
@@ -817,7 +843,15 @@ fn has_attr(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
     let name = want_str(&arg!(ev, a, 0), s)?;
     let v = arg!(ev, a, 1);
     let m = ev.attrs_of(&v, s)?;
-    Ok(Value::Bool(m.contains_key(&*name)))
+    match m.get(&*name) {
+        Some(e) if e.cond.is_none() => Ok(Value::Bool(true)),
+        Some(_) => Ok(names_unknown(&m, "hasAttr").unwrap_or(Value::Bool(true))),
+        None => Ok(if m.contains_key(REST_KEY) {
+            names_unknown(&m, "hasAttr").unwrap_or(Value::Bool(false))
+        } else {
+            Value::Bool(false)
+        }),
+    }
 }
 
 fn group_by(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
@@ -863,6 +897,9 @@ fn intersect_attrs(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
     let y = arg!(ev, a, 1);
     let x = ev.attrs_of(&x, s)?;
     let y = ev.attrs_of(&y, s)?;
+    if let Some(u) = names_unknown(&x, "intersectAttrs") {
+        return Ok(u);
+    }
     let mut m = AttrMap::new();
     for (k, e) in y.iter() {
         if x.contains_key(k) {
@@ -908,8 +945,11 @@ fn list_to_attrs(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
                 Some(s),
             ));
         };
-        m.entry(name_s)
-            .or_insert(AttrEntry { value: value.value.clone(), span: value.span.or(name.span) });
+        m.entry(name_s).or_insert(AttrEntry {
+            value: value.value.clone(),
+            span: value.span.or(name.span),
+            cond: None,
+        });
     }
     Ok(attrs(m))
 }
@@ -934,6 +974,10 @@ fn map_attrs(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
     let m = ev.attrs_of(&v, s)?;
     let mut out = AttrMap::new();
     for (k, e) in m.iter() {
+        if &**k == REST_KEY {
+            out.insert(k.clone(), e.clone());
+            continue;
+        }
         let f = f.clone();
         let name = Thunk::value(Value::Str(k.clone()));
         let value = e.value.clone();
@@ -941,7 +985,7 @@ fn map_attrs(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
             let g = ev.apply(f, name, s)?;
             ev.apply(g, value, s)
         });
-        out.insert(k.clone(), AttrEntry { value: t, span: e.span });
+        out.insert(k.clone(), AttrEntry { value: t, span: e.span, cond: e.cond.clone() });
     }
     Ok(attrs(out))
 }
@@ -1256,6 +1300,9 @@ fn zip_attrs_with(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
         let v = ev.force(t)?;
         propagate!(v);
         let m = ev.attrs_of(&v, s)?;
+        if let Some(u) = names_unknown(&m, "zipAttrsWith") {
+            return Ok(u);
+        }
         for (k, e) in m.iter() {
             groups.entry(k.clone()).or_default().push(e.value.clone());
         }
@@ -1268,7 +1315,7 @@ fn zip_attrs_with(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
             let g = ev.apply(f, name, s)?;
             ev.apply(g, Thunk::value(list(vs)), s)
         });
-        out.insert(k, AttrEntry { value: t, span: None });
+        out.insert(k, AttrEntry { value: t, span: None, cond: None });
     }
     Ok(attrs(out))
 }

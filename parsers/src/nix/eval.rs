@@ -385,7 +385,19 @@ impl Eval {
                         Err(u) => return Ok(u),
                     };
                     let found = match &v {
-                        Value::Attrs(m) => m.get(&key).map(|e| e.value.clone()),
+                        Value::Attrs(m) => match m.get(&key) {
+                            Some(e) if e.cond.is_some() => {
+                                let u = e.cond.clone().expect("checked");
+                                return Ok(Value::Unknown(u));
+                            }
+                            Some(e) => Some(e.value.clone()),
+                            None if m.contains_key(REST_KEY) => {
+                                return Ok(Value::Unknown(
+                                    uncertain_names(m).expect("a set with a rest is uncertain"),
+                                ));
+                            }
+                            None => None,
+                        },
                         Value::Config(_) | Value::Unknown(_) => self.select(&v, &key, span)?,
                         _ => return Ok(Value::Bool(false)),
                     };
@@ -423,14 +435,19 @@ impl Eval {
                 match c {
                     Value::Bool(true) => self.eval(then, env),
                     Value::Bool(false) => self.eval(else_, env),
-                    Value::Unknown(u) => Ok(Value::Unknown(Rc::new(Unknown {
-                        reason: format!(
-                            "depends on a condition that cannot be known: {}",
-                            u.describe()
-                        ),
-                        span: u.span.or(Some(cond.span)),
-                        what: None,
-                    }))),
+                    Value::Unknown(u) => {
+                        if let Some(v) = self.conditional_sets(&u, then, else_, env)? {
+                            return Ok(v);
+                        }
+                        Ok(Value::Unknown(Rc::new(Unknown {
+                            reason: format!(
+                                "depends on a condition that cannot be known: {}",
+                                u.describe()
+                            ),
+                            span: u.span.or(Some(cond.span)),
+                            what: None,
+                        })))
+                    }
                     other => Err(type_err(
                         format!("value is {} while a Boolean was expected", article(&other)),
                         cond.span,
@@ -536,6 +553,14 @@ impl Eval {
         match v {
             Value::Attrs(m) => match m.get(key) {
                 Some(e) => Ok(Some(e.value.clone())),
+                None if m.contains_key(REST_KEY) => {
+                    let u = uncertain_names(m).expect("a set with a rest is uncertain");
+                    Ok(Some(Thunk::value(Value::Unknown(Rc::new(Unknown {
+                        reason: format!("may be defined by what cannot be read: {}", u.describe()),
+                        span: Some(span),
+                        what: Some(key.to_string()),
+                    })))))
+                }
                 None => match m.get("__tailshiftOpen").and_then(|e| e.value.peek()) {
                     // tailshift's `lib` answers names it does not implement with an unknown.
                     Some(Value::Str(reason)) => {
@@ -614,7 +639,7 @@ impl Eval {
             if def.rec {
                 scope.define(name.clone(), t.clone());
             }
-            map.insert(name.clone(), AttrEntry { value: t, span: Some(b.span) });
+            map.insert(name.clone(), AttrEntry { value: t, span: Some(b.span), cond: None });
         }
         for (key, b) in &def.dynamics {
             let k = self.eval(key, &scope)?;
@@ -646,7 +671,7 @@ impl Eval {
                 ));
             }
             let t = self.binding_thunk(b, &scope, env);
-            map.insert(name, AttrEntry { value: t, span: Some(b.span) });
+            map.insert(name, AttrEntry { value: t, span: Some(b.span), cond: None });
         }
         Ok(Value::Attrs(Rc::new(map)))
     }
@@ -931,6 +956,11 @@ impl Eval {
                 })
             }
             _ => {
+                if op == BinOp::Update
+                    && let Some(v) = self.update_uncertain(&a, &b, span)?
+                {
+                    return Ok(v);
+                }
                 propagate!(a);
                 propagate!(b);
                 match op {
@@ -956,7 +986,31 @@ impl Eval {
                         self.charge(x.len() + y.len(), span)?;
                         let mut m = (*x).clone();
                         for (k, v) in y.iter() {
-                            m.insert(k.clone(), v.clone());
+                            match (v.cond.as_ref(), m.get(k)) {
+                                // Present on the left, maybe replaced on the right: the name is
+                                // certain, its value is not.
+                                (Some(c), Some(old)) if old.cond.is_none() => {
+                                    let value = Value::Unknown(Rc::new(Unknown {
+                                        reason: format!(
+                                            "is replaced by `//` under a condition that cannot be known: {}",
+                                            c.describe()
+                                        ),
+                                        span: c.span,
+                                        what: Some(k.to_string()),
+                                    }));
+                                    m.insert(
+                                        k.clone(),
+                                        AttrEntry {
+                                            value: Thunk::value(value),
+                                            span: v.span,
+                                            cond: None,
+                                        },
+                                    );
+                                }
+                                _ => {
+                                    m.insert(k.clone(), v.clone());
+                                }
+                            }
                         }
                         Ok(Value::Attrs(Rc::new(m)))
                     }
@@ -969,6 +1023,97 @@ impl Eval {
                     _ => unreachable!("handled by eval_binop"),
                 }
             }
+        }
+    }
+
+    /// `if c then A else B` with an unknown `c`, where both branches are sets: their union,
+    /// each attribute of only one branch present under the condition (`optionalAttrs c {...}`),
+    /// an attribute of both a value that depends on it. `None` when a branch is not a set (or
+    /// fails): the whole value is then unknown.
+    fn conditional_sets(
+        &mut self,
+        cond: &Rc<Unknown>,
+        then: &ExprRef,
+        else_: &ExprRef,
+        env: &Env,
+    ) -> Result<Option<Value>, EvalError> {
+        let (Ok(Value::Attrs(x)), Ok(Value::Attrs(y))) =
+            (self.eval(then, env), self.eval(else_, env))
+        else {
+            return Ok(None);
+        };
+        let cond = cond.clone();
+        let mut m = AttrMap::new();
+        for (side, other) in [(&x, &y), (&y, &x)] {
+            for (k, e) in side.iter() {
+                if other.contains_key(k) {
+                    if !m.contains_key(k) {
+                        let value = Value::Unknown(Rc::new(Unknown {
+                            reason: format!(
+                                "depends on a condition that cannot be known: {}",
+                                cond.describe()
+                            ),
+                            span: cond.span,
+                            what: Some(k.to_string()),
+                        }));
+                        m.insert(
+                            k.clone(),
+                            AttrEntry { value: Thunk::value(value), span: e.span, cond: None },
+                        );
+                    }
+                } else {
+                    m.insert(
+                        k.clone(),
+                        AttrEntry {
+                            value: e.value.clone(),
+                            span: e.span,
+                            cond: e.cond.clone().or(Some(cond.clone())),
+                        },
+                    );
+                }
+            }
+        }
+        Ok(Some(Value::Attrs(Rc::new(m))))
+    }
+
+    /// `a // b` where one side is unknown and the other a set: the set's names are certain
+    /// (`//` only adds), and the result may hold more (kept under [`REST_KEY`]). `None` when
+    /// neither side is unknown.
+    fn update_uncertain(
+        &mut self,
+        a: &Value,
+        b: &Value,
+        span: Span,
+    ) -> Result<Option<Value>, EvalError> {
+        match (a, b) {
+            (Value::Unknown(u), Value::Attrs(_) | Value::Config(_)) => {
+                let y = self.attrs_of(b, span)?;
+                let mut m = (*y).clone();
+                m.entry(REST_KEY.into()).or_insert_with(|| entry(Value::Unknown(u.clone())));
+                Ok(Some(Value::Attrs(Rc::new(m))))
+            }
+            (Value::Attrs(_) | Value::Config(_), Value::Unknown(u)) => {
+                let x = self.attrs_of(a, span)?;
+                let mut m = AttrMap::new();
+                for (k, e) in x.iter() {
+                    let value = if &**k == REST_KEY {
+                        e.value.clone()
+                    } else {
+                        Thunk::value(Value::Unknown(Rc::new(Unknown {
+                            reason: format!(
+                                "may be replaced by `//` with what cannot be read: {}",
+                                u.describe()
+                            ),
+                            span: u.span,
+                            what: Some(k.to_string()),
+                        })))
+                    };
+                    m.insert(k.clone(), AttrEntry { value, span: e.span, cond: e.cond.clone() });
+                }
+                m.insert(REST_KEY.into(), entry(Value::Unknown(u.clone())));
+                Ok(Some(Value::Attrs(Rc::new(m))))
+            }
+            _ => Ok(None),
         }
     }
 
@@ -1073,6 +1218,9 @@ impl Eval {
                 if Rc::ptr_eq(&x, &y) {
                     return Ok(Some(true));
                 }
+                if uncertain_names(&x).is_some() || uncertain_names(&y).is_some() {
+                    return Ok(None);
+                }
                 if let (Some(o1), Some(o2)) = (x.get("outPath"), y.get("outPath"))
                     && x.get("type").is_some()
                 {
@@ -1147,6 +1295,9 @@ impl Eval {
                 if let Some(o) = m.get("outPath") {
                     let o = self.force(&o.value.clone())?;
                     return self.to_json(&o, span);
+                }
+                if let Some(u) = uncertain_names(&m) {
+                    return Ok(Err(u));
                 }
                 let mut out = serde_json::Map::new();
                 for (k, e) in m.iter() {
@@ -1231,7 +1382,7 @@ pub fn read_source(path: &Path) -> std::io::Result<String> {
 
 /// A set entry without a source binding.
 pub fn entry(v: Value) -> AttrEntry {
-    AttrEntry { value: Thunk::value(v), span: None }
+    AttrEntry { value: Thunk::value(v), span: None, cond: None }
 }
 
 fn unknown_of(a: &Value, b: &Value) -> Value {

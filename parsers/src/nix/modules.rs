@@ -126,6 +126,31 @@ pub struct ModuleState {
     loaded: HashSet<PathBuf>,
     defs_memo: rustc_hash::FxHashMap<Path_, Rc<Vec<Def>>>,
     discharged_memo: rustc_hash::FxHashMap<Path_, Rc<Vec<Def>>>,
+    /// Conditions taken as true while reading a conditional service's values (its presence
+    /// carries them instead).
+    assumed: Vec<Rc<Unknown>>,
+    /// Definitions of sets that could not be evaluated, by the path they define (kept so that
+    /// a definition lost there is said, not dropped).
+    failed: Vec<(Path_, EvalError)>,
+}
+
+/// A definition of an attribute set whose attribute names cannot all be known.
+#[derive(Debug, Clone)]
+pub struct Unreadable {
+    /// Why.
+    pub reason: String,
+    /// The definition (or where the unknown arose).
+    pub span: Option<Span>,
+}
+
+/// The names defined under a config path, each with the condition it exists under (when that
+/// cannot be known), and the definitions whose names cannot be known.
+#[derive(Debug, Clone, Default)]
+pub struct Keys {
+    /// Names, sorted; `Some(condition)` for a name present only under an unknown condition.
+    pub names: Vec<(Rc<str>, Option<Rc<Unknown>>)>,
+    /// Definitions contributing names that cannot be known.
+    pub unreadable: Vec<Unreadable>,
 }
 
 /// A value read from the merged configuration, with where it was defined.
@@ -559,6 +584,16 @@ impl Eval {
                             let mut d2 = d.clone();
                             d2.value = e.value.clone();
                             d2.span = e.span.or(d.span);
+                            if d2.unknown_cond.is_none() {
+                                d2.unknown_cond = e.cond.clone();
+                            }
+                            out.push(d2);
+                        } else if let Some(rest) = m.get(REST_KEY)
+                            && kind_of(parent) != Kind::AttrsOf
+                        {
+                            // The set may define this name too: what it defines is unknown.
+                            let mut d2 = d.clone();
+                            d2.value = rest.value.clone();
                             out.push(d2);
                         }
                     }
@@ -570,6 +605,9 @@ impl Eval {
                             out.push(d2);
                         }
                     }
+                    // Under an `attrsOf`, a definition whose names cannot be known is said by
+                    // `config_keys_full`; the elements that are known are read without it.
+                    Value::Unknown(_) if kind_of(parent) == Kind::AttrsOf => {}
                     Value::Unknown(_) => {
                         let mut d2 = d.clone();
                         d2.value = Thunk::value(v.clone());
@@ -606,7 +644,14 @@ impl Eval {
         }
         let mut out = Vec::new();
         for d in self.defs_at(path)?.iter() {
-            self.discharge(d.clone(), path, &mut out)?;
+            if let Err(e) = self.discharge(d.clone(), path, &mut out) {
+                if matches!(kind_of(path), Kind::Leaf(_)) {
+                    return Err(e);
+                }
+                // One definition that fails does not hide the others; it is kept to be said.
+                let e = EvalError { span: e.span.or(d.span), ..e };
+                self.modules_mut().failed.push((path.to_vec(), e));
+            }
         }
         let best = out.iter().map(|d| d.prio.unwrap_or(DEFAULT_PRIORITY)).min();
         if let Some(best) = best {
@@ -639,7 +684,11 @@ impl Eval {
         let defs = self.discharged_at(path)?;
         let Some(first) = defs.first() else { return Ok(None) };
         let span = first.span;
-        if let Some(u) = defs.iter().find_map(|d| d.unknown_cond.clone()) {
+        let assumed = &self.modules_mut().assumed;
+        let doubted = defs.iter().find_map(|d| {
+            d.unknown_cond.clone().filter(|c| !assumed.iter().any(|a| Rc::ptr_eq(a, c)))
+        });
+        if let Some(u) = doubted {
             return Ok(Some((
                 Value::Unknown(Rc::new(Unknown {
                     reason: format!(
@@ -806,7 +855,7 @@ impl Eval {
                 let t = ev.config_select(&p, &key, span)?;
                 ev.force(&t)
             });
-            m.insert(k, AttrEntry { value: t, span: None });
+            m.insert(k, AttrEntry { value: t, span: None, cond: None });
         }
         Ok(Rc::new(m))
     }
@@ -871,6 +920,95 @@ impl Eval {
     pub fn config_def_spans(&mut self, path: &[&str]) -> Result<Vec<Span>, EvalError> {
         let p = str_path(path);
         Ok(self.defs_at(&p)?.iter().filter_map(|d| d.span).collect())
+    }
+}
+
+impl Eval {
+    /// The names under an `attrsOf` config path (`services.tsnsrv.services`), each with the
+    /// condition it exists under, and every definition whose names cannot be known: an unknown
+    /// value, a set that may hold more than it lists, or a definition that fails to evaluate.
+    pub fn config_keys_full(&mut self, path: &[Rc<str>]) -> Result<Keys, EvalError> {
+        let mut keys = Keys::default();
+        let defs = self.discharged_at(path)?.to_vec();
+        let failed: Vec<(Path_, EvalError)> = self.modules_mut().failed.clone();
+        for (p, e) in failed {
+            if path.starts_with(&p) {
+                keys.unreadable.push(Unreadable {
+                    reason: format!("a definition cannot be evaluated: {}", e.message),
+                    span: e.span,
+                });
+            }
+        }
+        let mut names = BTreeSet::new();
+        for d in &defs {
+            let v = match self.force(&d.value) {
+                Ok(v) => v,
+                Err(e) => {
+                    keys.unreadable.push(Unreadable {
+                        reason: format!("a definition cannot be evaluated: {}", e.message),
+                        span: e.span.or(d.span),
+                    });
+                    continue;
+                }
+            };
+            match &v {
+                Value::Unknown(u) => keys
+                    .unreadable
+                    .push(Unreadable { reason: u.describe(), span: d.span.or(u.span) }),
+                Value::Attrs(m) => {
+                    if let Some(rest) = m.get(REST_KEY)
+                        && let Some(Value::Unknown(u)) = rest.value.peek()
+                    {
+                        keys.unreadable.push(Unreadable {
+                            reason: format!(
+                                "it is merged (`//`) with what cannot be read: {}",
+                                u.describe()
+                            ),
+                            span: d.span.or(u.span),
+                        });
+                    }
+                    names.extend(m.keys().filter(|k| &***k != REST_KEY).cloned());
+                }
+                Value::Config(_) => {
+                    let m = self.attrs_of(&v, d.span.unwrap_or(dummy_span()))?;
+                    names.extend(m.keys().cloned());
+                }
+                _ => {}
+            }
+        }
+        for k in names {
+            let mut child = path.to_vec();
+            child.push(k.clone());
+            let child_defs = match self.discharged_at(&child) {
+                Ok(d) => d,
+                Err(e) => {
+                    keys.unreadable.push(Unreadable {
+                        reason: format!("`{k}` cannot be evaluated: {}", e.message),
+                        span: e.span,
+                    });
+                    continue;
+                }
+            };
+            if child_defs.is_empty() {
+                continue;
+            }
+            let certain = child_defs.iter().any(|d| d.unknown_cond.is_none());
+            let cond = if certain { None } else { child_defs[0].unknown_cond.clone() };
+            keys.names.push((k, cond));
+        }
+        Ok(keys)
+    }
+
+    /// Conditions to take as true while reading values (a conditional service's own), until
+    /// replaced.
+    pub fn assume_conditions(&mut self, conds: Vec<Rc<Unknown>>) {
+        self.modules_mut().assumed = conds;
+    }
+
+    /// Every condition a config path's definitions exist under (for a conditional service: the
+    /// ones to assume while reading its values).
+    pub fn conditions_at(&mut self, path: &[Rc<str>]) -> Result<Vec<Rc<Unknown>>, EvalError> {
+        Ok(self.discharged_at(path)?.iter().filter_map(|d| d.unknown_cond.clone()).collect())
     }
 }
 

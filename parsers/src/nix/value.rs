@@ -70,6 +70,26 @@ pub struct AttrEntry {
     pub value: Thunk,
     /// The `name = value;` that bound it.
     pub span: Option<Span>,
+    /// Set when the attribute exists only under a condition that cannot be known
+    /// (`optionalAttrs c { x = ...; }`, `if c then { x = ...; } else { }`): its value is read as
+    /// if present, and its presence is in doubt.
+    pub cond: Option<Rc<Unknown>>,
+}
+
+/// The key under which a set that may hold more attributes than it lists keeps why
+/// (`import "${inputs.private}/x.nix" { } // { z = ...; }`). A NUL byte cannot appear in a Nix
+/// string, so no program can name, define or see it.
+pub const REST_KEY: &str = "\0rest";
+
+/// Why a set's attribute names are not all certain: some exist only under an unknown condition,
+/// or it may hold more than it lists. `None` for an ordinary set.
+pub fn uncertain_names(m: &AttrMap) -> Option<Rc<Unknown>> {
+    if let Some(e) = m.get(REST_KEY)
+        && let Some(Value::Unknown(u)) = e.value.peek()
+    {
+        return Some(u);
+    }
+    m.values().find_map(|e| e.cond.clone())
 }
 
 /// Attribute sets are sorted by name, as Nix sorts them.
