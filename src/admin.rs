@@ -441,6 +441,7 @@ mod tests {
             effective: eff,
             coverage: Vec::new(),
             findings: Vec::new(),
+            presence: Default::default(),
         }
     }
 

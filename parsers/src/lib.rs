@@ -38,6 +38,6 @@ pub mod units;
 pub mod validate;
 
 pub use diagnostic::{Diagnostic, Severity};
-pub use inventory::{Coverage, Flavour, Inventory, Options, Service, Source, Sourced};
+pub use inventory::{Coverage, Flavour, Inventory, Options, Presence, Service, Source, Sourced};
 pub use load::{Evaluator, LoadError, LoadOptions, load};
 pub use source::{Location, SourceMap, Span};

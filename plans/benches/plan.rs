@@ -35,6 +35,7 @@ fn fleet() -> (Inventory, Policy) {
             effective: eff,
             coverage: Vec::new(),
             findings: Vec::new(),
+            presence: Default::default(),
         });
     }
     let mut text = String::from("[plan]\ntailnet = \"bench.ts.net\"\n[plan.strategies]\n");

@@ -23,6 +23,9 @@ pub enum Status {
     NeedsDecision,
     /// `exclude`d by the policy: stays on tsnsrv.
     Excluded,
+    /// Declared under a condition the inputs cannot decide (`mkIf` on a nixpkgs option): held
+    /// back until `[plan.present]` says whether it exists.
+    PresenceUnknown,
 }
 
 /// A name the proxy answers for a service.
@@ -161,6 +164,10 @@ pub struct Plan {
     pub waves: Vec<Wave>,
     /// Findings.
     pub findings: Vec<Finding>,
+    /// When planned from an incomplete inventory (`--allow-incomplete`): the definitions whose
+    /// service names could not be known, so services may be missing from this plan.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub may_miss_services: Vec<String>,
     /// tsnsrv nodes today.
     pub nodes_today: usize,
     /// Hash of everything above (edits are detected).
@@ -254,6 +261,10 @@ pub fn make_plan(inv: &Inventory, policy: &Policy, opts: &PlanOptions) -> Result
         }
         mounts.insert(i, m.clone());
     }
+    let mut present: BTreeMap<usize, bool> = BTreeMap::new();
+    for (k, v) in &policy.present {
+        present.insert(resolve(inv, "present", k)?, *v);
+    }
     let mut status = vec![Status::Planned; n];
     let mut reasons: Vec<Vec<String>> = vec![Vec::new(); n];
     let strategy: Vec<Strategy> = inv
@@ -267,6 +278,38 @@ pub fn make_plan(inv: &Inventory, policy: &Policy, opts: &PlanOptions) -> Result
             status[i] = Status::Excluded;
             reasons[i].push("excluded by the policy: stays on tsnsrv".into());
             continue;
+        }
+        if let tailshift_parsers::Presence::Conditional { condition, location, .. } = &s.presence {
+            match present.get(&i) {
+                Some(true) => reasons[i].push(format!(
+                    "declared only when {condition}; stated present in [plan.present]"
+                )),
+                Some(false) => {
+                    status[i] = Status::Excluded;
+                    reasons[i].push(format!(
+                        "declared only when {condition}; stated absent in [plan.present]: nothing to move"
+                    ));
+                    continue;
+                }
+                None => {
+                    status[i] = Status::PresenceUnknown;
+                    reasons[i].push(format!(
+                        "exists only when {condition}, which the inputs cannot decide; say whether it does in migrate.toml: [plan.present] \"{}\" = true (or false)",
+                        ids[i]
+                    ));
+                    findings.push(finding(
+                        "presence_unknown",
+                        Severity::Warning,
+                        Some(&ids[i]),
+                        format!(
+                            "{} exists only when {condition}, which the inputs cannot decide: it is held back until [plan.present] \"{}\" says whether it exists",
+                            ids[i], ids[i]
+                        ),
+                        location.clone().or_else(|| s.location.clone()),
+                    ));
+                    continue;
+                }
+            }
         }
         let unclear: Vec<&tailshift_parsers::inventory::CoverageEntry> =
             s.coverage.iter().filter(|c| c.status != Coverage::Understood).collect();
@@ -729,6 +772,15 @@ pub fn make_plan(inv: &Inventory, policy: &Policy, opts: &PlanOptions) -> Result
         services,
         waves: out_waves,
         findings,
+        may_miss_services: inv
+            .hosts
+            .iter()
+            .flat_map(|h| h.incomplete.iter())
+            .map(|i| match &i.location {
+                Some(l) => format!("{l}: {}", i.reason),
+                None => i.reason.clone(),
+            })
+            .collect(),
         nodes_today,
         self_hash: String::new(),
     })

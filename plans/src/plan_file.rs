@@ -1,7 +1,8 @@
 //! The plan file: content hashes, a self-hash, atomic writing, and `--check`.
 //!
-//! The inventory hash is semantic: it covers each service's host, name, flavour, declared and
-//! effective values, but not source locations, so a comment added to a Nix file does not make a
+//! The inventory hash is semantic: it covers each service's host, name, flavour, presence,
+//! declared and effective values (for an unknown, that it is unknown, not why), but not source
+//! locations, so a comment added to a Nix file does not make a
 //! plan stale. The policy hash covers the `[plan]` keys only.
 
 use crate::error::PlanError;
@@ -40,11 +41,12 @@ fn hash_of<T: serde::Serialize>(v: &T) -> String {
     hex(&w.0.finalize())
 }
 
-/// What of an option counts for staleness: its value, or that it is unknown and why.
+/// What of an option counts for staleness: its value, or that it is unknown (not the wording
+/// of why: a better reader does not make an in-flight plan stale for nothing).
 #[derive(serde::Serialize)]
 enum Meaning<'a> {
     V(&'a Value),
-    U(&'a str),
+    U,
 }
 
 /// The meaning of a service: host, name, flavour, declared and effective values; no locations.
@@ -55,6 +57,9 @@ struct Semantic<'a> {
     flavour: tailshift_parsers::Flavour,
     declared: Vec<(&'a str, Meaning<'a>)>,
     effective: Vec<(&'a str, Meaning<'a>)>,
+    /// Only the condition's text counts (absent when certain, as before presence existed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    presence: Option<&'a str>,
 }
 
 fn meanings(o: &tailshift_parsers::Options) -> Vec<(&str, Meaning<'_>)> {
@@ -62,7 +67,7 @@ fn meanings(o: &tailshift_parsers::Options) -> Vec<(&str, Meaning<'_>)> {
         .map(|(k, v)| {
             let m = match v {
                 tailshift_parsers::Sourced::Known { value, .. } => Meaning::V(value),
-                tailshift_parsers::Sourced::Unknown { reason, .. } => Meaning::U(reason),
+                tailshift_parsers::Sourced::Unknown { .. } => Meaning::U,
             };
             (k.as_ref(), m)
         })
@@ -76,6 +81,10 @@ fn semantic(s: &tailshift_parsers::Service) -> Semantic<'_> {
         flavour: s.flavour,
         declared: meanings(&s.declared),
         effective: meanings(&s.effective),
+        presence: match &s.presence {
+            tailshift_parsers::Presence::Certain => None,
+            tailshift_parsers::Presence::Conditional { condition, .. } => Some(condition),
+        },
     }
 }
 

@@ -97,6 +97,10 @@ pub struct Policy {
     /// Services that stay on tsnsrv.
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// Whether services declared under a condition the inputs cannot decide exist
+    /// (`"storage/jellyfin" = true`); until stated, such a service is `presence-unknown`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub present: BTreeMap<String, bool>,
     /// Services moved under a path of the node's own name (`/jellyfin/`): how a public service
     /// stays public under a strategy without Funnel. Its public URL becomes
     /// `https://<host>.<tailnet><path>`, and its legacy name answers 308 to it.

@@ -25,6 +25,15 @@ pub fn table(plan: &Plan) -> String {
         plan.services.len() - planned,
         plan.nodes_today
     );
+    if !plan.may_miss_services.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nthis plan may miss services (made with --allow-incomplete); names that could not be known:"
+        );
+        for m in &plan.may_miss_services {
+            let _ = writeln!(out, "  {m}");
+        }
+    }
     for w in &plan.waves {
         let f = &w.forecast;
         let _ = writeln!(
@@ -52,6 +61,7 @@ pub fn table(plan: &Plan) -> String {
                 Status::Manual => "manual",
                 Status::NeedsDecision => "needs decision",
                 Status::Excluded => "excluded",
+                Status::PresenceUnknown => "presence unknown",
                 Status::Planned => "planned",
             };
             let _ = writeln!(

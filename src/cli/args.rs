@@ -180,6 +180,10 @@ pub struct PlanArgs {
     /// Put services with unknown or unsupported values into waves anyway.
     #[arg(long)]
     pub accept_unknown: bool,
+    /// Plan even when the names of some services cannot be known (the plan records that it
+    /// may miss services).
+    #[arg(long)]
+    pub allow_incomplete: bool,
     /// Check whether a saved plan still matches its inputs and planning keys (exit 7 if not).
     #[arg(long, value_name = "PLAN")]
     pub check: Option<PathBuf>,

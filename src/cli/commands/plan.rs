@@ -66,9 +66,24 @@ pub fn run(a: &PlanArgs) -> anyhow::Result<Exit> {
     }
     let opts = options(&a.input)?;
     let inv = tailshift_parsers::load(&a.input.paths, &opts).context("reading the inventory")?;
-    if inv.has_errors() {
+    let blocking = inv.diagnostics.iter().any(|d| {
+        d.severity == tailshift_parsers::Severity::Error
+            && !(a.allow_incomplete && d.code == "services_unreadable")
+    });
+    if blocking || (!inv.complete && !a.allow_incomplete) {
         eprint!("{}", render::diagnostics(&inv.diagnostics));
+        if !inv.complete && !a.allow_incomplete {
+            anyhow::bail!(
+                "the inventory is incomplete: the names of some services cannot be known (services_unreadable above), so the plan could leave services out; make those definitions readable, or plan anyway with --allow-incomplete (the plan then records that it may miss services)"
+            );
+        }
         anyhow::bail!("the inventory has errors (see above): fix them before planning");
+    }
+    if !inv.complete {
+        eprint!("{}", render::diagnostics(&inv.diagnostics));
+        eprintln!(
+            "warning: planning from an incomplete inventory (--allow-incomplete): services may be missing from this plan"
+        );
     }
     let plan = make_plan(&inv, &policy, &PlanOptions { accept_unknown: a.accept_unknown })?;
     let mut plan = plan;
