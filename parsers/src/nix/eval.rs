@@ -392,9 +392,15 @@ impl Eval {
                             }
                             Some(e) => Some(e.value.clone()),
                             None if m.contains_key(REST_KEY) => {
-                                return Ok(Value::Unknown(
-                                    uncertain_names(m).expect("a set with a rest is uncertain"),
-                                ));
+                                let u = uncertain_names(m).expect("a set with a rest is uncertain");
+                                return Ok(Value::Unknown(Rc::new(Unknown {
+                                    reason: u.reason.clone(),
+                                    span: Some(span),
+                                    what: Some(match &u.what {
+                                        Some(w) => format!("{w} ? {key}"),
+                                        None => format!("? {key}"),
+                                    }),
+                                })));
                             }
                             None => None,
                         },

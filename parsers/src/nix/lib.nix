@@ -174,8 +174,63 @@ let
   mkBefore = mkOrder 500;
   mkAfter = mkOrder 1500;
   mkOption = attrs: attrs // { _type = "option"; };
-  mkEnableOption = name: mkOption { default = false; example = true; description = "Whether to enable ${name}."; type = unknown "is a NixOS option type"; };
-  mkPackageOption = _pkgs: name: _extra: mkOption { type = unknown "is a NixOS option type"; default = unknown "is a package from nixpkgs"; };
+  mkEnableOption = name: mkOption { default = false; example = true; description = "Whether to enable ${name}."; type = types.bool; };
+  mkPackageOption = _pkgs: name: _extra: mkOption { type = types.package; default = unknown "is a package from nixpkgs"; };
+
+  # Option types, as far as merging needs them: a name, the element type of a container, the
+  # modules of a submodule (nixpkgs' lib/types.nix has the same fields).
+  mkOptionType = attrs: { _type = "option-type"; name = attrs.name or "unspecified"; } // attrs;
+  leafType = name: mkOptionType { inherit name; };
+  elemOf = name: elemType: mkOptionType { inherit name elemType; nestedTypes.elemType = elemType; };
+  submoduleWith = attrs: mkOptionType { name = "submodule"; modules = attrs.modules or [ ]; specialArgs = attrs.specialArgs or { }; };
+  types = {
+    __tailshiftOpen = open;
+    inherit mkOptionType submoduleWith;
+    isType = name: t: (t._type or null) == "option-type" && t.name == name;
+    str = leafType "str";
+    string = leafType "str";
+    nonEmptyStr = leafType "str";
+    singleLineStr = leafType "str";
+    lines = leafType "lines";
+    commas = leafType "commas";
+    envVar = leafType "envVar";
+    separatedString = _sep: leafType "separatedString";
+    strMatching = _re: leafType "str";
+    passwdEntry = t: t;
+    int = leafType "int";
+    ints = { __tailshiftOpen = open; unsigned = leafType "int"; positive = leafType "int"; u8 = leafType "int"; u16 = leafType "int"; u32 = leafType "int"; s8 = leafType "int"; s16 = leafType "int"; s32 = leafType "int"; between = _lo: _hi: leafType "int"; };
+    port = leafType "int";
+    float = leafType "float";
+    number = leafType "number";
+    numbers = { __tailshiftOpen = open; between = _lo: _hi: leafType "number"; nonnegative = leafType "number"; positive = leafType "number"; };
+    bool = leafType "bool";
+    boolByOr = leafType "bool";
+    path = leafType "path";
+    pathInStore = leafType "path";
+    externalPath = leafType "path";
+    package = leafType "package";
+    shellPackage = leafType "package";
+    attrs = leafType "attrs";
+    anything = leafType "anything";
+    raw = leafType "raw";
+    unspecified = leafType "unspecified";
+    deferredModule = leafType "deferredModule";
+    enum = values: mkOptionType { name = "enum"; inherit values; };
+    listOf = elemOf "listOf";
+    nonEmptyListOf = elemOf "listOf";
+    attrsOf = elemOf "attrsOf";
+    lazyAttrsOf = elemOf "attrsOf";
+    attrsWith = { elemType, lazy ? false, ... }: elemOf "attrsOf" elemType;
+    nullOr = elemOf "nullOr";
+    uniq = elemOf "uniq";
+    unique = _msg: elemOf "uniq";
+    functionTo = elemOf "functionTo";
+    either = a: b': mkOptionType { name = "either"; nestedTypes = { left = a; right = b'; }; };
+    oneOf = ts: mkOptionType { name = "oneOf"; nestedTypes.types = ts; };
+    coercedTo = _from: _f: to: elemOf "uniq" to;
+    addCheck = t: _check: t;
+    submodule = m: submoduleWith { modules = toList m; };
+  };
   literalExpression = text: { _type = "literalExpression"; inherit text; };
   literalMD = text: { _type = "literalMD"; inherit text; };
   mdDoc = x: x;
@@ -225,7 +280,7 @@ strings // lists // attrsets // trivial // modules // options // {
   inherit (b) isAttrs isList isString isInt isBool isFunction isPath isFloat typeOf seq deepSeq
     toJSON fromJSON hashString match split tryEval baseNameOf dirOf readFile pathExists
     compareVersions splitVersion parseDrvName add sub mul div lessThan bitAnd bitOr bitXor;
-  types = unknown "is a NixOS option type (option declarations are not evaluated)";
+  inherit types;
   maintainers = unknown "is the nixpkgs maintainer list";
   licenses = unknown "is the nixpkgs license list";
   platforms = unknown "is the nixpkgs platform list";

@@ -2,6 +2,7 @@
 //! subset configurations use, tailshift's own `lib`, and NixOS module merging.
 
 pub mod builtins;
+pub mod decls;
 pub mod eval;
 pub mod lower;
 pub mod modules;

@@ -117,6 +117,8 @@ enum Pending {
 
 struct ModuleInfo {
     defs: Thunk,
+    /// The module's `options`, when it declares any.
+    options: Option<Thunk>,
 }
 
 /// The modules read and the merge caches.
@@ -132,6 +134,10 @@ pub struct ModuleState {
     /// Definitions of sets that could not be evaluated, by the path they define (kept so that
     /// a definition lost there is said, not dropped).
     failed: Vec<(Path_, EvalError)>,
+    /// What the option declarations say about each path asked.
+    decl_memo: rustc_hash::FxHashMap<Path_, super::decls::DeclState>,
+    /// The merge kind of each path asked beyond tailshift's own table.
+    kind_memo: rustc_hash::FxHashMap<Path_, Kind>,
 }
 
 /// A definition of an attribute set whose attribute names cannot all be known.
@@ -175,6 +181,39 @@ impl Eval {
         self.modules.get_or_insert_with(ModuleState::default)
     }
 
+    pub(crate) fn decl_memo(
+        &mut self,
+    ) -> &mut rustc_hash::FxHashMap<Path_, super::decls::DeclState> {
+        &mut self.modules_mut().decl_memo
+    }
+
+    /// Every module's `options` (the roots of the declarations).
+    pub(crate) fn module_option_sets(&mut self) -> Vec<Thunk> {
+        self.modules_mut().modules.iter().filter_map(|m| m.options.clone()).collect()
+    }
+
+    /// How a config path merges: tailshift's own table for tsnsrv, else the declarations of
+    /// the modules read, else by the shape of its definitions.
+    pub(crate) fn kind_at(&mut self, path: &[Rc<str>]) -> Kind {
+        let k = kind_of(path);
+        if k != Kind::Generic
+            || (path.len() >= 2 && &*path[0] == "services" && &*path[1] == "tsnsrv")
+        {
+            return k;
+        }
+        if let Some(k) = self.modules_mut().kind_memo.get(path) {
+            return *k;
+        }
+        let k = self.declared_kind(path).unwrap_or(Kind::Generic);
+        self.modules_mut().kind_memo.insert(path.to_vec(), k);
+        k
+    }
+
+    /// [`Eval::defs_at`] for the declarations' `isDefined`.
+    pub(crate) fn defs_at_public(&mut self, path: &[Rc<str>]) -> Result<Rc<Vec<Def>>, EvalError> {
+        self.defs_at(path)
+    }
+
     /// Every module file read (absolute), roots and imports.
     pub fn loaded_files(&self) -> Vec<PathBuf> {
         self.modules.as_ref().map(|m| m.loaded.iter().cloned().collect()).unwrap_or_default()
@@ -195,7 +234,7 @@ impl Eval {
             top.insert("networking".into(), entry(Value::Attrs(Rc::new(net))));
             self.modules_mut()
                 .modules
-                .push(ModuleInfo { defs: Thunk::value(Value::Attrs(Rc::new(top))) });
+                .push(ModuleInfo { defs: Thunk::value(Value::Attrs(Rc::new(top))), options: None });
         }
         // Breadth-first, parents before their imports, as nixpkgs' `collectModules`
         // (genericClosure) orders them: list definitions concatenate in that order.
@@ -265,6 +304,15 @@ impl Eval {
         self.load_module_value(v, expr.span)
     }
 
+    /// The arguments a module function is called with (`config`, `lib`, `options`, ...).
+    pub(crate) fn module_args_for(
+        &mut self,
+        f: &Value,
+        extra: &[(&str, Value)],
+    ) -> Result<Value, EvalError> {
+        self.module_args(f, extra)
+    }
+
     fn module_args(&mut self, f: &Value, extra: &[(&str, Value)]) -> Result<Value, EvalError> {
         let wanted: Option<Vec<(Rc<str>, bool)>> = match f {
             Value::Lambda(c) => match &c.def.param {
@@ -283,10 +331,8 @@ impl Eval {
             ("config", Value::Config(Rc::new(Vec::new()))),
             ("lib", lib),
             ("pkgs", Value::unknown("comes from nixpkgs, which tailshift does not read", None)),
-            (
-                "options",
-                Value::unknown("is an option declaration, which tailshift does not evaluate", None),
-            ),
+            // Replaced below by the declarations, read lazily (all modules are loaded by then).
+            ("options", Value::Null),
             (
                 "modulesPath",
                 Value::unknown(
@@ -318,6 +364,9 @@ impl Eval {
                     m.insert(k.into(), entry(v));
                 }
             }
+        }
+        if let Some(e) = m.get_mut("options") {
+            e.value = Thunk::native(|ev| ev.options_node(&[]));
         }
         Ok(Value::Attrs(Rc::new(m)))
     }
@@ -392,7 +441,8 @@ impl Eval {
             }
             Thunk::value(Value::Attrs(Rc::new(rest)))
         };
-        self.modules_mut().modules.push(ModuleInfo { defs });
+        let options = m.get("options").map(|e| e.value.clone());
+        self.modules_mut().modules.push(ModuleInfo { defs, options });
         Ok(pending)
     }
 
@@ -518,7 +568,7 @@ impl Eval {
                     _ => {}
                 }
             }
-            Value::Lambda(_) if kind_of(path) == Kind::Submodule => {
+            Value::Lambda(_) if self.kind_at(path) == Kind::Submodule => {
                 let name = path.last().cloned().unwrap_or_else(|| "".into());
                 let extra =
                     [("name", Value::Str(name)), ("config", Value::Config(Rc::new(path.to_vec())))];
@@ -565,7 +615,7 @@ impl Eval {
         } else {
             let (parent, key) = path.split_at(path.len() - 1);
             let key = &key[0];
-            let parents: Vec<Def> = match kind_of(parent) {
+            let parents: Vec<Def> = match self.kind_at(parent) {
                 Kind::AttrsOf | Kind::Submodule => self.discharged_at(parent)?.to_vec(),
                 _ => {
                     let mut out = Vec::new();
@@ -589,7 +639,7 @@ impl Eval {
                             }
                             out.push(d2);
                         } else if let Some(rest) = m.get(REST_KEY)
-                            && kind_of(parent) != Kind::AttrsOf
+                            && self.kind_at(parent) != Kind::AttrsOf
                         {
                             // The set may define this name too: what it defines is unknown.
                             let mut d2 = d.clone();
@@ -607,7 +657,7 @@ impl Eval {
                     }
                     // Under an `attrsOf`, a definition whose names cannot be known is said by
                     // `config_keys_full`; the elements that are known are read without it.
-                    Value::Unknown(_) if kind_of(parent) == Kind::AttrsOf => {}
+                    Value::Unknown(_) if self.kind_at(parent) == Kind::AttrsOf => {}
                     Value::Unknown(_) => {
                         let mut d2 = d.clone();
                         d2.value = Thunk::value(v.clone());
@@ -628,10 +678,14 @@ impl Eval {
             }
             out
         };
+        let mut defs = defs;
+        if !is_tsnsrv(path) {
+            defs.extend(self.declared_defs(path));
+        }
         let defs = Rc::new(defs);
         // Leaf paths are read once (config self-references aside): caching them costs more
         // than it saves.
-        if !matches!(kind_of(path), Kind::Leaf(_)) {
+        if !matches!(self.kind_at(path), Kind::Leaf(_)) {
             self.modules_mut().defs_memo.insert(path.to_vec(), defs.clone());
         }
         Ok(defs)
@@ -645,7 +699,7 @@ impl Eval {
         let mut out = Vec::new();
         for d in self.defs_at(path)?.iter() {
             if let Err(e) = self.discharge(d.clone(), path, &mut out) {
-                if matches!(kind_of(path), Kind::Leaf(_)) {
+                if matches!(self.kind_at(path), Kind::Leaf(_)) {
                     return Err(e);
                 }
                 // One definition that fails does not hide the others; it is kept to be said.
@@ -658,7 +712,7 @@ impl Eval {
             out.retain(|d| d.prio.unwrap_or(DEFAULT_PRIORITY) == best);
         }
         let out = Rc::new(out);
-        if !matches!(kind_of(path), Kind::Leaf(_)) {
+        if !matches!(self.kind_at(path), Kind::Leaf(_)) {
             self.modules_mut().discharged_memo.insert(path.to_vec(), out.clone());
         }
         Ok(out)
@@ -787,13 +841,41 @@ impl Eval {
     }
 
     fn config_value(&mut self, path: &[Rc<str>], span: Span) -> Result<Value, EvalError> {
-        match kind_of(path) {
+        let v = self.config_value_unapplied(path, span)?;
+        if is_tsnsrv(path) {
+            return Ok(v);
+        }
+        match self.declared_option(path) {
+            Some(o) if o.apply.is_some() && !matches!(v, Value::Unknown(_)) => {
+                let f = self.force(&o.apply.clone().expect("checked"))?;
+                self.apply(f, Thunk::value(v), span)
+            }
+            _ => Ok(v),
+        }
+    }
+
+    /// What `config.<path>` is for an option nothing defines: unknown, saying whether the
+    /// files declare it (without a default) or nixpkgs presumably does.
+    fn undefined_option(&mut self, path: &[Rc<str>], span: Span) -> Value {
+        match self.declared_option(path) {
+            Some(o) => Value::Unknown(Rc::new(Unknown {
+                reason: "is declared without a default and not defined in the files read (NixOS would refuse to read it)".into(),
+                span: o.span.or(Some(span)),
+                what: Some(format!("config.{}", dotted(path))),
+            })),
+            None => option_default(path),
+        }
+    }
+
+    fn config_value_unapplied(&mut self, path: &[Rc<str>], span: Span) -> Result<Value, EvalError> {
+        match self.kind_at(path) {
             Kind::Leaf(ty) => match self.merge_leaf(path, ty)? {
                 Some((v, _)) => Ok(v),
-                None => Ok(option_default(path)),
+                None => Ok(self.undefined_option(path, span)),
             },
             Kind::Namespace | Kind::AttrsOf | Kind::Submodule => Ok(Value::Config(Rc::new(path.to_vec()))),
             Kind::Generic => match self.generic_is_set(path)? {
+                None if self.declared_option(path).is_some() => Ok(self.undefined_option(path, span)),
                 None => Ok(Value::Unknown(Rc::new(Unknown {
                     reason: "is not set in the files read; its value is the default of the NixOS option that declares it (nixpkgs)".into(),
                     span: Some(span),
@@ -807,7 +889,7 @@ impl Eval {
 
     /// The attribute names defined under a config path.
     pub fn config_keys(&mut self, path: &[Rc<str>]) -> Result<Vec<Rc<str>>, EvalError> {
-        let kind = kind_of(path);
+        let kind = self.kind_at(path);
         let defs: Vec<Def> = match kind {
             Kind::AttrsOf | Kind::Submodule => self.discharged_at(path)?.to_vec(),
             _ => {
@@ -869,7 +951,7 @@ impl Eval {
 
     /// [`Eval::config_read`] for a path already made of shared segments (no allocation).
     pub fn config_read_path(&mut self, p: &[Rc<str>]) -> Result<Option<Declared>, EvalError> {
-        let kind = kind_of(p);
+        let kind = self.kind_at(p);
         let is_set = match kind {
             Kind::Leaf(_) => false,
             Kind::Generic => match self.generic_is_set(p)? {
@@ -1014,6 +1096,11 @@ impl Eval {
 
 fn dummy_span() -> Span {
     Span { file: crate::source::FileId(0), start: 0, end: 0 }
+}
+
+/// Paths under `services.tsnsrv`, which tailshift's own table declares.
+fn is_tsnsrv(path: &[Rc<str>]) -> bool {
+    path.len() >= 2 && &*path[0] == "services" && &*path[1] == "tsnsrv"
 }
 
 /// What `config.<path>` is when no file defines it.
