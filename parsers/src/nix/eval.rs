@@ -379,7 +379,7 @@ impl Eval {
             }
             ExprKind::HasAttr { expr: e, path } => {
                 let mut v = self.eval(e, env)?;
-                for name in path {
+                for (i, name) in path.iter().enumerate() {
                     let key = match self.attr_name(name, env)? {
                         Ok(k) => k,
                         Err(u) => return Ok(u),
@@ -390,6 +390,11 @@ impl Eval {
                         _ => return Ok(Value::Bool(false)),
                     };
                     match found {
+                        // As in Nix, the attribute's own value is not evaluated (it may throw
+                        // or be unknown: `builtins ? currentSystem` is still true).
+                        Some(_) if i + 1 == path.len() && matches!(v, Value::Attrs(_)) => {
+                            return Ok(Value::Bool(true));
+                        }
                         Some(t) => v = self.force(&t)?,
                         None => return Ok(Value::Bool(false)),
                     }
