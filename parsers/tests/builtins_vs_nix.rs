@@ -3,7 +3,8 @@
 //! `deepSeq`, `unsafeGetAttrPos`, string coercion of sets with `__toString`/`outPath`, ...):
 //! every expression is evaluated by tailshift's evaluator and by
 //! `nix-instantiate --eval --strict --json -E` (Nix 2.8), over files in a temporary directory,
-//! and the answers must be equal JSON, or both an error.
+//! and the answers must be equal JSON, or both an error. Nix runs with the `flakes` experimental
+//! feature on (it adds `builtins.getFlake`), as flake configurations are evaluated.
 //!
 //! Without `nix-instantiate` the test is skipped, except under CI (`CI=true`), where it fails.
 
@@ -16,9 +17,10 @@ const CASES: &[&str] = &[
     // The builtins set itself, and how its names are bound.
     "builtins.attrNames builtins",
     "[ (builtins ? fromTOML) (builtins ? readDir) (builtins ? genericClosure) (builtins ? fetchGit) (builtins ? nope) ]",
-    "map builtins.typeOf [ fromTOML __readDir __genericClosure fetchGit __fetchurl __storeDir __langVersion __nixVersion derivation placeholder ]",
+    "map builtins.typeOf [ __getFlake fromTOML __readDir __genericClosure fetchGit __fetchurl __storeDir __langVersion __nixVersion derivation placeholder ]",
     "[ builtins.storeDir builtins.langVersion builtins.nixVersion ]",
     "builtins.builtins.builtins ? map",
+    r#"[ (builtins ? currentSystem) ({ a = throw "x"; } ? a) ({ a.b = throw "x"; } ? a.b) ({ a = 1; } ? a.b) ]"#,
     // fromTOML
     "builtins.fromTOML (builtins.readFile ./ports.toml)",
     "fromTOML (builtins.readFile @D@/ports.toml)",
@@ -202,6 +204,7 @@ fn nix_available() -> bool {
 /// Nix's answer: `Ok(json)` or `Err(stderr)`.
 fn nix_eval(dir: &Path, expr: &str) -> Result<serde_json::Value, String> {
     let out = Command::new("nix-instantiate")
+        .args(["--extra-experimental-features", "flakes"])
         .args(["--eval", "--strict", "--json", "-E", expr])
         .current_dir(dir)
         .output()

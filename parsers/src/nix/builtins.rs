@@ -363,6 +363,8 @@ pub fn global_env(registry: EnvRegistry) -> (Env, Thunk) {
         unsupported!("fetchMercurial", 1, "it downloads from the network"),
         unsupported!("fetchTree", 1, "it downloads from the network"),
         unsupported!("fetchurl", 1, "it downloads from the network"),
+        // Present when the `flakes` experimental feature is on, as it is for flake configurations.
+        unsupported!("getFlake", 1, "it reads a flake and its inputs"),
         unsupported!("toFile", 2, "it writes to the Nix store"),
         unsupported!("path", 1, "it copies into the Nix store"),
         unsupported!("filterSource", 2, "it copies into the Nix store"),
