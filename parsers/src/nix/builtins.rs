@@ -82,9 +82,17 @@ macro_rules! coerce {
     };
 }
 
+/// A builtin the evaluator does not implement: a function of `arity` arguments whose result is
+/// an unknown value naming it.
+macro_rules! unsupported {
+    ($name:literal, $arity:literal, $why:literal) => {
+        ($name, prim($name, $arity, |_, _, s| Ok(not_supported($name, $why, s))))
+    };
+}
+
 /// The root scope: `builtins` and the names Nix puts at top level.
 pub fn global_env(registry: EnvRegistry) -> (Env, Thunk) {
-    let mut b: Vec<(&'static str, Value)> = vec![
+    let b: Vec<(&'static str, Value)> = vec![
         ("add", prim("add", 2, |ev, a, s| bin(ev, a, s, super::syntax::BinOp::Add))),
         ("sub", prim("sub", 2, |ev, a, s| bin(ev, a, s, super::syntax::BinOp::Sub))),
         ("mul", prim("mul", 2, |ev, a, s| bin(ev, a, s, super::syntax::BinOp::Mul))),
@@ -270,7 +278,8 @@ pub fn global_env(registry: EnvRegistry) -> (Env, Thunk) {
             prim("getEnv", 1, |ev, a, s| {
                 let v = arg!(ev, a, 0);
                 let name = want_str(&v, s)?;
-                Ok(Value::unknown(
+                Ok(named_unknown(
+                    format!("builtins.getEnv \"{name}\""),
                     format!(
                         "is the environment variable {name} of the machine that evaluates the configuration"
                     ),
@@ -278,68 +287,36 @@ pub fn global_env(registry: EnvRegistry) -> (Env, Thunk) {
                 ))
             }),
         ),
+        ("fromTOML", prim("fromTOML", 1, from_toml)),
+        ("readDir", prim("readDir", 1, read_dir)),
+        ("hashFile", prim("hashFile", 2, hash_file)),
+        ("genericClosure", prim("genericClosure", 1, generic_closure)),
+        ("toPath", prim("toPath", 1, to_path)),
+        ("placeholder", prim("placeholder", 1, placeholder)),
         (
-            "derivation",
-            prim("derivation", 1, |_, _, s| {
-                Ok(unsupported("builtins.derivation builds a package", s))
+            "getContext",
+            prim("getContext", 1, |ev, a, s| {
+                // Every string the evaluator knows is free of context: what would carry one
+                // (store paths, derivations) is unknown.
+                want_str(&arg!(ev, a, 0), s)?;
+                Ok(attrs(AttrMap::new()))
             }),
         ),
         (
-            "fetchTarball",
-            prim("fetchTarball", 1, |_, _, s| {
-                Ok(unsupported("fetchTarball downloads from the network", s))
+            "appendContext",
+            prim("appendContext", 2, |ev, a, s| {
+                let v = arg!(ev, a, 0);
+                want_str(&v, s)?;
+                let ctx = arg!(ev, a, 1);
+                ev.attrs_of(&ctx, s)?;
+                Ok(v)
             }),
         ),
         (
-            "fetchGit",
-            prim("fetchGit", 1, |_, _, s| {
-                Ok(unsupported("fetchGit downloads from the network", s))
-            }),
-        ),
-        (
-            "fetchurl",
-            prim("fetchurl", 1, |_, _, s| {
-                Ok(unsupported("fetchurl downloads from the network", s))
-            }),
-        ),
-        (
-            "getFlake",
-            prim("getFlake", 1, |_, _, s| {
-                Ok(unsupported("getFlake reads a flake and its inputs", s))
-            }),
-        ),
-        (
-            "toFile",
-            prim("toFile", 2, |_, _, s| Ok(unsupported("toFile writes to the Nix store", s))),
-        ),
-        (
-            "path",
-            prim("path", 1, |_, _, s| {
-                Ok(unsupported("builtins.path copies into the Nix store", s))
-            }),
-        ),
-        (
-            "filterSource",
-            prim("filterSource", 2, |_, _, s| {
-                Ok(unsupported("filterSource copies into the Nix store", s))
-            }),
-        ),
-        (
-            "fromTOML",
-            prim("fromTOML", 1, |_, _, s| {
-                Ok(unsupported("builtins.fromTOML is not supported by tailshift's evaluator", s))
-            }),
-        ),
-        (
-            "placeholder",
-            prim("placeholder", 1, |_, _, s| {
-                Ok(unsupported("placeholder depends on a derivation's outputs", s))
-            }),
-        ),
-        (
-            "scopedImport",
-            prim("scopedImport", 2, |_, _, s| {
-                Ok(unsupported("scopedImport is not supported by tailshift's evaluator", s))
+            "unsafeDiscardOutputDependency",
+            prim("unsafeDiscardOutputDependency", 1, |ev, a, s| {
+                let v = arg!(ev, a, 0);
+                Ok(Value::string(coerce!(ev, v, s, false)))
             }),
         ),
         (
@@ -352,16 +329,58 @@ pub fn global_env(registry: EnvRegistry) -> (Env, Thunk) {
         ("true", Value::Bool(true)),
         ("false", Value::Bool(false)),
         ("null", Value::Null),
-        ("storeDir", Value::string("/nix/store")),
+        ("storeDir", Value::string(STORE_DIR)),
         ("langVersion", Value::Int(6)),
+        ("nixVersion", Value::string("2.8.0")),
+        (
+            "currentSystem",
+            named_unknown(
+                "builtins.currentSystem",
+                "is the system of the machine that evaluates the configuration",
+                None,
+            ),
+        ),
+        (
+            "currentTime",
+            named_unknown(
+                "builtins.currentTime",
+                "is the time at which the configuration is evaluated",
+                None,
+            ),
+        ),
+        (
+            "nixPath",
+            named_unknown(
+                "builtins.nixPath",
+                "is the search path of the machine that evaluates the configuration",
+                None,
+            ),
+        ),
+        unsupported!("derivation", 1, "it builds a package"),
+        unsupported!("derivationStrict", 1, "it builds a package"),
+        unsupported!("fetchTarball", 1, "it downloads from the network"),
+        unsupported!("fetchGit", 1, "it downloads from the network"),
+        unsupported!("fetchMercurial", 1, "it downloads from the network"),
+        unsupported!("fetchTree", 1, "it downloads from the network"),
+        unsupported!("fetchurl", 1, "it downloads from the network"),
+        // Present when the `flakes` experimental feature is on, as it is for flake configurations.
+        unsupported!("getFlake", 1, "it reads a flake and its inputs"),
+        unsupported!("toFile", 2, "it writes to the Nix store"),
+        unsupported!("path", 1, "it copies into the Nix store"),
+        unsupported!("filterSource", 2, "it copies into the Nix store"),
+        unsupported!("storePath", 1, "it reads the Nix store"),
+        unsupported!("findFile", 2, "it searches the Nix search path"),
+        unsupported!("scopedImport", 2, "it is not implemented"),
+        unsupported!("toXML", 1, "it is not implemented"),
     ];
-    b.push((
-        "currentSystem",
-        Value::unknown("is the system of the machine that evaluates the configuration", None),
-    ));
     let mut map = AttrMap::new();
-    for (name, v) in &b {
-        map.insert((*name).into(), entry(v.clone()));
+    let mut internal = Vec::new();
+    for (name, v) in b {
+        if name.starts_with("__") {
+            internal.push((name, v));
+        } else {
+            map.insert(name.into(), entry(v));
+        }
     }
     // `builtins.builtins` exists in Nix too.
     let builtins_thunk = Thunk::value(Value::Null);
@@ -372,38 +391,67 @@ pub fn global_env(registry: EnvRegistry) -> (Env, Thunk) {
     let builtins = Value::Attrs(Rc::new(map));
     *builtins_thunk.0.borrow_mut() = ThunkState::Done(builtins.clone());
 
-    let top = [
-        "import",
-        "map",
-        "toString",
-        "throw",
-        "abort",
-        "baseNameOf",
-        "dirOf",
-        "isNull",
-        "removeAttrs",
-        "derivation",
-        "fetchTarball",
-        "fetchGit",
-        "fetchurl",
-        "placeholder",
-        "scopedImport",
-        "true",
-        "false",
-        "null",
-    ];
+    // As in Nix, a few builtins are bound at top level under their own name and every other
+    // one under its name prefixed with `__`.
     let mut vars = VarMap::default();
     if let Value::Attrs(m) = &builtins {
-        for name in top {
-            vars.insert(name.into(), m[name].value.clone());
+        for (name, e) in m.iter() {
+            let top: Rc<str> = if TOP_LEVEL.contains(&&**name) {
+                name.clone()
+            } else {
+                format!("__{name}").into()
+            };
+            vars.insert(top, e.value.clone());
         }
     }
     vars.insert("builtins".into(), builtins_thunk.clone());
+    // tailshift's own helpers (used by `lib.nix`), invisible in `builtins`.
+    for (name, v) in internal {
+        vars.insert(name.into(), Thunk::value(v));
+    }
     (Env::top(vars, registry), builtins_thunk)
 }
 
-fn unsupported(reason: &str, span: Span) -> Value {
-    Value::unknown(format!("cannot be known statically: {reason}"), Some(span))
+/// Where Nix keeps its store; nothing under it is read.
+pub const STORE_DIR: &str = "/nix/store";
+
+/// The builtins Nix 2.8 binds at top level under their own name (the others are `__name`).
+const TOP_LEVEL: &[&str] = &[
+    "abort",
+    "baseNameOf",
+    "derivation",
+    "derivationStrict",
+    "dirOf",
+    "false",
+    "fetchGit",
+    "fetchMercurial",
+    "fetchTarball",
+    "fetchTree",
+    "fromTOML",
+    "import",
+    "isNull",
+    "map",
+    "null",
+    "placeholder",
+    "removeAttrs",
+    "scopedImport",
+    "throw",
+    "toString",
+    "true",
+];
+
+/// An unknown value that names what produced it (`builtins.fetchGit`, `builtins.readFile /x`).
+fn named_unknown(what: impl Into<String>, reason: impl Into<String>, span: Option<Span>) -> Value {
+    Value::Unknown(Rc::new(Unknown { reason: reason.into(), span, what: Some(what.into()) }))
+}
+
+/// The result of a builtin the evaluator does not implement.
+pub fn not_supported(name: &str, why: &str, span: Span) -> Value {
+    named_unknown(
+        format!("builtins.{name}"),
+        format!("is not supported by tailshift's evaluator ({why})"),
+        Some(span),
+    )
 }
 
 fn bin(ev: &mut Eval, a: &[Thunk], s: Span, op: super::syntax::BinOp) -> EvalResult {
@@ -744,31 +792,113 @@ fn foldl(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
     Ok(acc)
 }
 
-fn json_to_value(j: &serde_json::Value) -> Value {
-    use serde_json::Value as J;
-    match j {
-        J::Null => Value::Null,
-        J::Bool(b) => Value::Bool(*b),
-        J::Number(n) => match n.as_i64() {
-            Some(i) => Value::Int(i),
-            None => Value::Float(n.as_f64().unwrap_or(0.0)),
-        },
-        J::String(s) => Value::string(s.as_str()),
-        J::Array(items) => list(items.iter().map(|i| Thunk::value(json_to_value(i))).collect()),
-        J::Object(m) => {
-            let mut out = AttrMap::new();
-            for (k, v) in m {
-                out.insert(k.as_str().into(), entry(json_to_value(v)));
+/// Whether each number of a JSON text, in order, is written as an integer (no fraction, no
+/// exponent). serde_json reads `-0` as a float where Nix reads the integer 0.
+fn json_integer_literals(text: &str) -> Vec<bool> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
             }
-            attrs(out)
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < bytes.len()
+                    && matches!(bytes[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                {
+                    i += 1;
+                }
+                out.push(!bytes[start..i].iter().any(|c| matches!(c, b'.' | b'e' | b'E')));
+            }
+            _ => i += 1,
         }
+    }
+    out
+}
+
+/// Builds Nix values straight from the JSON parser, numbers as Nix 2.8 reads them: integers
+/// above i64::MAX (up to u64::MAX) wrap around, larger ones and fractions are floats, `-0` is 0;
+/// a key given twice keeps its last value.
+#[derive(Clone, Copy)]
+struct JsonSeed<'a> {
+    integers: &'a [bool],
+    next_number: &'a std::cell::Cell<usize>,
+}
+
+impl JsonSeed<'_> {
+    fn number(&self) -> bool {
+        let i = self.next_number.get();
+        self.next_number.set(i + 1);
+        self.integers.get(i).copied().unwrap_or(false)
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for JsonSeed<'_> {
+    type Value = Value;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for JsonSeed<'_> {
+    type Value = Value;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+    fn visit_i64<E>(self, i: i64) -> Result<Value, E> {
+        self.number();
+        Ok(Value::Int(i))
+    }
+    fn visit_u64<E>(self, u: u64) -> Result<Value, E> {
+        self.number();
+        Ok(Value::Int(u as i64))
+    }
+    fn visit_f64<E>(self, f: f64) -> Result<Value, E> {
+        let integer = self.number();
+        Ok(if integer && f == 0.0 { Value::Int(0) } else { Value::Float(f) })
+    }
+    fn visit_str<E>(self, st: &str) -> Result<Value, E> {
+        Ok(Value::string(st))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element_seed(self)? {
+            out.push(Thunk::value(v));
+        }
+        Ok(list(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = AttrMap::new();
+        while let Some(k) = map.next_key::<String>()? {
+            let v = map.next_value_seed(self)?;
+            out.insert(k.into(), entry(v));
+        }
+        Ok(attrs(out))
     }
 }
 
 fn from_json(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    use serde::de::DeserializeSeed;
     let text = want_str(&arg!(ev, a, 0), s)?;
-    match serde_json::from_str::<serde_json::Value>(&text) {
-        Ok(j) => Ok(json_to_value(&j)),
+    ev.charge(text.len() / 16, s)?;
+    let integers = json_integer_literals(&text);
+    let next_number = std::cell::Cell::new(0);
+    let seed = JsonSeed { integers: &integers, next_number: &next_number };
+    let mut de = serde_json::Deserializer::from_str(&text);
+    match seed.deserialize(&mut de).and_then(|v| de.end().map(|()| v)) {
+        Ok(v) => Ok(v),
         Err(e) => Err(EvalError::new(ErrorKind::Other, format!("invalid JSON: {e}"), Some(s))),
     }
 }
@@ -871,25 +1001,9 @@ fn group_by(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
 }
 
 fn hash_string(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
-    use sha2::Digest;
     let algo = want_str(&arg!(ev, a, 0), s)?;
-    let v = arg!(ev, a, 1);
-    let text = coerce!(ev, v, s, false);
-    let bytes = text.as_bytes();
-    let digest: Vec<u8> = match &*algo {
-        "md5" => md5::Md5::digest(bytes).to_vec(),
-        "sha1" => sha1::Sha1::digest(bytes).to_vec(),
-        "sha256" => sha2::Sha256::digest(bytes).to_vec(),
-        "sha512" => sha2::Sha512::digest(bytes).to_vec(),
-        other => {
-            return Err(EvalError::new(
-                ErrorKind::Other,
-                format!("unknown hash algorithm '{other}'"),
-                Some(s),
-            ));
-        }
-    };
-    Ok(Value::string(digest.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+    let text = want_str(&arg!(ev, a, 1), s)?;
+    Ok(Value::string(hex(&digest(&algo, text.as_bytes(), s)?)))
 }
 
 fn intersect_attrs(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
@@ -1047,8 +1161,7 @@ fn captures_list(caps: &regex::Captures) -> Vec<Thunk> {
 
 fn regex_match(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
     let re = want_str(&arg!(ev, a, 0), s)?;
-    let v = arg!(ev, a, 1);
-    let text = coerce!(ev, v, s, false);
+    let text = want_str(&arg!(ev, a, 1), s)?;
     let re = posix_regex(&re, true).map_err(|e| {
         EvalError::new(ErrorKind::Other, format!("invalid regular expression: {e}"), Some(s))
     })?;
@@ -1060,8 +1173,7 @@ fn regex_match(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
 
 fn regex_split(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
     let re = want_str(&arg!(ev, a, 0), s)?;
-    let v = arg!(ev, a, 1);
-    let text = coerce!(ev, v, s, false);
+    let text = want_str(&arg!(ev, a, 1), s)?;
     let re = posix_regex(&re, false).map_err(|e| {
         EvalError::new(ErrorKind::Other, format!("invalid regular expression: {e}"), Some(s))
     })?;
@@ -1092,55 +1204,396 @@ fn partition(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
     Ok(attrs(m))
 }
 
+/// Coerces to an absolute path as Nix's `coerceToPath` does: a path, or a string (or a set with
+/// `__toString`/`outPath`) naming an absolute path. `Ok(Err(_))` carries an unknown.
 fn path_of(ev: &mut Eval, v: Value, s: Span) -> Result<Result<PathBuf, Value>, EvalError> {
     Ok(Ok(match v {
         Value::Path(p) => (*p).clone(),
         other => match ev.coerce_to_string(&other, s, false)? {
-            Ok(st) => normalize(Path::new(&st)),
+            Ok(st) if st.starts_with('/') => normalize(Path::new(&st)),
+            Ok(st) => {
+                return Err(EvalError::new(
+                    ErrorKind::Other,
+                    format!("string '{st}' doesn't represent an absolute path"),
+                    Some(s),
+                ));
+            }
             Err(u) => return Ok(Err(u)),
         },
     }))
 }
 
-fn path_exists(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
-    let v = arg!(ev, a, 0);
-    let p = match path_of(ev, v, s)? {
-        Ok(p) => p,
-        Err(u) => return Ok(u),
-    };
-    Ok(Value::Bool(p.exists()))
+/// The path with symbolic links resolved as far as it exists (the rest appended as written).
+fn canonical(p: &Path) -> PathBuf {
+    for anc in p.ancestors() {
+        if let Ok(c) = std::fs::canonicalize(anc) {
+            return match p.strip_prefix(anc) {
+                Ok(rest) if !rest.as_os_str().is_empty() => c.join(rest),
+                _ => c,
+            };
+        }
+    }
+    p.to_path_buf()
 }
 
-/// `readFile` reads files next to the configuration; anything else (secrets under /run, the
-/// store) is reported as unknown instead of being read, so no secret reaches the inventory.
-fn read_file(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
-    let v = arg!(ev, a, 0);
+/// The configuration tree a call belongs to: the nearest directory above the calling file that
+/// holds `flake.nix` or `.git`; without one, the parent of the calling file's directory.
+fn config_tree(ev: &Eval, s: Span) -> PathBuf {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let file = normalize(&cwd.join(&ev.sources.get(s.file).path));
+    let dir = file.parent().map(Path::to_path_buf).unwrap_or(cwd);
+    for anc in dir.ancestors() {
+        if anc.parent().is_none() {
+            break;
+        }
+        if anc.join("flake.nix").exists() || anc.join(".git").exists() {
+            return anc.to_path_buf();
+        }
+    }
+    match dir.parent() {
+        Some(p) if p.parent().is_some() => p.to_path_buf(),
+        _ => dir,
+    }
+}
+
+/// Why a file builtin does not look at `p`, if it does not: files in the Nix store and outside
+/// the configuration tree (secrets, files of the machine that evaluates) are never read.
+fn unreadable(ev: &Eval, p: &Path, s: Span) -> Option<String> {
+    let real = canonical(p);
+    if p.starts_with(STORE_DIR) || real.starts_with(STORE_DIR) {
+        return Some(
+            "cannot be known: it is in the Nix store, which tailshift does not read".into(),
+        );
+    }
+    let tree = canonical(&config_tree(ev, s));
+    if !real.starts_with(&tree) {
+        return Some(format!(
+            "cannot be known: the path is outside the configuration tree {} (it may be a secret or exist only on the machine that evaluates the configuration)",
+            tree.display()
+        ));
+    }
+    None
+}
+
+/// Forces the path argument of a file builtin and checks it may be read: `Ok(Err(unknown))`
+/// when it is unknown or must not be read.
+fn file_arg(
+    ev: &mut Eval,
+    a: &Thunk,
+    name: &str,
+    s: Span,
+) -> Result<Result<PathBuf, Value>, EvalError> {
+    let v = ev.force(a)?;
+    if let Value::Unknown(_) = v {
+        return Ok(Err(v));
+    }
     let p = match path_of(ev, v, s)? {
+        Ok(p) => p,
+        Err(u) => return Ok(Err(u)),
+    };
+    Ok(match unreadable(ev, &p, s) {
+        Some(why) => Err(named_unknown(format!("builtins.{name} {}", p.display()), why, Some(s))),
+        None => Ok(p),
+    })
+}
+
+/// An unknown for a file builtin whose file is absent or unusable where tailshift runs.
+fn file_unknown(name: &str, p: &Path, why: impl std::fmt::Display, s: Span) -> Value {
+    named_unknown(
+        format!("builtins.{name} {}", p.display()),
+        format!(
+            "cannot be known: {why} (it may exist only on the machine that evaluates the configuration)"
+        ),
+        Some(s),
+    )
+}
+
+fn path_exists(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let p = match file_arg(ev, &a[0], "pathExists", s)? {
         Ok(p) => p,
         Err(u) => return Ok(u),
     };
-    let own_dir = ev.sources.get(s.file).path.parent().map(Path::to_path_buf);
-    let inside = own_dir.as_ref().is_some_and(|d| {
-        let d = normalize(&std::env::current_dir().unwrap_or_default().join(d));
-        p.starts_with(&d) || p.starts_with(d.parent().unwrap_or(&d))
-    });
-    if !inside {
-        return Ok(Value::unknown(
+    // Like Nix, a symbolic link exists even when what it points to does not.
+    Ok(Value::Bool(std::fs::symlink_metadata(&p).is_ok()))
+}
+
+/// Largest file `readFile`, `hashFile` and `fromTOML` inputs read.
+pub const MAX_READ_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The bytes of a file inside the configuration tree; `Ok(Err(unknown))` when it is outside, absent
+/// or too large.
+fn read_bytes(
+    ev: &mut Eval,
+    a: &Thunk,
+    name: &str,
+    s: Span,
+) -> Result<Result<(PathBuf, Vec<u8>), Value>, EvalError> {
+    let p = match file_arg(ev, a, name, s)? {
+        Ok(p) => p,
+        Err(u) => return Ok(Err(u)),
+    };
+    let meta = match std::fs::metadata(&p) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Err(file_unknown(name, &p, "the file does not exist", s)));
+        }
+        Err(e) => return Ok(Err(file_unknown(name, &p, e, s))),
+    };
+    if meta.is_dir() {
+        return Err(EvalError::new(
+            ErrorKind::Other,
+            format!("reading from file '{}': Is a directory", p.display()),
+            Some(s),
+        ));
+    }
+    if !meta.is_file() {
+        return Ok(Err(file_unknown(name, &p, "it is not a regular file", s)));
+    }
+    if meta.len() > MAX_READ_BYTES {
+        return Ok(Err(file_unknown(
+            name,
+            &p,
+            format!("the file is larger than {MAX_READ_BYTES} bytes"),
+            s,
+        )));
+    }
+    match std::fs::read(&p) {
+        Ok(bytes) => Ok(Ok((p, bytes))),
+        Err(e) => Ok(Err(file_unknown(name, &p, e, s))),
+    }
+}
+
+/// `readFile` reads files of the configuration tree; anything else (secrets under /run, the
+/// store, files absent here) is unknown instead of being read, so no secret reaches the inventory.
+fn read_file(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let (p, bytes) = match read_bytes(ev, &a[0], "readFile", s)? {
+        Ok(r) => r,
+        Err(u) => return Ok(u),
+    };
+    if bytes.contains(&0) {
+        return Err(EvalError::new(
+            ErrorKind::Other,
             format!(
-                "is the content of {}, which tailshift does not read (it may be a secret or live only on the target host)",
+                "the contents of the file '{}' cannot be represented as a Nix string",
                 p.display()
             ),
             Some(s),
         ));
     }
-    match super::eval::read_source(&p) {
-        Ok(t) => Ok(Value::string(t)),
+    match String::from_utf8(bytes) {
+        Ok(t) => {
+            ev.charge(t.len() / 16, s)?;
+            Ok(Value::string(t))
+        }
+        Err(_) => Ok(file_unknown("readFile", &p, "the file is not UTF-8 text", s)),
+    }
+}
+
+fn read_dir(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let p = match file_arg(ev, &a[0], "readDir", s)? {
+        Ok(p) => p,
+        Err(u) => return Ok(u),
+    };
+    let entries = match std::fs::read_dir(&p) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(file_unknown("readDir", &p, "the directory does not exist", s));
+        }
+        Err(e) => {
+            return Err(EvalError::new(
+                ErrorKind::Other,
+                format!("opening directory '{}': {e}", p.display()),
+                Some(s),
+            ));
+        }
+    };
+    let mut m = AttrMap::new();
+    for e in entries {
+        let e = e.map_err(|e| {
+            EvalError::new(
+                ErrorKind::Other,
+                format!("reading directory '{}': {e}", p.display()),
+                Some(s),
+            )
+        })?;
+        let Ok(name) = e.file_name().into_string() else {
+            return Ok(file_unknown("readDir", &p, "an entry's name is not UTF-8", s));
+        };
+        let kind = match e.file_type() {
+            Ok(t) if t.is_symlink() => "symlink",
+            Ok(t) if t.is_dir() => "directory",
+            Ok(t) if t.is_file() => "regular",
+            _ => "unknown",
+        };
+        ev.charge(1, s)?;
+        m.insert(name.into(), entry(Value::string(kind)));
+    }
+    Ok(attrs(m))
+}
+
+fn digest(algo: &str, bytes: &[u8], s: Span) -> Result<Vec<u8>, EvalError> {
+    use sha2::Digest;
+    Ok(match algo {
+        "md5" => md5::Md5::digest(bytes).to_vec(),
+        "sha1" => sha1::Sha1::digest(bytes).to_vec(),
+        "sha256" => sha2::Sha256::digest(bytes).to_vec(),
+        "sha512" => sha2::Sha512::digest(bytes).to_vec(),
+        other => {
+            return Err(EvalError::new(
+                ErrorKind::Other,
+                format!("unknown hash algorithm '{other}'"),
+                Some(s),
+            ));
+        }
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn hash_file(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let algo = want_str(&arg!(ev, a, 0), s)?;
+    let (_, bytes) = match read_bytes(ev, &a[1], "hashFile", s)? {
+        Ok(r) => r,
+        Err(u) => return Ok(u),
+    };
+    Ok(Value::string(hex(&digest(&algo, &bytes, s)?)))
+}
+
+fn toml_to_value(v: toml::Value, s: Span) -> EvalResult {
+    Ok(match v {
+        toml::Value::String(st) => Value::string(st),
+        toml::Value::Integer(i) => Value::Int(i),
+        toml::Value::Float(f) => Value::Float(f),
+        toml::Value::Boolean(b) => Value::Bool(b),
+        toml::Value::Datetime(_) => {
+            return Err(EvalError::new(
+                ErrorKind::Other,
+                "while parsing a TOML string: Dates and times are not supported",
+                Some(s),
+            ));
+        }
+        toml::Value::Array(items) => list(
+            items
+                .into_iter()
+                .map(|i| toml_to_value(i, s).map(Thunk::value))
+                .collect::<Result<_, _>>()?,
+        ),
+        toml::Value::Table(t) => toml_table(t, s)?,
+    })
+}
+
+fn toml_table(t: toml::Table, s: Span) -> EvalResult {
+    let mut m = AttrMap::new();
+    for (k, v) in t {
+        m.insert(k.into(), entry(toml_to_value(v, s)?));
+    }
+    Ok(attrs(m))
+}
+
+fn from_toml(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let v = arg!(ev, a, 0);
+    let text = want_str(&v, s)?;
+    ev.charge(text.len() / 16, s)?;
+    match text.parse::<toml::Table>() {
+        Ok(t) => toml_table(t, s),
         Err(e) => Err(EvalError::new(
             ErrorKind::Other,
-            format!("cannot read {}: {e}", p.display()),
+            format!("while parsing a TOML string: {}", e.message()),
             Some(s),
         )),
     }
+}
+
+/// The position of `key` among the sorted `keys` (Nix orders `genericClosure` keys with `<`).
+fn key_position(
+    ev: &mut Eval,
+    keys: &[Value],
+    key: &Value,
+    s: Span,
+) -> Result<Result<usize, usize>, EvalError> {
+    let (mut lo, mut hi) = (0, keys.len());
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if ev.less_than(&keys[mid], key, s)? {
+            lo = mid + 1;
+        } else if ev.less_than(key, &keys[mid], s)? {
+            hi = mid;
+        } else {
+            return Ok(Ok(mid));
+        }
+    }
+    Ok(Err(lo))
+}
+
+fn generic_closure(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let v = arg!(ev, a, 0);
+    let m = ev.attrs_of(&v, s)?;
+    let required = |name: &str| {
+        EvalError::new(ErrorKind::MissingAttr, format!("attribute '{name}' required"), Some(s))
+    };
+    let start = m.get("startSet").ok_or_else(|| required("startSet"))?.value.clone();
+    let start = ev.force(&start)?;
+    propagate!(start);
+    let mut queue: std::collections::VecDeque<Thunk> =
+        want_list(&start, s)?.iter().cloned().collect();
+    let op = m.get("operator").ok_or_else(|| required("operator"))?.value.clone();
+    let op = ev.force(&op)?;
+    propagate!(op);
+    let mut keys: Vec<Value> = Vec::new();
+    let mut out = Vec::new();
+    while let Some(t) = queue.pop_front() {
+        ev.charge(1, s)?;
+        let e = ev.force(&t)?;
+        propagate!(e);
+        let em = ev.attrs_of(&e, s)?;
+        let key = em.get("key").ok_or_else(|| required("key"))?.value.clone();
+        let key = ev.force(&key)?;
+        propagate!(key);
+        match key_position(ev, &keys, &key, s)? {
+            Ok(_) => continue,
+            Err(i) => keys.insert(i, key),
+        }
+        out.push(Thunk::value(e.clone()));
+        let next = ev.apply(op.clone(), Thunk::value(e), s)?;
+        propagate!(next);
+        queue.extend(want_list(&next, s)?.iter().cloned());
+    }
+    Ok(list(out))
+}
+
+fn to_path(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let v = arg!(ev, a, 0);
+    Ok(match path_of(ev, v, s)? {
+        Ok(p) => Value::string(p.to_string_lossy()),
+        Err(u) => u,
+    })
+}
+
+/// Nix's base-32 alphabet (no e, o, u, t).
+const NIX_BASE32: &[u8] = b"0123456789abcdfghijklmnpqrsvwxyz";
+
+/// A hash in Nix's base 32.
+fn nix_base32(hash: &[u8]) -> String {
+    let len = (hash.len() * 8 - 1) / 5 + 1;
+    let mut out = String::with_capacity(len);
+    for n in (0..len).rev() {
+        let b = n * 5;
+        let (i, j) = (b / 8, b % 8);
+        let lo = hash[i] >> j;
+        let hi =
+            if i + 1 < hash.len() { hash[i + 1].checked_shl(8 - j as u32).unwrap_or(0) } else { 0 };
+        out.push(NIX_BASE32[((lo | hi) & 0x1f) as usize] as char);
+    }
+    out
+}
+
+fn placeholder(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
+    let v = arg!(ev, a, 0);
+    let output = want_str(&v, s)?;
+    let h = digest("sha256", format!("nix-output:{output}").as_bytes(), s)?;
+    Ok(Value::string(format!("/{}", nix_base32(&h))))
 }
 
 fn remove_attrs(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
@@ -1166,17 +1619,15 @@ fn replace_strings(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
             Some(s),
         ));
     }
+    // Like Nix, every argument must be a string (sets are not coerced).
     let mut from = Vec::new();
     for t in from_l.iter() {
         let v = ev.force(t)?;
         propagate!(v);
-        from.push(coerce!(ev, v, s, false));
+        from.push(want_str(&v, s)?);
     }
-    let mut to: Vec<Option<String>> = vec![None; to_l.len()];
-    let text = {
-        let v = arg!(ev, a, 2);
-        coerce!(ev, v, s, false)
-    };
+    let mut to: Vec<Option<Rc<str>>> = vec![None; to_l.len()];
+    let text = want_str(&arg!(ev, a, 2), s)?;
     let mut out = String::new();
     let mut i = 0;
     let bytes = text.as_bytes();
@@ -1187,7 +1638,7 @@ fn replace_strings(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
                 if to[k].is_none() {
                     let v = ev.force(&to_l[k])?;
                     propagate!(v);
-                    to[k] = Some(coerce!(ev, v, s, false));
+                    to[k] = Some(want_str(&v, s)?);
                 }
                 out.push_str(to[k].as_deref().unwrap_or(""));
                 if f.is_empty() {
@@ -1325,10 +1776,60 @@ fn unsafe_get_attr_pos(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
     let v = arg!(ev, a, 1);
     let m = ev.attrs_of(&v, s)?;
     let Some(span) = m.get(&*name).and_then(|e| e.span) else { return Ok(Value::Null) };
-    let loc = ev.sources.location(span);
+    let src = ev.sources.get(span.file);
+    let offset = inherit_position(&src.text, span).unwrap_or(span.start);
+    let (line, column) = src.line_col(offset);
+    // Nix names the file by its absolute path.
+    let path = ev.sources.get(span.file).path.clone();
+    let file = if path.is_absolute() || path.exists() {
+        normalize(&std::env::current_dir().unwrap_or_default().join(path))
+    } else {
+        path
+    };
     let mut out = AttrMap::new();
-    out.insert("file".into(), entry(Value::string(&*loc.file)));
-    out.insert("line".into(), entry(Value::Int(loc.line as i64)));
-    out.insert("column".into(), entry(Value::Int(loc.column as i64)));
+    out.insert("file".into(), entry(Value::string(file.to_string_lossy())));
+    out.insert("line".into(), entry(Value::Int(line as i64)));
+    out.insert("column".into(), entry(Value::Int(column as i64)));
     Ok(attrs(out))
+}
+
+/// Nix 2.8 places an inherited attribute right after `inherit` (or after `inherit (expr)`), for
+/// every name of the list. `span` is an inherited name when its text is just the name (a
+/// `name = value;` binding spans its value too); `None` otherwise.
+fn inherit_position(text: &str, span: Span) -> Option<u32> {
+    let bytes = text.as_bytes();
+    let name = text.get(span.start as usize..span.end as usize)?;
+    let is_ident = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'\'' | b'-');
+    if name.is_empty() || name.contains('=') {
+        return None;
+    }
+    let mut i = span.start as usize;
+    loop {
+        while i > 0 && bytes[i - 1].is_ascii_whitespace() {
+            i -= 1;
+        }
+        if i == 0 {
+            return None;
+        }
+        if bytes[i - 1] == b')' {
+            return Some(i as u32);
+        }
+        if text[..i].ends_with("inherit") && (i == 7 || !is_ident(bytes[i - 8])) {
+            return Some(i as u32);
+        }
+        // Another name of the list: a plain or a quoted one.
+        if bytes[i - 1] == b'"' {
+            i -= 1;
+            while i > 0 && bytes[i - 1] != b'"' {
+                i -= 1;
+            }
+            i = i.checked_sub(1)?;
+        } else if is_ident(bytes[i - 1]) {
+            while i > 0 && is_ident(bytes[i - 1]) {
+                i -= 1;
+            }
+        } else {
+            return None;
+        }
+    }
 }

@@ -379,7 +379,7 @@ impl Eval {
             }
             ExprKind::HasAttr { expr: e, path } => {
                 let mut v = self.eval(e, env)?;
-                for name in path {
+                for (i, name) in path.iter().enumerate() {
                     let key = match self.attr_name(name, env)? {
                         Ok(k) => k,
                         Err(u) => return Ok(u),
@@ -408,6 +408,11 @@ impl Eval {
                         _ => return Ok(Value::Bool(false)),
                     };
                     match found {
+                        // As in Nix, the attribute's own value is not evaluated (it may throw
+                        // or be unknown: `builtins ? currentSystem` is still true).
+                        Some(_) if i + 1 == path.len() && matches!(v, Value::Attrs(_)) => {
+                            return Ok(Value::Bool(true));
+                        }
                         Some(t) => v = self.force(&t)?,
                         None => return Ok(Value::Bool(false)),
                     }
@@ -760,7 +765,9 @@ impl Eval {
                     )));
                 }
             }
-            Value::Attrs(m) => {
+            Value::Attrs(_) | Value::Config(_) => {
+                // As Nix: `__toString` is called with the set itself, else `outPath` is used.
+                let m = self.attrs_of(v, span)?;
                 if let Some(f) = m.get("__toString") {
                     let f = self.force(&f.value.clone())?;
                     let r = self.apply(f, Thunk::value(v.clone()), span)?;
@@ -1144,18 +1151,22 @@ impl Eval {
                 self.charge((x.len() + s.len()) / 16, span)?;
                 Ok(Value::string(format!("{x}{s}")))
             }
-            _ => {
-                // A set with outPath or __toString on the left still concatenates as a string.
-                if let Value::Attrs(_) = &a
-                    && let Ok(Ok(x)) = self.coerce_to_string(&a, span, false)
-                {
-                    let y = match self.coerce_to_string(&b, span, false)? {
-                        Ok(s) => s,
-                        Err(u) => return Ok(u),
-                    };
-                    return Ok(Value::string(format!("{x}{y}")));
-                }
+            (Value::Int(_) | Value::Float(_), _) => {
                 Err(type_err(format!("cannot add {} to {}", article(&b), article(&a)), span))
+            }
+            _ => {
+                // Anything else concatenates as strings, as in Nix: a set with `__toString` or
+                // `outPath` on either side is coerced; other values are a coercion error.
+                let x = match self.coerce_to_string(&a, span, false)? {
+                    Ok(s) => s,
+                    Err(u) => return Ok(u),
+                };
+                let y = match self.coerce_to_string(&b, span, false)? {
+                    Ok(s) => s,
+                    Err(u) => return Ok(u),
+                };
+                self.charge((x.len() + y.len()) / 16, span)?;
+                Ok(Value::string(format!("{x}{y}")))
             }
         }
     }

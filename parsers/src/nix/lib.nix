@@ -4,7 +4,7 @@
 let
   b = builtins;
   open = "is not among the nixpkgs lib functions tailshift evaluates";
-  unknown = b.__tailshiftUnknown;
+  unknown = __tailshiftUnknown;
 
   # trivial
   id = x: x;
