@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 /// Identifier and version of the inventory's JSON form.
-pub const SCHEMA: &str = "tailshift.inventory/v1";
+pub const SCHEMA: &str = "tailshift.inventory/v2";
 
 /// Whether a service exists for certain.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -338,6 +338,13 @@ pub struct Host {
     /// Why the host's services may be incomplete, each with where.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub incomplete: Vec<Incomplete>,
+    /// For a host of a flake: its `nixosConfigurations` attribute (`name` is its
+    /// `networking.hostName` when the files set one, else this).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flake_attr: Option<String>,
+    /// The module files read for it (for a flake's host).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modules: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -381,6 +388,8 @@ pub enum InputKind {
     Log,
     /// The fork's multi-service YAML.
     Yaml,
+    /// A flake (`DIR` holding `flake.nix`, or `DIR#ATTR`).
+    Flake,
 }
 
 impl InputKind {
@@ -394,6 +403,7 @@ impl InputKind {
             InputKind::Cmdline => "cmdline",
             InputKind::Log => "log",
             InputKind::Yaml => "yaml",
+            InputKind::Flake => "flake",
         }
     }
 }

@@ -25,6 +25,7 @@
 pub mod cmdline;
 pub mod diagnostic;
 pub mod effective;
+pub mod flake;
 pub mod inventory;
 pub mod load;
 pub mod nix;

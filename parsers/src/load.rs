@@ -136,6 +136,9 @@ struct HostGroup {
     input: String,
     /// Definitions whose service names cannot be known.
     incomplete: Vec<Incomplete>,
+    /// A flake host's attribute and the modules read for it.
+    attr: Option<String>,
+    modules: Vec<String>,
 }
 
 fn load_here(paths: &[PathBuf], opts: &LoadOptions) -> Result<Inventory, LoadError> {
@@ -146,7 +149,21 @@ fn load_here(paths: &[PathBuf], opts: &LoadOptions) -> Result<Inventory, LoadErr
     let mut inv = Inventory::new();
     // (kind, path, from a directory walk)
     let mut files: Vec<(Option<InputKind>, PathBuf, bool)> = Vec::new();
+    let mut groups: Vec<(HostGroup, Vec<Service>)> = Vec::new();
+    let mut flake_incomplete = Vec::new();
     for p in paths {
+        if let Some((dir, attr)) = crate::flake::split_flake_ref(p) {
+            read_flake_input(
+                &dir,
+                attr.as_deref(),
+                p,
+                opts,
+                &mut inv,
+                &mut groups,
+                &mut flake_incomplete,
+            );
+            continue;
+        }
         if p.is_dir() {
             let mut found = Vec::new();
             list_dir(p, &mut found)?;
@@ -156,7 +173,6 @@ fn load_here(paths: &[PathBuf], opts: &LoadOptions) -> Result<Inventory, LoadErr
         }
     }
     let mut nix_roots: Vec<(PathBuf, bool)> = Vec::new();
-    let mut groups: Vec<(HostGroup, Vec<Service>)> = Vec::new();
     for (kind, path, walked) in files {
         if kind == Some(InputKind::Nix)
             || (kind.is_none() && path.extension().is_some_and(|e| e == "nix"))
@@ -205,11 +221,13 @@ fn load_here(paths: &[PathBuf], opts: &LoadOptions) -> Result<Inventory, LoadErr
             inputs: vec![g.input],
             complete: g.incomplete.is_empty(),
             incomplete: g.incomplete,
+            flake_attr: g.attr,
+            modules: g.modules,
         });
         inv.services.extend(services);
     }
     merge_hosts(&mut inv);
-    inv.complete = inv.hosts.iter().all(|h| h.complete);
+    inv.complete = inv.hosts.iter().all(|h| h.complete) && flake_incomplete.is_empty();
     inv.services.sort_by(|a, b| {
         let ha = a.host.known().cloned().unwrap_or_default();
         let hb = b.host.known().cloned().unwrap_or_default();
@@ -265,7 +283,7 @@ fn read_other(
             groups.push(module_services(view, path, opts, &mut inv.diagnostics));
             return Ok(());
         }
-        InputKind::Nix => unreachable!("handled by the caller"),
+        InputKind::Nix | InputKind::Flake => unreachable!("handled by the caller"),
     };
     inv.diagnostics.extend(diags);
     if raws.is_empty() && kind != InputKind::Yaml {
@@ -302,7 +320,16 @@ fn read_other(
         services.push(raw_service(raw, &host, flavour, &input, &mut inv.diagnostics));
     }
     groups.push((
-        HostGroup { host, flavour, basis, prometheus_addr: prom, input, incomplete: Vec::new() },
+        HostGroup {
+            host,
+            flavour,
+            basis,
+            prometheus_addr: prom,
+            input,
+            incomplete: Vec::new(),
+            attr: None,
+            modules: Vec::new(),
+        },
         services,
     ));
     Ok(())
@@ -386,6 +413,7 @@ fn module_flavour(view: &ModuleView, stated: Option<Flavour>) -> (Flavour, Flavo
         return (f, FlavourBasis::Stated { flag: format!("--tsnsrv {f}") });
     }
     if let Some(Sourced::Known { value, .. }) = &view.separate_processes {
+        // Stated in the files: it decides, whatever the input's default.
         let location = view.separate_processes.as_ref().and_then(|s| s.location().cloned());
         return if *value {
             (Flavour::Fork, FlavourBasis::Detected { reason: "services.tsnsrv.separateProcesses = true (the fork, one process per service)".into(), location })
@@ -399,6 +427,9 @@ fn module_flavour(view: &ModuleView, stated: Option<Flavour>) -> (Flavour, Flavo
                 },
             )
         };
+    }
+    if let Some((f, reason, location)) = &view.flavour_hint {
+        return (*f, FlavourBasis::Detected { reason: reason.clone(), location: location.clone() });
     }
     let fork_only = |o: &Options| -> Option<(String, Option<crate::Location>)> {
         o.0.iter()
@@ -541,7 +572,46 @@ fn module_services(
         .iter()
         .map(|(reason, location)| Incomplete { reason: reason.clone(), location: location.clone() })
         .collect();
-    (HostGroup { host, flavour, basis, prometheus_addr, input: input_s, incomplete }, services)
+    (
+        HostGroup {
+            host,
+            flavour,
+            basis,
+            prometheus_addr,
+            input: input_s,
+            incomplete,
+            attr: None,
+            modules: Vec::new(),
+        },
+        services,
+    )
+}
+
+/// Reads a flake (every host, or `DIR#ATTR`'s) into host groups.
+fn read_flake_input(
+    dir: &Path,
+    attr: Option<&str>,
+    given: &Path,
+    opts: &LoadOptions,
+    inv: &mut Inventory,
+    groups: &mut Vec<(HostGroup, Vec<Service>)>,
+    incomplete: &mut Vec<Incomplete>,
+) {
+    let read = crate::flake::read_flake(dir, attr);
+    inv.inputs.push(Input { path: given.display().to_string(), kind: InputKind::Flake });
+    inv.diagnostics.extend(read.diagnostics);
+    incomplete.extend(
+        read.unreadable.into_iter().map(|(reason, location)| Incomplete { reason, location }),
+    );
+    for h in read.hosts {
+        let mut view = h.view;
+        view.flavour_hint = read.flavour.clone();
+        let input = PathBuf::from(format!("{}#{}", dir.display(), h.attr));
+        let (mut g, services) = module_services(view, &input, opts, &mut inv.diagnostics);
+        g.attr = Some(h.attr);
+        g.modules = h.modules;
+        groups.push((g, services));
+    }
 }
 
 fn flavour_module_name(f: Flavour) -> &'static str {

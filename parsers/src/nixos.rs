@@ -43,6 +43,8 @@ pub struct ModuleView {
     /// Definitions of `services.tsnsrv.services` whose service names cannot be known: some
     /// service may be missing. Each has already been said as a `services_unreadable` error.
     pub unreadable: Vec<(String, Option<Location>)>,
+    /// The tsnsrv flavour the host's flake inputs show (with why and where), when they do.
+    pub flavour_hint: Option<(crate::inventory::Flavour, String, Option<Location>)>,
 }
 
 impl ModuleView {
@@ -57,6 +59,7 @@ impl ModuleView {
             services: Vec::new(),
             unknown_top: Vec::new(),
             unreadable: Vec::new(),
+            flavour_hint: None,
         }
     }
 }
@@ -116,6 +119,14 @@ pub fn read_nixos(
         diags.append(&mut ev.diagnostics);
         return (ModuleView::empty(None), diags, false);
     }
+    let view = read_loaded(ev, &mut diags);
+    (view, diags, true)
+}
+
+/// Reads `services.tsnsrv` from modules already loaded into `ev` (diagnostics, the evaluator's
+/// included, are appended to `diags`).
+pub fn read_loaded(ev: &mut Eval, diags: &mut Vec<Diagnostic>) -> ModuleView {
+    let sources = ev.sources.clone();
     let mut view = ModuleView::empty(None);
     view.host = match ev.config_read(&["networking", "hostName"]) {
         Ok(Some(d)) => Some(match to_sourced(&sources, d) {
@@ -129,7 +140,7 @@ pub fn read_nixos(
         }),
         Ok(None) => None,
         Err(e) => {
-            eval_failure(&sources, &e, "networking.hostName", &mut diags);
+            eval_failure(&sources, &e, "networking.hostName", diags);
             None
         }
     };
@@ -155,9 +166,9 @@ pub fn read_nixos(
         }
     };
     view.separate_processes =
-        read(ev, &["services", "tsnsrv", "separateProcesses"], &mut diags).map(as_bool);
-    view.enable = read(ev, &["services", "tsnsrv", "enable"], &mut diags).map(as_bool);
-    view.prometheus_addr = read(ev, &["services", "tsnsrv", "prometheusAddr"], &mut diags);
+        read(ev, &["services", "tsnsrv", "separateProcesses"], diags).map(as_bool);
+    view.enable = read(ev, &["services", "tsnsrv", "enable"], diags).map(as_bool);
+    view.prometheus_addr = read(ev, &["services", "tsnsrv", "prometheusAddr"], diags);
     match ev.config_keys(&["services".into(), "tsnsrv".into()]) {
         Ok(keys) => {
             for k in keys {
@@ -176,19 +187,19 @@ pub fn read_nixos(
             }
         }
         Err(e) => {
-            eval_failure(&sources, &e, "services.tsnsrv", &mut diags);
+            eval_failure(&sources, &e, "services.tsnsrv", diags);
         }
     }
     match ev.config_keys(&["services".into(), "tsnsrv".into(), "defaults".into()]) {
         Ok(keys) => {
             for k in keys {
-                if let Some(v) = read(ev, &["services", "tsnsrv", "defaults", &k], &mut diags) {
+                if let Some(v) = read(ev, &["services", "tsnsrv", "defaults", &k], diags) {
                     view.defaults.set(k.to_string(), v);
                 }
             }
         }
         Err(e) => {
-            eval_failure(&sources, &e, "services.tsnsrv.defaults", &mut diags);
+            eval_failure(&sources, &e, "services.tsnsrv.defaults", diags);
         }
     }
     // Paths share their segments (`Rc<str>`): 5,000 services read without re-allocating them.
@@ -236,7 +247,7 @@ pub fn read_nixos(
         let attrs = match ev.config_keys(&path) {
             Ok(a) => a,
             Err(e) => {
-                eval_failure(&sources, &e, &format!("services.tsnsrv.services.{name}"), &mut diags);
+                eval_failure(&sources, &e, &format!("services.tsnsrv.services.{name}"), diags);
                 Vec::new()
             }
         };
@@ -249,7 +260,7 @@ pub fn read_nixos(
                     &sources,
                     &e,
                     &format!("services.tsnsrv.services.{name}.{a}"),
-                    &mut diags,
+                    diags,
                 )),
             };
             path.pop();
@@ -269,5 +280,5 @@ pub fn read_nixos(
         });
     }
     diags.append(&mut ev.diagnostics);
-    (view, diags, true)
+    view
 }

@@ -107,6 +107,24 @@ pub fn kind_of(path: &[Rc<str>]) -> Kind {
     }
 }
 
+/// A module argument that is neither standard nor a `specialArgs` entry: read from
+/// `config._module.args.<name>`, unknown when the files do not set it.
+fn module_arg_thunk(name: Rc<str>) -> Thunk {
+    Thunk::native(move |ev| {
+        let path: Vec<Rc<str>> = vec!["_module".into(), "args".into(), name.clone()];
+        let defined = !ev.defs_at_public(&path)?.is_empty();
+        if defined {
+            let t = ev.config_select(&path[..2], &name, dummy_span())?;
+            return ev.force(&t);
+        }
+        Ok(Value::Unknown(Rc::new(Unknown {
+            reason: "is a module argument that neither specialArgs nor _module.args in the files read sets".into(),
+            span: None,
+            what: Some(name.to_string()),
+        })))
+    })
+}
+
 /// A module still to read.
 enum Pending {
     /// A file, and the `imports` entry that named it.
@@ -134,6 +152,8 @@ pub struct ModuleState {
     /// Definitions of sets that could not be evaluated, by the path they define (kept so that
     /// a definition lost there is said, not dropped).
     failed: Vec<(Path_, EvalError)>,
+    /// `specialArgs` of the host (from its flake), passed to every module.
+    special_args: std::collections::BTreeMap<Rc<str>, Thunk>,
     /// What the option declarations say about each path asked.
     decl_memo: rustc_hash::FxHashMap<Path_, super::decls::DeclState>,
     /// The merge kind of each path asked beyond tailshift's own table.
@@ -269,6 +289,61 @@ impl Eval {
         }
     }
 
+    /// Reads a host's modules given as values (a flake's `nixosSystem { modules; specialArgs; }`):
+    /// `specialArgs` reach every module; `host` is the host's name at option-default priority.
+    pub fn load_module_values(
+        &mut self,
+        modules: Vec<(Thunk, Span)>,
+        special_args: Vec<(Rc<str>, Thunk)>,
+        host: Option<&str>,
+    ) -> Result<(), EvalError> {
+        self.modules_mut().special_args = special_args.into_iter().collect();
+        self.load_modules(&[], host)?;
+        let mut queue: std::collections::VecDeque<Pending> = std::collections::VecDeque::new();
+        for (t, span) in modules {
+            match self.force(&t) {
+                Ok(Value::Path(p)) => queue.push_back(Pending::File((*p).clone(), Some(span))),
+                Ok(Value::Str(s)) if s.starts_with('/') => {
+                    queue.push_back(Pending::File(PathBuf::from(&*s), Some(span)))
+                }
+                Ok(v) => queue.push_back(Pending::Value(v, span)),
+                Err(e) => {
+                    let span = e.span.or(Some(span));
+                    self.diagnostics.push(
+                        Diagnostic::error(
+                            "eval_error",
+                            format!("a module of the host cannot be evaluated: {}", e.message),
+                        )
+                        .at(span.map(|s| self.sources.location(s))),
+                    );
+                }
+            }
+        }
+        self.drain_modules(queue);
+        Ok(())
+    }
+
+    /// Reads queued modules breadth-first; a broken one is said and does not hide the others.
+    fn drain_modules(&mut self, mut queue: std::collections::VecDeque<Pending>) {
+        while let Some(next) = queue.pop_front() {
+            let (result, at) = match next {
+                Pending::File(p, from) => (self.load_module_file(&p, from), from),
+                Pending::Value(v, at) => (self.load_module_value(v, at), Some(at)),
+            };
+            match result {
+                Ok(imports) => queue.extend(imports),
+                Err(e) if e.kind != ErrorKind::Syntax => {
+                    let span = e.span.or(at);
+                    self.diagnostics.push(
+                        Diagnostic::error("eval_error", e.message.clone())
+                            .at(span.map(|s| self.sources.location(s))),
+                    );
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
     fn load_module_file(
         &mut self,
         path: &Path,
@@ -347,21 +422,39 @@ impl Eval {
         match wanted {
             Some(names) => {
                 for (name, has_default) in names {
-                    if let Some((_, v)) = known.iter().find(|(k, _)| **k == *name) {
+                    let special = (!matches!(&*name, "config" | "options" | "name"))
+                        .then(|| self.modules_mut().special_args.get(&name).cloned())
+                        .flatten();
+                    if let Some(t) = special {
+                        m.insert(name.clone(), AttrEntry { value: t, span: None, cond: None });
+                    } else if let Some((_, v)) = known.iter().find(|(k, _)| **k == *name) {
                         m.insert(name.clone(), entry(v.clone()));
                     } else if !has_default {
-                        let v = Value::Unknown(Rc::new(Unknown {
-                            reason: "is a module argument passed through specialArgs or the flake, which tailshift does not read".into(),
-                            span: None,
-                            what: Some(name.to_string()),
-                        }));
-                        m.insert(name.clone(), entry(v));
+                        m.insert(
+                            name.clone(),
+                            AttrEntry {
+                                value: module_arg_thunk(name.clone()),
+                                span: None,
+                                cond: None,
+                            },
+                        );
                     }
                 }
             }
             None => {
                 for (k, v) in known {
                     m.insert(k.into(), entry(v));
+                }
+                let special: Vec<(Rc<str>, Thunk)> = self
+                    .modules_mut()
+                    .special_args
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                for (k, t) in special {
+                    if !matches!(&*k, "config" | "options" | "name") {
+                        m.insert(k, AttrEntry { value: t, span: None, cond: None });
+                    }
                 }
             }
         }
@@ -384,9 +477,19 @@ impl Eval {
                 self.diagnostics.push(
                     Diagnostic::warning(
                         "unknown_module",
-                        format!("a module cannot be read: {}; what it defines is missing from the inventory", u.describe()),
+                        format!("a module is not read, and may declare services: {}", u.describe()),
                     )
-                    .at(Some(self.sources.location(u.span.unwrap_or(span)))),
+                    .at(Some(
+                        self.sources.location(
+                            // Where the module is used, when the unknown arose inside tailshift's own
+                            // Nix (an opaque flake input).
+                            u.span
+                                .filter(|s| {
+                                    !self.sources.location(*s).file.starts_with("<tailshift")
+                                })
+                                .unwrap_or(span),
+                        ),
+                    )),
                 );
                 return Ok(Vec::new());
             }
