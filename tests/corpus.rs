@@ -507,6 +507,10 @@ macro_rules! corpus {
 
 corpus! {
     flake_basic => "flake-basic",
+    flake_readdir => "flake-readdir",
+    flake_genattrs => "flake-genattrs",
+    flake_parts => "flake-parts",
+    colmena_hive => "colmena-hive",
 }
 
 /// Every configuration's figures in one table (no assertions; the per-configuration tests

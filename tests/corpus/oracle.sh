@@ -34,6 +34,7 @@ if [ "$kind" = flake ]; then
     echo "== $t"
     nix --extra-experimental-features 'nix-command flakes' eval --json --impure \
       --no-write-lock-file "${overrides[@]}" "$tmp#$t.tailshiftOracle"
+    echo
   done
 else
   for t in $(jq -r '.targets[]' "$dir/expect.json"); do

@@ -51,7 +51,7 @@ let
 
   nixosSystem = args:
     let
-      specialArgs = (args.specialArgs or { }) // { modulesPath = "/nix/store/00000000000000000000000000000000-nixos/modules"; };
+      specialArgs = (args.specialArgs or { }) // { modulesPath = ./nixpkgs-stub/nixos/modules; };
       evalWith = withDefaults: lib.evalModules {
         modules = (args.modules or [ ]) ++ [
           (tsnsrvOptions { inherit flavour withDefaults; })
