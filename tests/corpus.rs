@@ -511,6 +511,82 @@ corpus! {
     flake_genattrs => "flake-genattrs",
     flake_parts => "flake-parts",
     colmena_hive => "colmena-hive",
+    opaque_inputs => "opaque-inputs",
+    module_options => "module-options",
+    toml_json_data => "toml-json-data",
+    secrets_tostring => "secrets-tostring",
+    conditional_enable => "conditional-enable",
+    options_probe => "options-probe",
+    fork_auth => "fork-auth",
+    upstream_tls => "upstream-tls",
+    homelab_flake => "homelab-flake",
+}
+
+/// The homelab scenario as a flake (`tests/corpus/homelab-flake`): every one of the 71 services
+/// of `../shared/scenarios/homelab/expected/*.json`, exactly, as `inventory.rs` checks the flat
+/// files: the same options under `declared` with the same values and a location each, the
+/// module's defaults on top.
+#[test]
+fn homelab_flake_gives_exactly_the_71_expected_services() {
+    let Some(homelab) = homelab() else {
+        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "../shared/scenarios/homelab is absent");
+        return;
+    };
+    let out = migrate(&["inventory", "tests/corpus/homelab-flake", "--format", "json"]);
+    let inv = json(&out);
+    let services = inv["services"].as_array().unwrap();
+    let mut problems = Vec::new();
+    let mut total = 0;
+    for (host, count) in [("storage", 57), ("cloud", 14)] {
+        let path = root().join(homelab).join(format!("expected/{host}.json"));
+        let exp: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let want = exp["services"].as_object().unwrap();
+        assert_eq!(want.len(), count);
+        total += count;
+        let mine: Vec<&Value> =
+            services.iter().filter(|s| s["host"]["known"]["value"] == host).collect();
+        if mine.len() != count {
+            problems.push(format!("{host}: {} services, want {count}", mine.len()));
+        }
+        for (name, attrs) in want {
+            let Some(svc) = mine.iter().find(|s| s["name"] == **name) else {
+                problems.push(format!("{host}/{name}: missing"));
+                continue;
+            };
+            let declared = svc["declared"].as_object().cloned().unwrap_or_default();
+            let attrs = attrs.as_object().unwrap();
+            let extra: Vec<&String> = declared.keys().filter(|k| !attrs.contains_key(*k)).collect();
+            if !extra.is_empty() {
+                problems.push(format!("{host}/{name}: declared also has {extra:?}"));
+            }
+            for (k, v) in attrs {
+                if value(svc, "declared", k) != v {
+                    problems.push(format!(
+                        "{host}/{name}.{k}: {} , want {v}",
+                        short(&svc["declared"][k])
+                    ));
+                } else if svc["declared"][k]["known"]["source"]["location"]["line"].as_u64().is_none()
+                {
+                    problems.push(format!("{host}/{name}.{k}: no location"));
+                }
+            }
+            for (k, v) in exp["defaults"].as_object().unwrap() {
+                if value(svc, "effective", k) != v {
+                    problems.push(format!(
+                        "{host}/{name}: effective {k} {} , defaults.{k} is {v}",
+                        short(&svc["effective"][k])
+                    ));
+                }
+            }
+        }
+    }
+    if services.len() != total {
+        problems.push(format!("{} services in all, want {total}", services.len()));
+    }
+    for p in &problems {
+        eprintln!("  {p}");
+    }
+    assert!(problems.is_empty(), "homelab-flake: {} differences (above)", problems.len());
 }
 
 /// Every configuration's figures in one table (no assertions; the per-configuration tests

@@ -24,7 +24,8 @@ let
 
   urlPartsDefaults = types.submodule {
     options = {
-      protocol = mkOption ({ type = types.str; } // d "http");
+      # Kept without defaults: it only shows through a `urlParts` the files set.
+      protocol = mkOption ({ type = types.str; } // from "http");
       host = mkOption { type = types.str; };
       port = mkOption { type = types.int; };
     };
