@@ -1,8 +1,9 @@
 //! The differential corpus: tailshift's static evaluator against the real NixOS module system.
 //!
 //! Each directory of `tests/corpus/` is a multi-file NixOS configuration written the way people
-//! write their homelab repositories (flakes, flake-parts, Colmena, plain module trees), with an
-//! `expect.json` saying how to evaluate it. For each one, `migrate inventory` reads it and the
+//! write their homelab repositories (flakes, flake-parts, Colmena, plain module trees), with
+//! `tests/corpus/_expect/<name>.json` saying how to evaluate it (kept outside the configuration,
+//! which tailshift reads as a whole directory). For each one, `migrate inventory` reads it and the
 //! oracle evaluates it with real Nix 2.8 and nixpkgs' real `lib` (`../shared/nixpkgs-lib`,
 //! `tests/corpus/_oracle/`), then every (service, option) pair the configuration's files define
 //! is compared:
@@ -14,7 +15,8 @@
 //!   (the oracle runs with every `conditions` entry forced true, then false); one it lists
 //!   unconditionally must be there in both (must be 0);
 //! * **known**: pairs where tailshift has a value, at least 95% of the pairs that do not depend
-//!   on an opaque input (`opaque` in `expect.json`: `"service.option"` or `"service.*"`).
+//!   on an opaque input (`opaque` in the expectations: `"service.option"` or `"service.*"`).
+//!   Each service's `host` counts as one pair too (known and equal to `networking.hostName`).
 //!
 //! A pair is an option of a service that the files define: it evaluates when tsnsrv's options
 //! lose their constant defaults (a default taken from another option the files set, such as
@@ -22,7 +24,7 @@
 //! Its expected value is the module system's value with every default. tailshift's value is its
 //! `declared` entry, else its `effective` one.
 //!
-//! `expect.json`: `kind` (`flake` | `modules`), `flavour` (`upstream` | `fork`: which tsnsrv
+//! The expectations: `kind` (`flake` | `modules`), `flavour` (`upstream` | `fork`: which tsnsrv
 //! option tree the oracle declares), `targets` (flake: attribute paths of evaluated systems;
 //! modules: host files, each read by tailshift on its own), `inputs` (flake inputs the oracle
 //! replaces: `oracle:<dir of _oracle>` or `shared:<dir of ../shared>`), `conditions` (option paths
@@ -38,7 +40,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// How one corpus configuration is evaluated (its `expect.json`).
+/// How one corpus configuration is evaluated (`_expect/<name>.json`).
 struct Expect {
     kind: String,
     flavour: String,
@@ -54,8 +56,9 @@ fn strings(v: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn read_expect(dir: &Path) -> Expect {
-    let text = std::fs::read_to_string(dir.join("expect.json")).unwrap();
+fn read_expect(name: &str) -> Expect {
+    let text =
+        std::fs::read_to_string(corpus_dir().join("_expect").join(format!("{name}.json"))).unwrap();
     let v: Value = serde_json::from_str(&text).unwrap();
     Expect {
         kind: v["kind"].as_str().unwrap().to_string(),
@@ -203,7 +206,8 @@ fn tailshift(name: &str, exp: &Expect) -> (Vec<Value>, Vec<Value>, Vec<String>) 
                 services.extend(inv["services"].as_array().cloned().unwrap_or_default());
                 diagnostics.extend(inv["diagnostics"].as_array().cloned().unwrap_or_default());
                 if out.status.code() != Some(0) {
-                    notes.push(format!("`migrate inventory {path}` exited {:?}", out.status.code()));
+                    notes
+                        .push(format!("`migrate inventory {path}` exited {:?}", out.status.code()));
                 }
             }
             Err(e) => notes.push(format!(
@@ -298,10 +302,13 @@ fn short(v: &Value) -> String {
     if s.len() > 160 { format!("{}...", &s[..160]) } else { s }
 }
 
+/// A service as the oracle gives it: (every option with defaults, the options the files define).
+type NixService = (Value, Value);
+
 /// Runs tailshift and the oracle on `tests/corpus/<name>` and compares them.
 fn compare(name: &str) -> Option<Report> {
     let dir = corpus_dir().join(name);
-    let exp = read_expect(&dir);
+    let exp = read_expect(name);
     if let Some(why) = oracle_missing(&exp) {
         assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "corpus::{name}: {why}");
         eprintln!("skipped: {why}");
@@ -317,7 +324,7 @@ fn compare(name: &str) -> Option<Report> {
             .collect()
     };
     // (host, service) -> per variant: Some((full, defined)).
-    let mut nix: BTreeMap<(String, String), Vec<Option<(Value, Value)>>> = BTreeMap::new();
+    let mut nix: BTreeMap<(String, String), Vec<Option<NixService>>> = BTreeMap::new();
     let mut r = Report { name: name.to_string(), ..Default::default() };
     for (i, cond) in variants.iter().enumerate() {
         for result in oracle(&dir, &exp, cond) {
@@ -337,9 +344,8 @@ fn compare(name: &str) -> Option<Report> {
 
     let (ts_services, diagnostics, notes) = tailshift(name, &exp);
     r.lines.extend(notes.into_iter().map(|n| format!("tailshift: {n}")));
-    r.unreadable = diagnostics
-        .iter()
-        .any(|d| d["code"] == "services_unreadable" && d["severity"] == "error");
+    r.unreadable =
+        diagnostics.iter().any(|d| d["code"] == "services_unreadable" && d["severity"] == "error");
     for d in diagnostics.iter().filter(|d| d["severity"] == "error") {
         r.lines.push(format!(
             "tailshift error diagnostic {}: {} ({})",
@@ -370,6 +376,7 @@ fn compare(name: &str) -> Option<Report> {
             });
         let Some(idx) = found else {
             r.missing += 1;
+            r.pairs += 1; // its host
             let mut opaque = 0;
             for o in &defined_opts {
                 if is_opaque(&exp, svc, o) {
@@ -388,9 +395,18 @@ fn compare(name: &str) -> Option<Report> {
         };
         matched[idx] = true;
         let ts = &ts_services[idx];
-        if ts_host(ts) != *host {
-            r.wrong += 1;
-            r.lines.push(format!("wrong host: {host}/{svc}: tailshift says {}", short(&ts["host"])));
+        r.pairs += 1;
+        if let Some(known) = ts["host"]["known"]["value"].as_str() {
+            r.known += 1;
+            if known != host {
+                r.wrong += 1;
+                r.lines.push(format!("wrong: {host}/{svc} host: tailshift {known:?}"));
+            }
+        } else {
+            r.lines.push(format!(
+                "unknown: {host}/{svc} host: {}",
+                ts["host"]["unknown"]["reason"].as_str().unwrap_or("not reported")
+            ));
         }
         // Presence.
         if is_conditional(ts) {
@@ -529,7 +545,11 @@ corpus! {
 #[test]
 fn homelab_flake_gives_exactly_the_71_expected_services() {
     let Some(homelab) = homelab() else {
-        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "../shared/scenarios/homelab is absent");
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "../shared/scenarios/homelab is absent"
+        );
         return;
     };
     let out = migrate(&["inventory", "tests/corpus/homelab-flake", "--format", "json"]);
@@ -565,7 +585,9 @@ fn homelab_flake_gives_exactly_the_71_expected_services() {
                         "{host}/{name}.{k}: {} , want {v}",
                         short(&svc["declared"][k])
                     ));
-                } else if svc["declared"][k]["known"]["source"]["location"]["line"].as_u64().is_none()
+                } else if svc["declared"][k]["known"]["source"]["location"]["line"]
+                    .as_u64()
+                    .is_none()
                 {
                     problems.push(format!("{host}/{name}.{k}: no location"));
                 }
