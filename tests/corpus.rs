@@ -581,10 +581,9 @@ fn homelab_flake_gives_exactly_the_71_expected_services() {
             }
             for (k, v) in attrs {
                 if value(svc, "declared", k) != v {
-                    problems.push(format!(
-                        "{host}/{name}.{k}: {} , want {v}",
-                        short(&svc["declared"][k])
-                    ));
+                    let got = &svc["declared"][k];
+                    let got = if got.is_null() { "not declared".into() } else { short(got) };
+                    problems.push(format!("{host}/{name}.{k}: {got} , want {v}"));
                 } else if svc["declared"][k]["known"]["source"]["location"]["line"]
                     .as_u64()
                     .is_none()
