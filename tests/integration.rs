@@ -2,6 +2,7 @@
 
 mod apply;
 mod bad_input;
+mod corpus;
 mod demo;
 mod fleet;
 mod inventory;

@@ -1,0 +1,2 @@
+# nixpkgs' nixos/modules/virtualisation/amazon-image.nix, stubbed for the corpus oracle: it sets nothing tsnsrv reads.
+{ ... }: { }

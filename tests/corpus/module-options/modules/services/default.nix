@@ -1,0 +1,7 @@
+{
+  imports = [
+    ./jellyfin.nix
+    ./paperless.nix
+    ./vaultwarden.nix
+  ];
+}

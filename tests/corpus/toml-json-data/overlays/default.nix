@@ -1,0 +1,3 @@
+final: prev: {
+  tsnsrv-wrapped = prev.tsnsrv;
+}
