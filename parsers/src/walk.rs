@@ -15,7 +15,7 @@ use crate::roots::{self, NixShape};
 use crate::source::SourceMap;
 use crate::{options, units};
 use serde_json::Value as Json;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
 /// One file the walk found to be an input.
@@ -97,7 +97,11 @@ pub fn walk(dir: &Path, forced: Option<InputKind>, seen: &mut Seen) -> Result<Wa
     if is_flake_dir(dir) {
         w.flakes.push(dir.to_path_buf());
     }
-    visit(dir, forced, seen, &mut w, true)?;
+    let mut deferred = VecDeque::new();
+    visit(dir, forced, seen, &mut w, &mut deferred, true)?;
+    while let Some(link) = deferred.pop_front() {
+        follow(&link, forced, seen, &mut w, &mut deferred)?;
+    }
     w.modules = w.found.iter().filter(|f| f.kind == InputKind::Nix).count();
     w.others = w.found.len() - w.modules;
     Ok(w)
@@ -169,6 +173,7 @@ fn visit(
     forced: Option<InputKind>,
     seen: &mut Seen,
     w: &mut Walk,
+    deferred: &mut VecDeque<PathBuf>,
     top: bool,
 ) -> Result<(), LoadError> {
     let rd = match std::fs::read_dir(dir) {
@@ -190,61 +195,90 @@ fn visit(
             continue;
         }
         let Ok(lmeta) = std::fs::symlink_metadata(&p) else { continue };
-        let meta = if lmeta.file_type().is_symlink() {
-            match std::fs::metadata(&p) {
-                Ok(m) => m,
-                Err(e) => {
-                    let target = std::fs::read_link(&p)
-                        .map(|t| t.display().to_string())
-                        .unwrap_or_else(|_| "?".into());
-                    w.diagnostics.push(Diagnostic::warning(
-                        "dangling_symlink",
-                        format!(
-                            "{} is a symlink to {target}, which cannot be reached ({e}); skipped",
-                            p.display()
-                        ),
-                    ));
-                    continue;
-                }
-            }
-        } else {
-            lmeta
-        };
-        if meta.is_dir() {
-            if let Some(first) = seen.dir(&p) {
-                w.diagnostics.push(Diagnostic::info(
-                    "already_read",
-                    format!(
-                        "{} is {} reached again (through a symlink); it is read once",
-                        p.display(),
-                        first.display()
-                    ),
-                ));
-                continue;
-            }
-            if is_flake_dir(&p) {
-                w.flakes.push(p.clone());
-            }
-            visit(&p, forced, seen, w, false)?;
-        } else if meta.is_file() {
-            if let Some(first) = seen.file(&p) {
-                w.diagnostics.push(Diagnostic::info(
-                    "already_read",
-                    format!(
-                        "{} is {} reached again (through a symlink); it is read once",
-                        p.display(),
-                        first.display()
-                    ),
-                ));
-                continue;
-            }
-            w.files_seen += 1;
-            classify(&p, forced, w);
-        } else {
-            w.diagnostics.push(skipped(&p, "not a regular file"));
+        if lmeta.file_type().is_symlink() {
+            // Symlinks are followed after every real path of the tree, so a file or directory
+            // reached both ways is read by its real path.
+            deferred.push_back(p);
+            continue;
         }
+        entry(&p, &lmeta, false, forced, seen, w, deferred)?;
     }
     Ok(())
+}
+
+/// Follows a symlink found by [`visit`] (a dangling one is a warning).
+fn follow(
+    p: &Path,
+    forced: Option<InputKind>,
+    seen: &mut Seen,
+    w: &mut Walk,
+    deferred: &mut VecDeque<PathBuf>,
+) -> Result<(), LoadError> {
+    match std::fs::metadata(p) {
+        Ok(meta) => entry(p, &meta, true, forced, seen, w, deferred),
+        Err(e) => {
+            let target = std::fs::read_link(p)
+                .map(|t| t.display().to_string())
+                .unwrap_or_else(|_| "?".into());
+            w.diagnostics.push(Diagnostic::warning(
+                "dangling_symlink",
+                format!(
+                    "{} is a symlink to {target}, which cannot be reached ({e}); skipped",
+                    p.display()
+                ),
+            ));
+            Ok(())
+        }
+    }
+}
+
+fn entry(
+    p: &Path,
+    meta: &std::fs::Metadata,
+    link: bool,
+    forced: Option<InputKind>,
+    seen: &mut Seen,
+    w: &mut Walk,
+    deferred: &mut VecDeque<PathBuf>,
+) -> Result<(), LoadError> {
+    let again = |first: PathBuf| {
+        Diagnostic::info(
+            "already_read",
+            format!(
+                "{} is {} reached again (through a symlink); it is read once",
+                p.display(),
+                first.display()
+            ),
+        )
+    };
+    if meta.is_dir() {
+        if let Some(first) = seen.dir(p) {
+            w.diagnostics.push(again(first));
+            return Ok(());
+        }
+        if is_flake_dir(p) {
+            w.flakes.push(p.to_path_buf());
+        }
+        visit(p, forced, seen, w, deferred, false)
+    } else if meta.is_file() {
+        if let Some(first) = seen.file(p) {
+            w.diagnostics.push(again(first));
+            return Ok(());
+        }
+        w.files_seen += 1;
+        // Nix resolves a symlinked file before reading it: its relative imports are relative
+        // to where the file really is.
+        let real = if link && p.extension().is_some_and(|e| e == "nix") {
+            std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+        } else {
+            p.to_path_buf()
+        };
+        classify(&real, forced, w);
+        Ok(())
+    } else {
+        w.diagnostics.push(skipped(p, "not a regular file"));
+        Ok(())
+    }
 }
 
 fn classify(path: &Path, forced: Option<InputKind>, w: &mut Walk) {
