@@ -7,5 +7,6 @@ mod fleet;
 mod inventory;
 mod plan;
 mod proxy;
+mod repo_shaped;
 mod status;
 mod util;
