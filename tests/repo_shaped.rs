@@ -333,3 +333,20 @@ fn an_unreadable_file_is_a_warning_and_the_rest_is_read() {
     let w = messages(&inv, "unreadable_input");
     assert!(w.len() == 1 && w[0].contains("tree/locked.nix"), "{w:?}");
 }
+
+#[test]
+fn input_kind_narrows_a_walk_to_files_of_that_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    repo(dir.path());
+    let (code, inv, err) = inventory(dir.path(), &["repo", "--input-kind", "yaml"]);
+    assert_eq!(code, Some(0), "{err}");
+    let names: Vec<&str> =
+        inv["services"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["ntfy"]);
+    let skipped = messages(&inv, "skipped_input");
+    assert!(
+        skipped.iter().any(|m| m.starts_with("repo/hosts/beta/default.nix ")
+            && m.contains("not --input-kind yaml")),
+        "{skipped:#?}"
+    );
+}

@@ -89,8 +89,9 @@ pub fn is_flake_dir(dir: &Path) -> bool {
     dir.join("flake.nix").is_file()
 }
 
-/// Walks `dir`. `forced` is `--input-kind`: only files detected as that kind, or not detected
-/// but mentioning tsnsrv, are read (as that kind). Only an unreadable `dir` itself is an error.
+/// Walks `dir`. `forced` is `--input-kind`: in a directory it narrows what is read to the files
+/// detected as that kind (it overrides detection only for files named on the command line).
+/// Only an unreadable `dir` itself is an error.
 pub fn walk(dir: &Path, forced: Option<InputKind>, seen: &mut Seen) -> Result<Walk, LoadError> {
     let mut w = Walk::default();
     seen.dir(dir);
@@ -319,7 +320,6 @@ fn classify(path: &Path, forced: Option<InputKind>, w: &mut Walk) {
     let kind = match (detected, forced) {
         (Ok(k), None) => k,
         (Ok(k), Some(f)) if k == f => k,
-        (Err(_), Some(f)) if text.contains("tsnsrv") => f,
         (Ok(k), Some(f)) => {
             let why = format!("it is {}, not --input-kind {}", k.as_str(), f.as_str());
             w.diagnostics.push(skipped(path, &why));
