@@ -8,5 +8,6 @@ mod fleet;
 mod inventory;
 mod plan;
 mod proxy;
+mod repo_shaped;
 mod status;
 mod util;

@@ -226,7 +226,7 @@ fn example_fleet_values_and_unknowns() {
     assert_eq!(value(ntfy, "effective", "upstreamHeaders"), &json!({"X-Forwarded-Proto": "https"}));
     assert!(service(&inv, "home-assistant")["effective"]["stripPrefix"]["unknown"].is_object());
     assert_eq!(diags(&inv, "unit_cannot_start")[0]["service"], "paperless");
-    assert_eq!(inv["schema"], "tailshift.inventory/v1");
+    assert_eq!(inv["schema"], "tailshift.inventory/v2");
 }
 
 #[test]

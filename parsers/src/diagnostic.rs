@@ -69,6 +69,11 @@ impl Diagnostic {
         Self::new(code, Severity::Error, message)
     }
 
+    /// An info diagnostic: worth knowing, nothing is wrong (a file skipped and why).
+    pub fn info(code: &str, message: impl Into<String>) -> Self {
+        Self::new(code, Severity::Info, message)
+    }
+
     /// A warning diagnostic.
     pub fn warning(code: &str, message: impl Into<String>) -> Self {
         Self::new(code, Severity::Warning, message)

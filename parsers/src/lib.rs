@@ -33,10 +33,12 @@ pub mod nix_json;
 pub mod nixos;
 pub mod options;
 pub mod par;
+pub mod roots;
 pub mod source;
 pub mod tsnsrv_yaml;
 pub mod units;
 pub mod validate;
+pub mod walk;
 
 pub use diagnostic::{Diagnostic, Severity};
 pub use inventory::{Coverage, Flavour, Inventory, Options, Presence, Service, Source, Sourced};

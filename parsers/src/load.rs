@@ -9,7 +9,7 @@ use crate::nixos::{self, DeclaredService, ModuleView};
 use crate::options;
 use crate::source::{FileId, SourceMap};
 use crate::units::{self, RawService};
-use crate::{nix_json, tsnsrv_yaml, validate};
+use crate::{nix_json, tsnsrv_yaml, validate, walk};
 use serde_json::Value as Json;
 use std::path::{Path, PathBuf};
 
@@ -62,6 +62,15 @@ pub enum LoadError {
     /// No input at all.
     #[error("no input: give NixOS files, units, logs or YAML, or --from-nix-eval")]
     NoInput,
+    /// A path given on the command line does not exist.
+    #[error("{0} does not exist")]
+    NotFound(PathBuf),
+    /// A path given on the command line is a symlink to nothing.
+    #[error("{0} is a dangling symlink (to {1})")]
+    DanglingSymlink(PathBuf, PathBuf),
+    /// A directory given on the command line holds no file (hidden ones are not read).
+    #[error("{0} is an empty directory: there is nothing to read (hidden files are not read)")]
+    EmptyDir(PathBuf),
 }
 
 /// Reads every input into one inventory. Runs on a thread with a large stack (the evaluator
@@ -104,28 +113,15 @@ pub fn detect_kind(path: &Path, text: &str) -> Option<InputKind> {
     None
 }
 
-/// Whether a file found by walking a directory is about tsnsrv at all.
-fn mentions_tsnsrv(text: &str) -> bool {
-    text.contains("tsnsrv") || text.contains("Serving name=") || text.contains("\"toURL\"")
-}
-
-fn list_dir(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
-    let rd =
-        std::fs::read_dir(dir).map_err(|e| LoadError::Io { path: dir.to_path_buf(), source: e })?;
-    let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    entries.sort();
-    for p in entries {
-        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if name.starts_with('.') || name == "result" || name == "target" {
-            continue;
-        }
-        if p.is_dir() {
-            list_dir(&p, out)?;
-        } else {
-            out.push(p);
-        }
+/// A path given on the command line must exist (a dangling symlink is named as such).
+fn check_exists(p: &Path) -> Result<(), LoadError> {
+    match std::fs::symlink_metadata(p) {
+        Err(_) => Err(LoadError::NotFound(p.to_path_buf())),
+        Ok(m) if m.file_type().is_symlink() && std::fs::metadata(p).is_err() => Err(
+            LoadError::DanglingSymlink(p.to_path_buf(), std::fs::read_link(p).unwrap_or_default()),
+        ),
+        Ok(_) => Ok(()),
     }
-    Ok(())
 }
 
 struct HostGroup {
@@ -147,8 +143,10 @@ fn load_here(paths: &[PathBuf], opts: &LoadOptions) -> Result<Inventory, LoadErr
     }
     let sources = SourceMap::new();
     let mut inv = Inventory::new();
-    // (kind, path, from a directory walk)
-    let mut files: Vec<(Option<InputKind>, PathBuf, bool)> = Vec::new();
+    let mut seen = walk::Seen::default();
+    // (kind, path, from a directory walk, text already read)
+    let mut files: Vec<(Option<InputKind>, PathBuf, bool, Option<String>)> = Vec::new();
+    let mut walked_dirs: Vec<(PathBuf, walk::Walk)> = Vec::new();
     let mut groups: Vec<(HostGroup, Vec<Service>)> = Vec::new();
     let mut flake_incomplete = Vec::new();
     for p in paths {
@@ -164,30 +162,60 @@ fn load_here(paths: &[PathBuf], opts: &LoadOptions) -> Result<Inventory, LoadErr
             );
             continue;
         }
+        check_exists(p)?;
         if p.is_dir() {
-            let mut found = Vec::new();
-            list_dir(p, &mut found)?;
-            files.extend(found.into_iter().map(|f| (opts.input_kind, f, true)));
+            let mut w = walk::walk(p, opts.input_kind, &mut seen)?;
+            if w.files_seen == 0 && w.found.is_empty() && w.diagnostics.is_empty() {
+                return Err(LoadError::EmptyDir(p.clone()));
+            }
+            // A flake below the directory is read as a flake: its files are not roots of their own.
+            let flakes: Vec<PathBuf> = w.flakes.clone();
+            for dir in &flakes {
+                read_flake_input(
+                    dir,
+                    None,
+                    dir,
+                    opts,
+                    &mut inv,
+                    &mut groups,
+                    &mut flake_incomplete,
+                );
+            }
+            files.extend(
+                w.found
+                    .drain(..)
+                    .filter(|f| !flakes.iter().any(|d| f.path.starts_with(d)))
+                    .map(|f| (Some(f.kind), f.path, true, f.text)),
+            );
+            inv.diagnostics.append(&mut w.diagnostics);
+            walked_dirs.push((p.clone(), w));
+        } else if let Some(first) = seen.file(p) {
+            inv.diagnostics.push(Diagnostic::info(
+                "already_read",
+                format!("{} is {} given again; it is read once", p.display(), first.display()),
+            ));
         } else {
-            files.push((opts.input_kind, p.clone(), false));
+            files.push((opts.input_kind, p.clone(), false, None));
         }
     }
     let mut nix_roots: Vec<(PathBuf, bool)> = Vec::new();
-    for (kind, path, walked) in files {
+    for (kind, path, walked, text) in files {
         if kind == Some(InputKind::Nix)
             || (kind.is_none() && path.extension().is_some_and(|e| e == "nix"))
         {
             nix_roots.push((path, walked));
             continue;
         }
-        let bytes =
-            std::fs::read(&path).map_err(|e| LoadError::Io { path: path.clone(), source: e })?;
-        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let text = match text {
+            Some(t) => t,
+            None => {
+                let bytes = std::fs::read(&path)
+                    .map_err(|e| LoadError::Io { path: path.clone(), source: e })?;
+                String::from_utf8_lossy(&bytes).into_owned()
+            }
+        };
         let kind = match kind.or_else(|| detect_kind(&path, &text)) {
-            // A directory holds more than tsnsrv: only files that mention it are read.
-            Some(_) if walked && !mentions_tsnsrv(&text) => continue,
             Some(k) => k,
-            None if walked => continue,
             None => return Err(LoadError::UnknownKind(path)),
         };
         if kind == InputKind::Nix {
@@ -212,6 +240,12 @@ fn load_here(paths: &[PathBuf], opts: &LoadOptions) -> Result<Inventory, LoadErr
         groups.push(module_services(view, &shown, opts, &mut inv.diagnostics));
     }
     read_nix_roots(&nix_roots, opts, &mut inv, &mut groups)?;
+    if !walked_dirs.is_empty()
+        && groups.iter().all(|(_, services)| services.is_empty())
+        && !inv.has_errors()
+    {
+        inv.diagnostics.push(walk::no_declaration(&walked_dirs));
+    }
     for (g, services) in groups {
         inv.hosts.push(Host {
             name: g.host.clone(),
@@ -641,29 +675,33 @@ fn read_nix_roots(
         return Ok(());
     }
     // Each root is its own host configuration; a file imported by another root is not a root.
+    // Paths are compared canonically: a file reached through a symlink is still the same file.
+    let abs = |p: &Path| {
+        crate::nix::eval::normalize(&std::env::current_dir().unwrap_or_default().join(p))
+    };
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| abs(p));
     let mut results = Vec::new();
     for (root, walked) in roots {
         let mut ev = Eval::new(SourceMap::new());
         let (view, diags, ok) =
             nixos::read_nixos(&mut ev, std::slice::from_ref(root), opts.host.as_deref());
-        let loaded = ev.loaded_files();
+        let loaded: Vec<PathBuf> = ev.loaded_files().iter().map(|p| canon(p)).collect();
         results.push((root.clone(), *walked, view, diags, ok, loaded));
     }
-    let abs = |p: &Path| {
-        crate::nix::eval::normalize(&std::env::current_dir().unwrap_or_default().join(p))
-    };
-    for (i, (root, walked, view, diags, _ok, _)) in results.iter().enumerate() {
-        let me = abs(root);
+    for (i, (root, walked, view, diags, _ok, loaded)) in results.iter().enumerate() {
+        let me = canon(root);
         let imported_elsewhere =
             results.iter().enumerate().any(|(j, r)| j != i && r.5.contains(&me));
         if imported_elsewhere && *walked {
             continue;
         }
         inv.inputs.push(Input { path: root.display().to_string(), kind: InputKind::Nix });
-        inv.diagnostics.extend(diags.iter().cloned());
-        if view.services.is_empty() && *walked && view.defaults.0.is_empty() {
+        let declares_nothing = view.services.is_empty() && view.defaults.0.is_empty();
+        if *walked && declares_nothing {
+            walk::module_without_tsnsrv(root, loaded, diags, &mut inv.diagnostics);
             continue;
         }
+        inv.diagnostics.extend(diags.iter().cloned());
         groups.push(module_services(view.clone(), root, opts, &mut inv.diagnostics));
     }
     Ok(())

@@ -68,7 +68,7 @@ pub struct DemoArgs {
 pub enum Format {
     /// A table for people, then the coverage report; diagnostics on stderr.
     Table,
-    /// The inventory as JSON (schema tailshift.inventory/v1) on stdout.
+    /// The inventory as JSON (schema tailshift.inventory/v2) on stdout.
     Json,
 }
 
