@@ -272,6 +272,7 @@ pub fn read_loaded(ev: &mut Eval, diags: &mut Vec<Diagnostic>) -> ModuleView {
         // user's files: its first attribute's binding locates it instead.
         let location = location.or_else(|| declared.0.values().find_map(|v| v.location().cloned()));
         ev.assume_conditions(Vec::new());
+        complete_url_parts(&mut declared, &view.defaults);
         view.services.push(DeclaredService {
             name: name.to_string(),
             location,
@@ -281,4 +282,36 @@ pub fn read_loaded(ev: &mut Eval, diags: &mut Vec<Diagnostic>) -> ModuleView {
     }
     diags.append(&mut ev.diagnostics);
     view
+}
+
+/// A service's `urlParts` as the module merges it: each part it does not set is
+/// `defaults.urlParts`' (and `protocol` is `"http"` when neither sets it).
+fn complete_url_parts(declared: &mut Options, defaults: &Options) {
+    let Some(Sourced::Known { value: Json::Object(parts), source }) = declared.get("urlParts")
+    else {
+        return;
+    };
+    let mut parts = parts.clone();
+    let source = source.clone();
+    let from_defaults = match defaults.get("urlParts") {
+        Some(Sourced::Known { value: Json::Object(d), .. }) => Some(d.clone()),
+        Some(Sourced::Unknown { .. }) => None,
+        _ => Some(serde_json::Map::new()),
+    };
+    for key in ["protocol", "host", "port"] {
+        if parts.contains_key(key) {
+            continue;
+        }
+        match from_defaults.as_ref().and_then(|d| d.get(key)) {
+            Some(v) => {
+                parts.insert(key.into(), v.clone());
+            }
+            None if key == "protocol" && from_defaults.is_some() => {
+                parts.insert(key.into(), Json::String("http".into()));
+            }
+            // Left out: the module would refuse it, or defaults.urlParts cannot be known.
+            None => {}
+        }
+    }
+    declared.set("urlParts".to_string(), Sourced::Known { value: Json::Object(parts), source });
 }

@@ -314,7 +314,7 @@ fn dummy_span() -> Span {
 
 /// Top-level namespaces where nixpkgs declares options: under them, `options ? x` for an `x`
 /// the files do not declare cannot be answered.
-const NIXPKGS_NAMESPACES: &[&str] = &[
+pub(crate) const NIXPKGS_NAMESPACES: &[&str] = &[
     "services",
     "networking",
     "systemd",
@@ -409,14 +409,43 @@ impl Eval {
                 if path.is_empty() || NIXPKGS_NAMESPACES.contains(&&*path[0]) {
                     m.insert(REST_KEY.into(), super::eval::entry(self.options_not_read(path)));
                 }
+                self.add_tsnsrv_options(path, &mut m);
                 Ok(Value::Attrs(Rc::new(m)))
             }
             DeclState::Nothing if path.is_empty() || NIXPKGS_NAMESPACES.contains(&&*path[0]) => {
                 let mut m = AttrMap::new();
                 m.insert(REST_KEY.into(), super::eval::entry(self.options_not_read(path)));
+                self.add_tsnsrv_options(path, &mut m);
                 Ok(Value::Attrs(Rc::new(m)))
             }
             _ => Ok(self.options_not_read(path)),
+        }
+    }
+
+    /// tsnsrv's options, which tailshift declares itself (the module is there wherever
+    /// `services.tsnsrv` is used): `options ? services.tsnsrv` holds.
+    fn add_tsnsrv_options(&mut self, path: &[Rc<str>], m: &mut AttrMap) {
+        let option = || {
+            let mut o = AttrMap::new();
+            o.insert("_type".into(), super::eval::entry(Value::string("option")));
+            super::eval::entry(Value::Attrs(Rc::new(o)))
+        };
+        match path {
+            [] => {
+                m.entry("services".into()).or_insert_with(|| AttrEntry {
+                    value: Thunk::native(|ev| ev.options_node(&["services".into()])),
+                    span: None,
+                    cond: None,
+                });
+            }
+            [s] if &**s == "services" => {
+                let mut t = AttrMap::new();
+                for k in ["enable", "defaults", "services", "separateProcesses", "prometheusAddr"] {
+                    t.insert(k.into(), option());
+                }
+                m.insert("tsnsrv".into(), super::eval::entry(Value::Attrs(Rc::new(t))));
+            }
+            _ => {}
         }
     }
 

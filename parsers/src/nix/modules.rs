@@ -402,7 +402,7 @@ impl Eval {
             _ => None,
         };
         let lib = self.lib()?;
-        let mut known: Vec<(&str, Value)> = vec![
+        let known: Vec<(&str, Value)> = vec![
             ("config", Value::Config(Rc::new(Vec::new()))),
             ("lib", lib),
             ("pkgs", Value::unknown("comes from nixpkgs, which tailshift does not read", None)),
@@ -417,12 +417,14 @@ impl Eval {
             ),
             ("utils", Value::unknown("comes from nixpkgs, which tailshift does not read", None)),
         ];
-        known.extend(extra.iter().cloned());
+        // What the caller gives (a submodule's own `config` and `name`) comes first.
+        let known: Vec<(&str, Value)> = extra.iter().cloned().chain(known).collect::<Vec<_>>();
         let mut m = AttrMap::new();
         match wanted {
             Some(names) => {
                 for (name, has_default) in names {
-                    let special = (!matches!(&*name, "config" | "options" | "name"))
+                    let given = extra.iter().any(|(k, _)| **k == *name);
+                    let special = (!given && !matches!(&*name, "config" | "options"))
                         .then(|| self.modules_mut().special_args.get(&name).cloned())
                         .flatten();
                     if let Some(t) = special {
@@ -452,7 +454,8 @@ impl Eval {
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect();
                 for (k, t) in special {
-                    if !matches!(&*k, "config" | "options" | "name") {
+                    if !matches!(&*k, "config" | "options") && !extra.iter().any(|(e, _)| **e == *k)
+                    {
                         m.insert(k, AttrEntry { value: t, span: None, cond: None });
                     }
                 }
@@ -976,16 +979,23 @@ impl Eval {
                 Some((v, _)) => Ok(v),
                 None => Ok(self.undefined_option(path, span)),
             },
-            Kind::Namespace | Kind::AttrsOf | Kind::Submodule => Ok(Value::Config(Rc::new(path.to_vec()))),
+            Kind::Namespace | Kind::AttrsOf | Kind::Submodule => {
+                Ok(Value::Config(Rc::new(path.to_vec())))
+            }
             Kind::Generic => match self.generic_is_set(path)? {
-                None if self.declared_option(path).is_some() => Ok(self.undefined_option(path, span)),
+                None if self.declared_option(path).is_some() => {
+                    Ok(self.undefined_option(path, span))
+                }
                 None => Ok(Value::Unknown(Rc::new(Unknown {
-                    reason: "is not set in the files read; its value is the default of the NixOS option that declares it (nixpkgs)".into(),
+                    reason: undeclared_reason(path),
                     span: Some(span),
                     what: Some(format!("config.{}", dotted(path))),
                 }))),
                 Some(true) => Ok(Value::Config(Rc::new(path.to_vec()))),
-                Some(false) => Ok(self.merge_leaf(path, LeafTy::Scalar)?.map(|(v, _)| v).unwrap_or(Value::Null)),
+                Some(false) => Ok(self
+                    .merge_leaf(path, LeafTy::Scalar)?
+                    .map(|(v, _)| v)
+                    .unwrap_or(Value::Null)),
             },
         }
     }
@@ -1199,6 +1209,16 @@ impl Eval {
 
 fn dummy_span() -> Span {
     Span { file: crate::source::FileId(0), start: 0, end: 0 }
+}
+
+/// Why a path no module read declares or defines is unknown: nixpkgs' default where nixpkgs
+/// declares options, else whatever module not read declares it.
+fn undeclared_reason(path: &[Rc<str>]) -> String {
+    if path.first().is_some_and(|p| super::decls::NIXPKGS_NAMESPACES.contains(&&**p)) {
+        "is not set in the files read; its value is the default of the NixOS option that declares it (nixpkgs)".into()
+    } else {
+        "is not declared by any module read; a module not read (a flake input's) may declare and set it".into()
+    }
 }
 
 /// Paths under `services.tsnsrv`, which tailshift's own table declares.
