@@ -641,3 +641,121 @@ fn table() {
         print(r);
     }
 }
+
+/// A pure stand-in for nixpkgs that `migrate inventory --evaluator nix` can give Nix with
+/// `--override-input` (Nix evaluates flakes purely, so everything the oracle reads is copied into
+/// it: nixpkgs' lib and the oracle's files).
+fn pure_nixpkgs_stub(into: &Path, flavour: &str) -> PathBuf {
+    let stub = into.join("nixpkgs");
+    copy_tree(&corpus_dir().join("_oracle"), &stub.join("oracle"));
+    copy_tree(&corpus_dir().join("_oracle/nixpkgs-stub"), &stub);
+    copy_tree(&shared().join("nixpkgs-lib/lib"), &stub.join("nixpkgs-lib/lib"));
+    std::fs::write(
+        stub.join("cfg.nix"),
+        format!("{{ oracle = import ./oracle/lib.nix {{ nixpkgsLib = ./nixpkgs-lib; flavour = \"{flavour}\"; }}; }}\n"),
+    )
+    .unwrap();
+    // The oracle's own stand-ins read their settings from the environment (impure); these read
+    // them from cfg.nix.
+    let impure = "  cfg = builtins.fromJSON (builtins.getEnv \"TAILSHIFT_ORACLE\");\n  oracle = import (cfg.oracleDir + \"/lib.nix\") cfg;\n";
+    for (file, cfg) in
+        [("default.nix", "./cfg.nix"), ("nixos/lib/eval-config.nix", "../../cfg.nix")]
+    {
+        let text = std::fs::read_to_string(stub.join(file)).unwrap();
+        assert!(text.contains(impure), "{file} changed: update the pure stub");
+        let text = text.replace(impure, &format!("  oracle = (import {cfg}).oracle;\n"));
+        std::fs::write(stub.join(file), text).unwrap();
+    }
+    std::fs::write(
+        stub.join("flake.nix"),
+        format!(
+            r#"{{
+  outputs = {{ self }}:
+    let oracle = import ./oracle/lib.nix {{ nixpkgsLib = ./nixpkgs-lib; flavour = "{flavour}"; }};
+    in {{ inherit (oracle) lib; nixosModules.notDetected = {{ }}; }};
+}}
+"#
+        ),
+    )
+    .unwrap();
+    stub
+}
+
+/// Every flake of the corpus read by both evaluators (`--cross-check`): no difference in
+/// presence or in known values, and the user's tree unchanged (no `flake.lock` written).
+#[test]
+fn flakes_cross_check_with_real_nix() {
+    let mut problems = Vec::new();
+    for name in ALL {
+        let exp = read_expect(name);
+        if exp.kind != "flake" {
+            continue;
+        }
+        if let Some(why) = oracle_missing(&exp) {
+            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "{why}");
+            eprintln!("skipped: {why}");
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let flake = tmp.path().join("flake");
+        copy_tree(&corpus_dir().join(name), &flake);
+        run_ok(Command::new("git").args(["init", "-q", "."]).current_dir(&flake), "git init");
+        run_ok(Command::new("git").args(["add", "-A"]).current_dir(&flake), "git add");
+        let before = tree_listing(&flake);
+        let stub = pure_nixpkgs_stub(tmp.path(), &exp.flavour);
+        let mut args: Vec<String> = vec![
+            "inventory".into(),
+            flake.display().to_string(),
+            "--cross-check".into(),
+            "--format".into(),
+            "json".into(),
+        ];
+        for (input, src) in &exp.inputs {
+            let path = if input == "nixpkgs" {
+                stub.clone()
+            } else if let Some(p) = src.strip_prefix("oracle:") {
+                corpus_dir().join("_oracle").join(p)
+            } else {
+                shared().join(src.strip_prefix("shared:").unwrap())
+            };
+            let path = path.canonicalize().unwrap();
+            args.extend([
+                "--override-input".into(),
+                input.clone(),
+                format!("path:{}", path.display()),
+            ]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = migrate(&args);
+        let err = stderr(&out);
+        let summary = err.lines().find(|l| l.starts_with("cross-check")).unwrap_or("").to_string();
+        eprintln!("{name}: {summary}");
+        if !summary.ends_with(" 0 difference(s)") {
+            problems.push(format!("{name}: {summary}\n{err}"));
+        }
+        if tree_listing(&flake) != before {
+            problems.push(format!("{name}: the tree changed (flake.lock written?)"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+fn tree_listing(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        if e.file_name() == ".git" {
+            continue;
+        }
+        out.push(e.file_name().to_string_lossy().into_owned());
+        if e.file_type().unwrap().is_dir() {
+            out.extend(
+                tree_listing(&e.path())
+                    .into_iter()
+                    .map(|s| format!("{}/{s}", e.file_name().to_string_lossy())),
+            );
+        }
+    }
+    out.sort();
+    out
+}

@@ -406,6 +406,22 @@ impl InputKind {
             InputKind::Flake => "flake",
         }
     }
+
+    /// The kind an `as_str` spelling names.
+    pub fn parse(s: &str) -> Option<InputKind> {
+        [
+            InputKind::Nix,
+            InputKind::NixEval,
+            InputKind::Unit,
+            InputKind::Script,
+            InputKind::Cmdline,
+            InputKind::Log,
+            InputKind::Yaml,
+            InputKind::Flake,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
 }
 
 /// Everything read.

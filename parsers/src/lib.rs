@@ -23,6 +23,7 @@
 #![warn(missing_docs)]
 
 pub mod cmdline;
+pub mod crosscheck;
 pub mod diagnostic;
 pub mod effective;
 pub mod flake;
@@ -33,6 +34,7 @@ pub mod nix_json;
 pub mod nixos;
 pub mod options;
 pub mod par;
+pub mod real_nix;
 pub mod roots;
 pub mod source;
 pub mod tsnsrv_yaml;

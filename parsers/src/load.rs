@@ -38,6 +38,8 @@ pub struct LoadOptions {
     pub stdin: Option<String>,
     /// `--evaluator`.
     pub evaluator: Evaluator,
+    /// How to run the real Nix on a flake (`--override-input`).
+    pub nix: crate::real_nix::NixRun,
 }
 
 /// Errors that stop the whole run (bad input inside a file is a diagnostic instead).
@@ -159,7 +161,7 @@ fn load_here(paths: &[PathBuf], opts: &LoadOptions) -> Result<Inventory, LoadErr
                 &mut inv,
                 &mut groups,
                 &mut flake_incomplete,
-            );
+            )?;
             continue;
         }
         check_exists(p)?;
@@ -179,7 +181,7 @@ fn load_here(paths: &[PathBuf], opts: &LoadOptions) -> Result<Inventory, LoadErr
                     &mut inv,
                     &mut groups,
                     &mut flake_incomplete,
-                );
+                )?;
             }
             files.extend(
                 w.found
@@ -630,7 +632,20 @@ fn read_flake_input(
     inv: &mut Inventory,
     groups: &mut Vec<(HostGroup, Vec<Service>)>,
     incomplete: &mut Vec<Incomplete>,
-) {
+) -> Result<(), LoadError> {
+    if opts.evaluator == Evaluator::Nix {
+        let (hosts, diags) =
+            crate::real_nix::read_flake_with_nix(dir, attr, &opts.nix).map_err(LoadError::Nix)?;
+        inv.inputs.push(Input { path: given.display().to_string(), kind: InputKind::Flake });
+        inv.diagnostics.extend(diags);
+        for h in hosts {
+            let input = PathBuf::from(format!("{}#{}", dir.display(), h.attr));
+            let (mut g, services) = module_services(h.view, &input, opts, &mut inv.diagnostics);
+            g.attr = Some(h.attr);
+            groups.push((g, services));
+        }
+        return Ok(());
+    }
     let read = crate::flake::read_flake(dir, attr);
     inv.inputs.push(Input { path: given.display().to_string(), kind: InputKind::Flake });
     inv.diagnostics.extend(read.diagnostics);
@@ -646,6 +661,7 @@ fn read_flake_input(
         g.modules = h.modules;
         groups.push((g, services));
     }
+    Ok(())
 }
 
 fn flavour_module_name(f: Flavour) -> &'static str {

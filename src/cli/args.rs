@@ -107,7 +107,8 @@ pub enum FlavourArg {
 pub enum EvaluatorArg {
     /// tailshift's static evaluator: source locations, unknowns instead of failures.
     Builtin,
-    /// The real Nix (nix-instantiate with <nixpkgs/nixos>), when installed.
+    /// The real Nix, when installed: `nix eval` on a flake's hosts, nix-instantiate with
+    /// <nixpkgs/nixos> on module files.
     Nix,
 }
 
@@ -129,9 +130,13 @@ pub struct InputArgs {
     /// JSON of config.services.tsnsrv from `nix eval --json` (a file, or - for stdin).
     #[arg(long, value_name = "FILE|-")]
     pub from_nix_eval: Vec<PathBuf>,
-    /// Which Nix evaluator reads .nix files.
+    /// Which Nix evaluator reads .nix files and flakes.
     #[arg(long, value_enum, default_value = "builtin")]
     pub evaluator: EvaluatorArg,
+    /// With --evaluator nix on a flake: replace one of its inputs, as nix's own
+    /// --override-input does (for inputs Nix cannot fetch here, e.g. offline).
+    #[arg(long, num_args = 2, value_names = ["INPUT", "FLAKE_REF"], action = clap::ArgAction::Append)]
+    pub override_input: Vec<String>,
 }
 
 /// `migrate inventory`.
@@ -143,6 +148,10 @@ pub struct InventoryArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
+    /// Read with both evaluators (built-in and the real Nix) and report every service and value
+    /// on which they differ (exit 1 if any): the proof that the built-in reading is right.
+    #[arg(long)]
+    pub cross_check: bool,
 }
 
 /// Plan output formats.

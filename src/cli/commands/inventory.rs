@@ -41,6 +41,13 @@ pub fn options(a: &InputArgs) -> anyhow::Result<LoadOptions> {
             EvaluatorArg::Builtin => Evaluator::Builtin,
             EvaluatorArg::Nix => Evaluator::Nix,
         },
+        nix: tailshift_parsers::real_nix::NixRun {
+            override_inputs: a
+                .override_input
+                .chunks(2)
+                .map(|c| (c[0].clone(), c.get(1).cloned().unwrap_or_default()))
+                .collect(),
+        },
     })
 }
 
@@ -48,6 +55,18 @@ pub fn options(a: &InputArgs) -> anyhow::Result<LoadOptions> {
 pub fn run(a: &InventoryArgs) -> anyhow::Result<Exit> {
     let opts = options(&a.input)?;
     let inv = tailshift_parsers::load(&a.input.paths, &opts).context("migrate inventory")?;
+    let checked = if a.cross_check {
+        let other =
+            if opts.evaluator == Evaluator::Nix { Evaluator::Builtin } else { Evaluator::Nix };
+        let other_opts = LoadOptions { evaluator: other, ..opts.clone() };
+        let other_inv = tailshift_parsers::load(&a.input.paths, &other_opts)
+            .context("migrate inventory --cross-check: the other evaluator")?;
+        let (builtin, nix) =
+            if other == Evaluator::Nix { (&inv, &other_inv) } else { (&other_inv, &inv) };
+        Some(tailshift_parsers::crosscheck::cross_check(builtin, nix))
+    } else {
+        None
+    };
     match a.format {
         Format::Json => {
             let text = serde_json::to_string_pretty(&inv).context("serialising the inventory")?;
@@ -59,5 +78,20 @@ pub fn run(a: &InventoryArgs) -> anyhow::Result<Exit> {
             eprint!("{}", render::diagnostics(&inv.diagnostics));
         }
     }
-    Ok(if inv.has_errors() { Exit::BadInput } else { Exit::Ok })
+    if let Some(c) = &checked {
+        eprintln!(
+            "cross-check (built-in against Nix): {} services in both, {} known values agree, {} left unknown by the built-in reading, {} difference(s)",
+            c.services,
+            c.agreed,
+            c.unknown,
+            c.differences.len()
+        );
+        for d in &c.differences {
+            eprintln!("  differs: {d}");
+        }
+        if !c.differences.is_empty() {
+            return Ok(Exit::BadInput);
+        }
+    }
+    Ok(if inv.has_errors() || !inv.complete { Exit::BadInput } else { Exit::Ok })
 }

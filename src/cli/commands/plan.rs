@@ -21,6 +21,20 @@ fn record_options(o: &LoadOptions) -> BTreeMap<String, String> {
     if let Some(k) = o.input_kind {
         m.insert("input_kind".into(), k.as_str().into());
     }
+    if o.evaluator == tailshift_parsers::Evaluator::Nix {
+        m.insert("evaluator".into(), "nix".into());
+    }
+    if !o.nix.override_inputs.is_empty() {
+        m.insert(
+            "override_input".into(),
+            o.nix
+                .override_inputs
+                .iter()
+                .map(|(a, b)| format!("{a} {b}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
+    }
     if !o.nix_eval.is_empty() {
         m.insert(
             "from_nix_eval".into(),
@@ -43,6 +57,25 @@ fn replay_options(m: &BTreeMap<String, String>) -> LoadOptions {
             .get("from_nix_eval")
             .map(|s| s.lines().map(PathBuf::from).collect())
             .unwrap_or_default(),
+        input_kind: m
+            .get("input_kind")
+            .and_then(|k| tailshift_parsers::inventory::InputKind::parse(k)),
+        evaluator: if m.get("evaluator").is_some_and(|e| e == "nix") {
+            tailshift_parsers::Evaluator::Nix
+        } else {
+            tailshift_parsers::Evaluator::Builtin
+        },
+        nix: tailshift_parsers::real_nix::NixRun {
+            override_inputs: m
+                .get("override_input")
+                .map(|s| {
+                    s.lines()
+                        .filter_map(|l| l.split_once(' '))
+                        .map(|(a, b)| (a.to_string(), b.to_string()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        },
         ..LoadOptions::default()
     }
 }
