@@ -5,6 +5,7 @@ mod bad_input;
 mod corpus;
 mod demo;
 mod fleet;
+mod incomplete;
 mod inventory;
 mod plan;
 mod proxy;
