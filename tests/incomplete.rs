@@ -181,3 +181,49 @@ fn plan_check_rereads_inputs_as_the_plan_did() {
     let out = migrate_in(dir.path(), &["plan", "--check", "plan.json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+#[test]
+fn a_flake_sees_only_git_tracked_files_as_nix_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        "flake.nix",
+        r#"{
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";
+  outputs = { self, nixpkgs }: {
+    nixosConfigurations.box = nixpkgs.lib.nixosSystem {
+      modules = [ ./host.nix "${self}/new.nix" ];
+    };
+  };
+}
+"#,
+    );
+    write(
+        d,
+        "host.nix",
+        "{ ... }: { services.tsnsrv.services.a.toURL = \"http://127.0.0.1:1\"; }\n",
+    );
+    write(
+        d,
+        "new.nix",
+        "{ ... }: { services.tsnsrv.services.b.toURL = \"http://127.0.0.1:2\"; }\n",
+    );
+    let git = |args: &[&str]| {
+        let ok = std::process::Command::new("git").args(args).current_dir(d).status().unwrap();
+        assert!(ok.success());
+    };
+    git(&["init", "-q", "."]);
+    git(&["add", "flake.nix", "host.nix"]);
+    let (_, inv, err) = inventory(d, &["."]);
+    assert_eq!(names(&inv), ["a"], "{err}");
+    let w = diags(&inv, "untracked_file");
+    assert_eq!(w.len(), 1, "{inv:#}");
+    assert!(w[0]["message"].as_str().unwrap().contains("new.nix"));
+    assert_eq!(w[0]["severity"], "warning");
+    git(&["add", "new.nix"]);
+    let (code, inv, err) = inventory(d, &["."]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(names(&inv), ["a", "b"]);
+    assert_eq!(service(&inv, "a")["host"]["known"]["value"], "box");
+}

@@ -105,6 +105,7 @@ struct Evaluated {
 
 fn eval_flake(dir: &Path) -> Result<Evaluated, Box<(EvalError, Eval)>> {
     let mut ev = Eval::new(SourceMap::new());
+    ev.git = crate::nix::eval::GitView::of(dir).map(Rc::new);
     let abs = crate::nix::eval::normalize(&std::env::current_dir().unwrap_or_default().join(dir));
     let flake = match ev.eval_file(&abs.join("flake.nix")) {
         Ok(v) => v,

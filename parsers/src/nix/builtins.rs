@@ -1265,6 +1265,12 @@ fn unreadable(ev: &Eval, p: &Path, s: Span) -> Option<String> {
             "cannot be known: it is in the Nix store, which tailshift does not read".into(),
         );
     }
+    if ev.git.as_ref().is_some_and(|g| g.hides(p)) {
+        return Some(format!(
+            "cannot be known: {} is not tracked by git, so Nix does not see it in the flake",
+            p.display()
+        ));
+    }
     let tree = canonical(&config_tree(ev, s));
     if !real.starts_with(&tree) {
         return Some(format!(

@@ -101,6 +101,46 @@ pub struct Eval {
     registry: EnvRegistry,
     /// `builtins`, which contains itself (`builtins.builtins`).
     builtins: Thunk,
+    /// For a flake in a git work tree: the files Nix sees (git-tracked ones).
+    pub git: Option<Rc<GitView>>,
+}
+
+/// The files of a flake's git work tree that Nix sees: the tracked ones.
+#[derive(Debug)]
+pub struct GitView {
+    /// The flake's directory (canonical).
+    pub root: PathBuf,
+    /// Tracked files below it (canonical).
+    pub tracked: std::collections::HashSet<PathBuf>,
+}
+
+impl GitView {
+    /// The tracked files of `dir` when it is in a git work tree (`None` otherwise, or when git
+    /// cannot tell: then every file is visible, as to `path:` flakes).
+    pub fn of(dir: &Path) -> Option<GitView> {
+        let root = dir.canonicalize().ok()?;
+        let out = std::process::Command::new("git")
+            .args(["ls-files", "-z", "--cached"])
+            .current_dir(&root)
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        let tracked = out
+            .stdout
+            .split(|b| *b == 0)
+            .filter(|p| !p.is_empty())
+            .map(|p| root.join(String::from_utf8_lossy(p).as_ref()))
+            .collect();
+        Some(GitView { root, tracked })
+    }
+
+    /// Whether Nix would not see `path`: below the flake, and not tracked.
+    pub fn hides(&self, path: &Path) -> bool {
+        let real = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        real.starts_with(&self.root) && real.is_file() && !self.tracked.contains(&real)
+    }
 }
 
 impl Drop for Eval {
@@ -130,6 +170,7 @@ impl Eval {
             string_indexes: HashMap::new(),
             registry: EnvRegistry::default(),
             builtins: Thunk::value(Value::Null),
+            git: None,
         };
         let (globals, builtins) = super::builtins::global_env(ev.registry.clone());
         ev.globals = globals;
@@ -1346,6 +1387,21 @@ impl Eval {
         self.force(&t)
     }
 
+    /// For a file of a flake Nix does not see (not tracked by git): a warning at `span` and the
+    /// unknown it is.
+    pub fn untracked(&mut self, path: &Path, span: Span) -> Option<Value> {
+        if !self.git.as_ref().is_some_and(|g| g.hides(path)) {
+            return None;
+        }
+        let msg = format!(
+            "{} is not tracked by git, so Nix does not see it in the flake: `git add` it (what it defines is unknown)",
+            path.display()
+        );
+        let loc = self.sources.location(span);
+        self.diagnostics.push(Diagnostic::warning("untracked_file", msg.clone()).at(Some(loc)));
+        Some(Value::unknown(msg, Some(span)))
+    }
+
     /// Imports a file named by a path value; missing files and unknown paths become unknown.
     pub fn import(&mut self, v: &Value, span: Span) -> EvalResult {
         let path = match v {
@@ -1361,6 +1417,9 @@ impl Eval {
             }
         };
         let path = if path.is_dir() { path.join("default.nix") } else { path };
+        if let Some(u) = self.untracked(&path, span) {
+            return Ok(u);
+        }
         if !path.exists() {
             let loc = self.sources.location(span);
             self.diagnostics.push(

@@ -361,6 +361,11 @@ impl Eval {
         if !self.modules_mut().loaded.insert(abs.clone()) {
             return Ok(Vec::new());
         }
+        if let Some(at) = from
+            && self.untracked(&abs, at).is_some()
+        {
+            return Ok(Vec::new());
+        }
         if !abs.exists() {
             let msg =
                 format!("module {} does not exist; what it defines is unknown", abs.display());
