@@ -253,6 +253,12 @@ pub fn read_loaded(ev: &mut Eval, diags: &mut Vec<Diagnostic>) -> ModuleView {
         };
         for a in attrs {
             path.push(a.clone());
+            // An option the configuration itself adds to every service (`public`, say) is not
+            // tsnsrv's: it shapes other values, and is not one of the service's options.
+            if crate::options::spec(&a).is_none() && ev.is_user_suboption(&path) {
+                path.pop();
+                continue;
+            }
             let v = match ev.config_read_path(&path) {
                 Ok(Some(d)) => Some(to_sourced(&sources, d)),
                 Ok(None) => None,

@@ -156,6 +156,8 @@ pub struct ModuleState {
     special_args: std::collections::BTreeMap<Rc<str>, Thunk>,
     /// What the option declarations say about each path asked.
     decl_memo: rustc_hash::FxHashMap<Path_, super::decls::DeclState>,
+    /// Whether a module read declares `services.tsnsrv.services` (see `tsnsrv_extended`).
+    tsnsrv_extended: Option<bool>,
     /// The merge kind of each path asked beyond tailshift's own table.
     kind_memo: rustc_hash::FxHashMap<Path_, Kind>,
 }
@@ -216,9 +218,18 @@ impl Eval {
     /// the modules read, else by the shape of its definitions.
     pub(crate) fn kind_at(&mut self, path: &[Rc<str>]) -> Kind {
         let k = kind_of(path);
-        if k != Kind::Generic
-            || (path.len() >= 2 && &*path[0] == "services" && &*path[1] == "tsnsrv")
-        {
+        if is_tsnsrv(path) {
+            // A service's own additions (`dashboard.public`) merge as their declarations say.
+            if path.len() >= 5
+                && self.tsnsrv_extended()
+                && crate::options::spec(&path[4]).is_none()
+                && let Some(d) = self.declared_kind(path)
+            {
+                return d;
+            }
+            return k;
+        }
+        if k != Kind::Generic {
             return k;
         }
         if let Some(k) = self.modules_mut().kind_memo.get(path) {
@@ -227,6 +238,25 @@ impl Eval {
         let k = self.declared_kind(path).unwrap_or(Kind::Generic);
         self.modules_mut().kind_memo.insert(path.to_vec(), k);
         k
+    }
+
+    /// Whether a module read declares `services.tsnsrv.services` itself (extending tsnsrv's
+    /// submodule, e.g. with `config.funnel = mkDefault true` for every service): then its
+    /// declarations and definitions reach tsnsrv's paths too.
+    pub(crate) fn tsnsrv_extended(&mut self) -> bool {
+        if let Some(b) = self.modules_mut().tsnsrv_extended {
+            return b;
+        }
+        let path: Vec<Rc<str>> = vec!["services".into(), "tsnsrv".into(), "services".into()];
+        let b = self.declared_option(&path).is_some();
+        self.modules_mut().tsnsrv_extended = Some(b);
+        b
+    }
+
+    /// Whether `path` is an option a module read declares inside a tsnsrv service (its own
+    /// addition, such as `public`), not one of tsnsrv's.
+    pub fn is_user_suboption(&mut self, path: &[Rc<str>]) -> bool {
+        self.tsnsrv_extended() && self.declared_kind(path).is_some()
     }
 
     /// [`Eval::defs_at`] for the declarations' `isDefined`.
@@ -790,7 +820,7 @@ impl Eval {
             out
         };
         let mut defs = defs;
-        if !is_tsnsrv(path) {
+        if !is_tsnsrv(path) || self.tsnsrv_extended() {
             defs.extend(self.declared_defs(path));
         }
         let defs = Rc::new(defs);
