@@ -679,12 +679,8 @@ fn read_nix_roots(
     }
     if opts.evaluator == Evaluator::Nix {
         for (root, _) in roots {
-            let json = run_real_nix(root)?;
-            let sources = SourceMap::new();
-            let shown = PathBuf::from(format!("{} (evaluated by nix-instantiate)", root.display()));
-            let file = sources.add(shown, json);
+            let (view, d) = crate::real_nix::read_module_with_nix(root).map_err(LoadError::Nix)?;
             inv.inputs.push(Input { path: root.display().to_string(), kind: InputKind::Nix });
-            let (view, d) = nix_json::read_nix_eval(&sources, file, opts.host.as_deref());
             inv.diagnostics.extend(d);
             groups.push(module_services(view, root, opts, &mut inv.diagnostics));
         }
@@ -721,31 +717,4 @@ fn read_nix_roots(
         groups.push(module_services(view.clone(), root, opts, &mut inv.diagnostics));
     }
     Ok(())
-}
-
-/// Runs the real Nix on a host module with `<nixpkgs/nixos>`.
-fn run_real_nix(root: &Path) -> Result<String, LoadError> {
-    let abs = std::env::current_dir().unwrap_or_default().join(root);
-    let probe = std::process::Command::new("nix-instantiate").arg("--version").output();
-    if !probe.is_ok_and(|o| o.status.success()) {
-        return Err(LoadError::Nix(
-            "--evaluator nix: nix-instantiate is not installed (install Nix, or use the built-in evaluator, or pass --from-nix-eval)".into(),
-        ));
-    }
-    let expr = format!(
-        "(import <nixpkgs/nixos> {{ configuration = {}; }}).config.services.tsnsrv // {{ }}",
-        abs.display()
-    );
-    let out = std::process::Command::new("nix-instantiate")
-        .args(["--eval", "--strict", "--json", "-E", &expr])
-        .output()
-        .map_err(|e| LoadError::Nix(format!("--evaluator nix: cannot run nix-instantiate: {e}")))?;
-    if !out.status.success() {
-        return Err(LoadError::Nix(format!(
-            "--evaluator nix: nix-instantiate failed on {}: {}",
-            root.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }

@@ -39,9 +39,14 @@ const PROJECTION: &str = r#"sys: let
   defs = sys.options.services.tsnsrv.services.definitionsWithLocations or [ ];
   plain = d: b.isAttrs d.value && !(d.value ? _type);
   host = b.tryEval sys.config.networking.hostName;
+  # A service's value Nix cannot evaluate (it throws, or has no value) is an error of its own.
+  failedOf = services: b.concatLists (b.attrValues (b.mapAttrs (n: s:
+    map (o: "${n}.${o}") (b.filter (o: o != "package" && b.substring 0 1 o != "_" && !(try s.${o}).ok) (b.attrNames s)))
+    services));
 in {
   hostName = if host.success then host.value else null;
   tsnsrv = attrs t;
+  failed = failedOf t.services;
   positions = b.concatMap (d:
     map (n: { name = n; file = d.file; pos = b.unsafeGetAttrPos n d.value; })
       (if plain d then b.attrNames d.value else [ ])) defs;
@@ -63,6 +68,88 @@ fn nix() -> Command {
 fn flake_ref(dir: &Path) -> String {
     let abs = std::env::current_dir().unwrap_or_default().join(dir);
     abs.display().to_string()
+}
+
+/// Runs the projection on a module file, with `<nixpkgs/nixos>` from `NIX_PATH`.
+fn eval_module_json(file: &Path) -> Result<String, String> {
+    let abs = std::env::current_dir().unwrap_or_default().join(file);
+    let expr =
+        format!("({PROJECTION}) (import <nixpkgs/nixos> {{ configuration = {}; }})", abs.display());
+    let out = Command::new("nix-instantiate")
+        .args(["--eval", "--strict", "--json", "-E", &expr])
+        .output()
+        .map_err(|e| {
+            format!("--evaluator nix: nix-instantiate is not installed ({e}); install Nix, or use the built-in evaluator, or pass --from-nix-eval")
+        })?;
+    if !out.status.success() {
+        return Err(format!(
+            "--evaluator nix: nix-instantiate failed on {}: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Reads a NixOS module file (a host's configuration) with the real Nix and `<nixpkgs/nixos>`.
+pub fn read_module_with_nix(file: &Path) -> Result<(ModuleView, Vec<Diagnostic>), String> {
+    let text = eval_module_json(file)?;
+    let root = std::env::current_dir().unwrap_or_default();
+    let shown = format!("{} (evaluated by nix-instantiate)", file.display());
+    project(&text, &shown, None, &root)
+}
+
+/// A host's projection as Nix printed it, read into a view: values, host name, where each
+/// service is defined, and an error for each value Nix cannot evaluate.
+fn project(
+    text: &str,
+    shown: &str,
+    fallback_host: Option<&str>,
+    root: &Path,
+) -> Result<(ModuleView, Vec<Diagnostic>), String> {
+    let j: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("--evaluator nix: {e}"))?;
+    let sources = SourceMap::new();
+    let file = sources
+        .add(PathBuf::from(shown), serde_json::to_string_pretty(&j["tsnsrv"]).unwrap_or_default());
+    let host = j["hostName"].as_str().or(fallback_host).map(str::to_string);
+    let (mut view, mut diags) = crate::nix_json::read_nix_eval(&sources, file, host.as_deref());
+    if let Some(h) = &host {
+        view.host = Some(crate::inventory::Sourced::declared(h.clone(), None));
+    }
+    // Where each service is defined, in the user's tree (definitions made inside nixpkgs' lib,
+    // such as `mapAttrs`, have no place there and are left out).
+    for svc in &mut view.services {
+        svc.location = None;
+    }
+    for p in j["positions"].as_array().into_iter().flatten() {
+        let (Some(n), Some(line)) = (p["name"].as_str(), p["pos"]["line"].as_u64()) else {
+            continue;
+        };
+        let file = unstore(p["pos"]["file"].as_str().unwrap_or(""), root);
+        if !Path::new(&file).is_file() {
+            continue;
+        }
+        if let Some(s) = view.services.iter_mut().find(|s| s.name == n && s.location.is_none()) {
+            s.location = Some(Location {
+                file: file.into(),
+                line: line as u32,
+                column: p["pos"]["column"].as_u64().unwrap_or(1) as u32,
+            });
+        }
+    }
+    for f in j["failed"].as_array().into_iter().flatten().filter_map(|f| f.as_str()) {
+        let Some((svc, opt)) = f.split_once('.') else { continue };
+        let msg = format!(
+            "Nix cannot evaluate services.tsnsrv.services.{svc}.{opt}: it fails, or it has no value (NixOS would refuse this configuration)"
+        );
+        let loc = view.services.iter().find(|s| s.name == svc).and_then(|s| s.location.clone());
+        diags.push(Diagnostic::error("eval_error", msg.clone()).at(loc).for_service(svc));
+        if let Some(s) = view.services.iter_mut().find(|s| s.name == svc) {
+            s.declared.set(opt.to_string(), crate::inventory::Sourced::unknown(msg, None));
+        }
+    }
+    Ok((view, diags))
 }
 
 fn eval_json(dir: &Path, attr: &str, apply: &str, run: &NixRun) -> Result<String, String> {
@@ -136,29 +223,9 @@ pub fn read_flake_with_nix(
     let mut diags = Vec::new();
     for name in names {
         let text = eval_json(dir, &format!("{base}.{name}"), PROJECTION, run)?;
-        let j: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| format!("--evaluator nix: {e}"))?;
-        let sources = SourceMap::new();
-        let shown = PathBuf::from(format!("{}#{name} (evaluated by nix)", dir.display()));
-        let file =
-            sources.add(shown, serde_json::to_string_pretty(&j["tsnsrv"]).unwrap_or_default());
-        let host = j["hostName"].as_str().unwrap_or(&name).to_string();
-        let (mut view, d) = crate::nix_json::read_nix_eval(&sources, file, Some(&host));
+        let shown = format!("{}#{name} (evaluated by nix)", dir.display());
+        let (view, d) = project(&text, &shown, Some(&name), &root)?;
         diags.extend(d);
-        // Where each service is defined, in the user's tree.
-        for p in j["positions"].as_array().into_iter().flatten() {
-            let (Some(n), Some(line)) = (p["name"].as_str(), p["pos"]["line"].as_u64()) else {
-                continue;
-            };
-            let file = unstore(p["pos"]["file"].as_str().unwrap_or(""), &root);
-            if let Some(s) = view.services.iter_mut().find(|s| s.name == n) {
-                s.location = Some(Location {
-                    file: file.into(),
-                    line: line as u32,
-                    column: p["pos"]["column"].as_u64().unwrap_or(1) as u32,
-                });
-            }
-        }
         hosts.push(NixHost { attr: name, view });
     }
     Ok((hosts, diags))

@@ -69,7 +69,13 @@ pub fn run(a: &InventoryArgs) -> anyhow::Result<Exit> {
     };
     match a.format {
         Format::Json => {
-            let text = serde_json::to_string_pretty(&inv).context("serialising the inventory")?;
+            // The cross-check's result joins the inventory as `cross_check`.
+            let mut doc = serde_json::to_value(&inv).context("serialising the inventory")?;
+            if let Some(c) = &checked {
+                doc["cross_check"] =
+                    serde_json::to_value(c).context("serialising the cross-check")?;
+            }
+            let text = serde_json::to_string_pretty(&doc).context("serialising the inventory")?;
             println!("{text}");
         }
         Format::Table => {
@@ -83,11 +89,17 @@ pub fn run(a: &InventoryArgs) -> anyhow::Result<Exit> {
             "cross-check (built-in against Nix): {} services in both, {} known values agree, {} left unknown by the built-in reading, {} difference(s)",
             c.services,
             c.agreed,
-            c.unknown,
+            c.unknown.len(),
             c.differences.len()
         );
         for d in &c.differences {
             eprintln!("  differs: {d}");
+        }
+        for u in &c.unknown {
+            eprintln!("  unknown to the built-in reading: {u}");
+        }
+        for p in &c.conditional {
+            eprintln!("  conditional: {p}");
         }
         if !c.differences.is_empty() {
             return Ok(Exit::BadInput);
