@@ -220,7 +220,7 @@ fn a_flake_sees_only_git_tracked_files_as_nix_does() {
     let w = diags(&inv, "untracked_file");
     assert_eq!(w.len(), 1, "{inv:#}");
     assert!(w[0]["message"].as_str().unwrap().contains("new.nix"));
-    assert_eq!(w[0]["severity"], "warning");
+    assert_eq!(w[0]["severity"], "error");
     git(&["add", "new.nix"]);
     let (code, inv, err) = inventory(d, &["."]);
     assert_eq!(code, Some(0), "{err}");

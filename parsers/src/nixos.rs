@@ -214,6 +214,11 @@ pub fn read_loaded(ev: &mut Eval, diags: &mut Vec<Diagnostic>) -> ModuleView {
             }],
         },
     };
+    for (msg, span) in ev.missing_modules() {
+        // Said already (import_not_found, untracked_file); an imported module that cannot be
+        // read may declare services.
+        view.unreadable.push((msg, user_location(&sources, span)));
+    }
     for u in &keys.unreadable {
         let loc = user_location(&sources, u.span);
         let msg = format!(

@@ -256,3 +256,40 @@ fn an_opaque_input_module_is_a_warning_and_not_an_incomplete_inventory() {
     assert_eq!(w.len(), 1, "{:?}", inv.diagnostics);
     assert!(w[0].message.contains("sops-nix") && w[0].message.contains("may declare services"));
 }
+
+#[test]
+fn disabled_modules_are_not_read() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "legacy.nix",
+        "{ ... }: { services.tsnsrv.services.old.toURL = \"http://old:1\"; }\n",
+    );
+    let f = write(
+        d.path(),
+        "host.nix",
+        "{ ... }: { imports = [ ./legacy.nix ]; disabledModules = [ ./legacy.nix ]; networking.hostName = \"box\"; services.tsnsrv.services.new.toURL = \"http://new:1\"; }\n",
+    );
+    let inv = read(&[f]);
+    let names: Vec<&str> = inv.services.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["new"]);
+}
+
+#[test]
+fn a_missing_module_makes_the_inventory_incomplete() {
+    let d = tempfile::tempdir().unwrap();
+    let f = write(
+        d.path(),
+        "host.nix",
+        "{ ... }: { imports = [ ./gone.nix ]; networking.hostName = \"box\"; services.tsnsrv.services.a.toURL = \"http://a:1\"; }\n",
+    );
+    let inv = read(&[f]);
+    assert!(!inv.complete);
+    assert!(
+        inv.diagnostics
+            .iter()
+            .any(|d| d.code == "import_not_found"
+                && d.severity == tailshift_parsers::Severity::Error)
+    );
+    assert_eq!(known(svc(&inv, "a"), "toURL"), &json!("http://a:1"));
+}

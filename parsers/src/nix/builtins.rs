@@ -1432,6 +1432,10 @@ fn read_dir(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
             _ => "unknown",
         };
         ev.charge(1, s)?;
+        // In a flake, Nix lists only what git tracks.
+        if ev.git.as_ref().is_some_and(|g| g.hides(&e.path()) || g.hides_dir(&e.path())) {
+            continue;
+        }
         m.insert(name.into(), entry(Value::string(kind)));
     }
     Ok(attrs(m))

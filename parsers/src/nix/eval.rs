@@ -136,6 +136,15 @@ impl GitView {
         Some(GitView { root, tracked })
     }
 
+    /// Whether Nix would not see the directory `path`: below the flake, and holding no tracked
+    /// file.
+    pub fn hides_dir(&self, path: &Path) -> bool {
+        let real = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        real.starts_with(&self.root)
+            && real.is_dir()
+            && !self.tracked.iter().any(|t| t.starts_with(&real))
+    }
+
     /// Whether Nix would not see `path`: below the flake, and not tracked.
     pub fn hides(&self, path: &Path) -> bool {
         let real = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
@@ -1398,7 +1407,7 @@ impl Eval {
             path.display()
         );
         let loc = self.sources.location(span);
-        self.diagnostics.push(Diagnostic::warning("untracked_file", msg.clone()).at(Some(loc)));
+        self.diagnostics.push(Diagnostic::error("untracked_file", msg.clone()).at(Some(loc)));
         Some(Value::unknown(msg, Some(span)))
     }
 

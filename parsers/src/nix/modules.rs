@@ -137,6 +137,8 @@ struct ModuleInfo {
     defs: Thunk,
     /// The module's `options`, when it declares any.
     options: Option<Thunk>,
+    /// The file it was read from.
+    file: Option<PathBuf>,
 }
 
 /// The modules read and the merge caches.
@@ -156,6 +158,12 @@ pub struct ModuleState {
     special_args: std::collections::BTreeMap<Rc<str>, Thunk>,
     /// What the option declarations say about each path asked.
     decl_memo: rustc_hash::FxHashMap<Path_, super::decls::DeclState>,
+    /// The file whose module is being read (for `ModuleInfo::file`).
+    reading: Option<PathBuf>,
+    /// Imported modules that cannot be read (absent, or not tracked in a flake), with where.
+    missing: Vec<(String, Option<Span>)>,
+    /// Module files `disabledModules` removes.
+    disabled: HashSet<PathBuf>,
     /// Whether a module read declares `services.tsnsrv.services` (see `tsnsrv_extended`).
     tsnsrv_extended: Option<bool>,
     /// The merge kind of each path asked beyond tailshift's own table.
@@ -240,6 +248,11 @@ impl Eval {
         k
     }
 
+    /// Imported modules that cannot be read: each may declare services.
+    pub fn missing_modules(&mut self) -> Vec<(String, Option<Span>)> {
+        self.modules_mut().missing.clone()
+    }
+
     /// Whether a module read declares `services.tsnsrv.services` itself (extending tsnsrv's
     /// submodule, e.g. with `config.funnel = mkDefault true` for every service): then its
     /// declarations and definitions reach tsnsrv's paths too.
@@ -282,9 +295,11 @@ impl Eval {
             net.insert("hostName".into(), entry(Value::Attrs(Rc::new(o))));
             let mut top = AttrMap::new();
             top.insert("networking".into(), entry(Value::Attrs(Rc::new(net))));
-            self.modules_mut()
-                .modules
-                .push(ModuleInfo { defs: Thunk::value(Value::Attrs(Rc::new(top))), options: None });
+            self.modules_mut().modules.push(ModuleInfo {
+                defs: Thunk::value(Value::Attrs(Rc::new(top))),
+                options: None,
+                file: None,
+            });
         }
         // Breadth-first, parents before their imports, as nixpkgs' `collectModules`
         // (genericClosure) orders them: list definitions concatenate in that order.
@@ -313,6 +328,7 @@ impl Eval {
                 }
             }
         }
+        self.apply_disabled();
         match first_err {
             Some(e) => Err(e),
             None => Ok(()),
@@ -350,7 +366,24 @@ impl Eval {
             }
         }
         self.drain_modules(queue);
+        self.apply_disabled();
         Ok(())
+    }
+
+    /// Removes the modules `disabledModules` names that were read before it was seen.
+    fn apply_disabled(&mut self) {
+        let ms = self.modules_mut();
+        if ms.disabled.is_empty() {
+            return;
+        }
+        let disabled = ms.disabled.clone();
+        for m in ms.modules.iter_mut() {
+            if m.file.as_ref().is_some_and(|f| disabled.contains(f)) {
+                m.defs = Thunk::value(Value::Attrs(Rc::new(AttrMap::new())));
+                m.options = None;
+            }
+        }
+        ms.loaded.retain(|f| !disabled.contains(f));
     }
 
     /// Reads queued modules breadth-first; a broken one is said and does not hide the others.
@@ -388,19 +421,27 @@ impl Eval {
         if abs.is_dir() {
             abs = abs.join("default.nix");
         }
+        if self.modules_mut().disabled.contains(&abs) {
+            return Ok(Vec::new());
+        }
         if !self.modules_mut().loaded.insert(abs.clone()) {
             return Ok(Vec::new());
         }
         if let Some(at) = from
-            && self.untracked(&abs, at).is_some()
+            && let Some(Value::Unknown(u)) = self.untracked(&abs, at)
         {
+            // Nix would refuse the configuration: what the module declares cannot be known.
+            self.modules_mut().missing.push((u.reason.clone(), Some(at)));
             return Ok(Vec::new());
         }
         if !abs.exists() {
-            let msg =
-                format!("module {} does not exist; what it defines is unknown", abs.display());
+            let msg = format!(
+                "module {} does not exist (NixOS would refuse the configuration); what it declares cannot be known",
+                abs.display()
+            );
             let loc = from.map(|s| self.sources.location(s));
-            self.diagnostics.push(Diagnostic::warning("import_not_found", msg.clone()).at(loc));
+            self.diagnostics.push(Diagnostic::error("import_not_found", msg.clone()).at(loc));
+            self.modules_mut().missing.push((msg, from));
             return Ok(Vec::new());
         }
         // Keep the path as the user wrote it for roots, so locations read naturally.
@@ -411,7 +452,10 @@ impl Eval {
         let file = self.sources.add(shown, text);
         let expr = self.parse(file)?;
         let v = self.eval(&expr, &self.globals.clone())?;
-        self.load_module_value(v, expr.span)
+        self.modules_mut().reading = Some(abs.clone());
+        let r = self.load_module_value(v, expr.span);
+        self.modules_mut().reading = None;
+        r
     }
 
     /// The arguments a module function is called with (`config`, `lib`, `options`, ...).
@@ -533,6 +577,23 @@ impl Eval {
             }
             other => self.attrs_of(other, span)?,
         };
+        if let Some(d) = m.get("disabledModules") {
+            // Files of the tree, removed from the configuration; nixpkgs' own modules (named by
+            // strings relative to its modules directory) are not read anyway.
+            if let Value::List(items) = self.force(&d.value.clone())? {
+                for t in items.iter() {
+                    let p = match self.force(t)? {
+                        Value::Path(p) => Some((*p).clone()),
+                        Value::Str(s) if s.starts_with('/') => Some(PathBuf::from(&*s)),
+                        _ => None,
+                    };
+                    if let Some(p) = p {
+                        let p = if p.is_dir() { p.join("default.nix") } else { p };
+                        self.modules_mut().disabled.insert(normalize(&p));
+                    }
+                }
+            }
+        }
         let mut pending = Vec::new();
         if let Some(imports) = m.get("imports") {
             let list = self.force(&imports.value.clone())?;
@@ -583,7 +644,8 @@ impl Eval {
             Thunk::value(Value::Attrs(Rc::new(rest)))
         };
         let options = m.get("options").map(|e| e.value.clone());
-        self.modules_mut().modules.push(ModuleInfo { defs, options });
+        let file = self.modules_mut().reading.take();
+        self.modules_mut().modules.push(ModuleInfo { defs, options, file });
         Ok(pending)
     }
 

@@ -70,12 +70,19 @@ pub fn run(a: &InventoryArgs) -> anyhow::Result<Exit> {
     match a.format {
         Format::Json => {
             // The cross-check's result joins the inventory as `cross_check`.
-            let mut doc = serde_json::to_value(&inv).context("serialising the inventory")?;
-            if let Some(c) = &checked {
-                doc["cross_check"] =
-                    serde_json::to_value(c).context("serialising the cross-check")?;
+            let text = match &checked {
+                None => serde_json::to_string_pretty(&inv),
+                Some(c) => {
+                    #[derive(serde::Serialize)]
+                    struct WithCheck<'a> {
+                        #[serde(flatten)]
+                        inventory: &'a tailshift_parsers::Inventory,
+                        cross_check: &'a tailshift_parsers::crosscheck::CrossCheck,
+                    }
+                    serde_json::to_string_pretty(&WithCheck { inventory: &inv, cross_check: c })
+                }
             }
-            let text = serde_json::to_string_pretty(&doc).context("serialising the inventory")?;
+            .context("serialising the inventory")?;
             println!("{text}");
         }
         Format::Table => {

@@ -106,8 +106,18 @@ pub fn run(a: &PlanArgs) -> anyhow::Result<Exit> {
     if blocking || (!inv.complete && !a.allow_incomplete) {
         eprint!("{}", render::diagnostics(&inv.diagnostics));
         if !inv.complete && !a.allow_incomplete {
+            let why: Vec<String> = inv
+                .hosts
+                .iter()
+                .flat_map(|h| h.incomplete.iter())
+                .map(|i| match &i.location {
+                    Some(l) => format!("  {l}: {}", i.reason),
+                    None => format!("  {}", i.reason),
+                })
+                .collect();
             anyhow::bail!(
-                "the inventory is incomplete: the names of some services cannot be known (services_unreadable above), so the plan could leave services out; make those definitions readable, or plan anyway with --allow-incomplete (the plan then records that it may miss services)"
+                "the inventory is incomplete: the names of some services cannot be known, so the plan could leave services out:\n{}\nmake those definitions readable, or plan anyway with --allow-incomplete (the plan then records that it may miss services)",
+                why.join("\n")
             );
         }
         anyhow::bail!("the inventory has errors (see above): fix them before planning");
