@@ -28,6 +28,35 @@ pub fn service(s: &Service) -> Vec<Diagnostic> {
     let err = |code: &str, msg: String, opt: &str| {
         Diagnostic::error(code, format!("{name}: {msg}")).at(loc(s, opt)).for_service(name)
     };
+    // The module's types, as NixOS checks them: `funnel = "yes"` is refused there.
+    for (opt, v) in &s.declared.0 {
+        let (Some(spec), Sourced::Known { value, .. }) = (crate::options::spec(opt), v) else {
+            continue;
+        };
+        use crate::options::OptKind;
+        let ok = match spec.kind {
+            OptKind::Bool => value.is_boolean(),
+            OptKind::Str | OptKind::Duration => value.is_string() || value.is_null(),
+            OptKind::List => value.as_array().is_some_and(|a| a.iter().all(|x| x.is_string())),
+            OptKind::Map => value.as_object().is_some_and(|m| m.values().all(|x| x.is_string())),
+            OptKind::UrlParts => value.is_object() || value.is_null(),
+            OptKind::Package => true,
+        };
+        if !ok {
+            let want = match spec.kind {
+                OptKind::Bool => "a Boolean (true or false)",
+                OptKind::Str | OptKind::Duration => "a string (or null)",
+                OptKind::List => "a list of strings",
+                OptKind::Map => "an attribute set of strings",
+                _ => "a set (or null)",
+            };
+            out.push(err(
+                "invalid_type",
+                format!("{opt} is {value}, but the tsnsrv module wants {want}; NixOS refuses this configuration"),
+                opt,
+            ));
+        }
+    }
     if let Some(Sourced::Known { value, .. }) = s.effective.get("toURL") {
         match value.as_str().map(url::Url::parse) {
             Some(Ok(u)) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}

@@ -90,8 +90,14 @@ fn prefixes(s: &Service) -> String {
 pub fn inventory_table(inv: &Inventory) -> String {
     let mut out = String::new();
     for h in &inv.hosts {
-        let count =
-            inv.services.iter().filter(|s| s.host == h.name && s.flavour == h.flavour).count();
+        let mine = || inv.services.iter().filter(|s| s.host == h.name && s.flavour == h.flavour);
+        let count = mine().count();
+        let conditional = mine().filter(|s| !s.presence.is_certain()).count();
+        let count = if conditional > 0 {
+            format!("{count} services ({conditional} only under a condition)")
+        } else {
+            format!("{count} services")
+        };
         let basis = match &h.flavour_basis {
             FlavourBasis::Stated { flag } => format!("stated by {flag}"),
             FlavourBasis::Detected { reason, location } => match location {
@@ -104,7 +110,23 @@ pub fn inventory_table(inv: &Inventory) -> String {
             Sourced::Known { value, .. } => value.clone(),
             Sourced::Unknown { reason, .. } => format!("? ({reason})"),
         };
-        let _ = writeln!(out, "host {name}: {count} services, tsnsrv {}; {basis}", h.flavour);
+        let _ = writeln!(out, "host {name}: {count}, tsnsrv {}; {basis}", h.flavour);
+        if !h.complete {
+            let _ = writeln!(
+                out,
+                "  INCOMPLETE: some service names cannot be known; this host may have more services:"
+            );
+            for i in &h.incomplete {
+                match &i.location {
+                    Some(l) => {
+                        let _ = writeln!(out, "    {l}: {}", i.reason);
+                    }
+                    None => {
+                        let _ = writeln!(out, "    {}", i.reason);
+                    }
+                }
+            }
+        }
     }
     if !inv.hosts.is_empty() {
         out.push('\n');
@@ -116,7 +138,8 @@ pub fn inventory_table(inv: &Inventory) -> String {
     ];
     for s in &inv.services {
         rows.push(vec![
-            s.name.clone(),
+            // A service that exists only under a condition is marked, and explained below.
+            if s.presence.is_certain() { s.name.clone() } else { format!("{} (?)", s.name) },
             show(Some(&s.host)),
             upstream(s),
             yes_no(s, "funnel"),
@@ -126,6 +149,22 @@ pub fn inventory_table(inv: &Inventory) -> String {
         ]);
     }
     out.push_str(&table(&rows));
+    let conditional: Vec<&tailshift_parsers::Service> =
+        inv.services.iter().filter(|s| !s.presence.is_certain()).collect();
+    if !conditional.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n(?) exists only under a condition tailshift cannot decide (state it in [plan.present]):"
+        );
+        for s in conditional {
+            if let tailshift_parsers::Presence::Conditional { condition, location, .. } =
+                &s.presence
+            {
+                let at = location.as_ref().map(|l| format!(" ({l})")).unwrap_or_default();
+                let _ = writeln!(out, "  {}: when {condition}{at}", s.name);
+            }
+        }
+    }
     out
 }
 
