@@ -95,6 +95,12 @@ impl SourceMap {
         self.files.borrow()[id.0 as usize].clone()
     }
 
+    /// The first file added that is not tailshift's own (`<tailshift lib>`, ...): the user's
+    /// file a run started from.
+    pub fn first_user_file(&self) -> Option<Rc<SourceFile>> {
+        self.files.borrow().iter().find(|f| !f.path.to_string_lossy().starts_with('<')).cloned()
+    }
+
     /// Resolves a span to a printable location.
     pub fn location(&self, span: Span) -> Location {
         let file = self.get(span.file);

@@ -1240,7 +1240,14 @@ fn canonical(p: &Path) -> PathBuf {
 /// holds `flake.nix` or `.git`; without one, the parent of the calling file's directory.
 fn config_tree(ev: &Eval, s: Span) -> PathBuf {
     let cwd = std::env::current_dir().unwrap_or_default();
-    let file = normalize(&cwd.join(&ev.sources.get(s.file).path));
+    // A call from tailshift's own Nix (`lib.importJSON`) reads for the user's file.
+    let mut src = ev.sources.get(s.file);
+    if src.path.to_string_lossy().starts_with('<')
+        && let Some(user) = ev.sources.first_user_file()
+    {
+        src = user;
+    }
+    let file = normalize(&cwd.join(&src.path));
     let dir = file.parent().map(Path::to_path_buf).unwrap_or(cwd);
     for anc in dir.ancestors() {
         if anc.parent().is_none() {

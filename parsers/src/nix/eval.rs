@@ -622,16 +622,19 @@ impl Eval {
                         what: Some(key.to_string()),
                     })))))
                 }
-                None => match m.get("__tailshiftOpen").and_then(|e| e.value.peek()) {
-                    // tailshift's `lib` answers names it does not implement with an unknown.
-                    Some(Value::Str(reason)) => {
-                        Ok(Some(Thunk::value(Value::Unknown(Rc::new(Unknown {
-                            reason: reason.to_string(),
-                            span: Some(span),
-                            what: Some(format!("lib.{key}")),
-                        })))))
-                    }
-                    _ => Ok(None),
+                None => match m.get("__tailshiftOpen").map(|e| e.value.clone()) {
+                    Some(t) => match self.force(&t)? {
+                        // tailshift's `lib` answers names it does not implement with an unknown.
+                        Value::Str(reason) => {
+                            Ok(Some(Thunk::value(Value::Unknown(Rc::new(Unknown {
+                                reason: reason.to_string(),
+                                span: Some(span),
+                                what: Some(format!("lib.{key}")),
+                            })))))
+                        }
+                        _ => Ok(None),
+                    },
+                    None => Ok(None),
                 },
             },
             Value::Config(path) => {

@@ -180,7 +180,13 @@ let
   # Option types, as far as merging needs them: a name, the element type of a container, the
   # modules of a submodule (nixpkgs' lib/types.nix has the same fields).
   mkOptionType = attrs: { _type = "option-type"; name = attrs.name or "unspecified"; } // attrs;
-  leafType = name: mkOptionType { inherit name; };
+  leafType = name: mkOptionType { inherit name; check = checks.${name} or (_: true); };
+  checks = {
+    str = b.isString; lines = b.isString; commas = b.isString; envVar = b.isString;
+    int = b.isInt; float = b.isFloat; number = v: b.isInt v || b.isFloat v; bool = b.isBool;
+    path = v: b.isPath v || (b.isString v && b.substring 0 1 v == "/");
+    attrs = b.isAttrs; package = v: b.isAttrs v || b.isString v;
+  };
   elemOf = name: elemType: mkOptionType { inherit name elemType; nestedTypes.elemType = elemType; };
   submoduleWith = attrs: mkOptionType { name = "submodule"; modules = attrs.modules or [ ]; specialArgs = attrs.specialArgs or { }; };
   types = {
@@ -199,7 +205,7 @@ let
     passwdEntry = t: t;
     int = leafType "int";
     ints = { __tailshiftOpen = open; unsigned = leafType "int"; positive = leafType "int"; u8 = leafType "int"; u16 = leafType "int"; u32 = leafType "int"; s8 = leafType "int"; s16 = leafType "int"; s32 = leafType "int"; between = _lo: _hi: leafType "int"; };
-    port = leafType "int";
+    port = mkOptionType { name = "int"; check = v: b.isInt v && v >= 0 && v <= 65535; };
     float = leafType "float";
     number = leafType "number";
     numbers = { __tailshiftOpen = open; between = _lo: _hi: leafType "number"; nonnegative = leafType "number"; positive = leafType "number"; };
@@ -237,6 +243,7 @@ let
 
   strings = {
     __tailshiftOpen = open;
+    inherit fileContents escapeURL toHexString;
     inherit concatStrings concatMapStrings concatMapStringsSep concatImapStrings concatImapStringsSep
       concatLines intersperse optionalString hasPrefix hasSuffix hasInfix removePrefix removeSuffix
       stringToCharacters escape escapeRegex splitString toLower toUpper escapeShellArg
@@ -264,6 +271,38 @@ let
     __tailshiftOpen = open;
     inherit id const flip pipe boolToString min max mod fix warn warnIf throwIf throwIfNot toFunction;
   };
+  # files and data
+  importJSON = path: b.fromJSON (b.readFile path);
+  importTOML = path: b.fromTOML (b.readFile path);
+  fileContents = file: removeSuffix "\n" (b.readFile file);
+  listFilesRecursive = dir: flatten (b.attrValues (b.mapAttrs (name: type:
+    if type == "directory" then listFilesRecursive (dir + "/${name}") else dir + "/${name}") (b.readDir dir)));
+  filesystem = {
+    __tailshiftOpen = open;
+    inherit listFilesRecursive;
+    pathType = p: if b.pathExists p then (b.readDir (dirOf p)).${baseNameOf p} else b.throw "pathType: ${toString p} does not exist";
+    pathIsDirectory = p: b.pathExists p && (b.readDir (dirOf p)).${baseNameOf p} or "" == "directory";
+    pathIsRegularFile = p: b.pathExists p && (b.readDir (dirOf p)).${baseNameOf p} or "" == "regular";
+  };
+  foldAttrs = op: nul: list_of_attrs: foldr (n: a: foldr (name: o: o // { ${name} = op n.${name} (a.${name} or nul); }) a (b.attrNames n)) { } list_of_attrs;
+  cartesianProduct = attrsOfLists: b.foldl' (listOfAttrs: attrName:
+    b.concatMap (attrs: map (listValue: attrs // { ${attrName} = listValue; }) attrsOfLists.${attrName}) listOfAttrs)
+    [ { } ] (b.attrNames attrsOfLists);
+  toBaseDigits = base: i:
+    let go = i: if i < base then [ i ] else let r = i - ((i / base) * base); q = (i - r) / base; in [ r ] ++ go q;
+    in reverseList (go i);
+  toHexString = i: concatMapStrings (d: if d < 10 then toString d else b.elemAt [ "A" "B" "C" "D" "E" "F" ] (d - 10)) (toBaseDigits 16 i);
+  versions = {
+    __tailshiftOpen = open;
+    major = v: b.elemAt (b.splitVersion v) 0;
+    minor = v: b.elemAt (b.splitVersion v) 1;
+    patch = v: b.elemAt (b.splitVersion v) 2;
+    majorMinor = v: "${b.elemAt (b.splitVersion v) 0}.${b.elemAt (b.splitVersion v) 1}";
+  };
+  escapeURL = b.replaceStrings
+    [ "%" " " "!" "\"" "#" "$" "&" "'" "(" ")" "*" "+" "," "/" ":" ";" "<" "=" ">" "?" "@" "[" "\\" "]" "^" "`" "{" "|" "}" ]
+    [ "%25" "%20" "%21" "%22" "%23" "%24" "%26" "%27" "%28" "%29" "%2A" "%2B" "%2C" "%2F" "%3A" "%3B" "%3C" "%3D" "%3E" "%3F" "%40" "%5B" "%5C" "%5D" "%5E" "%60" "%7B" "%7C" "%7D" ];
+
   modules = {
     __tailshiftOpen = open;
     inherit mkIf mkMerge mkOverride mkOptionDefault mkDefault mkImageMediaOverride mkForce mkVMOverride
@@ -273,8 +312,10 @@ let
     __tailshiftOpen = open;
     inherit mkOption mkEnableOption mkPackageOption literalExpression literalMD mdDoc;
   };
+  # `lib.extend (final: prev: { ... })`, as nixpkgs' makeExtensible gives it.
+  extensible = base: let self = base // { extend = f: extensible (self // f self self); }; in self;
 in
-strings // lists // attrsets // trivial // modules // options // {
+extensible (strings // lists // attrsets // trivial // modules // options // {
   __tailshiftOpen = open;
   inherit strings lists attrsets trivial modules options assertMsg;
   inherit (b) isAttrs isList isString isInt isBool isFunction isPath isFloat typeOf seq deepSeq
@@ -288,4 +329,6 @@ strings // lists // attrsets // trivial // modules // options // {
   fileset = unknown "is nixpkgs' fileset library";
   version = unknown "is the nixpkgs version";
   fakeHash = "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
-}
+  inherit importJSON importTOML fileContents filesystem foldAttrs cartesianProduct toBaseDigits
+    toHexString versions escapeURL;
+})
