@@ -411,6 +411,16 @@ fn flavour_of(dir: &Path, inputs: &[FlakeInput]) -> Option<(Flavour, String, Opt
     }
 }
 
+/// The tsnsrv flavour a flake's inputs show (for `--evaluator nix`, which reads the same
+/// inputs), with why and where.
+pub fn flake_flavour(dir: &Path) -> Option<(Flavour, String, Option<Location>)> {
+    let mut ev = Eval::new(SourceMap::new());
+    let abs = crate::nix::eval::normalize(&std::env::current_dir().unwrap_or_default().join(dir));
+    let flake = ev.eval_file(&abs.join("flake.nix")).ok()?;
+    let inputs = read_inputs(&mut ev, &flake).ok()?;
+    flavour_of(dir, &inputs)
+}
+
 /// Reads a flake's hosts (all, or the one named `attr`).
 pub fn read_flake(dir: &Path, attr: Option<&str>) -> FlakeRead {
     let mut read = FlakeRead {

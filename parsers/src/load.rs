@@ -633,14 +633,27 @@ fn read_flake_input(
     groups: &mut Vec<(HostGroup, Vec<Service>)>,
     incomplete: &mut Vec<Incomplete>,
 ) -> Result<(), LoadError> {
+    if opts.host.is_some() {
+        inv.diagnostics.push(Diagnostic::warning(
+            "host_flag_unused",
+            format!(
+                "--host is not used for the flake {}: its hosts are named by networking.hostName, else by their nixosConfigurations attribute (select one with {}#ATTR)",
+                dir.display(),
+                dir.display()
+            ),
+        ));
+    }
     if opts.evaluator == Evaluator::Nix {
         let (hosts, diags) =
             crate::real_nix::read_flake_with_nix(dir, attr, &opts.nix).map_err(LoadError::Nix)?;
         inv.inputs.push(Input { path: given.display().to_string(), kind: InputKind::Flake });
         inv.diagnostics.extend(diags);
+        let flavour = crate::flake::flake_flavour(dir);
         for h in hosts {
             let input = PathBuf::from(format!("{}#{}", dir.display(), h.attr));
-            let (mut g, services) = module_services(h.view, &input, opts, &mut inv.diagnostics);
+            let mut view = h.view;
+            view.flavour_hint = flavour.clone();
+            let (mut g, services) = module_services(view, &input, opts, &mut inv.diagnostics);
             g.attr = Some(h.attr);
             groups.push((g, services));
         }
