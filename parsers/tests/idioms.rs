@@ -293,3 +293,55 @@ fn a_missing_module_makes_the_inventory_incomplete() {
     );
     assert_eq!(known(svc(&inv, "a"), "toURL"), &json!("http://a:1"));
 }
+
+#[test]
+fn snowfall_lib_hosts_come_from_systems_arch_host() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "flake.nix",
+        r#"{
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";
+  inputs.snowfall-lib.url = "github:snowfallorg/lib";
+  outputs = inputs: inputs.snowfall-lib.mkFlake { inherit inputs; src = ./.; };
+}"#,
+    );
+    write(
+        d.path(),
+        "systems/x86_64-linux/nas/default.nix",
+        "{ lib, host, ... }: { networking.hostName = host; services.tsnsrv.services.grafana.toURL = \"http://127.0.0.1:3000\"; }\n",
+    );
+    write(
+        d.path(),
+        "modules/nixos/tailnet/default.nix",
+        "{ config, ... }: { services.tsnsrv.defaults.tags = [ \"tag:lab\" ]; }\n",
+    );
+    let inv = read(&[d.path().to_path_buf()]);
+    let g = svc(&inv, "grafana");
+    assert_eq!(g.host.known().map(String::as_str), Some("nas"));
+    assert_eq!(g.effective.get("tags").and_then(|v| v.known()), Some(&json!(["tag:lab"])));
+}
+
+#[test]
+fn flake_utils_outputs_beside_hosts_are_read() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "flake.nix",
+        r#"{
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";
+  inputs.flake-utils.url = "github:numtide/flake-utils";
+  outputs = { self, nixpkgs, flake-utils }:
+    flake-utils.lib.eachDefaultSystem (system: { devShells.default = { }; })
+    // {
+      nixosConfigurations.box = nixpkgs.lib.nixosSystem {
+        system = flake-utils.lib.system.x86_64-linux;
+        modules = [ { services.tsnsrv.services.a.toURL = "http://a:1"; } ];
+      };
+    };
+}"#,
+    );
+    let inv = read(&[d.path().to_path_buf()]);
+    assert_eq!(known(svc(&inv, "a"), "toURL"), &json!("http://a:1"));
+    assert!(inv.complete);
+}
