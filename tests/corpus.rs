@@ -613,7 +613,7 @@ fn homelab_flake_gives_exactly_the_71_expected_services() {
 /// Every configuration's figures in one table (no assertions; the per-configuration tests
 /// assert): `cargo test --test integration corpus::table -- --ignored --nocapture`.
 #[test]
-#[ignore]
+#[ignore = "prints the corpus table for the notes; the per-configuration tests assert"]
 fn table() {
     let reports: Vec<Report> = ALL.iter().filter_map(|n| compare(n)).collect();
     let mut out = format!("{HEADER}\n");
