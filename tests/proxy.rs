@@ -1744,3 +1744,133 @@ fn idle_connections_past_their_time_are_closed_on_the_health_round() {
         "the idle pooled connection stayed open past its idle timeout"
     );
 }
+
+/// Raw curl through the trusted socket or the plain listener, the path sent as written.
+fn raw_get(
+    p: &Proxy,
+    trusted: bool,
+    host: &str,
+    path: &str,
+    extra: &[&str],
+    h2: bool,
+) -> (u16, String, String) {
+    let mut c = Command::new("curl");
+    c.args(["-s", "-m", "30", "--path-as-is", "-D", "-", "-w", "\n%{http_code}"]);
+    if h2 {
+        c.arg("--http2-prior-knowledge");
+    }
+    if trusted {
+        c.arg("--unix-socket").arg(p.path("node.sock"));
+        c.args(["-H", "X-Forwarded-For: 100.64.0.7", "-H"])
+            .arg(format!("X-Forwarded-Host: {host}"));
+    } else {
+        c.arg("-H").arg(format!("Host: {host}"));
+    }
+    for h in extra {
+        c.args(["-H", h]);
+    }
+    let base = if trusted { "http://localhost".to_string() } else { format!("http://{}", p.http) };
+    c.arg(format!("{base}{path}"));
+    split(c.output().unwrap().stdout)
+}
+
+/// F1: a Funnel request never reaches a path outside its route's Funnel prefixes, however the
+/// path is spelled: dot-segments (plain or encoded) and repeated slashes are redirected to the
+/// clean path before any routing decision, encoded separators are refused on Funnel, and clean
+/// paths are forwarded byte for byte.
+#[test]
+fn dot_segments_never_escape_a_funnel_prefix() {
+    let up = echo_upstream();
+    let p = Proxy::start();
+    let table = json!([
+        route(
+            "box/share",
+            "share.tailnet.test",
+            up,
+            json!({"funnel": true, "prefixes": ["funnel:/pub/", "tailnet:/"], "strip_prefix": false})
+        ),
+        route(
+            "box/based",
+            "based.tailnet.test",
+            up,
+            json!({"funnel": true, "prefixes": ["funnel:/api/"],
+                   "upstream": {"url": format!("http://127.0.0.1:{up}/base")}})
+        ),
+    ]);
+    assert_eq!(p.put_routes(&table).0, 200);
+    let funnel = ["Tailscale-Funnel-Request: ?1"];
+    for h2 in [false, true] {
+        for (path, clean) in [
+            ("/pub/../secret/s.txt", "/secret/s.txt"),
+            ("/pub/%2e%2e/secret/s.txt", "/secret/s.txt"),
+            ("/pub/%2E%2e/secret/s.txt", "/secret/s.txt"),
+            ("/pub/./../secret", "/secret"),
+            ("/pub//../secret", "/secret"),
+            ("/pub//secret", "/pub/secret"),
+            ("//secret", "/secret"),
+            ("/pub/a/../../secret?x=1", "/secret?x=1"),
+        ] {
+            let (code, head, body) = raw_get(&p, true, "share.tailnet.test", path, &funnel, h2);
+            assert_eq!(code, 301, "{path} (h2 {h2}): {body}");
+            let location = head
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("location: ").map(str::to_string))
+                .unwrap_or_default();
+            assert_eq!(location.trim(), clean.to_ascii_lowercase(), "{path}");
+            // The clean path, asked through Funnel, is outside the Funnel prefix: 404.
+            if !clean.starts_with("/pub/") {
+                let (code, _, _) = raw_get(&p, true, "share.tailnet.test", clean, &funnel, h2);
+                assert_eq!(code, 404, "{clean}");
+            }
+        }
+        for path in [
+            "/pub/..%2Fsecret/s.txt",
+            "/pub/%2F../secret",
+            "/pub/..%5Csecret",
+            "/pub/%252e%252e/secret",
+        ] {
+            let (code, _, body) = raw_get(&p, true, "share.tailnet.test", path, &funnel, h2);
+            assert_eq!(code, 400, "{path}: {body}");
+        }
+        // With an upstream base path: `/api/../other` never reaches `/base/../other`.
+        let (code, _, _) = raw_get(&p, true, "based.tailnet.test", "/api/../other", &funnel, h2);
+        assert_eq!(code, 301);
+        // Clean paths pass byte for byte (no re-encoding: signed URLs keep working).
+        let (code, _, body) =
+            raw_get(&p, true, "share.tailnet.test", "/pub/a%20b/%41?sig=x%2By", &funnel, h2);
+        assert_eq!(code, 200);
+        assert_eq!(echoed(&body)["path"], "/pub/a%20b/%41?sig=x%2By");
+        // The plain listener (the tailnet) cleans too.
+        let (code, _, _) = raw_get(&p, false, "share.tailnet.test", "/pub/../secret", &[], h2);
+        assert_eq!(code, 301);
+    }
+}
+
+/// F6: mounts match on segment boundaries.
+#[test]
+fn mounts_match_whole_segments() {
+    let up = echo_upstream();
+    let other = echo_upstream();
+    let p = Proxy::start();
+    let mut app =
+        route("box/app", "node.tailnet.test", up, json!({"upstream_headers": {"X-Which": "app"}}));
+    app["hosts"] = json!([{"name": "node.tailnet.test", "mount": "/app"}]);
+    let mut root = route(
+        "box/root",
+        "root.tailnet.test",
+        other,
+        json!({"upstream_headers": {"X-Which": "root"}}),
+    );
+    root["hosts"] = json!([{"name": "node.tailnet.test", "mount": "/"}]);
+    let (code, body) = p.put_routes(&json!([app, root]));
+    assert_eq!(code, 200, "{body}");
+    let which = |path: &str| {
+        let (code, _, body) = p.get("node.tailnet.test", path, &[]);
+        assert_eq!(code, 200, "{path}");
+        echoed(&body)["headers"]["x-which"].as_str().unwrap().to_string()
+    };
+    assert_eq!(which("/app"), "app");
+    assert_eq!(which("/app/x"), "app");
+    assert_eq!(which("/application"), "root", "not /app's");
+    assert_eq!(which("/apple.png"), "root", "not /app's");
+}

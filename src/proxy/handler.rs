@@ -265,6 +265,20 @@ pub async fn handle(
     // The request's target, kept whole: the path and query are borrowed from it below.
     let target = req.uri().clone();
     let path = target.path();
+    // A path the upstream would resolve elsewhere is never routed: redirected to its clean form
+    // (as Go's ServeMux did under tsnsrv), or refused on Funnel.
+    match super::clean::check(path, via == Via::Funnel) {
+        super::clean::PathCheck::Clean => {}
+        super::clean::PathCheck::Redirect(to) => {
+            let q = target.query().map(|q| format!("?{q}")).unwrap_or_default();
+            let mut r = empty(StatusCode::MOVED_PERMANENTLY);
+            if let Ok(v) = HeaderValue::from_str(&format!("{to}{q}")) {
+                r.headers_mut().insert(http::header::LOCATION, v);
+            }
+            return Ok(r);
+        }
+        super::clean::PathCheck::Refuse(why) => return Ok(synthetic(StatusCode::BAD_REQUEST, why)),
+    }
     let table = shared.routes.load();
     let found = match &origin {
         Origin::Service(label) => table.service(label).map(|r| (r, "/".to_string())),

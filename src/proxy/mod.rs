@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod auth;
+pub mod clean;
 pub mod config;
 pub mod h1;
 pub mod handler;

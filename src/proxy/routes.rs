@@ -155,9 +155,7 @@ impl RouteTable {
         };
         mounts
             .iter()
-            .find(|(mount, _)| {
-                mount == "/" || path.starts_with(mount.as_str()) || format!("{path}/") == *mount
-            })
+            .find(|(mount, _)| mount_matches(mount, path))
             .map(|(m, r)| (r.clone(), m.clone()))
     }
 
@@ -178,5 +176,34 @@ impl RouteTable {
         let text = serde_json::to_string_pretty(&list)? + "\n";
         tailshift_plans::plan_file::write_atomic(path, &text)?;
         Ok(())
+    }
+}
+
+/// Whether a mount serves a path: on segment boundaries (`/app` serves `/app` and `/app/x`, not
+/// `/application`); `/app/` also serves `/app`.
+fn mount_matches(mount: &str, path: &str) -> bool {
+    if mount == "/" || mount.strip_suffix('/') == Some(path) {
+        return true;
+    }
+    match path.strip_prefix(mount) {
+        Some(rest) => mount.ends_with('/') || rest.is_empty() || rest.starts_with('/'),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod mount_tests {
+    use super::mount_matches;
+
+    #[test]
+    fn mounts_match_on_segment_boundaries() {
+        assert!(mount_matches("/app", "/app"));
+        assert!(mount_matches("/app", "/app/x"));
+        assert!(!mount_matches("/app", "/application"));
+        assert!(!mount_matches("/app", "/apple.png"));
+        assert!(mount_matches("/app/", "/app"));
+        assert!(mount_matches("/app/", "/app/x"));
+        assert!(!mount_matches("/app/", "/apps"));
+        assert!(mount_matches("/", "/anything"));
     }
 }

@@ -1,0 +1,138 @@
+//! Request paths as Go's `ServeMux` treated them under tsnsrv: a path with `.` or `..` segments
+//! (also percent-encoded, `%2e`) or repeated slashes is answered with a redirect to the cleaned
+//! path before any routing decision, so no prefix rule is judged on a path the upstream would
+//! resolve elsewhere (`/pub/../secret` passing a `funnel:/pub/` rule). Clean paths are forwarded
+//! byte for byte. On Funnel, encodings an upstream might decode into a separator or an escape
+//! (`%2F`, `%5C`, `\`, `%25`) are refused outright.
+
+/// What to do with a request's path.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PathCheck {
+    /// Route it as it is.
+    Clean,
+    /// Answer 301 to this path (the query is appended by the caller).
+    Redirect(String),
+    /// Answer 400: why.
+    Refuse(&'static str),
+}
+
+/// A segment's meaning once its percent-encoded dots are read: 1 for `.`, 2 for `..`, else 0.
+fn dots(seg: &str) -> u8 {
+    let b = seg.as_bytes();
+    let mut n = 0u8;
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'.' {
+            i += 1;
+        } else if b[i] == b'%'
+            && b.get(i + 1) == Some(&b'2')
+            && matches!(b.get(i + 2), Some(b'e' | b'E'))
+        {
+            i += 3;
+        } else {
+            return 0;
+        }
+        n += 1;
+        if n > 2 {
+            return 0;
+        }
+    }
+    n
+}
+
+/// Whether a Funnel request's path carries an encoding an upstream may turn into a separator.
+fn risky_on_funnel(path: &str) -> bool {
+    let b = path.as_bytes();
+    b.contains(&b'\\')
+        || b.windows(3).any(|w| {
+            w[0] == b'%'
+                && matches!(
+                    (w[1], w[2].to_ascii_uppercase()),
+                    (b'2', b'F') | (b'5', b'C') | (b'2', b'5')
+                )
+        })
+}
+
+/// Checks a request path (origin form, starting with `/`; anything else is left alone).
+pub fn check(path: &str, funnel: bool) -> PathCheck {
+    if !path.starts_with('/') {
+        return PathCheck::Clean;
+    }
+    if funnel && risky_on_funnel(path) {
+        return PathCheck::Refuse(
+            "encoded slashes, backslashes and encoded percent signs are not accepted through Funnel\n",
+        );
+    }
+    // The common case allocates nothing: a scan for `//` and for segments made only of dots.
+    let rest = &path[1..];
+    let unclean = rest.contains("//")
+        || (rest.starts_with('/'))
+        || rest.split('/').any(|s| !s.is_empty() && dots(s) > 0);
+    if !unclean {
+        return PathCheck::Clean;
+    }
+    let segs: Vec<&str> = rest.split('/').collect();
+    let mut out: Vec<&str> = Vec::with_capacity(segs.len());
+    for s in &segs {
+        match dots(s) {
+            1 => {}
+            2 => {
+                out.pop();
+            }
+            _ if s.is_empty() => {}
+            _ => out.push(s),
+        }
+    }
+    let mut cleaned = format!("/{}", out.join("/"));
+    // As Go's cleanPath: a trailing slash is kept.
+    if path.ends_with('/') && cleaned != "/" {
+        cleaned.push('/');
+    }
+    PathCheck::Redirect(cleaned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn redirect(p: &str) -> String {
+        match check(p, false) {
+            PathCheck::Redirect(to) => to,
+            other => panic!("{p}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn clean_paths_pass_untouched() {
+        for p in ["/", "/a", "/a/", "/a/b.c", "/a/.hidden", "/a/...", "/%41b", "/a?x", "*"] {
+            assert_eq!(check(p, false), PathCheck::Clean, "{p}");
+        }
+    }
+
+    #[test]
+    fn dot_segments_and_repeated_slashes_redirect_to_the_clean_path() {
+        assert_eq!(redirect("/pub/../secret/s.txt"), "/secret/s.txt");
+        assert_eq!(redirect("/pub/%2e%2e/secret"), "/secret");
+        assert_eq!(redirect("/pub/%2E./secret"), "/secret");
+        assert_eq!(redirect("/a/./b"), "/a/b");
+        assert_eq!(redirect("//a//b/"), "/a/b/");
+        assert_eq!(redirect("/../../etc"), "/etc");
+        assert_eq!(redirect("/a/.."), "/");
+        assert_eq!(redirect("/a/b/.."), "/a");
+        assert_eq!(redirect("/a/%2E"), "/a");
+    }
+
+    #[test]
+    fn funnel_refuses_what_an_upstream_could_decode_into_a_separator() {
+        for p in [
+            "/pub/..%2Fsecret",
+            "/pub/%2f..",
+            "/pub/..%5csecret",
+            "/pub\\..\\x",
+            "/pub/%252e%252e/",
+        ] {
+            assert!(matches!(check(p, true), PathCheck::Refuse(_)), "{p}");
+            assert!(!matches!(check(p, false), PathCheck::Refuse(_)), "{p} on the tailnet");
+        }
+    }
+}
