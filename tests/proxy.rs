@@ -1874,3 +1874,95 @@ fn mounts_match_whole_segments() {
     assert_eq!(which("/application"), "root", "not /app's");
     assert_eq!(which("/apple.png"), "root", "not /app's");
 }
+
+/// CPU ticks (user + system) a process has used.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let f: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+/// F2: out of file descriptors, the proxy pauses accepting instead of spinning, keeps serving,
+/// counts the pauses, and serves again once descriptors are free.
+#[test]
+fn running_out_of_descriptors_pauses_accepting_without_spinning() {
+    let up = echo_upstream();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        "state_dir = \"{0}/state\"\nheader_read_timeout_ms = 60000\n[[listener]]\nkind = \"http\"\naddr = \"127.0.0.1:0\"\n",
+        dir.path().display()
+    );
+    std::fs::write(dir.path().join("proxy.toml"), cfg).unwrap();
+    // A hard limit of 64 descriptors: raising the soft limit cannot help here.
+    let mut child = Command::new("sh")
+        .args(["-c", "ulimit -n 64 && exec \"$0\" proxy --workers 1 --config \"$1\""])
+        .arg(env!("CARGO_BIN_EXE_migrate"))
+        .arg(dir.path().join("proxy.toml"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let http = loop {
+        let mut line = String::new();
+        assert!(err.read_line(&mut line).unwrap() > 0, "proxy exited before serving");
+        if line.contains("tailshift proxy serving") {
+            break line
+                .split("http ")
+                .nth(1)
+                .unwrap()
+                .split([';', ',', ' '])
+                .next()
+                .unwrap()
+                .trim()
+                .to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in err.lines() {});
+    let table = json!([route("box/app", "app.tailnet.test", up, json!({}))]);
+    let f = dir.path().join("routes.json");
+    std::fs::write(&f, table.to_string()).unwrap();
+    let o = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT", "--unix-socket"])
+        .arg(dir.path().join("state/admin.sock"))
+        .arg("--data-binary")
+        .arg(format!("@{}", f.display()))
+        .arg("http://admin/routes")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "200");
+    // Idle clients that never send a head hold the proxy's descriptors.
+    let idle: Vec<std::net::TcpStream> =
+        (0..90).filter_map(|_| std::net::TcpStream::connect(&http).ok()).collect();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let pid = child.id();
+    let before = cpu_ticks(pid);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let used = cpu_ticks(pid) - before;
+    assert!(used < 40, "the accept loop spins: {used} ticks in 2 s with descriptors exhausted");
+    drop(idle);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let get = |path: &str| {
+        let o = Command::new("curl")
+            .args(["-s", "-m", "10", "-H", "Host: app.tailnet.test"])
+            .arg(format!("http://{http}{path}"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    assert!(get("/").contains("\"path\":\"/\""), "served again once descriptors are free");
+    let metrics = Command::new("curl")
+        .args(["-s", "--unix-socket"])
+        .arg(dir.path().join("state/admin.sock"))
+        .arg("http://admin/metrics")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&metrics.stdout).to_string();
+    let pauses: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("tailshift_accept_backoffs_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(pauses > 0, "{text}");
+    let _ = child.kill();
+    let _ = child.wait();
+}

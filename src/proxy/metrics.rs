@@ -232,9 +232,18 @@ impl Metrics {
                 );
             }
         }
+        out.push_str("# HELP tailshift_accept_backoffs_total Pauses in accepting connections because file descriptors ran out.\n# TYPE tailshift_accept_backoffs_total counter\n");
+        let _ = writeln!(
+            out,
+            "tailshift_accept_backoffs_total {}",
+            ACCEPT_BACKOFFS.load(Ordering::Relaxed)
+        );
         out
     }
 }
+
+/// Times accepting paused because the process (or the system) was out of file descriptors.
+pub static ACCEPT_BACKOFFS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 #[cfg(test)]
 mod tests {

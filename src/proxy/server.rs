@@ -93,8 +93,18 @@ impl Acceptor for UnixListener {
     }
 }
 
-/// Accepts connections until the stop signal, handing each to `on`. A failed accept (out of
-/// descriptors, a reset) is skipped, not fatal.
+/// How long accepting pauses when descriptors run out: existing connections keep being served
+/// (and release theirs) meanwhile, and the loop does not spin on a failing `accept`.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Whether an accept error means descriptors (or kernel buffers) ran out.
+fn out_of_resources(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
+}
+
+/// Accepts connections until the stop signal, handing each to `on`. A failed accept is not
+/// fatal: a reset is skipped; running out of descriptors pauses accepting briefly instead of
+/// spinning (issue 15 F2).
 fn accept_loop<L: Acceptor>(
     listener: L,
     mut stop: watch::Receiver<bool>,
@@ -104,14 +114,40 @@ fn accept_loop<L: Acceptor>(
         loop {
             tokio::select! {
                 _ = stop.changed() => break,
-                accepted = listener.next() => {
-                    if let Ok((io, peer)) = accepted {
-                        on(io, peer);
+                accepted = listener.next() => match accepted {
+                    Ok((io, peer)) => on(io, peer),
+                    Err(e) if out_of_resources(&e) => {
+                        super::metrics::ACCEPT_BACKOFFS
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        tokio::select! {
+                            _ = stop.changed() => break,
+                            _ = tokio::time::sleep(ACCEPT_BACKOFF) => {}
+                        }
                     }
-                }
+                    Err(_) => {}
+                },
             }
         }
     })
+}
+
+/// Raises the soft open-file limit to the hard one (as Go programs, tsnsrv included, do): a
+/// proxy holds two descriptors per proxied connection. Returns the limit in force.
+pub fn raise_nofile_limit() -> Option<u64> {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed by pointer.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return None;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
+        }
+    }
+    Some(lim.rlim_cur as u64)
 }
 
 /// How long a TLS handshake may take.
@@ -289,6 +325,9 @@ async fn admin(
 
 /// Runs the proxy until SIGTERM or SIGINT; SIGHUP re-reads `routes.json`.
 pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
+    if let Some(n) = raise_nofile_limit() {
+        eprintln!("INFO open-file limit {n}");
+    }
     std::fs::create_dir_all(&cfg.state_dir)?;
     let routes_file = Arc::new(cfg.routes_file());
     let table = RouteTable::load(&routes_file)?;
