@@ -1966,3 +1966,28 @@ fn running_out_of_descriptors_pauses_accepting_without_spinning() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// F11: an upstream answer with both Content-Length and chunked Transfer-Encoding reaches the
+/// client whole (the chunked framing wins, and the stale length is not passed on).
+#[test]
+fn chunked_framing_wins_over_a_content_length_beside_it() {
+    let up = threaded_upstream(|s| {
+        let mut w = s.try_clone().unwrap();
+        let mut r = BufReader::new(s);
+        while read_head(&mut r).is_some() {
+            let ok = w
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nabcdef\r\n0\r\n\r\n")
+                .and_then(|_| w.flush())
+                .is_ok();
+            if !ok {
+                return;
+            }
+        }
+    });
+    let p = Proxy::start();
+    assert_eq!(p.put_routes(&json!([route("box/app", "app.tailnet.test", up, json!({}))])).0, 200);
+    let (code, head, body) = p.get("app.tailnet.test", "/", &[]);
+    assert_eq!(code, 200);
+    assert_eq!(body, "abcdef", "{head}");
+    assert!(!head.to_ascii_lowercase().contains("content-length: 3"), "{head}");
+}

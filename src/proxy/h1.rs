@@ -238,6 +238,12 @@ impl Conn {
                         return Err(SendError::Other("an upgrade nobody asked for".into()));
                     }
                     let framing = framing(resp.headers(), status, head_method)?;
+                    let mut resp = resp;
+                    // RFC 9112 6.3: with Transfer-Encoding, Content-Length is ignored; the body is
+                    // decoded, so a length left beside it would cut the client's copy short.
+                    if resp.headers().contains_key(http::header::TRANSFER_ENCODING) {
+                        resp.headers_mut().remove(http::header::CONTENT_LENGTH);
+                    }
                     return Ok((resp, framing, keep_alive, self));
                 }
                 None => {
