@@ -380,8 +380,26 @@ pub fn route_from_service(s: &Service, p: &Placement) -> Result<Route, RouteErro
 
 /// Validates a whole table: names lower case, mounts well formed, no two routes on one
 /// listener claiming one name and mount.
+/// Whether `name` is a DNS name a route can answer for: lower-case labels of letters, digits
+/// and inner hyphens (1 to 63 characters each), at most 253 characters, one trailing dot
+/// allowed. Anything else (a `/`, whitespace, an empty label) could not be asked for, and would
+/// reach the file system where a name becomes a socket's name.
+pub fn is_dns_name(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
+}
+
 pub fn validate_table(routes: &[Route]) -> Result<(), RouteError> {
-    let mut seen: BTreeMap<(String, String, u16), &str> = BTreeMap::new();
+    // One route per name and mount, whatever the listener: the router picks by name and path.
+    let mut seen: BTreeMap<(String, String), &str> = BTreeMap::new();
     let mut services = BTreeSet::new();
     for r in routes {
         if !services.insert(&r.service) {
@@ -392,14 +410,8 @@ pub fn validate_table(routes: &[Route]) -> Result<(), RouteError> {
                 message: "appears twice in the table".into(),
             });
         }
-        let port = match r.listen {
-            Listen::Https { port } | Listen::Plaintext { port } => port,
-        };
         for h in &r.hosts {
-            if h.name.is_empty()
-                || h.name != h.name.to_ascii_lowercase()
-                || !h.mount.starts_with('/')
-            {
+            if !is_dns_name(&h.name) || !h.mount.starts_with('/') {
                 return Err(RouteError::Invalid {
                     service: r.service.clone(),
                     option: "hosts".into(),
@@ -407,7 +419,8 @@ pub fn validate_table(routes: &[Route]) -> Result<(), RouteError> {
                     message: "names are lower-case DNS names; mounts start with /".into(),
                 });
             }
-            if let Some(first) = seen.insert((h.name.clone(), h.mount.clone(), port), &r.service) {
+            let name = h.name.strip_suffix('.').unwrap_or(&h.name).to_string();
+            if let Some(first) = seen.insert((name, h.mount.clone()), &r.service) {
                 return Err(RouteError::Conflict {
                     first: first.to_string(),
                     second: r.service.clone(),

@@ -1991,3 +1991,28 @@ fn chunked_framing_wins_over_a_content_length_beside_it() {
     assert_eq!(body, "abcdef", "{head}");
     assert!(!head.to_ascii_lowercase().contains("content-length: 3"), "{head}");
 }
+
+/// F5, F7: the table refuses names that are not DNS names (a `/` would reach the file system
+/// where a Service's name becomes its socket) and two routes for one name and mount on
+/// different listeners or spelled with and without the trailing dot.
+#[test]
+fn route_names_are_dns_names_and_unique_per_mount() {
+    let up = echo_upstream();
+    let p = Proxy::start();
+    for bad in ["/some/dir/tailscaled.x", "App.tailnet.test", "a..b", "a b", "-a.test", ""] {
+        let (code, body) = p.put_routes(&json!([route("box/x", bad, up, json!({}))]));
+        assert_eq!(code, 400, "{bad:?} accepted: {body}");
+    }
+    let https = json!({"listen": {"kind": "https", "port": 443}});
+    let (code, body) = p.put_routes(&json!([
+        route("box/a", "x.tailnet.test", up, json!({})),
+        route("box/b", "x.tailnet.test", up, https),
+    ]));
+    assert_eq!(code, 400, "one name on two listeners: {body}");
+    let (code, body) = p.put_routes(&json!([
+        route("box/a", "x.tailnet.test", up, json!({})),
+        route("box/b", "x.tailnet.test.", up, json!({})),
+    ]));
+    assert_eq!(code, 400, "x and x.: {body}");
+    assert_eq!(p.put_routes(&json!([route("box/a", "x.tailnet.test", up, json!({}))])).0, 200);
+}
