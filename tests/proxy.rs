@@ -943,8 +943,17 @@ fn fake_localapi(
                 };
                 let body = json!({
                     "Node": {"ID": 123, "ComputedName": "laptop", "Name": "laptop.tailnet.test.", "Tags": [], "CapMap": {}},
-                    "UserProfile": {"ID": 456, "LoginName": "alice@example.com", "DisplayName": "Alice", "ProfilePicURL": "https://pic/a"},
+                    "UserProfile": {"ID": 456, "LoginName": "alice@example.com", "DisplayName": "Alice", "ProfilePicURL": "https://pic/a", "Groups": ["group:ops"]},
                     "CapMap": caps
+                })
+                .to_string();
+                ok("application/json", &body)
+            } else if target.starts_with("/localapi/v0/whois?addr=100.64.0.8") {
+                // A tagged node: a pseudo user, the node's tags.
+                let body = json!({
+                    "Node": {"ID": 124, "ComputedName": "ci", "Name": "ci.tailnet.test.", "Tags": ["tag:admin"], "CapMap": {}},
+                    "UserProfile": {"ID": 457, "LoginName": "tagged-devices", "DisplayName": "tagged devices"},
+                    "CapMap": {}
                 })
                 .to_string();
                 ok("application/json", &body)
@@ -2015,4 +2024,44 @@ fn route_names_are_dns_names_and_unique_per_mount() {
     ]));
     assert_eq!(code, 400, "x and x.: {body}");
     assert_eq!(p.put_routes(&json!([route("box/a", "x.tailnet.test", up, json!({}))])).0, 200);
+}
+
+/// F4: `group` and `tag` access rules match what the LocalAPI says of the peer (serve's
+/// headers carry neither).
+#[test]
+fn group_and_tag_rules_match_the_localapis_answer() {
+    let up = echo_upstream();
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("tailscaled.sock");
+    fake_whois(&sock);
+    let p = Proxy::start_with(&format!("localapi_socket = \"{}\"", sock.display()));
+    let tag = json!({"access": [{"kind": "tag", "value": "tag:admin"}]});
+    let group = json!({"access": [{"kind": "group", "value": "group:ops"}]});
+    let (code, body) = p.put_routes(&json!([
+        route("box/tagged", "tagged.tailnet.test", up, tag),
+        route("box/ops", "ops.tailnet.test", up, group),
+    ]));
+    assert_eq!(code, 200, "{body}");
+    let from = |peer: &str, name: &str, login: &str| -> u16 {
+        let mut c = Command::new("curl");
+        c.args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket"])
+            .arg(p.path("node.sock"))
+            .args([
+                "-H",
+                &format!("X-Forwarded-For: {peer}"),
+                "-H",
+                &format!("X-Forwarded-Host: {name}"),
+            ]);
+        if !login.is_empty() {
+            c.args(["-H", &format!("Tailscale-User-Login: {login}")]);
+        }
+        c.arg("http://localhost/");
+        String::from_utf8_lossy(&c.output().unwrap().stdout).parse().unwrap()
+    };
+    // The tagged node (100.64.0.8) passes the tag rule; alice's laptop does not.
+    assert_eq!(from("100.64.0.8", "tagged", ""), 200);
+    assert_eq!(from("100.64.0.7", "tagged", "alice@example.com"), 403);
+    // Alice holds group:ops by whois; the tagged node does not.
+    assert_eq!(from("100.64.0.7", "ops", "alice@example.com"), 200);
+    assert_eq!(from("100.64.0.8", "ops", ""), 403);
 }

@@ -296,9 +296,30 @@ pub async fn handle(
     }
     // Access rules replace the per-node ACLs that told services apart: with rules, only a
     // tailnet peer that matches one gets in (identity comes from tailscaled only).
+    // Group and tag rules need the LocalAPI's answer (serve's headers carry neither): it is
+    // asked here, before the decision, and reused for the identity headers below.
+    let mut early_whois = None;
     if via == Via::Tailnet && !route.access.is_empty() {
         let login = identity.as_ref().and_then(|i| i.login.as_deref());
-        if !super::access::admits(&route.access, login, &[], &[]) {
+        let needs_whois = route.access.iter().any(|r| {
+            matches!(r, crate::admin::AccessRule::Group(_) | crate::admin::AccessRule::Tag(_))
+        });
+        if needs_whois
+            && trusted
+            && let (Some(w), Some(addr)) = (&shared.whois, peer)
+        {
+            let svc = match &origin {
+                Origin::Service(label) => Some(format!("svc:{label}")),
+                _ => None,
+            };
+            let limit = std::time::Duration::from_millis(route.whois.timeout_ms.max(1000));
+            early_whois = Box::pin(w.lookup(addr, svc.as_deref(), limit)).await;
+        }
+        let (groups, tags) = match &early_whois {
+            Some(id) => (id.groups.as_slice(), id.tags.as_slice()),
+            None => (&[][..], &[][..]),
+        };
+        if !super::access::admits(&route.access, login, groups, tags) {
             return Ok(synthetic(StatusCode::FORBIDDEN, "forbidden by the route's access rules\n"));
         }
     }
@@ -387,6 +408,7 @@ pub async fn handle(
     let (mut parts, body) = req.into_parts();
     let looked_up =
         match (&shared.whois, trusted && via == Via::Tailnet && route.whois.enabled, peer) {
+            _ if early_whois.is_some() && route.whois.enabled => early_whois.clone(),
             (Some(w), true, Some(addr)) => {
                 // Through a Service, the capabilities are the grants toward that Service, as
                 // tsnsrv's own node for it had.
@@ -414,7 +436,7 @@ pub async fn handle(
         for k in ours {
             headers.remove(k);
         }
-        for (k, v) in id.iter() {
+        for (k, v) in id.headers.iter() {
             set(&mut headers, HeaderName::from_static(k), v);
         }
     }

@@ -14,8 +14,33 @@ const CACHE_TTL: Duration = Duration::from_secs(30);
 /// tsnsrv's identity headers for one peer.
 pub type IdentityHeaders = Vec<(&'static str, String)>;
 
+/// What a whois answer says of a peer: tsnsrv's headers, and what access rules match on.
+#[derive(Debug, Default)]
+pub struct PeerIdentity {
+    /// The `X-Tailscale-*` headers tsnsrv set.
+    pub headers: IdentityHeaders,
+    /// The source node's tags (`tag:admin`).
+    pub tags: Vec<String>,
+    /// The user's groups, as the LocalAPI gives them.
+    pub groups: Vec<String>,
+}
+
+/// A whois answer read for headers and access rules.
+pub fn identity_of(w: &Value) -> PeerIdentity {
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect())
+            .unwrap_or_default()
+    };
+    PeerIdentity {
+        headers: headers_of(w),
+        tags: strings(&w["Node"]["Tags"]),
+        groups: strings(&w["UserProfile"]["Groups"]),
+    }
+}
+
 /// When an answer was fetched, and the answer (`None`: not a tailnet peer).
-type Cached = (Instant, Option<Arc<IdentityHeaders>>);
+type Cached = (Instant, Option<Arc<PeerIdentity>>);
 
 /// Looks peers up through the LocalAPI.
 pub struct Whois {
@@ -89,7 +114,7 @@ impl Whois {
         addr: &str,
         svc_name: Option<&str>,
         timeout: Duration,
-    ) -> Option<Arc<IdentityHeaders>> {
+    ) -> Option<Arc<PeerIdentity>> {
         let key = match svc_name {
             Some(s) => format!("{addr} {s}"),
             None => addr.to_string(),
@@ -102,7 +127,7 @@ impl Whois {
         let (api, a, svc) = (self.api.clone(), addr.to_string(), svc_name.map(str::to_string));
         let call = tokio::task::spawn_blocking(move || api.whois(&a, svc.as_deref()));
         let answer = match tokio::time::timeout(timeout.max(Duration::from_millis(1)), call).await {
-            Ok(Ok(Ok(Some(v)))) => Some(Arc::new(headers_of(&v))),
+            Ok(Ok(Ok(Some(v)))) => Some(Arc::new(identity_of(&v))),
             Ok(Ok(Ok(None))) => None,
             Ok(Ok(Err(e))) => {
                 eprintln!("WARN could not look up requestor identity error={e}");
