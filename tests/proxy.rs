@@ -2065,3 +2065,39 @@ fn group_and_tag_rules_match_the_localapis_answer() {
     assert_eq!(from("100.64.0.7", "ops", "alice@example.com"), 200);
     assert_eq!(from("100.64.0.8", "ops", ""), 403);
 }
+
+/// F12: the metrics listener cuts off a client that never completes its request head.
+#[test]
+fn the_metrics_listener_has_a_head_deadline() {
+    let metrics = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let p =
+        Proxy::start_with(&format!("header_read_timeout_ms = 300\nmetrics_addr = \"{metrics}\""));
+    let _ = &p;
+    let mut s = std::net::TcpStream::connect(metrics).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: m\r\n").unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "held for {:?}",
+        started.elapsed()
+    );
+}
+
+/// Secrets at rest: routes.json (upstream header values may be credentials) is 0600.
+#[test]
+fn routes_json_is_readable_by_its_owner_only() {
+    let up = echo_upstream();
+    let p = Proxy::start();
+    let r = route(
+        "box/app",
+        "app.tailnet.test",
+        up,
+        json!({"upstream_headers": {"Authorization": "Bearer s3cret"}}),
+    );
+    assert_eq!(p.put_routes(&json!([r])).0, 200);
+    let mode = std::fs::metadata(p.path("state/routes.json")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}

@@ -220,7 +220,7 @@ pub fn to_text(plan: &Plan) -> String {
     s
 }
 
-/// Writes a file atomically: temporary file, fsync, rename.
+/// Writes a file atomically (temporary file, fsync, rename), readable by its owner only (0600).
 pub fn write_atomic(path: &Path, text: &str) -> Result<(), PlanError> {
     let err = |e: std::io::Error| PlanError::Io {
         path: path.display().to_string(),
@@ -233,7 +233,17 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<(), PlanError> {
         std::process::id()
     ));
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
+        // Plans and the proxy's routes.json carry upstream header values, which can be
+        // credentials: only the owner reads them.
+        let mut f = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?
+        };
         f.write_all(text.as_bytes())?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;

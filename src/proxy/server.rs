@@ -494,6 +494,7 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
         }
     }
     if let Some(addr) = &cfg.metrics_addr {
+        let metrics_head_deadline = Duration::from_millis(cfg.header_read_timeout_ms.max(1));
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| anyhow::anyhow!("bind metrics {addr}: {e}"))?;
@@ -514,9 +515,11 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
                     })
                 }
             });
-            tokio::spawn(
-                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), svc),
-            );
+            // The metrics listener is rare and small: hyper's own header-read deadline (the
+            // watchdog serves the proxied listeners) keeps an idle client from holding it.
+            let mut b = hyper::server::conn::http1::Builder::new();
+            b.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(metrics_head_deadline);
+            tokio::spawn(b.serve_connection(TokioIo::new(io), svc));
         }));
     }
     let admin_path = cfg.admin_socket();
