@@ -557,8 +557,8 @@ fn metrics_keep_tsnsrv_names_and_parse_as_prometheus_text() {
         route("box/down", "down.tailnet.test", dead, json!({}))
     ]);
     assert_eq!(p.put_routes(&table).0, 200);
-    for _ in 0..3 {
-        assert_eq!(p.get("app.tailnet.test", "/", &[]).0, 200);
+    for host in ["app.tailnet.test", "APP.tailnet.test", "app.tailnet.test.:80"] {
+        assert_eq!(p.get(host, "/", &[]).0, 200);
     }
     assert_eq!(p.via_serve("app", "/", &[]).0, 200);
     assert_eq!(p.get("down.tailnet.test", "/", &[]).0, 502);
@@ -597,17 +597,18 @@ fn metrics_keep_tsnsrv_names_and_parse_as_prometheus_text() {
         text.contains("# TYPE tsnsrv_proxy_errors counter")
             && !text.contains("tsnsrv_proxy_errors_total")
     );
-    // Legacy-name traffic can be told apart from the new name.
+    // Requests by the route's own name that matched (the short name is its full name): a
+    // client cannot add series by spelling a name differently.
     assert_eq!(
         find(
             "tailshift_requests_total",
             &[("service_name", "box/app"), ("host", "app.tailnet.test")]
         ),
-        Some(3.0)
+        Some(4.0)
     );
     assert_eq!(
         find("tailshift_requests_total", &[("service_name", "box/app"), ("host", "app")]),
-        Some(1.0)
+        None
     );
 }
 
@@ -2100,4 +2101,30 @@ fn routes_json_is_readable_by_its_owner_only() {
     assert_eq!(p.put_routes(&json!([r])).0, 200);
     let mode = std::fs::metadata(p.path("state/routes.json")).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
+}
+
+/// F10: the series of removed routes go with them.
+#[test]
+fn metrics_of_removed_routes_are_forgotten() {
+    let up = echo_upstream();
+    let p = Proxy::start();
+    let many: Vec<Value> = (0..20)
+        .map(|i| route(&format!("box/s{i}"), &format!("s{i}.tailnet.test"), up, json!({})))
+        .collect();
+    assert_eq!(p.put_routes(&Value::Array(many)).0, 200);
+    for i in 0..20 {
+        assert_eq!(p.get(&format!("s{i}.tailnet.test"), "/", &[]).0, 200);
+    }
+    assert_eq!(p.put_routes(&json!([route("box/s0", "s0.tailnet.test", up, json!({}))])).0, 200);
+    let o = Command::new("curl")
+        .args(["-s", "--unix-socket"])
+        .arg(p.path("state/admin.sock"))
+        .arg("http://admin/metrics")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(text.contains("service_name=\"box/s0\""), "{text}");
+    for i in 1..20 {
+        assert!(!text.contains(&format!("service_name=\"box/s{i}\"")), "box/s{i} stayed:\n{text}");
+    }
 }

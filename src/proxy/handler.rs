@@ -46,6 +46,9 @@ impl Shared {
     pub fn install(&self, table: RouteTable) {
         self.connector.register(table.dials());
         self.pool.retain(table.dial_keys());
+        let services: std::collections::BTreeSet<&str> =
+            table.routes.iter().map(|r| r.route.service.as_str()).collect();
+        self.metrics.retain(&services);
         self.routes.store(Arc::new(table));
         for f in self.installed.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             f();
@@ -103,6 +106,29 @@ fn empty(status: StatusCode) -> Response<Body> {
     let mut r = Response::new(Empty::new().map_err(|never| match never {}).boxed());
     *r.status_mut() = status;
     r
+}
+
+/// The route's own name the client asked for (its spelling, case and port aside; a short name
+/// is its full name), so a metrics label can take only as many values as the route has names:
+/// a client must not grow the proxy's memory by spelling one name many ways.
+fn canonical_name<'a>(route: &'a crate::admin::Route, asked: &str) -> &'a str {
+    let host = asked
+        .rsplit_once(':')
+        .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(asked, |(h, _)| h);
+    let host = host.trim_end_matches('.');
+    route
+        .hosts
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case(host))
+        .or_else(|| {
+            route.hosts.iter().find(|h| {
+                h.name.split('.').next().is_some_and(|first| first.eq_ignore_ascii_case(host))
+            })
+        })
+        .or(route.hosts.first())
+        .map(|h| h.name.as_str())
+        .unwrap_or("")
 }
 
 fn redirect(location: &str) -> Response<Body> {
@@ -470,7 +496,7 @@ pub async fn handle(
     let forwarded_at = Instant::now();
     let result = forward(&shared, &route, out).await;
     let m = route.metrics.get_or_init(|| shared.metrics.service(&route.service));
-    m.request(asked.split(':').next().unwrap_or(asked));
+    m.request(canonical_name(&route.route, asked));
     let response = match result {
         Ok(mut resp) => {
             m.observe(resp.status().as_u16(), forwarded_at.elapsed().as_nanos() as u64);

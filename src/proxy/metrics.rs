@@ -119,6 +119,17 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Forgets the series of services no installed route serves any more (their counters and
+    /// health would otherwise stay forever, a false "down" among them).
+    pub fn retain(&self, keep: &std::collections::BTreeSet<&str>) {
+        self.services.rcu(|old| {
+            old.iter()
+                .filter(|(k, _)| keep.contains(k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<BTreeMap<_, _>>()
+        });
+    }
+
     /// The counters of a service (created on first use, kept across route swaps).
     pub fn service(&self, name: &str) -> Arc<ServiceMetrics> {
         if let Some(m) = self.services.load().get(name) {
