@@ -2128,3 +2128,60 @@ fn metrics_of_removed_routes_are_forgotten() {
         assert!(!text.contains(&format!("service_name=\"box/s{i}\"")), "box/s{i} stayed:\n{text}");
     }
 }
+
+/// Sends raw bytes to the plain listener and returns the status line.
+fn raw_status(p: &Proxy, request: &str) -> String {
+    let mut s = std::net::TcpStream::connect(&p.http).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    line.trim().to_string()
+}
+
+/// The decided questionable items (docs/proxy.md): two Host headers, CONNECT, `OPTIONS *`,
+/// absolute-form targets, `Upgrade: h2c`, underscore names of the proxy's own headers.
+#[test]
+fn unusual_requests_are_answered_as_documented() {
+    let up = echo_upstream();
+    let p = Proxy::start();
+    assert_eq!(
+        p.put_routes(&json!([
+            route("box/a", "a.tailnet.test", up, json!({})),
+            route("box/b", "b.tailnet.test", up, json!({"upstream_headers": {"X-Which": "b"}}))
+        ]))
+        .0,
+        200
+    );
+    let two_hosts = "GET / HTTP/1.1\r\nHost: a.tailnet.test\r\nHost: b.tailnet.test\r\nConnection: close\r\n\r\n";
+    assert!(raw_status(&p, two_hosts).contains(" 400"), "two Host headers");
+    let connect = "CONNECT a.tailnet.test:443 HTTP/1.1\r\nHost: a.tailnet.test:443\r\n\r\n";
+    assert!(raw_status(&p, connect).contains(" 405"));
+    let options = "OPTIONS * HTTP/1.1\r\nHost: a.tailnet.test\r\nConnection: close\r\n\r\n";
+    assert!(raw_status(&p, options).contains(" 204"));
+    // An absolute-form target is routed by its authority, not by Host.
+    let mut s = std::net::TcpStream::connect(&p.http).unwrap();
+    s.write_all(b"GET http://b.tailnet.test/x HTTP/1.1\r\nHost: a.tailnet.test\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let body = text.split_once("\r\n\r\n").unwrap().1;
+    assert_eq!(echoed(body)["headers"]["x-which"], "b", "{text}");
+    // h2c is never offered to the upstream; underscore spellings of the proxy's headers go.
+    let (code, _, body) = p.get(
+        "a.tailnet.test",
+        "/",
+        &[
+            "Connection: Upgrade",
+            "Upgrade: h2c",
+            "X_Tailscale_User: admin",
+            "X_Forwarded_For: 1.2.3.4",
+            "X_Custom: kept",
+        ],
+    );
+    assert_eq!(code, 200);
+    let h = echoed(&body)["headers"].clone();
+    assert!(h.get("upgrade").is_none(), "{h}");
+    assert!(h.get("x_tailscale_user").is_none() && h.get("x_forwarded_for").is_none(), "{h}");
+    assert_eq!(h["x_custom"], "kept");
+}

@@ -131,6 +131,35 @@ fn canonical_name<'a>(route: &'a crate::admin::Route, asked: &str) -> &'a str {
         .unwrap_or("")
 }
 
+/// Requests answered before any routing: `CONNECT` (405; the proxy is no tunnel), `OPTIONS *`
+/// (the proxy's own answer), two `Host` headers (400), and an HTTP/2 `host` that differs from
+/// `:authority` (400, RFC 9113 8.3.1).
+fn refuse_unusual(req: &Request<Incoming>) -> Option<Response<Body>> {
+    if req.method() == http::Method::CONNECT {
+        return Some(synthetic(StatusCode::METHOD_NOT_ALLOWED, "CONNECT is not served\n"));
+    }
+    if req.method() == http::Method::OPTIONS && req.uri() == "*" {
+        let mut r = empty(StatusCode::NO_CONTENT);
+        r.headers_mut().insert(
+            http::header::ALLOW,
+            HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+        );
+        return Some(r);
+    }
+    let mut hosts = req.headers().get_all(http::header::HOST).iter();
+    let first = hosts.next();
+    if hosts.next().is_some() {
+        return Some(synthetic(StatusCode::BAD_REQUEST, "more than one Host header\n"));
+    }
+    if req.version() == http::Version::HTTP_2
+        && let (Some(h), Some(a)) = (first, req.uri().authority())
+        && !h.as_bytes().eq_ignore_ascii_case(a.as_str().as_bytes())
+    {
+        return Some(synthetic(StatusCode::BAD_REQUEST, "host differs from :authority\n"));
+    }
+    None
+}
+
 fn redirect(location: &str) -> Response<Body> {
     let mut r = empty(StatusCode::PERMANENT_REDIRECT);
     if let Ok(v) = HeaderValue::from_str(location) {
@@ -257,17 +286,27 @@ pub async fn handle(
 ) -> Result<Response<Body>, hyper::Error> {
     let started = Instant::now();
     let trusted = matches!(origin, Origin::Trusted | Origin::Service(_));
+    if let Some(refused) = refuse_unusual(&req) {
+        return Ok(refused);
+    }
+    // `Upgrade: h2c` is a hop-by-hop offer to this connection, never the upstream's.
+    if header(req.headers(), "upgrade").is_some_and(|u| u.eq_ignore_ascii_case("h2c")) {
+        req.headers_mut().remove(http::header::UPGRADE);
+    }
     // A WebSocket (or other) upgrade: keep the client's side to splice after the 101.
     let upgrade =
         upgrade_protocol(req.headers()).map(|proto| (proto, hyper::upgrade::on(&mut req)));
     let h = req.headers();
     // Which name, and through what, the client came: believed only from tailscaled. Values
     // are kept as the request's own header values (a clone is a reference count, not a copy).
+    // An absolute-form target (and HTTP/2's `:authority`) names the host (RFC 9112 3.2.2).
     let asked = if trusted {
         text_value(h, "x-forwarded-host")
     } else {
-        text_value(h, "host")
-            .or_else(|| req.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()))
+        req.uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            .or_else(|| text_value(h, "host"))
     };
     let Some(asked_value) = asked else {
         return Ok(synthetic(StatusCode::BAD_REQUEST, "missing Host\n"));
@@ -580,11 +619,31 @@ fn outgoing_headers(
     strip_hop_by_hop(&mut h);
     // What tailscaled says is read above; nothing a client sends as identity (or as a
     // forwarding chain) goes further. One pass finds whether there is anything to remove.
+    // With `_`, a name CGI/WSGI upstreams read as one the proxy sets (`X_Tailscale_User` is
+    // `HTTP_X_TAILSCALE_USER` there) goes too; other underscore names pass, as tsnsrv's did.
     let replaced = |k: &HeaderName| {
         let k = k.as_str();
-        matches!(k, "forwarded" | "x-forwarded-for" | "x-forwarded-host" | "x-forwarded-proto")
-            || k.starts_with("tailscale-")
-            || k.starts_with("x-tailscale-")
+        let is_ours = |k: &str| {
+            matches!(
+                k,
+                "forwarded"
+                    | "x-forwarded-for"
+                    | "x-forwarded-host"
+                    | "x-forwarded-proto"
+                    | "x-forwarded-server"
+                    | "x-forwarded-port"
+                    | "x-real-ip"
+                    | "x-scheme"
+            ) || k.starts_with("tailscale-")
+                || k.starts_with("x-tailscale-")
+        };
+        if k.contains('_') {
+            is_ours(&k.replace('_', "-"))
+        } else {
+            matches!(k, "forwarded" | "x-forwarded-for" | "x-forwarded-host" | "x-forwarded-proto")
+                || k.starts_with("tailscale-")
+                || k.starts_with("x-tailscale-")
+        }
     };
     if h.keys().any(replaced) {
         let gone: Vec<HeaderName> = h.keys().filter(|k| replaced(k)).cloned().collect();
