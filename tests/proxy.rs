@@ -936,7 +936,10 @@ fn fake_localapi(
             let resp = if !host_ok {
                 "HTTP/1.1 403 Forbidden\r\nContent-Length: 24\r\n\r\ninvalid localapi request"
                     .to_string()
-            } else if let Some(q) = target.strip_prefix("/localapi/v0/whois?addr=100.64.0.7") {
+            } else if let Some(q) = target
+                .strip_prefix("/localapi/v0/whois?addr=100.64.0.7")
+                .or_else(|| target.strip_prefix("/localapi/v0/whois?addr=127.0.0.1"))
+            {
                 let caps = if q.contains("svc_name=svc%3Aapp") {
                     json!({"example.com/cap/app-admin": []})
                 } else {
@@ -2184,4 +2187,52 @@ fn unusual_requests_are_answered_as_documented() {
     assert!(h.get("upgrade").is_none(), "{h}");
     assert!(h.get("x_tailscale_user").is_none() && h.get("x_forwarded_for").is_none(), "{h}");
     assert_eq!(h["x_custom"], "kept");
+}
+
+/// F3: on the HTTP and HTTPS listeners (placement B), a peer inside the tailnet's ranges is
+/// identified by whois, for identity headers and access rules; a peer outside gets nothing.
+/// Loopback stands in for the tailnet here.
+#[test]
+fn tcp_peers_in_the_tailnet_ranges_are_identified() {
+    let up = echo_upstream();
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("tailscaled.sock");
+    fake_whois(&sock);
+    let rules = json!({"access": [{"kind": "user", "value": "alice@example.com"}]});
+    let table = json!([
+        route("box/private", "private.tailnet.test", up, rules),
+        route("box/open", "open.tailnet.test", up, json!({})),
+    ]);
+    let inside = Proxy::start_with(&format!(
+        "localapi_socket = \"{}\"\ntailnet_ranges = [\"127.0.0.0/8\"]",
+        sock.display()
+    ));
+    assert_eq!(inside.put_routes(&table).0, 200);
+    assert_eq!(inside.get("private.tailnet.test", "/", &[]).0, 200);
+    let (code, _, body) =
+        inside.get("open.tailnet.test", "/", &["X-Tailscale-User-LoginName: forged"]);
+    assert_eq!(code, 200);
+    let h = echoed(&body)["headers"].clone();
+    assert_eq!(h["x-tailscale-user-loginname"], "alice@example.com");
+    // The default ranges (CGNAT, Tailscale's IPv6): loopback is outside, so no identity.
+    let outside = Proxy::start_with(&format!("localapi_socket = \"{}\"", sock.display()));
+    assert_eq!(outside.put_routes(&table).0, 200);
+    assert_eq!(outside.get("private.tailnet.test", "/", &[]).0, 403);
+    let (_, _, body) =
+        outside.get("open.tailnet.test", "/", &["X-Tailscale-User-LoginName: forged"]);
+    let h = echoed(&body)["headers"].clone();
+    assert!(h.get("x-tailscale-user-loginname").is_none(), "{h}");
+    // A range that is not one is a configuration error naming the key.
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "state_dir = \"/tmp/x\"\ntailnet_ranges = [\"100.64.0.0/99\"]\n[[listener]]\nkind = \"http\"\naddr = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_migrate"))
+        .args(["proxy", "--check-config", "--config"])
+        .arg(dir.path().join("bad.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("tailnet_ranges"));
 }

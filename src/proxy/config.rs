@@ -83,6 +83,12 @@ pub struct ProxyConfig {
     /// comes from the `Tailscale-User-*` headers of tailscaled's serve only.
     #[serde(default)]
     pub localapi_socket: Option<PathBuf>,
+    /// The tailnet's address ranges: with `localapi_socket`, a peer of the HTTP or HTTPS
+    /// listeners inside them is looked up by whois (identity headers, access rules, auth
+    /// bypass, as on the trusted sockets); peers outside get no identity. headscale lets them
+    /// be changed.
+    #[serde(default = "default_tailnet_ranges")]
+    pub tailnet_ranges: Vec<String>,
     /// Certificates as `<name>.crt` (full chain) and `<name>.key` PEM files, re-read when they
     /// change. Without it, a development CA in the state directory issues them.
     #[serde(default)]
@@ -129,6 +135,39 @@ pub struct ProxyConfig {
     /// Write tsnsrv's `served ...` access-log line per request.
     #[serde(default = "default_true")]
     pub access_log: bool,
+}
+
+fn default_tailnet_ranges() -> Vec<String> {
+    vec!["100.64.0.0/10".into(), "fd7a:115c:a1e0::/48".into()]
+}
+
+/// An address range `addr/bits`.
+pub fn parse_range(r: &str) -> Option<(std::net::IpAddr, u8)> {
+    let (a, b) = r.split_once('/')?;
+    let ip: std::net::IpAddr = a.parse().ok()?;
+    let bits: u8 = b.parse().ok()?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    (bits <= max).then_some((ip, bits))
+}
+
+/// Whether `ip` lies in `range`.
+pub fn in_range(ip: std::net::IpAddr, (net, bits): (std::net::IpAddr, u8)) -> bool {
+    use std::net::IpAddr;
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    };
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
 }
 
 fn default_header_read_timeout_ms() -> u64 {
@@ -191,6 +230,14 @@ impl ProxyConfig {
                 "{}: `localapi_certificates` and `cert_dir` are two certificate sources; choose one",
                 path.display()
             );
+        }
+        for r in &cfg.tailnet_ranges {
+            if parse_range(r).is_none() {
+                anyhow::bail!(
+                    "{}: tailnet_ranges: {r:?} is not an address range such as \"100.64.0.0/10\"",
+                    path.display()
+                );
+            }
         }
         if cfg.localapi_certificates && cfg.localapi_socket.is_none() {
             anyhow::bail!(

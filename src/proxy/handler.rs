@@ -39,6 +39,8 @@ pub struct Shared {
     pub installed: std::sync::Mutex<Vec<Box<dyn Fn() + Send + Sync>>>,
     /// Identity lookups through the LocalAPI, when configured.
     pub whois: Option<super::whois::Whois>,
+    /// The tailnet's address ranges (TCP peers inside them are looked up by whois).
+    pub tailnet_ranges: Vec<(IpAddr, u8)>,
 }
 
 impl Shared {
@@ -363,9 +365,29 @@ pub async fn handle(
     // tailnet peer that matches one gets in (identity comes from tailscaled only).
     // Group and tag rules need the LocalAPI's answer (serve's headers carry neither): it is
     // asked here, before the decision, and reused for the identity headers below.
+    // A TCP peer inside the tailnet's ranges (placement B: the proxy on the node's own
+    // address) is identified by whois too; serve's headers exist only on the trusted sockets.
+    let tcp_tailnet_peer = match &origin {
+        Origin::Http(Some(p)) | Origin::Https(Some(p)) => {
+            p.0.to_str().ok().and_then(|s| s.parse::<IpAddr>().ok()).is_some_and(|ip| {
+                shared.tailnet_ranges.iter().any(|r| super::config::in_range(ip, *r))
+            })
+        }
+        _ => false,
+    };
     let mut early_whois = None;
+    if tcp_tailnet_peer
+        && (route.whois.enabled || !route.access.is_empty() || route.auth.is_some())
+        && let (Some(w), Some(addr)) = (&shared.whois, peer)
+    {
+        let limit = std::time::Duration::from_millis(route.whois.timeout_ms.max(1));
+        early_whois = Box::pin(w.lookup(addr, None, limit)).await;
+    }
     if via == Via::Tailnet && !route.access.is_empty() {
-        let login = identity.as_ref().and_then(|i| i.login.as_deref());
+        let login: Option<String> = identity
+            .as_ref()
+            .and_then(|i| i.login.clone())
+            .or_else(|| early_whois.as_ref().and_then(|w| w.login.clone()));
         let needs_whois = route.access.iter().any(|r| {
             matches!(r, crate::admin::AccessRule::Group(_) | crate::admin::AccessRule::Tag(_))
         });
@@ -384,7 +406,7 @@ pub async fn handle(
             Some(id) => (id.groups.as_slice(), id.tags.as_slice()),
             None => (&[][..], &[][..]),
         };
-        if !super::access::admits(&route.access, login, groups, tags) {
+        if !super::access::admits(&route.access, login.as_deref(), groups, tags) {
             return Ok(synthetic(StatusCode::FORBIDDEN, "forbidden by the route's access rules\n"));
         }
     }
@@ -412,6 +434,7 @@ pub async fn handle(
             && identity
                 .as_ref()
                 .and_then(|i| i.login.as_deref())
+                .or_else(|| early_whois.as_ref().and_then(|w| w.login.as_deref()))
                 .is_some_and(|l| l != "tagged-devices");
         // Identified tailnet users may skip auth; Funnel and tagged devices never do.
         if !(auth.bypass_for_tailnet && tailnet_user) {

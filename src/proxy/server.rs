@@ -382,6 +382,11 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
             .map(|p| super::whois::Whois::new(tailshift_shims::LocalApi::new(p))),
         access_log: cfg.access_log,
         installed: Default::default(),
+        tailnet_ranges: cfg
+            .tailnet_ranges
+            .iter()
+            .filter_map(|r| super::config::parse_range(r))
+            .collect(),
     });
     let watchdog = Watchdog::new(Duration::from_millis(cfg.header_read_timeout_ms));
     let (stop_tx, stop_rx) = watch::channel(false);

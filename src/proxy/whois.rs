@@ -23,6 +23,8 @@ pub struct PeerIdentity {
     pub tags: Vec<String>,
     /// The user's groups, as the LocalAPI gives them.
     pub groups: Vec<String>,
+    /// The user's login (`tagged-devices` for a tagged node).
+    pub login: Option<String>,
 }
 
 /// A whois answer read for headers and access rules.
@@ -36,6 +38,7 @@ pub fn identity_of(w: &Value) -> PeerIdentity {
         headers: headers_of(w),
         tags: strings(&w["Node"]["Tags"]),
         groups: strings(&w["UserProfile"]["Groups"]),
+        login: w["UserProfile"]["LoginName"].as_str().map(str::to_string),
     }
 }
 
