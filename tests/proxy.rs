@@ -2236,3 +2236,32 @@ fn tcp_peers_in_the_tailnet_ranges_are_identified() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("tailnet_ranges"));
 }
+
+/// A name mounted only under a sub-path gets its certificate too; and the F1 path rules hold on
+/// the HTTPS listener.
+#[test]
+fn a_name_with_only_sub_path_mounts_gets_its_certificate() {
+    let up = echo_upstream();
+    let p = Proxy::start();
+    let mut r = route(
+        "box/app",
+        "node.tailnet.test",
+        up,
+        json!({"listen": {"kind": "https", "port": 443}}),
+    );
+    r["hosts"] = json!([{"name": "node.tailnet.test", "mount": "/app/"}]);
+    assert_eq!(p.put_routes(&json!([r])).0, 200);
+    let port = p.https.rsplit_once(':').unwrap().1.to_string();
+    let get = |path: &str| {
+        let o = Command::new("curl")
+            .args(["-s", "--path-as-is", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+            .arg(p.path("state/dev-ca.crt"))
+            .args(["--resolve", &format!("node.tailnet.test:{port}:127.0.0.1")])
+            .arg(format!("https://node.tailnet.test:{port}{path}"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    assert_eq!(get("/app/x"), "200");
+    assert_eq!(get("/app/../etc"), "301");
+}

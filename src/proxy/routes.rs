@@ -159,6 +159,14 @@ impl RouteTable {
             .map(|(m, r)| (r.clone(), m.clone()))
     }
 
+    /// Whether some route answers for `host` (under any mount): such a name gets a
+    /// certificate even when it is mounted only under sub-paths.
+    pub fn serves_name(&self, host: &str) -> bool {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        self.by_host.contains_key(host.as_str())
+            || self.short.get(host.as_str()).is_some_and(|full| self.by_host.contains_key(full))
+    }
+
     /// Reads `routes.json` (an absent file is an empty table).
     pub fn load(path: &Path) -> anyhow::Result<RouteTable> {
         if !path.exists() {

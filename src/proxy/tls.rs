@@ -190,9 +190,7 @@ impl ResolvesServerCert for Resolver {
         }
         if let Source::LocalApi = &self.source {
             // Fetched in the background; this handshake fails, the client's retry succeeds.
-            if self.routes.load().lookup(&name, "/").is_some()
-                || self.fallback.as_ref() == Some(&name)
-            {
+            if self.routes.load().serves_name(&name) || self.fallback.as_ref() == Some(&name) {
                 self.missing.lock().unwrap_or_else(|p| p.into_inner()).insert(name);
                 self.wake.notify_one();
             }
@@ -200,7 +198,9 @@ impl ResolvesServerCert for Resolver {
         }
         // Only names the proxy serves get a certificate (clients by IP get none: tsnsrv's
         // "no SNI ServerName" case).
-        self.routes.load().lookup(&name, "/")?;
+        if !self.routes.load().serves_name(&name) {
+            return None;
+        }
         let Source::DevCa(ca) = &self.source else { return None };
         let _guard = self.issuing.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = self.certs.load().get(&name) {
