@@ -227,3 +227,30 @@ fn a_flake_sees_only_git_tracked_files_as_nix_does() {
     assert_eq!(names(&inv), ["a", "b"]);
     assert_eq!(service(&inv, "a")["host"]["known"]["value"], "box");
 }
+
+#[test]
+fn plan_warns_of_open_ended_funnel_prefixes() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "host.nix",
+        "{ ... }: { networking.hostName = \"box\"; services.tsnsrv.defaults.authKeyPath = \"/k\"; services.tsnsrv.services.share = { toURL = \"http://127.0.0.1:1\"; funnel = true; prefixes = [ \"funnel:/pub\" \"funnel:/ok/\" \"tailnet:/\" ]; }; }\n",
+    );
+    write(
+        dir.path(),
+        "migrate.toml",
+        "[plan]\ntailnet = \"tailnet.test\"\nstrategy = \"keep-node\"\n",
+    );
+    let out = migrate_in(dir.path(), &["plan", "host.nix", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let plan = json(&out);
+    let open: Vec<String> = plan["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "funnel_prefix_open_ended")
+        .map(|f| f["message"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert!(open[0].contains("funnel:/pub"), "{open:?}");
+}

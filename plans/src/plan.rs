@@ -229,6 +229,31 @@ pub fn make_plan(inv: &Inventory, policy: &Policy, opts: &PlanOptions) -> Result
     let n = inv.services.len();
     let ids: Vec<String> = inv.services.iter().map(service_id).collect();
     let mut findings = Vec::new();
+    // tsnsrv's prefixes match as plain strings (`/pub` also matches `/public-secrets`): on
+    // Funnel, an open-ended one may publish more than meant.
+    for (i, s) in inv.services.iter().enumerate() {
+        if s.effective.bool("funnel") != Some(true) {
+            continue;
+        }
+        for p in s.effective.list("prefixes").unwrap_or_default() {
+            let Some(path) = p.strip_prefix("funnel:").or((!p.contains(':')).then_some(p.as_str()))
+            else {
+                continue;
+            };
+            if path != "/" && !path.ends_with('/') {
+                findings.push(finding(
+                    "funnel_prefix_open_ended",
+                    Severity::Warning,
+                    Some(&ids[i]),
+                    format!(
+                        "{}: the Funnel prefix {p:?} also matches any path that merely starts with it ({path}x, {path}-private, ...), as tsnsrv matched it; end it with / to publish only that directory",
+                        ids[i]
+                    ),
+                    s.effective.get("prefixes").and_then(|v| v.location().cloned()).or_else(|| s.location.clone()),
+                ));
+            }
+        }
+    }
 
     // Statuses.
     let excluded: BTreeSet<usize> =
