@@ -2265,3 +2265,53 @@ fn a_name_with_only_sub_path_mounts_gets_its_certificate() {
     assert_eq!(get("/app/x"), "200");
     assert_eq!(get("/app/../etc"), "301");
 }
+
+/// Server-sent events reach the client as the upstream writes them, not at the end.
+#[test]
+fn server_sent_events_stream_through_as_written() {
+    let up = threaded_upstream(|s| {
+        let mut w = s.try_clone().unwrap();
+        let mut r = BufReader::new(s);
+        if read_head(&mut r).is_none() {
+            return;
+        }
+        let _ = w.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n");
+        for i in 0..5 {
+            let event = format!("data: {i}\n\n");
+            let _ = w.write_all(format!("{:x}\r\n{event}\r\n", event.len()).as_bytes());
+            let _ = w.flush();
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        let _ = w.write_all(b"0\r\n\r\n");
+    });
+    let p = Proxy::start();
+    assert_eq!(p.put_routes(&json!([route("box/sse", "sse.tailnet.test", up, json!({}))])).0, 200);
+    let mut s = std::net::TcpStream::connect(&p.http).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let started = std::time::Instant::now();
+    s.write_all(b"GET /events HTTP/1.1\r\nHost: sse.tailnet.test\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n").unwrap();
+    let mut arrivals = Vec::new();
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while arrivals.len() < 5 {
+        let n = s.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        while arrivals.len() < 5 && seen.contains(&format!("data: {}", arrivals.len())) {
+            arrivals.push(started.elapsed());
+        }
+    }
+    assert_eq!(arrivals.len(), 5, "{seen}");
+    // Each event within 400 ms of when the upstream wrote it (every 200 ms from the start; a
+    // proxy that held the body would deliver all five after about 1 s), spread as written.
+    for (i, at) in arrivals.iter().enumerate() {
+        let written = std::time::Duration::from_millis(200 * i as u64);
+        assert!(
+            *at < written + std::time::Duration::from_millis(400),
+            "event {i} arrived at {at:?}"
+        );
+    }
+    assert!(arrivals[4] - arrivals[0] >= std::time::Duration::from_millis(500), "{arrivals:?}");
+}
