@@ -254,3 +254,40 @@ fn plan_warns_of_open_ended_funnel_prefixes() {
     assert_eq!(open.len(), 1, "{open:?}");
     assert!(open[0].contains("funnel:/pub"), "{open:?}");
 }
+
+#[test]
+fn access_rules_and_timeouts_from_the_policy_reach_the_routes() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "host.nix",
+        "{ ... }: { networking.hostName = \"box\"; services.tsnsrv.defaults.authKeyPath = \"/k\"; services.tsnsrv.services.grafana.toURL = \"http://127.0.0.1:3000\"; services.tsnsrv.services.api.toURL = \"http://127.0.0.1:4000\"; }\n",
+    );
+    write(
+        dir.path(),
+        "migrate.toml",
+        "[plan]\ntailnet = \"tailnet.test\"\n[plan.access]\ngrafana = [ { kind = \"user\", value = \"alice@example.com\" }, { kind = \"tag\", value = \"tag:admin\" } ]\n[plan.timeouts]\n\"box/api\" = { response_header_ms = 30000 }\n",
+    );
+    let out = migrate_in(dir.path(), &["plan", "host.nix", "--format", "routes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let routes = json(&out);
+    let route = |svc: &str| {
+        routes.as_array().unwrap().iter().find(|r| r["service"] == svc).unwrap().clone()
+    };
+    assert_eq!(
+        route("box/grafana")["access"],
+        serde_json::json!([{"kind": "user", "value": "alice@example.com"}, {"kind": "tag", "value": "tag:admin"}])
+    );
+    assert_eq!(route("box/api")["timeouts"]["response_header_ms"], 30000);
+    // Converted from tsnsrv, which had none: no response-header timeout by default.
+    assert!(route("box/grafana")["timeouts"].get("response_header_ms").is_none());
+    // A rule of an unknown kind is refused with the policy file named.
+    write(
+        dir.path(),
+        "migrate.toml",
+        "[plan]\ntailnet = \"tailnet.test\"\n[plan.access]\ngrafana = [ { kind = \"role\", value = \"x\" } ]\n",
+    );
+    let out = migrate_in(dir.path(), &["plan", "host.nix"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("migrate.toml"), "{}", stderr(&out));
+}

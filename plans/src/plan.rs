@@ -49,6 +49,53 @@ pub struct Placement {
     /// A 308 redirect target, when the service gets a new canonical URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redirect_to: Option<String>,
+    /// Who may reach it (`[plan.access]`); empty: every tailnet peer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub access: Vec<Access>,
+    /// Upstream timeouts (`[plan.timeouts]`); none by default, as tsnsrv.
+    #[serde(default, skip_serializing_if = "UpstreamTimeouts::is_none")]
+    pub timeouts: UpstreamTimeouts,
+}
+
+/// One access rule of `[plan.access]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Access {
+    /// What is matched.
+    pub kind: AccessKind,
+    /// The login, group or tag.
+    pub value: String,
+}
+
+/// What an access rule matches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessKind {
+    /// A user login (`alice@example.com`).
+    User,
+    /// A group the LocalAPI gives the user.
+    Group,
+    /// A tag of the source node (`tag:admin`).
+    Tag,
+}
+
+/// Upstream timeouts of `[plan.timeouts]`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTimeouts {
+    /// Connect timeout, milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_ms: Option<u64>,
+    /// Time to the upstream's response headers, milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_header_ms: Option<u64>,
+}
+
+impl UpstreamTimeouts {
+    /// Whether none is set.
+    pub fn is_none(&self) -> bool {
+        self.connect_ms.is_none() && self.response_header_ms.is_none()
+    }
 }
 
 /// One service of the plan, with everything `apply` needs.
@@ -203,6 +250,8 @@ fn placement(s: &Service, tailnet: &str) -> Placement {
         listener: if plaintext { "plaintext".into() } else { "https".into() },
         port,
         redirect_to: None,
+        access: Vec::new(),
+        timeouts: UpstreamTimeouts::default(),
     }
 }
 
@@ -285,6 +334,14 @@ pub fn make_plan(inv: &Inventory, policy: &Policy, opts: &PlanOptions) -> Result
             });
         }
         mounts.insert(i, m.clone());
+    }
+    let mut access: BTreeMap<usize, Vec<Access>> = BTreeMap::new();
+    for (k, v) in &policy.access {
+        access.insert(resolve(inv, "access", k)?, v.clone());
+    }
+    let mut timeouts: BTreeMap<usize, UpstreamTimeouts> = BTreeMap::new();
+    for (k, v) in &policy.timeouts {
+        timeouts.insert(resolve(inv, "timeouts", k)?, *v);
     }
     let mut present: BTreeMap<usize, bool> = BTreeMap::new();
     for (k, v) in &policy.present {
@@ -720,6 +777,8 @@ pub fn make_plan(inv: &Inventory, policy: &Policy, opts: &PlanOptions) -> Result
             strategy: strategy[i],
             placement: {
                 let mut p = placement(s, &policy.tailnet);
+                p.access = access.get(&i).cloned().unwrap_or_default();
+                p.timeouts = timeouts.get(&i).copied().unwrap_or_default();
                 if let Some(m) = mounts.get(&i) {
                     let host = s.host.known().cloned().unwrap_or_default();
                     let node = format!("{host}.{}", policy.tailnet);

@@ -97,6 +97,15 @@ pub struct Policy {
     /// Services that stay on tsnsrv.
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// Who may reach a service once moved (`"storage/grafana" = [{ kind = "user", value =
+    /// "alice@example.com" }]`; kinds `user`, `group`, `tag`): the per-node ACLs that told 57
+    /// nodes apart are gone on one node. Without rules, every tailnet peer (as each node was).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub access: BTreeMap<String, Vec<crate::plan::Access>>,
+    /// Upstream timeouts per service (`"storage/api" = { response_header_ms = 30000 }`). None
+    /// by default, as tsnsrv had none: server-sent events and long polls rely on that.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub timeouts: BTreeMap<String, crate::plan::UpstreamTimeouts>,
     /// Whether services declared under a condition the inputs cannot decide exist
     /// (`"storage/jellyfin" = true`); until stated, such a service is `presence-unknown`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

@@ -72,7 +72,27 @@ pub fn route_of(s: &PlannedService) -> anyhow::Result<Route> {
         redirect_to: p.redirect_to.clone(),
         wave: s.wave,
     };
-    Ok(route_from_service(&s.inventory, &placement)?)
+    let mut route = route_from_service(&s.inventory, &placement)?;
+    route.access = p
+        .access
+        .iter()
+        .map(|a| match a.kind {
+            tailshift_plans::plan::AccessKind::User => {
+                crate::admin::AccessRule::User(a.value.clone())
+            }
+            tailshift_plans::plan::AccessKind::Group => {
+                crate::admin::AccessRule::Group(a.value.clone())
+            }
+            tailshift_plans::plan::AccessKind::Tag => {
+                crate::admin::AccessRule::Tag(a.value.clone())
+            }
+        })
+        .collect();
+    route.timeouts = crate::admin::Timeouts {
+        connect_ms: p.timeouts.connect_ms,
+        response_header_ms: p.timeouts.response_header_ms,
+    };
+    Ok(route)
 }
 
 /// The check's credentials for a service: the `Name: value` header lines of the file the
