@@ -2315,3 +2315,16 @@ fn server_sent_events_stream_through_as_written() {
     }
     assert!(arrivals[4] - arrivals[0] >= std::time::Duration::from_millis(500), "{arrivals:?}");
 }
+
+/// Group and tag rules without the LocalAPI could admit no one: such a table is refused.
+#[test]
+fn group_and_tag_rules_need_the_localapi() {
+    let up = echo_upstream();
+    let p = Proxy::start();
+    let tag = json!({"access": [{"kind": "tag", "value": "tag:admin"}]});
+    let (code, body) = p.put_routes(&json!([route("box/t", "t.tailnet.test", up, tag)]));
+    assert_eq!(code, 400);
+    assert!(body.contains("localapi_socket"), "{body}");
+    let user = json!({"access": [{"kind": "user", "value": "alice@example.com"}]});
+    assert_eq!(p.put_routes(&json!([route("box/u", "u.tailnet.test", up, user)])).0, 200);
+}

@@ -300,6 +300,7 @@ async fn admin(
             // Validate the whole table beside the old one; only then write and swap.
             match parsed
                 .map_err(|e| e.to_string())
+                .and_then(|r| needs_whois_checked(&r, shared.whois.is_some()).map(|()| r))
                 .and_then(|r| RouteTable::new(r).map_err(|e| e.to_string()))
             {
                 Err(e) => json_response(
@@ -321,6 +322,25 @@ async fn admin(
         }
         _ => json_response(StatusCode::NOT_FOUND, "{\"error\":\"no such endpoint\"}\n".into()),
     })
+}
+
+/// Group and tag rules match what the LocalAPI's whois says: without `localapi_socket` they
+/// could never admit anyone, so such a table is refused rather than locking everyone out.
+fn needs_whois_checked(routes: &[Route], have_whois: bool) -> Result<(), String> {
+    if have_whois {
+        return Ok(());
+    }
+    for r in routes {
+        if r.access.iter().any(|a| {
+            matches!(a, crate::admin::AccessRule::Group(_) | crate::admin::AccessRule::Tag(_))
+        }) {
+            return Err(format!(
+                "{}: group and tag access rules need the proxy's localapi_socket (they match the LocalAPI's whois answer)",
+                r.service
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Runs the proxy until SIGTERM or SIGINT; SIGHUP re-reads `routes.json`.
