@@ -2328,3 +2328,60 @@ fn group_and_tag_rules_need_the_localapi() {
     let user = json!({"access": [{"kind": "user", "value": "alice@example.com"}]});
     assert_eq!(p.put_routes(&json!([route("box/u", "u.tailnet.test", up, user)])).0, 200);
 }
+
+/// F9: the laptop configuration of MIGRATION.md section 3C starts on a fresh state directory
+/// (its `upstream_ca` is the development CA the proxy creates), and a missing `upstream_ca`
+/// elsewhere is an error naming the key, from `--check-config` too.
+#[test]
+fn the_laptop_configuration_starts_on_a_fresh_state_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let cfg = format!(
+        "state_dir = \"{0}\"\nupstream_ca = \"{0}/dev-ca.crt\"\n[[listener]]\nkind = \"https\"\naddr = \"127.0.0.1:0\"\n",
+        state.display()
+    );
+    std::fs::write(dir.path().join("proxy.toml"), &cfg).unwrap();
+    let check = |file: &str| {
+        Command::new(env!("CARGO_BIN_EXE_migrate"))
+            .args(["proxy", "--check-config", "--config"])
+            .arg(dir.path().join(file))
+            .output()
+            .unwrap()
+    };
+    assert!(check("proxy.toml").status.success());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_migrate"))
+        .args(["proxy", "--workers", "1", "--config"])
+        .arg(dir.path().join("proxy.toml"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut served = false;
+    let mut text = String::new();
+    loop {
+        let mut line = String::new();
+        if err.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        text.push_str(&line);
+        if line.contains("tailshift proxy serving") {
+            served = true;
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(served, "{text}");
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        cfg.replace(&format!("{}/dev-ca.crt", state.display()), "/nonexistent/ca.pem"),
+    )
+    .unwrap();
+    let o = check("bad.toml");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("upstream_ca"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

@@ -231,6 +231,13 @@ impl ProxyConfig {
                 path.display()
             );
         }
+        // `upstream_ca` must exist, unless it is the development CA the proxy creates at start.
+        if let Some(ca) = &cfg.upstream_ca
+            && !ca.exists()
+            && *ca != cfg.state_dir.join("dev-ca.crt")
+        {
+            anyhow::bail!("{}: upstream_ca: {} does not exist", path.display(), ca.display());
+        }
         for r in &cfg.tailnet_ranges {
             if parse_range(r).is_none() {
                 anyhow::bail!(

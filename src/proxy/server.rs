@@ -370,11 +370,23 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
         (None, Some((bound, zone))) => (Some(bound), Some(zone)),
         (None, None) => (None, None),
     };
+    // The development CA exists before anything that may trust it is read (`upstream_ca` often
+    // names it: MIGRATION.md section 3C), on a fresh state directory too.
+    let uses_dev_ca = cfg.listeners.iter().any(|l| matches!(l, ListenerConfig::Https { .. }))
+        && cfg.cert_dir.is_none()
+        && !(cfg.localapi_certificates && cfg.localapi_socket.is_some());
+    if uses_dev_ca {
+        super::tls::DevCa::load_or_create(&cfg.state_dir)?;
+    }
     let connector = super::upstream::Connector::new(&super::upstream::ClientOptions {
         extra_ca: cfg.upstream_ca.clone(),
         dns_server,
         dns_zone,
         connect_timeout: Duration::from_millis(cfg.upstream_connect_timeout_ms),
+    })
+    .map_err(|e| match &cfg.upstream_ca {
+        Some(ca) => anyhow::anyhow!("upstream_ca {}: {e:#}", ca.display()),
+        None => e,
     })?;
     connector.register(table.dials());
     let pool = |b: &mut hyper_util::client::legacy::Builder| {
