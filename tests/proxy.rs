@@ -2385,3 +2385,18 @@ fn the_laptop_configuration_starts_on_a_fresh_state_directory() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// RFC 2047-encoded `Tailscale-User-Name` (tailscaled's form for non-ASCII names) is decoded.
+#[test]
+fn encoded_display_names_are_decoded() {
+    let up = echo_upstream();
+    let p = Proxy::start();
+    assert_eq!(p.put_routes(&json!([route("box/app", "app.tailnet.test", up, json!({}))])).0, 200);
+    let (code, _, body) = p.via_serve(
+        "app",
+        "/",
+        &["Tailscale-User-Login: j@example.com", "Tailscale-User-Name: =?utf-8?q?J=C3=BCrgen?="],
+    );
+    assert_eq!(code, 200);
+    assert_eq!(echoed(&body)["headers"]["x-tailscale-user-displayname"], "Jürgen");
+}

@@ -267,8 +267,10 @@ fn header(h: &HeaderMap, name: &str) -> Option<String> {
     h.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
 }
 
+/// Sets a header; UTF-8 text (a decoded display name) goes as its bytes, as Go's net/http
+/// sent it under tsnsrv.
 fn set(h: &mut HeaderMap, name: HeaderName, value: &str) {
-    if let Ok(v) = HeaderValue::from_str(value) {
+    if let Ok(v) = HeaderValue::from_bytes(value.as_bytes()) {
         h.insert(name, v);
     }
 }
@@ -326,7 +328,8 @@ pub async fn handle(
     let peer = peer_value.as_ref().map(|v| v.to_str().unwrap_or_default());
     let identity = (trusted && via == Via::Tailnet).then(|| Identity {
         login: header(h, "tailscale-user-login"),
-        name: header(h, "tailscale-user-name"),
+        // tailscaled encodes non-ASCII display names as RFC 2047 words (`=?utf-8?q?...?=`).
+        name: header(h, "tailscale-user-name").map(|n| super::rfc2047::decode(&n)),
         picture: header(h, "tailscale-user-profile-pic"),
     });
     // The request's target, kept whole: the path and query are borrowed from it below.

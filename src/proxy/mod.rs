@@ -11,6 +11,7 @@ pub mod health;
 pub mod metrics;
 pub mod pool;
 pub mod prefix;
+pub mod rfc2047;
 pub mod routes;
 pub mod server;
 pub mod tls;
