@@ -8,6 +8,7 @@
 use crate::diagnostic::Diagnostic;
 use crate::inventory::Flavour;
 use crate::nix::eval::entry;
+use crate::nix::modules::dummy_span;
 use crate::nix::value::{AttrMap, Thunk, Value, uncertain_names};
 use crate::nix::{Eval, EvalError};
 use crate::nixos::{self, ModuleView};
@@ -127,7 +128,7 @@ fn eval_flake(dir: &Path) -> Result<Evaluated, Box<(EvalError, Eval)>> {
         args.insert("flake".into(), entry(flake.clone()));
         args.insert("src".into(), entry(Value::Path(Rc::new(abs.clone()))));
         args.insert("kinds".into(), entry(Value::Attrs(Rc::new(kinds))));
-        let span = Span { file: crate::source::FileId(0), start: 0, end: 0 };
+        let span = dummy_span();
         let r = ev.apply(f, Thunk::value(Value::Attrs(Rc::new(args))), span)?;
         let t = ev.select(&r, "outputs", span)?.expect("the prelude returns outputs");
         ev.force(&t)
@@ -141,7 +142,7 @@ fn eval_flake(dir: &Path) -> Result<Evaluated, Box<(EvalError, Eval)>> {
 /// The flake's `inputs`, each classified, plus inputs the `outputs` function names without
 /// declaring them.
 fn read_inputs(ev: &mut Eval, flake: &Value) -> Result<Vec<FlakeInput>, EvalError> {
-    let span = Span { file: crate::source::FileId(0), start: 0, end: 0 };
+    let span = dummy_span();
     let m = ev.attrs_of(flake, span)?;
     let mut out: BTreeMap<String, Option<String>> = BTreeMap::new();
     if let Some(e) = m.get("inputs") {
@@ -188,10 +189,6 @@ struct HostArgs {
     special: Vec<(Rc<str>, Thunk)>,
 }
 
-fn zero() -> Span {
-    Span { file: crate::source::FileId(0), start: 0, end: 0 }
-}
-
 /// The hosts a flake's outputs define: `nixosConfigurations.<attr>` and Colmena nodes, each
 /// with its binding; and what makes the host list unknowable.
 #[allow(clippy::type_complexity)]
@@ -201,7 +198,7 @@ fn host_list(
 ) -> Result<(Vec<(String, Thunk, Option<Span>, bool)>, Vec<(String, Option<Span>)>), EvalError> {
     let mut hosts = Vec::new();
     let mut unreadable = Vec::new();
-    let m = ev.attrs_of(outputs, zero())?;
+    let m = ev.attrs_of(outputs, dummy_span())?;
     if let Some(u) = uncertain_names(&m) {
         unreadable
             .push((format!("the flake's outputs cannot all be known: {}", u.describe()), u.span));
@@ -266,7 +263,7 @@ fn colmena_host(
     node: Thunk,
 ) -> crate::nix::EvalResult {
     let hive = ev.force(hive)?;
-    let hm = ev.attrs_of(&hive, zero())?;
+    let hm = ev.attrs_of(&hive, dummy_span())?;
     let mut modules = Vec::new();
     if let Some(d) = hm.get("defaults") {
         modules.push(d.value.clone());
@@ -321,10 +318,10 @@ fn host_args(ev: &mut Eval, host: &Thunk) -> Result<Result<HostArgs, String>, Ev
         return Ok(Err("it is not built by nixpkgs' lib.nixosSystem (or Colmena), the builders tailshift understands".into()));
     }
     let args = ev.force(&m["args"].value.clone())?;
-    let am = ev.attrs_of(&args, zero())?;
+    let am = ev.attrs_of(&args, dummy_span())?;
     let mut modules = Vec::new();
     if let Some(ml) = am.get("modules") {
-        let span = ml.span.unwrap_or(zero());
+        let span = ml.span.unwrap_or(dummy_span());
         match ev.force(&ml.value.clone())? {
             Value::List(l) => modules.extend(l.iter().map(|t| (t.clone(), span))),
             Value::Unknown(u) => {

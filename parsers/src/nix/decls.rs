@@ -9,7 +9,7 @@
 //! declares are not here: they stay unknown, as before.
 
 use super::eval::{ErrorKind, Eval, EvalError, EvalResult};
-use super::modules::{Def, Kind, LeafTy};
+use super::modules::{Def, Kind, LeafTy, dummy_span};
 use super::value::*;
 use crate::source::Span;
 use std::rc::Rc;
@@ -207,7 +207,7 @@ impl Eval {
                     ("name", Value::Str(name.clone())),
                     ("config", Value::Config(Rc::new(path.to_vec()))),
                 ];
-                let args = self.module_args_for(&m, &extra)?;
+                let args = self.module_args(&m, &extra)?;
                 m = self.apply(m, Thunk::value(args), dummy_span())?;
             }
             let Value::Attrs(set) = &m else { continue };
@@ -306,10 +306,6 @@ impl Eval {
             _ => None,
         }
     }
-}
-
-fn dummy_span() -> Span {
-    Span { file: crate::source::FileId(0), start: 0, end: 0 }
 }
 
 /// Top-level namespaces where nixpkgs declares options: under them, `options ? x` for an `x`
@@ -464,6 +460,6 @@ impl Eval {
 
     fn option_is_defined(&mut self, path: &[Rc<str>]) -> EvalResult {
         // Defined by a module, or by its default (what `isDefined` means in nixpkgs).
-        Ok(Value::Bool(!self.defs_at_public(path)?.is_empty()))
+        Ok(Value::Bool(!self.defs_at(path)?.is_empty()))
     }
 }

@@ -112,7 +112,7 @@ pub fn kind_of(path: &[Rc<str>]) -> Kind {
 fn module_arg_thunk(name: Rc<str>) -> Thunk {
     Thunk::native(move |ev| {
         let path: Vec<Rc<str>> = vec!["_module".into(), "args".into(), name.clone()];
-        let defined = !ev.defs_at_public(&path)?.is_empty();
+        let defined = !ev.defs_at(&path)?.is_empty();
         if defined {
             let t = ev.config_select(&path[..2], &name, dummy_span())?;
             return ev.force(&t);
@@ -270,11 +270,6 @@ impl Eval {
     /// addition, such as `public`), not one of tsnsrv's.
     pub fn is_user_suboption(&mut self, path: &[Rc<str>]) -> bool {
         self.tsnsrv_extended() && self.declared_kind(path).is_some()
-    }
-
-    /// [`Eval::defs_at`] for the declarations' `isDefined`.
-    pub(crate) fn defs_at_public(&mut self, path: &[Rc<str>]) -> Result<Rc<Vec<Def>>, EvalError> {
-        self.defs_at(path)
     }
 
     /// Every module file read (absolute), roots and imports.
@@ -458,16 +453,13 @@ impl Eval {
         r
     }
 
-    /// The arguments a module function is called with (`config`, `lib`, `options`, ...).
-    pub(crate) fn module_args_for(
+    /// The arguments a module function is called with (`config`, `lib`, `options`, ...);
+    /// `extra` (a submodule's own `config` and `name`) comes first.
+    pub(crate) fn module_args(
         &mut self,
         f: &Value,
         extra: &[(&str, Value)],
     ) -> Result<Value, EvalError> {
-        self.module_args(f, extra)
-    }
-
-    fn module_args(&mut self, f: &Value, extra: &[(&str, Value)]) -> Result<Value, EvalError> {
         let wanted: Option<Vec<(Rc<str>, bool)>> = match f {
             Value::Lambda(c) => match &c.def.param {
                 super::syntax::Param::Pattern { entries, ellipsis: false, .. } => {
@@ -796,7 +788,7 @@ impl Eval {
     }
 
     /// The definitions reaching `path`, before its own properties are discharged.
-    fn defs_at(&mut self, path: &[Rc<str>]) -> Result<Rc<Vec<Def>>, EvalError> {
+    pub(crate) fn defs_at(&mut self, path: &[Rc<str>]) -> Result<Rc<Vec<Def>>, EvalError> {
         if let Some(d) = self.modules_mut().defs_memo.get(path) {
             return Ok(d.clone());
         }
@@ -1304,7 +1296,8 @@ impl Eval {
     }
 }
 
-fn dummy_span() -> Span {
+/// A span for values that have no place in a file.
+pub(crate) fn dummy_span() -> Span {
     Span { file: crate::source::FileId(0), start: 0, end: 0 }
 }
 
