@@ -643,35 +643,31 @@ fn read_flake_input(
             ),
         ));
     }
-    if opts.evaluator == Evaluator::Nix {
+    // Either evaluator gives each host's view (and, the built-in one, the modules it read).
+    let (hosts, flavour): (Vec<(String, ModuleView, Vec<String>)>, _) = if opts.evaluator
+        == Evaluator::Nix
+    {
         let (hosts, diags) =
             crate::real_nix::read_flake_with_nix(dir, attr, &opts.nix).map_err(LoadError::Nix)?;
-        inv.inputs.push(Input { path: given.display().to_string(), kind: InputKind::Flake });
         inv.diagnostics.extend(diags);
-        let flavour = crate::flake::flake_flavour(dir);
-        for h in hosts {
-            let input = PathBuf::from(format!("{}#{}", dir.display(), h.attr));
-            let mut view = h.view;
-            view.flavour_hint = flavour.clone();
-            let (mut g, services) = module_services(view, &input, opts, &mut inv.diagnostics);
-            g.attr = Some(h.attr);
-            groups.push((g, services));
-        }
-        return Ok(());
-    }
-    let read = crate::flake::read_flake(dir, attr);
+        let hosts = hosts.into_iter().map(|h| (h.attr, h.view, Vec::new())).collect();
+        (hosts, crate::flake::flake_flavour(dir))
+    } else {
+        let read = crate::flake::read_flake(dir, attr);
+        inv.diagnostics.extend(read.diagnostics);
+        incomplete.extend(
+            read.unreadable.into_iter().map(|(reason, location)| Incomplete { reason, location }),
+        );
+        let hosts = read.hosts.into_iter().map(|h| (h.attr, h.view, h.modules)).collect();
+        (hosts, read.flavour)
+    };
     inv.inputs.push(Input { path: given.display().to_string(), kind: InputKind::Flake });
-    inv.diagnostics.extend(read.diagnostics);
-    incomplete.extend(
-        read.unreadable.into_iter().map(|(reason, location)| Incomplete { reason, location }),
-    );
-    for h in read.hosts {
-        let mut view = h.view;
-        view.flavour_hint = read.flavour.clone();
-        let input = PathBuf::from(format!("{}#{}", dir.display(), h.attr));
+    for (attr, mut view, modules) in hosts {
+        view.flavour_hint = flavour.clone();
+        let input = PathBuf::from(format!("{}#{attr}", dir.display()));
         let (mut g, services) = module_services(view, &input, opts, &mut inv.diagnostics);
-        g.attr = Some(h.attr);
-        g.modules = h.modules;
+        g.attr = Some(attr);
+        g.modules = modules;
         groups.push((g, services));
     }
     Ok(())

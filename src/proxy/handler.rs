@@ -110,15 +110,20 @@ fn empty(status: StatusCode) -> Response<Body> {
     r
 }
 
+/// The Tailscale Service a request came through (`svc:<label>`), for whois: the capabilities
+/// are then the grants toward that Service, as tsnsrv's own node for it had.
+fn service_of(origin: &Origin) -> Option<String> {
+    match origin {
+        Origin::Service(label) => Some(format!("svc:{label}")),
+        _ => None,
+    }
+}
+
 /// The route's own name the client asked for (its spelling, case and port aside; a short name
 /// is its full name), so a metrics label can take only as many values as the route has names:
 /// a client must not grow the proxy's memory by spelling one name many ways.
 fn canonical_name<'a>(route: &'a crate::admin::Route, asked: &str) -> &'a str {
-    let host = asked
-        .rsplit_once(':')
-        .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
-        .map_or(asked, |(h, _)| h);
-    let host = host.trim_end_matches('.');
+    let host = super::routes::bare_host(asked);
     route
         .hosts
         .iter()
@@ -398,12 +403,8 @@ pub async fn handle(
             && trusted
             && let (Some(w), Some(addr)) = (&shared.whois, peer)
         {
-            let svc = match &origin {
-                Origin::Service(label) => Some(format!("svc:{label}")),
-                _ => None,
-            };
             let limit = std::time::Duration::from_millis(route.whois.timeout_ms.max(1000));
-            early_whois = Box::pin(w.lookup(addr, svc.as_deref(), limit)).await;
+            early_whois = Box::pin(w.lookup(addr, service_of(&origin).as_deref(), limit)).await;
         }
         let (groups, tags) = match &early_whois {
             Some(id) => (id.groups.as_slice(), id.tags.as_slice()),
@@ -501,14 +502,8 @@ pub async fn handle(
         match (&shared.whois, trusted && via == Via::Tailnet && route.whois.enabled, peer) {
             _ if early_whois.is_some() && route.whois.enabled => early_whois.clone(),
             (Some(w), true, Some(addr)) => {
-                // Through a Service, the capabilities are the grants toward that Service, as
-                // tsnsrv's own node for it had.
-                let svc = match &origin {
-                    Origin::Service(label) => Some(format!("svc:{label}")),
-                    _ => None,
-                };
                 let limit = std::time::Duration::from_millis(route.whois.timeout_ms);
-                Box::pin(w.lookup(addr, svc.as_deref(), limit)).await
+                Box::pin(w.lookup(addr, service_of(&origin).as_deref(), limit)).await
             }
             _ => None,
         };

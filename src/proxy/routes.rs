@@ -137,11 +137,7 @@ impl RouteTable {
 
     /// The route for a host (port stripped, short names accepted) and path: longest mount wins.
     pub fn lookup(&self, host: &str, path: &str) -> Option<(Arc<Routed>, String)> {
-        let host = host
-            .rsplit_once(':')
-            .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
-            .map_or(host, |(h, _)| h);
-        let host = host.trim_end_matches('.');
+        let host = bare_host(host);
         let lowered;
         let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {
             lowered = host.to_ascii_lowercase();
@@ -162,7 +158,7 @@ impl RouteTable {
     /// Whether some route answers for `host` (under any mount): such a name gets a
     /// certificate even when it is mounted only under sub-paths.
     pub fn serves_name(&self, host: &str) -> bool {
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let host = bare_host(host).to_ascii_lowercase();
         self.by_host.contains_key(host.as_str())
             || self.short.get(host.as_str()).is_some_and(|full| self.by_host.contains_key(full))
     }
@@ -185,6 +181,15 @@ impl RouteTable {
         tailshift_plans::plan_file::write_atomic(path, &text)?;
         Ok(())
     }
+}
+
+/// A host as asked (`App.tailnet.test.:8443`) without its port and trailing dot.
+pub fn bare_host(asked: &str) -> &str {
+    asked
+        .rsplit_once(':')
+        .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(asked, |(h, _)| h)
+        .trim_end_matches('.')
 }
 
 /// Whether a mount serves a path: on segment boundaries (`/app` serves `/app` and `/app/x`, not

@@ -375,9 +375,8 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
     let uses_dev_ca = cfg.listeners.iter().any(|l| matches!(l, ListenerConfig::Https { .. }))
         && cfg.cert_dir.is_none()
         && !(cfg.localapi_certificates && cfg.localapi_socket.is_some());
-    if uses_dev_ca {
-        super::tls::DevCa::load_or_create(&cfg.state_dir)?;
-    }
+    let mut dev_ca =
+        if uses_dev_ca { Some(super::tls::DevCa::load_or_create(&cfg.state_dir)?) } else { None };
     let connector = super::upstream::Connector::new(&super::upstream::ClientOptions {
         extra_ca: cfg.upstream_ca.clone(),
         dns_server,
@@ -468,9 +467,11 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
                 let source = match (&cfg.cert_dir, &cfg.localapi_socket) {
                     (Some(dir), _) => super::tls::Source::Files(dir.clone()),
                     (None, Some(_)) if cfg.localapi_certificates => super::tls::Source::LocalApi,
-                    _ => super::tls::Source::DevCa(Box::new(super::tls::DevCa::load_or_create(
-                        &cfg.state_dir,
-                    )?)),
+                    _ => super::tls::Source::DevCa(Box::new(match dev_ca.take() {
+                        Some(ca) => ca,
+                        // A second HTTPS listener reads the same CA again.
+                        None => super::tls::DevCa::load_or_create(&cfg.state_dir)?,
+                    })),
                 };
                 let localapi = matches!(source, super::tls::Source::LocalApi);
                 let resolver = Arc::new(super::tls::Resolver::new(
