@@ -131,20 +131,12 @@ impl Proxy {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut err = BufReader::new(child.stderr.take().unwrap());
-        let (http, https, dns) = loop {
-            let mut line = String::new();
-            assert!(err.read_line(&mut line).unwrap() > 0, "proxy exited before serving");
-            if line.contains("tailshift proxy serving") {
-                let addr = |kind: &str| {
-                    let after = line.split(kind).nth(1)?;
-                    Some(after.split([';', ',', ' ']).next()?.trim().to_string())
-                };
-                break (addr("http ").unwrap(), addr("https ").unwrap(), addr("dns "));
-            }
-        };
-        // Keep draining stderr (access log) so the proxy never blocks on it.
-        std::thread::spawn(move || for _ in err.lines() {});
+        let line = serving_line(&mut child);
+        let (http, https, dns) = (
+            served_addr(&line, "http ").unwrap(),
+            served_addr(&line, "https ").unwrap(),
+            served_addr(&line, "dns "),
+        );
         Proxy { child, dir, http, https, dns }
     }
 
@@ -193,6 +185,41 @@ impl Proxy {
         c.arg(format!("http://localhost{path}"));
         split(c.output().unwrap().stdout)
     }
+}
+
+/// Reads a starting proxy's standard error up to its "serving" line, which it returns, then
+/// keeps draining it (the access log) so the proxy never blocks on it. Panics with what the
+/// proxy printed if it exits before serving.
+fn serving_line(child: &mut Child) -> String {
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut printed = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            err.read_line(&mut line).unwrap_or(0) > 0,
+            "proxy exited before serving: {printed}"
+        );
+        if line.contains("tailshift proxy serving") {
+            std::thread::spawn(move || for _ in err.lines() {});
+            return line;
+        }
+        printed.push_str(&line);
+    }
+}
+
+/// The address a "serving" line gives for one kind of listener (`"http "`, `"dns "`).
+fn served_addr(line: &str, kind: &str) -> Option<String> {
+    let after = line.split(kind).nth(1)?;
+    Some(after.split([';', ',', ' ']).next()?.trim().to_string())
+}
+
+/// `migrate proxy --check-config --config FILE`.
+fn check_config(file: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_migrate"))
+        .args(["proxy", "--check-config", "--config"])
+        .arg(file)
+        .output()
+        .unwrap()
 }
 
 /// (status, headers, body) from curl -D - -w.
@@ -842,20 +869,12 @@ fn access_rules_and_http2_and_config_check() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&o.stdout), "2 200");
     // --check-config validates the file and the saved table.
-    let o = Command::new(env!("CARGO_BIN_EXE_migrate"))
-        .args(["proxy", "--check-config", "--config"])
-        .arg(p.path("proxy.toml"))
-        .output()
-        .unwrap();
+    let o = check_config(&p.path("proxy.toml"));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("2 routes"));
     std::fs::write(p.path("bad.toml"), "state_dir = \"/tmp/x\"\n[[listener]]\nkind = \"htp\"\n")
         .unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_migrate"))
-        .args(["proxy", "--check-config", "--config"])
-        .arg(p.path("bad.toml"))
-        .output()
-        .unwrap();
+    let o = check_config(&p.path("bad.toml"));
     assert_eq!(o.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("bad.toml:"),
@@ -1914,23 +1933,7 @@ fn running_out_of_descriptors_pauses_accepting_without_spinning() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let http = loop {
-        let mut line = String::new();
-        assert!(err.read_line(&mut line).unwrap() > 0, "proxy exited before serving");
-        if line.contains("tailshift proxy serving") {
-            break line
-                .split("http ")
-                .nth(1)
-                .unwrap()
-                .split([';', ',', ' '])
-                .next()
-                .unwrap()
-                .trim()
-                .to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in err.lines() {});
+    let http = served_addr(&serving_line(&mut child), "http ").unwrap();
     let table = json!([route("box/app", "app.tailnet.test", up, json!({}))]);
     let f = dir.path().join("routes.json");
     std::fs::write(&f, table.to_string()).unwrap();
@@ -2228,11 +2231,7 @@ fn tcp_peers_in_the_tailnet_ranges_are_identified() {
         "state_dir = \"/tmp/x\"\ntailnet_ranges = [\"100.64.0.0/99\"]\n[[listener]]\nkind = \"http\"\naddr = \"127.0.0.1:0\"\n",
     )
     .unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_migrate"))
-        .args(["proxy", "--check-config", "--config"])
-        .arg(dir.path().join("bad.toml"))
-        .output()
-        .unwrap();
+    let o = check_config(&dir.path().join("bad.toml"));
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("tailnet_ranges"));
 }
@@ -2341,13 +2340,7 @@ fn the_laptop_configuration_starts_on_a_fresh_state_directory() {
         state.display()
     );
     std::fs::write(dir.path().join("proxy.toml"), &cfg).unwrap();
-    let check = |file: &str| {
-        Command::new(env!("CARGO_BIN_EXE_migrate"))
-            .args(["proxy", "--check-config", "--config"])
-            .arg(dir.path().join(file))
-            .output()
-            .unwrap()
-    };
+    let check = |file: &str| check_config(&dir.path().join(file));
     assert!(check("proxy.toml").status.success());
     let mut child = Command::new(env!("CARGO_BIN_EXE_migrate"))
         .args(["proxy", "--workers", "1", "--config"])
@@ -2355,23 +2348,10 @@ fn the_laptop_configuration_starts_on_a_fresh_state_directory() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut served = false;
-    let mut text = String::new();
-    loop {
-        let mut line = String::new();
-        if err.read_line(&mut line).unwrap_or(0) == 0 {
-            break;
-        }
-        text.push_str(&line);
-        if line.contains("tailshift proxy serving") {
-            served = true;
-            break;
-        }
-    }
+    // Panics with the proxy's output if it exits instead (then nothing is left running).
+    serving_line(&mut child);
     let _ = child.kill();
     let _ = child.wait();
-    assert!(served, "{text}");
     std::fs::write(
         dir.path().join("bad.toml"),
         cfg.replace(&format!("{}/dev-ca.crt", state.display()), "/nonexistent/ca.pem"),
