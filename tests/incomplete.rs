@@ -20,13 +20,6 @@ fn inventory(dir: &Path, args: &[&str]) -> (Option<i32>, Value, String) {
     (out.status.code(), json(&out), stderr(&out))
 }
 
-fn names(inv: &Value) -> Vec<&str> {
-    let mut n: Vec<&str> =
-        inv["services"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
-    n.sort();
-    n
-}
-
 /// A host whose services come partly from what cannot be read (an input's file), partly from
 /// an unknowable condition, partly certain.
 fn host(dir: &Path) {
@@ -76,7 +69,7 @@ fn unknowable_names_make_the_inventory_incomplete_and_the_rest_is_still_read() {
     let why = &inv["hosts"][0]["incomplete"][0];
     assert_eq!(why["location"]["line"], 6);
     // Everything whose name is known is there, with its values.
-    assert_eq!(names(&inv), ["disk", "grafana", "jellyfin", "z"]);
+    assert_eq!(service_names(&inv), ["disk", "grafana", "jellyfin", "z"]);
     assert_eq!(value(service(&inv, "z"), "declared", "toURL"), "http://127.0.0.1:2");
     assert_eq!(value(service(&inv, "grafana"), "declared", "toURL"), "http://127.0.0.1:3000");
 }
@@ -216,7 +209,7 @@ fn a_flake_sees_only_git_tracked_files_as_nix_does() {
     git(&["init", "-q", "."]);
     git(&["add", "flake.nix", "host.nix"]);
     let (_, inv, err) = inventory(d, &["."]);
-    assert_eq!(names(&inv), ["a"], "{err}");
+    assert_eq!(service_names(&inv), ["a"], "{err}");
     let w = diags(&inv, "untracked_file");
     assert_eq!(w.len(), 1, "{inv:#}");
     assert!(w[0]["message"].as_str().unwrap().contains("new.nix"));
@@ -224,7 +217,7 @@ fn a_flake_sees_only_git_tracked_files_as_nix_does() {
     git(&["add", "new.nix"]);
     let (code, inv, err) = inventory(d, &["."]);
     assert_eq!(code, Some(0), "{err}");
-    assert_eq!(names(&inv), ["a", "b"]);
+    assert_eq!(service_names(&inv), ["a", "b"]);
     assert_eq!(service(&inv, "a")["host"]["known"]["value"], "box");
 }
 

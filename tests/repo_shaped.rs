@@ -193,18 +193,11 @@ fn a_configuration_repository_reads_each_service_once_and_skips_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     repo(dir.path());
     let (code, inv, err) = inventory(dir.path(), &["repo"]);
-    let errors: Vec<&Value> = inv["diagnostics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|d| d["severity"] == "error")
-        .collect();
+    let errors = errors(&inv);
     assert!(errors.is_empty(), "{errors:#?}");
     assert_eq!(code, Some(0), "{err}");
 
-    let mut names: Vec<&str> =
-        inv["services"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
-    names.sort();
+    let names = service_names(&inv);
     assert_eq!(names, ["grafana", "home-assistant", "jellyfin", "miniflux", "ntfy"]);
     assert_eq!(service(&inv, "grafana")["host"]["known"]["value"], "alpha");
     assert_eq!(service(&inv, "jellyfin")["host"]["known"]["value"], "beta");
@@ -364,18 +357,11 @@ fn a_flake_repository_reads_its_hosts_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
     repo_with(dir.path(), true);
     let (code, inv, err) = inventory(dir.path(), &["repo"]);
-    let errors: Vec<&Value> = inv["diagnostics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|d| d["severity"] == "error")
-        .collect();
+    let errors = errors(&inv);
     assert!(errors.is_empty(), "{errors:#?}");
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(inv["complete"], true);
-    let mut names: Vec<&str> =
-        inv["services"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
-    names.sort();
+    let names = service_names(&inv);
     // What the flake's hosts declare; the fork YAML, logs and JSON beside it are not the flake's.
     assert_eq!(names, ["grafana", "jellyfin"]);
     assert_eq!(service(&inv, "grafana")["host"]["known"]["value"], "alpha");

@@ -125,3 +125,16 @@ pub fn get_by_name(dns: std::net::SocketAddr, port: u16, ca: &Path, fqdn: &str) 
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
     (code.parse().unwrap_or(0), body.to_string())
 }
+
+/// The error diagnostics of a JSON inventory.
+pub fn errors(inv: &serde_json::Value) -> Vec<&serde_json::Value> {
+    inv["diagnostics"].as_array().unwrap().iter().filter(|d| d["severity"] == "error").collect()
+}
+
+/// The names of a JSON inventory's services, sorted.
+pub fn service_names(inv: &serde_json::Value) -> Vec<&str> {
+    let mut n: Vec<&str> =
+        inv["services"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    n.sort();
+    n
+}
