@@ -31,22 +31,23 @@ const PROJECTION: &str = r#"sys: let
         if b.all (i: i.ok) items then { ok = true; value = map (i: i.value) items; } else { ok = false; })
     else (let d = b.tryEval (b.deepSeq r.value r.value); in
       if d.success then { ok = true; value = d.value; } else { ok = false; });
-  attrs = set: let
+  # A set's values that JSON carries, and the names of those that fail.
+  split = set: let
       names = b.filter (n: n != "package" && b.substring 0 1 n != "_") (b.attrNames set);
       tried = b.listToAttrs (map (n: { name = n; value = try set.${n}; }) names);
-    in b.mapAttrs (_: t: t.value) (b.removeAttrs tried (b.filter (n: !tried.${n}.ok) names));
+      failed = b.filter (n: !tried.${n}.ok) names;
+    in { value = b.mapAttrs (_: t: t.value) (b.removeAttrs tried failed); inherit failed; };
+  attrs = set: (split set).value;
   t = sys.config.services.tsnsrv;
+  # Each service tried once: its values, and (an error of its own) what Nix cannot evaluate.
+  services = b.mapAttrs (_: split) t.services;
   defs = sys.options.services.tsnsrv.services.definitionsWithLocations or [ ];
   plain = d: b.isAttrs d.value && !(d.value ? _type);
   host = b.tryEval sys.config.networking.hostName;
-  # A service's value Nix cannot evaluate (it throws, or has no value) is an error of its own.
-  failedOf = services: b.concatLists (b.attrValues (b.mapAttrs (n: s:
-    map (o: "${n}.${o}") (b.filter (o: o != "package" && b.substring 0 1 o != "_" && !(try s.${o}).ok) (b.attrNames s)))
-    services));
 in {
   hostName = if host.success then host.value else null;
-  tsnsrv = attrs t;
-  failed = failedOf t.services;
+  tsnsrv = attrs (b.removeAttrs t [ "services" ]) // { services = b.mapAttrs (_: r: r.value) services; };
+  failed = b.concatLists (b.attrValues (b.mapAttrs (n: r: map (o: "${n}.${o}") r.failed) services));
   positions = b.concatMap (d:
     map (n: { name = n; file = d.file; pos = b.unsafeGetAttrPos n d.value; })
       (if plain d then b.attrNames d.value else [ ])) defs;
