@@ -1,11 +1,9 @@
 //! `migrate`: moves tsnsrv services onto one Tailscale node behind one reverse proxy.
 
-mod admin;
 mod apply;
 mod cli;
 mod demo;
 mod exit;
-mod proxy;
 
 use exit::Exit;
 

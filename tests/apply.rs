@@ -900,3 +900,39 @@ fn the_policy_decides_what_a_failed_check_does() {
     assert_eq!(code, 0, "{out}");
     assert_eq!(f.get("bad"), (200, "legacy bad".into()));
 }
+
+/// `GET /routes` on the proxy's admin socket.
+fn installed_routes(f: &Fleet) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(f.path("proxy-state/admin.sock")).unwrap();
+    s.write_all(b"GET /routes HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let body = raw.split_once("\r\n\r\n").unwrap().1;
+    serde_json::from_str(body).unwrap()
+}
+
+#[test]
+fn the_route_sealed_in_the_plan_is_the_route_installed() {
+    let f = fleet();
+    // A plan whose sealed route differs from what the conversion makes of the inventory entry
+    // today: edited here, then sealed again with the plan file's own sealing function.
+    let mut plan = tailshift_plans::plan_file::read(&f.path("plan.json")).unwrap();
+    let s = plan.services.iter_mut().find(|s| s.id == "nas/app1").unwrap();
+    let route = s.route.as_mut().expect("the plan seals a route for each planned service");
+    route.upstream_headers.insert("X-Sealed".into(), "in-the-plan".into());
+    route.whois.timeout_ms = 4321;
+    let sealed = serde_json::to_value(&*route).unwrap();
+    let plan = tailshift_plans::plan_file::reseal(plan);
+    assert!(tailshift_plans::plan_file::intact(&plan));
+    tailshift_plans::plan_file::write_atomic(
+        &f.path("plan.json"),
+        &tailshift_plans::plan_file::to_text(&plan),
+    )
+    .unwrap();
+    let (code, out) = wave(&f, "apply", 1, &[]);
+    assert_eq!(code, 0, "{out}");
+    let installed = installed_routes(&f);
+    let app1 = installed.as_array().unwrap().iter().find(|r| r["service"] == "nas/app1").unwrap();
+    assert_eq!(app1, &sealed);
+}

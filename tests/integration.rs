@@ -2,6 +2,7 @@
 
 mod apply;
 mod bad_input;
+mod boundaries;
 mod corpus;
 mod demo;
 mod fleet;

@@ -5,6 +5,7 @@ use std::cell::RefCell;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use tailshift_util::LineIndex;
 
 /// Index of a file in a [`SourceMap`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -30,42 +31,23 @@ pub struct SourceFile {
     shown: std::cell::OnceCell<std::sync::Arc<str>>,
     /// Full text.
     pub text: String,
-    line_starts: Vec<u32>,
+    lines: LineIndex,
 }
 
 impl SourceFile {
     fn new(path: PathBuf, text: String) -> Self {
-        let mut line_starts = vec![0];
-        for (i, b) in text.bytes().enumerate() {
-            if b == b'\n' {
-                line_starts.push(i as u32 + 1);
-            }
-        }
-        SourceFile { path, text, line_starts, shown: std::cell::OnceCell::new() }
+        SourceFile { path, lines: LineIndex::new(&text), text, shown: std::cell::OnceCell::new() }
     }
 
     /// 1-based line and column (in characters) of a byte offset.
     pub fn line_col(&self, offset: u32) -> (u32, u32) {
-        let offset = offset.min(self.text.len() as u32);
-        let line = match self.line_starts.binary_search(&offset) {
-            Ok(i) => i,
-            Err(i) => i - 1,
-        };
-        let start = self.line_starts[line] as usize;
-        let mut end = offset as usize;
-        while !self.text.is_char_boundary(end) {
-            end -= 1;
-        }
-        let col = self.text[start..end].chars().count() as u32 + 1;
-        (line as u32 + 1, col)
+        let (line, col) = self.lines.line_col(&self.text, offset as usize);
+        (line as u32, col as u32)
     }
 
     /// The text of a 1-based line, without its newline.
     pub fn line_text(&self, line: u32) -> &str {
-        let i = (line as usize).saturating_sub(1);
-        let Some(&start) = self.line_starts.get(i) else { return "" };
-        let end = self.line_starts.get(i + 1).map(|&e| e as usize).unwrap_or(self.text.len());
-        self.text[start as usize..end].trim_end_matches(['\n', '\r'])
+        self.lines.line_text(&self.text, line as usize)
     }
 }
 
@@ -122,7 +104,7 @@ impl SourceMap {
     /// Byte offset of a 1-based line's first character.
     pub fn line_offset(&self, file: FileId, line: u32) -> u32 {
         let f = self.get(file);
-        f.line_starts.get(line.saturating_sub(1) as usize).copied().unwrap_or(0)
+        f.lines.line_offset(line as usize) as u32
     }
 }
 

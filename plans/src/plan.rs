@@ -7,9 +7,11 @@ use crate::steps::{Step, Strategy, steps_for};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use tailshift_parsers::{Coverage, Inventory, Location, Service, Severity};
+use tailshift_routes::Route;
 
-/// Version of the plan file format.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the plan file format. 2: each service carries its sealed [`Route`]. A format-1
+/// plan (no routes) is still read, so waves it applied can be rolled back; it cannot be applied.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// What happens to a service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -42,8 +44,8 @@ pub struct RouteName {
 pub struct Placement {
     /// Names and mounts (the legacy name at `/` first).
     pub names: Vec<RouteName>,
-    /// `https` or `plaintext`.
-    pub listener: String,
+    /// Which listener serves it.
+    pub listener: Listener,
     /// Port of the listener.
     pub port: u16,
     /// A 308 redirect target, when the service gets a new canonical URL.
@@ -55,6 +57,16 @@ pub struct Placement {
     /// Upstream timeouts (`[plan.timeouts]`); none by default, as tsnsrv.
     #[serde(default, skip_serializing_if = "UpstreamTimeouts::is_none")]
     pub timeouts: UpstreamTimeouts,
+}
+
+/// The listener a service lands on (its tsnsrv `plaintext` decides).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Listener {
+    /// TLS with SNI.
+    Https,
+    /// Plain HTTP.
+    Plaintext,
 }
 
 /// One access rule of `[plan.access]`.
@@ -122,6 +134,11 @@ pub struct PlannedService {
     pub reasons: Vec<String>,
     /// Its inventory entry as planned (effective options, flavour, sources as of planning).
     pub inventory: Service,
+    /// The route the proxy will serve it with, made once from the entry and its placement
+    /// ([`crate::route::route_of`]) and sealed with the plan: what `apply` installs. `None` when
+    /// it cannot be built (a `no_route` finding says why) or in a format-1 plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<Route>,
 }
 
 /// Estimated effect of a wave.
@@ -247,7 +264,7 @@ fn placement(s: &Service, tailnet: &str) -> Placement {
         .unwrap_or(if plaintext { 80 } else { 443 });
     Placement {
         names: vec![RouteName { name: format!("{}.{tailnet}", s.name), mount: "/".into() }],
-        listener: if plaintext { "plaintext".into() } else { "https".into() },
+        listener: if plaintext { Listener::Plaintext } else { Listener::Https },
         port,
         redirect_to: None,
         access: Vec::new(),
@@ -793,8 +810,10 @@ pub fn make_plan(inv: &Inventory, policy: &Policy, opts: &PlanOptions) -> Result
             aliases,
             reasons: r,
             inventory: s.clone(),
+            route: None,
         });
     }
+    make_routes(&mut services, &mut findings);
     fleet_findings(inv, policy, &graph, &ids, &status, &strategy, &mut findings);
 
     // Waves with steps and forecast.
@@ -868,6 +887,30 @@ pub fn make_plan(inv: &Inventory, policy: &Policy, opts: &PlanOptions) -> Result
         nodes_today,
         self_hash: String::new(),
     })
+}
+
+/// Each service's route, made once here from its entry and placement. A service in a wave whose
+/// route cannot be built, or whose route conflicts with another's, gets a `no_route` finding
+/// (apply refuses to move it); other services keep the route when it builds, for display.
+fn make_routes(services: &mut [PlannedService], findings: &mut Vec<Finding>) {
+    for s in services.iter_mut() {
+        match crate::route::route_of(&s.inventory, &s.placement, s.wave) {
+            Ok(r) => s.route = Some(r),
+            Err(e) if s.wave.is_some() => findings.push(finding(
+                "no_route",
+                Severity::Warning,
+                Some(&s.id),
+                format!("{e}: the service cannot be moved until it is"),
+                s.inventory.location.clone(),
+            )),
+            Err(_) => {}
+        }
+    }
+    let waved: Vec<Route> =
+        services.iter().filter(|s| s.wave.is_some()).filter_map(|s| s.route.clone()).collect();
+    if let Err(e) = tailshift_routes::validate_table(&waved) {
+        findings.push(finding("no_route", Severity::Warning, None, e.to_string(), None));
+    }
 }
 
 fn round3(x: f64) -> f64 {

@@ -192,6 +192,12 @@ pub fn seal(mut plan: Plan, inv: &Inventory, policy: &Policy, now_unix: u64) -> 
     plan.inventory_hash = inventory_hash(inv);
     plan.policy_hash = sha256(&policy.canonical());
     plan.created = rfc3339(now_unix);
+    reseal(plan)
+}
+
+/// Fills the id and the self-hash from the content, keeping the input hashes and creation
+/// time: what [`seal`] does after stamping them.
+pub fn reseal(mut plan: Plan) -> Plan {
     plan.plan_id = String::new();
     plan.self_hash = String::new();
     // The id covers the content, not the time.
@@ -220,42 +226,11 @@ pub fn to_text(plan: &Plan) -> String {
     s
 }
 
-/// Writes a file atomically (temporary file, fsync, rename), readable by its owner only (0600).
+/// Writes a plan (or any file that may hold upstream header values, which can be credentials)
+/// atomically, readable by its owner only (0600).
 pub fn write_atomic(path: &Path, text: &str) -> Result<(), PlanError> {
-    let err = |e: std::io::Error| PlanError::Io {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    };
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("plan"),
-        std::process::id()
-    ));
-    let result = (|| {
-        // Plans and the proxy's routes.json carry upstream header values, which can be
-        // credentials: only the owner reads them.
-        let mut f = {
-            use std::os::unix::fs::OpenOptionsExt;
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?
-        };
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(err)
+    tailshift_util::write_atomic(path, text.as_bytes(), tailshift_util::FileMode::Private)
+        .map_err(|e| PlanError::Io { path: path.display().to_string(), message: e.to_string() })
 }
 
 /// Reads a plan file.

@@ -161,14 +161,6 @@ struct File {
     apply: Option<toml::Table>,
 }
 
-/// 1-based line and column of a byte offset.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
-    (line, col)
-}
-
 impl Policy {
     /// Reads `migrate.toml` (and its `usage_file`). Errors name the file, line and column.
     pub fn load(path: &Path) -> Result<Policy, PlanError> {
@@ -208,20 +200,14 @@ impl Policy {
 
     /// Parses the text of `migrate.toml`.
     pub fn parse(text: &str, file: &str) -> Result<Policy, PlanError> {
-        let parsed: File = toml::from_str(text).map_err(|e| {
-            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
-            PlanError::Policy {
-                file: file.to_string(),
-                line,
-                column,
-                message: e.message().trim().to_string(),
-            }
+        let parsed: File = tailshift_util::parse_toml(Path::new(file), text).map_err(|e| {
+            PlanError::Policy { file: e.file, line: e.line, column: e.column, message: e.message }
         })?;
         let _ = parsed.apply;
         let p = parsed.plan;
         let at = |key: &str| {
             let off = text.find(key).unwrap_or(0);
-            line_col(text, off)
+            tailshift_util::line_col(text, off)
         };
         if p.schedule.is_empty() || p.schedule.contains(&0) {
             let (line, column) = at("schedule");

@@ -1,11 +1,10 @@
-//! Whole-file replacement that never leaves a half-written file: a temporary file beside the
-//! target, written and fsync'd, given the old file's permissions, renamed over it, then the
-//! directory fsync'd. A crash before the rename leaves the old file whole.
+//! Files the shims replace (`/etc/hosts`, records files, keep-node units) are written with the
+//! one atomic writer (`tailshift_util::write_atomic`), keeping the replaced file's permissions:
+//! other programs read them.
 
 use crate::shim::ShimError;
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use tailshift_util::FileMode;
 
 fn err(path: &Path, e: impl std::fmt::Display) -> ShimError {
     ShimError::File { path: path.display().to_string(), message: e.to_string() }
@@ -18,28 +17,8 @@ pub fn write_with(
     text: &str,
     before_rename: impl FnOnce() -> std::io::Result<()>,
 ) -> Result<(), ShimError> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tailshift-{}.tmp", std::process::id()));
-    let mode = std::fs::metadata(path).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0o644);
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        f.sync_all()?;
-        drop(f);
-        before_rename()?;
-        std::fs::rename(&tmp, path)?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok::<(), std::io::Error>(())
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(err(path, e));
-    }
-    Ok(())
+    tailshift_util::write_atomic_with(path, text.as_bytes(), FileMode::KeepOr(0o644), before_rename)
+        .map_err(|e| err(path, e))
 }
 
 /// Replaces `path` with `text` atomically.

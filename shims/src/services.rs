@@ -326,7 +326,7 @@ impl Shim for TailscaleServicesShim {
         })?;
         self.advertise(&svc, false)?;
         // Deleting the definition frees the name for the old node (approval goes with it).
-        self.api.delete_service(&svc)
+        Ok(self.api.delete_service(&svc)?)
     }
 
     fn unprepare(&self, _: &ShimService) -> Result<(), ShimError> {

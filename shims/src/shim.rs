@@ -80,7 +80,13 @@ pub enum ShimError {
     },
     /// The LocalAPI failed.
     #[error(transparent)]
-    LocalApi(#[from] crate::localapi::LocalApiError),
+    LocalApi(#[from] tailshift_tailscale::LocalApiError),
+    /// A records file is not in the records format (it is left as it is).
+    #[error(transparent)]
+    Records(#[from] tailshift_tailscale::records::RecordsError),
+    /// The admin API failed.
+    #[error(transparent)]
+    AdminApi(#[from] tailshift_tailscale::AdminApiError),
 }
 
 /// A hostname-continuity backend. Every operation is idempotent: repeating it after a crash at

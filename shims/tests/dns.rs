@@ -6,7 +6,8 @@ use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfi
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
-use tailshift_shims::dns::{Answer, Responder};
+use tailshift_proxy::dns::Responder;
+use tailshift_shims::dns::Answer;
 use tailshift_shims::headscale::HeadscaleShim;
 use tailshift_shims::records::RecordsFile;
 use tailshift_shims::split_dns::SplitDnsShim;

@@ -1,11 +1,11 @@
 //! The proxy's admin socket, as the engine uses it: whole route tables in and out (the proxy is
 //! the one writer of `routes.json`).
 
-use crate::admin::Route;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
+use tailshift_routes::{Route, admin};
 
 fn request(
     sock: &Path,
@@ -32,7 +32,7 @@ fn request(
 
 /// Whether the proxy answers.
 pub fn healthy(sock: &Path) -> anyhow::Result<()> {
-    let (status, body) = request(sock, "GET", "/healthz", None)?;
+    let (status, body) = request(sock, "GET", admin::HEALTHZ, None)?;
     if status != 200 {
         anyhow::bail!("the proxy's admin socket {} answered {status}: {body}", sock.display());
     }
@@ -41,7 +41,7 @@ pub fn healthy(sock: &Path) -> anyhow::Result<()> {
 
 /// The proxy's current table.
 pub fn routes(sock: &Path) -> anyhow::Result<Vec<Route>> {
-    let (status, body) = request(sock, "GET", "/routes", None)?;
+    let (status, body) = request(sock, "GET", admin::ROUTES, None)?;
     if status != 200 {
         anyhow::bail!("GET /routes answered {status}: {body}");
     }
@@ -51,7 +51,7 @@ pub fn routes(sock: &Path) -> anyhow::Result<Vec<Route>> {
 /// Replaces the whole table.
 pub fn put_routes(sock: &Path, routes: &[Route]) -> anyhow::Result<()> {
     let body = serde_json::to_string(routes)?;
-    let (status, answer) = request(sock, "PUT", "/routes", Some(&body))?;
+    let (status, answer) = request(sock, "PUT", admin::ROUTES, Some(&body))?;
     if status != 200 {
         anyhow::bail!("the proxy refused the table ({status}): {}", answer.trim());
     }

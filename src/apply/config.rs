@@ -232,23 +232,14 @@ impl ApplyConfig {
     pub fn load(path: &Path) -> anyhow::Result<ApplyConfig> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let pos = |span: Option<std::ops::Range<usize>>| {
-            span.map(|s| tailshift_plans::policy::line_col(&text, s.start)).unwrap_or((1, 1))
-        };
-        let doc: toml::Table = toml::from_str(&text).map_err(|e| {
-            let (l, c) = pos(e.span());
-            anyhow::anyhow!("{}:{l}:{c}: {}", path.display(), e.message().trim())
-        })?;
+        let doc: toml::Table = tailshift_util::parse_toml(path, &text)?;
         if !doc.contains_key("apply") {
             anyhow::bail!(
                 "{}: no [apply] section (admin_socket and legacy are required to apply)",
                 path.display()
             );
         }
-        let d: DocAny = toml::from_str(&text).map_err(|e| {
-            let (l, c) = pos(e.span());
-            anyhow::anyhow!("{}:{l}:{c}: {}", path.display(), e.message().trim())
-        })?;
+        let d: DocAny = tailshift_util::parse_toml(path, &text)?;
         Ok(d.apply)
     }
 

@@ -9,7 +9,6 @@ use super::config::{ApplyConfig, Legacy};
 use super::journal::Journal;
 use super::lock::Lock;
 use super::state::{Phase, ServiceState, State};
-use crate::admin::{Listen, Placement, Route, RouteHost, route_from_service};
 use crate::exit::Exit;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -17,6 +16,7 @@ use std::time::Duration;
 use tailshift_plans::Plan;
 use tailshift_plans::plan::PlannedService;
 use tailshift_plans::steps::{Step, Strategy};
+use tailshift_routes::Route;
 use tailshift_shims::hosts::{HostsFile, HostsShim};
 use tailshift_shims::records::RecordsFile;
 use tailshift_shims::split_dns::SplitDnsShim;
@@ -55,44 +55,15 @@ fn event(req: &Request, text: String, json: serde_json::Value) {
     }
 }
 
-/// The route of a planned service (issue C's conversion, from the plan entry's placement).
-pub fn route_of(s: &PlannedService) -> anyhow::Result<Route> {
-    let p = &s.placement;
-    let placement = Placement {
-        hosts: p
-            .names
-            .iter()
-            .map(|n| RouteHost { name: n.name.to_ascii_lowercase(), mount: n.mount.clone() })
-            .collect(),
-        listen: if p.listener == "plaintext" {
-            Listen::Plaintext { port: p.port }
-        } else {
-            Listen::Https { port: p.port }
-        },
-        redirect_to: p.redirect_to.clone(),
-        wave: s.wave,
-    };
-    let mut route = route_from_service(&s.inventory, &placement)?;
-    route.access = p
-        .access
-        .iter()
-        .map(|a| match a.kind {
-            tailshift_plans::plan::AccessKind::User => {
-                crate::admin::AccessRule::User(a.value.clone())
-            }
-            tailshift_plans::plan::AccessKind::Group => {
-                crate::admin::AccessRule::Group(a.value.clone())
-            }
-            tailshift_plans::plan::AccessKind::Tag => {
-                crate::admin::AccessRule::Tag(a.value.clone())
-            }
-        })
-        .collect();
-    route.timeouts = crate::admin::Timeouts {
-        connect_ms: p.timeouts.connect_ms,
-        response_header_ms: p.timeouts.response_header_ms,
-    };
-    Ok(route)
+/// The route a planned service is installed with: the one sealed in the plan when it was made
+/// (never recomputed here). A format-1 plan has none: it can still be rolled back, not applied.
+pub fn route_of(s: &PlannedService) -> anyhow::Result<&Route> {
+    s.route.as_ref().ok_or_else(|| {
+        anyhow::anyhow!(
+            "{}: the plan holds no route for it (see the plan's no_route finding, or the plan was made by an older tailshift: run migrate plan again)",
+            s.id
+        )
+    })
 }
 
 /// The check's credentials for a service: the `Name: value` header lines of the file the
@@ -465,8 +436,15 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
     for s in &services {
         match route_of(s) {
             Ok(r) => {
-                if let Err(e) = reach_upstream(&r) {
-                    blocked.push(format!("{}: upstream {}: {e}", s.id, r.upstream.url));
+                if let Err(e) = reach_upstream(r) {
+                    // Name what was dialed: the socket or address, else the URL.
+                    let dialed = r
+                        .upstream
+                        .unix
+                        .clone()
+                        .or_else(|| r.upstream.tcp_addr.clone())
+                        .unwrap_or_else(|| r.upstream.url.to_string());
+                    blocked.push(format!("{}: upstream {dialed}: {e}", s.id));
                 }
             }
             Err(e) => blocked.push(format!("{}: {e}", s.id)),
@@ -645,7 +623,7 @@ fn reach_upstream(r: &Route) -> anyhow::Result<()> {
     let target = match &r.upstream.tcp_addr {
         Some(a) => a.clone(),
         None => {
-            let u = url::Url::parse(&r.upstream.url)?;
+            let u = &r.upstream.url;
             format!(
                 "{}:{}",
                 u.host_str().unwrap_or("localhost"),
@@ -672,7 +650,7 @@ fn run_step(
             let mut table = admin_client::routes(&cfg.admin_socket)?;
             let route = route_of(s)?;
             table.retain(|r| r.service != route.service);
-            table.push(route);
+            table.push(route.clone());
             admin_client::put_routes(&cfg.admin_socket, &table)
         }
         Step::ShimPrepare { strategy } => {
@@ -700,7 +678,7 @@ fn run_step(
             let creds = credentials(req.plan, s)?;
             let now = check_with(&cfg.check, &legacy_name(s), path, &creds);
             // A new canonical URL: the old name must answer 308 to it, path kept.
-            if let Some(to) = route_of(s)?.redirect_to {
+            if let Some(to) = &route_of(s)?.redirect_to {
                 return match &now {
                     Outcome::Status { code: 308, location: Some(l), .. }
                         if l.starts_with(to.trim_end_matches('/')) =>

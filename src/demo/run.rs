@@ -334,7 +334,7 @@ fn phases(opts: &Options, world: &mut World, s: &mut Summary) -> anyhow::Result<
     // --- The environment: CA, proxies, apps, nodes, records. ---------------------------
     let (ps, pc) = (dir.join("proxy-storage"), dir.join("proxy-cloud"));
     std::fs::create_dir_all(&pc)?;
-    let ca = crate::proxy::tls::DevCa::load_or_create(&ps)?;
+    let ca = tailshift_proxy::tls::DevCa::load_or_create(&ps)?;
     for f in ["dev-ca.crt", "dev-ca.key"] {
         std::fs::copy(ps.join(f), pc.join(f))?;
     }

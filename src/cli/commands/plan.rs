@@ -170,15 +170,15 @@ pub fn run(a: &PlanArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
-/// The route table of every planned service, from each plan entry's placement.
-fn routes_of(plan: &tailshift_plans::Plan) -> anyhow::Result<Vec<crate::admin::Route>> {
+/// The route table of every planned service: the routes sealed in the plan.
+fn routes_of(plan: &tailshift_plans::Plan) -> anyhow::Result<Vec<tailshift_routes::Route>> {
     let routes = plan
         .services
         .iter()
         .filter(|s| s.status == tailshift_plans::Status::Planned)
-        .map(crate::apply::engine::route_of)
+        .map(|s| crate::apply::engine::route_of(s).cloned())
         .collect::<anyhow::Result<Vec<_>>>()?;
-    crate::admin::validate_table(&routes)?;
+    tailshift_routes::validate_table(&routes)?;
     Ok(routes)
 }
 

@@ -2,8 +2,8 @@
 
 use crate::cli::args::ProxyArgs;
 use crate::exit::Exit;
-use crate::proxy::ProxyConfig;
-use crate::proxy::routes::RouteTable;
+use tailshift_proxy::ProxyConfig;
+use tailshift_proxy::routes::RouteTable;
 
 /// Runs the command.
 pub fn run(a: &ProxyArgs) -> anyhow::Result<Exit> {
@@ -37,6 +37,6 @@ pub fn run(a: &ProxyArgs) -> anyhow::Result<Exit> {
         None => tokio::runtime::Builder::new_multi_thread(),
     };
     let rt = rt.enable_all().build()?;
-    rt.block_on(crate::proxy::server::run(cfg))?;
+    rt.block_on(tailshift_proxy::server::run(cfg))?;
     Ok(Exit::Ok)
 }

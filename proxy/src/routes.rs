@@ -2,10 +2,10 @@
 //! swapped whole (`arc-swap`), never locked on the hot path.
 
 use super::upstream::Dial;
-use crate::admin::{Route, RouteError, validate_table};
 use rustc_hash::FxHashMap as HashMap;
 use std::path::Path;
 use std::sync::Arc;
+use tailshift_routes::{Route, RouteError, validate_table};
 
 /// A route with what the request path derives from it once, when the table is built: how its
 /// upstream and auth service are dialed, and the authorities the client pools them under.
@@ -21,8 +21,6 @@ pub struct Routed {
     pub auth_dial: Option<Arc<Dial>>,
     /// The pool authority of `auth_dial`.
     pub auth_key: String,
-    /// The upstream URL, parsed once.
-    pub dest: Option<url::Url>,
     /// Its `host[:port]` (the Host the upstream sees when it is not kept).
     pub dest_authority: String,
     /// The service's counters, looked up on the first request through this table.
@@ -41,27 +39,24 @@ impl std::ops::Deref for Routed {
 
 impl Routed {
     fn new(route: Route) -> Routed {
-        let dest = url::Url::parse(&route.upstream.url).ok();
-        let dest_authority = dest.as_ref().map(super::handler::authority).unwrap_or_default();
-        let dial = dest.as_ref().and_then(|u| {
-            Dial::for_url(
-                u,
-                route.upstream.unix.as_deref(),
-                route.upstream.tcp_addr.as_deref(),
-                route.insecure_https,
-                route.timeouts.connect_ms,
-            )
-        });
-        let auth_dial = route.auth.as_ref().and_then(|a| {
-            let u = url::Url::parse(&a.url).ok()?;
-            Dial::for_url(&u, None, None, a.insecure_https, None)
-        });
+        let dest = &route.upstream.url;
+        let dest_authority = super::handler::authority(dest);
+        let dial = Dial::for_url(
+            dest,
+            route.upstream.unix.as_deref(),
+            route.upstream.tcp_addr.as_deref(),
+            route.insecure_https,
+            route.timeouts.connect_ms,
+        );
+        let auth_dial = route
+            .auth
+            .as_ref()
+            .and_then(|a| Dial::for_url(&a.url, None, None, a.insecure_https, None));
         let key = |d: &Option<Dial>| d.as_ref().map(Dial::key).unwrap_or_default();
         let dial_key: Arc<str> = Arc::from(key(&dial));
         Routed {
             metrics: std::sync::OnceLock::new(),
             pool_slot: std::sync::OnceLock::new(),
-            dest,
             dest_authority,
             dial_key,
             auth_key: key(&auth_dial),
@@ -178,7 +173,9 @@ impl RouteTable {
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
         let list: Vec<&Route> = self.routes.iter().map(|r| &r.route).collect();
         let text = serde_json::to_string_pretty(&list)? + "\n";
-        tailshift_plans::plan_file::write_atomic(path, &text)?;
+        // Routes carry upstream header values, which can be credentials.
+        tailshift_util::write_atomic(path, text.as_bytes(), tailshift_util::FileMode::Private)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         Ok(())
     }
 }

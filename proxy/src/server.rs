@@ -4,7 +4,6 @@ use super::config::{ListenerConfig, ProxyConfig};
 use super::handler::{Origin, Peer, Shared, handle};
 use super::routes::RouteTable;
 use super::watchdog::{Tracked, Watchdog};
-use crate::admin::Route;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
@@ -18,6 +17,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use tailshift_routes::Route;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
 
@@ -332,7 +332,10 @@ fn needs_whois_checked(routes: &[Route], have_whois: bool) -> Result<(), String>
     }
     for r in routes {
         if r.access.iter().any(|a| {
-            matches!(a, crate::admin::AccessRule::Group(_) | crate::admin::AccessRule::Tag(_))
+            matches!(
+                a,
+                tailshift_routes::AccessRule::Group(_) | tailshift_routes::AccessRule::Tag(_)
+            )
         }) {
             return Err(format!(
                 "{}: group and tag access rules need the proxy's localapi_socket (they match the LocalAPI's whois answer)",
@@ -356,8 +359,7 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
     let mut dns_described = None;
     let mut zone_dns = None;
     if let Some(d) = &cfg.dns {
-        let responder =
-            Arc::new(tailshift_shims::dns::Responder::new(&d.zone, d.records.clone(), d.ttl));
+        let responder = Arc::new(crate::dns::Responder::new(&d.zone, d.records.clone(), d.ttl));
         let bound = responder
             .serve(d.listen)
             .await
@@ -410,7 +412,7 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
         whois: cfg
             .localapi_socket
             .as_ref()
-            .map(|p| super::whois::Whois::new(tailshift_shims::LocalApi::new(p))),
+            .map(|p| super::whois::Whois::new(tailshift_tailscale::LocalApi::new(p))),
         access_log: cfg.access_log,
         installed: Default::default(),
         tailnet_ranges: cfg
@@ -482,7 +484,7 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
                 if localapi && let Some(sock) = &cfg.localapi_socket {
                     tokio::spawn(super::tls::localapi_certs(
                         resolver.clone(),
-                        tailshift_shims::LocalApi::new(sock),
+                        tailshift_tailscale::LocalApi::new(sock),
                     ));
                 }
                 shared.on_install(Box::new({

@@ -1,7 +1,7 @@
 //! Per-route access rules: 57 nodes on one node lose the per-node ACLs that told them apart,
 //! so a route can name who may reach it (by user login, group or the source node's tags).
 
-use crate::admin::AccessRule;
+use tailshift_routes::AccessRule;
 
 /// Whether a requester passes: no rules admit every tailnet peer; otherwise any matching rule.
 /// Groups and tags come from the whois answer; without one, only user rules can match.

@@ -6,31 +6,13 @@
 
 use super::handler::Shared;
 use super::upstream::{Dial, describe};
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+pub use tailshift_routes::admin::UpstreamHealth;
 
 /// How long one check may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// One service's upstream, as last checked.
-#[derive(Clone, Debug, Serialize)]
-pub struct UpstreamHealth {
-    /// The service.
-    pub service: String,
-    /// What was dialed.
-    pub upstream: String,
-    /// Whether a connection could be opened.
-    pub healthy: bool,
-    /// Why not.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// When (seconds since the Unix epoch).
-    pub checked_at: u64,
-    /// How long the connection took, in milliseconds.
-    pub connect_ms: u64,
-}
 
 /// Checks every upstream of the current table once, concurrently; the routes' own services
 /// in table order. Upstreams shared by several routes are dialed once.
@@ -76,7 +58,7 @@ pub async fn check_all(shared: &Shared) -> Vec<UpstreamHealth> {
             },
             None => UpstreamHealth {
                 service: r.service.clone(),
-                upstream: r.upstream.url.clone(),
+                upstream: r.upstream.url.to_string(),
                 healthy: false,
                 error: Some("the upstream URL is not http(s)".into()),
                 checked_at: now,

@@ -3,7 +3,6 @@
 
 use super::handler::Body;
 use super::upstream::Connector;
-use crate::admin::ForwardAuth;
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode};
@@ -11,6 +10,7 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use std::time::Duration;
+use tailshift_routes::ForwardAuth;
 
 /// What the auth service decided.
 pub enum Decision {
@@ -54,12 +54,12 @@ pub async fn check(
     asked_host: &str,
     tls: bool,
 ) -> Decision {
-    let Ok(base) = url::Url::parse(&auth.url) else { return Decision::Respond(unavailable()) };
+    let base = &auth.url;
     if dial_key.is_empty() {
         eprintln!("WARN auth request failed url={} error=not an http(s) URL", auth.url);
         return Decision::Respond(unavailable());
     }
-    let authority = super::handler::authority(&base);
+    let authority = super::handler::authority(base);
     // The authURL's own path is ignored; the original raw query is kept (as the fork does).
     let q = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
     let uri = format!("{}://{authority}{}{q}", base.scheme(), auth.path);

@@ -5,7 +5,6 @@ use super::prefix::{Via, allowed, upstream_path, upstream_query};
 use super::routes::RouteTable;
 use super::routes::Routed;
 use super::upstream::Connector;
-use crate::admin::{HostHeader, Listen, Route};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -16,6 +15,7 @@ use hyper_util::client::legacy::Client;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
+use tailshift_routes::{HostHeader, Listen, Route};
 
 /// Response bodies: streamed from the upstream, or small synthetic ones.
 pub type Body = BoxBody<Bytes, super::pool::BodyError>;
@@ -122,7 +122,7 @@ fn service_of(origin: &Origin) -> Option<String> {
 /// The route's own name the client asked for (its spelling, case and port aside; a short name
 /// is its full name), so a metrics label can take only as many values as the route has names:
 /// a client must not grow the proxy's memory by spelling one name many ways.
-fn canonical_name<'a>(route: &'a crate::admin::Route, asked: &str) -> &'a str {
+fn canonical_name<'a>(route: &'a tailshift_routes::Route, asked: &str) -> &'a str {
     let host = super::routes::bare_host(asked);
     route
         .hosts
@@ -397,7 +397,10 @@ pub async fn handle(
             .and_then(|i| i.login.clone())
             .or_else(|| early_whois.as_ref().and_then(|w| w.login.clone()));
         let needs_whois = route.access.iter().any(|r| {
-            matches!(r, crate::admin::AccessRule::Group(_) | crate::admin::AccessRule::Tag(_))
+            matches!(
+                r,
+                tailshift_routes::AccessRule::Group(_) | tailshift_routes::AccessRule::Tag(_)
+            )
         });
         if needs_whois
             && trusted
@@ -481,9 +484,7 @@ pub async fn handle(
         );
         return Ok(synthetic(StatusCode::NOT_FOUND, "404 page not found\n"));
     };
-    let Some(dest) = route.dest.as_ref() else {
-        return Ok(empty(StatusCode::BAD_GATEWAY));
-    };
+    let dest = &route.upstream.url;
     // The url crate writes an empty path as "/"; joining gives the same result as Go's "".
     let new_path = upstream_path(dest.path(), path, matched, route.strip_prefix);
     let new_query = upstream_query(dest.query(), query);

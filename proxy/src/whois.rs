@@ -6,7 +6,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tailshift_shims::LocalApi;
+use tailshift_tailscale::LocalApi;
 
 /// How long an answer is reused (a peer's identity rarely changes within it).
 const CACHE_TTL: Duration = Duration::from_secs(30);

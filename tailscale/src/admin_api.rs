@@ -14,11 +14,39 @@
 //! A 429 is retried after its `Retry-After` (or with exponential backoff); errors carry the
 //! API's `message`.
 
-use crate::shim::ShimError;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// Why an admin API call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminApiError {
+    /// The credential file could not be read.
+    #[error("{path}: {message}")]
+    File {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The credential file holds no credential tailshift knows.
+    #[error("{path}: {message}; left unchanged")]
+    Format {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The API answered with an error, or could not be reached.
+    #[error("{what}: {message}")]
+    External {
+        /// The endpoint.
+        what: String,
+        /// What it said.
+        message: String,
+    },
+}
 
 /// The hosted control plane's API.
 pub const DEFAULT_BASE_URL: &str = "https://api.tailscale.com";
@@ -52,8 +80,8 @@ impl std::fmt::Debug for Credential {
 impl Credential {
     /// Reads a credential file: a `tskey-api-…` token, or a `tskey-client-…` secret (optionally
     /// preceded by `client_id:`).
-    pub fn from_file(path: &Path) -> Result<Credential, ShimError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ShimError::File {
+    pub fn from_file(path: &Path) -> Result<Credential, AdminApiError> {
+        let text = std::fs::read_to_string(path).map_err(|e| AdminApiError::File {
             path: path.display().to_string(),
             message: e.to_string(),
         })?;
@@ -69,7 +97,7 @@ impl Credential {
                 client_secret: secret.to_string(),
             });
         }
-        Err(ShimError::Format {
+        Err(AdminApiError::Format {
             path: path.display().to_string(),
             message: "expected an API access token (tskey-api-…) or an OAuth client secret (tskey-client-…)".into(),
         })
@@ -150,7 +178,7 @@ impl AdminApi {
         }
     }
 
-    fn bearer(&self) -> Result<String, ShimError> {
+    fn bearer(&self) -> Result<String, AdminApiError> {
         let (id, secret) = match &self.credential {
             Credential::Token(t) => return Ok(t.clone()),
             Credential::OAuth { client_id, client_secret } => (client_id, client_secret),
@@ -170,7 +198,7 @@ impl AdminApi {
                 ("client_id", id.as_str()),
                 ("client_secret", secret.as_str()),
             ])
-            .map_err(|e| ShimError::External {
+            .map_err(|e| AdminApiError::External {
                 what: format!("POST {url}"),
                 message: e.to_string(),
             })?;
@@ -178,7 +206,7 @@ impl AdminApi {
         let text = resp.into_body().read_to_string().unwrap_or_default();
         let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         let token = body["access_token"].as_str().filter(|_| status == 200).ok_or_else(|| {
-            ShimError::External {
+            AdminApiError::External {
                 what: format!("POST {url}"),
                 message: format!(
                     "{status}: {}",
@@ -192,7 +220,12 @@ impl AdminApi {
         Ok(token.to_string())
     }
 
-    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Answer, ShimError> {
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Answer, AdminApiError> {
         let url = format!("{}/api/v2/{path}", self.base);
         let what = format!("{method} {url}");
         let mut backoff = Duration::from_millis(500);
@@ -214,8 +247,10 @@ impl AdminApi {
                     .header("Content-Type", "application/json")
                     .send(b.map(|b| b.to_string()).unwrap_or_default()),
             };
-            let resp = result
-                .map_err(|e| ShimError::External { what: what.clone(), message: e.to_string() })?;
+            let resp = result.map_err(|e| AdminApiError::External {
+                what: what.clone(),
+                message: e.to_string(),
+            })?;
             let status = resp.status().as_u16();
             let retry_after = resp
                 .headers()
@@ -239,20 +274,20 @@ impl AdminApi {
         unreachable!("the last attempt returns")
     }
 
-    fn ok(&self, what: &str, a: Answer) -> Result<Value, ShimError> {
+    fn ok(&self, what: &str, a: Answer) -> Result<Value, AdminApiError> {
         if (200..300).contains(&a.status) {
             return Ok(a.body);
         }
         let message =
             a.body["message"].as_str().map(str::to_string).unwrap_or_else(|| a.body.to_string());
-        Err(ShimError::External {
+        Err(AdminApiError::External {
             what: what.to_string(),
             message: format!("{}: {message}", a.status),
         })
     }
 
     /// Every device of the tailnet.
-    pub fn devices(&self) -> Result<Vec<Device>, ShimError> {
+    pub fn devices(&self) -> Result<Vec<Device>, AdminApiError> {
         let path = format!("tailnet/{}/devices?fields=all", self.tailnet);
         let body = self.ok("list devices", self.call("GET", &path, None)?)?;
         Ok(body["devices"]
@@ -262,7 +297,7 @@ impl AdminApi {
     }
 
     /// Deletes a device.
-    pub fn delete_device(&self, id: &str) -> Result<(), ShimError> {
+    pub fn delete_device(&self, id: &str) -> Result<(), AdminApiError> {
         let a = self.call("DELETE", &format!("device/{id}"), None)?;
         if a.status == 404 {
             return Ok(());
@@ -271,7 +306,7 @@ impl AdminApi {
     }
 
     /// `services` where it exists, else the Go clients' `vip-services` (probed once).
-    fn services_base(&self) -> Result<String, ShimError> {
+    fn services_base(&self) -> Result<String, AdminApiError> {
         let mut chosen = self.services_path.lock().unwrap_or_else(|p| p.into_inner());
         if chosen.is_none() {
             let a = self.call("GET", &format!("tailnet/{}/services", self.tailnet), None)?;
@@ -281,7 +316,7 @@ impl AdminApi {
     }
 
     /// A Service definition, `None` when there is none.
-    pub fn service(&self, name: &str) -> Result<Option<Value>, ShimError> {
+    pub fn service(&self, name: &str) -> Result<Option<Value>, AdminApiError> {
         let a = self.call("GET", &format!("{}/{name}", self.services_base()?), None)?;
         if a.status == 404 {
             return Ok(None);
@@ -290,10 +325,10 @@ impl AdminApi {
     }
 
     /// Defines (or replaces) a Service. A 409 means a machine still holds the name.
-    pub fn put_service(&self, name: &str, def: &Value) -> Result<Value, ShimError> {
+    pub fn put_service(&self, name: &str, def: &Value) -> Result<Value, AdminApiError> {
         let a = self.call("PUT", &format!("{}/{name}", self.services_base()?), Some(def))?;
         if a.status == 409 {
-            return Err(ShimError::External {
+            return Err(AdminApiError::External {
                 what: format!("define {name}"),
                 message: format!(
                     "409: the name is still held by a machine ({}); delete that device first",
@@ -305,7 +340,7 @@ impl AdminApi {
     }
 
     /// Deletes a Service definition (absent is fine).
-    pub fn delete_service(&self, name: &str) -> Result<(), ShimError> {
+    pub fn delete_service(&self, name: &str) -> Result<(), AdminApiError> {
         let a = self.call("DELETE", &format!("{}/{name}", self.services_base()?), None)?;
         if a.status == 404 {
             return Ok(());
@@ -314,14 +349,14 @@ impl AdminApi {
     }
 
     /// The hosts of a Service and their approval (`approvalLevel`).
-    pub fn service_hosts(&self, name: &str) -> Result<Vec<Value>, ShimError> {
+    pub fn service_hosts(&self, name: &str) -> Result<Vec<Value>, AdminApiError> {
         let a = self.call("GET", &format!("{}/{name}/devices", self.services_base()?), None)?;
         let body = self.ok(&format!("hosts of {name}"), a)?;
         Ok(body["hosts"].as_array().cloned().unwrap_or_default())
     }
 
     /// Approves a host for a Service.
-    pub fn approve(&self, name: &str, device: &str) -> Result<(), ShimError> {
+    pub fn approve(&self, name: &str, device: &str) -> Result<(), AdminApiError> {
         let path = format!("{}/{name}/device/{device}/approved", self.services_base()?);
         let a = self.call("POST", &path, Some(&json!({"approved": true})))?;
         self.ok(&format!("approve {device} for {name}"), a).map(|_| ())

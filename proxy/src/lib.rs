@@ -5,6 +5,7 @@ pub mod access;
 pub mod auth;
 pub mod clean;
 pub mod config;
+pub mod dns;
 pub mod h1;
 pub mod handler;
 pub mod health;

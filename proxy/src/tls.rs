@@ -15,7 +15,6 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::collections::HashMap;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -51,9 +50,13 @@ impl DevCa {
         let kp = KeyPair::generate()?;
         let cert = ca_params().self_signed(&kp)?;
         std::fs::create_dir_all(dir)?;
-        tailshift_plans::plan_file::write_atomic(&key, &kp.serialize_pem())?;
-        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))?;
-        tailshift_plans::plan_file::write_atomic(&crt, &cert.pem())?;
+        let write = |path: &Path, text: String, mode| {
+            tailshift_util::write_atomic(path, text.as_bytes(), mode)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+        };
+        // The key is 0600 from its first byte; the certificate is public.
+        write(&key, kp.serialize_pem(), tailshift_util::FileMode::Private)?;
+        write(&crt, cert.pem(), tailshift_util::FileMode::KeepOr(0o644))?;
         let spki = rcgen::PublicKeyData::subject_public_key_info(&kp);
         Ok(DevCa { cert_der: cert.der().clone(), issuer: Issuer::new(ca_params(), kp), spki })
     }
@@ -223,7 +226,7 @@ const RETRY_FIRST: std::time::Duration = std::time::Duration::from_secs(30);
 /// Keeps the LocalAPI certificates of every HTTPS route name (and the fallback name): fetched
 /// when a name appears, refreshed daily with `min_validity`, a 429's `Retry-After` honoured,
 /// the last good certificate kept on failure. One task, one timer (the earliest due name).
-pub async fn localapi_certs(resolver: Arc<Resolver>, api: tailshift_shims::LocalApi) {
+pub async fn localapi_certs(resolver: Arc<Resolver>, api: tailshift_tailscale::LocalApi) {
     use std::time::Instant;
     // name -> (when it is due, consecutive failures, whether tailscaled said when to retry)
     let mut due: HashMap<String, (Instant, u32, bool)> = HashMap::new();
@@ -233,7 +236,7 @@ pub async fn localapi_certs(resolver: Arc<Resolver>, api: tailshift_shims::Local
             .load()
             .routes
             .iter()
-            .filter(|r| matches!(r.listen, crate::admin::Listen::Https { .. }))
+            .filter(|r| matches!(r.listen, tailshift_routes::Listen::Https { .. }))
             .flat_map(|r| r.hosts.iter().map(|h| h.name.clone()))
             .collect();
         wanted.extend(resolver.fallback.clone());
@@ -264,13 +267,14 @@ pub async fn localapi_certs(resolver: Arc<Resolver>, api: tailshift_shims::Local
                     *entry = (Instant::now() + REFRESH, 0, false);
                 }
                 Err(e) => {
-                    let told =
-                        e.downcast_ref::<tailshift_shims::LocalApiError>().and_then(|e| match e {
-                            tailshift_shims::LocalApiError::RateLimited { retry_after, .. } => {
-                                *retry_after
-                            }
+                    let told = e.downcast_ref::<tailshift_tailscale::LocalApiError>().and_then(
+                        |e| match e {
+                            tailshift_tailscale::LocalApiError::RateLimited {
+                                retry_after, ..
+                            } => *retry_after,
                             _ => None,
-                        });
+                        },
+                    );
                     let retry = told.unwrap_or_else(|| {
                         (RETRY_FIRST * 2u32.saturating_pow(entry.1.min(7)))
                             .min(std::time::Duration::from_secs(3600))
@@ -296,7 +300,7 @@ pub async fn localapi_certs(resolver: Arc<Resolver>, api: tailshift_shims::Local
 }
 
 /// A LocalAPI pair as a rustls certified key.
-fn parse_pair(p: &tailshift_shims::CertPair) -> anyhow::Result<CertifiedKey> {
+fn parse_pair(p: &tailshift_tailscale::CertPair) -> anyhow::Result<CertifiedKey> {
     use rustls_pki_types::pem::PemObject;
     let chain: Vec<CertificateDer<'static>> =
         CertificateDer::pem_slice_iter(p.chain_pem.as_bytes())

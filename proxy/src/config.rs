@@ -204,13 +204,7 @@ impl ProxyConfig {
     pub fn load(path: &Path) -> anyhow::Result<ProxyConfig> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let cfg: ProxyConfig = toml::from_str(&text).map_err(|e| {
-            let (line, col) = e
-                .span()
-                .map(|s| tailshift_plans::policy::line_col(&text, s.start))
-                .unwrap_or((1, 1));
-            anyhow::anyhow!("{}:{line}:{col}: {}", path.display(), e.message().trim())
-        })?;
+        let cfg: ProxyConfig = tailshift_util::parse_toml(path, &text)?;
         if let Some(d) = &cfg.dns {
             if d.zone.trim().trim_matches('.').is_empty() {
                 anyhow::bail!("{}: [dns] zone is empty", path.display());
@@ -250,7 +244,7 @@ impl ProxyConfig {
             anyhow::bail!(
                 "{}: `localapi_certificates = true` needs `localapi_socket` (tailscaled's socket, usually {})",
                 path.display(),
-                tailshift_shims::localapi::DEFAULT_SOCKET
+                tailshift_tailscale::localapi::DEFAULT_SOCKET
             );
         }
         for l in &cfg.listeners {
