@@ -2380,3 +2380,131 @@ fn encoded_display_names_are_decoded() {
     assert_eq!(code, 200);
     assert_eq!(echoed(&body)["headers"]["x-tailscale-user-displayname"], "Jürgen");
 }
+
+/// Starts `migrate proxy` on `config`, which must refuse to start; its standard error.
+fn refused_start(config: &std::path::Path) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_migrate"))
+        .args(["proxy", "--workers", "1", "--config"])
+        .arg(config)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the proxy started on {}", config.display());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// F7: under a `services` listener, two routes whose first names share their first label
+/// (`app.a.test`, `app.b.test`) would both be `svc:app` on `app.sock`, and one of them would
+/// get no socket: such a table is refused at `PUT /routes` (naming both routes), in
+/// `routes.json` at start and on SIGHUP, and by `--check-config`; a proxy without that listener
+/// serves it. And no name makes a Service socket outside the services directory.
+#[test]
+fn first_label_collisions_are_refused_under_a_services_listener() {
+    let up = echo_upstream();
+    let p = Proxy::start_with("[[listener]]\nkind = \"services\"\ndir = \"{dir}/svc\"");
+    let clash = json!([
+        route("box/a", "app.a.test", up, json!({"upstream_headers": {"X-Which": "a"}})),
+        route("box/b", "app.b.test", up, json!({})),
+    ]);
+    let (code, body) = p.put_routes(&clash);
+    assert_eq!(code, 400, "{body}");
+    for part in ["box/a (app.a.test)", "box/b (app.b.test)", "`app`", "`services` listener"] {
+        assert!(body.contains(part), "{part:?} missing: {body}");
+    }
+    // Only a route's first name is its Service: a later name may share the label.
+    let mut c = route("box/c", "c.b.test", up, json!({}));
+    c["hosts"] = json!([{"name": "c.b.test", "mount": "/"}, {"name": "app.b.test", "mount": "/"}]);
+    let fine = json!([clash[0].clone(), c]);
+    let (code, body) = p.put_routes(&fine);
+    assert_eq!(code, 200, "{body}");
+    let mut socks: Vec<String> = std::fs::read_dir(p.path("svc"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    socks.sort();
+    assert_eq!(socks, ["app.sock", "c.sock"]);
+    // Names that are no DNS names never reach the file system, inside the directory or out.
+    let escape = p.path("evil/tailscaled.x").display().to_string();
+    for bad in [escape.as_str(), "../x.test", "..", ".x.test", "a/b.test"] {
+        let (code, body) = p.put_routes(&json!([route("box/x", bad, up, json!({}))]));
+        assert_eq!(code, 400, "{bad:?} accepted: {body}");
+    }
+    assert!(!p.path("evil").exists());
+    assert_eq!(std::fs::read_dir(p.path("svc")).unwrap().count(), 2, "the old table's sockets");
+    // A table saved behind the proxy's back is refused on SIGHUP: the old one keeps serving.
+    std::fs::write(p.path("state/routes.json"), clash.to_string()).unwrap();
+    // SAFETY: a signal to the child this test started.
+    assert_eq!(unsafe { libc::kill(p.child.id() as i32, libc::SIGHUP) }, 0);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(p.get("c.b.test", "/", &[]).0, 200, "the old table was replaced");
+    // At start, and with --check-config, the same table is refused, naming the file.
+    let services = p.path("services.toml");
+    std::fs::write(
+        &services,
+        format!(
+            "state_dir = \"{0}/state\"\n[[listener]]\nkind = \"services\"\ndir = \"{0}/svc2\"\n",
+            p.dir.path().display()
+        ),
+    )
+    .unwrap();
+    let err = refused_start(&services);
+    assert!(err.contains("routes.json") && err.contains("box/b (app.b.test)"), "{err}");
+    let o = check_config(&services);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("routes.json") && err.contains("box/a (app.a.test)"), "{err}");
+    // Without a services listener the labels do not matter.
+    let plain = p.path("plain.toml");
+    std::fs::write(
+        &plain,
+        format!(
+            "state_dir = \"{0}/state\"\n[[listener]]\nkind = \"http\"\naddr = \"127.0.0.1:0\"\n",
+            p.dir.path().display()
+        ),
+    )
+    .unwrap();
+    let o = check_config(&plain);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("2 routes"));
+}
+
+/// Group and tag rules need `localapi_socket`: `--check-config` refuses a saved table that
+/// has them without it, as `PUT /routes` does, and accepts it once the socket is configured.
+#[test]
+fn check_config_refuses_group_and_tag_rules_without_the_localapi() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("state")).unwrap();
+    let group = json!({"access": [{"kind": "group", "value": "group:ops"}]});
+    let table = json!([
+        route("box/open", "open.tailnet.test", 1, json!({})),
+        route("box/ops", "ops.tailnet.test", 1, group),
+    ]);
+    std::fs::write(dir.path().join("state/routes.json"), table.to_string()).unwrap();
+    let cfg = format!(
+        "state_dir = \"{0}/state\"\n[[listener]]\nkind = \"http\"\naddr = \"127.0.0.1:0\"\n",
+        dir.path().display()
+    );
+    std::fs::write(dir.path().join("proxy.toml"), &cfg).unwrap();
+    let o = check_config(&dir.path().join("proxy.toml"));
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    for part in ["routes.json", "box/ops", "localapi_socket"] {
+        assert!(err.contains(part), "{part:?} missing: {err}");
+    }
+    // The proxy itself refuses to start on it.
+    assert!(refused_start(&dir.path().join("proxy.toml")).contains("localapi_socket"));
+    let with = format!("localapi_socket = \"{}/tailscaled.sock\"\n{cfg}", dir.path().display());
+    std::fs::write(dir.path().join("proxy.toml"), with).unwrap();
+    let o = check_config(&dir.path().join("proxy.toml"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
