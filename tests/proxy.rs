@@ -1072,6 +1072,11 @@ fn slow_headers_are_cut_off() {
 /// A CA and a leaf for `name`, written as `<dir>/<name>.crt` (leaf + CA) and `.key`; returns
 /// the CA's PEM for clients.
 fn issue_files(dir: &std::path::Path, name: &str, cn: &str) -> String {
+    issue_files_for(dir, name, &[name], cn)
+}
+
+/// As [`issue_files`], the leaf's subject names being `sans` (a wildcard, several names).
+fn issue_files_for(dir: &std::path::Path, name: &str, sans: &[&str], cn: &str) -> String {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::default();
     ca_params.distinguished_name.push(rcgen::DnType::CommonName, cn);
@@ -1079,10 +1084,11 @@ fn issue_files(dir: &std::path::Path, name: &str, cn: &str) -> String {
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let issuer = rcgen::Issuer::new(ca_params, ca_key);
     let key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(vec![name.to_string()])
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
+    let leaf =
+        rcgen::CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
     std::fs::write(dir.join(format!("{name}.crt")), format!("{}{}", leaf.pem(), ca.pem())).unwrap();
     std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
     ca.pem()
@@ -2507,4 +2513,129 @@ fn check_config_refuses_group_and_tag_rules_without_the_localapi() {
     std::fs::write(dir.path().join("proxy.toml"), with).unwrap();
     let o = check_config(&dir.path().join("proxy.toml"));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// curl over the HTTPS listener: TLS for `sni` (SNI and the certificate checked against
+/// `ca`), the request naming `host` (HTTP/2's `:authority`: curl sends a custom Host there),
+/// over HTTP/1.1 or HTTP/2. The status, the negotiated version and the body.
+fn https_as(
+    p: &Proxy,
+    ca: &std::path::Path,
+    sni: &str,
+    host: &str,
+    h2: bool,
+) -> (u16, String, String) {
+    let port = p.https.rsplit_once(':').unwrap().1;
+    let o = Command::new("curl")
+        .args(["-s", "-m", "10", "-w", "\n%{http_code} %{http_version}", "--cacert"])
+        .arg(ca)
+        .args(["--resolve", &format!("{sni}:{port}:127.0.0.1")])
+        .arg(if h2 { "--http2" } else { "--http1.1" })
+        .args(["-H", &format!("Host: {host}")])
+        .arg(format!("https://{sni}:{port}/x"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    let (body, tail) = out.rsplit_once('\n').unwrap_or(("", &out));
+    let (code, version) = tail.split_once(' ').unwrap_or((tail, ""));
+    (code.parse().unwrap_or(0), version.to_string(), body.to_string())
+}
+
+/// SNI differing from Host (decided item): 421 only when the certificate the connection
+/// presented does not cover the Host. With the development CA (a certificate per name) another
+/// name is 421, the same name in another spelling is served; with a wildcard certificate every
+/// name it covers is served on the connection (HTTP/2 reuse across names keeps working), others
+/// are 421. Over HTTP/1.1 and HTTP/2.
+#[test]
+fn a_host_the_connections_certificate_does_not_cover_is_misdirected() {
+    let up = echo_upstream();
+    let tls = |which: &str| json!({"listen": {"kind": "https", "port": 443}, "upstream_headers": {"X-Which": which}});
+    let p = Proxy::start();
+    let table = json!([
+        route("box/a", "a.tailnet.test", up, tls("a")),
+        route("box/b", "b.tailnet.test", up, tls("b")),
+    ]);
+    assert_eq!(p.put_routes(&table).0, 200);
+    let ca = p.path("state/dev-ca.crt");
+    let port = p.https.rsplit_once(':').unwrap().1.to_string();
+    for h2 in [false, true] {
+        let version = if h2 { "2" } else { "1.1" };
+        let (code, v, body) = https_as(&p, &ca, "a.tailnet.test", "a.tailnet.test", h2);
+        assert_eq!((code, v.as_str()), (200, version), "{body}");
+        assert_eq!(echoed(&body)["headers"]["x-which"], "a");
+        let (code, v, body) = https_as(&p, &ca, "a.tailnet.test", "b.tailnet.test", h2);
+        assert_eq!((code, v.as_str()), (421, version), "{body}");
+        let (code, _, _) =
+            https_as(&p, &ca, "a.tailnet.test", &format!("b.tailnet.test:{port}"), h2);
+        assert_eq!(code, 421);
+        // The connection's own name in another case, with a port or a trailing dot.
+        for host in [format!("A.Tailnet.Test:{port}"), "a.tailnet.test.".to_string()] {
+            let (code, _, body) = https_as(&p, &ca, "a.tailnet.test", &host, h2);
+            assert_eq!(code, 200, "{host}: {body}");
+            assert_eq!(echoed(&body)["headers"]["x-which"], "a");
+        }
+    }
+    // A wildcard certificate (from files) covers its names.
+    let certs = tempfile::tempdir().unwrap();
+    let ca_pem = issue_files_for(certs.path(), "a.example.test", &["*.example.test"], "wild CA");
+    let p = Proxy::start_with(&format!("cert_dir = \"{}\"", certs.path().display()));
+    let table = json!([
+        route("box/a", "a.example.test", up, tls("a")),
+        route("box/b", "b.example.test", up, tls("b")),
+        route("box/c", "c.other.test", up, tls("c")),
+    ]);
+    assert_eq!(p.put_routes(&table).0, 200);
+    let ca = p.path("client-ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    for h2 in [false, true] {
+        let (code, _, body) = https_as(&p, &ca, "a.example.test", "b.example.test", h2);
+        assert_eq!(code, 200, "h2 {h2}: {body}");
+        assert_eq!(echoed(&body)["headers"]["x-which"], "b");
+        let (code, _, body) = https_as(&p, &ca, "a.example.test", "c.other.test", h2);
+        assert_eq!(code, 421, "h2 {h2}: {body}");
+    }
+}
+
+/// One HTTP/2 request with prior knowledge (h2c) to `addr`: `:authority` from `uri`, and
+/// `headers` sent as they are (a `host` among them is a field of its own, which curl would
+/// fold into `:authority`). The status.
+fn h2c_status(addr: &str, uri: &str, headers: &[(&str, &str)]) -> u16 {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut send, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(tcp),
+        )
+        .await
+        .unwrap();
+        tokio::spawn(conn);
+        let mut req = http::Request::get(uri);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(http_body_util::Empty::<bytes::Bytes>::new()).unwrap();
+        let resp = tokio::time::timeout(std::time::Duration::from_secs(10), send.send_request(req))
+            .await
+            .expect("no answer in 10 s")
+            .unwrap();
+        resp.status().as_u16()
+    })
+}
+
+/// HTTP/2 `host` differing from `:authority` (decided item): 400 (RFC 9113 8.3.1), never
+/// routed by either; the same name in both (any case) is served.
+#[test]
+fn an_http2_host_unlike_the_authority_is_refused() {
+    let up = echo_upstream();
+    let p = Proxy::start();
+    let table = json!([
+        route("box/a", "a.tailnet.test", up, json!({})),
+        route("box/b", "b.tailnet.test", up, json!({})),
+    ]);
+    assert_eq!(p.put_routes(&table).0, 200);
+    assert_eq!(h2c_status(&p.http, "http://a.tailnet.test/", &[]), 200);
+    assert_eq!(h2c_status(&p.http, "http://a.tailnet.test/", &[("host", "A.tailnet.test")]), 200);
+    assert_eq!(h2c_status(&p.http, "http://a.tailnet.test/", &[("host", "b.tailnet.test")]), 400);
+    assert_eq!(h2c_status(&p.http, "http://nobody.test/", &[("host", "a.tailnet.test")]), 400);
 }

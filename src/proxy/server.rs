@@ -491,24 +491,36 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
                     let r = resolver.clone();
                     move || r.routes_changed()
                 }));
-                let acceptor =
-                    tokio_rustls::TlsAcceptor::from(Arc::new(super::tls::server_config(resolver)?));
+                let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(
+                    super::tls::server_config(resolver.clone())?,
+                ));
                 tasks.push(accept_loop(listener, stop_rx.clone(), move |io, peer| {
                     // The watcher is taken now: the handshake task must not keep the shutdown
                     // handle. The handshake runs on its own task, bounded, so a slow client never
                     // holds the accept loop.
-                    let (shared, acceptor, watcher, watchdog) =
-                        (shared.clone(), acceptor.clone(), graceful.watcher(), watchdog.clone());
+                    let (shared, acceptor, watcher, watchdog, resolver) = (
+                        shared.clone(),
+                        acceptor.clone(),
+                        graceful.watcher(),
+                        watchdog.clone(),
+                        resolver.clone(),
+                    );
                     tokio::spawn(async move {
                         let Ok(Ok(tls)) =
                             tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(io)).await
                         else {
                             return;
                         };
+                        // A client without SNI (connecting by address) is not held to a name.
+                        let presented = tls
+                            .get_ref()
+                            .1
+                            .server_name()
+                            .map(|sni| Arc::new(super::tls::Presented::new(sni, resolver)));
                         serve_conn(
                             tls,
                             shared,
-                            Origin::Https(peer.map(Peer::new)),
+                            Origin::Https(peer.map(Peer::new), presented),
                             watcher,
                             watchdog,
                         )
