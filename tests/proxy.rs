@@ -2639,3 +2639,119 @@ fn an_http2_host_unlike_the_authority_is_refused() {
     assert_eq!(h2c_status(&p.http, "http://a.tailnet.test/", &[("host", "b.tailnet.test")]), 400);
     assert_eq!(h2c_status(&p.http, "http://nobody.test/", &[("host", "a.tailnet.test")]), 400);
 }
+
+/// F1, the whole matrix: through the trusted socket (as Funnel) and the HTTPS listener (the
+/// tailnet), over HTTP/1.1 and HTTP/2, on routes with and without `strip_prefix`, with and
+/// without an upstream base path, every spelling of a traversal (`..`, `%2e%2e`, `..%2F`,
+/// `%2F..`, `//`, `/./`): dot-segments and repeated slashes are answered 301 to the clean path
+/// before any routing decision, and the clean path is judged by the prefix rules like any
+/// other; encoded separators are refused on Funnel and, on the tailnet, forwarded byte for byte
+/// (never decoded or resolved by the proxy).
+#[test]
+fn every_traversal_spelling_on_every_listener_and_route_shape() {
+    let up = echo_upstream();
+    let p = Proxy::start();
+    // (name, strip_prefix, base path)
+    let shapes = [
+        ("keep.tailnet.test", false, ""),
+        ("strip.tailnet.test", true, ""),
+        ("based.tailnet.test", true, "/base"),
+        ("keepbased.tailnet.test", false, "/base"),
+    ];
+    let table: Vec<Value> = shapes
+        .iter()
+        .map(|(name, strip, base)| {
+            route(
+                &format!("box/{name}"),
+                name,
+                up,
+                json!({"funnel": true, "prefixes": ["/pub/"], "strip_prefix": strip,
+                       "listen": {"kind": "https", "port": 443},
+                       "upstream": {"url": format!("http://127.0.0.1:{up}{base}")}}),
+            )
+        })
+        .collect();
+    let (code, body) = p.put_routes(&Value::Array(table));
+    assert_eq!(code, 200, "{body}");
+    let ca = p.path("state/dev-ca.crt");
+    let port = p.https.rsplit_once(':').unwrap().1.to_string();
+    // (status, Location, body) through the trusted socket as Funnel, or the HTTPS listener.
+    let ask = |trusted: bool, name: &str, path: &str, h2: bool| -> (u16, String, String) {
+        let (code, head, body) = if trusted {
+            raw_get(&p, true, name, path, &["Tailscale-Funnel-Request: ?1"], h2)
+        } else {
+            let mut c = Command::new("curl");
+            c.args(["-s", "-m", "10", "--path-as-is", "-D", "-", "-w", "\n%{http_code}"])
+                .arg(if h2 { "--http2" } else { "--http1.1" })
+                .arg("--cacert")
+                .arg(&ca)
+                .args(["--resolve", &format!("{name}:{port}:127.0.0.1")])
+                .arg(format!("https://{name}:{port}{path}"));
+            split(c.output().unwrap().stdout)
+        };
+        let location = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("location").then(|| v.trim().to_string())
+            })
+            .unwrap_or_default();
+        (code, location, body)
+    };
+    // What the upstream is asked for a clean path under /pub/ (Go's SetURL, as tsnsrv).
+    let upstream = |strip: bool, base: &str, path: &str| -> String {
+        let rest = if strip { path.strip_prefix("/pub/").unwrap() } else { path };
+        match (base, rest.starts_with('/')) {
+            ("", true) => rest.to_string(),
+            ("", false) => format!("/{rest}"),
+            (b, true) => format!("{b}{rest}"),
+            (b, false) => format!("{b}/{rest}"),
+        }
+    };
+    // The HTTPS listener negotiates each version asked for (the trusted socket's h2c needs
+    // prior knowledge, which fails outright if not spoken).
+    for (h2, version) in [(false, "1.1"), (true, "2")] {
+        let (_, v, _) = https_as(&p, &ca, "keep.tailnet.test", "keep.tailnet.test", h2);
+        assert_eq!(v, version);
+    }
+    for trusted in [true, false] {
+        for h2 in [false, true] {
+            for (name, strip, base) in shapes {
+                let at = format!("{name} trusted={trusted} h2={h2}");
+                // Dot-segments and repeated slashes: 301 to the clean path, whatever the
+                // spelling; the clean path is then judged like any other.
+                for (path, clean) in [
+                    ("/pub/../secret/s.txt", "/secret/s.txt"),
+                    ("/pub/%2e%2e/secret/s.txt", "/secret/s.txt"),
+                    ("/pub/%2E%2E/secret/s.txt", "/secret/s.txt"),
+                    ("/pub/./../secret/s.txt", "/secret/s.txt"),
+                    ("//secret/s.txt", "/secret/s.txt"),
+                    ("/pub//../../secret/s.txt", "/secret/s.txt"),
+                    ("/pub/a/%2e%2e/x", "/pub/x"),
+                    ("/pub//x", "/pub/x"),
+                    ("/pub/./x", "/pub/x"),
+                ] {
+                    let (code, location, body) = ask(trusted, name, path, h2);
+                    assert_eq!((code, location.as_str()), (301, clean), "{at} {path}: {body}");
+                    let (code, _, body) = ask(trusted, name, clean, h2);
+                    if clean.starts_with("/pub/") {
+                        assert_eq!(code, 200, "{at} {clean}: {body}");
+                        assert_eq!(echoed(&body)["path"], upstream(strip, base, clean), "{at}");
+                    } else {
+                        assert_eq!(code, 404, "{at} {clean} is outside the prefix: {body}");
+                    }
+                }
+                // Encoded separators: refused on Funnel; on the tailnet forwarded as written.
+                for path in ["/pub/..%2Fsecret/s.txt", "/pub/%2F../secret/s.txt"] {
+                    let (code, _, body) = ask(trusted, name, path, h2);
+                    if trusted {
+                        assert_eq!(code, 400, "{at} {path}: {body}");
+                    } else {
+                        assert_eq!(code, 200, "{at} {path}: {body}");
+                        assert_eq!(echoed(&body)["path"], upstream(strip, base, path), "{at}");
+                    }
+                }
+            }
+        }
+    }
+}
