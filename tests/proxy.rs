@@ -2755,3 +2755,35 @@ fn every_traversal_spelling_on_every_listener_and_route_shape() {
         }
     }
 }
+
+/// F3 on the HTTPS listener, and the auth bypass: a peer inside `tailnet_ranges`, identified
+/// by whois, gets the identity headers and skips forward auth (`authBypassForTailnet`) as on
+/// the trusted sockets; the same peer outside the ranges (the defaults: loopback is outside)
+/// is sent to the auth service. Loopback stands in for the tailnet.
+#[test]
+fn tcp_tailnet_peers_get_identity_and_the_auth_bypass_over_https() {
+    let up = echo_upstream();
+    let auth = auth_server();
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("tailscaled.sock");
+    fake_whois(&sock);
+    let a = json!({"listen": {"kind": "https", "port": 443},
+                   "auth": {"url": format!("http://127.0.0.1:{auth}"), "path": "/a", "timeout_ms": 2000, "bypass_for_tailnet": true}});
+    let table = json!([route("box/app", "app.tailnet.test", up, a)]);
+    let inside = Proxy::start_with(&format!(
+        "localapi_socket = \"{}\"\ntailnet_ranges = [\"127.0.0.0/8\"]",
+        sock.display()
+    ));
+    assert_eq!(inside.put_routes(&table).0, 200);
+    let ca = inside.path("state/dev-ca.crt");
+    for h2 in [false, true] {
+        let (code, _, body) = https_as(&inside, &ca, "app.tailnet.test", "app.tailnet.test", h2);
+        assert_eq!(code, 200, "{body}");
+        assert_eq!(echoed(&body)["headers"]["x-tailscale-user-loginname"], "alice@example.com");
+    }
+    let outside = Proxy::start_with(&format!("localapi_socket = \"{}\"", sock.display()));
+    assert_eq!(outside.put_routes(&table).0, 200);
+    let ca = outside.path("state/dev-ca.crt");
+    let (code, _, body) = https_as(&outside, &ca, "app.tailnet.test", "app.tailnet.test", false);
+    assert_eq!(code, 401, "{body}");
+}
