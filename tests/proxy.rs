@@ -2016,7 +2016,7 @@ fn chunked_framing_wins_over_a_content_length_beside_it() {
 
 /// F5, F7: the table refuses names that are not DNS names (a `/` would reach the file system
 /// where a Service's name becomes its socket) and two routes for one name and mount on
-/// different listeners or spelled with and without the trailing dot.
+/// different listeners or ports, or spelled with and without the trailing dot.
 #[test]
 fn route_names_are_dns_names_and_unique_per_mount() {
     let up = echo_upstream();
@@ -2031,6 +2031,11 @@ fn route_names_are_dns_names_and_unique_per_mount() {
         route("box/b", "x.tailnet.test", up, https),
     ]));
     assert_eq!(code, 400, "one name on two listeners: {body}");
+    let (code, body) = p.put_routes(&json!([
+        route("box/a", "x.tailnet.test", up, json!({"listen": {"kind": "https", "port": 443}})),
+        route("box/b", "x.tailnet.test", up, json!({"listen": {"kind": "https", "port": 8443}})),
+    ]));
+    assert_eq!(code, 400, "one name on two ports: {body}");
     let (code, body) = p.put_routes(&json!([
         route("box/a", "x.tailnet.test", up, json!({})),
         route("box/b", "x.tailnet.test.", up, json!({})),
