@@ -284,3 +284,27 @@ fn access_rules_and_timeouts_from_the_policy_reach_the_routes() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("migrate.toml"), "{}", stderr(&out));
 }
+
+/// Secrets at rest (issue 15): a plan holds upstream header values, which can be credentials,
+/// so the plan file is written 0600 and no human rendering of it prints them.
+#[test]
+fn plans_keep_upstream_header_values_to_their_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "host.nix",
+        "{ ... }: { networking.hostName = \"box\"; services.tsnsrv.defaults.authKeyPath = \"/k\"; services.tsnsrv.services.api = { toURL = \"http://127.0.0.1:4000\"; funnel = true; upstreamHeaders = { Authorization = \"Bearer s3cret-token\"; }; }; }\n",
+    );
+    write(dir.path(), "migrate.toml", "[plan]\ntailnet = \"tailnet.test\"\n");
+    for format in ["table", "markdown", "dot", "mermaid"] {
+        let out = migrate_in(dir.path(), &["plan", "host.nix", "--format", format]);
+        assert_eq!(out.status.code(), Some(0), "{format}: {}", stderr(&out));
+        let shown = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(!shown.contains("s3cret"), "{format} prints the header value:\n{shown}");
+    }
+    // The plan file carries it (apply installs it), readable by its owner only.
+    let plan = dir.path().join("plan.json");
+    assert!(std::fs::read_to_string(&plan).unwrap().contains("s3cret-token"));
+    assert_eq!(std::fs::metadata(&plan).unwrap().permissions().mode() & 0o777, 0o600);
+}

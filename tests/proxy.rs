@@ -1072,6 +1072,11 @@ fn slow_headers_are_cut_off() {
 /// A CA and a leaf for `name`, written as `<dir>/<name>.crt` (leaf + CA) and `.key`; returns
 /// the CA's PEM for clients.
 fn issue_files(dir: &std::path::Path, name: &str, cn: &str) -> String {
+    issue_files_for(dir, name, &[name], cn)
+}
+
+/// As [`issue_files`], the leaf's subject names being `sans` (a wildcard, several names).
+fn issue_files_for(dir: &std::path::Path, name: &str, sans: &[&str], cn: &str) -> String {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::default();
     ca_params.distinguished_name.push(rcgen::DnType::CommonName, cn);
@@ -1079,10 +1084,11 @@ fn issue_files(dir: &std::path::Path, name: &str, cn: &str) -> String {
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let issuer = rcgen::Issuer::new(ca_params, ca_key);
     let key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(vec![name.to_string()])
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
+    let leaf =
+        rcgen::CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
     std::fs::write(dir.join(format!("{name}.crt")), format!("{}{}", leaf.pem(), ca.pem())).unwrap();
     std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
     ca.pem()
@@ -2010,7 +2016,7 @@ fn chunked_framing_wins_over_a_content_length_beside_it() {
 
 /// F5, F7: the table refuses names that are not DNS names (a `/` would reach the file system
 /// where a Service's name becomes its socket) and two routes for one name and mount on
-/// different listeners or spelled with and without the trailing dot.
+/// different listeners or ports, or spelled with and without the trailing dot.
 #[test]
 fn route_names_are_dns_names_and_unique_per_mount() {
     let up = echo_upstream();
@@ -2025,6 +2031,11 @@ fn route_names_are_dns_names_and_unique_per_mount() {
         route("box/b", "x.tailnet.test", up, https),
     ]));
     assert_eq!(code, 400, "one name on two listeners: {body}");
+    let (code, body) = p.put_routes(&json!([
+        route("box/a", "x.tailnet.test", up, json!({"listen": {"kind": "https", "port": 443}})),
+        route("box/b", "x.tailnet.test", up, json!({"listen": {"kind": "https", "port": 8443}})),
+    ]));
+    assert_eq!(code, 400, "one name on two ports: {body}");
     let (code, body) = p.put_routes(&json!([
         route("box/a", "x.tailnet.test", up, json!({})),
         route("box/b", "x.tailnet.test.", up, json!({})),
@@ -2379,4 +2390,405 @@ fn encoded_display_names_are_decoded() {
     );
     assert_eq!(code, 200);
     assert_eq!(echoed(&body)["headers"]["x-tailscale-user-displayname"], "Jürgen");
+}
+
+/// Starts `migrate proxy` on `config`, which must refuse to start; its standard error.
+fn refused_start(config: &std::path::Path) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_migrate"))
+        .args(["proxy", "--workers", "1", "--config"])
+        .arg(config)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the proxy started on {}", config.display());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// F7: under a `services` listener, two routes whose first names share their first label
+/// (`app.a.test`, `app.b.test`) would both be `svc:app` on `app.sock`, and one of them would
+/// get no socket: such a table is refused at `PUT /routes` (naming both routes), in
+/// `routes.json` at start and on SIGHUP, and by `--check-config`; a proxy without that listener
+/// serves it. And no name makes a Service socket outside the services directory.
+#[test]
+fn first_label_collisions_are_refused_under_a_services_listener() {
+    let up = echo_upstream();
+    let p = Proxy::start_with("[[listener]]\nkind = \"services\"\ndir = \"{dir}/svc\"");
+    let clash = json!([
+        route("box/a", "app.a.test", up, json!({"upstream_headers": {"X-Which": "a"}})),
+        route("box/b", "app.b.test", up, json!({})),
+    ]);
+    let (code, body) = p.put_routes(&clash);
+    assert_eq!(code, 400, "{body}");
+    for part in ["box/a (app.a.test)", "box/b (app.b.test)", "`app`", "`services` listener"] {
+        assert!(body.contains(part), "{part:?} missing: {body}");
+    }
+    // Only a route's first name is its Service: a later name may share the label.
+    let mut c = route("box/c", "c.b.test", up, json!({}));
+    c["hosts"] = json!([{"name": "c.b.test", "mount": "/"}, {"name": "app.b.test", "mount": "/"}]);
+    let fine = json!([clash[0].clone(), c]);
+    let (code, body) = p.put_routes(&fine);
+    assert_eq!(code, 200, "{body}");
+    let mut socks: Vec<String> = std::fs::read_dir(p.path("svc"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    socks.sort();
+    assert_eq!(socks, ["app.sock", "c.sock"]);
+    // Names that are no DNS names never reach the file system, inside the directory or out.
+    let escape = p.path("evil/tailscaled.x").display().to_string();
+    for bad in [escape.as_str(), "../x.test", "..", ".x.test", "a/b.test"] {
+        let (code, body) = p.put_routes(&json!([route("box/x", bad, up, json!({}))]));
+        assert_eq!(code, 400, "{bad:?} accepted: {body}");
+    }
+    assert!(!p.path("evil").exists());
+    assert_eq!(std::fs::read_dir(p.path("svc")).unwrap().count(), 2, "the old table's sockets");
+    // A table saved behind the proxy's back is refused on SIGHUP: the old one keeps serving.
+    std::fs::write(p.path("state/routes.json"), clash.to_string()).unwrap();
+    // SAFETY: a signal to the child this test started.
+    assert_eq!(unsafe { libc::kill(p.child.id() as i32, libc::SIGHUP) }, 0);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(p.get("c.b.test", "/", &[]).0, 200, "the old table was replaced");
+    // At start, and with --check-config, the same table is refused, naming the file.
+    let services = p.path("services.toml");
+    std::fs::write(
+        &services,
+        format!(
+            "state_dir = \"{0}/state\"\n[[listener]]\nkind = \"services\"\ndir = \"{0}/svc2\"\n",
+            p.dir.path().display()
+        ),
+    )
+    .unwrap();
+    let err = refused_start(&services);
+    assert!(err.contains("routes.json") && err.contains("box/b (app.b.test)"), "{err}");
+    let o = check_config(&services);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("routes.json") && err.contains("box/a (app.a.test)"), "{err}");
+    // Without a services listener the labels do not matter.
+    let plain = p.path("plain.toml");
+    std::fs::write(
+        &plain,
+        format!(
+            "state_dir = \"{0}/state\"\n[[listener]]\nkind = \"http\"\naddr = \"127.0.0.1:0\"\n",
+            p.dir.path().display()
+        ),
+    )
+    .unwrap();
+    let o = check_config(&plain);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("2 routes"));
+}
+
+/// Group and tag rules need `localapi_socket`: `--check-config` refuses a saved table that
+/// has them without it, as `PUT /routes` does, and accepts it once the socket is configured.
+#[test]
+fn check_config_refuses_group_and_tag_rules_without_the_localapi() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("state")).unwrap();
+    let group = json!({"access": [{"kind": "group", "value": "group:ops"}]});
+    let table = json!([
+        route("box/open", "open.tailnet.test", 1, json!({})),
+        route("box/ops", "ops.tailnet.test", 1, group),
+    ]);
+    std::fs::write(dir.path().join("state/routes.json"), table.to_string()).unwrap();
+    let cfg = format!(
+        "state_dir = \"{0}/state\"\n[[listener]]\nkind = \"http\"\naddr = \"127.0.0.1:0\"\n",
+        dir.path().display()
+    );
+    std::fs::write(dir.path().join("proxy.toml"), &cfg).unwrap();
+    let o = check_config(&dir.path().join("proxy.toml"));
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    for part in ["routes.json", "box/ops", "localapi_socket"] {
+        assert!(err.contains(part), "{part:?} missing: {err}");
+    }
+    // The proxy itself refuses to start on it.
+    assert!(refused_start(&dir.path().join("proxy.toml")).contains("localapi_socket"));
+    let with = format!("localapi_socket = \"{}/tailscaled.sock\"\n{cfg}", dir.path().display());
+    std::fs::write(dir.path().join("proxy.toml"), with).unwrap();
+    let o = check_config(&dir.path().join("proxy.toml"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// curl over the HTTPS listener: TLS for `sni` (SNI and the certificate checked against
+/// `ca`), the request naming `host` (HTTP/2's `:authority`: curl sends a custom Host there),
+/// over HTTP/1.1 or HTTP/2. The status, the negotiated version and the body.
+fn https_as(
+    p: &Proxy,
+    ca: &std::path::Path,
+    sni: &str,
+    host: &str,
+    h2: bool,
+) -> (u16, String, String) {
+    let port = p.https.rsplit_once(':').unwrap().1;
+    let o = Command::new("curl")
+        .args(["-s", "-m", "10", "-w", "\n%{http_code} %{http_version}", "--cacert"])
+        .arg(ca)
+        .args(["--resolve", &format!("{sni}:{port}:127.0.0.1")])
+        .arg(if h2 { "--http2" } else { "--http1.1" })
+        .args(["-H", &format!("Host: {host}")])
+        .arg(format!("https://{sni}:{port}/x"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    let (body, tail) = out.rsplit_once('\n').unwrap_or(("", &out));
+    let (code, version) = tail.split_once(' ').unwrap_or((tail, ""));
+    (code.parse().unwrap_or(0), version.to_string(), body.to_string())
+}
+
+/// SNI differing from Host (decided item): 421 only when the certificate the connection
+/// presented does not cover the Host. With the development CA (a certificate per name) another
+/// name is 421, the same name in another spelling is served; with a wildcard certificate every
+/// name it covers is served on the connection (HTTP/2 reuse across names keeps working), others
+/// are 421. Over HTTP/1.1 and HTTP/2.
+#[test]
+fn a_host_the_connections_certificate_does_not_cover_is_misdirected() {
+    let up = echo_upstream();
+    let tls = |which: &str| json!({"listen": {"kind": "https", "port": 443}, "upstream_headers": {"X-Which": which}});
+    let p = Proxy::start();
+    let table = json!([
+        route("box/a", "a.tailnet.test", up, tls("a")),
+        route("box/b", "b.tailnet.test", up, tls("b")),
+    ]);
+    assert_eq!(p.put_routes(&table).0, 200);
+    let ca = p.path("state/dev-ca.crt");
+    let port = p.https.rsplit_once(':').unwrap().1.to_string();
+    for h2 in [false, true] {
+        let version = if h2 { "2" } else { "1.1" };
+        let (code, v, body) = https_as(&p, &ca, "a.tailnet.test", "a.tailnet.test", h2);
+        assert_eq!((code, v.as_str()), (200, version), "{body}");
+        assert_eq!(echoed(&body)["headers"]["x-which"], "a");
+        let (code, v, body) = https_as(&p, &ca, "a.tailnet.test", "b.tailnet.test", h2);
+        assert_eq!((code, v.as_str()), (421, version), "{body}");
+        let (code, _, _) =
+            https_as(&p, &ca, "a.tailnet.test", &format!("b.tailnet.test:{port}"), h2);
+        assert_eq!(code, 421);
+        // The connection's own name in another case, with a port or a trailing dot.
+        for host in [format!("A.Tailnet.Test:{port}"), "a.tailnet.test.".to_string()] {
+            let (code, _, body) = https_as(&p, &ca, "a.tailnet.test", &host, h2);
+            assert_eq!(code, 200, "{host}: {body}");
+            assert_eq!(echoed(&body)["headers"]["x-which"], "a");
+        }
+    }
+    // A wildcard certificate (from files) covers its names.
+    let certs = tempfile::tempdir().unwrap();
+    let ca_pem = issue_files_for(certs.path(), "a.example.test", &["*.example.test"], "wild CA");
+    let p = Proxy::start_with(&format!("cert_dir = \"{}\"", certs.path().display()));
+    let table = json!([
+        route("box/a", "a.example.test", up, tls("a")),
+        route("box/b", "b.example.test", up, tls("b")),
+        route("box/c", "c.other.test", up, tls("c")),
+    ]);
+    assert_eq!(p.put_routes(&table).0, 200);
+    let ca = p.path("client-ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    for h2 in [false, true] {
+        let (code, _, body) = https_as(&p, &ca, "a.example.test", "b.example.test", h2);
+        assert_eq!(code, 200, "h2 {h2}: {body}");
+        assert_eq!(echoed(&body)["headers"]["x-which"], "b");
+        let (code, _, body) = https_as(&p, &ca, "a.example.test", "c.other.test", h2);
+        assert_eq!(code, 421, "h2 {h2}: {body}");
+    }
+}
+
+/// One HTTP/2 request with prior knowledge (h2c) to `addr`: `:authority` from `uri`, and
+/// `headers` sent as they are (a `host` among them is a field of its own, which curl would
+/// fold into `:authority`). The status.
+fn h2c_status(addr: &str, uri: &str, headers: &[(&str, &str)]) -> u16 {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut send, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(tcp),
+        )
+        .await
+        .unwrap();
+        tokio::spawn(conn);
+        let mut req = http::Request::get(uri);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(http_body_util::Empty::<bytes::Bytes>::new()).unwrap();
+        let resp = tokio::time::timeout(std::time::Duration::from_secs(10), send.send_request(req))
+            .await
+            .expect("no answer in 10 s")
+            .unwrap();
+        resp.status().as_u16()
+    })
+}
+
+/// HTTP/2 `host` differing from `:authority` (decided item): 400 (RFC 9113 8.3.1), never
+/// routed by either; the same name in both (any case) is served.
+#[test]
+fn an_http2_host_unlike_the_authority_is_refused() {
+    let up = echo_upstream();
+    let p = Proxy::start();
+    let table = json!([
+        route("box/a", "a.tailnet.test", up, json!({})),
+        route("box/b", "b.tailnet.test", up, json!({})),
+    ]);
+    assert_eq!(p.put_routes(&table).0, 200);
+    assert_eq!(h2c_status(&p.http, "http://a.tailnet.test/", &[]), 200);
+    assert_eq!(h2c_status(&p.http, "http://a.tailnet.test/", &[("host", "A.tailnet.test")]), 200);
+    assert_eq!(h2c_status(&p.http, "http://a.tailnet.test/", &[("host", "b.tailnet.test")]), 400);
+    assert_eq!(h2c_status(&p.http, "http://nobody.test/", &[("host", "a.tailnet.test")]), 400);
+}
+
+/// F1, the whole matrix: through the trusted socket (as Funnel) and the HTTPS listener (the
+/// tailnet), over HTTP/1.1 and HTTP/2, on routes with and without `strip_prefix`, with and
+/// without an upstream base path, every spelling of a traversal (`..`, `%2e%2e`, `..%2F`,
+/// `%2F..`, `//`, `/./`): dot-segments and repeated slashes are answered 301 to the clean path
+/// before any routing decision, and the clean path is judged by the prefix rules like any
+/// other; encoded separators are refused on Funnel and, on the tailnet, forwarded byte for byte
+/// (never decoded or resolved by the proxy).
+#[test]
+fn every_traversal_spelling_on_every_listener_and_route_shape() {
+    let up = echo_upstream();
+    let p = Proxy::start();
+    // (name, strip_prefix, base path)
+    let shapes = [
+        ("keep.tailnet.test", false, ""),
+        ("strip.tailnet.test", true, ""),
+        ("based.tailnet.test", true, "/base"),
+        ("keepbased.tailnet.test", false, "/base"),
+    ];
+    let table: Vec<Value> = shapes
+        .iter()
+        .map(|(name, strip, base)| {
+            route(
+                &format!("box/{name}"),
+                name,
+                up,
+                json!({"funnel": true, "prefixes": ["/pub/"], "strip_prefix": strip,
+                       "listen": {"kind": "https", "port": 443},
+                       "upstream": {"url": format!("http://127.0.0.1:{up}{base}")}}),
+            )
+        })
+        .collect();
+    let (code, body) = p.put_routes(&Value::Array(table));
+    assert_eq!(code, 200, "{body}");
+    let ca = p.path("state/dev-ca.crt");
+    let port = p.https.rsplit_once(':').unwrap().1.to_string();
+    // (status, Location, body) through the trusted socket as Funnel, or the HTTPS listener.
+    let ask = |trusted: bool, name: &str, path: &str, h2: bool| -> (u16, String, String) {
+        let (code, head, body) = if trusted {
+            raw_get(&p, true, name, path, &["Tailscale-Funnel-Request: ?1"], h2)
+        } else {
+            let mut c = Command::new("curl");
+            c.args(["-s", "-m", "10", "--path-as-is", "-D", "-", "-w", "\n%{http_code}"])
+                .arg(if h2 { "--http2" } else { "--http1.1" })
+                .arg("--cacert")
+                .arg(&ca)
+                .args(["--resolve", &format!("{name}:{port}:127.0.0.1")])
+                .arg(format!("https://{name}:{port}{path}"));
+            split(c.output().unwrap().stdout)
+        };
+        let location = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("location").then(|| v.trim().to_string())
+            })
+            .unwrap_or_default();
+        (code, location, body)
+    };
+    // What the upstream is asked for a clean path under /pub/ (Go's SetURL, as tsnsrv).
+    let upstream = |strip: bool, base: &str, path: &str| -> String {
+        let rest = if strip { path.strip_prefix("/pub/").unwrap() } else { path };
+        match (base, rest.starts_with('/')) {
+            ("", true) => rest.to_string(),
+            ("", false) => format!("/{rest}"),
+            (b, true) => format!("{b}{rest}"),
+            (b, false) => format!("{b}/{rest}"),
+        }
+    };
+    // The HTTPS listener negotiates each version asked for (the trusted socket's h2c needs
+    // prior knowledge, which fails outright if not spoken).
+    for (h2, version) in [(false, "1.1"), (true, "2")] {
+        let (_, v, _) = https_as(&p, &ca, "keep.tailnet.test", "keep.tailnet.test", h2);
+        assert_eq!(v, version);
+    }
+    for trusted in [true, false] {
+        for h2 in [false, true] {
+            for (name, strip, base) in shapes {
+                let at = format!("{name} trusted={trusted} h2={h2}");
+                // Dot-segments and repeated slashes: 301 to the clean path, whatever the
+                // spelling; the clean path is then judged like any other.
+                for (path, clean) in [
+                    ("/pub/../secret/s.txt", "/secret/s.txt"),
+                    ("/pub/%2e%2e/secret/s.txt", "/secret/s.txt"),
+                    ("/pub/%2E%2E/secret/s.txt", "/secret/s.txt"),
+                    ("/pub/./../secret/s.txt", "/secret/s.txt"),
+                    ("//secret/s.txt", "/secret/s.txt"),
+                    ("/pub//../../secret/s.txt", "/secret/s.txt"),
+                    ("/pub/a/%2e%2e/x", "/pub/x"),
+                    ("/pub//x", "/pub/x"),
+                    ("/pub/./x", "/pub/x"),
+                ] {
+                    let (code, location, body) = ask(trusted, name, path, h2);
+                    assert_eq!((code, location.as_str()), (301, clean), "{at} {path}: {body}");
+                    let (code, _, body) = ask(trusted, name, clean, h2);
+                    if clean.starts_with("/pub/") {
+                        assert_eq!(code, 200, "{at} {clean}: {body}");
+                        assert_eq!(echoed(&body)["path"], upstream(strip, base, clean), "{at}");
+                    } else {
+                        assert_eq!(code, 404, "{at} {clean} is outside the prefix: {body}");
+                    }
+                }
+                // Encoded separators: refused on Funnel; on the tailnet forwarded as written.
+                for path in ["/pub/..%2Fsecret/s.txt", "/pub/%2F../secret/s.txt"] {
+                    let (code, _, body) = ask(trusted, name, path, h2);
+                    if trusted {
+                        assert_eq!(code, 400, "{at} {path}: {body}");
+                    } else {
+                        assert_eq!(code, 200, "{at} {path}: {body}");
+                        assert_eq!(echoed(&body)["path"], upstream(strip, base, path), "{at}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// F3 on the HTTPS listener, and the auth bypass: a peer inside `tailnet_ranges`, identified
+/// by whois, gets the identity headers and skips forward auth (`authBypassForTailnet`) as on
+/// the trusted sockets; the same peer outside the ranges (the defaults: loopback is outside)
+/// is sent to the auth service. Loopback stands in for the tailnet.
+#[test]
+fn tcp_tailnet_peers_get_identity_and_the_auth_bypass_over_https() {
+    let up = echo_upstream();
+    let auth = auth_server();
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("tailscaled.sock");
+    fake_whois(&sock);
+    let a = json!({"listen": {"kind": "https", "port": 443},
+                   "auth": {"url": format!("http://127.0.0.1:{auth}"), "path": "/a", "timeout_ms": 2000, "bypass_for_tailnet": true}});
+    let table = json!([route("box/app", "app.tailnet.test", up, a)]);
+    let inside = Proxy::start_with(&format!(
+        "localapi_socket = \"{}\"\ntailnet_ranges = [\"127.0.0.0/8\"]",
+        sock.display()
+    ));
+    assert_eq!(inside.put_routes(&table).0, 200);
+    let ca = inside.path("state/dev-ca.crt");
+    for h2 in [false, true] {
+        let (code, _, body) = https_as(&inside, &ca, "app.tailnet.test", "app.tailnet.test", h2);
+        assert_eq!(code, 200, "{body}");
+        assert_eq!(echoed(&body)["headers"]["x-tailscale-user-loginname"], "alice@example.com");
+    }
+    let outside = Proxy::start_with(&format!("localapi_socket = \"{}\"", sock.display()));
+    assert_eq!(outside.put_routes(&table).0, 200);
+    let ca = outside.path("state/dev-ca.crt");
+    let (code, _, body) = https_as(&outside, &ca, "app.tailnet.test", "app.tailnet.test", false);
+    assert_eq!(code, 401, "{body}");
 }

@@ -73,8 +73,9 @@ pub enum Origin {
     Service(Arc<str>),
     /// A plain HTTP TCP listener; the peer address.
     Http(Option<Peer>),
-    /// The HTTPS listener; the peer address.
-    Https(Option<Peer>),
+    /// The HTTPS listener; the peer address, and what the connection's certificate was
+    /// presented for (`None` when the client sent no SNI).
+    Https(Option<Peer>, Option<Arc<super::tls::Presented>>),
 }
 
 /// A TCP peer's address as a header value, written once per connection: every request on it
@@ -321,6 +322,14 @@ pub async fn handle(
         return Ok(synthetic(StatusCode::BAD_REQUEST, "missing Host\n"));
     };
     let asked = asked_value.to_str().unwrap_or_default();
+    // The connection's certificate vouches only for the names it covers: a request for another
+    // name on it is misdirected (RFC 9110 15.5.20), and the client retries on a connection of
+    // its own. Names it covers (a wildcard's) are served, so HTTP/2 coalescing keeps working.
+    if let Origin::Https(_, Some(tls)) = &origin
+        && !tls.covers(asked)
+    {
+        return Ok(synthetic(StatusCode::MISDIRECTED_REQUEST, "misdirected request\n"));
+    }
     let via = if trusted && header(h, "tailscale-funnel-request").as_deref() == Some("?1") {
         Via::Funnel
     } else {
@@ -328,7 +337,7 @@ pub async fn handle(
     };
     let peer_value = match &origin {
         Origin::Trusted | Origin::Service(_) => text_value(h, "x-forwarded-for"),
-        Origin::Http(p) | Origin::Https(p) => p.as_ref().map(|p| p.0.clone()),
+        Origin::Http(p) | Origin::Https(p, _) => p.as_ref().map(|p| p.0.clone()),
     };
     let peer = peer_value.as_ref().map(|v| v.to_str().unwrap_or_default());
     let identity = (trusted && via == Via::Tailnet).then(|| Identity {
@@ -376,7 +385,7 @@ pub async fn handle(
     // A TCP peer inside the tailnet's ranges (placement B: the proxy on the node's own
     // address) is identified by whois too; serve's headers exist only on the trusted sockets.
     let tcp_tailnet_peer = match &origin {
-        Origin::Http(Some(p)) | Origin::Https(Some(p)) => {
+        Origin::Http(Some(p)) | Origin::Https(Some(p), _) => {
             p.0.to_str().ok().and_then(|s| s.parse::<IpAddr>().ok()).is_some_and(|ip| {
                 shared.tailnet_ranges.iter().any(|r| super::config::in_range(ip, *r))
             })
@@ -418,7 +427,7 @@ pub async fn handle(
         }
     }
     let query = target.query();
-    if let (Origin::Https(_), Listen::Plaintext { .. }) = (&origin, route.listen) {
+    if let (Origin::Https(..), Listen::Plaintext { .. }) = (&origin, route.listen) {
         return Ok(synthetic(StatusCode::NOT_FOUND, "404 page not found\n"));
     }
     if let (Origin::Http(_), Listen::Https { .. }) = (&origin, route.listen) {
@@ -508,7 +517,7 @@ pub async fn handle(
             }
             _ => None,
         };
-    let tls = trusted || matches!(origin, Origin::Https(_));
+    let tls = trusted || matches!(origin, Origin::Https(..));
     let mut headers = outgoing_headers(
         std::mem::take(&mut parts.headers),
         &route,

@@ -5,7 +5,7 @@ use super::upstream::Dial;
 use rustc_hash::FxHashMap as HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use tailshift_routes::{Route, RouteError, validate_table};
+use tailshift_routes::{AccessRule, Route, RouteError, validate_table};
 
 /// A route with what the request path derives from it once, when the table is built: how its
 /// upstream and auth service are dialed, and the authorities the client pools them under.
@@ -101,7 +101,7 @@ impl RouteTable {
         }
         let mut by_service = HashMap::default();
         for r in &routes {
-            if let Some(label) = r.hosts.first().and_then(|h| h.name.split('.').next()) {
+            if let Some(label) = r.hosts.first().map(|h| service_label(&h.name)) {
                 by_service.entry(label.to_string()).or_insert_with(|| r.clone());
             }
         }
@@ -158,15 +158,19 @@ impl RouteTable {
             || self.short.get(host.as_str()).is_some_and(|full| self.by_host.contains_key(full))
     }
 
-    /// Reads `routes.json` (an absent file is an empty table).
-    pub fn load(path: &Path) -> anyhow::Result<RouteTable> {
+    /// Reads `routes.json` (an absent file is an empty table), checked as [`RouteTable::new`]
+    /// does and against what this proxy's configuration can serve (`fit`).
+    pub fn load(path: &Path, fit: &Fit) -> anyhow::Result<RouteTable> {
         if !path.exists() {
             return Ok(RouteTable::default());
         }
         let text = std::fs::read_to_string(path)?;
         let routes: Vec<Route> =
             serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        RouteTable::new(routes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+        let table =
+            RouteTable::new(routes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        fit.check(&table).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Ok(table)
     }
 
     /// Writes the table atomically (temporary file, fsync, rename).
@@ -178,6 +182,71 @@ impl RouteTable {
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         Ok(())
     }
+}
+
+/// What a proxy's configuration can serve, beyond what [`validate_table`] checks of every
+/// table: the same table may suit one proxy and not another. Checked by `PUT /routes`, when
+/// `routes.json` is read (at start and on SIGHUP), and by `--check-config`, so all three refuse
+/// the same tables.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Fit {
+    /// A `services` listener exists: each route's Service label gets a socket of its own.
+    pub services_listener: bool,
+    /// `localapi_socket` is set: whois can say which groups and tags a peer has.
+    pub localapi: bool,
+}
+
+impl Fit {
+    /// What `cfg` can serve.
+    pub fn of(cfg: &super::config::ProxyConfig) -> Fit {
+        Fit {
+            services_listener: cfg
+                .listeners
+                .iter()
+                .any(|l| matches!(l, super::config::ListenerConfig::Services { .. })),
+            localapi: cfg.localapi_socket.is_some(),
+        }
+    }
+
+    /// Why this proxy cannot serve a (valid) table, naming the routes concerned.
+    pub fn check(&self, table: &RouteTable) -> Result<(), String> {
+        let routes = || table.routes.iter().map(|r| &r.route);
+        if !self.localapi {
+            // Group and tag rules match what the LocalAPI's whois says (serve's headers carry
+            // neither): without it they could admit no one, and the route would lock everyone
+            // out instead of failing here.
+            if let Some(r) = routes().find(|r| {
+                r.access.iter().any(|a| matches!(a, AccessRule::Group(_) | AccessRule::Tag(_)))
+            }) {
+                return Err(format!(
+                    "{}: group and tag access rules need the proxy's localapi_socket (they match the LocalAPI's whois answer)",
+                    r.service
+                ));
+            }
+        }
+        if self.services_listener {
+            // One socket per Service label (`<dir>/<label>.sock` for `svc:<label>`): a second
+            // route with the same label would get none and be unreachable as a Service.
+            let mut by_label: HashMap<&str, (&str, &str)> = HashMap::default();
+            for r in routes() {
+                let Some(name) = r.hosts.first().map(|h| h.name.as_str()) else { continue };
+                let label = service_label(name);
+                if let Some((first, first_name)) = by_label.insert(label, (&r.service, name)) {
+                    return Err(format!(
+                        "{first} ({first_name}) and {} ({name}) share the first label `{label}`: with a `services` listener each route is the Tailscale Service svc:<first label of its first name> on the socket <label>.sock, so only one of them could be served; rename one",
+                        r.service
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The Tailscale Service label of a route's first name (`jellyfin` for
+/// `jellyfin.tailnet.ts.net`): `svc:<label>`, and the name of its socket.
+pub fn service_label(name: &str) -> &str {
+    name.split('.').next().unwrap_or(name)
 }
 
 /// A host as asked (`App.tailnet.test.:8443`) without its port and trailing dot.

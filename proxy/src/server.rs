@@ -2,7 +2,7 @@
 
 use super::config::{ListenerConfig, ProxyConfig};
 use super::handler::{Origin, Peer, Shared, handle};
-use super::routes::RouteTable;
+use super::routes::{Fit, RouteTable};
 use super::watchdog::{Tracked, Watchdog};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -171,6 +171,17 @@ fn bind_unix(path: &Path, mode: u32) -> anyhow::Result<UnixListener> {
     Ok(l)
 }
 
+/// The socket of the Tailscale Service `svc:<label>`: `<dir>/<label>.sock`, always directly
+/// inside `dir`, or `None` for a label that is not a DNS label. Labels come from validated
+/// route names, so `None` never happens today; it is checked here again because the proxy often
+/// runs as root, and a socket path outside `dir` would replace (and later delete) another
+/// program's file (issue 15 F5).
+fn service_socket_path(dir: &Path, label: &str) -> Option<PathBuf> {
+    let ok = !label.is_empty()
+        && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    ok.then(|| dir.join(format!("{label}.sock")))
+}
+
 /// The per-Service trusted sockets: one per route, following the installed tables.
 struct ServiceSockets {
     dir: PathBuf,
@@ -183,8 +194,8 @@ struct ServiceSockets {
 }
 
 impl ServiceSockets {
-    fn path(&self, label: &str) -> PathBuf {
-        self.dir.join(format!("{label}.sock"))
+    fn path(&self, label: &str) -> Option<PathBuf> {
+        service_socket_path(&self.dir, label)
     }
 
     /// Opens sockets for new routes and closes those of routes that went away.
@@ -196,7 +207,9 @@ impl ServiceSockets {
             let keep = labels.binary_search(label).is_ok();
             if !keep {
                 task.abort();
-                let _ = std::fs::remove_file(self.path(label));
+                if let Some(path) = self.path(label) {
+                    let _ = std::fs::remove_file(path);
+                }
             }
             keep
         });
@@ -204,7 +217,11 @@ impl ServiceSockets {
             if live.contains_key(&label) {
                 continue;
             }
-            let listener = match bind_unix(&self.path(&label), self.mode) {
+            let Some(path) = self.path(&label) else {
+                eprintln!("WARN no Service socket for svc:{label}: not a DNS label");
+                continue;
+            };
+            let listener = match bind_unix(&path, self.mode) {
                 Ok(l) => l,
                 Err(e) => {
                     eprintln!("WARN Service socket for svc:{label}: {e:#}");
@@ -231,7 +248,9 @@ impl ServiceSockets {
     fn close(&self) {
         for (label, task) in self.live.lock().unwrap_or_else(|p| p.into_inner()).drain() {
             task.abort();
-            let _ = std::fs::remove_file(self.path(&label));
+            if let Some(path) = self.path(&label) {
+                let _ = std::fs::remove_file(path);
+            }
         }
     }
 }
@@ -266,6 +285,7 @@ fn metrics_response(shared: &Shared) -> Response<Full<Bytes>> {
 async fn admin(
     shared: Arc<Shared>,
     routes_file: Arc<PathBuf>,
+    fit: Fit,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, hyper::Error> {
     Ok(match (req.method(), req.uri().path()) {
@@ -300,8 +320,8 @@ async fn admin(
             // Validate the whole table beside the old one; only then write and swap.
             match parsed
                 .map_err(|e| e.to_string())
-                .and_then(|r| needs_whois_checked(&r, shared.whois.is_some()).map(|()| r))
                 .and_then(|r| RouteTable::new(r).map_err(|e| e.to_string()))
+                .and_then(|t| fit.check(&t).map(|()| t))
             {
                 Err(e) => json_response(
                     StatusCode::BAD_REQUEST,
@@ -324,28 +344,6 @@ async fn admin(
     })
 }
 
-/// Group and tag rules match what the LocalAPI's whois says: without `localapi_socket` they
-/// could never admit anyone, so such a table is refused rather than locking everyone out.
-fn needs_whois_checked(routes: &[Route], have_whois: bool) -> Result<(), String> {
-    if have_whois {
-        return Ok(());
-    }
-    for r in routes {
-        if r.access.iter().any(|a| {
-            matches!(
-                a,
-                tailshift_routes::AccessRule::Group(_) | tailshift_routes::AccessRule::Tag(_)
-            )
-        }) {
-            return Err(format!(
-                "{}: group and tag access rules need the proxy's localapi_socket (they match the LocalAPI's whois answer)",
-                r.service
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// Runs the proxy until SIGTERM or SIGINT; SIGHUP re-reads `routes.json`.
 pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
     if let Some(n) = raise_nofile_limit() {
@@ -353,7 +351,8 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&cfg.state_dir)?;
     let routes_file = Arc::new(cfg.routes_file());
-    let table = RouteTable::load(&routes_file)?;
+    let fit = Fit::of(&cfg);
+    let table = RouteTable::load(&routes_file, &fit)?;
     // The responder first: upstream and auth names in its zone resolve through it (the
     // emulation's `auth.tailnet.test`), unless an explicit upstream DNS server says otherwise.
     let mut dns_described = None;
@@ -491,24 +490,36 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
                     let r = resolver.clone();
                     move || r.routes_changed()
                 }));
-                let acceptor =
-                    tokio_rustls::TlsAcceptor::from(Arc::new(super::tls::server_config(resolver)?));
+                let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(
+                    super::tls::server_config(resolver.clone())?,
+                ));
                 tasks.push(accept_loop(listener, stop_rx.clone(), move |io, peer| {
                     // The watcher is taken now: the handshake task must not keep the shutdown
                     // handle. The handshake runs on its own task, bounded, so a slow client never
                     // holds the accept loop.
-                    let (shared, acceptor, watcher, watchdog) =
-                        (shared.clone(), acceptor.clone(), graceful.watcher(), watchdog.clone());
+                    let (shared, acceptor, watcher, watchdog, resolver) = (
+                        shared.clone(),
+                        acceptor.clone(),
+                        graceful.watcher(),
+                        watchdog.clone(),
+                        resolver.clone(),
+                    );
                     tokio::spawn(async move {
                         let Ok(Ok(tls)) =
                             tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(io)).await
                         else {
                             return;
                         };
+                        // A client without SNI (connecting by address) is not held to a name.
+                        let presented = tls
+                            .get_ref()
+                            .1
+                            .server_name()
+                            .map(|sni| Arc::new(super::tls::Presented::new(sni, resolver)));
                         serve_conn(
                             tls,
                             shared,
-                            Origin::Https(peer.map(Peer::new)),
+                            Origin::Https(peer.map(Peer::new), presented),
                             watcher,
                             watchdog,
                         )
@@ -568,7 +579,7 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
         let (shared, routes_file) = (shared.clone(), routes_file.clone());
         tasks.push(accept_loop(admin_listener, stop_rx.clone(), move |io, _| {
             let (shared, routes_file) = (shared.clone(), routes_file.clone());
-            let svc = service_fn(move |req| admin(shared.clone(), routes_file.clone(), req));
+            let svc = service_fn(move |req| admin(shared.clone(), routes_file.clone(), fit, req));
             tokio::spawn(
                 hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), svc),
             );
@@ -591,7 +602,7 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         tokio::select! {
-            _ = hup.recv() => match RouteTable::load(&routes_file) {
+            _ = hup.recv() => match RouteTable::load(&routes_file, &fit) {
                 Ok(t) => {
                     eprintln!("INFO reloaded {} routes from {}", t.routes.len(), routes_file.display());
                     shared.install(t);
@@ -623,4 +634,46 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
         s.close();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::service_socket_path;
+    use crate::routes::service_label;
+    use std::path::Path;
+    use tailshift_routes::is_dns_name;
+
+    #[test]
+    fn a_service_socket_is_always_a_child_of_its_directory() {
+        let dir = Path::new("/run/tailshift/services");
+        let names = [
+            "app.tailnet.test",
+            "a",
+            "x-1.example.com.",
+            "/some/dir/tailscaled.x",
+            "../etc/passwd",
+            "..",
+            ".",
+            "./x",
+            "a/../../b.test",
+            ".hidden.test",
+            "%2e%2e.test",
+            "a\\b.test",
+            "a\0b.test",
+            "",
+            "App.test",
+            "a b.test",
+        ];
+        for name in names {
+            let path = service_socket_path(dir, service_label(name));
+            if is_dns_name(name) {
+                let path = path.unwrap_or_else(|| panic!("{name:?}: a DNS name gets a socket"));
+                assert_eq!(path.parent(), Some(dir), "{name:?}");
+                assert!(path.file_name().unwrap().to_str().unwrap().ends_with(".sock"));
+            } else if let Some(path) = path {
+                // Not a route name (the table refuses it), yet even its label stays inside.
+                assert_eq!(path.parent(), Some(dir), "{name:?}");
+            }
+        }
+    }
 }

@@ -152,6 +152,11 @@ impl Resolver {
         self.wake.notify_one();
     }
 
+    /// The certificate a handshake for `sni` was given (the one it is kept under).
+    fn presented(&self, sni: &str) -> Option<Arc<CertifiedKey>> {
+        self.certs.load().get(sni).cloned()
+    }
+
     fn store(&self, name: &str, cert: Arc<CertifiedKey>) {
         self.certs.rcu(|old| {
             let mut m = (**old).clone();
@@ -213,6 +218,46 @@ impl ResolvesServerCert for Resolver {
         self.store(&name, issued.clone());
         Some(issued)
     }
+}
+
+/// What one TLS connection was set up for: the name the client sent (SNI) and the resolver that
+/// chose its certificate. A request on the connection may name another host only when that
+/// certificate covers it too (several names, or a wildcard): browsers reuse one HTTP/2
+/// connection for every name its certificate covers (RFC 9113 9.1.1), and that must keep
+/// working; any other name gets 421 and the client opens a connection of its own.
+#[derive(Debug)]
+pub struct Presented {
+    sni: Box<str>,
+    resolver: Arc<Resolver>,
+}
+
+impl Presented {
+    /// A connection whose client sent `sni`.
+    pub fn new(sni: &str, resolver: Arc<Resolver>) -> Presented {
+        Presented { sni: sni.to_ascii_lowercase().into_boxed_str(), resolver }
+    }
+
+    /// Whether a request for `host` (as asked: any case, a port, a trailing dot) may be
+    /// answered on this connection.
+    pub fn covers(&self, host: &str) -> bool {
+        let host = super::routes::bare_host(host);
+        // The common case (the name the connection was made for) reads no certificate.
+        if host.eq_ignore_ascii_case(&self.sni) {
+            return true;
+        }
+        self.resolver.presented(&self.sni).is_some_and(|cert| certificate_covers(&cert, host))
+    }
+}
+
+/// Whether a certificate's leaf is valid for `host` (its DNS or IP subject names, wildcards as
+/// RFC 6125 reads them: `*.example.test` covers `a.example.test`, not `a.b.example.test`).
+fn certificate_covers(cert: &CertifiedKey, host: &str) -> bool {
+    let Ok(leaf) = cert.end_entity_cert() else { return false };
+    let Ok(parsed) = rustls::server::ParsedCertificate::try_from(leaf) else { return false };
+    let Ok(name) = rustls_pki_types::ServerName::try_from(host.to_ascii_lowercase()) else {
+        return false;
+    };
+    rustls::client::verify_server_name(&parsed, &name).is_ok()
 }
 
 /// How often each certificate is asked for again. tailscaled answers from its cache while the
@@ -324,4 +369,32 @@ pub fn server_config(resolver: Arc<Resolver>) -> anyhow::Result<rustls::ServerCo
         .with_cert_resolver(resolver);
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(cfg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A certified key for `names`, self-signed (only its subject names matter here).
+    fn cert_for(names: &[&str]) -> CertifiedKey {
+        let kp = KeyPair::generate().unwrap();
+        let params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        let cert = params.self_signed(&kp).unwrap();
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(kp.serialize_der()));
+        let signing = rustls::crypto::ring::sign::any_supported_type(&key).unwrap();
+        CertifiedKey::new(vec![cert.der().clone()], signing)
+    }
+
+    #[test]
+    fn a_certificate_covers_its_names_and_one_level_under_its_wildcards() {
+        let c = cert_for(&["*.example.test", "other.test"]);
+        for host in ["a.example.test", "B.example.test", "other.test"] {
+            assert!(certificate_covers(&c, host), "{host}");
+        }
+        for host in ["example.test", "a.b.example.test", "x.test", "127.0.0.1", ""] {
+            assert!(!certificate_covers(&c, host), "{host}");
+        }
+    }
 }

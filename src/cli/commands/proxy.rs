@@ -3,13 +3,16 @@
 use crate::cli::args::ProxyArgs;
 use crate::exit::Exit;
 use tailshift_proxy::ProxyConfig;
-use tailshift_proxy::routes::RouteTable;
+use tailshift_proxy::routes::{Fit, RouteTable};
 
 /// Runs the command.
 pub fn run(a: &ProxyArgs) -> anyhow::Result<Exit> {
     let cfg = ProxyConfig::load(&a.config)?;
     if a.check_config {
-        let table = RouteTable::load(&cfg.routes_file())?;
+        // The table as this configuration would serve it: what the proxy would refuse at start
+        // (group or tag rules without localapi_socket, Service labels shared under a
+        // `services` listener) fails here too.
+        let table = RouteTable::load(&cfg.routes_file(), &Fit::of(&cfg))?;
         println!(
             "{}: ok ({} listeners, {} routes in {})",
             a.config.display(),
