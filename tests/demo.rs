@@ -284,10 +284,9 @@ fn a_browser_opens_a_service_by_its_old_name_before_and_after_its_wave() {
         || !(Path::new("/usr/bin/chromium").exists()
             || Path::new("/usr/bin/chromium-browser").exists())
     {
-        eprintln!(
-            "skipped: chromium and chromium-driver are not installed (.ci/run installs them)"
+        return tailshift_util::testing::skip(
+            "chromium and chromium-driver are not installed (.ci/run installs them)",
         );
-        return;
     }
     // A small environment, kept up, with nothing applied: this test drives the waves.
     let mut demo = Command::new(env!("CARGO_BIN_EXE_migrate"))

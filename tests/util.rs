@@ -48,7 +48,9 @@ pub fn homelab() -> Option<&'static str> {
     if root().join(rel).is_dir() {
         Some(rel)
     } else {
-        eprintln!("skipped: {rel} is absent (the shared scenario is only on CI and dev machines)");
+        tailshift_util::testing::skip(&format!(
+            "{rel} is absent (the shared scenario is only on CI and dev machines)"
+        ));
         None
     }
 }

@@ -218,10 +218,7 @@ fn nix_eval(dir: &Path, expr: &str) -> Result<serde_json::Value, String> {
 #[test]
 fn builtins_agree_with_nix() {
     if !nix_available() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("nix-instantiate is required under CI for the builtins differential test");
-        }
-        eprintln!("skipped: nix-instantiate is not installed");
+        tailshift_util::testing::skip("nix-instantiate is not installed");
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

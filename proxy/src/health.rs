@@ -1,8 +1,8 @@
 //! Active health checks: one task, one timer for every upstream (never a timer per route, so an
 //! idle proxy stays asleep between rounds), off when the interval is 0. A check opens a
 //! connection the way requests do (TCP or unix, TLS included) and closes it; the result is a
-//! metric (`tailshift_upstream_up`) and the admin socket's `GET /upstreams`, which can also
-//! check on demand (the engine's pre-flight). Each round also prunes the upstream pool.
+//! metric (`tailshift_upstream_up`) and the admin socket's `GET /upstreams`, which also checks
+//! on demand (for operators and monitoring). Each round also prunes the upstream pool.
 
 use super::handler::Shared;
 use super::upstream::{Dial, describe};

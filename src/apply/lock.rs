@@ -46,8 +46,6 @@ pub enum LockError {
 #[derive(Debug)]
 pub struct Lock {
     path: PathBuf,
-    /// The owner written into it.
-    pub owner: Owner,
 }
 
 /// This machine's name.
@@ -111,7 +109,7 @@ impl Lock {
         f.write_all(text.as_bytes())
             .and_then(|_| f.sync_all())
             .map_err(|e| LockError::Io(format!("{}: {e}", path.display())))?;
-        Ok(Lock { path, owner })
+        Ok(Lock { path })
     }
 
     /// Removes a lock by its id (`migrate force-unlock ID`); refuses another id, and a live
@@ -148,7 +146,8 @@ mod tests {
         let e = Lock::acquire(dir.path(), "rollback", Some(1)).unwrap_err();
         assert!(matches!(&e, LockError::Held(o) if o.operation == "apply"), "{e}");
         // A live owner cannot be forced out.
-        assert!(Lock::force_unlock(dir.path(), &l.owner.id).is_err());
+        let id = Lock::owner(dir.path()).unwrap().unwrap().id;
+        assert!(Lock::force_unlock(dir.path(), &id).is_err());
         drop(l);
         assert!(Lock::owner(dir.path()).unwrap().is_none());
         // A crashed owner: a pid that does not exist.

@@ -2,10 +2,6 @@
 //! directory (`state.json`, the append-only `journal.ndjson`, the lock), and the engine that
 //! applies and rolls back waves from a plan file.
 
-// The engine that writes the journal, the state and the lock lands in steps (issue 6); `status`
-// and `force-unlock` read them already.
-#![allow(dead_code)]
-
 pub mod admin_client;
 pub mod check;
 pub mod config;

@@ -2,7 +2,7 @@
 //! line marked (rustc style). Nothing here decides anything.
 
 use std::fmt::Write;
-use tailshift_parsers::inventory::{Coverage, FlavourBasis, Inventory, Service, Source, Sourced};
+use tailshift_parsers::inventory::{Coverage, FlavourBasis, Inventory, Service, Sourced};
 use tailshift_parsers::{Diagnostic, Severity};
 
 fn table(rows: &[Vec<String>]) -> String {
@@ -232,18 +232,6 @@ pub fn coverage_report(inv: &Inventory) -> String {
         }
     }
     out
-}
-
-/// Explains where an effective value came from (for `--explain`-style output and tests).
-#[allow(dead_code)]
-pub fn source_text(s: &Sourced<serde_json::Value>) -> String {
-    match s {
-        Sourced::Known { source: Source::Declared { location: Some(l) }, .. } => l.to_string(),
-        Sourced::Known { source: Source::Declared { location: None }, .. } => "declared".into(),
-        Sourced::Known { source: Source::Default { rule }, .. } => rule.to_string(),
-        Sourced::Known { source: Source::Derived { rule, .. }, .. } => rule.to_string(),
-        Sourced::Unknown { reason, .. } => reason.clone(),
-    }
 }
 
 /// Diagnostics, rustc style, quoting the offending line when the file can be read.
