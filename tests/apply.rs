@@ -502,8 +502,11 @@ fn an_interrupted_apply_stops_between_steps_and_resumes() {
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(130), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stderr).contains("to resume"));
-    // Nothing half-done, the lock released; resuming completes the wave.
-    assert_eq!(f.migrate(&["status", "--state-dir", "state"]).status.code(), Some(0));
+    // Nothing half-done, the lock released; status names the wave as interrupted (exit 9) with
+    // the command that resumes it, and resuming completes the wave.
+    let status = f.migrate(&["status", "--state-dir", "state"]);
+    assert_eq!(status.status.code(), Some(9));
+    assert!(stdout(&status).contains("resume with `migrate apply --wave 1"), "{}", stdout(&status));
     assert!(!f.path("state/lock.json").exists());
     let (code, out) = wave(&f, "apply", 1, &[]);
     assert_eq!(code, 0, "{out}");
@@ -616,11 +619,11 @@ fn operator_confirmation_or_rollback_by_the_watcher() {
 #[test]
 fn a_finalized_wave_can_no_longer_be_rolled_back() {
     let f = fleet();
-    let (code, out) = wave(&f, "finalize", 1, &[]);
+    let (code, out) = wave(&f, "finalize", 1, &["--yes"]);
     assert_eq!(code, 3, "not applied yet: {out}");
     let (code, out) = wave(&f, "apply", 1, &[]);
     assert_eq!(code, 0, "{out}");
-    let (code, out) = wave(&f, "finalize", 1, &[]);
+    let (code, out) = wave(&f, "finalize", 1, &["--yes"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("can no longer be rolled back"), "said before it starts: {out}");
     assert!(f.path("finalized-tsnsrv-app1.service").exists());
@@ -628,7 +631,7 @@ fn a_finalized_wave_can_no_longer_be_rolled_back() {
     assert_eq!(code, 3, "{out}");
     assert_eq!(f.get("app1"), (200, "app app1".into()));
     // Finalizing again changes nothing; the next wave builds on it.
-    assert_eq!(wave(&f, "finalize", 1, &[]).0, 0);
+    assert_eq!(wave(&f, "finalize", 1, &["--yes"]).0, 0);
     assert_eq!(wave(&f, "apply", 2, &[]).0, 0);
 }
 
@@ -707,7 +710,11 @@ fn killed_at(f: &Fleet, cmd: &str, point: &str) {
     let o = run_to_failpoint(f, cmd, point);
     assert_eq!(o.status.code(), None, "{point}: not killed: {}{}", stdout(&o), stderr(&o));
     let status = f.migrate(&["status", "--state-dir", "state"]);
-    let want = if point.ends_with("-intent") { 9 } else { 0 };
+    // An intent without its result, or a service left applying or rolling back, with no live
+    // owner: 9. Otherwise the stale lock alone: 2.
+    let state = std::fs::read_to_string(f.path("state/state.json")).unwrap_or_default();
+    let stuck = state.contains("\"applying\"") || state.contains("\"rolling-back\"");
+    let want = if point.ends_with("-intent") || stuck { 9 } else { 2 };
     assert_eq!(status.status.code(), Some(want), "{point}: {}", stdout(&status));
     let id = lock_id(f);
     assert_eq!(
@@ -935,4 +942,79 @@ fn the_route_sealed_in_the_plan_is_the_route_installed() {
     let installed = installed_routes(&f);
     let app1 = installed.as_array().unwrap().iter().find(|r| r["service"] == "nas/app1").unwrap();
     assert_eq!(app1, &sealed);
+}
+
+#[test]
+fn each_wave_command_takes_its_own_flags_and_a_dry_run_changes_nothing() {
+    let f = fleet();
+    // Flags meant for another command are refused, not ignored.
+    assert_eq!(wave(&f, "apply", 1, &["--cascade"]).0, 1);
+    assert_eq!(wave(&f, "confirm", 1, &["--dry-run"]).0, 1);
+    assert_eq!(wave(&f, "rollback", 1, &["--yes"]).0, 1);
+    // A typo in the host is an error with a suggestion, not "no service on storgae".
+    let o = f.migrate(&["apply", "--wave", "1", "--host", "nsa", "--config", "migrate.toml"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("did you mean --host nas"), "{}", stderr(&o));
+    // Without --host: this machine's name only when the plan has it.
+    let o = f.migrate(&["apply", "--wave", "1", "--config", "migrate.toml"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("the plan's hosts: nas"), "{}", stderr(&o));
+    // A state directory given explicitly must exist.
+    assert_eq!(f.migrate(&["status", "--state-dir", "stat"]).status.code(), Some(1));
+    let (code, out) = wave(&f, "apply", 1, &[]);
+    assert_eq!(code, 0, "{out}");
+    let before = std::fs::read(f.path("state/state.json")).unwrap();
+    let journal = std::fs::read(f.path("state/journal.ndjson")).unwrap();
+    // Dry runs of rollback and finalize: the steps with their effects, nothing changed.
+    let (code, out) = wave(&f, "rollback", 1, &["--dry-run"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("undo: remove the route"), "{out}");
+    assert!(out.contains("TAILSHIFT_ACTION=start"), "the adapter's environment: {out}");
+    let (code, out) = wave(&f, "finalize", 1, &["--dry-run"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("TAILSHIFT_ACTION=finalize"), "{out}");
+    assert_eq!(std::fs::read(f.path("state/state.json")).unwrap(), before);
+    assert_eq!(std::fs::read(f.path("state/journal.ndjson")).unwrap(), journal);
+    assert_eq!(f.get("app1"), (200, "app app1".into()));
+    assert!(!f.path("finalized-tsnsrv-app1.service").exists());
+    // Finalize cannot be undone: without a terminal it needs --yes.
+    let (code, out) = wave(&f, "finalize", 1, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("pass --yes"), "{out}");
+    assert!(!f.path("finalized-tsnsrv-app1.service").exists());
+}
+
+#[test]
+fn a_cascade_rolls_back_every_later_wave_first() {
+    let f = fleet();
+    assert_eq!(wave(&f, "apply", 1, &[]).0, 0);
+    assert_eq!(wave(&f, "apply", 2, &[]).0, 0);
+    let (code, out) = wave(&f, "rollback", 1, &["--cascade"]);
+    assert_eq!(code, 0, "{out}");
+    let two = out.find("wave 2 rolled back").expect(&out);
+    let one = out.find("wave 1 rolled back").expect(&out);
+    assert!(two < one, "newest first: {out}");
+    assert_eq!(f.get("app1"), (200, "legacy app1".into()));
+    assert_eq!(f.get("app2"), (200, "legacy app2".into()));
+    assert_eq!(f.migrate(&["status", "--state-dir", "state"]).status.code(), Some(0));
+}
+
+#[test]
+fn an_apply_over_an_unfinished_rollback_is_refused_with_the_command_that_completes_it() {
+    let f = fleet();
+    assert_eq!(wave(&f, "apply", 1, &[]).0, 0);
+    // The rollback is killed after its first undo step.
+    let o = run_to_failpoint(&f, "rollback", "rollback-nas/app1-4-result");
+    assert_eq!(o.status.code(), None, "{}{}", stdout(&o), stderr(&o));
+    let id = lock_id(&f);
+    assert_eq!(f.migrate(&["force-unlock", &id, "--state-dir", "state"]).status.code(), Some(0));
+    let (code, out) = wave(&f, "apply", 1, &[]);
+    assert_eq!(code, 9, "{out}");
+    assert!(out.contains("complete it first with `migrate rollback --wave 1 --host nas"), "{out}");
+    let status = f.migrate(&["status", "--state-dir", "state", "--config", "migrate.toml"]);
+    assert_eq!(status.status.code(), Some(9), "{}", stdout(&status));
+    // The rollback completes it.
+    let (code, out) = wave(&f, "rollback", 1, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(f.get("app1"), (200, "legacy app1".into()));
 }

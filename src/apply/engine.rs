@@ -23,6 +23,7 @@ use tailshift_shims::split_dns::SplitDnsShim;
 use tailshift_shims::{Shim, ShimService};
 
 /// What `apply` was asked to do.
+#[derive(Clone)]
 pub struct Request<'a> {
     /// The plan (already checked for staleness by the caller).
     pub plan: &'a Plan,
@@ -340,12 +341,107 @@ fn steps_of(plan: &Plan, wave: usize, s: &PlannedService) -> Vec<Step> {
         .unwrap_or_default()
 }
 
-/// Takes the state directory's lock, or says who holds it (exit 8).
-pub(super) fn lock(req: &Request, operation: &str) -> Result<Lock, Exit> {
-    Lock::acquire(&req.cfg.state_dir(), operation, Some(req.wave)).map_err(|e| {
+/// Takes the state directory's lock, or says who holds it (exit 8). A dry run takes nothing:
+/// it only checks that the real run could take it (`None`).
+pub(super) fn lock(req: &Request, operation: &str) -> Result<Option<Lock>, Exit> {
+    let dir = req.cfg.state_dir();
+    if req.dry_run {
+        return match Lock::owner(&dir) {
+            Ok(None) => Ok(None),
+            Ok(Some(o)) => {
+                eprintln!("error: {}", super::lock::LockError::Held { owner: Box::new(o), dir });
+                Err(Exit::Locked)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                Err(Exit::Locked)
+            }
+        };
+    }
+    Lock::acquire(&dir, operation, Some(req.wave)).map(Some).map_err(|e| {
         eprintln!("error: {e}");
         Exit::Locked
     })
+}
+
+/// What a step would do, concretely, for a dry run: the adapter's command and environment,
+/// the route (without upstream header values, which can be credentials), the shim's actions.
+fn effect_of(req: &Request, s: &PlannedService, step: &Step, undo: bool) -> String {
+    let cfg = req.cfg;
+    let legacy = |action: &str, unit: &str| match &cfg.legacy {
+        Legacy::Command { command } => format!(
+            "run {} with TAILSHIFT_ACTION={action} TAILSHIFT_UNIT={unit} TAILSHIFT_SERVICE={} TAILSHIFT_WAVE={}",
+            command.join(" "),
+            s.id,
+            req.wave
+        ),
+        Legacy::Nix { module, switch } => {
+            format!("write {} ({action} {unit}), then run {}", module.display(), switch.join(" "))
+        }
+        Legacy::Systemd => match action {
+            "stop" => format!("systemctl stop {unit}; systemctl mask --runtime {unit}"),
+            "start" => format!("systemctl unmask --runtime {unit}; systemctl start {unit}"),
+            other => format!("systemd adapter: {other} {unit}"),
+        },
+    };
+    let shim = |what: &str| match shim_for(s.strategy, cfg, req.plan, s) {
+        Ok(sh) => format!("{what}: {}", sh.describe(&shim_service(s, cfg)).join("; ")),
+        Err(e) => format!("{what}: cannot be built: {e:#}"),
+    };
+    match (step, undo) {
+        (Step::AddRoute, false) => match route_of(s) {
+            Ok(r) => {
+                let mut shown = r.clone();
+                for v in shown.upstream_headers.values_mut() {
+                    *v = "(hidden)".into();
+                }
+                format!(
+                    "PUT /routes on {} with {}",
+                    cfg.admin_socket.display(),
+                    serde_json::to_string(&shown).unwrap_or_default()
+                )
+            }
+            Err(e) => format!("{e:#}"),
+        },
+        (Step::AddRoute, true) => {
+            format!("PUT /routes on {} without {}", cfg.admin_socket.display(), s.id)
+        }
+        (Step::ShimPrepare { .. }, false) => shim("shim prepare"),
+        (Step::ShimPrepare { .. }, true) => shim("shim unprepare, reversing"),
+        (Step::ShimComplete { .. }, false) => shim("shim complete"),
+        (Step::ShimComplete { .. }, true) => shim("shim uncomplete, reversing"),
+        (Step::Settle, _) => format!("wait {} ms", cfg.settle_ms),
+        (Step::StopLegacy { unit }, false) => legacy("stop", unit),
+        (Step::StopLegacy { unit }, true) => legacy("start", unit),
+        (Step::RepointLegacy { unit }, false) => legacy("repoint", unit),
+        (Step::RepointLegacy { unit }, true) => legacy("restore", unit),
+        (Step::Verify { path, status }, _) => format!(
+            "ask https://{}{path} through the resolver, expect {status} from the proxy",
+            legacy_name(s)
+        ),
+    }
+}
+
+/// Prints a dry run's steps: the ones the real run would take, in its order.
+fn print_dry_run(req: &Request, operation: &str, steps: &[(&PlannedService, usize, Step, bool)]) {
+    event(
+        req,
+        format!("{operation} wave {} on {} (dry run: nothing changes)", req.wave, req.host),
+        serde_json::json!({"event": "dry_run", "operation": operation}),
+    );
+    for (s, i, step, undo) in steps {
+        let what = match (step, undo) {
+            (Step::AddRoute, true) => "undo: remove the route".to_string(),
+            (_, true) => format!("undo: {}", describe(step)),
+            _ => describe(step),
+        };
+        let effect = effect_of(req, s, step, *undo);
+        event(
+            req,
+            format!("  {} step {i}: {what}: {effect}", s.id),
+            serde_json::json!({"event": "would_run", "service": s.id, "step": i, "what": what, "effect": effect}),
+        );
+    }
 }
 
 /// Applies a wave. Returns the exit code of design section 6.
@@ -354,28 +450,29 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
     let dir = cfg.state_dir();
     let services = wave_services(req.plan, req.wave, &req.host)?;
     let steps_of = |s: &PlannedService| steps_of(req.plan, req.wave, s);
-    if req.dry_run {
-        event(
-            req,
-            format!("apply wave {} on {} (dry run: nothing changes)", req.wave, req.host),
-            serde_json::json!({"event": "dry_run"}),
-        );
-        for s in &services {
-            for (i, step) in steps_of(s).iter().enumerate() {
-                event(
-                    req,
-                    format!("  {} step {i}: {}", s.id, describe(step)),
-                    serde_json::json!({"event": "would_run", "service": s.id, "step": i, "what": describe(step)}),
-                );
-            }
-        }
-        return Ok(Exit::Ok);
-    }
     let _lock = match lock(req, "apply") {
         Ok(l) => l,
         Err(exit) => return Ok(exit),
     };
     let state = State::load(&dir)?;
+    // A rollback that did not finish leaves steps partly undone: applying over it would mark
+    // services applied whose legacy node runs again. Only the rollback can complete it.
+    let half_undone: Vec<&str> = services
+        .iter()
+        .filter(|s| state.services.get(&s.id).is_some_and(|st| st.phase == Phase::RollingBack))
+        .map(|s| s.id.as_str())
+        .collect();
+    if !half_undone.is_empty() {
+        eprintln!(
+            "error: a rollback of wave {w} did not finish on {h} ({}): complete it first with `migrate rollback --wave {w} --host {h} --config {c} --plan {p}`",
+            half_undone.join(", "),
+            w = req.wave,
+            h = req.host,
+            c = req.config_path.display(),
+            p = req.plan_path.display()
+        );
+        return Ok(Exit::Dirty);
+    }
     // Earlier waves must be in place on this host.
     for w in req.plan.waves.iter().filter(|w| w.number < req.wave) {
         for s in wave_services(req.plan, w.number, &req.host)? {
@@ -459,6 +556,24 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
         }
         eprintln!("error: pre-flight blocked wave {}; nothing changed", req.wave);
         return Ok(Exit::Blocked);
+    }
+    if req.dry_run {
+        let mut would = Vec::new();
+        for s in &services {
+            let done = state
+                .services
+                .get(&s.id)
+                .filter(|st| st.plan_id == req.plan.plan_id)
+                .map(|st| st.done.clone())
+                .unwrap_or_default();
+            for (i, step) in steps_of(s).into_iter().enumerate() {
+                if !done.contains(&i) {
+                    would.push((*s, i, step, false));
+                }
+            }
+        }
+        print_dry_run(req, "apply", &would);
+        return Ok(Exit::Ok);
     }
     // Baseline through the old names, before anything moves.
     let mut baseline = BTreeMap::new();
@@ -737,6 +852,63 @@ impl std::fmt::Display for Inconclusive {
 
 impl std::error::Error for Inconclusive {}
 
+/// The steps of a service's wave that an undo must reverse: those the state records as done,
+/// and every step an apply started since the service was last fully undone. The journal is the
+/// truth: a crash can come between a step's result and the state write, or before its result.
+/// Undoing a step that did not happen is harmless: every inverse is idempotent.
+fn steps_to_undo(
+    dir: &std::path::Path,
+    state: &State,
+    wave: usize,
+    s: &PlannedService,
+) -> anyhow::Result<Vec<usize>> {
+    let mut done = state.services.get(&s.id).map(|st| st.done.clone()).unwrap_or_default();
+    let mut started: Vec<usize> = Vec::new();
+    for r in Journal::read(dir)? {
+        if r.service != s.id || r.wave != wave {
+            continue;
+        }
+        match (r.operation.as_str(), &r.kind) {
+            ("apply", super::journal::Kind::Intent) => started.push(r.step),
+            ("rollback", super::journal::Kind::Result) if r.step == 0 && r.error.is_none() => {
+                started.clear()
+            }
+            _ => {}
+        }
+    }
+    for i in started {
+        if !done.contains(&i) {
+            done.push(i);
+        }
+    }
+    done.sort_unstable();
+    Ok(done)
+}
+
+/// What an undo of these services would run, in its order (for a dry run).
+fn undo_steps<'a>(
+    req: &Request,
+    dir: &std::path::Path,
+    state: &State,
+    services: &[&'a PlannedService],
+) -> anyhow::Result<Vec<(&'a PlannedService, usize, Step, bool)>> {
+    let mut out = Vec::new();
+    for s in services.iter().rev() {
+        let steps = steps_of(req.plan, req.wave, s);
+        let done = steps_to_undo(dir, state, req.wave, s)?;
+        for &i in done.iter().rev() {
+            match steps.get(i) {
+                Some(Step::AddRoute | Step::Verify { .. }) | None => {}
+                Some(step) => out.push((*s, i, step.clone(), true)),
+            }
+        }
+        if done.contains(&0) {
+            out.push((*s, 0, Step::AddRoute, true));
+        }
+    }
+    Ok(out)
+}
+
 /// Undoes what the journal says this run did to these services, in reverse, the route last.
 fn undo(ctx: &mut Ctx, services: &[&PlannedService]) -> anyhow::Result<()> {
     let req = ctx.req;
@@ -744,30 +916,7 @@ fn undo(ctx: &mut Ctx, services: &[&PlannedService]) -> anyhow::Result<()> {
     let mut first_error = None;
     for s in services.iter().rev() {
         let steps = steps_of(req.plan, req.wave, s);
-        let mut done = ctx.state.services.get(&s.id).map(|st| st.done.clone()).unwrap_or_default();
-        // The journal is the truth: every step an apply started since the service was last
-        // fully undone may have taken effect (a crash can come between its result and the state
-        // write, or before its result). Undoing a step that did not happen is harmless: every
-        // inverse is idempotent.
-        let mut started: Vec<usize> = Vec::new();
-        for r in Journal::read(&ctx.dir)? {
-            if r.service != s.id || r.wave != req.wave {
-                continue;
-            }
-            match (r.operation.as_str(), &r.kind) {
-                ("apply", super::journal::Kind::Intent) => started.push(r.step),
-                ("rollback", super::journal::Kind::Result) if r.step == 0 && r.error.is_none() => {
-                    started.clear()
-                }
-                _ => {}
-            }
-        }
-        for i in started {
-            if !done.contains(&i) {
-                done.push(i);
-            }
-        }
-        done.sort_unstable();
+        let done = steps_to_undo(&ctx.dir, &ctx.state, req.wave, s)?;
         if let Some(st) = ctx.state.services.get_mut(&s.id) {
             st.phase = Phase::RollingBack;
         }
@@ -804,6 +953,8 @@ fn undo(ctx: &mut Ctx, services: &[&PlannedService]) -> anyhow::Result<()> {
                 Step::Verify { .. } => ctx.record(s, i, &what, || Ok(())),
             };
             match r {
+                // Closing an interrupted check's intent changes nothing: not worth a line.
+                Ok(()) if matches!(step, Step::Verify { .. }) => {}
                 Ok(()) => event(
                     req,
                     format!("{} step {i}: {what}: ok", s.id),
@@ -818,13 +969,22 @@ fn undo(ctx: &mut Ctx, services: &[&PlannedService]) -> anyhow::Result<()> {
         if route_added || done.contains(&0) {
             // Clients that still hold the proxy's address must not meet a 404: settle first.
             std::thread::sleep(Duration::from_millis(cfg.settle_ms));
-            let r = ctx.record(s, 0, "undo: remove the route", || {
+            let what = "undo: remove the route";
+            let r = ctx.record(s, 0, what, || {
                 let mut table = admin_client::routes(&cfg.admin_socket)?;
                 table.retain(|r| r.service != s.id);
                 admin_client::put_routes(&cfg.admin_socket, &table)
             });
-            if let Err(e) = r {
-                first_error.get_or_insert(e);
+            match r {
+                Ok(()) => event(
+                    req,
+                    format!("{} step 0: {what}: ok", s.id),
+                    serde_json::json!({"event": "step", "operation": ctx.operation, "service": s.id, "step": 0, "what": what, "result": "ok"}),
+                ),
+                Err(e) => {
+                    eprintln!("{} step 0: {what}: FAILED: {e:#}", s.id);
+                    first_error.get_or_insert(e);
+                }
             }
         }
         if first_error.is_none() {
@@ -836,6 +996,17 @@ fn undo(ctx: &mut Ctx, services: &[&PlannedService]) -> anyhow::Result<()> {
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// The legacy unit a service's steps stop or re-point.
+fn legacy_unit(plan: &Plan, wave: usize, s: &PlannedService) -> String {
+    steps_of(plan, wave, s)
+        .into_iter()
+        .find_map(|st| match st {
+            Step::StopLegacy { unit } | Step::RepointLegacy { unit } => Some(unit),
+            _ => None,
+        })
+        .unwrap_or_default()
 }
 
 /// Removes what only a rollback of the wave needed (`migrate finalize --wave N`): after it the
@@ -868,6 +1039,37 @@ pub fn finalize(req: &Request) -> anyhow::Result<Exit> {
         );
         return Ok(Exit::Blocked);
     }
+    if req.dry_run {
+        event(
+            req,
+            format!("finalize wave {} on {} (dry run: nothing changes)", req.wave, req.host),
+            serde_json::json!({"event": "dry_run", "operation": "finalize"}),
+        );
+        for s in services
+            .iter()
+            .filter(|s| !state.services.get(&s.id).is_some_and(|st| st.phase == Phase::Finalized))
+        {
+            let unit = legacy_unit(req.plan, req.wave, s);
+            let effect = match &cfg.legacy {
+                Legacy::Command { command } => format!(
+                    "run {} with TAILSHIFT_ACTION=finalize TAILSHIFT_UNIT={unit} TAILSHIFT_SERVICE={}",
+                    command.join(" "),
+                    s.id
+                ),
+                Legacy::Nix { .. } => format!("the nix adapter: finalize {unit}"),
+                Legacy::Systemd => format!(
+                    "remove /var/lib/{} (the node's state)",
+                    unit.trim_end_matches(".service")
+                ),
+            };
+            event(
+                req,
+                format!("  {}: finalize {unit}: {effect}", s.id),
+                serde_json::json!({"event": "would_run", "service": s.id, "what": format!("finalize {unit}"), "effect": effect}),
+            );
+        }
+        return Ok(Exit::Ok);
+    }
     println!(
         "finalizing wave {} on {}: the legacy nodes' state goes, and the wave can no longer be rolled back",
         req.wave, req.host
@@ -878,13 +1080,7 @@ pub fn finalize(req: &Request) -> anyhow::Result<Exit> {
         if ctx.state.services.get(&s.id).is_some_and(|st| st.phase == Phase::Finalized) {
             continue;
         }
-        let unit = steps_of(req.plan, req.wave, s)
-            .into_iter()
-            .find_map(|st| match st {
-                Step::StopLegacy { unit } | Step::RepointLegacy { unit } => Some(unit),
-                _ => None,
-            })
-            .unwrap_or_default();
+        let unit = legacy_unit(req.plan, req.wave, s);
         let r = ctx.record(s, usize::MAX - 1, &format!("finalize {unit}"), || {
             run_legacy(cfg, "finalize", &unit, s, req.wave)
         });
@@ -906,7 +1102,8 @@ pub fn finalize(req: &Request) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
-/// Rolls a wave back on this host (`migrate rollback --wave N`).
+/// Rolls a wave back on this host (`migrate rollback --wave N`); with `cascade`, every applied
+/// wave above it first, newest first.
 pub fn rollback(req: &Request, cascade: bool) -> anyhow::Result<Exit> {
     let cfg = req.cfg;
     let dir = cfg.state_dir();
@@ -915,26 +1112,74 @@ pub fn rollback(req: &Request, cascade: bool) -> anyhow::Result<Exit> {
         Err(exit) => return Ok(exit),
     };
     let state = State::load(&dir)?;
-    let later: Vec<&String> =
-        state.services.iter().filter(|(_, st)| st.wave > req.wave).map(|(k, _)| k).collect();
+    let mut later: Vec<usize> = state
+        .services
+        .values()
+        .filter(|st| st.wave > req.wave)
+        .map(|st| st.wave)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
     if !later.is_empty() && !cascade {
+        let ids: Vec<&str> = state
+            .services
+            .iter()
+            .filter(|(_, st)| st.wave > req.wave)
+            .map(|(k, _)| k.as_str())
+            .collect();
         eprintln!(
-            "error: later waves are applied on this host ({}); roll them back first, or pass --cascade",
-            later.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            "error: later waves are applied on {} ({}); roll them back first, or pass --cascade",
+            req.host,
+            ids.join(", ")
         );
         return Ok(Exit::Blocked);
     }
+    // Newest first, then the named wave; a finalized one anywhere in that range stops it all.
+    later.sort_unstable_by(|a, b| b.cmp(a));
+    let mut order = later;
+    order.push(req.wave);
+    for &w in &order {
+        if let Some((id, _)) =
+            state.services.iter().find(|(_, st)| st.wave == w && st.phase == Phase::Finalized)
+        {
+            eprintln!(
+                "error: wave {w} was finalized on {} ({id} too): its legacy nodes' state is gone, it can no longer be rolled back{}",
+                req.host,
+                if w != req.wave { ", so neither can the waves below it" } else { "" }
+            );
+            return Ok(Exit::Blocked);
+        }
+    }
+    if req.dry_run {
+        let mut would = Vec::new();
+        for &w in &order {
+            let sub = Request { wave: w, ..req.clone() };
+            let services = wave_services(req.plan, w, &req.host)?;
+            would.extend(undo_steps(&sub, &dir, &state, &services)?);
+        }
+        print_dry_run(req, "rollback", &would);
+        return Ok(Exit::Ok);
+    }
+    let mut state = Some(state);
+    for &w in &order {
+        let sub = Request { wave: w, ..req.clone() };
+        let st = match state.take() {
+            Some(s) => s,
+            None => State::load(&dir)?,
+        };
+        let exit = rollback_one(&sub, st)?;
+        if exit != Exit::Ok {
+            return Ok(exit);
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+/// Rolls one wave back, the lock held.
+fn rollback_one(req: &Request, state: State) -> anyhow::Result<Exit> {
+    let cfg = req.cfg;
+    let dir = cfg.state_dir();
     let services = wave_services(req.plan, req.wave, &req.host)?;
-    if let Some(s) = services
-        .iter()
-        .find(|s| state.services.get(&s.id).is_some_and(|st| st.phase == Phase::Finalized))
-    {
-        eprintln!(
-            "error: wave {} was finalized on {} ({} too): its legacy nodes' state is gone, it can no longer be rolled back",
-            req.wave, req.host, s.id
-        );
-        return Ok(Exit::Blocked);
-    }
     let mut ctx =
         Ctx { req, journal: Journal::open(&dir)?, state, dir: dir.clone(), operation: "rollback" };
     if let Err(e) = undo(&mut ctx, &services) {
