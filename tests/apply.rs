@@ -1018,3 +1018,29 @@ fn an_apply_over_an_unfinished_rollback_is_refused_with_the_command_that_complet
     assert_eq!(code, 0, "{out}");
     assert_eq!(f.get("app1"), (200, "legacy app1".into()));
 }
+
+#[test]
+fn a_wave_applied_by_the_binary_before_issue_16_is_rolled_back() {
+    let f = fleet();
+    // The world as the old binary left it (route, record, stopped unit): made here by applying
+    // wave 1, then the state directory and plan replaced by the old binary's own.
+    assert_eq!(wave(&f, "apply", 1, &[]).0, 0);
+    let fixture = crate::util::root().join("tests/data/state-before-issue-16");
+    for file in ["state.json", "journal.ndjson"] {
+        std::fs::copy(fixture.join(file), f.path("state").join(file)).unwrap();
+    }
+    std::fs::copy(fixture.join("plan.json"), f.path("plan.json")).unwrap();
+    let old = tailshift_plans::plan_file::read(&f.path("plan.json")).unwrap();
+    assert_eq!(old.format_version, 1);
+    assert!(old.services.iter().all(|s| s.route.is_none()), "format 1 has no sealed routes");
+    let (code, out) = wave(&f, "rollback", 1, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(f.get("app1"), (200, "legacy app1".into()));
+    assert!(!f.path("stopped-tsnsrv-app1.service").exists());
+    assert_eq!(installed_routes(&f), serde_json::json!([]));
+    assert_eq!(std::fs::read_to_string(f.path("records.json")).unwrap(), "[]\n");
+    assert_eq!(f.migrate(&["status", "--state-dir", "state"]).status.code(), Some(0));
+    // Applying with it is refused: it holds no routes to install.
+    let (code, out) = wave(&f, "apply", 1, &[]);
+    assert_ne!(code, 0, "{out}");
+}
