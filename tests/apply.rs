@@ -1044,3 +1044,107 @@ fn a_wave_applied_by_the_binary_before_issue_16_is_rolled_back() {
     let (code, out) = wave(&f, "apply", 1, &[]);
     assert_ne!(code, 0, "{out}");
 }
+
+/// An adapter whose `stop` takes `secs`, marking when it starts and when it ends.
+fn slow_adapter(f: &Fleet, secs: u32) {
+    let d = f.dir.path().display();
+    std::fs::write(
+        f.path("adapter.sh"),
+        format!(
+            "#!/bin/sh\ncase \"$TAILSHIFT_ACTION\" in\n  stop) touch {d}/started-$TAILSHIFT_UNIT; sleep {secs}; touch {d}/stopped-$TAILSHIFT_UNIT ;;\n  start) rm -f {d}/stopped-$TAILSHIFT_UNIT ;;\n  *) exit 0 ;;\nesac\n"
+        ),
+    )
+    .unwrap();
+}
+
+/// `migrate apply --wave 1` in a process group of its own, as a terminal runs a foreground job.
+fn apply_in_own_group(f: &Fleet) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    Command::new(env!("CARGO_BIN_EXE_migrate"))
+        .current_dir(f.dir.path())
+        .args(["apply", "--wave", "1", "--host", "nas", "--config", "migrate.toml"])
+        .process_group(0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_for(path: &Path) {
+    let t = std::time::Instant::now();
+    while !path.exists() {
+        assert!(t.elapsed() < Duration::from_secs(30), "{} never appeared", path.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Ctrl-C at a terminal: the signal goes to the whole foreground process group.
+fn ctrl_c(child: &std::process::Child) {
+    // SAFETY: signalling the process group the test created.
+    unsafe {
+        libc::killpg(child.id() as i32, libc::SIGINT);
+    }
+}
+
+#[test]
+fn ctrl_c_lets_the_running_adapter_finish_then_stops_resumable() {
+    let f = fleet();
+    slow_adapter(&f, 2);
+    let child = apply_in_own_group(&f);
+    wait_for(&f.path("started-tsnsrv-app1.service"));
+    ctrl_c(&child);
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.contains("to resume"), "{err}");
+    // The adapter was not killed with the command: its step finished whole.
+    assert!(f.path("stopped-tsnsrv-app1.service").exists(), "{err}");
+    let status = f.migrate(&["status", "--state-dir", "state"]);
+    assert_eq!(status.status.code(), Some(9), "{}", stdout(&status));
+    let (code, out) = wave(&f, "apply", 1, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(f.get("app1"), (200, "app app1".into()));
+}
+
+#[test]
+fn a_second_signal_says_what_runs_and_a_third_stops_the_adapter() {
+    let f = fleet();
+    slow_adapter(&f, 60);
+    let started = std::time::Instant::now();
+    let child = apply_in_own_group(&f);
+    wait_for(&f.path("started-tsnsrv-app1.service"));
+    ctrl_c(&child);
+    std::thread::sleep(Duration::from_millis(300));
+    ctrl_c(&child);
+    std::thread::sleep(Duration::from_millis(300));
+    ctrl_c(&child);
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.contains("still running: /bin/sh"), "{err}");
+    assert!(err.contains("stopped by a third signal"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(30), "the adapter was stopped, not awaited");
+    assert!(!f.path("stopped-tsnsrv-app1.service").exists(), "the adapter did not finish");
+    // Resumable: the stop step runs again.
+    slow_adapter(&f, 0);
+    let (code, out) = wave(&f, "apply", 1, &[]);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn an_adapter_past_its_timeout_is_stopped_and_the_wave_rolled_back() {
+    let f = fleet();
+    slow_adapter(&f, 60);
+    let toml = std::fs::read_to_string(f.path("migrate.toml")).unwrap();
+    std::fs::write(
+        f.path("migrate.toml"),
+        toml.replace("settle_ms = 100\n", "settle_ms = 100\nadapter_timeout_s = 1\n"),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let (code, out) = wave(&f, "apply", 1, &[]);
+    assert_eq!(code, 4, "{out}");
+    assert!(out.contains("still running after 1 s ([apply] adapter_timeout_s); stopped"), "{out}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(f.get("app1"), (200, "legacy app1".into()));
+}

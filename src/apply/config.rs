@@ -69,6 +69,10 @@ fn default_settle_ms() -> u64 {
     2000
 }
 
+fn default_adapter_timeout_s() -> u64 {
+    900
+}
+
 /// `[apply]`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -95,6 +99,10 @@ pub struct ApplyConfig {
     pub hosts_file: Option<PathBuf>,
     /// The legacy adapter.
     pub legacy: Legacy,
+    /// How long one adapter command may run (a `nixos-rebuild switch` of a big host takes
+    /// minutes) before it is stopped and its step fails.
+    #[serde(default = "default_adapter_timeout_s")]
+    pub adapter_timeout_s: u64,
     /// Checks.
     #[serde(default)]
     pub check: CheckConfig,

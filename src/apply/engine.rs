@@ -192,14 +192,15 @@ fn run_legacy(
             let (prog, args) = command
                 .split_first()
                 .ok_or_else(|| anyhow::anyhow!("[apply] legacy command is empty"))?;
-            let out = std::process::Command::new(prog)
-                .args(args)
-                .env("TAILSHIFT_ACTION", action)
-                .env("TAILSHIFT_UNIT", unit)
-                .env("TAILSHIFT_SERVICE", &s.id)
-                .env("TAILSHIFT_WAVE", wave.to_string())
-                .output()
-                .map_err(|e| anyhow::anyhow!("{prog}: {e}"))?;
+            let out = super::signals::run(
+                std::process::Command::new(prog)
+                    .args(args)
+                    .env("TAILSHIFT_ACTION", action)
+                    .env("TAILSHIFT_UNIT", unit)
+                    .env("TAILSHIFT_SERVICE", &s.id)
+                    .env("TAILSHIFT_WAVE", wave.to_string()),
+                Duration::from_secs(cfg.adapter_timeout_s),
+            )?;
             if !out.status.success() {
                 anyhow::bail!(
                     "{prog} {action} {unit}: {}",
@@ -208,7 +209,13 @@ fn run_legacy(
             }
             Ok(())
         }
-        Legacy::Nix { module, switch } => super::nix_adapter::act(module, switch, action, unit),
+        Legacy::Nix { module, switch } => super::nix_adapter::act(
+            module,
+            switch,
+            action,
+            unit,
+            Duration::from_secs(cfg.adapter_timeout_s),
+        ),
         Legacy::Systemd if action == "finalize" => {
             // What only a rollback needed: the node's state (its identity on the tailnet).
             let name = unit.trim_end_matches(".service");
@@ -231,7 +238,10 @@ fn run_legacy(
                 other => anyhow::bail!("the systemd adapter cannot {other}"),
             };
             for a in steps {
-                let out = std::process::Command::new("systemctl").args(&a).output()?;
+                let out = super::signals::run(
+                    std::process::Command::new("systemctl").args(&a),
+                    Duration::from_secs(cfg.adapter_timeout_s),
+                )?;
                 if !out.status.success() {
                     anyhow::bail!(
                         "systemctl {}: {}",
@@ -284,22 +294,6 @@ impl Ctx<'_> {
         self.journal.result(&intent, r.as_ref().err().map(|e| format!("{e:#}")))?;
         failpoint(&format!("{}-{}-{index}-result", self.operation, s.id));
         r
-    }
-}
-
-/// Set by SIGINT/SIGTERM during an apply: the step in progress finishes, then the run stops
-/// where it can be resumed (exit 130).
-static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-extern "C" fn on_interrupt(_: libc::c_int) {
-    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
-}
-
-fn catch_interrupts() {
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, on_interrupt as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_interrupt as *const () as libc::sighandler_t);
     }
 }
 
@@ -597,7 +591,7 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
         Ctx { req, journal: Journal::open(&dir)?, state, dir: dir.clone(), operation: "apply" };
     let mut failure = None;
     let mut inconclusive: Vec<String> = Vec::new();
-    catch_interrupts();
+    super::signals::catch();
     'services: for s in &services {
         let steps = steps_of(s);
         let done = ctx
@@ -611,7 +605,7 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
             if done.contains(&i) {
                 continue;
             }
-            if INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+            if super::signals::interrupted() {
                 eprintln!(
                     "interrupted before {} step {i}; every step so far is recorded: run `migrate apply --wave {}` again to resume, or `migrate rollback --wave {}`",
                     s.id, req.wave, req.wave
@@ -682,6 +676,15 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
             st.generation += 1;
         }
         ctx.state.save(&ctx.dir)?;
+    }
+    if let Some(why) = failure.as_ref().filter(|_| super::signals::interrupted()) {
+        // The operator asked to stop (a third signal stopped the adapter): stop, resumable,
+        // rather than start a rollback nobody asked for.
+        eprintln!(
+            "interrupted: wave {w} stopped ({why}); every step so far is recorded: run `migrate apply --wave {w}` again to resume, or `migrate rollback --wave {w}`",
+            w = req.wave
+        );
+        return Ok(Exit::Interrupted);
     }
     if let Some(why) = failure {
         eprintln!("wave {} failed ({why}); rolling it back", req.wave);
@@ -924,6 +927,10 @@ fn undo(ctx: &mut Ctx, services: &[&PlannedService]) -> anyhow::Result<()> {
         let mut route_added = false;
         for &i in done.iter().rev() {
             let Some(step) = steps.get(i) else { continue };
+            if super::signals::interrupted() {
+                ctx.state.save(&ctx.dir)?;
+                return Err(super::signals::Interrupted.into());
+            }
             let what = format!("undo: {}", describe(step));
             let r = match step {
                 Step::AddRoute => {
@@ -1076,9 +1083,17 @@ pub fn finalize(req: &Request) -> anyhow::Result<Exit> {
     );
     let mut ctx =
         Ctx { req, journal: Journal::open(&dir)?, state, dir: dir.clone(), operation: "finalize" };
+    super::signals::catch();
     for s in &services {
         if ctx.state.services.get(&s.id).is_some_and(|st| st.phase == Phase::Finalized) {
             continue;
+        }
+        if super::signals::interrupted() {
+            eprintln!(
+                "interrupted: finalize of wave {w} stopped between services; run the same `migrate finalize --wave {w}` again to complete it",
+                w = req.wave
+            );
+            return Ok(Exit::Interrupted);
         }
         let unit = legacy_unit(req.plan, req.wave, s);
         let r = ctx.record(s, usize::MAX - 1, &format!("finalize {unit}"), || {
@@ -1182,7 +1197,15 @@ fn rollback_one(req: &Request, state: State) -> anyhow::Result<Exit> {
     let services = wave_services(req.plan, req.wave, &req.host)?;
     let mut ctx =
         Ctx { req, journal: Journal::open(&dir)?, state, dir: dir.clone(), operation: "rollback" };
+    super::signals::catch();
     if let Err(e) = undo(&mut ctx, &services) {
+        if e.downcast_ref::<super::signals::Interrupted>().is_some() {
+            eprintln!(
+                "interrupted: the rollback of wave {} stopped between steps; every step so far is recorded: run the same `migrate rollback --wave {}` again to complete it",
+                req.wave, req.wave
+            );
+            return Ok(Exit::Interrupted);
+        }
         eprintln!("error: rollback of wave {} failed: {e:#}", req.wave);
         return Ok(Exit::Dirty);
     }

@@ -10,6 +10,7 @@ pub mod engine;
 pub mod journal;
 pub mod lock;
 pub mod nix_adapter;
+pub mod signals;
 pub mod state;
 
 use std::path::PathBuf;

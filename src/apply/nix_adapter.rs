@@ -68,7 +68,13 @@ pub fn untracked_warning(module: &Path) -> Option<String> {
 
 /// Adds (`stop`) or removes (`start`) a unit, rewrites the module if that changes it, and runs
 /// the switch command (always: a crash may have come between the write and the switch).
-pub fn act(module: &Path, switch: &[String], action: &str, unit: &str) -> anyhow::Result<()> {
+pub fn act(
+    module: &Path,
+    switch: &[String],
+    action: &str,
+    unit: &str,
+    timeout: std::time::Duration,
+) -> anyhow::Result<()> {
     let name = unit.trim_end_matches(".service").to_string();
     if name == "tsnsrv-all" && matches!(action, "stop" | "start") {
         // Disabling the fork's one unit would stop every service in it; removing one service
@@ -101,10 +107,7 @@ pub fn act(module: &Path, switch: &[String], action: &str, unit: &str) -> anyhow
     let (prog, args) = switch
         .split_first()
         .ok_or_else(|| anyhow::anyhow!("[apply] legacy switch command is empty"))?;
-    let out = std::process::Command::new(prog)
-        .args(args)
-        .output()
-        .map_err(|e| anyhow::anyhow!("{prog}: {e}"))?;
+    let out = super::signals::run(std::process::Command::new(prog).args(args), timeout)?;
     if !out.status.success() {
         anyhow::bail!("{}: {}", switch.join(" "), String::from_utf8_lossy(&out.stderr).trim());
     }
@@ -114,14 +117,15 @@ pub fn act(module: &Path, switch: &[String], action: &str, unit: &str) -> anyhow
 #[cfg(test)]
 mod tests {
     use super::*;
+    const T: std::time::Duration = std::time::Duration::from_secs(60);
 
     #[test]
     fn the_module_round_trips_and_refuses_foreign_files() {
         let dir = tempfile::tempdir().unwrap();
         let m = dir.path().join("tailshift.nix");
-        act(&m, &["true".into()], "stop", "tsnsrv-b.service").unwrap();
-        act(&m, &["true".into()], "stop", "tsnsrv-a.service").unwrap();
-        act(&m, &["true".into()], "stop", "tsnsrv-a.service").unwrap();
+        act(&m, &["true".into()], "stop", "tsnsrv-b.service", T).unwrap();
+        act(&m, &["true".into()], "stop", "tsnsrv-a.service", T).unwrap();
+        act(&m, &["true".into()], "stop", "tsnsrv-a.service", T).unwrap();
         assert_eq!(
             disabled(&m).unwrap().into_iter().collect::<Vec<_>>(),
             vec!["tsnsrv-a", "tsnsrv-b"]
@@ -135,14 +139,14 @@ mod tests {
         {
             assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         }
-        act(&m, &["true".into()], "start", "tsnsrv-a.service").unwrap();
+        act(&m, &["true".into()], "start", "tsnsrv-a.service", T).unwrap();
         assert_eq!(disabled(&m).unwrap().len(), 1);
         // A failing switch is an error (the module is written; running it again retries).
-        assert!(act(&m, &["false".into()], "stop", "tsnsrv-c.service").is_err());
-        let e = act(&m, &["true".into()], "stop", "tsnsrv-all.service").unwrap_err();
+        assert!(act(&m, &["false".into()], "stop", "tsnsrv-c.service", T).is_err());
+        let e = act(&m, &["true".into()], "stop", "tsnsrv-all.service", T).unwrap_err();
         assert!(e.to_string().contains("separateProcesses"), "{e}");
         std::fs::write(&m, "{ }: { }\n").unwrap();
-        assert!(act(&m, &["true".into()], "stop", "tsnsrv-a.service").is_err());
+        assert!(act(&m, &["true".into()], "stop", "tsnsrv-a.service", T).is_err());
     }
 
     #[test]
