@@ -81,7 +81,12 @@ pub fn confirm(req: &Request) -> anyhow::Result<Exit> {
         state.save(&dir)?;
         journal.result(&intent, None)?;
     }
-    println!("wave {} confirmed on {} ({} services)", req.wave, req.host, waiting.len());
+    println!(
+        "wave {} confirmed on {} ({})",
+        req.wave,
+        req.host,
+        tailshift_util::plural(waiting.len(), "service")
+    );
     Ok(Exit::Ok)
 }
 

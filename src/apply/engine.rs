@@ -690,11 +690,27 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
         eprintln!("wave {} failed ({why}); rolling it back", req.wave);
         ctx.operation = "rollback";
         let undone = undo(&mut ctx, &services);
+        let names: Vec<&str> = services.iter().map(|s| s.id.as_str()).collect();
         return Ok(match undone {
-            Ok(()) => Exit::RolledBack,
+            Ok(()) => {
+                // The closing line: what failed, what was undone, the exit code.
+                eprintln!(
+                    "wave {} on {}: {why}; rolled back ({} back on their legacy nodes: {}); exit {}",
+                    req.wave,
+                    req.host,
+                    tailshift_util::plural(names.len(), "service"),
+                    names.join(", "),
+                    Exit::RolledBack.code()
+                );
+                Exit::RolledBack
+            }
             Err(e) => {
                 eprintln!(
-                    "error: the rollback failed too: {e:#}; `migrate status` shows where each service is"
+                    "error: wave {} on {}: {why}; the rollback failed too: {e:#}; `migrate status --state-dir {}` shows where each service is; exit {}",
+                    req.wave,
+                    req.host,
+                    dir.display(),
+                    Exit::Dirty.code()
                 );
                 Exit::Dirty
             }
@@ -791,7 +807,11 @@ fn run_step(
             let shim = shim_for(s.strategy, cfg, req.plan, s)?;
             let v = shim.verify(&shim_service(s, cfg))?;
             if !v.holds() {
-                anyhow::bail!("the old name does not lead to the proxy: {v:?}");
+                let why = match v {
+                    tailshift_shims::Verification::Missing(why) => why,
+                    tailshift_shims::Verification::Holds => String::new(),
+                };
+                anyhow::bail!("the old name does not lead to the proxy: {why}");
             }
             let creds = credentials(req.plan, s)?;
             let now = check_with(&cfg.check, &legacy_name(s), path, &creds);

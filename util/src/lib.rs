@@ -8,5 +8,5 @@ mod text;
 mod toml_error;
 
 pub use atomic::{FileMode, write_atomic, write_atomic_with};
-pub use text::{LineIndex, line_col};
+pub use text::{LineIndex, count_of, line_col, plural};
 pub use toml_error::{TomlError, parse_toml};
