@@ -1148,3 +1148,29 @@ fn an_adapter_past_its_timeout_is_stopped_and_the_wave_rolled_back() {
     assert!(started.elapsed() < Duration::from_secs(30));
     assert_eq!(f.get("app1"), (200, "legacy app1".into()));
 }
+
+#[test]
+fn a_wave_that_would_stop_the_forks_shared_process_for_others_is_refused_before_any_change() {
+    let f = fleet();
+    // The same services, run by the fork's one tsnsrv-all process.
+    let o = f.migrate(&[
+        "plan",
+        "hosts/nas.nix",
+        "--tsnsrv",
+        "fork-all",
+        "--config",
+        "migrate.toml",
+        "--out",
+        "plan.json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let (code, out) = wave(&f, "apply", 1, &[]);
+    assert_eq!(code, 3, "{out}");
+    assert!(
+        out.contains("tsnsrv-all.service on nas also serves 2 services that wave 1 does not move (nas/app2, nas/bad)"),
+        "{out}"
+    );
+    assert!(!f.path("stopped-tsnsrv-all.service").exists());
+    assert_eq!(f.get("app1"), (200, "legacy app1".into()));
+    assert!(!f.path("state/journal.ndjson").exists(), "nothing was journaled");
+}

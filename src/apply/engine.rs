@@ -10,7 +10,7 @@ use super::journal::Journal;
 use super::lock::Lock;
 use super::state::{Phase, ServiceState, State};
 use crate::exit::Exit;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::Duration;
 use tailshift_plans::Plan;
@@ -524,6 +524,9 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
             }
         }
     }
+    if let Some(why) = shared_process_conflict(req, &state, &services) {
+        blocked.push(why);
+    }
     for s in &services {
         match route_of(s) {
             Ok(r) => {
@@ -1024,6 +1027,50 @@ fn undo(ctx: &mut Ctx, services: &[&PlannedService]) -> anyhow::Result<()> {
         None => Ok(()),
     }
 }
+
+/// The fork's `tsnsrv-all` runs every service of a host in one process: stopping or masking it
+/// to move some would take down the others (the forward-auth service among them). Until the
+/// adapters can rewrite that process's service list, a wave that would stop it while it still
+/// serves services outside the wave is refused before anything changes.
+fn shared_process_conflict(
+    req: &Request,
+    state: &State,
+    services: &[&PlannedService],
+) -> Option<String> {
+    let shared = |s: &PlannedService| legacy_unit(req.plan, s.wave.unwrap_or(0), s) == SHARED_UNIT;
+    if !services.iter().any(|s| shared(s)) {
+        return None;
+    }
+    let moving: BTreeSet<&str> = services.iter().map(|s| s.id.as_str()).collect();
+    let staying: Vec<&str> = req
+        .plan
+        .services
+        .iter()
+        .filter(|s| s.inventory.host.known().is_some_and(|h| h == &req.host))
+        .filter(|s| s.inventory.flavour == tailshift_parsers::Flavour::ForkAll)
+        .filter(|s| !moving.contains(s.id.as_str()))
+        .filter(|s| {
+            !state
+                .services
+                .get(&s.id)
+                .is_some_and(|st| matches!(st.phase, Phase::Applied | Phase::Finalized))
+        })
+        .map(|s| s.id.as_str())
+        .collect();
+    if staying.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "{SHARED_UNIT} on {} also serves {} that wave {} does not move ({}): stopping it would take them down; no adapter can yet take a subset out of the fork's one process, so move all of them in one wave (`[plan.pins]`)",
+        req.host,
+        tailshift_util::plural(staying.len(), "service"),
+        req.wave,
+        staying.join(", ")
+    ))
+}
+
+/// The unit of the fork's one process for all of a host's services.
+const SHARED_UNIT: &str = "tsnsrv-all.service";
 
 /// The legacy unit a service's steps stop or re-point.
 fn legacy_unit(plan: &Plan, wave: usize, s: &PlannedService) -> String {
