@@ -43,11 +43,15 @@ pub struct Request<'a> {
     pub config_path: std::path::PathBuf,
 }
 
+/// The `schema` of every NDJSON event of the wave commands.
+pub const EVENT_SCHEMA: &str = "tailshift.event/v1";
+
 /// One progress event: a line of text for people, or one JSON object per line (NDJSON) with
 /// `--format json`. Errors stay on stderr either way.
 fn event(req: &Request, text: String, json: serde_json::Value) {
     if req.json {
         let mut v = json;
+        v["schema"] = serde_json::json!(EVENT_SCHEMA);
         v["wave"] = serde_json::json!(req.wave);
         v["host"] = serde_json::json!(req.host);
         println!("{v}");
@@ -499,7 +503,11 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
         return Ok(Exit::StalePlan);
     }
     if services.is_empty() {
-        println!("wave {}: no service on {}", req.wave, req.host);
+        event(
+            req,
+            format!("wave {}: no service on {}", req.wave, req.host),
+            serde_json::json!({"event": "wave", "result": "nothing_to_do"}),
+        );
         return Ok(Exit::Ok);
     }
     // Pre-flight: the proxy answers, every upstream can be reached, shims can be built.
@@ -1144,9 +1152,13 @@ pub fn finalize(req: &Request) -> anyhow::Result<Exit> {
         }
         return Ok(Exit::Ok);
     }
-    println!(
-        "finalizing wave {} on {}: the legacy nodes' state goes, and the wave can no longer be rolled back",
-        req.wave, req.host
+    event(
+        req,
+        format!(
+            "finalizing wave {} on {}: the legacy nodes' state goes, and the wave can no longer be rolled back",
+            req.wave, req.host
+        ),
+        serde_json::json!({"event": "finalizing"}),
     );
     let mut ctx =
         Ctx { req, journal: Journal::open(&dir)?, state, dir: dir.clone(), operation: "finalize" };

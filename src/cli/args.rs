@@ -246,6 +246,9 @@ pub struct ForceUnlockArgs {
     /// migrate.toml, whose [apply] state_dir names the state directory.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// `json`: one JSON document on stdout.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
 }
 
 /// What every wave command is about: the wave, its plan, this host, the policy, the output.

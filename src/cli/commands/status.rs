@@ -229,6 +229,11 @@ pub fn force_unlock(a: &ForceUnlockArgs) -> anyhow::Result<Exit> {
         return Ok(Exit::BadInput);
     }
     match Lock::force_unlock(&dir, &a.id) {
+        Ok(o) if a.format == Format::Json => {
+            let out = json!({"schema": "tailshift.force-unlock/v1", "unlocked": o.id, "was": o});
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(Exit::Ok)
+        }
         Ok(o) => {
             eprintln!("unlocked {} (was {})", o.id, o.describe());
             Ok(Exit::Ok)
