@@ -66,8 +66,8 @@ pub(crate) fn tls_config(cfg: &CheckConfig) -> Result<Arc<rustls::ClientConfig>,
     {
         return Ok(c.clone());
     }
-    let roots = tailshift_proxy::upstream::root_store(cfg.ca_file.as_deref())
-        .map_err(|e| format!("{e:#}"))?;
+    let roots =
+        tailshift_util::trust::root_store(cfg.ca_file.as_deref()).map_err(|e| e.to_string())?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let c = Arc::new(
         rustls::ClientConfig::builder_with_provider(provider)
