@@ -7,7 +7,6 @@
 #![allow(dead_code)]
 
 pub mod admin_client;
-pub mod check;
 pub mod config;
 pub mod confirm;
 pub mod engine;

@@ -6,8 +6,6 @@ use super::example::{self, Listen, PortEntry};
 use super::nodes::{self, Node, Target};
 use super::procs::{self, Daemon};
 use super::summary::{self, CheckRound, Measured, Summary};
-use crate::apply::check::{Outcome, check};
-use crate::apply::config::CheckConfig;
 use crate::exit::Exit;
 use anyhow::{Context, bail};
 use std::collections::BTreeMap;
@@ -18,6 +16,7 @@ use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tailshift_checks::{CheckConfig, Outcome, check};
 
 /// `migrate demo`'s options.
 #[derive(Clone, Debug, Default)]
@@ -982,11 +981,10 @@ async fn connect(
     name: &str,
 ) -> anyhow::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
     // The checks' own resolution and trust: what `apply` and the check rounds use.
-    let addr = *crate::apply::check::resolve(checks, name)
-        .map_err(anyhow::Error::msg)?
+    let addr = *tailshift_checks::resolve(checks, name)?
         .first()
         .with_context(|| format!("{name}: no address"))?;
-    let cfg = crate::apply::check::tls_config(checks).map_err(anyhow::Error::msg)?;
+    let cfg = tailshift_checks::client_config(checks)?;
     let tcp = tokio::net::TcpStream::connect((addr, checks.port)).await?;
     let sni = rustls_pki_types::ServerName::try_from(name.to_string())?;
     Ok(tokio_rustls::TlsConnector::from(cfg).connect(sni, tcp).await?)
