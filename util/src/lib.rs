@@ -1,9 +1,11 @@
 //! Small helpers that every tailshift crate may use, each defined once: the atomic file writer
-//! ([`write_atomic`]), line and column of a byte offset ([`LineIndex`], [`line_col`]) and a TOML
-//! error with its position ([`TomlError`]); with the `trust` feature, the TLS trust of our clients
+//! ([`write_atomic`]), line and column of a byte offset ([`LineIndex`], [`line_col`]), a TOML
+//! error with its position ([`TomlError`]) and the exit-code table of `migrate`
+//! ([`exit::Exit`]); with the `trust` feature, the TLS trust of our clients
 //! (`trust::root_store`). This crate depends on nothing of ours.
 
 mod atomic;
+pub mod exit;
 pub mod testing;
 mod text;
 mod toml_error;

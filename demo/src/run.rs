@@ -1,12 +1,11 @@
 //! The demo's phases, top to bottom: environment, inventory, plan, waves, rollback and
 //! re-apply, measurements, cleanup.
 
-use super::apps::{self, Shared};
-use super::example::{self, Listen, PortEntry};
-use super::nodes::{self, Node, Target};
-use super::procs::{self, Daemon};
-use super::summary::{self, CheckRound, Measured, Summary};
-use crate::exit::Exit;
+use crate::apps::{self, Shared};
+use crate::example::{self, Listen, PortEntry};
+use crate::nodes::{self, Node, Target};
+use crate::procs::{self, Daemon};
+use crate::summary::{self, CheckRound, Measured, Summary};
 use anyhow::{Context, bail};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -17,6 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tailshift_checks::{CheckConfig, Outcome, check};
+use tailshift_util::exit::Exit;
 
 /// `migrate demo`'s options.
 #[derive(Clone, Debug, Default)]
@@ -746,7 +746,7 @@ fn phases(opts: &Options, world: &mut World, s: &mut Summary) -> anyhow::Result<
         });
         if !applied {
             let code = codes.iter().map(|c| c.1).find(|c| *c != 0).unwrap_or(1);
-            exit = exit_of(code);
+            exit = Exit::from_code(code);
             s.problems.push(format!(
                 "wave {n}: apply exited {codes:?}; the logs are in {}",
                 dir.display()
@@ -891,22 +891,6 @@ fn shorten(names: &[String]) -> String {
         t.push_str(&format!(" and {} more", names.len() - 6));
     }
     t
-}
-
-/// Maps a child `migrate`'s exit code to ours.
-fn exit_of(code: i32) -> Exit {
-    match code {
-        0 => Exit::Ok,
-        2 => Exit::Unhealthy,
-        3 => Exit::Blocked,
-        4 => Exit::RolledBack,
-        6 => Exit::Paused,
-        7 => Exit::StalePlan,
-        8 => Exit::Locked,
-        9 => Exit::Dirty,
-        130 => Exit::Interrupted,
-        _ => Exit::BadInput,
-    }
 }
 
 /// Runs `migrate apply|rollback --wave N --host H --format json`, advancing the bar on every
