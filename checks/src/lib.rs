@@ -10,11 +10,11 @@
 
 mod config;
 mod http;
-mod resolve;
+mod resolution;
 mod tls;
 
 pub use config::CheckConfig;
 pub use http::{CheckError, Outcome, check, check_with};
-pub use resolve::{ResolveError, resolve};
+pub use resolution::{ResolveError, resolve};
 pub use tailshift_util::trust::TrustError;
 pub use tls::client_config;

@@ -3,10 +3,12 @@
 
 use crate::cli::args::{DemoArgs, Format};
 use crate::exit::Exit;
+use anyhow::Context;
 
 /// Runs the command.
 pub fn run(a: &DemoArgs) -> anyhow::Result<Exit> {
     tailshift_demo::run(&tailshift_demo::Options {
+        migrate: std::env::current_exe().context("finding the migrate binary")?,
         keep: a.keep,
         services: a.services,
         waves: a.waves,
