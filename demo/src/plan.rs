@@ -188,3 +188,23 @@ fn shorten(names: &[String]) -> String {
     }
     t
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_most_six_names_then_how_many_more() {
+        let names: Vec<String> = (1..=8).map(|i| format!("s{i}")).collect();
+        assert_eq!(shorten(&names[..2]), "s1, s2");
+        assert_eq!(shorten(&names), "s1, s2, s3, s4, s5, s6 and 2 more");
+    }
+
+    #[test]
+    fn services_beyond_the_first_n_are_excluded_in_the_policy() {
+        assert_eq!(policy(70, &[]).unwrap(), example::FILES[5].1);
+        let p = policy(2, &["ntfy".into(), "n8n".into()]).unwrap();
+        assert!(p.contains("[plan]\n# `migrate demo --services 2`"), "{p}");
+        assert!(p.contains("exclude = [\"ntfy\",\"n8n\"]\n"), "{p}");
+    }
+}

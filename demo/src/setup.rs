@@ -205,3 +205,16 @@ enum AppListener {
     Tcp(std::net::TcpListener),
     Unix(std::os::unix::net::UnixListener),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_serving_line_gives_the_https_and_dns_addresses() {
+        let line = "INFO tailshift proxy serving 0 routes on https 127.70.0.1:40123, dns 127.70.0.1:5353 (zone tailnet.test); admin unix:/tmp/x/admin.sock";
+        assert_eq!(printed_addr(line, "https "), Some("127.70.0.1:40123".parse().unwrap()));
+        assert_eq!(printed_addr(line, "dns "), Some("127.70.0.1:5353".parse().unwrap()));
+        assert_eq!(printed_addr(line, "metrics "), None);
+    }
+}
