@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -108,30 +108,6 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
 }
 
-/// Reads every certificate of a PEM file.
-fn read_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
-    use rustls_pki_types::pem::PemObject;
-    CertificateDer::pem_file_iter(path)
-        .map_err(|e| anyhow::anyhow!("{}: {e:?}", path.display()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| anyhow::anyhow!("{}: {e:?}", path.display()))
-}
-
-/// The system's trusted roots plus the certificates of an extra CA file. A missing or
-/// unreadable system store is not fatal: upstreams are mostly local.
-pub fn root_store(extra_ca: Option<&Path>) -> anyhow::Result<rustls::RootCertStore> {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(c);
-    }
-    if let Some(p) = extra_ca {
-        for c in read_certs(p)? {
-            roots.add(c).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
-        }
-    }
-    Ok(roots)
-}
-
 /// Accepts every certificate: tsnsrv's `insecureHTTPS`, for upstreams with self-signed ones.
 #[derive(Debug)]
 struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
@@ -200,7 +176,7 @@ impl Connector {
     /// A connector with the system's roots plus `extra_ca`, and the DNS server if given.
     pub fn new(opts: &ClientOptions) -> anyhow::Result<Connector> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let roots = root_store(opts.extra_ca.as_deref())?;
+        let roots = tailshift_util::trust::root_store(opts.extra_ca.as_deref())?;
         let mut verified = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()?
             .with_root_certificates(roots)

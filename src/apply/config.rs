@@ -28,42 +28,8 @@ pub enum Legacy {
     },
 }
 
-/// How a check reaches a service by its old name.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CheckConfig {
-    /// Resolve names through this DNS server (default: the system resolver).
-    #[serde(default)]
-    pub resolver: Option<SocketAddr>,
-    /// The HTTPS port names answer on.
-    #[serde(default = "default_https_port")]
-    pub port: u16,
-    /// Extra CA certificates (PEM) to trust, besides the system's.
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    /// Per request.
-    #[serde(default = "default_check_timeout_ms")]
-    pub timeout_ms: u64,
-}
-
-impl Default for CheckConfig {
-    fn default() -> Self {
-        CheckConfig {
-            resolver: None,
-            port: 443,
-            ca_file: None,
-            timeout_ms: default_check_timeout_ms(),
-        }
-    }
-}
-
-fn default_https_port() -> u16 {
-    443
-}
-
-fn default_check_timeout_ms() -> u64 {
-    5000
-}
+/// `[apply.check]`: how a check reaches a service by its old name (the checks crate's).
+pub use tailshift_checks::CheckConfig;
 
 fn default_settle_ms() -> u64 {
     2000

@@ -4,7 +4,6 @@
 //! runs the inverses in reverse order with the route removed last, after a settle.
 
 use super::admin_client;
-use super::check::{Outcome, check, check_with};
 use super::config::{ApplyConfig, Legacy};
 use super::journal::Journal;
 use super::lock::Lock;
@@ -13,6 +12,7 @@ use crate::exit::Exit;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::Duration;
+use tailshift_checks::{Outcome, check, check_with};
 use tailshift_plans::Plan;
 use tailshift_plans::plan::PlannedService;
 use tailshift_plans::steps::{Step, Strategy};

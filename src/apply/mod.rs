@@ -3,7 +3,6 @@
 //! applies and rolls back waves from a plan file.
 
 pub mod admin_client;
-pub mod check;
 pub mod config;
 pub mod confirm;
 pub mod engine;

@@ -43,11 +43,6 @@ pub fn run(cmd: Command) -> anyhow::Result<Exit> {
         }
         Command::Status(a) => commands::status::run(&a),
         Command::ForceUnlock(a) => commands::status::force_unlock(&a),
-        Command::Demo(a) => crate::demo::run(&crate::demo::Options {
-            keep: a.keep,
-            services: a.services,
-            waves: a.waves,
-            json: a.format == crate::cli::args::Format::Json,
-        }),
+        Command::Demo(a) => commands::demo::run(&a),
     }
 }

@@ -189,14 +189,14 @@ fn drift(cfg: &crate::apply::config::ApplyConfig, state: &State) -> Vec<String> 
             continue;
         };
         let Some(legacy) = route.hosts.first() else { continue };
-        match crate::apply::check::check(&cfg.check, &legacy.name, "/") {
-            crate::apply::check::Outcome::Status { addr, .. }
+        match tailshift_checks::check(&cfg.check, &legacy.name, "/") {
+            tailshift_checks::Outcome::Status { addr, .. }
                 if cfg.proxy_addrs.is_empty() || cfg.proxy_addrs.contains(&addr) => {}
-            crate::apply::check::Outcome::Status { addr, code, .. } => out.push(format!(
+            tailshift_checks::Outcome::Status { addr, code, .. } => out.push(format!(
                 "{name}: {} is answered by {addr} ({code}), not by the proxy",
                 legacy.name
             )),
-            crate::apply::check::Outcome::Error(e) => {
+            tailshift_checks::Outcome::Error(e) => {
                 out.push(format!("{name}: {} does not answer: {e}", legacy.name))
             }
         }

@@ -14,9 +14,15 @@
 
 mod apps;
 mod example;
+mod inventory;
+mod measure;
 mod nodes;
+mod plan;
 mod procs;
 mod run;
+mod setup;
 mod summary;
+mod waves;
+mod world;
 
 pub use run::{Options, run};

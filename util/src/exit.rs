@@ -1,4 +1,6 @@
-//! The one exit-code table of `migrate` (design section 6), mapped in one place.
+//! The one exit-code table of `migrate` (design section 6), mapped in one place: the binary
+//! exits with it, and the demo (`migrate demo`, which runs `migrate` as its children) reads its
+//! children's codes and reports its own with it.
 
 /// Outcomes and their exit codes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,6 +32,24 @@ impl Exit {
     pub fn code(self) -> u8 {
         self as u8
     }
+
+    /// The outcome a `migrate` process exited with (any code not in the table, or none: a
+    /// signal, is [`Exit::BadInput`]).
+    pub fn from_code(code: i32) -> Exit {
+        const ALL: [Exit; 10] = [
+            Exit::Ok,
+            Exit::BadInput,
+            Exit::Unhealthy,
+            Exit::Blocked,
+            Exit::RolledBack,
+            Exit::Paused,
+            Exit::StalePlan,
+            Exit::Locked,
+            Exit::Dirty,
+            Exit::Interrupted,
+        ];
+        ALL.into_iter().find(|e| i32::from(e.code()) == code).unwrap_or(Exit::BadInput)
+    }
 }
 
 impl From<Exit> for std::process::ExitCode {
@@ -58,6 +78,9 @@ mod tests {
         ];
         for (e, c) in table {
             assert_eq!(e.code(), c, "{e:?}");
+            assert_eq!(Exit::from_code(c.into()), e);
         }
+        assert_eq!(Exit::from_code(5), Exit::BadInput);
+        assert_eq!(Exit::from_code(-1), Exit::BadInput);
     }
 }

@@ -1,5 +1,5 @@
-//! The processes the demo starts (`migrate proxy`, `migrate apply`, ...): its own binary, each
-//! in its own process group (a Ctrl-C in the terminal reaches the demo, which stops them in
+//! The processes the demo starts (`migrate proxy`, `migrate apply`, ...): the `migrate` binary
+//! (the one running the demo, as `migrate demo`), each in its own process group (a Ctrl-C in the terminal reaches the demo, which stops them in
 //! order) and set to receive SIGTERM should the demo die without cleaning up. Their cost is
 //! read from `/proc`.
 
@@ -8,9 +8,11 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command};
 
-/// `migrate <args>` as a child of the demo.
-pub fn migrate(args: &[&str]) -> anyhow::Result<Command> {
-    let exe = std::env::current_exe().context("finding the migrate binary")?;
+/// `migrate <args>` (the binary at `exe`) as a child of the demo.
+pub fn migrate(exe: &Path, args: &[&str]) -> anyhow::Result<Command> {
+    if !exe.is_file() {
+        anyhow::bail!("the migrate binary {} does not exist", exe.display());
+    }
     let mut c = Command::new(exe);
     c.args(args);
     c.process_group(0);
