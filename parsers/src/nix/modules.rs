@@ -8,7 +8,9 @@
 //! `svc.x = mkForce v` only wins for `x`. `config` is lazy: a module may read
 //! `config.networking.hostName` while another defines it.
 
-use super::eval::{ErrorKind, Eval, EvalError, entry, normalize};
+use super::error::{ErrorKind, EvalError};
+use super::files::normalize;
+pub(crate) use super::value::dummy_span;
 use super::value::*;
 use crate::diagnostic::Diagnostic;
 use crate::source::Span;
@@ -208,7 +210,10 @@ fn str_path(path: &[&str]) -> Path_ {
 
 impl Eval {
     fn modules_mut(&mut self) -> &mut ModuleState {
-        self.modules.get_or_insert_with(ModuleState::default)
+        self.modules
+            .get_or_insert_with(|| Box::new(ModuleState::default()))
+            .downcast_mut()
+            .expect("the evaluator keeps only the module system's state there")
     }
 
     pub(crate) fn decl_memo(
@@ -274,7 +279,11 @@ impl Eval {
 
     /// Every module file read (absolute), roots and imports.
     pub fn loaded_files(&self) -> Vec<PathBuf> {
-        self.modules.as_ref().map(|m| m.loaded.iter().cloned().collect()).unwrap_or_default()
+        self.modules
+            .as_ref()
+            .and_then(|m| m.downcast_ref::<ModuleState>())
+            .map(|m| m.loaded.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Reads NixOS modules from files (following `imports`). `host` defines
@@ -441,7 +450,7 @@ impl Eval {
         }
         // Keep the path as the user wrote it for roots, so locations read naturally.
         let shown = if from.is_none() { path.to_path_buf() } else { abs.clone() };
-        let text = super::eval::read_source(&abs).map_err(|e| {
+        let text = super::files::read_source(&abs).map_err(|e| {
             EvalError::new(ErrorKind::Other, format!("cannot read {}: {e}", abs.display()), from)
         })?;
         let file = self.sources.add(shown, text);
@@ -712,7 +721,7 @@ impl Eval {
                         ErrorKind::Type,
                         format!(
                             "mkIf condition is {} while a Boolean was expected",
-                            super::eval::article(&other)
+                            article(&other)
                         ),
                         d.span,
                     ));
@@ -864,7 +873,7 @@ impl Eval {
                             format!(
                                 "the definition of `{}` is {} while a set was expected",
                                 dotted(parent),
-                                super::eval::article(other)
+                                article(other)
                             ),
                             d.span,
                         ));
@@ -971,7 +980,7 @@ impl Eval {
                             format!(
                                 "`{}` is {} while a list was expected",
                                 dotted(path),
-                                super::eval::article(other)
+                                article(other)
                             ),
                             d.span,
                         ));
@@ -1013,7 +1022,7 @@ impl Eval {
         for (v, d) in values {
             let shown = match self.to_json(v, d.span.unwrap_or(dummy_span())) {
                 Ok(Ok(j)) => j.to_string(),
-                _ => super::eval::article(v),
+                _ => article(v),
             };
             let at = d.span.map(|s| self.sources.location(s).to_string()).unwrap_or_default();
             msg.push_str(&format!(" {shown} (at {at});"));
@@ -1294,11 +1303,6 @@ impl Eval {
     pub fn conditions_at(&mut self, path: &[Rc<str>]) -> Result<Vec<Rc<Unknown>>, EvalError> {
         Ok(self.discharged_at(path)?.iter().filter_map(|d| d.unknown_cond.clone()).collect())
     }
-}
-
-/// A span for values that have no place in a file.
-pub(crate) fn dummy_span() -> Span {
-    Span { file: crate::source::FileId(0), start: 0, end: 0 }
 }
 
 /// Why a path no module read declares or defines is unknown: nixpkgs' default where nixpkgs
