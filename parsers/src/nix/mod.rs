@@ -2,7 +2,6 @@
 //! subset configurations use, tailshift's own `lib`, and NixOS module merging.
 
 pub mod builtins;
-pub mod decls;
 pub mod error;
 pub mod eval;
 pub mod files;

@@ -8,9 +8,9 @@
 //! A submodule's own `config` part defines its element like any module. Options nixpkgs itself
 //! declares are not here: they stay unknown, as before.
 
-use super::error::{ErrorKind, EvalError};
-use super::modules::{Def, Kind, LeafTy};
-use super::value::*;
+use crate::nix::error::{ErrorKind, EvalError};
+use crate::nix::modules::kinds::{Def, Kind, LeafTy};
+use crate::nix::value::*;
 use crate::source::Span;
 use std::rc::Rc;
 
