@@ -5,7 +5,8 @@
 //! Values and the evaluator name each other (a builtin and a native thunk are functions of
 //! `&mut Eval`; the evaluator holds scopes, caches and the builtins as values), so both are
 //! defined here, at the bottom of the evaluator: every other module builds on this one. How
-//! the evaluator evaluates is elsewhere (`eval`, `builtins`, `modules`), as methods of [`Eval`].
+//! the evaluator evaluates is elsewhere, as methods of [`Eval`] (`eval`, `modules`) and as the
+//! builtins' functions (`builtins`).
 
 use super::error::EvalError;
 use super::files::GitView;
