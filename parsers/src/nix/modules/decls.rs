@@ -8,9 +8,9 @@
 //! A submodule's own `config` part defines its element like any module. Options nixpkgs itself
 //! declares are not here: they stay unknown, as before.
 
-use super::eval::{ErrorKind, Eval, EvalError, EvalResult};
-use super::modules::{Def, Kind, LeafTy, dummy_span};
-use super::value::*;
+use crate::nix::error::{ErrorKind, EvalError};
+use crate::nix::modules::kinds::{Def, Kind, LeafTy};
+use crate::nix::value::*;
 use crate::source::Span;
 use std::rc::Rc;
 
@@ -353,7 +353,7 @@ impl Eval {
             DeclState::Option(o) => {
                 let p = path.to_vec();
                 let mut m = AttrMap::new();
-                m.insert("_type".into(), super::eval::entry(Value::string("option")));
+                m.insert("_type".into(), entry(Value::string("option")));
                 let p2 = p.clone();
                 m.insert(
                     "value".into(),
@@ -383,7 +383,7 @@ impl Eval {
                     );
                 }
                 if let Some(t) = &o.ty {
-                    m.insert("type".into(), super::eval::entry(t.clone()));
+                    m.insert("type".into(), entry(t.clone()));
                 }
                 Ok(Value::Attrs(Rc::new(m)))
             }
@@ -403,14 +403,14 @@ impl Eval {
                     }
                 }
                 if path.is_empty() || NIXPKGS_NAMESPACES.contains(&&*path[0]) {
-                    m.insert(REST_KEY.into(), super::eval::entry(self.options_not_read(path)));
+                    m.insert(REST_KEY.into(), entry(self.options_not_read(path)));
                 }
                 self.add_tsnsrv_options(path, &mut m);
                 Ok(Value::Attrs(Rc::new(m)))
             }
             DeclState::Nothing if path.is_empty() || NIXPKGS_NAMESPACES.contains(&&*path[0]) => {
                 let mut m = AttrMap::new();
-                m.insert(REST_KEY.into(), super::eval::entry(self.options_not_read(path)));
+                m.insert(REST_KEY.into(), entry(self.options_not_read(path)));
                 self.add_tsnsrv_options(path, &mut m);
                 Ok(Value::Attrs(Rc::new(m)))
             }
@@ -423,8 +423,8 @@ impl Eval {
     fn add_tsnsrv_options(&mut self, path: &[Rc<str>], m: &mut AttrMap) {
         let option = || {
             let mut o = AttrMap::new();
-            o.insert("_type".into(), super::eval::entry(Value::string("option")));
-            super::eval::entry(Value::Attrs(Rc::new(o)))
+            o.insert("_type".into(), entry(Value::string("option")));
+            entry(Value::Attrs(Rc::new(o)))
         };
         match path {
             [] => {
@@ -439,7 +439,7 @@ impl Eval {
                 for k in ["enable", "defaults", "services", "separateProcesses", "prometheusAddr"] {
                     t.insert(k.into(), option());
                 }
-                m.insert("tsnsrv".into(), super::eval::entry(Value::Attrs(Rc::new(t))));
+                m.insert("tsnsrv".into(), entry(Value::Attrs(Rc::new(t))));
             }
             _ => {}
         }
