@@ -6,6 +6,7 @@
 //! plan stale. The policy hash covers the `[plan]` keys only.
 
 use crate::error::PlanError;
+use crate::id::ServiceId;
 use crate::plan::Plan;
 use crate::policy::Policy;
 use serde_json::Value;
@@ -96,8 +97,8 @@ pub fn inventory_hash(inv: &Inventory) -> String {
 
 /// Which services differ between two inventories (for stale-plan reasons).
 pub fn changed_services(planned: &[crate::plan::PlannedService], inv: &Inventory) -> Vec<String> {
-    let now: std::collections::BTreeMap<String, String> =
-        inv.services.iter().map(|s| (crate::graph::service_id(s), hash_of(&semantic(s)))).collect();
+    let now: std::collections::BTreeMap<ServiceId, String> =
+        inv.services.iter().map(|s| (ServiceId::of(s), hash_of(&semantic(s)))).collect();
     let mut out = Vec::new();
     for p in planned {
         match now.get(&p.id) {

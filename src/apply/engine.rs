@@ -13,9 +13,9 @@ use crate::exit::Exit;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
-use tailshift_plans::Plan;
 use tailshift_plans::plan::PlannedService;
 use tailshift_plans::steps::{Step, Strategy};
+use tailshift_plans::{Plan, ServiceId};
 use tailshift_routes::Route;
 use tailshift_shims::hosts::{HostsFile, HostsShim};
 use tailshift_shims::records::RecordsFile;
@@ -71,11 +71,10 @@ pub fn route_of(s: &PlannedService) -> anyhow::Result<&Route> {
 fn credentials(plan: &Plan, s: &PlannedService) -> anyhow::Result<Vec<String>> {
     let Some(policy_file) = &plan.policy_file else { return Ok(Vec::new()) };
     let policy = tailshift_plans::policy::Policy::load(std::path::Path::new(policy_file))?;
-    let name = s.id.split('/').nth(1).unwrap_or(&s.id);
     let Some(file) = policy
         .checks
-        .get(&s.id)
-        .or_else(|| policy.checks.get(name))
+        .get(s.id.as_str())
+        .or_else(|| policy.checks.get(s.id.name()))
         .and_then(|c| c.credentials_file.clone())
     else {
         return Ok(Vec::new());
@@ -98,7 +97,7 @@ fn legacy_name(s: &PlannedService) -> String {
 
 fn shim_service(s: &PlannedService, cfg: &ApplyConfig) -> ShimService {
     ShimService {
-        service: s.id.clone(),
+        service: s.id.to_string(),
         legacy_name: legacy_name(s),
         new_names: s.placement.names.iter().skip(1).map(|n| n.name.clone()).collect(),
         proxy_addrs: cfg.proxy_addrs.clone(),
@@ -167,7 +166,7 @@ fn shim_for(
                 .clone()
                 .ok_or_else(|| anyhow::anyhow!("[apply.keep_node] is needed for keep-node"))?;
             let services =
-                plan.services.iter().map(|s| (s.id.clone(), s.inventory.clone())).collect();
+                plan.services.iter().map(|s| (s.id.to_string(), s.inventory.clone())).collect();
             Ok(Box::new(tailshift_shims::keep_node::KeepNodeShim {
                 dir: k.dir,
                 services,
@@ -195,7 +194,7 @@ fn run_legacy(
                 .args(args)
                 .env("TAILSHIFT_ACTION", action)
                 .env("TAILSHIFT_UNIT", unit)
-                .env("TAILSHIFT_SERVICE", &s.id)
+                .env("TAILSHIFT_SERVICE", s.id.as_str())
                 .env("TAILSHIFT_WAVE", wave.to_string())
                 .output()
                 .map_err(|e| anyhow::anyhow!("{prog}: {e}"))?;
@@ -276,8 +275,14 @@ impl Ctx<'_> {
         f: impl FnOnce() -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         let plan_id = self.req.plan.plan_id.clone();
-        let intent =
-            self.journal.intent(&plan_id, self.operation, self.req.wave, &s.id, index, what)?;
+        let intent = self.journal.intent(
+            &plan_id,
+            self.operation,
+            self.req.wave,
+            s.id.as_str(),
+            index,
+            what,
+        )?;
         failpoint(&format!("{}-{}-{index}-intent", self.operation, s.id));
         let r = f();
         self.journal.result(&intent, r.as_ref().err().map(|e| format!("{e:#}")))?;
@@ -381,7 +386,7 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
         for s in wave_services(req.plan, w.number, &req.host)? {
             let ok = state
                 .services
-                .get(&s.id)
+                .get(s.id.as_str())
                 .is_some_and(|st| matches!(st.phase, Phase::Applied | Phase::Finalized));
             if !ok {
                 eprintln!(
@@ -420,8 +425,7 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
     // its node): this host cannot see that host's state, only whether the service works.
     for s in &services {
         for dep in &s.depends_on {
-            let id = dep.split_whitespace().next().unwrap_or(dep);
-            let Some(d) = req.plan.services.iter().find(|x| x.id == id) else { continue };
+            let Some(d) = req.plan.services.iter().find(|x| x.id == dep.id) else { continue };
             if d.inventory.host.known().is_some_and(|h| h == &req.host) {
                 continue;
             }
@@ -481,14 +485,14 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
     let mut ctx =
         Ctx { req, journal: Journal::open(&dir)?, state, dir: dir.clone(), operation: "apply" };
     let mut failure = None;
-    let mut inconclusive: Vec<String> = Vec::new();
+    let mut inconclusive: Vec<&ServiceId> = Vec::new();
     catch_interrupts();
     'services: for s in &services {
         let steps = steps_of(s);
         let done = ctx
             .state
             .services
-            .get(&s.id)
+            .get(s.id.as_str())
             .filter(|st| st.plan_id == req.plan.plan_id)
             .map(|st| st.done.clone())
             .unwrap_or_default();
@@ -507,14 +511,16 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
             let r = ctx.record(s, i, &what, || run_step(req, s, step, baseline.get(&s.id)));
             match r {
                 Ok(()) => {
-                    let generation0 = ctx.state.services.get(&s.id).map_or(0, |x| x.generation);
-                    let entry = ctx.state.services.entry(s.id.clone()).or_insert(ServiceState {
-                        phase: Phase::Applying,
-                        wave: req.wave,
-                        plan_id: req.plan.plan_id.clone(),
-                        done: vec![],
-                        generation: generation0,
-                    });
+                    let generation0 =
+                        ctx.state.services.get(s.id.as_str()).map_or(0, |x| x.generation);
+                    let entry =
+                        ctx.state.services.entry(s.id.to_string()).or_insert(ServiceState {
+                            phase: Phase::Applying,
+                            wave: req.wave,
+                            plan_id: req.plan.plan_id.clone(),
+                            done: vec![],
+                            generation: generation0,
+                        });
                     entry.phase = Phase::Applying;
                     entry.done.push(i);
                     ctx.state.save(&ctx.dir)?;
@@ -532,9 +538,9 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
                     // waits for the operator (or its watcher's deadline) instead of passing.
                     eprintln!("{} step {i}: {what}: {e:#}", s.id);
                     if cfg.on_inconclusive == super::config::OnCheck::Pause {
-                        inconclusive.push(s.id.clone());
+                        inconclusive.push(&s.id);
                     }
-                    if let Some(st) = ctx.state.services.get_mut(&s.id) {
+                    if let Some(st) = ctx.state.services.get_mut(s.id.as_str()) {
                         st.done.push(i);
                     }
                     ctx.state.save(&ctx.dir)?;
@@ -546,8 +552,8 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
                     // The policy says a failed check pauses: the wave stays as it is, for the
                     // operator to confirm or roll back.
                     eprintln!("{} step {i}: {what}: FAILED: {e:#} (on_fail = \"pause\")", s.id);
-                    inconclusive.push(s.id.clone());
-                    if let Some(st) = ctx.state.services.get_mut(&s.id) {
+                    inconclusive.push(&s.id);
+                    if let Some(st) = ctx.state.services.get_mut(s.id.as_str()) {
                         st.done.push(i);
                     }
                     ctx.state.save(&ctx.dir)?;
@@ -559,9 +565,9 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
                 }
             }
         }
-        if let Some(st) = ctx.state.services.get_mut(&s.id) {
+        if let Some(st) = ctx.state.services.get_mut(s.id.as_str()) {
             st.phase = match cfg.confirm {
-                super::config::Confirm::Checks if !inconclusive.contains(&s.id) => Phase::Applied,
+                super::config::Confirm::Checks if !inconclusive.contains(&&s.id) => Phase::Applied,
                 _ => Phase::Unconfirmed,
             };
             st.generation += 1;
@@ -744,7 +750,8 @@ fn undo(ctx: &mut Ctx, services: &[&PlannedService]) -> anyhow::Result<()> {
     let mut first_error = None;
     for s in services.iter().rev() {
         let steps = steps_of(req.plan, req.wave, s);
-        let mut done = ctx.state.services.get(&s.id).map(|st| st.done.clone()).unwrap_or_default();
+        let mut done =
+            ctx.state.services.get(s.id.as_str()).map(|st| st.done.clone()).unwrap_or_default();
         // The journal is the truth: every step an apply started since the service was last
         // fully undone may have taken effect (a crash can come between its result and the state
         // write, or before its result). Undoing a step that did not happen is harmless: every
@@ -768,7 +775,7 @@ fn undo(ctx: &mut Ctx, services: &[&PlannedService]) -> anyhow::Result<()> {
             }
         }
         done.sort_unstable();
-        if let Some(st) = ctx.state.services.get_mut(&s.id) {
+        if let Some(st) = ctx.state.services.get_mut(s.id.as_str()) {
             st.phase = Phase::RollingBack;
         }
         ctx.state.save(&ctx.dir)?;
@@ -828,7 +835,7 @@ fn undo(ctx: &mut Ctx, services: &[&PlannedService]) -> anyhow::Result<()> {
             }
         }
         if first_error.is_none() {
-            ctx.state.services.remove(&s.id);
+            ctx.state.services.remove(s.id.as_str());
         }
         ctx.state.save(&ctx.dir)?;
     }
@@ -854,7 +861,7 @@ pub fn finalize(req: &Request) -> anyhow::Result<Exit> {
         .filter(|s| {
             !state
                 .services
-                .get(&s.id)
+                .get(s.id.as_str())
                 .is_some_and(|st| matches!(st.phase, Phase::Applied | Phase::Finalized))
         })
         .map(|s| s.id.as_str())
@@ -875,7 +882,7 @@ pub fn finalize(req: &Request) -> anyhow::Result<Exit> {
     let mut ctx =
         Ctx { req, journal: Journal::open(&dir)?, state, dir: dir.clone(), operation: "finalize" };
     for s in &services {
-        if ctx.state.services.get(&s.id).is_some_and(|st| st.phase == Phase::Finalized) {
+        if ctx.state.services.get(s.id.as_str()).is_some_and(|st| st.phase == Phase::Finalized) {
             continue;
         }
         let unit = steps_of(req.plan, req.wave, s)
@@ -892,7 +899,7 @@ pub fn finalize(req: &Request) -> anyhow::Result<Exit> {
             eprintln!("error: finalizing {}: {e:#}", s.id);
             return Ok(Exit::Dirty);
         }
-        if let Some(st) = ctx.state.services.get_mut(&s.id) {
+        if let Some(st) = ctx.state.services.get_mut(s.id.as_str()) {
             st.phase = Phase::Finalized;
             st.generation += 1;
         }
@@ -927,7 +934,7 @@ pub fn rollback(req: &Request, cascade: bool) -> anyhow::Result<Exit> {
     let services = wave_services(req.plan, req.wave, &req.host)?;
     if let Some(s) = services
         .iter()
-        .find(|s| state.services.get(&s.id).is_some_and(|st| st.phase == Phase::Finalized))
+        .find(|s| state.services.get(s.id.as_str()).is_some_and(|st| st.phase == Phase::Finalized))
     {
         eprintln!(
             "error: wave {} was finalized on {} ({} too): its legacy nodes' state is gone, it can no longer be rolled back",

@@ -26,7 +26,7 @@ pub(super) fn waves(
         for &i in &ordered {
             let s = &ctx.inv.services[i];
             let checks = &ctx.policy.checks;
-            let check = checks.get(&ctx.ids[i]).or_else(|| checks.get(&s.name));
+            let check = checks.get(ctx.ids[i].as_str()).or_else(|| checks.get(&s.name));
             let redirected = mounts.contains_key(&i) && s.effective.bool("funnel") == Some(true);
             let (path, status) = check
                 .map(|c| (c.path.clone(), c.status))

@@ -15,7 +15,8 @@ mod units;
 mod waves;
 
 use crate::error::PlanError;
-use crate::graph::{DepGraph, Index, service_id};
+use crate::graph::{DepGraph, Index};
+use crate::id::{Dependency, ServiceId};
 use crate::policy::Policy;
 use crate::steps::{Step, Strategy};
 use serde::{Deserialize, Serialize};
@@ -128,7 +129,7 @@ impl UpstreamTimeouts {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PlannedService {
     /// `host/name`.
-    pub id: String,
+    pub id: ServiceId,
     /// What happens to it.
     pub status: Status,
     /// Its wave, when planned.
@@ -140,10 +141,10 @@ pub struct PlannedService {
     pub placement: Placement,
     /// Ids it depends on, with why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub depends_on: Vec<String>,
+    pub depends_on: Vec<Dependency>,
     /// Other names of the same app on the same host (they move together).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub aliases: Vec<String>,
+    pub aliases: Vec<ServiceId>,
     /// Why it is where it is.
     pub reasons: Vec<String>,
     /// Its inventory entry as planned (effective options, flavour, sources as of planning).
@@ -188,9 +189,9 @@ pub struct Wave {
     /// Canary, hub or ramp.
     pub kind: WaveKind,
     /// Service ids in the order they move (dependencies first).
-    pub services: Vec<String>,
+    pub services: Vec<ServiceId>,
     /// Ordered steps per service id.
-    pub steps: BTreeMap<String, Vec<Step>>,
+    pub steps: BTreeMap<ServiceId, Vec<Step>>,
     /// Expected effect.
     pub forecast: Forecast,
 }
@@ -204,7 +205,7 @@ pub struct Finding {
     pub severity: Severity,
     /// The service (`host/name`), if one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service: Option<String>,
+    pub service: Option<ServiceId>,
     /// What it means.
     pub message: String,
     /// Where it comes from, as of planning.
@@ -217,17 +218,11 @@ impl Finding {
     pub(crate) fn new(
         code: &str,
         severity: Severity,
-        service: Option<&str>,
+        service: Option<&ServiceId>,
         message: String,
         location: Option<Location>,
     ) -> Finding {
-        Finding {
-            code: code.into(),
-            severity,
-            service: service.map(str::to_string),
-            message,
-            location,
-        }
+        Finding { code: code.into(), severity, service: service.cloned(), message, location }
     }
 }
 
@@ -284,7 +279,7 @@ struct Ctx<'a> {
     policy: &'a Policy,
     graph: DepGraph,
     /// `host/name` of each service, by inventory index.
-    ids: Vec<String>,
+    ids: Vec<ServiceId>,
 }
 
 impl Ctx<'_> {
@@ -292,7 +287,7 @@ impl Ctx<'_> {
     fn usage(&self, i: usize) -> u64 {
         let usage = &self.policy.usage;
         usage
-            .get(&self.ids[i])
+            .get(self.ids[i].as_str())
             .or_else(|| usage.get(&self.inv.services[i].name))
             .copied()
             .unwrap_or(0)
@@ -311,7 +306,7 @@ pub fn make_plan(inv: &Inventory, policy: &Policy, opts: &PlanOptions) -> Result
     }
     let index = Index::new(inv);
     let graph = DepGraph::build(inv, &index, policy)?;
-    let ids = inv.services.iter().map(service_id).collect();
+    let ids = inv.services.iter().map(ServiceId::of).collect();
     let ctx = Ctx { inv, policy, graph, ids };
     let mut findings = findings::funnel_prefixes(&ctx);
     let refs = refs::PolicyRefs::resolve(&ctx, &index)?;

@@ -7,6 +7,7 @@ use super::units::Units;
 use super::waves::Schedule;
 use super::{Ctx, Finding, Listener, Placement, PlannedService, RouteName, WaveKind};
 use crate::graph::EdgeKind;
+use crate::id::{Dependency, ServiceId};
 use std::collections::BTreeMap;
 use tailshift_parsers::Severity;
 use tailshift_routes::Route;
@@ -35,7 +36,7 @@ pub(super) fn planned(
     let mut services = Vec::with_capacity(n);
     for (i, s) in ctx.inv.services.iter().enumerate() {
         let mut reasons = statuses.reasons[i].clone();
-        let aliases: Vec<String> = alias_groups[&ctx.graph.alias_of[i]]
+        let aliases: Vec<ServiceId> = alias_groups[&ctx.graph.alias_of[i]]
             .iter()
             .filter(|&&j| j != i)
             .map(|&j| ctx.ids[j].clone())
@@ -46,7 +47,8 @@ pub(super) fn planned(
                 why.push_str("; pinned");
             }
             if !aliases.is_empty() {
-                why.push_str(&format!("; moves with its aliases {}", aliases.join(", ")));
+                let names: Vec<&str> = aliases.iter().map(ServiceId::as_str).collect();
+                why.push_str(&format!("; moves with its aliases {}", names.join(", ")));
             }
             reasons.push(why);
         }
@@ -105,16 +107,13 @@ fn wave_reason(ctx: &Ctx, units: &Units, schedule: &Schedule, i: usize, w: usize
 }
 
 /// What a service depends on, directly, with why.
-fn dependencies(ctx: &Ctx, i: usize) -> Vec<String> {
+fn dependencies(ctx: &Ctx, i: usize) -> Vec<Dependency> {
     ctx.graph
         .dependencies(i)
         .into_iter()
-        .map(|d| {
-            let why = match ctx.graph.edge_kind(i, d) {
-                Some(EdgeKind::ForwardAuth) => "forward auth",
-                _ => "policy",
-            };
-            format!("{} ({why})", ctx.ids[d])
+        .map(|d| Dependency {
+            id: ctx.ids[d].clone(),
+            why: ctx.graph.edge_kind(i, d).unwrap_or(EdgeKind::Policy),
         })
         .collect()
 }

@@ -34,7 +34,7 @@ pub(super) fn judge(
             .services
             .iter()
             .enumerate()
-            .map(|(i, s)| ctx.policy.strategy_for(&ctx.ids[i], &s.name))
+            .map(|(i, s)| ctx.policy.strategy_for(ctx.ids[i].as_str(), &s.name))
             .collect(),
     };
     for i in 0..n {

@@ -3,6 +3,7 @@
 //! between units, dependents, whether public, pin, hub, and the sort key.
 
 use super::{Ctx, Status};
+use crate::id::ServiceId;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The planned services grouped into units, and each unit's facts, by unit index.
@@ -24,7 +25,7 @@ pub(super) struct Units {
     /// Whether enough services depend on it to move it on its own.
     pub(super) hub: Vec<bool>,
     /// The id of its first member: the order among equals, and its name in errors.
-    pub(super) keys: Vec<String>,
+    pub(super) keys: Vec<ServiceId>,
     /// Units that a pinned unit depends on: they go first, so the pin can be honoured.
     pub(super) needed_by_pin: BTreeSet<usize>,
 }

@@ -48,7 +48,7 @@ fn canary(ctx: &Ctx, units: &Units) -> Vec<usize> {
         .collect();
     candidates.sort_by_key(|&u| {
         let usage = units.members[u].iter().map(|i| ctx.usage(*i)).sum::<u64>();
-        (units.pin[u] != Some(1), usage, units.keys[u].clone())
+        (units.pin[u] != Some(1), usage, units.keys[u].to_string())
     });
     let mut first = Vec::new();
     let mut size = 0;
@@ -140,12 +140,12 @@ impl<'a> Scheduler<'a> {
         if let Some(p) = units.pin[u] {
             self.pinned_ready.entry(p).or_default().push(u);
         } else if units.hub[u] {
-            self.ready_hubs.insert((Reverse(units.dependents[u]), &units.keys[u], u));
+            self.ready_hubs.insert((Reverse(units.dependents[u]), units.keys[u].as_str(), u));
         } else {
             self.ready.insert((
                 !units.needed_by_pin.contains(&u),
                 units.public[u],
-                &units.keys[u],
+                units.keys[u].as_str(),
                 u,
             ));
         }
@@ -225,7 +225,7 @@ impl<'a> Scheduler<'a> {
         if let Some((next, pinned)) = self.pinned_ready.first_key_value() {
             return PlanError::UnknownService {
                 key: "pins".into(),
-                name: units.keys[pinned[0]].clone(),
+                name: units.keys[pinned[0]].to_string(),
                 hint: format!(
                     ": pinned to wave {next}, but the plan has only {} waves before it",
                     number - 1
@@ -236,9 +236,9 @@ impl<'a> Scheduler<'a> {
         let d =
             units.deps[u].iter().find(|d| self.wave_of_unit[**d].is_none()).copied().unwrap_or(u);
         PlanError::PinBeforeDependency {
-            service: units.keys[u].clone(),
+            service: units.keys[u].to_string(),
             wave: units.pin[u].unwrap_or(number),
-            dependency: units.keys[d].clone(),
+            dependency: units.keys[d].to_string(),
             dependency_wave: units.pin[d].map_or("later".into(), |p| p.to_string()),
         }
     }
@@ -256,9 +256,9 @@ impl<'a> Scheduler<'a> {
                     .max_by_key(|d| self.wave_of_unit[*d])
                     .unwrap_or(u);
                 return Err(PlanError::PinBeforeDependency {
-                    service: units.keys[u].clone(),
+                    service: units.keys[u].to_string(),
                     wave: p,
-                    dependency: units.keys[blocker].clone(),
+                    dependency: units.keys[blocker].to_string(),
                     dependency_wave: self.wave_of_unit[blocker]
                         .map_or("later".into(), |w| w.to_string()),
                 });
