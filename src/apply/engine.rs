@@ -21,6 +21,7 @@ use tailshift_shims::hosts::{HostsFile, HostsShim};
 use tailshift_shims::records::RecordsFile;
 use tailshift_shims::split_dns::SplitDnsShim;
 use tailshift_shims::{Shim, ShimService};
+use tailshift_util::Timestamp;
 
 /// What `apply` was asked to do.
 pub struct Request<'a> {
@@ -398,12 +399,10 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
         }
     }
     // Another plan changed this host after this plan was made: stale.
-    let created = req.plan.created.clone();
+    let created = req.plan.created;
     let foreign: Vec<_> = super::journal::Journal::read(&dir)?
         .into_iter()
-        .filter(|r| {
-            r.plan_id != req.plan.plan_id && tailshift_plans::plan_file::rfc3339(r.at) >= created
-        })
+        .filter(|r| r.plan_id != req.plan.plan_id && Timestamp::from_unix_secs(r.at) >= created)
         .collect();
     if let Some(r) = foreign.first() {
         eprintln!(

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use tailshift_parsers::{Inventory, Location, Service, Severity};
 use tailshift_routes::Route;
+use tailshift_util::Timestamp;
 
 /// Version of the plan file format. 2: each service carries its sealed [`Route`]. A format-1
 /// plan (no routes) is still read, so waves it applied can be rolled back; it cannot be applied.
@@ -235,8 +236,8 @@ pub struct Plan {
     pub tool_version: String,
     /// Derived from the content.
     pub plan_id: String,
-    /// RFC 3339 time of creation (`SOURCE_DATE_EPOCH` when set).
-    pub created: String,
+    /// Time of creation (`SOURCE_DATE_EPOCH` when set), written as RFC 3339.
+    pub created: Timestamp,
     /// Input paths, as given.
     pub inputs: Vec<String>,
     /// How the inputs were read (`--host`, `--tsnsrv`, ...), to re-read them identically.
@@ -294,7 +295,8 @@ impl Ctx<'_> {
     }
 }
 
-/// Makes the plan (without hashes, creation time and id: [`crate::plan_file`] adds those).
+/// Makes the plan (without hashes, creation time and id: [`crate::plan_file`] adds those; until
+/// then the creation time is the epoch).
 pub fn make_plan(inv: &Inventory, policy: &Policy, opts: &PlanOptions) -> Result<Plan, PlanError> {
     if policy.tailnet.is_empty() {
         return Err(PlanError::Policy {
@@ -321,7 +323,7 @@ pub fn make_plan(inv: &Inventory, policy: &Policy, opts: &PlanOptions) -> Result
         format_version: FORMAT_VERSION,
         tool_version: env!("CARGO_PKG_VERSION").into(),
         plan_id: String::new(),
-        created: String::new(),
+        created: Timestamp::UNIX_EPOCH,
         inputs: inv.inputs.iter().map(|i| i.path.clone()).collect(),
         input_options: BTreeMap::new(),
         policy_file: None,
