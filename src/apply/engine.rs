@@ -275,15 +275,9 @@ impl Ctx<'_> {
         what: &str,
         f: impl FnOnce() -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
-        let plan_id = self.req.plan.plan_id.clone();
-        let intent = self.journal.intent(
-            &plan_id,
-            self.operation,
-            self.req.wave,
-            s.id.as_str(),
-            index,
-            what,
-        )?;
+        let (plan_id, id) = (self.req.plan.plan_id.clone(), s.id.as_str());
+        let intent =
+            self.journal.intent(&plan_id, self.operation, self.req.wave, id, index, what)?;
         failpoint(&format!("{}-{}-{index}-intent", self.operation, s.id));
         let r = f();
         self.journal.result(&intent, r.as_ref().err().map(|e| format!("{e:#}")))?;
