@@ -182,17 +182,17 @@ pub fn dot(plan: &Plan) -> String {
             kind(w.kind)
         );
         for id in &w.services {
-            let _ = writeln!(out, "    {} [label=\"{id}\"];", node_id(id));
+            let _ = writeln!(out, "    {} [label=\"{id}\"];", node_id(id.as_str()));
         }
         out.push_str("  }\n");
     }
     for s in &plan.services {
         if s.status != Status::Planned {
-            let _ = writeln!(out, "  {} [label=\"{}\", style=dashed];", node_id(&s.id), s.id);
+            let _ =
+                writeln!(out, "  {} [label=\"{}\", style=dashed];", node_id(s.id.as_str()), s.id);
         }
         for d in &s.depends_on {
-            let dep = d.split(' ').next().unwrap_or(d);
-            let _ = writeln!(out, "  {} -> {};", node_id(&s.id), node_id(dep));
+            let _ = writeln!(out, "  {} -> {};", node_id(s.id.as_str()), node_id(d.id.as_str()));
         }
     }
     out.push_str("}\n");
@@ -206,14 +206,13 @@ pub fn mermaid(plan: &Plan) -> String {
         let _ =
             writeln!(out, "  subgraph wave{}[\"wave {} ({})\"]", w.number, w.number, kind(w.kind));
         for id in &w.services {
-            let _ = writeln!(out, "    {}[\"{id}\"]", node_id(id));
+            let _ = writeln!(out, "    {}[\"{id}\"]", node_id(id.as_str()));
         }
         out.push_str("  end\n");
     }
     for s in &plan.services {
         for d in &s.depends_on {
-            let dep = d.split(' ').next().unwrap_or(d);
-            let _ = writeln!(out, "  {} --> {}", node_id(&s.id), node_id(dep));
+            let _ = writeln!(out, "  {} --> {}", node_id(s.id.as_str()), node_id(d.id.as_str()));
         }
     }
     out

@@ -13,14 +13,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::Duration;
 use tailshift_checks::{Outcome, check, check_with};
-use tailshift_plans::Plan;
 use tailshift_plans::plan::PlannedService;
 use tailshift_plans::steps::{Step, Strategy};
+use tailshift_plans::{Plan, ServiceId};
 use tailshift_routes::Route;
 use tailshift_shims::hosts::{HostsFile, HostsShim};
 use tailshift_shims::records::RecordsFile;
 use tailshift_shims::split_dns::SplitDnsShim;
 use tailshift_shims::{Shim, ShimService};
+use tailshift_util::Timestamp;
 
 /// What `apply` was asked to do.
 #[derive(Clone)]
@@ -76,11 +77,10 @@ pub fn route_of(s: &PlannedService) -> anyhow::Result<&Route> {
 fn credentials(plan: &Plan, s: &PlannedService) -> anyhow::Result<Vec<String>> {
     let Some(policy_file) = &plan.policy_file else { return Ok(Vec::new()) };
     let policy = tailshift_plans::policy::Policy::load(std::path::Path::new(policy_file))?;
-    let name = s.id.split('/').nth(1).unwrap_or(&s.id);
     let Some(file) = policy
         .checks
-        .get(&s.id)
-        .or_else(|| policy.checks.get(name))
+        .get(s.id.as_str())
+        .or_else(|| policy.checks.get(s.id.name()))
         .and_then(|c| c.credentials_file.clone())
     else {
         return Ok(Vec::new());
@@ -103,7 +103,7 @@ fn legacy_name(s: &PlannedService) -> String {
 
 fn shim_service(s: &PlannedService, cfg: &ApplyConfig) -> ShimService {
     ShimService {
-        service: s.id.clone(),
+        service: s.id.to_string(),
         legacy_name: legacy_name(s),
         new_names: s.placement.names.iter().skip(1).map(|n| n.name.clone()).collect(),
         proxy_addrs: cfg.proxy_addrs.clone(),
@@ -172,7 +172,7 @@ fn shim_for(
                 .clone()
                 .ok_or_else(|| anyhow::anyhow!("[apply.keep_node] is needed for keep-node"))?;
             let services =
-                plan.services.iter().map(|s| (s.id.clone(), s.inventory.clone())).collect();
+                plan.services.iter().map(|s| (s.id.to_string(), s.inventory.clone())).collect();
             Ok(Box::new(tailshift_shims::keep_node::KeepNodeShim {
                 dir: k.dir,
                 services,
@@ -201,7 +201,7 @@ fn run_legacy(
                     .args(args)
                     .env("TAILSHIFT_ACTION", action)
                     .env("TAILSHIFT_UNIT", unit)
-                    .env("TAILSHIFT_SERVICE", &s.id)
+                    .env("TAILSHIFT_SERVICE", s.id.as_str())
                     .env("TAILSHIFT_WAVE", wave.to_string()),
                 Duration::from_secs(cfg.adapter_timeout_s),
             )?;
@@ -290,9 +290,9 @@ impl Ctx<'_> {
         what: &str,
         f: impl FnOnce() -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
-        let plan_id = self.req.plan.plan_id.clone();
+        let (plan_id, id) = (self.req.plan.plan_id.clone(), s.id.as_str());
         let intent =
-            self.journal.intent(&plan_id, self.operation, self.req.wave, &s.id, index, what)?;
+            self.journal.intent(&plan_id, self.operation, self.req.wave, id, index, what)?;
         failpoint(&format!("{}-{}-{index}-intent", self.operation, s.id));
         let r = f();
         self.journal.result(&intent, r.as_ref().err().map(|e| format!("{e:#}")))?;
@@ -457,7 +457,9 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
     // services applied whose legacy node runs again. Only the rollback can complete it.
     let half_undone: Vec<&str> = services
         .iter()
-        .filter(|s| state.services.get(&s.id).is_some_and(|st| st.phase == Phase::RollingBack))
+        .filter(|s| {
+            state.services.get(s.id.as_str()).is_some_and(|st| st.phase == Phase::RollingBack)
+        })
         .map(|s| s.id.as_str())
         .collect();
     if !half_undone.is_empty() {
@@ -476,7 +478,7 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
         for s in wave_services(req.plan, w.number, &req.host)? {
             let ok = state
                 .services
-                .get(&s.id)
+                .get(s.id.as_str())
                 .is_some_and(|st| matches!(st.phase, Phase::Applied | Phase::Finalized));
             if !ok {
                 eprintln!(
@@ -488,12 +490,10 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
         }
     }
     // Another plan changed this host after this plan was made: stale.
-    let created = req.plan.created.clone();
+    let created = req.plan.created;
     let foreign: Vec<_> = super::journal::Journal::read(&dir)?
         .into_iter()
-        .filter(|r| {
-            r.plan_id != req.plan.plan_id && tailshift_plans::plan_file::rfc3339(r.at) >= created
-        })
+        .filter(|r| r.plan_id != req.plan.plan_id && Timestamp::from_unix_secs(r.at) >= created)
         .collect();
     if let Some(r) = foreign.first() {
         eprintln!(
@@ -519,8 +519,7 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
     // its node): this host cannot see that host's state, only whether the service works.
     for s in &services {
         for dep in &s.depends_on {
-            let id = dep.split_whitespace().next().unwrap_or(dep);
-            let Some(d) = req.plan.services.iter().find(|x| x.id == id) else { continue };
+            let Some(d) = req.plan.services.iter().find(|x| x.id == dep.id) else { continue };
             if d.inventory.host.known().is_some_and(|h| h == &req.host) {
                 continue;
             }
@@ -567,7 +566,7 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
         for s in &services {
             let done = state
                 .services
-                .get(&s.id)
+                .get(s.id.as_str())
                 .filter(|st| st.plan_id == req.plan.plan_id)
                 .map(|st| st.done.clone())
                 .unwrap_or_default();
@@ -601,14 +600,14 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
     let mut ctx =
         Ctx { req, journal: Journal::open(&dir)?, state, dir: dir.clone(), operation: "apply" };
     let mut failure = None;
-    let mut inconclusive: Vec<String> = Vec::new();
+    let mut inconclusive: Vec<&ServiceId> = Vec::new();
     super::signals::catch();
     'services: for s in &services {
         let steps = steps_of(s);
         let done = ctx
             .state
             .services
-            .get(&s.id)
+            .get(s.id.as_str())
             .filter(|st| st.plan_id == req.plan.plan_id)
             .map(|st| st.done.clone())
             .unwrap_or_default();
@@ -627,14 +626,16 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
             let r = ctx.record(s, i, &what, || run_step(req, s, step, baseline.get(&s.id)));
             match r {
                 Ok(()) => {
-                    let generation0 = ctx.state.services.get(&s.id).map_or(0, |x| x.generation);
-                    let entry = ctx.state.services.entry(s.id.clone()).or_insert(ServiceState {
-                        phase: Phase::Applying,
-                        wave: req.wave,
-                        plan_id: req.plan.plan_id.clone(),
-                        done: vec![],
-                        generation: generation0,
-                    });
+                    let generation0 =
+                        ctx.state.services.get(s.id.as_str()).map_or(0, |x| x.generation);
+                    let entry =
+                        ctx.state.services.entry(s.id.to_string()).or_insert(ServiceState {
+                            phase: Phase::Applying,
+                            wave: req.wave,
+                            plan_id: req.plan.plan_id.clone(),
+                            done: vec![],
+                            generation: generation0,
+                        });
                     entry.phase = Phase::Applying;
                     entry.done.push(i);
                     ctx.state.save(&ctx.dir)?;
@@ -652,9 +653,9 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
                     // waits for the operator (or its watcher's deadline) instead of passing.
                     eprintln!("{} step {i}: {what}: {e:#}", s.id);
                     if cfg.on_inconclusive == super::config::OnCheck::Pause {
-                        inconclusive.push(s.id.clone());
+                        inconclusive.push(&s.id);
                     }
-                    if let Some(st) = ctx.state.services.get_mut(&s.id) {
+                    if let Some(st) = ctx.state.services.get_mut(s.id.as_str()) {
                         st.done.push(i);
                     }
                     ctx.state.save(&ctx.dir)?;
@@ -666,8 +667,8 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
                     // The policy says a failed check pauses: the wave stays as it is, for the
                     // operator to confirm or roll back.
                     eprintln!("{} step {i}: {what}: FAILED: {e:#} (on_fail = \"pause\")", s.id);
-                    inconclusive.push(s.id.clone());
-                    if let Some(st) = ctx.state.services.get_mut(&s.id) {
+                    inconclusive.push(&s.id);
+                    if let Some(st) = ctx.state.services.get_mut(s.id.as_str()) {
                         st.done.push(i);
                     }
                     ctx.state.save(&ctx.dir)?;
@@ -679,9 +680,9 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
                 }
             }
         }
-        if let Some(st) = ctx.state.services.get_mut(&s.id) {
+        if let Some(st) = ctx.state.services.get_mut(s.id.as_str()) {
             st.phase = match cfg.confirm {
-                super::config::Confirm::Checks if !inconclusive.contains(&s.id) => Phase::Applied,
+                super::config::Confirm::Checks if !inconclusive.contains(&&s.id) => Phase::Applied,
                 _ => Phase::Unconfirmed,
             };
             st.generation += 1;
@@ -896,7 +897,7 @@ fn steps_to_undo(
     wave: usize,
     s: &PlannedService,
 ) -> anyhow::Result<Vec<usize>> {
-    let mut done = state.services.get(&s.id).map(|st| st.done.clone()).unwrap_or_default();
+    let mut done = state.services.get(s.id.as_str()).map(|st| st.done.clone()).unwrap_or_default();
     let mut started: Vec<usize> = Vec::new();
     for r in Journal::read(dir)? {
         if r.service != s.id || r.wave != wave {
@@ -951,7 +952,7 @@ fn undo(ctx: &mut Ctx, services: &[&PlannedService]) -> anyhow::Result<()> {
     for s in services.iter().rev() {
         let steps = steps_of(req.plan, req.wave, s);
         let done = steps_to_undo(&ctx.dir, &ctx.state, req.wave, s)?;
-        if let Some(st) = ctx.state.services.get_mut(&s.id) {
+        if let Some(st) = ctx.state.services.get_mut(s.id.as_str()) {
             st.phase = Phase::RollingBack;
         }
         ctx.state.save(&ctx.dir)?;
@@ -1026,7 +1027,7 @@ fn undo(ctx: &mut Ctx, services: &[&PlannedService]) -> anyhow::Result<()> {
             }
         }
         if first_error.is_none() {
-            ctx.state.services.remove(&s.id);
+            ctx.state.services.remove(s.id.as_str());
         }
         ctx.state.save(&ctx.dir)?;
     }
@@ -1060,7 +1061,7 @@ fn shared_process_conflict(
         .filter(|s| {
             !state
                 .services
-                .get(&s.id)
+                .get(s.id.as_str())
                 .is_some_and(|st| matches!(st.phase, Phase::Applied | Phase::Finalized))
         })
         .map(|s| s.id.as_str())
@@ -1107,7 +1108,7 @@ pub fn finalize(req: &Request) -> anyhow::Result<Exit> {
         .filter(|s| {
             !state
                 .services
-                .get(&s.id)
+                .get(s.id.as_str())
                 .is_some_and(|st| matches!(st.phase, Phase::Applied | Phase::Finalized))
         })
         .map(|s| s.id.as_str())
@@ -1127,10 +1128,9 @@ pub fn finalize(req: &Request) -> anyhow::Result<Exit> {
             format!("finalize wave {} on {} (dry run: nothing changes)", req.wave, req.host),
             serde_json::json!({"event": "dry_run", "operation": "finalize"}),
         );
-        for s in services
-            .iter()
-            .filter(|s| !state.services.get(&s.id).is_some_and(|st| st.phase == Phase::Finalized))
-        {
+        for s in services.iter().filter(|s| {
+            !state.services.get(s.id.as_str()).is_some_and(|st| st.phase == Phase::Finalized)
+        }) {
             let unit = legacy_unit(req.plan, req.wave, s);
             let effect = match &cfg.legacy {
                 Legacy::Command { command } => format!(
@@ -1164,7 +1164,7 @@ pub fn finalize(req: &Request) -> anyhow::Result<Exit> {
         Ctx { req, journal: Journal::open(&dir)?, state, dir: dir.clone(), operation: "finalize" };
     super::signals::catch();
     for s in &services {
-        if ctx.state.services.get(&s.id).is_some_and(|st| st.phase == Phase::Finalized) {
+        if ctx.state.services.get(s.id.as_str()).is_some_and(|st| st.phase == Phase::Finalized) {
             continue;
         }
         if super::signals::interrupted() {
@@ -1182,7 +1182,7 @@ pub fn finalize(req: &Request) -> anyhow::Result<Exit> {
             eprintln!("error: finalizing {}: {e:#}", s.id);
             return Ok(Exit::Dirty);
         }
-        if let Some(st) = ctx.state.services.get_mut(&s.id) {
+        if let Some(st) = ctx.state.services.get_mut(s.id.as_str()) {
             st.phase = Phase::Finalized;
             st.generation += 1;
         }

@@ -33,7 +33,7 @@ impl Owner {
             self.wave.map(|w| format!(" of wave {w}")).unwrap_or_default(),
             self.pid,
             self.host,
-            tailshift_plans::plan_file::rfc3339(self.since),
+            tailshift_util::Timestamp::from_unix_secs(self.since),
             self.id,
             if self.is_stale() { ", a process that no longer exists" } else { "" }
         )
