@@ -73,100 +73,16 @@ pub fn run(a: &StatusArgs) -> anyhow::Result<Exit> {
             });
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
-        Format::Table => {
-            println!(
-                "state directory {} (lineage {}, serial {})",
-                dir.display(),
-                state.lineage,
-                state.serial
-            );
-            if state.services.is_empty() {
-                println!("no service has moved on this host");
-            }
-            for (name, s) in &state.services {
-                let done: Vec<String> = s.done.iter().map(usize::to_string).collect();
-                println!(
-                    "  {name:<32} {:<12} wave {:<3} plan {} steps done: {}",
-                    serde_json::to_value(s.phase)?.as_str().unwrap_or(""),
-                    s.wave,
-                    s.plan_id,
-                    if done.is_empty() { "none".to_string() } else { done.join(", ") }
-                );
-            }
-            if let Some(o) = live {
-                let at = dangling
-                    .last()
-                    .map(|d| {
-                        format!(
-                            ", at {} step {} ({})",
-                            if d.intent.service.is_empty() {
-                                "the wave"
-                            } else {
-                                &d.intent.service
-                            },
-                            d.intent.step,
-                            d.intent.what
-                        )
-                    })
-                    .unwrap_or_default();
-                println!("in progress: {}{at}", o.describe());
-            }
-            for name in stuck.iter().filter(|_| live.is_none()) {
-                let st = &state.services[*name];
-                let config = a
-                    .config
-                    .as_ref()
-                    .map(|c| format!(" --config {}", c.display()))
-                    .unwrap_or_default();
-                let next = match st.phase {
-                    Phase::RollingBack => format!(
-                        "was being rolled back in wave {w}, and nothing runs now: complete it with `migrate rollback --wave {w}{config}`",
-                        w = st.wave
-                    ),
-                    _ => format!(
-                        "was being applied in wave {w}, and nothing runs now: resume with `migrate apply --wave {w}{config}`, or undo with `migrate rollback --wave {w}{config}`",
-                        w = st.wave
-                    ),
-                };
-                println!("INTERRUPTED: {name} {next}");
-            }
-            for d in dangling.iter().filter(|_| live.is_none()) {
-                let i = &d.intent;
-                println!(
-                    "INTERRUPTED: {} of wave {} stopped at {} step {} ({}), plan {}: the step may or may not have taken effect; run `migrate apply --wave {}` again (it resumes) or `migrate rollback --wave {}`",
-                    i.operation,
-                    i.wave,
-                    if i.service.is_empty() { "the wave" } else { &i.service },
-                    i.step,
-                    i.what,
-                    i.plan_id,
-                    i.wave,
-                    i.wave
-                );
-            }
-            for d in &drift {
-                println!("DRIFT: {d}");
-            }
-            if let Some(o) = &lock {
-                println!(
-                    "locked by {} (pid {} on {}, {}{}){}",
-                    o.id,
-                    o.pid,
-                    o.host,
-                    o.operation,
-                    o.wave.map(|w| format!(" wave {w}")).unwrap_or_default(),
-                    if o.is_stale() {
-                        format!(
-                            ": stale, `migrate force-unlock {} --state-dir {}` after checking",
-                            o.id,
-                            dir.display()
-                        )
-                    } else {
-                        String::new()
-                    }
-                );
-            }
-        }
+        Format::Table => print_table(&Seen {
+            dir: &dir,
+            state: &state,
+            dangling: &dangling,
+            drift: &drift,
+            lock: lock.as_ref(),
+            live,
+            stuck: &stuck,
+            config: a.config.as_deref(),
+        })?,
     }
     Ok(exit)
 }
@@ -251,4 +167,107 @@ pub fn force_unlock(a: &ForceUnlockArgs) -> anyhow::Result<Exit> {
             Ok(Exit::BadInput)
         }
     }
+}
+
+/// What `status` found, for its table.
+struct Seen<'a> {
+    dir: &'a std::path::Path,
+    state: &'a State,
+    dangling: &'a [crate::apply::journal::Dangling],
+    drift: &'a [String],
+    lock: Option<&'a crate::apply::lock::Owner>,
+    live: Option<&'a crate::apply::lock::Owner>,
+    stuck: &'a [&'a String],
+    config: Option<&'a std::path::Path>,
+}
+
+/// The table of `status`: the state directory, each service, what was interrupted and the
+/// command that continues it, drift, the lock.
+fn print_table(seen: &Seen) -> anyhow::Result<()> {
+    let Seen { dir, state, dangling, drift, lock, live, stuck, config } = *seen;
+    println!(
+        "state directory {} (lineage {}, serial {})",
+        dir.display(),
+        state.lineage,
+        state.serial
+    );
+    if state.services.is_empty() {
+        println!("no service has moved on this host");
+    }
+    for (name, s) in &state.services {
+        let done: Vec<String> = s.done.iter().map(usize::to_string).collect();
+        println!(
+            "  {name:<32} {:<12} wave {:<3} plan {} steps done: {}",
+            serde_json::to_value(s.phase)?.as_str().unwrap_or(""),
+            s.wave,
+            s.plan_id,
+            if done.is_empty() { "none".to_string() } else { done.join(", ") }
+        );
+    }
+    if let Some(o) = live {
+        let at = dangling
+            .last()
+            .map(|d| {
+                format!(
+                    ", at {} step {} ({})",
+                    if d.intent.service.is_empty() { "the wave" } else { &d.intent.service },
+                    d.intent.step,
+                    d.intent.what
+                )
+            })
+            .unwrap_or_default();
+        println!("in progress: {}{at}", o.describe());
+    }
+    for name in stuck.iter().filter(|_| live.is_none()) {
+        let st = &state.services[*name];
+        let config = config.map(|c| format!(" --config {}", c.display())).unwrap_or_default();
+        let next = match st.phase {
+            Phase::RollingBack => format!(
+                "was being rolled back in wave {w}, and nothing runs now: complete it with `migrate rollback --wave {w}{config}`",
+                w = st.wave
+            ),
+            _ => format!(
+                "was being applied in wave {w}, and nothing runs now: resume with `migrate apply --wave {w}{config}`, or undo with `migrate rollback --wave {w}{config}`",
+                w = st.wave
+            ),
+        };
+        println!("INTERRUPTED: {name} {next}");
+    }
+    for d in dangling.iter().filter(|_| live.is_none()) {
+        let i = &d.intent;
+        println!(
+            "INTERRUPTED: {} of wave {} stopped at {} step {} ({}), plan {}: the step may or may not have taken effect; run `migrate apply --wave {}` again (it resumes) or `migrate rollback --wave {}`",
+            i.operation,
+            i.wave,
+            if i.service.is_empty() { "the wave" } else { &i.service },
+            i.step,
+            i.what,
+            i.plan_id,
+            i.wave,
+            i.wave
+        );
+    }
+    for d in drift {
+        println!("DRIFT: {d}");
+    }
+    if let Some(o) = &lock {
+        println!(
+            "locked by {} (pid {} on {}, {}{}){}",
+            o.id,
+            o.pid,
+            o.host,
+            o.operation,
+            o.wave.map(|w| format!(" wave {w}")).unwrap_or_default(),
+            if o.is_stale() {
+                format!(
+                    ": stale, `migrate force-unlock {} --state-dir {}` after checking",
+                    o.id,
+                    dir.display()
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(())
 }
