@@ -13,6 +13,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+use tailshift_parsers::{Inventory, Opt, Options};
 
 /// One service of the example, as the inventory read it.
 #[derive(Clone, Debug)]
@@ -38,10 +39,6 @@ impl Svc {
     }
 }
 
-fn json_str(v: &serde_json::Value) -> Option<&str> {
-    v.get("known")?.get("value")?.as_str()
-}
-
 /// Runs `migrate inventory` on the example's hosts and reads its services.
 pub(crate) fn read(env: &Env, apps: &Apps, s: &mut Summary) -> anyhow::Result<Vec<Svc>> {
     let hosts_dir = apps.homelab.join("hosts");
@@ -53,13 +50,13 @@ pub(crate) fn read(env: &Env, apps: &Apps, s: &mut Summary) -> anyhow::Result<Ve
         bail!("migrate inventory failed: {}", String::from_utf8_lossy(&out.stderr));
     }
     std::fs::write(env.dir.join("inventory.json"), &out.stdout)?;
-    let inv: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let inv: Inventory = serde_json::from_slice(&out.stdout).context("inventory")?;
     let mut svcs: Vec<Svc> = Vec::new();
     let mut counters: BTreeMap<String, u8> = BTreeMap::new();
-    for v in inv["services"].as_array().context("inventory services")? {
-        let name = v["name"].as_str().context("service name")?.to_string();
-        let host = json_str(&v["host"]).context("service host")?.to_string();
-        let app = app_of(apps, &host, &name, &v["effective"])?;
+    for v in &inv.services {
+        let name = v.name.clone();
+        let host = v.host.known().context("service host")?.clone();
+        let app = app_of(apps, &host, &name, &v.effective)?;
         let net = HOSTS.iter().find(|h| h.0 == host).map(|h| h.2).context("unknown host")?;
         let n = counters.entry(host.clone()).or_insert(0);
         *n += 1;
@@ -73,7 +70,7 @@ pub(crate) fn read(env: &Env, apps: &Apps, s: &mut Summary) -> anyhow::Result<Ve
         });
     }
     s.services = svcs.len();
-    let unknown: usize = inv["diagnostics"].as_array().map_or(0, |d| d.len());
+    let unknown = inv.diagnostics.len();
     say(format!(
         "[1/5] inventory: {} services on {} hosts read from {} ({} diagnostics); `migrate inventory {}`",
         svcs.len(),
@@ -86,16 +83,13 @@ pub(crate) fn read(env: &Env, apps: &Apps, s: &mut Summary) -> anyhow::Result<Ve
 }
 
 /// The app behind a service's upstream (its effective options): by socket, or by port.
-fn app_of(apps: &Apps, host: &str, name: &str, eff: &serde_json::Value) -> anyhow::Result<String> {
-    if let Some(sock) = json_str(&eff["upstreamUnixAddr"]) {
+fn app_of(apps: &Apps, host: &str, name: &str, eff: &Options) -> anyhow::Result<String> {
+    if let Some(sock) = eff.str(Opt::UpstreamUnixAddr) {
         apps.at.iter().find(|(_, t)| matches!(t, Target::Unix(p) if p.as_os_str() == sock))
     } else {
-        let url = json_str(&eff["toURL"]).context("toURL")?;
-        let port: u16 = url
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.trim_end_matches('/').parse().ok())
-            .with_context(|| format!("{name}: no port in {url}"))?;
+        let url = eff.url(Opt::ToUrl)?.context("toURL")?;
+        let port =
+            url.port_or_known_default().with_context(|| format!("{name}: no port in {url}"))?;
         apps.at.iter().find(|(_, t)| matches!(t, Target::Tcp(a) if a.port() == port))
     }
     .map(|(a, _)| a.clone())

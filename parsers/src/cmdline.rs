@@ -153,7 +153,7 @@ pub fn parse_flags(words: &[Word], fork: bool) -> ParsedFlags {
                 };
                 match flag {
                     "name" => {
-                        p.options.set("name", Sourced::declared(json!(v), None));
+                        p.options.set_named("name", Sourced::declared(json!(v), None));
                         p.offsets.push(("name".into(), w.offset));
                     }
                     "service" => p.service_flags.push(Word { text: v, offset: w.offset }),
@@ -211,15 +211,15 @@ pub fn parse_flags(words: &[Word], fork: bool) -> ParsedFlags {
         };
         p.offsets.push((spec.name.to_string(), w.offset));
         if let Some(v) = value {
-            p.options.set(spec.name, Sourced::declared(v, None));
+            p.options.set(spec.key, Sourced::declared(v, None));
         }
         i += 1;
     }
     for (k, v) in lists {
-        p.options.set(k, Sourced::declared(Json::Array(v), None));
+        p.options.set_named(k, Sourced::declared(Json::Array(v), None));
     }
     for (k, v) in maps {
-        p.options.set(k, Sourced::declared(Json::Object(v), None));
+        p.options.set_named(k, Sourced::declared(Json::Object(v), None));
     }
     p.positional = words[i.min(words.len())..].to_vec();
     p
@@ -263,6 +263,7 @@ pub fn service_flag_words(value: &str) -> Vec<Word> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::options::Opt;
 
     fn texts(line: &str) -> Vec<String> {
         shell_words(line).unwrap().into_iter().map(|w| w.text).collect()
@@ -305,20 +306,20 @@ mod tests {
                 .map(|t| Word { text: t.to_string(), offset: 0 })
                 .collect();
         let p = parse_flags(&words, false);
-        assert_eq!(p.options.bool("funnel"), Some(true));
-        assert_eq!(p.options.list("tags"), Some(vec!["tag:a".to_string(), "tag:b".to_string()]));
+        assert_eq!(p.options.bool(Opt::Funnel), Some(true));
+        assert_eq!(p.options.list(Opt::Tags), Some(vec!["tag:a".to_string(), "tag:b".to_string()]));
         assert_eq!(
             p.positional.iter().map(|w| w.text.as_str()).collect::<Vec<_>>(),
             vec!["http://u", "-plaintext"]
         );
-        assert!(p.options.get("plaintext").is_none());
+        assert!(p.options.get(Opt::Plaintext).is_none());
     }
 
     #[test]
     fn fork_only_flags_are_unknown_to_upstream() {
         let words = vec![Word { text: "-authURL=https://a".into(), offset: 0 }];
         assert_eq!(parse_flags(&words, false).unknown_flags, vec!["-authURL=https://a"]);
-        assert_eq!(parse_flags(&words, true).options.str("authURL"), Some("https://a"));
+        assert_eq!(parse_flags(&words, true).options.str(Opt::AuthUrl), Some("https://a"));
     }
 
     #[test]
@@ -329,7 +330,7 @@ mod tests {
         ];
         let p = parse_flags(&words, false);
         assert_eq!(
-            p.options.map("upstreamHeaders").unwrap().get("X-A").map(String::as_str),
+            p.options.map(Opt::UpstreamHeaders).unwrap().get("X-A").map(String::as_str),
             Some("1")
         );
         assert_eq!(p.bad_values.len(), 1);
@@ -339,8 +340,8 @@ mod tests {
     fn service_form_expands_to_flags() {
         let w = service_flag_words("name=a,upstream=http://x:1,tag=tag:t,funnel=yes");
         let p = parse_flags(&w, true);
-        assert_eq!(p.options.str("name"), Some("a"));
-        assert_eq!(p.options.bool("funnel"), Some(true));
+        assert_eq!(p.options.get_named("name").and_then(|v| v.known()), Some(&json!("a")));
+        assert_eq!(p.options.bool(Opt::Funnel), Some(true));
         assert_eq!(p.positional[0].text, "http://x:1");
     }
 }

@@ -36,10 +36,10 @@ fn key(s: &Service) -> (String, String) {
 /// The built-in reading's module-level value of an option: declared, else taken from
 /// `defaults` or the module's default; `None` where the flavour's own semantics decide it.
 fn module_value<'a>(s: &'a Service, opt: &str) -> Option<&'a Sourced<Json>> {
-    if let Some(v) = s.declared.get(opt) {
+    if let Some(v) = s.declared.get_named(opt) {
         return Some(v);
     }
-    let v = s.effective.get(opt)?;
+    let v = s.effective.get_named(opt)?;
     match v {
         Sourced::Known { source: Source::Default { rule }, .. }
             if rule.contains("NixOS module default") =>
@@ -78,7 +78,7 @@ pub fn cross_check(builtin: &Inventory, nix: &Inventory) -> CrossCheck {
             continue;
         };
         out.services += 1;
-        for (opt, theirs) in &n.declared.0 {
+        for (opt, theirs) in &n.declared {
             let Sourced::Known { value: theirs, .. } = theirs else { continue };
             match module_value(s, opt) {
                 Some(Sourced::Known { value, .. }) if value == theirs => out.agreed += 1,
@@ -91,9 +91,9 @@ pub fn cross_check(builtin: &Inventory, nix: &Inventory) -> CrossCheck {
                 None => {}
             }
         }
-        for (opt, v) in &s.declared.0 {
+        for (opt, v) in &s.declared {
             if let Sourced::Known { value, .. } = v
-                && !matches!(n.declared.get(opt), Some(Sourced::Known { .. }))
+                && !matches!(n.declared.get_named(opt), Some(Sourced::Known { .. }))
             {
                 out.differences
                     .push(format!("{host}/{name}.{opt}: built-in {value}, Nix has no value"));

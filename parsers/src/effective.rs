@@ -6,13 +6,11 @@
 //! the upstream sees its own Host and unstripped paths. Each effective value says which rule
 //! produced it.
 
+use crate::defaults;
 use crate::diagnostic::Diagnostic;
 use crate::inventory::{Flavour, Options, Sourced};
-use crate::options::{self, OptKind};
+use crate::options::{self, Opt, OptKind};
 use serde_json::{Value as Json, json};
-
-/// The `authPath` default of the fork.
-pub const DEFAULT_AUTH_PATH: &str = "/api/authz/forward-auth";
 
 /// Where a service's declaration came from, which decides the defaults below it.
 #[derive(Clone, Debug)]
@@ -33,107 +31,6 @@ pub enum Origin {
     Yaml,
     /// A `Serving` log line: only what it prints is known.
     Log,
-}
-
-fn module_default(name: &str) -> Option<Json> {
-    Some(match name {
-        "funnel"
-        | "insecureHTTPS"
-        | "plaintext"
-        | "suppressWhois"
-        | "suppressTailnetDialer"
-        | "ephemeral"
-        | "tsnetVerbose"
-        | "upstreamAllowInsecureCiphers"
-        | "authInsecureHTTPS"
-        | "authBypassForTailnet" => json!(false),
-        "stripPrefix" => json!(true),
-        "upstreamUnixAddr" | "whoisTimeout" | "readHeaderTimeout" | "loginServerUrl"
-        | "certificateFile" | "certificateKey" | "acmeHost" | "timeout" | "authURL" => Json::Null,
-        "prefixes" | "supplementalGroups" | "tags" | "extraArgs" => json!([]),
-        "upstreamHeaders" | "authCopyHeaders" => json!({}),
-        "listenAddr" => json!(":443"),
-        "authPath" => json!(DEFAULT_AUTH_PATH),
-        "authTimeout" => json!("5s"),
-        _ => return None,
-    })
-}
-
-/// Per-service options whose module default is `services.tsnsrv.defaults.<same name>`.
-fn defaults_from_defaults(name: &str, fork: bool) -> bool {
-    matches!(
-        name,
-        "authKeyPath"
-            | "ephemeral"
-            | "listenAddr"
-            | "loginServerUrl"
-            | "package"
-            | "certificateFile"
-            | "certificateKey"
-            | "acmeHost"
-            | "supplementalGroups"
-            | "tags"
-            | "timeout"
-            | "tsnetVerbose"
-            | "upstreamAllowInsecureCiphers"
-    ) || (name == "extraArgs" && !fork)
-        || (fork && name.starts_with("auth") && name != "authKeyPath")
-}
-
-fn cli_default(name: &str, fork: bool) -> Option<Json> {
-    Some(match name {
-        "listenAddr" => json!(":443"),
-        "plaintext"
-        | "funnel"
-        | "funnelOnly"
-        | "ephemeral"
-        | "insecureHTTPS"
-        | "upstreamAllowInsecureCiphers"
-        | "suppressWhois"
-        | "suppressTailnetDialer"
-        | "tsnetVerbose" => json!(false),
-        "stripPrefix" | "recommendedProxyHeaders" => json!(true),
-        "tags" | "prefixes" => json!([]),
-        "upstreamHeaders" => json!({}),
-        "whoisTimeout" => json!("1s"),
-        "readHeaderTimeout" => json!("0s"),
-        "timeout" => json!("1m"),
-        "certificateFile" | "certificateKey" | "upstreamUnixAddr" | "upstreamTCPAddr" => Json::Null,
-        "prometheusAddr" => json!(":9099"),
-        "enableBugReports" if !fork => json!(false),
-        "authURL" if fork => Json::Null,
-        "authPath" if fork => json!(DEFAULT_AUTH_PATH),
-        "authTimeout" if fork => json!("5s"),
-        "authCopyHeaders" if fork => json!({}),
-        "authInsecureHTTPS" | "authBypassForTailnet" if fork => json!(false),
-        _ => return None,
-    })
-}
-
-fn yaml_default(name: &str) -> Option<Json> {
-    Some(match name {
-        "listenAddr" => json!(":443"),
-        "plaintext"
-        | "funnel"
-        | "funnelOnly"
-        | "ephemeral"
-        | "insecureHTTPS"
-        | "upstreamAllowInsecureCiphers"
-        | "suppressWhois"
-        | "suppressTailnetDialer"
-        | "tsnetVerbose"
-        | "authInsecureHTTPS"
-        | "authBypassForTailnet" => json!(false),
-        // The YAML's Go struct has plain bools: a missing key is false (tsnsrv.md 1.5, 1.6).
-        "stripPrefix" | "recommendedProxyHeaders" => json!(false),
-        "tags" | "prefixes" => json!([]),
-        "upstreamHeaders" | "authCopyHeaders" => json!({}),
-        "readHeaderTimeout" => json!("0s"),
-        "timeout" => json!("1m"),
-        "certificateFile" | "certificateKey" | "upstreamUnixAddr" | "upstreamTCPAddr"
-        | "authURL" => Json::Null,
-        _ => return None,
-    })
 }
 
 fn is_null_or_empty(v: &Json) -> bool {
@@ -168,8 +65,8 @@ pub fn effective(
             }
         }
         Origin::Cli | Origin::ServiceFlag => {
-            for (k, v) in &declared.0 {
-                eff.set(k.clone(), v.clone());
+            for (k, v) in declared {
+                eff.set_named(k.clone(), v.clone());
             }
             let rule = if matches!(origin, Origin::ServiceFlag) {
                 "default of the fork's -service k=v form"
@@ -179,34 +76,34 @@ pub fn effective(
                 "tsnsrv CLI default"
             };
             for o in options::OPTIONS {
-                if eff.get(o.name).is_none()
-                    && let Some(d) = cli_default(o.name, fork)
+                if eff.get(o.key).is_none()
+                    && let Some(d) = defaults::cli(o.key, fork)
                 {
-                    eff.set(o.name, Sourced::default(d, rule));
+                    eff.set(o.key, Sourced::default(d, rule));
                 }
             }
-            if eff.get("stateDir").is_none() {
+            if eff.get(Opt::StateDir).is_none() {
                 eff.set(
-                    "stateDir",
+                    Opt::StateDir,
                     Sourced::unknown("no -stateDir: tsnsrv uses $TS_STATE_DIR, else ~/.config/tsnet-tsnsrv of its user", None),
                 );
             }
         }
         Origin::Yaml => {
-            for (k, v) in &declared.0 {
-                eff.set(k.clone(), v.clone());
+            for (k, v) in declared {
+                eff.set_named(k.clone(), v.clone());
             }
             let rule = "fork YAML default (a missing key is Go's zero value; tsnsrv.md 1.6)";
             for o in options::OPTIONS {
-                if eff.get(o.name).is_none()
+                if eff.get(o.key).is_none()
                     && o.yaml.is_some()
-                    && let Some(d) = yaml_default(o.name)
+                    && let Some(d) = defaults::yaml(o.key)
                 {
-                    eff.set(o.name, Sourced::default(d, rule));
+                    eff.set(o.key, Sourced::default(d, rule));
                 }
             }
             yaml_conditional_defaults(&mut eff);
-            if eff.get("stateDir").is_none() {
+            if eff.get(Opt::StateDir).is_none() {
                 findings.push(
                     Diagnostic::warning(
                         "shared_state_dir",
@@ -215,7 +112,7 @@ pub fn effective(
                     .for_service(name),
                 );
                 eff.set(
-                    "stateDir",
+                    Opt::StateDir,
                     Sourced::default(
                         json!("~/.config/tsnet-tsnsrv"),
                         "tsnet default state directory",
@@ -224,15 +121,15 @@ pub fn effective(
             }
         }
         Origin::Log => {
-            for (k, v) in &declared.0 {
-                eff.set(k.clone(), v.clone());
+            for (k, v) in declared {
+                eff.set_named(k.clone(), v.clone());
             }
             for o in options::OPTIONS {
-                if eff.get(o.name).is_none()
+                if eff.get(o.key).is_none()
                     && !matches!(o.kind, OptKind::UrlParts | OptKind::Package)
                 {
                     eff.set(
-                        o.name,
+                        o.key,
                         Sourced::unknown("tsnsrv's Serving log line does not print it", None),
                     );
                 }
@@ -253,10 +150,10 @@ struct ModuleRules {
 }
 
 static MODULE_RULES: std::sync::LazyLock<ModuleRules> = std::sync::LazyLock::new(|| ModuleRules {
-    default: options::OPTIONS.iter().map(|o| module_default(o.name)).collect(),
+    default: options::OPTIONS.iter().map(|o| defaults::module(o.key)).collect(),
     from_defaults: [
-        options::OPTIONS.iter().map(|o| defaults_from_defaults(o.name, false)).collect(),
-        options::OPTIONS.iter().map(|o| defaults_from_defaults(o.name, true)).collect(),
+        options::OPTIONS.iter().map(|o| defaults::from_defaults(o.key, false)).collect(),
+        options::OPTIONS.iter().map(|o| defaults::from_defaults(o.key, true)).collect(),
     ],
 });
 
@@ -266,15 +163,15 @@ fn module_level(declared: &Options, defaults: &Options, fork: bool, eff: &mut Op
         if !(if fork { o.fork_module } else { o.upstream_module }) {
             continue;
         }
-        if let Some(v) = declared.get(o.name) {
-            eff.set(o.name, v.clone());
+        if let Some(v) = declared.get(o.key) {
+            eff.set(o.key, v.clone());
             continue;
         }
-        if matches!(o.kind, options::OptKind::UrlParts) || o.name == "toURL" {
+        if matches!(o.kind, options::OptKind::UrlParts) || o.key == Opt::ToUrl {
             continue;
         }
         if rules.from_defaults[fork as usize][i]
-            && let Some(v) = defaults.get(o.name)
+            && let Some(v) = defaults.get(o.key)
         {
             let v = match v {
                 Sourced::Known { value, .. } => Sourced::derived(
@@ -284,14 +181,14 @@ fn module_level(declared: &Options, defaults: &Options, fork: bool, eff: &mut Op
                 ),
                 unknown => unknown.clone(),
             };
-            eff.set(o.name, v);
+            eff.set(o.key, v);
             continue;
         }
         if let Some(d) = &rules.default[i] {
-            eff.set(o.name, Sourced::default(d.clone(), "tsnsrv NixOS module default"));
-        } else if o.name == "authKeyPath" {
+            eff.set(o.key, Sourced::default(d.clone(), "tsnsrv NixOS module default"));
+        } else if o.key == Opt::AuthKeyPath {
             eff.set(
-                o.name,
+                o.key,
                 Sourced::unknown(
                     "neither the service nor services.tsnsrv.defaults sets authKeyPath",
                     None,
@@ -299,8 +196,11 @@ fn module_level(declared: &Options, defaults: &Options, fork: bool, eff: &mut Op
             );
         }
     }
-    if eff.get("toURL").is_none() {
-        eff.set("toURL", url_from_parts(declared.get("urlParts"), defaults.get("urlParts")));
+    if eff.get(Opt::ToUrl).is_none() {
+        eff.set(
+            Opt::ToUrl,
+            url_from_parts(declared.get(Opt::UrlParts), defaults.get(Opt::UrlParts)),
+        );
     }
 }
 
@@ -369,32 +269,36 @@ fn cli_process_level(
 ) {
     let fork = flavour.is_fork();
     eff.set(
-        "recommendedProxyHeaders",
+        Opt::RecommendedProxyHeaders,
         Sourced::default(json!(true), "tsnsrv CLI default: the module has no option for it, so the upstream sees the original Host"),
     );
-    eff.set("funnelOnly", Sourced::default(json!(false), "tsnsrv CLI default"));
-    eff.set("upstreamTCPAddr", Sourced::default(Json::Null, "tsnsrv CLI default"));
-    null_to(eff, "whoisTimeout", json!("1s"), "tsnsrv CLI default (-whoisTimeout=1s)");
-    null_to(eff, "timeout", json!("1m"), "tsnsrv CLI default (-timeout=1m)");
-    if matches!(eff.get("readHeaderTimeout"), Some(Sourced::Known { value: Json::Null, .. })) {
-        let v = match eff.get("funnel") {
+    eff.set(Opt::FunnelOnly, Sourced::default(json!(false), "tsnsrv CLI default"));
+    eff.set(Opt::UpstreamTcpAddr, Sourced::default(Json::Null, "tsnsrv CLI default"));
+    for (k, rule) in [
+        (Opt::WhoisTimeout, "tsnsrv CLI default (-whoisTimeout=1s)"),
+        (Opt::Timeout, "tsnsrv CLI default (-timeout=1m)"),
+    ] {
+        null_to(eff, k, defaults::cli(k, fork).unwrap_or_default(), rule);
+    }
+    if matches!(eff.get(Opt::ReadHeaderTimeout), Some(Sourced::Known { value: Json::Null, .. })) {
+        let v = match eff.get(Opt::Funnel) {
             Some(Sourced::Known { value: Json::Bool(f), .. }) => Sourced::default(
                 json!(if *f { "1s" } else { "0s" }),
                 "tsnsrv NixOS module: 1s for funnel services, else 0s",
             ),
             _ => Sourced::unknown("depends on funnel, which is unknown", None),
         };
-        eff.set("readHeaderTimeout", v);
+        eff.set(Opt::ReadHeaderTimeout, v);
     }
     // The module never turns suppressWhois into a flag (upstream 9f1ea2e; tsnsrv.md 1.4).
-    if eff.bool("suppressWhois") == Some(true)
+    if eff.bool(Opt::SuppressWhois) == Some(true)
         && !eff
-            .list("extraArgs")
+            .list(Opt::ExtraArgs)
             .unwrap_or_default()
             .iter()
             .any(|a| a.trim_start_matches('-').starts_with("suppressWhois"))
     {
-        let loc = eff.get("suppressWhois").and_then(|s| s.location().cloned());
+        let loc = eff.get(Opt::SuppressWhois).and_then(|s| s.location().cloned());
         findings.push(
             Diagnostic::warning(
                 "module_option_ignored",
@@ -405,7 +309,7 @@ fn cli_process_level(
             .note("tailshift keeps what was in effect: whois on. Use extraArgs = [\"-suppressWhois\"] to really suppress it."),
         );
         eff.set(
-            "suppressWhois",
+            Opt::SuppressWhois,
             Sourced::default(
                 json!(false),
                 "the module never passes -suppressWhois (tsnsrv.md 1.4)",
@@ -414,36 +318,36 @@ fn cli_process_level(
     }
     if flavour == Flavour::Upstream {
         eff.set(
-            "stateDir",
+            Opt::StateDir,
             Sourced::default(
                 json!(format!("/var/lib/tsnsrv-{name}/tsnet-tsnsrv")),
                 "upstream module: $STATE_DIRECTORY/tsnet-tsnsrv",
             ),
         );
         eff.set(
-            "prometheusAddr",
+            Opt::PrometheusAddr,
             Sourced::default(
-                json!(":9099"),
+                defaults::cli(Opt::PrometheusAddr, false).unwrap_or_default(),
                 "tsnsrv CLI default, bound on the service's tailnet node",
             ),
         );
-        eff.set("enableBugReports", Sourced::default(json!(false), "tsnsrv CLI default"));
+        eff.set(Opt::EnableBugReports, Sourced::default(json!(false), "tsnsrv CLI default"));
     } else {
         eff.set(
-            "stateDir",
+            Opt::StateDir,
             Sourced::default(
                 json!(format!("/var/lib/tsnsrv-{name}")),
                 "fork module, separateProcesses = true",
             ),
         );
         eff.set(
-            "prometheusAddr",
+            Opt::PrometheusAddr,
             Sourced::default(
-                json!(format!(":{}", 9099 + index)),
+                json!(format!(":{}", defaults::PROMETHEUS_PORT as usize + index)),
                 "fork module: 9099 + the service's alphabetical index, on the host",
             ),
         );
-        for h in ["upstreamHeaders", "authCopyHeaders"] {
+        for h in [Opt::UpstreamHeaders, Opt::AuthCopyHeaders] {
             if eff
                 .get(h)
                 .and_then(|v| v.known())
@@ -464,14 +368,14 @@ fn cli_process_level(
         }
     }
     if fork {
-        for (k, d) in [("authPath", json!(DEFAULT_AUTH_PATH)), ("authTimeout", json!("5s"))] {
-            null_to(eff, k, d, "fork default");
+        for k in [Opt::AuthPath, Opt::AuthTimeout] {
+            null_to(eff, k, defaults::cli(k, fork).unwrap_or_default(), "fork default");
         }
     }
     apply_extra_args(eff, fork, findings, name);
 }
 
-fn null_to(eff: &mut Options, key: &'static str, v: Json, rule: &'static str) {
+fn null_to(eff: &mut Options, key: Opt, v: Json, rule: &'static str) {
     if matches!(eff.get(key), None | Some(Sourced::Known { value: Json::Null, .. })) {
         eff.set(key, Sourced::default(v, rule));
     }
@@ -480,26 +384,26 @@ fn null_to(eff: &mut Options, key: &'static str, v: Json, rule: &'static str) {
 /// `extraArgs` are passed verbatim before the URL; later flags win in Go's flag package.
 fn apply_extra_args(eff: &mut Options, fork: bool, findings: &mut Vec<Diagnostic>, name: &str) {
     if eff
-        .get("extraArgs")
+        .get(Opt::ExtraArgs)
         .and_then(|v| v.known())
         .and_then(|v| v.as_array())
         .is_none_or(|a| a.is_empty())
     {
         return;
     }
-    let Some(extra) = eff.list("extraArgs") else { return };
-    let loc = eff.get("extraArgs").and_then(|s| s.location().cloned());
+    let Some(extra) = eff.list(Opt::ExtraArgs) else { return };
+    let loc = eff.get(Opt::ExtraArgs).and_then(|s| s.location().cloned());
     let words: Vec<crate::cmdline::Word> =
         extra.iter().map(|w| crate::cmdline::Word { text: w.clone(), offset: 0 }).collect();
     let parsed = crate::cmdline::parse_flags(&words, fork);
-    for (opt, value) in parsed.options.0 {
+    for (opt, value) in parsed.options {
         let v = match value {
             Sourced::Known { value, .. } => {
                 Sourced::derived(value, "extraArgs", loc.clone().into_iter().collect())
             }
             u => u,
         };
-        eff.set(opt, v);
+        eff.set_named(opt, v);
     }
     for bad in parsed.unknown_flags {
         findings.push(
@@ -522,37 +426,37 @@ fn yaml_process_level(
     findings: &mut Vec<Diagnostic>,
 ) {
     let rule_strip = "fork tsnsrv-all: the YAML omits stripPrefix = true and Go's zero value is false (tsnsrv.md 1.5)";
-    match eff.get("stripPrefix") {
+    match eff.get(Opt::StripPrefix) {
         Some(Sourced::Known { value: Json::Bool(false), .. }) => {}
         Some(Sourced::Unknown { .. }) => {}
         _ => {
             if let Some(Sourced::Known { value: Json::Bool(true), .. }) =
-                declared.get("stripPrefix")
+                declared.get(Opt::StripPrefix)
             {
-                let loc = declared.get("stripPrefix").and_then(|s| s.location().cloned());
+                let loc = declared.get(Opt::StripPrefix).and_then(|s| s.location().cloned());
                 findings.push(
                     Diagnostic::new("yaml_default_lost", crate::Severity::Info, format!("{name}: stripPrefix = true is not written to the tsnsrv-all YAML, so prefixes were not stripped"))
                         .at(loc)
                         .for_service(name),
                 );
             }
-            eff.set("stripPrefix", Sourced::default(json!(false), rule_strip));
+            eff.set(Opt::StripPrefix, Sourced::default(json!(false), rule_strip));
         }
     }
     eff.set(
-        "recommendedProxyHeaders",
+        Opt::RecommendedProxyHeaders,
         Sourced::default(json!(false), "fork tsnsrv-all: never written to the YAML, so false: the upstream sees its own Host (tsnsrv.md 1.5)"),
     );
-    eff.set("funnelOnly", Sourced::default(json!(false), "fork YAML default"));
-    eff.set("upstreamTCPAddr", Sourced::default(Json::Null, "fork YAML default"));
+    eff.set(Opt::FunnelOnly, Sourced::default(json!(false), "fork YAML default"));
+    eff.set(Opt::UpstreamTcpAddr, Sourced::default(Json::Null, "fork YAML default"));
     null_to(
         eff,
-        "readHeaderTimeout",
-        json!("0s"),
+        Opt::ReadHeaderTimeout,
+        json!(defaults::READ_HEADER_TIMEOUT),
         "fork tsnsrv-all: the funnel 1s default is lost in the YAML (tsnsrv.md 1.5)",
     );
-    null_to(eff, "timeout", json!("1m"), "fork YAML default");
-    for ignored in ["acmeHost", "extraArgs", "package", "loginServerUrl"] {
+    null_to(eff, Opt::Timeout, json!(defaults::TIMEOUT), "fork YAML default");
+    for ignored in [Opt::AcmeHost, Opt::ExtraArgs, Opt::Package, Opt::LoginServerUrl] {
         if let Some(v) = declared.get(ignored)
             && v.known().is_some_and(|j| !is_null_or_empty(j))
         {
@@ -566,25 +470,25 @@ fn yaml_process_level(
             );
         }
     }
-    eff.0.remove("extraArgs");
-    eff.0.remove("acmeHost");
-    match defaults.get("authKeyPath") {
+    eff.remove(Opt::ExtraArgs);
+    eff.remove(Opt::AcmeHost);
+    match defaults.get(Opt::AuthKeyPath) {
         Some(v @ Sourced::Known { value, .. }) => eff.set(
-            "authKeyPath",
+            Opt::AuthKeyPath,
             Sourced::derived(
                 value.clone(),
                 "tsnsrv-all loads only services.tsnsrv.defaults.authKeyPath",
                 v.location().cloned().into_iter().collect(),
             ),
         ),
-        Some(u) => eff.set("authKeyPath", u.clone()),
+        Some(u) => eff.set(Opt::AuthKeyPath, u.clone()),
         None => eff.set(
-            "authKeyPath",
+            Opt::AuthKeyPath,
             Sourced::unknown("services.tsnsrv.defaults.authKeyPath is not set", None),
         ),
     }
     eff.set(
-        "stateDir",
+        Opt::StateDir,
         Sourced::default(
             json!(format!("/var/lib/tsnsrv-all/{name}")),
             "fork tsnsrv-all state layout",
@@ -595,22 +499,32 @@ fn yaml_process_level(
 
 /// YAML defaults that depend on other keys (tsnsrv.md 1.6).
 fn yaml_conditional_defaults(eff: &mut Options) {
-    let has_auth = eff.str("authURL").is_some();
+    let has_auth = eff.str(Opt::AuthUrl).is_some();
     if has_auth {
         null_to(
             eff,
-            "authPath",
-            json!(DEFAULT_AUTH_PATH),
+            Opt::AuthPath,
+            json!(defaults::AUTH_PATH),
             "fork YAML: default when authURL is set",
         );
-        null_to(eff, "authTimeout", json!("5s"), "fork YAML: default when authURL is set");
+        null_to(
+            eff,
+            Opt::AuthTimeout,
+            json!(defaults::AUTH_TIMEOUT),
+            "fork YAML: default when authURL is set",
+        );
     } else {
-        null_to(eff, "authPath", Json::Null, "fork YAML: unused without authURL");
-        null_to(eff, "authTimeout", Json::Null, "fork YAML: unused without authURL");
+        null_to(eff, Opt::AuthPath, Json::Null, "fork YAML: unused without authURL");
+        null_to(eff, Opt::AuthTimeout, Json::Null, "fork YAML: unused without authURL");
     }
-    if eff.bool("suppressWhois") == Some(true) {
-        null_to(eff, "whoisTimeout", Json::Null, "fork YAML: no lookup when suppressWhois");
+    if eff.bool(Opt::SuppressWhois) == Some(true) {
+        null_to(eff, Opt::WhoisTimeout, Json::Null, "fork YAML: no lookup when suppressWhois");
     } else {
-        null_to(eff, "whoisTimeout", json!("1s"), "fork YAML default (1s unless suppressWhois)");
+        null_to(
+            eff,
+            Opt::WhoisTimeout,
+            json!(defaults::WHOIS_TIMEOUT),
+            "fork YAML default (1s unless suppressWhois)",
+        );
     }
 }

@@ -4,6 +4,7 @@
 //! added within a version. `docs/inventory-schema.md` describes it.
 
 use crate::diagnostic::{Diagnostic, Severity};
+use crate::options::Opt;
 use crate::source::Location;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
@@ -185,41 +186,69 @@ impl<T> Sourced<T> {
     }
 }
 
-/// Options by canonical name (see [`crate::options::OPTIONS`]).
+/// Options by canonical name (see [`crate::options::OPTIONS`]): stored and serialised under
+/// their tsnsrv names, asked for by [`Opt`]. The typed reads (a URL, a duration, a listen
+/// address, headers) are in [`crate::typed`].
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Options(pub BTreeMap<Cow<'static, str>, Sourced<Json>>);
+pub struct Options(BTreeMap<Cow<'static, str>, Sourced<Json>>);
 
 impl Options {
     /// The option's entry.
-    pub fn get(&self, name: &str) -> Option<&Sourced<Json>> {
+    pub fn get(&self, opt: Opt) -> Option<&Sourced<Json>> {
+        self.0.get(opt.name())
+    }
+
+    /// The entry under a name read from an input, which may be no tsnsrv option at all (a
+    /// misspelt attribute is declared all the same).
+    pub fn get_named(&self, name: &str) -> Option<&Sourced<Json>> {
         self.0.get(name)
     }
 
     /// Sets an option.
-    pub fn set(&mut self, name: impl Into<Cow<'static, str>>, v: Sourced<Json>) {
+    pub fn set(&mut self, opt: Opt, v: Sourced<Json>) {
+        self.0.insert(Cow::Borrowed(opt.name()), v);
+    }
+
+    /// Sets an entry under a name read from an input (see [`Options::get_named`]).
+    pub fn set_named(&mut self, name: impl Into<Cow<'static, str>>, v: Sourced<Json>) {
         self.0.insert(name.into(), v);
     }
 
+    /// Removes an option.
+    pub fn remove(&mut self, opt: Opt) -> Option<Sourced<Json>> {
+        self.0.remove(opt.name())
+    }
+
+    /// Whether there is no entry.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Every entry, by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&Cow<'static, str>, &Sourced<Json>)> {
+        self.0.iter()
+    }
+
     /// A known string option.
-    pub fn str(&self, name: &str) -> Option<&str> {
-        self.get(name)?.known()?.as_str()
+    pub fn str(&self, opt: Opt) -> Option<&str> {
+        self.get(opt)?.known()?.as_str()
     }
 
     /// A known boolean option.
-    pub fn bool(&self, name: &str) -> Option<bool> {
-        self.get(name)?.known()?.as_bool()
+    pub fn bool(&self, opt: Opt) -> Option<bool> {
+        self.get(opt)?.known()?.as_bool()
     }
 
     /// A known list-of-strings option.
-    pub fn list(&self, name: &str) -> Option<Vec<String>> {
-        let v = self.get(name)?.known()?.as_array()?;
+    pub fn list(&self, opt: Opt) -> Option<Vec<String>> {
+        let v = self.get(opt)?.known()?.as_array()?;
         Some(v.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
     }
 
     /// A known string map option.
-    pub fn map(&self, name: &str) -> Option<BTreeMap<String, String>> {
-        let v = self.get(name)?.known()?.as_object()?;
+    pub fn map(&self, opt: Opt) -> Option<BTreeMap<String, String>> {
+        let v = self.get(opt)?.known()?.as_object()?;
         Some(
             v.iter()
                 .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
@@ -228,8 +257,26 @@ impl Options {
     }
 
     /// Whether the option is set and known.
-    pub fn is_known(&self, name: &str) -> bool {
-        self.get(name).is_some_and(|s| s.known().is_some())
+    pub fn is_known(&self, opt: Opt) -> bool {
+        self.get(opt).is_some_and(|s| s.known().is_some())
+    }
+}
+
+impl IntoIterator for Options {
+    type Item = (Cow<'static, str>, Sourced<Json>);
+    type IntoIter = std::collections::btree_map::IntoIter<Cow<'static, str>, Sourced<Json>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Options {
+    type Item = (&'a Cow<'static, str>, &'a Sourced<Json>);
+    type IntoIter = std::collections::btree_map::Iter<'a, Cow<'static, str>, Sourced<Json>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
     }
 }
 
@@ -304,16 +351,6 @@ impl Service {
     /// today, so moving it cannot break anything that works now.
     pub fn cannot_start(&self) -> bool {
         self.findings.iter().any(|d| d.code == "unit_cannot_start")
-    }
-
-    /// Whether the upstream sees its own Host header rewritten to the upstream's host.
-    pub fn host_header_kept(&self) -> Option<bool> {
-        self.effective.bool("recommendedProxyHeaders")
-    }
-
-    /// The auth URL when forward auth is on.
-    pub fn auth_url(&self) -> Option<&str> {
-        self.effective.str("authURL")
     }
 }
 

@@ -7,7 +7,7 @@
 //! and where it arose, never a guess.
 //!
 //! ```
-//! use tailshift_parsers::{load, LoadOptions};
+//! use tailshift_parsers::{load, LoadOptions, Opt};
 //! let dir = tempfile::tempdir().unwrap();
 //! let host = dir.path().join("host.nix");
 //! std::fs::write(&host, r#"{ lib, ... }: {
@@ -17,13 +17,14 @@
 //! let inv = load(&[host], &LoadOptions::default()).unwrap();
 //! let svc = &inv.services[0];
 //! assert_eq!(svc.name, "grafana");
-//! assert_eq!(svc.effective.str("toURL"), Some("http://127.0.0.1:3000"));
+//! assert_eq!(svc.effective.str(Opt::ToUrl), Some("http://127.0.0.1:3000"));
 //! ```
 
 #![warn(missing_docs)]
 
 pub mod cmdline;
 pub mod crosscheck;
+pub mod defaults;
 pub mod diagnostic;
 pub mod effective;
 pub mod flake;
@@ -38,6 +39,7 @@ pub mod real_nix;
 pub mod roots;
 pub mod source;
 pub mod tsnsrv_yaml;
+pub mod typed;
 pub mod units;
 pub mod validate;
 pub mod walk;
@@ -45,4 +47,6 @@ pub mod walk;
 pub use diagnostic::{Diagnostic, Severity};
 pub use inventory::{Coverage, Flavour, Inventory, Options, Presence, Service, Source, Sourced};
 pub use load::{Evaluator, LoadError, LoadOptions, load};
+pub use options::Opt;
 pub use source::{Location, SourceMap, Span};
+pub use typed::{ListenAddr, OptionError, go_duration_ms};

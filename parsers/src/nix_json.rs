@@ -5,6 +5,7 @@
 use crate::diagnostic::Diagnostic;
 use crate::inventory::{Options, Sourced};
 use crate::nixos::{DeclaredService, ModuleView};
+use crate::options::Opt;
 use crate::source::{FileId, Location, SourceMap};
 use serde_json::Value as Json;
 use std::collections::HashMap;
@@ -116,14 +117,17 @@ pub fn read_nix_eval(
         view.separate_processes =
             Some(Sourced::declared(*b, loc(&format!("{prefix}/separateProcesses"))));
     }
-    if let Some(p) = obj.get("prometheusAddr") {
+    if let Some(p) = obj.get(Opt::PrometheusAddr.name()) {
         view.prometheus_addr =
             Some(Sourced::declared(p.clone(), loc(&format!("{prefix}/prometheusAddr"))));
     }
     if let Some(Json::Object(d)) = obj.get("defaults") {
         let mut o = Options::default();
         for (k, v) in d {
-            o.set(k.clone(), Sourced::declared(v.clone(), loc(&format!("{prefix}/defaults/{k}"))));
+            o.set_named(
+                k.clone(),
+                Sourced::declared(v.clone(), loc(&format!("{prefix}/defaults/{k}"))),
+            );
         }
         view.defaults = o;
     }
@@ -133,8 +137,10 @@ pub fn read_nix_eval(
             let mut declared = Options::default();
             if let Json::Object(a) = attrs {
                 for (k, v) in a {
-                    declared
-                        .set(k.clone(), Sourced::declared(v.clone(), loc(&format!("{base}/{k}"))));
+                    declared.set_named(
+                        k.clone(),
+                        Sourced::declared(v.clone(), loc(&format!("{base}/{k}"))),
+                    );
                 }
             }
             view.services.push(DeclaredService {

@@ -6,6 +6,7 @@ use crate::inventory::{Options, Sourced};
 use crate::nix::eval::EvalError;
 use crate::nix::modules::{Declared, Keys, Unreadable};
 use crate::nix::{Eval, Unknown};
+use crate::options::Opt;
 use crate::source::{Location, SourceMap, Span};
 use serde_json::Value as Json;
 use std::path::PathBuf;
@@ -264,7 +265,7 @@ fn read_defaults(ev: &mut Eval, sources: &SourceMap, diags: &mut Vec<Diagnostic>
                 if let Some(v) =
                     read_json(ev, sources, &["services", "tsnsrv", "defaults", &k], diags)
                 {
-                    defaults.set(k.to_string(), v);
+                    defaults.set_named(k.to_string(), v);
                 }
             }
         }
@@ -330,12 +331,13 @@ fn read_service(
         };
         path.pop();
         if let Some(v) = v {
-            declared.set(a.to_string(), v);
+            declared.set_named(a.to_string(), v);
         }
     }
     // A service built by a lib function (listToAttrs) has no binding of its own in the
     // user's files: its first attribute's binding locates it instead.
-    let location = location.or_else(|| declared.0.values().find_map(|v| v.location().cloned()));
+    let location =
+        location.or_else(|| declared.iter().map(|(_, v)| v).find_map(|v| v.location().cloned()));
     ev.assume_conditions(Vec::new());
     complete_url_parts(&mut declared, defaults);
     DeclaredService { name: name.to_string(), location, declared, presence }
@@ -344,13 +346,13 @@ fn read_service(
 /// A service's `urlParts` as the module merges it: each part it does not set is
 /// `defaults.urlParts`' (and `protocol` is `"http"` when neither sets it).
 fn complete_url_parts(declared: &mut Options, defaults: &Options) {
-    let Some(Sourced::Known { value: Json::Object(parts), source }) = declared.get("urlParts")
+    let Some(Sourced::Known { value: Json::Object(parts), source }) = declared.get(Opt::UrlParts)
     else {
         return;
     };
     let mut parts = parts.clone();
     let source = source.clone();
-    let from_defaults = match defaults.get("urlParts") {
+    let from_defaults = match defaults.get(Opt::UrlParts) {
         Some(Sourced::Known { value: Json::Object(d), .. }) => Some(d.clone()),
         Some(Sourced::Unknown { .. }) => None,
         _ => Some(serde_json::Map::new()),
@@ -370,5 +372,5 @@ fn complete_url_parts(declared: &mut Options, defaults: &Options) {
             None => {}
         }
     }
-    declared.set("urlParts".to_string(), Sourced::Known { value: Json::Object(parts), source });
+    declared.set(Opt::UrlParts, Sourced::Known { value: Json::Object(parts), source });
 }

@@ -8,6 +8,10 @@ pub enum OptKind {
     Bool,
     /// A string.
     Str,
+    /// A URL string (`http://127.0.0.1:8096`), read as a [`url::Url`].
+    Url,
+    /// A Go listen address (`:443`, `0.0.0.0:8443`), read as a [`crate::typed::ListenAddr`].
+    Address,
     /// A Go duration string such as `1s`.
     Duration,
     /// A list of strings (repeated flag on the command line).
@@ -20,10 +24,20 @@ pub enum OptKind {
     Package,
 }
 
+impl OptKind {
+    /// Whether the value is written as a string (or null): strings, URLs, addresses, durations.
+    pub fn is_text(self) -> bool {
+        matches!(self, OptKind::Str | OptKind::Url | OptKind::Address | OptKind::Duration)
+    }
+}
+
 /// One tsnsrv option.
 #[derive(Debug)]
 pub struct OptionSpec {
+    /// The option, the way code asks for it.
+    pub key: Opt,
     /// Canonical name: the NixOS module's option name, or the CLI flag's when the module has none.
+    /// It is the name the inventory's JSON stores the option under.
     pub name: &'static str,
     /// Value type.
     pub kind: OptKind,
@@ -41,26 +55,38 @@ pub struct OptionSpec {
     pub doc: &'static str,
 }
 
-macro_rules! opt {
-    ($name:literal, $kind:ident, up=$up:literal, fork=$fork:literal, flag=$flag:expr, fork_only=$fo:literal, yaml=$yaml:expr, $doc:literal) => {
-        OptionSpec {
-            name: $name,
-            kind: OptKind::$kind,
-            upstream_module: $up,
-            fork_module: $fork,
-            flag: $flag,
-            fork_only: $fo,
-            yaml: $yaml,
-            doc: $doc,
+/// Defines [`Opt`] and [`OPTIONS`] from one list, so each option's name is written once and the
+/// table is in the enum's order.
+macro_rules! options {
+    ($(opt!($key:ident = $name:literal, $kind:ident, up = $up:literal, fork = $fork:literal, flag = $flag:expr, fork_only = $fo:literal, yaml = $yaml:expr, $doc:literal $(,)?)),* $(,)?) => {
+        /// A tsnsrv option: how code outside the table asks for one. Its name (the key the
+        /// inventory's JSON stores it under) is [`Opt::name`].
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Opt {
+            $(#[doc = $doc] $key,)*
         }
+
+        /// The option table, in [`Opt`]'s order.
+        pub static OPTIONS: &[OptionSpec] = &[
+            $(OptionSpec {
+                key: Opt::$key,
+                name: $name,
+                kind: OptKind::$kind,
+                upstream_module: $up,
+                fork_module: $fork,
+                flag: $flag,
+                fork_only: $fo,
+                yaml: $yaml,
+                doc: $doc,
+            },)*
+        ];
     };
 }
 
-/// The option table.
-pub static OPTIONS: &[OptionSpec] = &[
+options! {
     opt!(
-        "toURL",
-        Str,
+        ToUrl = "toURL",
+        Url,
         up = true,
         fork = true,
         flag = None,
@@ -69,7 +95,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         "destination URL (the positional argument)"
     ),
     opt!(
-        "urlParts",
+        UrlParts = "urlParts",
         UrlParts,
         up = true,
         fork = true,
@@ -79,7 +105,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         "protocol/host/port that build toURL when it is not set"
     ),
     opt!(
-        "upstreamUnixAddr",
+        UpstreamUnixAddr = "upstreamUnixAddr",
         Str,
         up = true,
         fork = true,
@@ -89,7 +115,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         "dial this unix socket for every request"
     ),
     opt!(
-        "upstreamTCPAddr",
+        UpstreamTcpAddr = "upstreamTCPAddr",
         Str,
         up = false,
         fork = false,
@@ -99,8 +125,8 @@ pub static OPTIONS: &[OptionSpec] = &[
         "dial this TCP address; the URL host only sets Host"
     ),
     opt!(
-        "listenAddr",
-        Str,
+        ListenAddr = "listenAddr",
+        Address,
         up = true,
         fork = true,
         flag = Some("listenAddr"),
@@ -109,7 +135,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         "tailnet (and funnel) port"
     ),
     opt!(
-        "plaintext",
+        Plaintext = "plaintext",
         Bool,
         up = true,
         fork = true,
@@ -119,7 +145,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         "serve HTTP without TLS on the tailnet"
     ),
     opt!(
-        "funnel",
+        Funnel = "funnel",
         Bool,
         up = true,
         fork = true,
@@ -129,7 +155,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         "also serve on Tailscale Funnel (public)"
     ),
     opt!(
-        "funnelOnly",
+        FunnelOnly = "funnelOnly",
         Bool,
         up = false,
         fork = false,
@@ -139,7 +165,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         "serve only on the funnel"
     ),
     opt!(
-        "ephemeral",
+        Ephemeral = "ephemeral",
         Bool,
         up = true,
         fork = true,
@@ -149,7 +175,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         "register an ephemeral node"
     ),
     opt!(
-        "tags",
+        Tags = "tags",
         List,
         up = true,
         fork = true,
@@ -159,7 +185,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         "ACL tags of the node"
     ),
     opt!(
-        "prefixes",
+        Prefixes = "prefixes",
         List,
         up = true,
         fork = true,
@@ -169,7 +195,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         "path allowlist (tailnet:/, funnel:/, /)"
     ),
     opt!(
-        "stripPrefix",
+        StripPrefix = "stripPrefix",
         Bool,
         up = true,
         fork = true,
@@ -179,7 +205,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         "cut the matched prefix before forwarding"
     ),
     opt!(
-        "recommendedProxyHeaders",
+        RecommendedProxyHeaders = "recommendedProxyHeaders",
         Bool,
         up = false,
         fork = false,
@@ -189,7 +215,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         "keep the original Host; send X-Scheme, X-Real-Ip, X-Forwarded-Server/Port"
     ),
     opt!(
-        "upstreamHeaders",
+        UpstreamHeaders = "upstreamHeaders",
         Map,
         up = true,
         fork = true,
@@ -199,7 +225,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         "headers set on every upstream request"
     ),
     opt!(
-        "insecureHTTPS",
+        InsecureHttps = "insecureHTTPS",
         Bool,
         up = true,
         fork = true,
@@ -209,7 +235,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         "skip upstream certificate verification"
     ),
     opt!(
-        "upstreamAllowInsecureCiphers",
+        UpstreamAllowInsecureCiphers = "upstreamAllowInsecureCiphers",
         Bool,
         up = true,
         fork = true,
@@ -219,7 +245,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         "allow every TLS cipher toward the upstream"
     ),
     opt!(
-        "suppressWhois",
+        SuppressWhois = "suppressWhois",
         Bool,
         up = true,
         fork = true,
@@ -229,7 +255,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         "do not send X-Tailscale-* identity headers"
     ),
     opt!(
-        "whoisTimeout",
+        WhoisTimeout = "whoisTimeout",
         Duration,
         up = true,
         fork = true,
@@ -239,7 +265,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         "deadline of each identity lookup"
     ),
     opt!(
-        "suppressTailnetDialer",
+        SuppressTailnetDialer = "suppressTailnetDialer",
         Bool,
         up = true,
         fork = true,
@@ -249,7 +275,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         "dial the upstream with the system dialer"
     ),
     opt!(
-        "readHeaderTimeout",
+        ReadHeaderTimeout = "readHeaderTimeout",
         Duration,
         up = true,
         fork = true,
@@ -259,7 +285,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         "header read timeout of the listener"
     ),
     opt!(
-        "timeout",
+        Timeout = "timeout",
         Duration,
         up = true,
         fork = true,
@@ -269,7 +295,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         "deadline for the node to come up"
     ),
     opt!(
-        "tsnetVerbose",
+        TsnetVerbose = "tsnetVerbose",
         Bool,
         up = true,
         fork = true,
@@ -279,7 +305,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         "log tsnet's own messages"
     ),
     opt!(
-        "certificateFile",
+        CertificateFile = "certificateFile",
         Str,
         up = true,
         fork = true,
@@ -289,7 +315,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         "custom TLS certificate instead of Tailscale's"
     ),
     opt!(
-        "certificateKey",
+        CertificateKey = "certificateKey",
         Str,
         up = true,
         fork = true,
@@ -299,7 +325,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         "key of the custom certificate"
     ),
     opt!(
-        "acmeHost",
+        AcmeHost = "acmeHost",
         Str,
         up = true,
         fork = true,
@@ -309,7 +335,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         "take the certificate from security.acme.certs.<host>"
     ),
     opt!(
-        "authKeyPath",
+        AuthKeyPath = "authKeyPath",
         Str,
         up = true,
         fork = true,
@@ -319,7 +345,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         "file holding the auth key or OAuth client secret (a path, never the secret)"
     ),
     opt!(
-        "stateDir",
+        StateDir = "stateDir",
         Str,
         up = false,
         fork = false,
@@ -329,7 +355,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         "tsnet state directory (the node identity)"
     ),
     opt!(
-        "loginServerUrl",
+        LoginServerUrl = "loginServerUrl",
         Str,
         up = true,
         fork = true,
@@ -339,8 +365,8 @@ pub static OPTIONS: &[OptionSpec] = &[
         "control server (TS_URL), e.g. headscale"
     ),
     opt!(
-        "prometheusAddr",
-        Str,
+        PrometheusAddr = "prometheusAddr",
+        Address,
         up = false,
         fork = false,
         flag = Some("prometheusAddr"),
@@ -349,7 +375,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         "metrics listener"
     ),
     opt!(
-        "enableBugReports",
+        EnableBugReports = "enableBugReports",
         Bool,
         up = false,
         fork = false,
@@ -359,7 +385,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         "POST /bugreport on the metrics listener"
     ),
     opt!(
-        "package",
+        Package = "package",
         Package,
         up = true,
         fork = true,
@@ -369,7 +395,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         "the tsnsrv package"
     ),
     opt!(
-        "supplementalGroups",
+        SupplementalGroups = "supplementalGroups",
         List,
         up = true,
         fork = true,
@@ -379,7 +405,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         "extra groups of the unit"
     ),
     opt!(
-        "extraArgs",
+        ExtraArgs = "extraArgs",
         List,
         up = true,
         fork = true,
@@ -389,8 +415,8 @@ pub static OPTIONS: &[OptionSpec] = &[
         "extra command-line flags"
     ),
     opt!(
-        "authURL",
-        Str,
+        AuthUrl = "authURL",
+        Url,
         up = false,
         fork = true,
         flag = Some("authURL"),
@@ -399,7 +425,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         "forward-auth service"
     ),
     opt!(
-        "authPath",
+        AuthPath = "authPath",
         Str,
         up = false,
         fork = true,
@@ -409,7 +435,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         "forward-auth endpoint path"
     ),
     opt!(
-        "authTimeout",
+        AuthTimeout = "authTimeout",
         Duration,
         up = false,
         fork = true,
@@ -419,7 +445,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         "forward-auth request timeout"
     ),
     opt!(
-        "authCopyHeaders",
+        AuthCopyHeaders = "authCopyHeaders",
         Map,
         up = false,
         fork = true,
@@ -429,7 +455,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         "headers copied from the auth response (names only)"
     ),
     opt!(
-        "authInsecureHTTPS",
+        AuthInsecureHttps = "authInsecureHTTPS",
         Bool,
         up = false,
         fork = true,
@@ -439,7 +465,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         "skip the auth service's certificate verification"
     ),
     opt!(
-        "authBypassForTailnet",
+        AuthBypassForTailnet = "authBypassForTailnet",
         Bool,
         up = false,
         fork = true,
@@ -448,7 +474,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         yaml = Some("authBypassForTailnet"),
         "skip auth for identified tailnet users"
     ),
-];
+}
 
 static BY_NAME: std::sync::LazyLock<std::collections::HashMap<&'static str, &'static OptionSpec>> =
     std::sync::LazyLock::new(|| OPTIONS.iter().map(|o| (o.name, o)).collect());
@@ -471,4 +497,42 @@ pub fn by_yaml(key: &str) -> Option<&'static OptionSpec> {
 /// The names of the module's per-service options under a flavour.
 pub fn module_accepts(name: &str, fork: bool) -> bool {
     spec(name).is_some_and(|o| if fork { o.fork_module } else { o.upstream_module })
+}
+
+impl Opt {
+    /// Its row of the table.
+    pub fn spec(self) -> &'static OptionSpec {
+        &OPTIONS[self as usize]
+    }
+
+    /// Its canonical name: the key the inventory stores it under (`toURL`).
+    pub fn name(self) -> &'static str {
+        self.spec().name
+    }
+
+    /// The option a canonical name names.
+    pub fn from_name(name: &str) -> Option<Opt> {
+        spec(name).map(|s| s.key)
+    }
+}
+
+impl std::fmt::Display for Opt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_is_in_the_enums_order_and_names_are_unique() {
+        for (i, o) in OPTIONS.iter().enumerate() {
+            assert_eq!(o.key as usize, i, "{}", o.name);
+            assert_eq!(Opt::from_name(o.name), Some(o.key));
+            assert_eq!(o.key.to_string(), o.name);
+        }
+        assert_eq!(BY_NAME.len(), OPTIONS.len());
+    }
 }

@@ -147,7 +147,7 @@ fn project(
         let loc = view.services.iter().find(|s| s.name == svc).and_then(|s| s.location.clone());
         diags.push(Diagnostic::error("eval_error", msg.clone()).at(loc).for_service(svc));
         if let Some(s) = view.services.iter_mut().find(|s| s.name == svc) {
-            s.declared.set(opt.to_string(), crate::inventory::Sourced::unknown(msg, None));
+            s.declared.set_named(opt.to_string(), crate::inventory::Sourced::unknown(msg, None));
         }
     }
     Ok((view, diags))

@@ -109,7 +109,7 @@ pub fn read_yaml(
                 continue;
             }
             match options::by_yaml(k) {
-                Some(spec) => declared.set(spec.name, Sourced::declared(to_json(v), loc_of(k))),
+                Some(spec) => declared.set(spec.key, Sourced::declared(to_json(v), loc_of(k))),
                 None => {
                     unsupported.push((
                         k.clone(),

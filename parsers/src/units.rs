@@ -5,6 +5,7 @@ use crate::cmdline::{self, ParsedFlags, Word};
 use crate::diagnostic::Diagnostic;
 use crate::effective::Origin;
 use crate::inventory::{Flavour, Options, Sourced};
+use crate::options::Opt;
 use crate::source::{FileId, Location, SourceMap};
 use serde_json::{Value as Json, json};
 
@@ -258,13 +259,15 @@ fn one_service(
 ) -> Option<RawService> {
     let fork = hint.as_ref().is_some_and(|h| h.0.is_fork());
     let p = cmdline::parse_flags(args, fork);
-    let Some(name) = p.options.str("name").map(str::to_string) else {
+    let Some(name) =
+        p.options.get_named("name").and_then(|v| v.known()?.as_str()).map(str::to_string)
+    else {
         diags.push(Diagnostic::error("missing_name", "tsnsrv needs a -name").at(Some(line_loc)));
         return None;
     };
     let name_loc = p.offsets.iter().find(|(k, _)| k == "name").map(|(_, o)| loc_of(*o));
     let mut declared = Options::default();
-    for (k, v) in &p.options.0 {
+    for (k, v) in &p.options {
         if k == "name" {
             continue;
         }
@@ -273,7 +276,7 @@ fn one_service(
             Sourced::Known { value, .. } => Sourced::declared(value.clone(), loc),
             other => other.clone(),
         };
-        declared.set(k.clone(), v);
+        declared.set_named(k.clone(), v);
     }
     let mut findings = Vec::new();
     let mut unsupported = Vec::new();
@@ -323,7 +326,7 @@ fn one_service(
         ),
     }
     if let Some(url) = p.positional.first() {
-        declared.set("toURL", Sourced::declared(json!(url.text), Some(loc_of(url.offset))));
+        declared.set(Opt::ToUrl, Sourced::declared(json!(url.text), Some(loc_of(url.offset))));
     }
     Some(RawService {
         name,
@@ -423,14 +426,16 @@ pub fn read_log(sources: &SourceMap, file: FileId) -> (Vec<RawService>, Vec<Diag
                     name_loc = loc;
                     continue;
                 }
-                "destURL" => ("toURL", json!(v)),
-                "listenAddr" => ("listenAddr", json!(v)),
-                "tags" => ("tags", go_list(&v)),
-                "prefixes" => ("prefixes", go_list(&v)),
-                "plaintext" | "funnel" | "funnelOnly" => (k.as_str(), json!(v == "true")),
+                "destURL" => (Opt::ToUrl, json!(v)),
+                "listenAddr" => (Opt::ListenAddr, json!(v)),
+                "tags" => (Opt::Tags, go_list(&v)),
+                "prefixes" => (Opt::Prefixes, go_list(&v)),
+                "plaintext" => (Opt::Plaintext, json!(v == "true")),
+                "funnel" => (Opt::Funnel, json!(v == "true")),
+                "funnelOnly" => (Opt::FunnelOnly, json!(v == "true")),
                 _ => continue,
             };
-            declared.set(opt.to_string(), Sourced::declared(val, loc));
+            declared.set(opt, Sourced::declared(val, loc));
         }
         if let Some(n) = name {
             // A restart logs the line again: keep the latest.
@@ -464,10 +469,10 @@ mod tests {
         assert_eq!(svcs.len(), 1);
         let s = &svcs[0];
         assert_eq!(s.name, "jellyfin");
-        assert_eq!(s.declared.str("toURL"), Some("http://127.0.0.1:8096"));
-        assert_eq!(s.declared.bool("funnel"), Some(true));
-        assert_eq!(s.declared.list("tags"), Some(vec!["tag:service".to_string()]));
-        assert_eq!(s.declared.get("toURL").unwrap().location().unwrap().line, 1);
+        assert_eq!(s.declared.str(Opt::ToUrl), Some("http://127.0.0.1:8096"));
+        assert_eq!(s.declared.bool(Opt::Funnel), Some(true));
+        assert_eq!(s.declared.list(Opt::Tags), Some(vec!["tag:service".to_string()]));
+        assert_eq!(s.declared.get(Opt::ToUrl).unwrap().location().unwrap().line, 1);
     }
 
     #[test]
@@ -476,7 +481,7 @@ mod tests {
         let f = map.add("s", "exec /bin/tsnsrv -name=a \\\n  -funnel http://x:1\n".into());
         let (svcs, d) = read_invocations(&map, f, None);
         assert!(d.is_empty(), "{d:?}");
-        let url = svcs[0].declared.get("toURL").unwrap().location().unwrap().clone();
+        let url = svcs[0].declared.get(Opt::ToUrl).unwrap().location().unwrap().clone();
         assert_eq!((url.line, url.column), (2, 11));
     }
 }

@@ -3,12 +3,14 @@
 
 use crate::diagnostic::Diagnostic;
 use crate::inventory::{Inventory, Service, Sourced};
+use crate::options::Opt;
+use crate::typed::OptionError;
 use std::collections::HashMap;
 
 /// Ports Funnel serves on.
 pub const FUNNEL_PORTS: [u16; 3] = [443, 8443, 10000];
 
-fn loc(s: &Service, opt: &str) -> Option<crate::Location> {
+fn loc(s: &Service, opt: Opt) -> Option<crate::Location> {
     s.declared
         .get(opt)
         .and_then(|v| v.location().cloned())
@@ -16,36 +18,32 @@ fn loc(s: &Service, opt: &str) -> Option<crate::Location> {
         .or_else(|| s.location.clone())
 }
 
-/// The port of a Go listen address (`:443`, `0.0.0.0:8443`).
-pub fn listen_port(addr: &str) -> Option<u16> {
-    addr.rsplit_once(':').and_then(|(_, p)| p.parse().ok())
-}
-
 /// Validates one service.
 pub fn service(s: &Service) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let name = &s.name;
-    let err = |code: &str, msg: String, opt: &str| {
+    let err = |code: &str, msg: String, opt: Opt| {
         Diagnostic::error(code, format!("{name}: {msg}")).at(loc(s, opt)).for_service(name)
     };
     // The module's types, as NixOS checks them: `funnel = "yes"` is refused there.
-    for (opt, v) in &s.declared.0 {
+    for (opt, v) in &s.declared {
         let (Some(spec), Sourced::Known { value, .. }) = (crate::options::spec(opt), v) else {
             continue;
         };
         use crate::options::OptKind;
         let ok = match spec.kind {
             OptKind::Bool => value.is_boolean(),
-            OptKind::Str | OptKind::Duration => value.is_string() || value.is_null(),
+            kind if kind.is_text() => value.is_string() || value.is_null(),
             OptKind::List => value.as_array().is_some_and(|a| a.iter().all(|x| x.is_string())),
             OptKind::Map => value.as_object().is_some_and(|m| m.values().all(|x| x.is_string())),
             OptKind::UrlParts => value.is_object() || value.is_null(),
             OptKind::Package => true,
+            _ => true,
         };
         if !ok {
             let want = match spec.kind {
                 OptKind::Bool => "a Boolean (true or false)",
-                OptKind::Str | OptKind::Duration => "a string (or null)",
+                kind if kind.is_text() => "a string (or null)",
                 OptKind::List => "a list of strings",
                 OptKind::Map => "an attribute set of strings",
                 _ => "a set (or null)",
@@ -53,113 +51,95 @@ pub fn service(s: &Service) -> Vec<Diagnostic> {
             out.push(err(
                 "invalid_type",
                 format!("{opt} is {value}, but the tsnsrv module wants {want}; NixOS refuses this configuration"),
-                opt,
+                spec.key,
             ));
         }
     }
-    if let Some(Sourced::Known { value, .. }) = s.effective.get("toURL") {
-        match value.as_str().map(url::Url::parse) {
-            Some(Ok(u)) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
-            Some(Ok(u)) => out.push(err(
-                "invalid_url",
-                format!(
-                    "toURL {value} must be an http:// or https:// URL with a host (scheme is {})",
-                    u.scheme()
-                ),
-                "toURL",
+    if let Some(Sourced::Known { value, .. }) = s.effective.get(Opt::ToUrl) {
+        let problem = match s.effective.url(Opt::ToUrl) {
+            Ok(Some(u)) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => None,
+            Ok(Some(u)) => Some(format!(
+                "toURL {value} must be an http:// or https:// URL with a host (scheme is {})",
+                u.scheme()
             )),
-            Some(Err(e)) => out.push(err(
-                "invalid_url",
-                format!("toURL {value} is not a valid URL: {e}"),
-                "toURL",
-            )),
-            None => out.push(err("invalid_url", format!("toURL {value} is not a string"), "toURL")),
-        }
+            Err(OptionError::Invalid { message, .. }) if value.is_string() => {
+                Some(format!("toURL {value} is not a valid URL: {message}"))
+            }
+            _ => Some(format!("toURL {value} is not a string")),
+        };
+        out.extend(problem.map(|m| err("invalid_url", m, Opt::ToUrl)));
     }
-    if let Some(a) = s.effective.str("authURL") {
-        match url::Url::parse(a) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-            Ok(_) => out.push(err(
-                "invalid_url",
-                format!("authURL {a:?} must be http:// or https://"),
-                "authURL",
-            )),
-            Err(e) => out.push(err(
-                "invalid_url",
-                format!("authURL {a:?} is not a valid URL: {e}"),
-                "authURL",
-            )),
-        }
+    if let Some(a) = s.effective.str(Opt::AuthUrl) {
+        let problem = match s.effective.url(Opt::AuthUrl) {
+            Ok(Some(u)) if matches!(u.scheme(), "http" | "https") => None,
+            Err(OptionError::Invalid { message, .. }) => {
+                Some(format!("authURL {a:?} is not a valid URL: {message}"))
+            }
+            _ => Some(format!("authURL {a:?} must be http:// or https://")),
+        };
+        out.extend(problem.map(|m| err("invalid_url", m, Opt::AuthUrl)));
     }
-    let funnel = s.effective.bool("funnel") == Some(true);
-    if funnel && s.effective.bool("plaintext") == Some(true) {
+    let funnel = s.effective.bool(Opt::Funnel) == Some(true);
+    if funnel && s.effective.bool(Opt::Plaintext) == Some(true) {
         out.push(err(
             "funnel_with_plaintext",
             "funnel = true with plaintext = true: tsnsrv refuses this (\"can not serve plaintext on a funnel service\")".into(),
-            "plaintext",
+            Opt::Plaintext,
         ));
     }
-    if funnel && let Some(addr) = s.effective.str("listenAddr") {
-        match listen_port(addr) {
-            Some(p) if FUNNEL_PORTS.contains(&p) => {}
+    if funnel && let Some(addr) = s.effective.str(Opt::ListenAddr) {
+        match s.effective.listen_addr(Opt::ListenAddr) {
+            Ok(Some(a)) if FUNNEL_PORTS.contains(&a.port) => {}
             _ => out.push(err(
                 "funnel_port",
                 format!(
                     "funnel listens on {addr:?}, but Funnel only serves ports 443, 8443 and 10000"
                 ),
-                "listenAddr",
+                Opt::ListenAddr,
             )),
         }
     }
-    if s.effective.bool("funnelOnly") == Some(true) && !funnel {
+    if s.effective.bool(Opt::FunnelOnly) == Some(true) && !funnel {
         out.push(err(
             "funnel_only_without_funnel",
             "funnelOnly needs funnel (\"-funnel is required if -funnelOnly is set\")".into(),
-            "funnelOnly",
+            Opt::FunnelOnly,
         ));
     }
-    let strings = |opt: &str| -> Vec<&str> {
-        s.effective
-            .get(opt)
-            .and_then(|v| v.known())
-            .and_then(|v| v.as_array())
-            .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
-            .unwrap_or_default()
-    };
-    for p in strings("prefixes") {
+    for p in s.effective.list(Opt::Prefixes).unwrap_or_default() {
         if !(p.starts_with('/') || p.starts_with("tailnet:/") || p.starts_with("funnel:/")) {
             out.push(err(
                 "invalid_prefix",
                 format!("prefix {p:?} must start with /, tailnet:/ or funnel:/"),
-                "prefixes",
+                Opt::Prefixes,
             ));
         }
     }
-    for t in strings("tags") {
+    for t in s.effective.list(Opt::Tags).unwrap_or_default() {
         if !t.starts_with("tag:") {
-            out.push(err("invalid_tag", format!("tag {t:?} must start with \"tag:\""), "tags"));
+            out.push(err("invalid_tag", format!("tag {t:?} must start with \"tag:\""), Opt::Tags));
         }
     }
-    let set = |o: &str| s.effective.get(o).and_then(|v| v.known()).is_some_and(|v| !v.is_null());
-    if set("certificateFile") != set("certificateKey") {
+    let set = |o: Opt| s.effective.known(o).is_ok_and(|v| v.is_some());
+    if set(Opt::CertificateFile) != set(Opt::CertificateKey) {
         out.push(err(
             "certificate_pair",
             "certificateFile and certificateKey must be set together".into(),
-            "certificateFile",
+            Opt::CertificateFile,
         ));
     }
-    if set("certificateFile") && s.effective.bool("plaintext") == Some(true) {
+    if set(Opt::CertificateFile) && s.effective.bool(Opt::Plaintext) == Some(true) {
         out.push(err(
             "plaintext_with_certificate",
             "plaintext cannot be combined with a custom certificate".into(),
-            "plaintext",
+            Opt::Plaintext,
         ));
     }
-    if set("upstreamUnixAddr") && set("upstreamTCPAddr") {
+    if set(Opt::UpstreamUnixAddr) && set(Opt::UpstreamTcpAddr) {
         out.push(err(
             "two_upstream_addresses",
             "upstreamUnixAddr and upstreamTCPAddr cannot both be set".into(),
-            "upstreamTCPAddr",
+            Opt::UpstreamTcpAddr,
         ));
     }
     out

@@ -11,6 +11,7 @@
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::inventory::InputKind;
 use crate::load::LoadError;
+use crate::options::Opt;
 use crate::roots::{self, NixShape};
 use crate::source::SourceMap;
 use crate::{options, units};
@@ -391,7 +392,7 @@ fn runs_tsnsrv_unit(text: &str) -> bool {
 fn log_has_services(path: &Path, text: &str) -> bool {
     let sources = SourceMap::new();
     let file = sources.add(path.to_path_buf(), text.to_string());
-    units::read_log(&sources, file).0.iter().any(|r| r.declared.get("toURL").is_some())
+    units::read_log(&sources, file).0.iter().any(|r| r.declared.get(Opt::ToUrl).is_some())
 }
 
 /// JSON is an input only with the shape of `nix eval --json` of `services.tsnsrv` (or of a
@@ -420,7 +421,8 @@ fn json_kind(text: &str) -> Result<InputKind, String> {
     let services = root.get("services").and_then(Json::as_object);
     let is_eval = services.is_some_and(|s| {
         s.values().all(Json::is_object)
-            && s.values().any(|e| e.get("toURL").is_some_and(|u| u.is_string() || u.is_null()))
+            && s.values()
+                .any(|e| e.get(Opt::ToUrl.name()).is_some_and(|u| u.is_string() || u.is_null()))
     });
     if is_eval {
         Ok(InputKind::NixEval)

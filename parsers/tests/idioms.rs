@@ -4,7 +4,7 @@
 
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use tailshift_parsers::{Inventory, LoadOptions, Presence, Service, Sourced, load};
+use tailshift_parsers::{Inventory, LoadOptions, Opt, Presence, Service, Sourced, load};
 
 fn write(dir: &Path, rel: &str, text: &str) -> PathBuf {
     let p = dir.join(rel);
@@ -24,7 +24,7 @@ fn svc<'a>(inv: &'a Inventory, name: &str) -> &'a Service {
 }
 
 fn known<'a>(s: &'a Service, opt: &str) -> &'a serde_json::Value {
-    match s.declared.get(opt) {
+    match s.declared.get_named(opt) {
         Some(Sourced::Known { value, .. }) => value,
         other => panic!("{}.{opt}: {other:?}", s.name),
     }
@@ -131,7 +131,7 @@ in {
     );
     let inv = read(&[f]);
     assert_eq!(
-        svc(&inv, "a").effective.get("authKeyPath").and_then(|v| v.known()),
+        svc(&inv, "a").effective.get(Opt::AuthKeyPath).and_then(|v| v.known()),
         Some(&json!("/run/secrets/tsnsrv"))
     );
 }
@@ -319,7 +319,7 @@ fn snowfall_lib_hosts_come_from_systems_arch_host() {
     let inv = read(&[d.path().to_path_buf()]);
     let g = svc(&inv, "grafana");
     assert_eq!(g.host.known().map(String::as_str), Some("nas"));
-    assert_eq!(g.effective.get("tags").and_then(|v| v.known()), Some(&json!(["tag:lab"])));
+    assert_eq!(g.effective.get(Opt::Tags).and_then(|v| v.known()), Some(&json!(["tag:lab"])));
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use tailshift_parsers::{LoadOptions, Sourced, load};
+use tailshift_parsers::{LoadOptions, Opt, Sourced, load};
 
 const EXPRS: &[&str] = &[
     "(lib.importJSON ./d.json).p",
@@ -73,7 +73,7 @@ fn lib_functions_agree_with_nixpkgs() {
         assert!(out.status.success(), "{e}: {}", String::from_utf8_lossy(&out.stderr));
         let nix: String = serde_json::from_slice(&out.stdout).unwrap();
         let svc = inv.services.iter().find(|s| s.name == format!("f{i}")).unwrap();
-        match svc.declared.get("toURL") {
+        match svc.declared.get(Opt::ToUrl) {
             Some(Sourced::Known { value, .. })
                 if value.as_str() == Some(&format!("http://x/{nix}")) => {}
             other => wrong.push(format!("{e}: tailshift {other:?}, Nix {nix}")),

@@ -3,6 +3,7 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
+use tailshift_parsers::Opt;
 use tailshift_parsers::inventory::{Flavour, Inventory, Options, Service, Sourced};
 use tailshift_plans::{PlanOptions, Policy, make_plan, plan_file};
 
@@ -16,14 +17,14 @@ fn fleet() -> (Inventory, Policy) {
     for i in 0..SERVICES {
         let mut eff = Options::default();
         eff.set(
-            "toURL",
+            Opt::ToUrl,
             Sourced::declared(json!(format!("http://127.0.0.1:{}", 10_000 + i)), None),
         );
-        eff.set("funnel", Sourced::declared(json!(i % 50 == 0), None));
-        eff.set("tags", Sourced::default(json!(["tag:service"]), "bench"));
-        eff.set("authKeyPath", Sourced::default(json!("/run/key"), "bench"));
+        eff.set(Opt::Funnel, Sourced::declared(json!(i % 50 == 0), None));
+        eff.set(Opt::Tags, Sourced::default(json!(["tag:service"]), "bench"));
+        eff.set(Opt::AuthKeyPath, Sourced::default(json!("/run/key"), "bench"));
         if i % 3 == 0 && i > 0 {
-            eff.set("authURL", Sourced::declared(json!("https://svc0.bench.ts.net"), None));
+            eff.set(Opt::AuthUrl, Sourced::declared(json!("https://svc0.bench.ts.net"), None));
         }
         inv.services.push(Service {
             name: format!("svc{i}"),

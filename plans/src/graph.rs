@@ -6,7 +6,7 @@ use crate::id::ServiceId;
 use crate::policy::Policy;
 use petgraph::graph::{DiGraph, NodeIndex};
 use std::collections::{BTreeMap, BTreeSet};
-use tailshift_parsers::{Inventory, Service};
+use tailshift_parsers::{Inventory, Opt, Service};
 
 /// Why an edge exists.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -106,10 +106,10 @@ impl Index {
 /// What identifies an upstream for alias detection: the URL's authority and path, or the
 /// unix socket.
 fn upstream_key(s: &Service) -> Option<String> {
-    if let Some(sock) = s.effective.str("upstreamUnixAddr") {
+    if let Some(sock) = s.effective.str(Opt::UpstreamUnixAddr) {
         return Some(format!("unix:{sock}"));
     }
-    let url = url::Url::parse(s.effective.str("toURL")?).ok()?;
+    let url = s.effective.url(Opt::ToUrl).ok()??;
     Some(format!(
         "{}://{}:{}{}",
         url.scheme(),
@@ -125,9 +125,8 @@ fn auth_target(
     index: &Index,
     tailnet: &str,
     from: usize,
-    auth_url: &str,
+    url: &url::Url,
 ) -> Option<usize> {
-    let url = url::Url::parse(auth_url).ok()?;
     let host = url.host_str()?;
     let me = &inv.services[from];
     let name = host.strip_suffix(&format!(".{tailnet}")).or((!host.contains('.')).then_some(host));
@@ -145,8 +144,9 @@ fn auth_target(
         return inv.services.iter().position(|s| {
             s.host == me.host
                 && s.effective
-                    .str("toURL")
-                    .and_then(|u| url::Url::parse(u).ok())
+                    .url(Opt::ToUrl)
+                    .ok()
+                    .flatten()
                     .is_some_and(|u| u.port_or_known_default() == Some(port))
         });
     }
@@ -169,8 +169,9 @@ impl DepGraph {
             }
         }
         for (i, s) in inv.services.iter().enumerate() {
-            if let Some(auth) = s.effective.str("authURL") {
-                match auth_target(inv, index, &policy.tailnet, i, auth) {
+            if let Some(auth) = s.effective.str(Opt::AuthUrl) {
+                let url = s.effective.url(Opt::AuthUrl).ok().flatten();
+                match url.and_then(|u| auth_target(inv, index, &policy.tailnet, i, &u)) {
                     Some(j) if j != i => {
                         edges.insert((i, j, EdgeKind::ForwardAuth));
                     }

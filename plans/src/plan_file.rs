@@ -65,7 +65,7 @@ struct Semantic<'a> {
 }
 
 fn meanings(o: &tailshift_parsers::Options) -> Vec<(&str, Meaning<'_>)> {
-    o.0.iter()
+    o.iter()
         .map(|(k, v)| {
             let m = match v {
                 tailshift_parsers::Sourced::Known { value, .. } => Meaning::V(value),

@@ -9,8 +9,7 @@
 //! them at request time).
 
 use crate::plan::{AccessKind, Listener, Placement};
-use std::collections::BTreeMap;
-use tailshift_parsers::{Service, Sourced};
+use tailshift_parsers::{Opt, OptionError, Service};
 use tailshift_routes::{
     AccessRule, ForwardAuth, HostHeader, Listen, Route, RouteHost, Timeouts, Upstream, Whois,
 };
@@ -24,7 +23,7 @@ pub enum ConversionError {
         /// The service.
         service: String,
         /// The option.
-        option: String,
+        option: Opt,
         /// Why it is unknown.
         reason: String,
     },
@@ -34,7 +33,7 @@ pub enum ConversionError {
         /// The service.
         service: String,
         /// The option.
-        option: String,
+        option: Opt,
         /// The value.
         value: String,
         /// What is wrong.
@@ -42,142 +41,53 @@ pub enum ConversionError {
     },
 }
 
-/// Parses a Go duration (`1s`, `500ms`, `1m30s`, `1.5h`, `0`) into milliseconds.
-pub fn go_duration_ms(s: &str) -> Option<u64> {
-    let s = s.trim();
-    if s == "0" {
-        return Some(0);
-    }
-    let mut total = 0.0f64;
-    let mut rest = s;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        if num_end == 0 {
-            return None;
-        }
-        let n: f64 = rest[..num_end].parse().ok()?;
-        rest = &rest[num_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let factor = match &rest[..unit_end] {
-            "ns" => 1e-6,
-            "us" | "µs" => 1e-3,
-            "ms" => 1.0,
-            "s" => 1e3,
-            "m" => 60e3,
-            "h" => 3600e3,
-            _ => return None,
-        };
-        total += n * factor;
-        rest = &rest[unit_end..];
-    }
-    Some(total.round() as u64)
-}
-
-struct Reader<'a> {
-    s: &'a Service,
-    id: String,
-}
-
-impl Reader<'_> {
-    fn known(&self, opt: &str) -> Result<Option<&serde_json::Value>, ConversionError> {
-        match self.s.effective.get(opt) {
-            None => Ok(None),
-            Some(Sourced::Known { value, .. }) => Ok((!value.is_null()).then_some(value)),
-            Some(Sourced::Unknown { reason, .. }) => Err(ConversionError::Unknown {
-                service: self.id.clone(),
-                option: opt.into(),
-                reason: reason.clone(),
-            }),
-        }
-    }
-
-    fn string(&self, opt: &str) -> Result<Option<String>, ConversionError> {
-        Ok(self.known(opt)?.and_then(|v| v.as_str()).map(str::to_string))
-    }
-
-    fn boolean(&self, opt: &str, default: bool) -> Result<bool, ConversionError> {
-        Ok(self.known(opt)?.and_then(|v| v.as_bool()).unwrap_or(default))
-    }
-
-    fn duration(&self, opt: &str, default_ms: u64) -> Result<u64, ConversionError> {
-        match self.string(opt)? {
-            None => Ok(default_ms),
-            Some(v) => go_duration_ms(&v).ok_or_else(|| ConversionError::Invalid {
-                service: self.id.clone(),
-                option: opt.into(),
-                value: v,
-                message: "not a Go duration".into(),
-            }),
+impl ConversionError {
+    fn of(service: &str, e: OptionError) -> ConversionError {
+        let service = service.to_string();
+        match e {
+            OptionError::Unknown { opt, reason } => {
+                ConversionError::Unknown { service, option: opt, reason }
+            }
+            OptionError::Invalid { opt, value, message } => {
+                ConversionError::Invalid { service, option: opt, value, message }
+            }
         }
     }
 }
 
-/// Builds a service's route from its effective options, its placement and its wave.
+/// Builds a service's route from its effective options, its placement and its wave. What the
+/// options do not say is tsnsrv's own default (`tailshift_parsers::defaults`).
 pub fn route_of(s: &Service, p: &Placement, wave: Option<usize>) -> Result<Route, ConversionError> {
     let id = crate::id::ServiceId::of(s).to_string();
-    let r = Reader { s, id: id.clone() };
-    let url = r.string("toURL")?.ok_or_else(|| ConversionError::Invalid {
+    let eff = &s.effective;
+    let err = |e| ConversionError::of(&id, e);
+    let invalid = |message: &str| ConversionError::Invalid {
         service: id.clone(),
-        option: "toURL".into(),
-        value: String::new(),
-        message: "missing".into(),
-    })?;
-    let parsed = url::Url::parse(&url).map_err(|e| ConversionError::Invalid {
-        service: id.clone(),
-        option: "toURL".into(),
-        value: url.clone(),
-        message: e.to_string(),
-    })?;
-    let auth_url = |text: String| {
-        url::Url::parse(&text).map_err(|e| ConversionError::Invalid {
-            service: id.clone(),
-            option: "authURL".into(),
-            value: text,
-            message: e.to_string(),
-        })
+        option: Opt::ToUrl,
+        value: eff.str(Opt::ToUrl).unwrap_or_default().to_string(),
+        message: message.into(),
     };
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(ConversionError::Invalid {
-            service: id,
-            option: "toURL".into(),
-            value: url,
-            message: "only http:// and https:// upstreams are proxied".into(),
-        });
+    let url = eff.url(Opt::ToUrl).map_err(err)?.ok_or_else(|| invalid("missing"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid("only http:// and https:// upstreams are proxied"));
     }
-    let prefixes: Vec<String> = r
-        .known("prefixes")?
-        .and_then(|v| v.as_array())
-        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
-        .unwrap_or_default();
-    let keep_host = r.boolean("recommendedProxyHeaders", true)?;
-    let upstream_headers: BTreeMap<String, String> = r
-        .known("upstreamHeaders")?
-        .and_then(|v| v.as_object())
-        .map(|m| {
-            m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect()
-        })
-        .unwrap_or_default();
-    let auth = match r.string("authURL")? {
+    let prefixes = eff.strings(Opt::Prefixes).map_err(err)?;
+    let keep_host = eff.flag(Opt::RecommendedProxyHeaders).map_err(err)?;
+    let upstream_headers = eff.headers(Opt::UpstreamHeaders).map_err(err)?;
+    let auth = match eff.url(Opt::AuthUrl).map_err(err)? {
         None => None,
-        Some(text) => Some(ForwardAuth {
-            url: auth_url(text)?,
-            path: r.string("authPath")?.unwrap_or_else(|| "/api/authz/forward-auth".into()),
-            timeout_ms: r.duration("authTimeout", 5_000)?,
-            copy_headers: r
-                .known("authCopyHeaders")?
-                .and_then(|v| v.as_object())
-                .map(|m| m.keys().cloned().collect())
-                .unwrap_or_default(),
-            insecure_https: r.boolean("authInsecureHTTPS", false)?,
-            bypass_for_tailnet: r.boolean("authBypassForTailnet", false)?,
+        Some(url) => Some(ForwardAuth {
+            url,
+            path: eff.text(Opt::AuthPath).map_err(err)?.unwrap_or_default(),
+            timeout_ms: eff.duration_ms(Opt::AuthTimeout).map_err(err)?.unwrap_or_default(),
+            copy_headers: eff.headers(Opt::AuthCopyHeaders).map_err(err)?.into_keys().collect(),
+            insecure_https: eff.flag(Opt::AuthInsecureHttps).map_err(err)?,
+            bypass_for_tailnet: eff.flag(Opt::AuthBypassForTailnet).map_err(err)?,
         }),
     };
-    let suppress_whois = r.boolean("suppressWhois", false)?;
+    let suppress_whois = eff.flag(Opt::SuppressWhois).map_err(err)?;
     Ok(Route {
-        service: id,
+        service: id.clone(),
         hosts: p
             .names
             .iter()
@@ -188,20 +98,20 @@ pub fn route_of(s: &Service, p: &Placement, wave: Option<usize>) -> Result<Route
             Listener::Plaintext => Listen::Plaintext { port: p.port },
         },
         upstream: Upstream {
-            url: parsed,
-            unix: r.string("upstreamUnixAddr")?,
-            tcp_addr: r.string("upstreamTCPAddr")?,
+            url,
+            unix: eff.text(Opt::UpstreamUnixAddr).map_err(err)?,
+            tcp_addr: eff.text(Opt::UpstreamTcpAddr).map_err(err)?,
         },
         prefixes,
-        strip_prefix: r.boolean("stripPrefix", true)?,
+        strip_prefix: eff.flag(Opt::StripPrefix).map_err(err)?,
         host_header: if keep_host { HostHeader::Keep } else { HostHeader::Upstream },
         proxy_headers: keep_host,
         upstream_headers,
-        insecure_https: r.boolean("insecureHTTPS", false)?,
-        insecure_ciphers: r.boolean("upstreamAllowInsecureCiphers", false)?,
+        insecure_https: eff.flag(Opt::InsecureHttps).map_err(err)?,
+        insecure_ciphers: eff.flag(Opt::UpstreamAllowInsecureCiphers).map_err(err)?,
         auth,
-        funnel: r.boolean("funnel", false)?,
-        tailnet: !r.boolean("funnelOnly", false)?,
+        funnel: eff.flag(Opt::Funnel).map_err(err)?,
+        tailnet: !eff.flag(Opt::FunnelOnly).map_err(err)?,
         access: p
             .access
             .iter()
@@ -211,7 +121,10 @@ pub fn route_of(s: &Service, p: &Placement, wave: Option<usize>) -> Result<Route
                 AccessKind::Tag => AccessRule::Tag(a.value.clone()),
             })
             .collect(),
-        whois: Whois { enabled: !suppress_whois, timeout_ms: r.duration("whoisTimeout", 1_000)? },
+        whois: Whois {
+            enabled: !suppress_whois,
+            timeout_ms: eff.duration_ms(Opt::WhoisTimeout).map_err(err)?.unwrap_or_default(),
+        },
         timeouts: Timeouts {
             connect_ms: p.timeouts.connect_ms,
             response_header_ms: p.timeouts.response_header_ms,
@@ -225,13 +138,13 @@ pub fn route_of(s: &Service, p: &Placement, wave: Option<usize>) -> Result<Route
 mod tests {
     use super::*;
     use serde_json::json;
-    use tailshift_parsers::{Flavour, Options};
+    use tailshift_parsers::{Flavour, Options, Sourced};
     use tailshift_routes::{RouteError, validate_table};
 
-    fn service(flavour: Flavour, opts: &[(&str, serde_json::Value)]) -> Service {
+    fn service(flavour: Flavour, opts: &[(Opt, serde_json::Value)]) -> Service {
         let mut eff = Options::default();
         for (k, v) in opts {
-            eff.set(k.to_string(), Sourced::declared(v.clone(), None));
+            eff.set(*k, Sourced::declared(v.clone(), None));
         }
         Service {
             name: "app".into(),
@@ -268,12 +181,12 @@ mod tests {
         let s = service(
             Flavour::Fork,
             &[
-                ("toURL", json!("http://127.0.0.1:8096")),
-                ("recommendedProxyHeaders", json!(true)),
-                ("stripPrefix", json!(true)),
-                ("prefixes", json!(["tailnet:/", "funnel:/share/"])),
-                ("funnel", json!(true)),
-                ("whoisTimeout", json!("1s")),
+                (Opt::ToUrl, json!("http://127.0.0.1:8096")),
+                (Opt::RecommendedProxyHeaders, json!(true)),
+                (Opt::StripPrefix, json!(true)),
+                (Opt::Prefixes, json!(["tailnet:/", "funnel:/share/"])),
+                (Opt::Funnel, json!(true)),
+                (Opt::WhoisTimeout, json!("1s")),
             ],
         );
         let r = route_of(&s, &placement(), Some(2)).unwrap();
@@ -290,13 +203,13 @@ mod tests {
         let s = service(
             Flavour::ForkAll,
             &[
-                ("toURL", json!("http://127.0.0.1:4000")),
-                ("recommendedProxyHeaders", json!(false)),
-                ("stripPrefix", json!(false)),
-                ("authURL", json!("https://auth.tailnet.test")),
-                ("authPath", json!("/api/authz/forward-auth")),
-                ("authTimeout", json!("5s")),
-                ("authCopyHeaders", json!({"Remote-User": ""})),
+                (Opt::ToUrl, json!("http://127.0.0.1:4000")),
+                (Opt::RecommendedProxyHeaders, json!(false)),
+                (Opt::StripPrefix, json!(false)),
+                (Opt::AuthUrl, json!("https://auth.tailnet.test")),
+                (Opt::AuthPath, json!("/api/authz/forward-auth")),
+                (Opt::AuthTimeout, json!("5s")),
+                (Opt::AuthCopyHeaders, json!({"Remote-User": ""})),
             ],
         );
         let r = route_of(&s, &placement(), Some(2)).unwrap();
@@ -311,13 +224,13 @@ mod tests {
         let s = service(
             Flavour::Upstream,
             &[
-                ("toURL", json!("http://localhost")),
-                ("upstreamUnixAddr", json!("/run/syncthing/gui.sock")),
-                ("upstreamHeaders", json!({"X-Forwarded-Proto": "https"})),
-                ("funnel", json!(true)),
-                ("funnelOnly", json!(true)),
-                ("suppressWhois", json!(true)),
-                ("insecureHTTPS", json!(true)),
+                (Opt::ToUrl, json!("http://localhost")),
+                (Opt::UpstreamUnixAddr, json!("/run/syncthing/gui.sock")),
+                (Opt::UpstreamHeaders, json!({"X-Forwarded-Proto": "https"})),
+                (Opt::Funnel, json!(true)),
+                (Opt::FunnelOnly, json!(true)),
+                (Opt::SuppressWhois, json!(true)),
+                (Opt::InsecureHttps, json!(true)),
             ],
         );
         let r = route_of(&s, &placement(), Some(2)).unwrap();
@@ -330,30 +243,14 @@ mod tests {
     fn unknown_values_refuse_a_route() {
         let mut s = service(Flavour::Fork, &[]);
         s.effective
-            .set("toURL", Sourced::unknown("`config.services.jellyfin.port` is not set", None));
+            .set(Opt::ToUrl, Sourced::unknown("`config.services.jellyfin.port` is not set", None));
         let e = route_of(&s, &placement(), Some(2)).unwrap_err();
         assert!(e.to_string().contains("toURL is unknown"), "{e}");
     }
 
     #[test]
-    fn go_durations() {
-        for (s, ms) in [
-            ("1s", 1000),
-            ("500ms", 500),
-            ("1m30s", 90_000),
-            ("1.5h", 5_400_000),
-            ("0s", 0),
-            ("0", 0),
-        ] {
-            assert_eq!(go_duration_ms(s), Some(ms), "{s}");
-        }
-        assert_eq!(go_duration_ms("5"), None);
-        assert_eq!(go_duration_ms("1d"), None);
-    }
-
-    #[test]
     fn tables_with_two_claims_on_one_name_are_refused() {
-        let s = service(Flavour::Fork, &[("toURL", json!("http://127.0.0.1:1"))]);
+        let s = service(Flavour::Fork, &[(Opt::ToUrl, json!("http://127.0.0.1:1"))]);
         let a = route_of(&s, &placement(), Some(2)).unwrap();
         let mut b = a.clone();
         b.service = "box/other".into();

@@ -6,6 +6,7 @@
 use serde_json::json;
 use std::fmt::Write;
 use std::path::PathBuf;
+use tailshift_parsers::Opt;
 use tailshift_parsers::inventory::{Flavour, Inventory, Options, Service, Sourced};
 use tailshift_plans::{PlanOptions, Policy, make_plan, render};
 
@@ -31,11 +32,11 @@ fn fleet() -> Inventory {
     for i in 0..SERVICES {
         let mut eff = Options::default();
         let port = 10_000 + if i % 13 == 5 { i - 3 } else { i };
-        eff.set("toURL", Sourced::declared(json!(format!("http://127.0.0.1:{port}")), None));
-        eff.set("funnel", Sourced::declared(json!(i % 11 == 3), None));
-        eff.set("tags", Sourced::default(json!([format!("tag:t{}", i % 2)]), "test"));
+        eff.set(Opt::ToUrl, Sourced::declared(json!(format!("http://127.0.0.1:{port}")), None));
+        eff.set(Opt::Funnel, Sourced::declared(json!(i % 11 == 3), None));
+        eff.set(Opt::Tags, Sourced::default(json!([format!("tag:t{}", i % 2)]), "test"));
         if i % 7 == 0 && i > 0 {
-            eff.set("authURL", Sourced::declared(json!("https://svc0.t.ts.net"), None));
+            eff.set(Opt::AuthUrl, Sourced::declared(json!("https://svc0.t.ts.net"), None));
         }
         inv.services.push(Service {
             name: format!("svc{i}"),

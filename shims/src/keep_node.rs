@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
+use tailshift_parsers::Opt;
 use tailshift_parsers::options::{OPTIONS, OptKind};
 use tailshift_parsers::{Service, Sourced};
 
@@ -62,7 +63,7 @@ fn nix_value(v: &serde_json::Value, indent: usize) -> String {
 fn declared(svc: &Service) -> Result<BTreeMap<String, serde_json::Value>, ShimError> {
     let mut out = BTreeMap::new();
     let mut unknown = Vec::new();
-    for (name, v) in &svc.declared.0 {
+    for (name, v) in &svc.declared {
         match v {
             Sourced::Known { value, .. } => {
                 out.insert(name.to_string(), value.clone());
@@ -100,38 +101,38 @@ pub fn nix_snippet(svc: &Service, label: &str) -> Result<String, ShimError> {
 /// options in effect.
 pub fn unit(svc: &Service, label: &str, tsnsrv: &str) -> Result<String, ShimError> {
     let eff = &svc.effective;
-    let to = eff.str("toURL").ok_or_else(|| ShimError::Refused {
+    let to = eff.str(Opt::ToUrl).ok_or_else(|| ShimError::Refused {
         service: svc.name.clone(),
         reason: "toURL is unknown".into(),
     })?;
     let mut args = vec![tsnsrv.to_string(), format!("-name={label}")];
     for spec in OPTIONS {
         let Some(flag) = spec.flag else { continue };
-        if spec.name == "name" || !eff.is_known(spec.name) {
+        if !eff.is_known(spec.key) {
             continue;
         }
         match spec.kind {
             OptKind::Bool => {
-                if let Some(b) = eff.bool(spec.name) {
+                if let Some(b) = eff.bool(spec.key) {
                     args.push(format!("-{flag}={b}"));
                 }
             }
-            OptKind::Str | OptKind::Duration => {
-                if let Some(s) = eff.str(spec.name).filter(|s| !s.is_empty()) {
+            kind if kind.is_text() => {
+                if let Some(s) = eff.str(spec.key).filter(|s| !s.is_empty()) {
                     args.push(format!("-{flag}={s}"));
                 }
             }
             OptKind::List => {
-                for s in eff.list(spec.name).unwrap_or_default() {
+                for s in eff.list(spec.key).unwrap_or_default() {
                     args.push(format!("-{flag}={s}"));
                 }
             }
             OptKind::Map => {
-                for (k, v) in eff.map(spec.name).unwrap_or_default() {
+                for (k, v) in eff.map(spec.key).unwrap_or_default() {
                     args.push(format!("-{flag}={k}: {v}"));
                 }
             }
-            OptKind::UrlParts | OptKind::Package => {}
+            _ => {}
         }
     }
     args.push(to.to_string());

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 use tailshift_parsers::inventory::{Coverage, FlavourBasis, Inventory, Service, Sourced};
-use tailshift_parsers::{Diagnostic, Severity};
+use tailshift_parsers::{Diagnostic, Opt, Severity};
 
 fn table(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
@@ -40,20 +40,20 @@ fn show<T: std::fmt::Display>(s: Option<&Sourced<T>>) -> String {
 }
 
 fn upstream(s: &Service) -> String {
-    let url = match s.effective.get("toURL") {
+    let url = match s.effective.get(Opt::ToUrl) {
         Some(Sourced::Known { value, .. }) => {
             value.as_str().map(str::to_string).unwrap_or_else(|| value.to_string())
         }
         Some(Sourced::Unknown { .. }) => "? (unknown)".into(),
         None => "-".into(),
     };
-    match s.effective.str("upstreamUnixAddr") {
+    match s.effective.str(Opt::UpstreamUnixAddr) {
         Some(sock) => format!("{url} via unix:{sock}"),
         None => url,
     }
 }
 
-fn yes_no(s: &Service, opt: &str) -> String {
+fn yes_no(s: &Service, opt: Opt) -> String {
     match s.effective.get(opt) {
         Some(Sourced::Known { value, .. }) => match value.as_bool() {
             Some(true) => "yes".into(),
@@ -66,7 +66,7 @@ fn yes_no(s: &Service, opt: &str) -> String {
 }
 
 fn auth(s: &Service) -> String {
-    match s.effective.get("authURL") {
+    match s.effective.get(Opt::AuthUrl) {
         Some(Sourced::Known { value, .. }) => match value.as_str() {
             Some(u) => u.trim_start_matches("https://").trim_start_matches("http://").to_string(),
             None => "-".into(),
@@ -77,10 +77,10 @@ fn auth(s: &Service) -> String {
 }
 
 fn prefixes(s: &Service) -> String {
-    match s.effective.get("prefixes") {
+    match s.effective.get(Opt::Prefixes) {
         Some(Sourced::Unknown { .. }) => "?".into(),
         _ => {
-            let p = s.effective.list("prefixes").unwrap_or_default();
+            let p = s.effective.list(Opt::Prefixes).unwrap_or_default();
             if p.is_empty() { "-".into() } else { p.join(",") }
         }
     }
@@ -145,7 +145,7 @@ pub fn inventory_table(inv: &Inventory) -> String {
             if s.presence.is_certain() { s.name.clone() } else { format!("{} (?)", s.name) },
             show(Some(&s.host)),
             upstream(s),
-            yes_no(s, "funnel"),
+            yes_no(s, Opt::Funnel),
             auth(s),
             prefixes(s),
             s.location.as_ref().map(|l| l.to_string()).unwrap_or_else(|| s.input.clone()),

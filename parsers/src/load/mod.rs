@@ -449,7 +449,7 @@ fn read_nix_roots(
             continue;
         }
         inv.inputs.push(Input { path: root.display().to_string(), kind: InputKind::Nix });
-        let declares_nothing = view.services.is_empty() && view.defaults.0.is_empty();
+        let declares_nothing = view.services.is_empty() && view.defaults.is_empty();
         if *walked && declares_nothing {
             walk::module_without_tsnsrv(root, loaded, diags, &mut inv.diagnostics);
             continue;

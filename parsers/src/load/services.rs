@@ -10,7 +10,7 @@ use crate::diagnostic::Diagnostic;
 use crate::effective::{self, Origin};
 use crate::inventory::*;
 use crate::nixos::{DeclaredService, ModuleView};
-use crate::options;
+use crate::options::{self, Opt};
 use crate::units::RawService;
 use serde_json::Value as Json;
 use std::path::Path;
@@ -70,7 +70,7 @@ fn coverage_of(
     unsupported: impl Fn(&str) -> Option<String>,
 ) -> Vec<CoverageEntry> {
     let mut out = Vec::new();
-    for (k, v) in &declared.0 {
+    for (k, v) in declared {
         let (status, reason) = if let Some(why) = unsupported(k) {
             (Coverage::Unsupported, Some(why))
         } else {
@@ -86,8 +86,8 @@ fn coverage_of(
             location: v.location().cloned(),
         });
     }
-    for (k, v) in &effective.0 {
-        if declared.get(k).is_some() {
+    for (k, v) in effective {
+        if declared.get_named(k).is_some() {
             continue;
         }
         if let Sourced::Unknown { reason, .. } = v {
@@ -127,7 +127,7 @@ fn module_flavour(view: &ModuleView, stated: Option<Flavour>) -> (Flavour, Flavo
         return (*f, FlavourBasis::Detected { reason: reason.clone(), location: location.clone() });
     }
     let fork_only = |o: &Options| -> Option<(String, Option<crate::Location>)> {
-        o.0.iter()
+        o.iter()
             .find(|(k, _)| options::spec(k).is_some_and(|s| s.fork_module && !s.upstream_module))
             .map(|(k, v)| (k.to_string(), v.location().cloned()))
     };
@@ -185,8 +185,8 @@ pub(super) fn module_services(
             .at(loc.clone()),
         );
     }
-    for (k, v) in &view.defaults.0 {
-        if !options::module_accepts(k, fork) || k == "toURL" {
+    for (k, v) in &view.defaults {
+        if !options::module_accepts(k, fork) || k == Opt::ToUrl.name() {
             diags.push(
                 Diagnostic::error(
                     "unknown_attribute",
@@ -222,7 +222,7 @@ pub(super) fn module_services(
                 }
             })
         };
-        for (k, v) in &ds.declared.0 {
+        for (k, v) in &ds.declared {
             if let Some(why) = unsupported(k) {
                 findings.push(
                     Diagnostic::error("unknown_attribute", format!("{}: {why}", ds.name))

@@ -7,18 +7,18 @@ use super::status::Statuses;
 use super::{Ctx, Finding, Status};
 use crate::steps::Strategy;
 use std::collections::{BTreeMap, BTreeSet};
-use tailshift_parsers::{Flavour, Severity};
+use tailshift_parsers::{Flavour, Opt, Severity};
 
 /// tsnsrv's prefixes match as plain strings (`/pub` also matches `/public-secrets`): on
 /// Funnel, an open-ended one may publish more than meant.
 pub(super) fn funnel_prefixes(ctx: &Ctx) -> Vec<Finding> {
     let mut findings = Vec::new();
     for (i, s) in ctx.inv.services.iter().enumerate() {
-        if s.effective.bool("funnel") != Some(true) {
+        if s.effective.bool(Opt::Funnel) != Some(true) {
             continue;
         }
         let id = &ctx.ids[i];
-        for p in s.effective.list("prefixes").unwrap_or_default() {
+        for p in s.effective.list(Opt::Prefixes).unwrap_or_default() {
             let Some(path) = p.strip_prefix("funnel:").or((!p.contains(':')).then_some(p.as_str()))
             else {
                 continue;
@@ -32,7 +32,7 @@ pub(super) fn funnel_prefixes(ctx: &Ctx) -> Vec<Finding> {
                         "{id}: the Funnel prefix {p:?} also matches any path that merely starts with it ({path}x, {path}-private, ...), as tsnsrv matched it; end it with / to publish only that directory"
                     ),
                     s.effective
-                        .get("prefixes")
+                        .get(Opt::Prefixes)
                         .and_then(|v| v.location().cloned())
                         .or_else(|| s.location.clone()),
                 ));
@@ -74,7 +74,7 @@ fn external_auth(ctx: &Ctx, findings: &mut Vec<Finding>) {
             format!(
                 "{id}'s forward auth {url} is not a service of the inventory: it must stay reachable"
             ),
-            ctx.inv.services[*i].effective.get("authURL").and_then(|v| v.location().cloned()),
+            ctx.inv.services[*i].effective.get(Opt::AuthUrl).and_then(|v| v.location().cloned()),
         ));
     }
 }
@@ -85,7 +85,7 @@ fn acl_widening(ctx: &Ctx, statuses: &Statuses, findings: &mut Vec<Finding>) {
     for (i, s) in ctx.inv.services.iter().enumerate() {
         if statuses.status[i] == Status::Planned && statuses.strategy[i].frees_node() {
             let host = s.host.known().cloned().unwrap_or_default();
-            let tags = s.effective.list("tags").unwrap_or_default().join(",");
+            let tags = s.effective.list(Opt::Tags).unwrap_or_default().join(",");
             tags_by_host.entry(host).or_default().insert(if tags.is_empty() {
                 "(untagged)".into()
             } else {
@@ -128,12 +128,12 @@ fn per_host(ctx: &Ctx, statuses: &Statuses, findings: &mut Vec<Finding>) {
         let e = per_host.entry(s.host.known().cloned().unwrap_or_default()).or_default();
         if statuses.strategy[i] == Strategy::TailscaleServices {
             e.tailscale_services.push(&s.name);
-            if let Some(k) = s.effective.str("authKeyPath") {
+            if let Some(k) = s.effective.str(Opt::AuthKeyPath) {
                 e.auth_keys.insert(k.to_string());
             }
         }
         if s.flavour == Flavour::Fork
-            && let Some(addr) = s.effective.str("prometheusAddr")
+            && let Some(addr) = s.effective.str(Opt::PrometheusAddr)
         {
             e.metrics.push(format!("{}={addr}", s.name));
         }

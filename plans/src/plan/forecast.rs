@@ -7,7 +7,7 @@ use super::waves::Schedule;
 use super::{Ctx, Forecast, Wave};
 use crate::steps::{Strategy, steps_for};
 use std::collections::BTreeMap;
-use tailshift_parsers::Service;
+use tailshift_parsers::{Opt, Service};
 
 /// The waves of a schedule, with steps and forecast.
 pub(super) fn waves(
@@ -27,7 +27,7 @@ pub(super) fn waves(
             let s = &ctx.inv.services[i];
             let checks = &ctx.policy.checks;
             let check = checks.get(ctx.ids[i].as_str()).or_else(|| checks.get(&s.name));
-            let redirected = mounts.contains_key(&i) && s.effective.bool("funnel") == Some(true);
+            let redirected = mounts.contains_key(&i) && s.effective.bool(Opt::Funnel) == Some(true);
             let (path, status) = check
                 .map(|c| (c.path.clone(), c.status))
                 .unwrap_or(("/".into(), if redirected { 308 } else { 200 }));

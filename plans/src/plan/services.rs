@@ -9,7 +9,7 @@ use super::{Ctx, Finding, Listener, Placement, PlannedService, RouteName, WaveKi
 use crate::graph::EdgeKind;
 use crate::id::{Dependency, ServiceId};
 use std::collections::BTreeMap;
-use tailshift_parsers::Severity;
+use tailshift_parsers::{Opt, Severity};
 use tailshift_routes::Route;
 
 /// Every service of the inventory, in inventory order, without routes ([`make_routes`] adds
@@ -124,12 +124,17 @@ fn dependencies(ctx: &Ctx, i: usize) -> Vec<Dependency> {
 fn placement(ctx: &Ctx, refs: &PolicyRefs, i: usize) -> Placement {
     let s = &ctx.inv.services[i];
     let tailnet = &ctx.policy.tailnet;
-    let plaintext = s.effective.bool("plaintext") == Some(true);
-    let port = s
-        .effective
-        .str("listenAddr")
-        .and_then(|a| a.rsplit_once(':').and_then(|(_, p)| p.parse().ok()))
-        .unwrap_or(if plaintext { 80 } else { 443 });
+    let plaintext = s.effective.bool(Opt::Plaintext) == Some(true);
+    let port = match s.effective.listen_addr(Opt::ListenAddr) {
+        Ok(Some(a)) => a.port,
+        _ => {
+            if plaintext {
+                80
+            } else {
+                443
+            }
+        }
+    };
     let mut p = Placement {
         names: vec![RouteName { name: format!("{}.{tailnet}", s.name), mount: "/".into() }],
         listener: if plaintext { Listener::Plaintext } else { Listener::Https },
@@ -142,7 +147,7 @@ fn placement(ctx: &Ctx, refs: &PolicyRefs, i: usize) -> Placement {
         let host = s.host.known().cloned().unwrap_or_default();
         let node = format!("{host}.{tailnet}");
         p.names.push(RouteName { name: node.clone(), mount: m.clone() });
-        if s.effective.bool("funnel") == Some(true) {
+        if s.effective.bool(Opt::Funnel) == Some(true) {
             p.redirect_to = Some(format!("https://{node}{m}"));
         }
     }

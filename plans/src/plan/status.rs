@@ -6,7 +6,7 @@ use super::refs::PolicyRefs;
 use super::{Ctx, Finding, PlanOptions, Status};
 use crate::steps::Strategy;
 use tailshift_parsers::inventory::CoverageEntry;
-use tailshift_parsers::{Coverage, Presence, Severity};
+use tailshift_parsers::{Coverage, Opt, Presence, Severity};
 
 /// Status, reasons and strategy of each service, by inventory index.
 pub(super) struct Statuses {
@@ -147,7 +147,7 @@ impl Statuses {
     ) -> bool {
         let s = &ctx.inv.services[i];
         let Some(m) = refs.mounts.get(&i) else { return false };
-        if s.effective.bool("funnel") != Some(true) {
+        if s.effective.bool(Opt::Funnel) != Some(true) {
             return false;
         }
         let tailnet = &ctx.policy.tailnet;
@@ -173,7 +173,7 @@ impl Statuses {
     fn funnel(&mut self, ctx: &Ctx, i: usize, findings: &mut Vec<Finding>) {
         let s = &ctx.inv.services[i];
         let strategy = self.strategy[i];
-        if s.effective.bool("funnel") != Some(true) || strategy.keeps_funnel() {
+        if s.effective.bool(Opt::Funnel) != Some(true) || strategy.keeps_funnel() {
             return;
         }
         self.status[i] = Status::NeedsDecision;
@@ -190,7 +190,7 @@ impl Statuses {
                 strategy.as_str()
             ),
             s.effective
-                .get("funnel")
+                .get(Opt::Funnel)
                 .and_then(|v| v.location().cloned())
                 .or_else(|| s.location.clone()),
         ));

@@ -5,6 +5,7 @@
 use super::{Ctx, Status};
 use crate::id::ServiceId;
 use std::collections::{BTreeMap, BTreeSet};
+use tailshift_parsers::Opt;
 
 /// The planned services grouped into units, and each unit's facts, by unit index.
 pub(super) struct Units {
@@ -58,7 +59,9 @@ impl Units {
             .collect();
         let public = members
             .iter()
-            .map(|m| m.iter().any(|i| ctx.inv.services[*i].effective.bool("funnel") == Some(true)))
+            .map(|m| {
+                m.iter().any(|i| ctx.inv.services[*i].effective.bool(Opt::Funnel) == Some(true))
+            })
             .collect();
         let pin: Vec<Option<usize>> =
             members.iter().map(|m| m.iter().filter_map(|i| pins.get(i)).copied().min()).collect();

@@ -4,6 +4,7 @@
 use super::common::legacy_name;
 use crate::apply::config::{ApplyConfig, Legacy};
 use std::time::Duration;
+use tailshift_parsers::Opt;
 use tailshift_plans::Plan;
 use tailshift_plans::plan::PlannedService;
 use tailshift_plans::steps::Strategy;
@@ -18,7 +19,7 @@ pub(super) fn shim_service(s: &PlannedService, cfg: &ApplyConfig) -> ShimService
         legacy_name: legacy_name(s),
         new_names: s.placement.names.iter().skip(1).map(|n| n.name.clone()).collect(),
         proxy_addrs: cfg.proxy_addrs.clone(),
-        funnel: s.inventory.effective.bool("funnel").unwrap_or(false),
+        funnel: s.inventory.effective.bool(Opt::Funnel).unwrap_or(false),
     }
 }
 
@@ -88,7 +89,7 @@ pub(super) fn shim_for(
                 services,
                 tsnsrv: k.tsnsrv,
                 // The kept node's own metrics (tsnsrv's prometheusAddr) tell that it runs.
-                metrics_addr: svc.inventory.effective.str("prometheusAddr").map(str::to_string),
+                metrics_addr: svc.inventory.effective.str(Opt::PrometheusAddr).map(str::to_string),
             }))
         }
     }

@@ -12,6 +12,7 @@ use crate::apply::admin_client;
 use std::net::IpAddr;
 use std::time::Duration;
 use tailshift_checks::{Outcome, check_with};
+use tailshift_parsers::Opt;
 use tailshift_plans::plan::PlannedService;
 use tailshift_plans::steps::{Step, Strategy};
 use tailshift_routes::Route;
@@ -112,7 +113,10 @@ pub(super) fn run_step(
                 // service: it cannot tell whether the app works. Inconclusive, not a pass.
                 (Some(b), Outcome::Status { code, .. })
                     if creds.is_empty()
-                        && s.inventory.effective.str("authURL").is_some_and(|u| !u.is_empty())
+                        && s.inventory
+                            .effective
+                            .str(Opt::AuthUrl)
+                            .is_some_and(|u| !u.is_empty())
                         && (*code == 401 || *code == 403 || (300..400).contains(code))
                         && b.class() == Some(code / 100) =>
                 {
