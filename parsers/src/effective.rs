@@ -8,6 +8,7 @@
 
 use crate::defaults;
 use crate::diagnostic::Diagnostic;
+use crate::diagnostic::DiagnosticCode;
 use crate::inventory::{Flavour, Options, Sourced};
 use crate::options::{self, Opt, OptKind};
 use serde_json::{Value as Json, json};
@@ -106,7 +107,7 @@ pub fn effective(
             if eff.get(Opt::StateDir).is_none() {
                 findings.push(
                     Diagnostic::warning(
-                        "shared_state_dir",
+                        DiagnosticCode::SharedStateDir,
                         format!("service {name} has no stateDir: tsnsrv falls back to ~/.config/tsnet-tsnsrv, shared by every such service (duplicate node keys)"),
                     )
                     .for_service(name),
@@ -301,7 +302,7 @@ fn cli_process_level(
         let loc = eff.get(Opt::SuppressWhois).and_then(|s| s.location().cloned());
         findings.push(
             Diagnostic::warning(
-                "module_option_ignored",
+                DiagnosticCode::ModuleOptionIgnored,
                 format!("{name}: suppressWhois = true never reaches tsnsrv (the module drops it), so identity headers were sent"),
             )
             .at(loc)
@@ -357,7 +358,7 @@ fn cli_process_level(
                 let loc = eff.get(h).and_then(|s| s.location().cloned());
                 findings.push(
                     Diagnostic::warning(
-                        "unit_cannot_start",
+                        DiagnosticCode::UnitCannotStart,
                         format!("{name}: the fork's per-service unit passes {h} unescaped (\"Name: value\" splits at the space), so tsnsrv-{name} cannot have started"),
                     )
                     .at(loc)
@@ -408,7 +409,7 @@ fn apply_extra_args(eff: &mut Options, fork: bool, findings: &mut Vec<Diagnostic
     for bad in parsed.unknown_flags {
         findings.push(
             Diagnostic::warning(
-                "unsupported_extra_arg",
+                DiagnosticCode::UnsupportedExtraArg,
                 format!("{name}: extraArgs flag {bad} is not a tsnsrv flag tailshift knows"),
             )
             .at(loc.clone())
@@ -435,7 +436,7 @@ fn yaml_process_level(
             {
                 let loc = declared.get(Opt::StripPrefix).and_then(|s| s.location().cloned());
                 findings.push(
-                    Diagnostic::new("yaml_default_lost", crate::Severity::Info, format!("{name}: stripPrefix = true is not written to the tsnsrv-all YAML, so prefixes were not stripped"))
+                    Diagnostic::new(DiagnosticCode::YamlDefaultLost, crate::Severity::Info, format!("{name}: stripPrefix = true is not written to the tsnsrv-all YAML, so prefixes were not stripped"))
                         .at(loc)
                         .for_service(name),
                 );
@@ -462,7 +463,7 @@ fn yaml_process_level(
         {
             findings.push(
                 Diagnostic::warning(
-                    "option_ignored",
+                    DiagnosticCode::OptionIgnored,
                     format!("{name}: {ignored} is ignored by the fork's tsnsrv-all mode"),
                 )
                 .at(v.location().cloned())

@@ -6,6 +6,7 @@
 //! own from the modules and `specialArgs` its `nixosSystem` call was given.
 
 use crate::diagnostic::Diagnostic;
+use crate::diagnostic::DiagnosticCode;
 use crate::inventory::Flavour;
 use crate::nix::eval::entry;
 use crate::nix::value::dummy_span;
@@ -434,8 +435,9 @@ pub fn read_flake(dir: &Path, attr: Option<&str>) -> FlakeRead {
             let loc = e.span.map(|s| ev.sources.location(s));
             let msg = format!("the flake {} cannot be evaluated: {}", dir.display(), e.message);
             read.diagnostics.extend(ev.diagnostics.iter().cloned());
-            read.diagnostics
-                .push(Diagnostic::error("services_unreadable", msg.clone()).at(loc.clone()));
+            read.diagnostics.push(
+                Diagnostic::error(DiagnosticCode::ServicesUnreadable, msg.clone()).at(loc.clone()),
+            );
             read.unreadable.push((msg, loc));
             return read;
         }
@@ -446,7 +448,7 @@ pub fn read_flake(dir: &Path, attr: Option<&str>) -> FlakeRead {
         if i.kind == "opaque" {
             read.diagnostics.push(
                 Diagnostic::new(
-                    "opaque_input",
+                    DiagnosticCode::OpaqueInput,
                     crate::diagnostic::Severity::Info,
                     format!(
                         "the flake input `{}`{} is not read: what its modules declare is unknown",
@@ -472,8 +474,9 @@ pub fn read_flake(dir: &Path, attr: Option<&str>) -> FlakeRead {
     };
     for (msg, span) in unreadable {
         let loc = span.map(|s| ev.sources.location(s));
-        read.diagnostics
-            .push(Diagnostic::error("services_unreadable", msg.clone()).at(loc.clone()));
+        read.diagnostics.push(
+            Diagnostic::error(DiagnosticCode::ServicesUnreadable, msg.clone()).at(loc.clone()),
+        );
         read.unreadable.push((msg, loc));
     }
     let names: Vec<String> = hosts.iter().map(|(n, ..)| n.clone()).collect();
@@ -485,7 +488,7 @@ pub fn read_flake(dir: &Path, attr: Option<&str>) -> FlakeRead {
             dir.display(),
             if names.is_empty() { "none".to_string() } else { names.join(", ") }
         );
-        read.diagnostics.push(Diagnostic::error("no_such_host", msg));
+        read.diagnostics.push(Diagnostic::error(DiagnosticCode::NoSuchHost, msg));
         return read;
     }
     drop(ev);
@@ -503,8 +506,10 @@ pub fn read_flake(dir: &Path, attr: Option<&str>) -> FlakeRead {
                 let msg = format!(
                     "the host `{name}` cannot be read, so its services are not known: {why}"
                 );
-                read.diagnostics
-                    .push(Diagnostic::error("services_unreadable", msg.clone()).at(loc.clone()));
+                read.diagnostics.push(
+                    Diagnostic::error(DiagnosticCode::ServicesUnreadable, msg.clone())
+                        .at(loc.clone()),
+                );
                 read.unreadable.push((msg, loc));
                 continue;
             }
@@ -512,7 +517,7 @@ pub fn read_flake(dir: &Path, attr: Option<&str>) -> FlakeRead {
         let mut diags = Vec::new();
         if let Err(e) = ev.load_module_values(args.modules, args.special, Some(name)) {
             diags.push(
-                Diagnostic::error("eval_error", e.message)
+                Diagnostic::error(DiagnosticCode::EvalError, e.message)
                     .at(e.span.map(|s| ev.sources.location(s))),
             );
         }

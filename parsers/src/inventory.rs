@@ -3,7 +3,7 @@
 //! The JSON form (`migrate inventory --format json`) is versioned by [`SCHEMA`]; fields are only
 //! added within a version. `docs/inventory-schema.md` describes it.
 
-use crate::diagnostic::{Diagnostic, Severity};
+use crate::diagnostic::{Diagnostic, DiagnosticCode, Severity};
 use crate::options::Opt;
 use crate::source::Location;
 use serde::{Deserialize, Serialize};
@@ -350,7 +350,7 @@ impl Service {
     /// Whether the inputs show that tsnsrv cannot have started for this service: it is down
     /// today, so moving it cannot break anything that works now.
     pub fn cannot_start(&self) -> bool {
-        self.findings.iter().any(|d| d.code == "unit_cannot_start")
+        self.findings.iter().any(|d| d.code == DiagnosticCode::UnitCannotStart)
     }
 }
 

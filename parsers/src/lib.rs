@@ -44,7 +44,7 @@ pub mod units;
 pub mod validate;
 pub mod walk;
 
-pub use diagnostic::{Diagnostic, Severity};
+pub use diagnostic::{Diagnostic, DiagnosticCode, Severity};
 pub use inventory::{Coverage, Flavour, Inventory, Options, Presence, Service, Source, Sourced};
 pub use load::{Evaluator, LoadError, LoadOptions, load};
 pub use options::Opt;

@@ -3,6 +3,7 @@
 //! The JSON is scanned once for the positions of its keys so every value keeps a location.
 
 use crate::diagnostic::Diagnostic;
+use crate::diagnostic::DiagnosticCode;
 use crate::inventory::{Options, Sourced};
 use crate::nixos::{DeclaredService, ModuleView};
 use crate::options::Opt;
@@ -89,7 +90,7 @@ pub fn read_nix_eval(
         Err(e) => {
             let loc = sources.location_at(file, e.line() as u32, e.column() as u32);
             diags.push(
-                Diagnostic::error("syntax_error", format!("invalid JSON: {e}"))
+                Diagnostic::error(DiagnosticCode::SyntaxError, format!("invalid JSON: {e}"))
                     .at(Some(loc))
                     .len(1),
             );
@@ -108,8 +109,11 @@ pub fn read_nix_eval(
     };
     let Some(obj) = root.as_object() else {
         diags.push(
-            Diagnostic::error("syntax_error", "expected the JSON object of config.services.tsnsrv")
-                .at(loc("")),
+            Diagnostic::error(
+                DiagnosticCode::SyntaxError,
+                "expected the JSON object of config.services.tsnsrv",
+            )
+            .at(loc("")),
         );
         return (view, diags);
     };

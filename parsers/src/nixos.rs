@@ -2,6 +2,7 @@
 //! evaluator, or from `nix eval --json` output (see [`crate::nix_json`]).
 
 use crate::diagnostic::Diagnostic;
+use crate::diagnostic::DiagnosticCode;
 use crate::inventory::{Options, Sourced};
 use crate::nix::eval::EvalError;
 use crate::nix::modules::{Declared, Keys, Unreadable};
@@ -97,7 +98,7 @@ fn eval_failure(
 ) -> Sourced<Json> {
     let loc = user_location(sources, e.span);
     diags.push(
-        Diagnostic::error("eval_error", format!("{what}: {}", e.message))
+        Diagnostic::error(DiagnosticCode::EvalError, format!("{what}: {}", e.message))
             .at(loc.clone())
             .len(e.span.map(|s| s.end - s.start).unwrap_or(0)),
     );
@@ -116,7 +117,7 @@ pub fn read_nixos(
     if let Err(e) = &loaded {
         if e.kind != crate::nix::ErrorKind::Syntax {
             let loc = user_location(&sources, e.span);
-            diags.push(Diagnostic::error("eval_error", e.message.clone()).at(loc));
+            diags.push(Diagnostic::error(DiagnosticCode::EvalError, e.message.clone()).at(loc));
         }
         diags.append(&mut ev.diagnostics);
         return (ModuleView::empty(None), diags, false);
@@ -160,7 +161,9 @@ pub fn read_loaded(ev: &mut Eval, diags: &mut Vec<Diagnostic>) -> ModuleView {
             "the names of the services defined here cannot be known, so some service may be missing from the inventory: {}",
             u.reason
         );
-        diags.push(Diagnostic::error("services_unreadable", msg.clone()).at(loc.clone()));
+        diags.push(
+            Diagnostic::error(DiagnosticCode::ServicesUnreadable, msg.clone()).at(loc.clone()),
+        );
         view.unreadable.push((msg, loc));
     }
     for (name, cond) in keys.names {

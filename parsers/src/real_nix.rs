@@ -8,6 +8,7 @@
 //! exits 0; otherwise its error is the error.
 
 use crate::diagnostic::Diagnostic;
+use crate::diagnostic::DiagnosticCode;
 use crate::nixos::ModuleView;
 use crate::source::{Location, SourceMap};
 use std::path::{Path, PathBuf};
@@ -145,7 +146,9 @@ fn project(
             "Nix cannot evaluate services.tsnsrv.services.{svc}.{opt}: it fails, or it has no value (NixOS would refuse this configuration)"
         );
         let loc = view.services.iter().find(|s| s.name == svc).and_then(|s| s.location.clone());
-        diags.push(Diagnostic::error("eval_error", msg.clone()).at(loc).for_service(svc));
+        diags.push(
+            Diagnostic::error(DiagnosticCode::EvalError, msg.clone()).at(loc).for_service(svc),
+        );
         if let Some(s) = view.services.iter_mut().find(|s| s.name == svc) {
             s.declared.set_named(opt.to_string(), crate::inventory::Sourced::unknown(msg, None));
         }

@@ -1,6 +1,7 @@
 //! The fork's multi-service YAML (`tsnsrv -config file.yaml`, `reference/tsnsrv.md` 1.6).
 
 use crate::diagnostic::Diagnostic;
+use crate::diagnostic::DiagnosticCode;
 use crate::effective::Origin;
 use crate::inventory::{Flavour, Options, Sourced};
 use crate::options;
@@ -76,9 +77,12 @@ pub fn read_yaml(
             let msg = e.to_string();
             let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
             diags.push(
-                Diagnostic::error("syntax_error", format!("invalid tsnsrv YAML: {msg}"))
-                    .at(loc)
-                    .len(1),
+                Diagnostic::error(
+                    DiagnosticCode::SyntaxError,
+                    format!("invalid tsnsrv YAML: {msg}"),
+                )
+                .at(loc)
+                .len(1),
             );
             return (Vec::new(), None, diags);
         }
@@ -96,8 +100,11 @@ pub fn read_yaml(
         let loc_of = |k: &str| locs.get(i).and_then(|m| m.get(k)).cloned();
         let Some(name) = entry.get("name").and_then(|v| v.as_str()).map(str::to_string) else {
             diags.push(
-                Diagnostic::error("missing_name", format!("service entry {} has no name", i + 1))
-                    .at(loc_of("upstream")),
+                Diagnostic::error(
+                    DiagnosticCode::MissingName,
+                    format!("service entry {} has no name", i + 1),
+                )
+                .at(loc_of("upstream")),
             );
             continue;
         };
@@ -117,7 +124,7 @@ pub fn read_yaml(
                     ));
                     findings.push(
                         Diagnostic::warning(
-                            "unknown_attribute",
+                            DiagnosticCode::UnknownAttribute,
                             format!(
                                 "{name}: `{k}` is not a tsnsrv YAML key; tsnsrv silently ignores it"
                             ),

@@ -3,6 +3,7 @@
 
 use crate::cmdline::{self, ParsedFlags, Word};
 use crate::diagnostic::Diagnostic;
+use crate::diagnostic::DiagnosticCode;
 use crate::effective::Origin;
 use crate::inventory::{Flavour, Options, Sourced};
 use crate::options::Opt;
@@ -116,9 +117,12 @@ pub fn read_invocations(
             Err(off) => {
                 let at = logical.file_offset(shift + off);
                 diags.push(
-                    Diagnostic::error("unterminated_quote", "unterminated quote in a command line")
-                        .at(Some(sources.location(crate::Span { file, start: at, end: at + 1 })))
-                        .len(1),
+                    Diagnostic::error(
+                        DiagnosticCode::UnterminatedQuote,
+                        "unterminated quote in a command line",
+                    )
+                    .at(Some(sources.location(crate::Span { file, start: at, end: at + 1 })))
+                    .len(1),
                 );
                 continue;
             }
@@ -155,7 +159,7 @@ pub fn read_cmdline(
         |off: usize| sources.location(crate::Span { file, start: off as u32, end: off as u32 + 1 });
     let Some(bin) = words.iter().position(|w| is_tsnsrv_binary(&w.text)) else {
         diags.push(
-            Diagnostic::error("not_tsnsrv", "this command line does not run tsnsrv")
+            Diagnostic::error(DiagnosticCode::NotTsnsrv, "this command line does not run tsnsrv")
                 .at(Some(loc_of(0))),
         );
         return (Vec::new(), diags);
@@ -217,7 +221,7 @@ fn from_args(
     if let Some(cfg) = &probe.config {
         diags.push(
             Diagnostic::warning(
-                "config_file_not_read",
+                DiagnosticCode::ConfigFileNotRead,
                 format!("tsnsrv runs with -config={cfg}; pass that YAML file to read its services"),
             )
             .at(Some(line_loc.clone())),
@@ -262,7 +266,10 @@ fn one_service(
     let Some(name) =
         p.options.get_named("name").and_then(|v| v.known()?.as_str()).map(str::to_string)
     else {
-        diags.push(Diagnostic::error("missing_name", "tsnsrv needs a -name").at(Some(line_loc)));
+        diags.push(
+            Diagnostic::error(DiagnosticCode::MissingName, "tsnsrv needs a -name")
+                .at(Some(line_loc)),
+        );
         return None;
     };
     let name_loc = p.offsets.iter().find(|(k, _)| k == "name").map(|(_, o)| loc_of(*o));
@@ -287,7 +294,7 @@ fn one_service(
         ));
         findings.push(
             Diagnostic::error(
-                "unknown_attribute",
+                DiagnosticCode::UnknownAttribute,
                 format!(
                     "{name}: {f} is not a tsnsrv flag{}",
                     if fork { "" } else { " (upstream tsnsrv; the fork has more)" }
@@ -300,7 +307,7 @@ fn one_service(
     let cannot_start = |why: String, findings: &mut Vec<Diagnostic>| {
         findings.push(
             Diagnostic::warning(
-                "unit_cannot_start",
+                DiagnosticCode::UnitCannotStart,
                 format!("{name}: {why}, so tsnsrv exits at start: the service is down today"),
             )
             .at(Some(line_loc.clone()))
@@ -313,7 +320,7 @@ fn one_service(
     match p.positional.len() {
         0 => diags.push(
             Diagnostic::error(
-                "missing_destination",
+                DiagnosticCode::MissingDestination,
                 format!("{name}: tsnsrv requires a destination URL"),
             )
             .at(Some(line_loc.clone()))

@@ -2,6 +2,7 @@
 //! rule is its own diagnostic with the location of the offending value.
 
 use crate::diagnostic::Diagnostic;
+use crate::diagnostic::DiagnosticCode;
 use crate::inventory::{Inventory, Service, Sourced};
 use crate::options::Opt;
 use crate::typed::OptionError;
@@ -22,7 +23,7 @@ fn loc(s: &Service, opt: Opt) -> Option<crate::Location> {
 pub fn service(s: &Service) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let name = &s.name;
-    let err = |code: &str, msg: String, opt: Opt| {
+    let err = |code: DiagnosticCode, msg: String, opt: Opt| {
         Diagnostic::error(code, format!("{name}: {msg}")).at(loc(s, opt)).for_service(name)
     };
     // The module's types, as NixOS checks them: `funnel = "yes"` is refused there.
@@ -49,7 +50,7 @@ pub fn service(s: &Service) -> Vec<Diagnostic> {
                 _ => "a set (or null)",
             };
             out.push(err(
-                "invalid_type",
+                DiagnosticCode::InvalidType,
                 format!("{opt} is {value}, but the tsnsrv module wants {want}; NixOS refuses this configuration"),
                 spec.key,
             ));
@@ -67,7 +68,7 @@ pub fn service(s: &Service) -> Vec<Diagnostic> {
             }
             _ => Some(format!("toURL {value} is not a string")),
         };
-        out.extend(problem.map(|m| err("invalid_url", m, Opt::ToUrl)));
+        out.extend(problem.map(|m| err(DiagnosticCode::InvalidUrl, m, Opt::ToUrl)));
     }
     if let Some(a) = s.effective.str(Opt::AuthUrl) {
         let problem = match s.effective.url(Opt::AuthUrl) {
@@ -77,12 +78,12 @@ pub fn service(s: &Service) -> Vec<Diagnostic> {
             }
             _ => Some(format!("authURL {a:?} must be http:// or https://")),
         };
-        out.extend(problem.map(|m| err("invalid_url", m, Opt::AuthUrl)));
+        out.extend(problem.map(|m| err(DiagnosticCode::InvalidUrl, m, Opt::AuthUrl)));
     }
     let funnel = s.effective.bool(Opt::Funnel) == Some(true);
     if funnel && s.effective.bool(Opt::Plaintext) == Some(true) {
         out.push(err(
-            "funnel_with_plaintext",
+            DiagnosticCode::FunnelWithPlaintext,
             "funnel = true with plaintext = true: tsnsrv refuses this (\"can not serve plaintext on a funnel service\")".into(),
             Opt::Plaintext,
         ));
@@ -91,7 +92,7 @@ pub fn service(s: &Service) -> Vec<Diagnostic> {
         match s.effective.listen_addr(Opt::ListenAddr) {
             Ok(Some(a)) if FUNNEL_PORTS.contains(&a.port) => {}
             _ => out.push(err(
-                "funnel_port",
+                DiagnosticCode::FunnelPort,
                 format!(
                     "funnel listens on {addr:?}, but Funnel only serves ports 443, 8443 and 10000"
                 ),
@@ -101,7 +102,7 @@ pub fn service(s: &Service) -> Vec<Diagnostic> {
     }
     if s.effective.bool(Opt::FunnelOnly) == Some(true) && !funnel {
         out.push(err(
-            "funnel_only_without_funnel",
+            DiagnosticCode::FunnelOnlyWithoutFunnel,
             "funnelOnly needs funnel (\"-funnel is required if -funnelOnly is set\")".into(),
             Opt::FunnelOnly,
         ));
@@ -109,7 +110,7 @@ pub fn service(s: &Service) -> Vec<Diagnostic> {
     for p in s.effective.list(Opt::Prefixes).unwrap_or_default() {
         if !(p.starts_with('/') || p.starts_with("tailnet:/") || p.starts_with("funnel:/")) {
             out.push(err(
-                "invalid_prefix",
+                DiagnosticCode::InvalidPrefix,
                 format!("prefix {p:?} must start with /, tailnet:/ or funnel:/"),
                 Opt::Prefixes,
             ));
@@ -117,27 +118,31 @@ pub fn service(s: &Service) -> Vec<Diagnostic> {
     }
     for t in s.effective.list(Opt::Tags).unwrap_or_default() {
         if !t.starts_with("tag:") {
-            out.push(err("invalid_tag", format!("tag {t:?} must start with \"tag:\""), Opt::Tags));
+            out.push(err(
+                DiagnosticCode::InvalidTag,
+                format!("tag {t:?} must start with \"tag:\""),
+                Opt::Tags,
+            ));
         }
     }
     let set = |o: Opt| s.effective.known(o).is_ok_and(|v| v.is_some());
     if set(Opt::CertificateFile) != set(Opt::CertificateKey) {
         out.push(err(
-            "certificate_pair",
+            DiagnosticCode::CertificatePair,
             "certificateFile and certificateKey must be set together".into(),
             Opt::CertificateFile,
         ));
     }
     if set(Opt::CertificateFile) && s.effective.bool(Opt::Plaintext) == Some(true) {
         out.push(err(
-            "plaintext_with_certificate",
+            DiagnosticCode::PlaintextWithCertificate,
             "plaintext cannot be combined with a custom certificate".into(),
             Opt::Plaintext,
         ));
     }
     if set(Opt::UpstreamUnixAddr) && set(Opt::UpstreamTcpAddr) {
         out.push(err(
-            "two_upstream_addresses",
+            DiagnosticCode::TwoUpstreamAddresses,
             "upstreamUnixAddr and upstreamTCPAddr cannot both be set".into(),
             Opt::UpstreamTcpAddr,
         ));
@@ -165,7 +170,7 @@ pub fn inventory(inv: &mut Inventory) {
         let key = (host.clone(), s.name.clone());
         if let Some(first) = seen.get(&key) {
             let mut d = Diagnostic::error(
-                "duplicate_service",
+                DiagnosticCode::DuplicateService,
                 format!("service {} is declared twice on host {host}", s.name),
             )
             .at(s.location.clone())

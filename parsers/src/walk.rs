@@ -8,7 +8,7 @@
 //! shape of `nix eval` output of `services.tsnsrv`; a log only with tsnsrv's `Serving` lines; a
 //! unit, script or `/proc/<pid>/cmdline` copy only when it runs tsnsrv.
 
-use crate::diagnostic::{Diagnostic, Severity};
+use crate::diagnostic::{Diagnostic, DiagnosticCode, Severity};
 use crate::inventory::InputKind;
 use crate::load::LoadError;
 use crate::options::Opt;
@@ -127,7 +127,7 @@ pub fn module_without_tsnsrv(
     let problems = diags.iter().filter(|d| d.severity > Severity::Info).count();
     if problems > 0 {
         out.push(Diagnostic::info(
-            "module_without_tsnsrv",
+            DiagnosticCode::ModuleWithoutTsnsrv,
             format!(
                 "{} is a NixOS module that declares no tsnsrv service; {problems} problem(s) \
                  met while reading it are not reported, as it is not about tsnsrv",
@@ -157,7 +157,7 @@ pub fn no_declaration(walks: &[(PathBuf, Walk)]) -> Diagnostic {
         .collect();
     let dirs: Vec<String> = walks.iter().map(|(d, _)| d.display().to_string()).collect();
     let mut d = Diagnostic::error(
-        "no_tsnsrv",
+        DiagnosticCode::NoTsnsrv,
         format!("no tsnsrv service is declared anywhere in {}", dirs.join(", ")),
     );
     for e in each {
@@ -167,7 +167,7 @@ pub fn no_declaration(walks: &[(PathBuf, Walk)]) -> Diagnostic {
 }
 
 fn skipped(path: &Path, why: &str) -> Diagnostic {
-    Diagnostic::info("skipped_input", format!("{} is not read: {why}", path.display()))
+    Diagnostic::info(DiagnosticCode::SkippedInput, format!("{} is not read: {why}", path.display()))
 }
 
 fn visit(
@@ -183,7 +183,7 @@ fn visit(
         Err(e) if top => return Err(LoadError::Io { path: dir.to_path_buf(), source: e }),
         Err(e) => {
             w.diagnostics.push(Diagnostic::warning(
-                "unreadable_input",
+                DiagnosticCode::UnreadableInput,
                 format!("cannot read directory {}: {e}; its files are not read", dir.display()),
             ));
             return Ok(());
@@ -223,7 +223,7 @@ fn follow(
                 .map(|t| t.display().to_string())
                 .unwrap_or_else(|_| "?".into());
             w.diagnostics.push(Diagnostic::warning(
-                "dangling_symlink",
+                DiagnosticCode::DanglingSymlink,
                 format!(
                     "{} is a symlink to {target}, which cannot be reached ({e}); skipped",
                     p.display()
@@ -245,7 +245,7 @@ fn entry(
 ) -> Result<(), LoadError> {
     let again = |first: PathBuf| {
         Diagnostic::info(
-            "already_read",
+            DiagnosticCode::AlreadyRead,
             format!(
                 "{} is {} reached again (through a symlink); it is read once",
                 p.display(),
@@ -288,7 +288,7 @@ fn classify(path: &Path, forced: Option<InputKind>, w: &mut Walk) {
         Ok(b) => b,
         Err(e) => {
             w.diagnostics.push(Diagnostic::warning(
-                "unreadable_input",
+                DiagnosticCode::UnreadableInput,
                 format!("cannot read {}: {e}; skipped", path.display()),
             ));
             return;
@@ -302,7 +302,7 @@ fn classify(path: &Path, forced: Option<InputKind>, w: &mut Walk) {
             NixShape::Unparsable(_) if text.contains("tsnsrv") => Ok(InputKind::Nix),
             NixShape::Unparsable(why) => {
                 w.diagnostics.push(Diagnostic::warning(
-                    "skipped_input",
+                    DiagnosticCode::SkippedInput,
                     format!(
                         "{} is not read: it does not parse ({why}) and does not mention tsnsrv",
                         path.display()

@@ -4,7 +4,9 @@
 
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use tailshift_parsers::{Inventory, LoadOptions, Opt, Presence, Service, Sourced, load};
+use tailshift_parsers::{
+    DiagnosticCode, Inventory, LoadOptions, Opt, Presence, Service, Sourced, load,
+};
 
 fn write(dir: &Path, rel: &str, text: &str) -> PathBuf {
     let p = dir.join(rel);
@@ -110,7 +112,7 @@ fn an_unknowable_definition_makes_the_inventory_incomplete_and_keeps_the_known_p
     );
     let inv = read(&[f]);
     assert!(!inv.complete);
-    assert!(inv.diagnostics.iter().any(|d| d.code == "services_unreadable"));
+    assert!(inv.diagnostics.iter().any(|d| d.code == DiagnosticCode::ServicesUnreadable));
     assert_eq!(known(svc(&inv, "z"), "toURL"), &json!("http://z:1"));
 }
 
@@ -252,7 +254,8 @@ fn an_opaque_input_module_is_a_warning_and_not_an_incomplete_inventory() {
     );
     let inv = read(&[d.path().to_path_buf()]);
     assert!(inv.complete);
-    let w: Vec<_> = inv.diagnostics.iter().filter(|d| d.code == "unknown_module").collect();
+    let w: Vec<_> =
+        inv.diagnostics.iter().filter(|d| d.code == DiagnosticCode::UnknownModule).collect();
     assert_eq!(w.len(), 1, "{:?}", inv.diagnostics);
     assert!(w[0].message.contains("sops-nix") && w[0].message.contains("may declare services"));
 }
@@ -285,12 +288,8 @@ fn a_missing_module_makes_the_inventory_incomplete() {
     );
     let inv = read(&[f]);
     assert!(!inv.complete);
-    assert!(
-        inv.diagnostics
-            .iter()
-            .any(|d| d.code == "import_not_found"
-                && d.severity == tailshift_parsers::Severity::Error)
-    );
+    assert!(inv.diagnostics.iter().any(|d| d.code == DiagnosticCode::ImportNotFound
+        && d.severity == tailshift_parsers::Severity::Error));
     assert_eq!(known(svc(&inv, "a"), "toURL"), &json!("http://a:1"));
 }
 

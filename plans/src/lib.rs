@@ -21,6 +21,6 @@ pub mod steps;
 
 pub use error::PlanError;
 pub use id::{Dependency, ServiceId};
-pub use plan::{Plan, PlanOptions, Status, make_plan};
+pub use plan::{FindingCode, Plan, PlanOptions, Status, make_plan};
 pub use policy::Policy;
 pub use steps::{Step, Strategy};

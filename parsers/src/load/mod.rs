@@ -3,6 +3,7 @@
 //! and services (flavour, effective values, coverage) is `services`'.
 
 use crate::diagnostic::Diagnostic;
+use crate::diagnostic::DiagnosticCode;
 use crate::inventory::*;
 use crate::nix::Eval;
 use crate::nixos::{self, ModuleView};
@@ -181,7 +182,7 @@ fn load_here(paths: &[PathBuf], opts: &LoadOptions) -> Result<Inventory, LoadErr
             walked_dirs.push((p.clone(), w));
         } else if let Some(first) = seen.file(p) {
             inv.diagnostics.push(Diagnostic::info(
-                "already_read",
+                DiagnosticCode::AlreadyRead,
                 format!("{} is {} given again; it is read once", p.display(), first.display()),
             ));
         } else {
@@ -313,7 +314,7 @@ fn read_other(
     if raws.is_empty() && kind != InputKind::Yaml {
         inv.diagnostics.push(
             Diagnostic::warning(
-                "no_services",
+                DiagnosticCode::NoServices,
                 format!("{} holds no tsnsrv invocation", path.display()),
             )
             .at(Some(sources.location_at(file, 1, 1))),
@@ -371,7 +372,7 @@ fn read_flake_input(
 ) -> Result<(), LoadError> {
     if opts.host.is_some() {
         inv.diagnostics.push(Diagnostic::warning(
-            "host_flag_unused",
+            DiagnosticCode::HostFlagUnused,
             format!(
                 "--host is not used for the flake {}: its hosts are named by networking.hostName, else by their nixosConfigurations attribute (select one with {}#ATTR)",
                 dir.display(),

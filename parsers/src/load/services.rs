@@ -7,6 +7,7 @@
 
 use super::LoadOptions;
 use crate::diagnostic::Diagnostic;
+use crate::diagnostic::DiagnosticCode;
 use crate::effective::{self, Origin};
 use crate::inventory::*;
 use crate::nixos::{DeclaredService, ModuleView};
@@ -179,7 +180,7 @@ pub(super) fn module_services(
     for (k, loc) in &view.unknown_top {
         diags.push(
             Diagnostic::error(
-                "unknown_attribute",
+                DiagnosticCode::UnknownAttribute,
                 format!("services.tsnsrv.{k} is not an option of the tsnsrv module"),
             )
             .at(loc.clone()),
@@ -189,7 +190,7 @@ pub(super) fn module_services(
         if !options::module_accepts(k, fork) || k == Opt::ToUrl.name() {
             diags.push(
                 Diagnostic::error(
-                    "unknown_attribute",
+                    DiagnosticCode::UnknownAttribute,
                     format!(
                         "services.tsnsrv.defaults.{k} is not an option of the {} tsnsrv module",
                         flavour_module_name(flavour)
@@ -225,9 +226,12 @@ pub(super) fn module_services(
         for (k, v) in &ds.declared {
             if let Some(why) = unsupported(k) {
                 findings.push(
-                    Diagnostic::error("unknown_attribute", format!("{}: {why}", ds.name))
-                        .at(v.location().cloned().or_else(|| ds.location.clone()))
-                        .for_service(&ds.name),
+                    Diagnostic::error(
+                        DiagnosticCode::UnknownAttribute,
+                        format!("{}: {why}", ds.name),
+                    )
+                    .at(v.location().cloned().or_else(|| ds.location.clone()))
+                    .for_service(&ds.name),
                 );
             }
         }

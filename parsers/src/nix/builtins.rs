@@ -5,6 +5,7 @@ use super::error::{ErrorKind, EvalError, type_err};
 use super::files::normalize;
 use super::syntax::Param;
 use super::value::*;
+use crate::diagnostic::DiagnosticCode;
 use crate::source::Span;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -1038,7 +1039,7 @@ fn list_to_attrs(ev: &mut Eval, a: &[Thunk], s: Span) -> EvalResult {
         if let Value::Unknown(u) = &name_v {
             ev.diagnostics.push(
                 crate::diagnostic::Diagnostic::warning(
-                    "unknown_attribute_name",
+                    DiagnosticCode::UnknownAttributeName,
                     format!(
                         "an attribute name built by listToAttrs cannot be known: {}",
                         u.describe()

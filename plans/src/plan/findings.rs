@@ -4,7 +4,7 @@
 //! service are made where its status is judged.)
 
 use super::status::Statuses;
-use super::{Ctx, Finding, Status};
+use super::{Ctx, Finding, FindingCode, Status};
 use crate::steps::Strategy;
 use std::collections::{BTreeMap, BTreeSet};
 use tailshift_parsers::{Flavour, Opt, Severity};
@@ -25,7 +25,7 @@ pub(super) fn funnel_prefixes(ctx: &Ctx) -> Vec<Finding> {
             };
             if path != "/" && !path.ends_with('/') {
                 findings.push(Finding::new(
-                    "funnel_prefix_open_ended",
+                    FindingCode::FunnelPrefixOpenEnded,
                     Severity::Warning,
                     Some(id),
                     format!(
@@ -50,7 +50,7 @@ pub(super) fn fleet(ctx: &Ctx, statuses: &Statuses, findings: &mut Vec<Finding>)
     let moves_off_node = |(st, s): (&Status, &Strategy)| *st == Status::Planned && s.frees_node();
     if statuses.status.iter().zip(&statuses.strategy).any(moves_off_node) {
         findings.push(Finding::new(
-            "reference_not_kept",
+            FindingCode::ReferenceNotKept,
             Severity::Warning,
             None,
             "clients that reach a service by its node's tailnet IP (100.x.y.z) lose it when the node goes: Tailscale Services get new \
@@ -68,7 +68,7 @@ fn external_auth(ctx: &Ctx, findings: &mut Vec<Finding>) {
     for (i, url) in &ctx.graph.external_auth {
         let id = &ctx.ids[*i];
         findings.push(Finding::new(
-            "external_dependency",
+            FindingCode::ExternalDependency,
             Severity::Info,
             Some(id),
             format!(
@@ -96,7 +96,7 @@ fn acl_widening(ctx: &Ctx, statuses: &Statuses, findings: &mut Vec<Finding>) {
     for (host, tags) in tags_by_host {
         if tags.len() > 1 {
             findings.push(Finding::new(
-                "acl_reachability_widens",
+                FindingCode::AclReachabilityWidens,
                 Severity::Warning,
                 None,
                 format!(
@@ -141,7 +141,7 @@ fn per_host(ctx: &Ctx, statuses: &Statuses, findings: &mut Vec<Finding>) {
     for (host, h) in per_host {
         if !h.tailscale_services.is_empty() {
             findings.push(Finding::new(
-                "rollback_needs_reusable_key",
+                FindingCode::RollbackNeedsReusableKey,
                 Severity::Info,
                 None,
                 format!(
@@ -154,7 +154,7 @@ fn per_host(ctx: &Ctx, statuses: &Statuses, findings: &mut Vec<Finding>) {
         }
         if !h.metrics.is_empty() {
             findings.push(Finding::new(
-                "reference_not_kept",
+                FindingCode::ReferenceNotKept,
                 Severity::Info,
                 None,
                 format!(

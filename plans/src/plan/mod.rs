@@ -197,11 +197,39 @@ pub struct Wave {
     pub forecast: Forecast,
 }
 
+tailshift_util::codes! {
+    /// A plan finding's stable code, written as its snake_case string.
+    pub enum FindingCode {
+        /// A service's route cannot be built, or conflicts with another's: it cannot be moved until it is.
+        NoRoute = "no_route",
+        /// A service whose unit cannot have started: its check has no working 'before'.
+        DownToday = "down_today",
+        /// A service that exists only under a condition the inputs cannot decide.
+        PresenceUnknown = "presence_unknown",
+        /// A service kept out of automatic waves for values the reader could not make out.
+        ManualUnknown = "manual_unknown",
+        /// A public service whose public URL moves under the node's own name.
+        PublicUrlChanges = "public_url_changes",
+        /// A public service under a strategy that cannot keep it public: an operator decides.
+        NeedsDecisionFunnel = "needs_decision_funnel",
+        /// A Funnel prefix that also matches any path merely starting with it.
+        FunnelPrefixOpenEnded = "funnel_prefix_open_ended",
+        /// Forward auth that names no service of the inventory: it must stay reachable.
+        ExternalDependency = "external_dependency",
+        /// Services with different tags on one node: per-node ACLs no longer tell them apart.
+        AclReachabilityWidens = "acl_reachability_widens",
+        /// A reference that does not survive the move (a node's IP, a metrics endpoint).
+        ReferenceNotKept = "reference_not_kept",
+        /// Rolling back re-registers a node: its auth key must be reusable.
+        RollbackNeedsReusableKey = "rollback_needs_reusable_key",
+    }
+}
+
 /// A finding about the plan, with a stable code.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
-    /// Stable code, e.g. `needs_decision_funnel`.
-    pub code: String,
+    /// Its stable code, e.g. `needs_decision_funnel`.
+    pub code: FindingCode,
     /// How serious.
     pub severity: Severity,
     /// The service (`host/name`), if one.
@@ -217,13 +245,13 @@ pub struct Finding {
 impl Finding {
     /// A finding about a service (`service`), or about the plan as a whole.
     pub(crate) fn new(
-        code: &str,
+        code: FindingCode,
         severity: Severity,
         service: Option<&ServiceId>,
         message: String,
         location: Option<Location>,
     ) -> Finding {
-        Finding { code: code.into(), severity, service: service.cloned(), message, location }
+        Finding { code, severity, service: service.cloned(), message, location }
     }
 }
 
@@ -349,4 +377,22 @@ fn may_miss_services(inv: &Inventory) -> Vec<String> {
             None => i.reason.clone(),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finding_codes_are_written_as_the_strings_they_always_were() {
+        let f = Finding::new(FindingCode::NoRoute, Severity::Warning, None, "x".into(), None);
+        let json = serde_json::to_value(&f).unwrap();
+        assert_eq!(json["code"], "no_route");
+        assert_eq!(serde_json::from_value::<Finding>(json).unwrap().code, FindingCode::NoRoute);
+        // A code another version wrote is kept as written, so a sealed plan reads back whole.
+        let old = serde_json::json!({"code": "gone_code", "severity": "info", "message": "m"});
+        let f: Finding = serde_json::from_value(old.clone()).unwrap();
+        assert_eq!(f.code, FindingCode::Other("gone_code".into()));
+        assert_eq!(serde_json::to_value(&f).unwrap(), old);
+    }
 }

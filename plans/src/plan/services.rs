@@ -5,11 +5,11 @@ use super::refs::PolicyRefs;
 use super::status::Statuses;
 use super::units::Units;
 use super::waves::Schedule;
-use super::{Ctx, Finding, Listener, Placement, PlannedService, RouteName, WaveKind};
+use super::{Ctx, Finding, FindingCode, Listener, Placement, PlannedService, RouteName, WaveKind};
 use crate::graph::EdgeKind;
 use crate::id::{Dependency, ServiceId};
 use std::collections::BTreeMap;
-use tailshift_parsers::{Opt, Severity};
+use tailshift_parsers::{DiagnosticCode, Opt, Severity};
 use tailshift_routes::Route;
 
 /// Every service of the inventory, in inventory order, without routes ([`make_routes`] adds
@@ -55,11 +55,11 @@ pub(super) fn planned(
         if s.cannot_start() {
             reasons.push("down today (its unit cannot start): moving it restores it".into());
             findings.push(Finding::new(
-                "down_today",
+                FindingCode::DownToday,
                 Severity::Info,
                 Some(&ctx.ids[i]),
                 format!("{} cannot have started under tsnsrv; its check has no working 'before' to compare with", ctx.ids[i]),
-                s.findings.iter().find(|f| f.code == "unit_cannot_start").and_then(|f| f.location.clone()),
+                s.findings.iter().find(|f| f.code == DiagnosticCode::UnitCannotStart).and_then(|f| f.location.clone()),
             ));
         }
         services.push(PlannedService {
@@ -162,7 +162,7 @@ pub(super) fn make_routes(services: &mut [PlannedService], findings: &mut Vec<Fi
         match crate::route::route_of(&s.inventory, &s.placement, s.wave) {
             Ok(r) => s.route = Some(r),
             Err(e) if s.wave.is_some() => findings.push(Finding::new(
-                "no_route",
+                FindingCode::NoRoute,
                 Severity::Warning,
                 Some(&s.id),
                 format!("{e}: the service cannot be moved until it is"),
@@ -174,6 +174,12 @@ pub(super) fn make_routes(services: &mut [PlannedService], findings: &mut Vec<Fi
     let waved: Vec<Route> =
         services.iter().filter(|s| s.wave.is_some()).filter_map(|s| s.route.clone()).collect();
     if let Err(e) = tailshift_routes::validate_table(&waved) {
-        findings.push(Finding::new("no_route", Severity::Warning, None, e.to_string(), None));
+        findings.push(Finding::new(
+            FindingCode::NoRoute,
+            Severity::Warning,
+            None,
+            e.to_string(),
+            None,
+        ));
     }
 }

@@ -3,7 +3,7 @@
 //! back.
 
 use super::refs::PolicyRefs;
-use super::{Ctx, Finding, PlanOptions, Status};
+use super::{Ctx, Finding, FindingCode, PlanOptions, Status};
 use crate::steps::Strategy;
 use tailshift_parsers::inventory::CoverageEntry;
 use tailshift_parsers::{Coverage, Opt, Presence, Severity};
@@ -87,7 +87,7 @@ impl Statuses {
                     "exists only when {condition}, which the inputs cannot decide; say whether it does in migrate.toml: [plan.present] \"{id}\" = true (or false)"
                 ));
                 findings.push(Finding::new(
-                    "presence_unknown",
+                    FindingCode::PresenceUnknown,
                     Severity::Warning,
                     Some(id),
                     format!(
@@ -127,7 +127,7 @@ impl Statuses {
         self.status[i] = Status::Manual;
         self.reasons[i].push(format!("manual: {what}; resolve them or pass --accept-unknown"));
         findings.push(Finding::new(
-            "manual_unknown",
+            FindingCode::ManualUnknown,
             Severity::Warning,
             Some(&ctx.ids[i]),
             format!("{} is kept out of automatic waves: {what}", ctx.ids[i]),
@@ -157,7 +157,7 @@ impl Statuses {
             "public under {url} (Funnel on the node's own name); its legacy name answers 308 there"
         ));
         findings.push(Finding::new(
-            "public_url_changes",
+            FindingCode::PublicUrlChanges,
             Severity::Warning,
             Some(&ctx.ids[i]),
             format!(
@@ -180,7 +180,7 @@ impl Statuses {
         self.reasons[i]
             .push(format!("public (Funnel), but {} cannot carry Funnel", strategy.as_str()));
         findings.push(Finding::new(
-            "needs_decision_funnel",
+            FindingCode::NeedsDecisionFunnel,
             Severity::Warning,
             Some(&ctx.ids[i]),
             format!(

@@ -101,7 +101,8 @@ pub fn run(a: &PlanArgs) -> anyhow::Result<Exit> {
     let inv = tailshift_parsers::load(&a.input.paths, &opts).context("reading the inventory")?;
     let blocking = inv.diagnostics.iter().any(|d| {
         d.severity == tailshift_parsers::Severity::Error
-            && !(a.allow_incomplete && d.code == "services_unreadable")
+            && !(a.allow_incomplete
+                && d.code == tailshift_parsers::DiagnosticCode::ServicesUnreadable)
     });
     if blocking || (!inv.complete && !a.allow_incomplete) {
         eprint!("{}", render::diagnostics(&inv.diagnostics));

@@ -6,6 +6,7 @@
 //! which names are certain decides which services exist.
 
 use crate::diagnostic::Diagnostic;
+use crate::diagnostic::DiagnosticCode;
 use crate::nix::error::{ErrorKind, EvalError, type_err};
 use crate::nix::syntax::*;
 use crate::nix::value::*;
@@ -223,7 +224,7 @@ impl Eval {
                 Value::Unknown(u) => {
                     self.diagnostics.push(
                         Diagnostic::warning(
-                            "unknown_attribute_name",
+                            DiagnosticCode::UnknownAttributeName,
                             format!("an attribute name cannot be known: {}", u.describe()),
                         )
                         .at(Some(self.sources.location(key.span))),

@@ -2,6 +2,7 @@
 //! `lib`, and the files of a flake that Nix does not see.
 
 use crate::diagnostic::Diagnostic;
+use crate::diagnostic::DiagnosticCode;
 use crate::nix::error::{ErrorKind, EvalError, type_err};
 use crate::nix::files::{normalize, read_source};
 use crate::nix::value::*;
@@ -58,7 +59,8 @@ impl Eval {
             path.display()
         );
         let loc = self.sources.location(span);
-        self.diagnostics.push(Diagnostic::error("untracked_file", msg.clone()).at(Some(loc)));
+        self.diagnostics
+            .push(Diagnostic::error(DiagnosticCode::UntrackedFile, msg.clone()).at(Some(loc)));
         Some(Value::unknown(msg, Some(span)))
     }
 
@@ -84,7 +86,7 @@ impl Eval {
             let loc = self.sources.location(span);
             self.diagnostics.push(
                 Diagnostic::warning(
-                    "import_not_found",
+                    DiagnosticCode::ImportNotFound,
                     format!(
                         "imported file {} does not exist; what it defines is unknown",
                         path.display()

@@ -2,6 +2,7 @@
 //! errors said in Nix's words (as diagnostics), and lowering.
 
 use crate::diagnostic::Diagnostic;
+use crate::diagnostic::DiagnosticCode;
 use crate::nix::error::{ErrorKind, EvalError};
 use crate::nix::lower::Lowerer;
 use crate::nix::syntax::*;
@@ -21,7 +22,7 @@ impl Eval {
             let span = Span { file, start: offset, end: offset + 1 };
             let msg = format!("brackets nested more than {MAX_SYNTAX_NESTING} deep");
             self.diagnostics.push(
-                Diagnostic::error("syntax_error", msg.clone())
+                Diagnostic::error(DiagnosticCode::SyntaxError, msg.clone())
                     .at(Some(self.sources.location(span)))
                     .len(1),
             );
@@ -33,7 +34,7 @@ impl Eval {
             let (range, msg) = describe_parse_error(err, src.text.len());
             let span = Span { file, start: range.0, end: range.1 };
             self.diagnostics.push(
-                Diagnostic::error("syntax_error", msg.clone())
+                Diagnostic::error(DiagnosticCode::SyntaxError, msg.clone())
                     .at(Some(self.sources.location(span)))
                     .len(range.1.saturating_sub(range.0).max(1)),
             );
@@ -51,7 +52,7 @@ impl Eval {
         if let Some(err) = lowerer.errors.first() {
             for e in &lowerer.errors {
                 self.diagnostics.push(
-                    Diagnostic::error("syntax_error", e.message.clone())
+                    Diagnostic::error(DiagnosticCode::SyntaxError, e.message.clone())
                         .at(Some(self.sources.location(e.span)))
                         .len(e.span.end - e.span.start),
                 );

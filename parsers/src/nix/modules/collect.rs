@@ -4,6 +4,7 @@
 //! not hide the others.
 
 use crate::diagnostic::Diagnostic;
+use crate::diagnostic::DiagnosticCode;
 use crate::nix::error::{ErrorKind, EvalError};
 use crate::nix::files::{normalize, read_source};
 use crate::nix::modules::kinds::OPTION_DEFAULT_PRIORITY;
@@ -61,7 +62,7 @@ impl Eval {
                     if e.kind != ErrorKind::Syntax {
                         let span = e.span.or(at);
                         self.diagnostics.push(
-                            Diagnostic::error("eval_error", e.message.clone())
+                            Diagnostic::error(DiagnosticCode::EvalError, e.message.clone())
                                 .at(span.map(|s| self.sources.location(s))),
                         );
                     }
@@ -97,7 +98,7 @@ impl Eval {
                     let span = e.span.or(Some(span));
                     self.diagnostics.push(
                         Diagnostic::error(
-                            "eval_error",
+                            DiagnosticCode::EvalError,
                             format!("a module of the host cannot be evaluated: {}", e.message),
                         )
                         .at(span.map(|s| self.sources.location(s))),
@@ -138,7 +139,7 @@ impl Eval {
                 Err(e) if e.kind != ErrorKind::Syntax => {
                     let span = e.span.or(at);
                     self.diagnostics.push(
-                        Diagnostic::error("eval_error", e.message.clone())
+                        Diagnostic::error(DiagnosticCode::EvalError, e.message.clone())
                             .at(span.map(|s| self.sources.location(s))),
                     );
                 }
@@ -180,7 +181,8 @@ impl Eval {
                 abs.display()
             );
             let loc = from.map(|s| self.sources.location(s));
-            self.diagnostics.push(Diagnostic::error("import_not_found", msg.clone()).at(loc));
+            self.diagnostics
+                .push(Diagnostic::error(DiagnosticCode::ImportNotFound, msg.clone()).at(loc));
             self.modules_mut().missing.push((msg, from));
             return Ok(Vec::new());
         }
@@ -210,7 +212,7 @@ impl Eval {
             Value::Unknown(u) => {
                 self.diagnostics.push(
                     Diagnostic::warning(
-                        "unknown_module",
+                        DiagnosticCode::UnknownModule,
                         format!("a module is not read, and may declare services: {}", u.describe()),
                     )
                     .at(Some(
@@ -254,7 +256,7 @@ impl Eval {
                 Value::Unknown(u) => {
                     self.diagnostics.push(
                         Diagnostic::warning(
-                            "unknown_module",
+                            DiagnosticCode::UnknownModule,
                             format!("the imports list cannot be known: {}", u.describe()),
                         )
                         .at(imports.span.map(|s| self.sources.location(s))),
