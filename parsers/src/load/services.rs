@@ -263,7 +263,8 @@ pub(super) fn module_services(
     }
     let prometheus_addr = match flavour {
         Flavour::ForkAll => Some(view.prometheus_addr.clone().unwrap_or_else(|| {
-            Sourced::default(Json::String(":9099".into()), "fork module default")
+            let addr = crate::defaults::cli(Opt::PrometheusAddr, true).unwrap_or_default();
+            Sourced::default(addr, "fork module default")
         })),
         _ => view.prometheus_addr.clone(),
     };

@@ -229,7 +229,7 @@ fn option_default(path: &[Rc<str>]) -> Value {
             "upstreamUnixAddr" | "whoisTimeout" | "readHeaderTimeout" | "urlParts" => Value::Null,
             "prefixes" | "extraArgs" => Value::List(Rc::new(Vec::new())),
             "upstreamHeaders" | "authCopyHeaders" => Value::Attrs(Rc::new(AttrMap::new())),
-            "authPath" => Value::string("/api/authz/forward-auth"),
+            "authPath" => Value::string(crate::defaults::AUTH_PATH),
             _ => Value::Unknown(Rc::new(Unknown {
                 reason: "is not set in the files read; its default comes from services.tsnsrv.defaults or the tsnsrv module".into(),
                 span: None,
