@@ -6,6 +6,10 @@
 //! option default, a secret, a flake input) is an explicit [`Sourced::Unknown`] with the reason
 //! and where it arose, never a guess.
 //!
+//! Options are stored under their tsnsrv names; code asks for one by its [`Opt`], through the
+//! typed accessors of [`typed`] (a URL is parsed there and nowhere else); their defaults are in
+//! [`defaults`]. Diagnostics carry a [`DiagnosticCode`].
+//!
 //! ```
 //! use tailshift_parsers::{load, LoadOptions, Opt};
 //! let dir = tempfile::tempdir().unwrap();

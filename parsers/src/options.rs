@@ -61,9 +61,11 @@ macro_rules! options {
     ($(opt!($key:ident = $name:literal, $kind:ident, up = $up:literal, fork = $fork:literal, flag = $flag:expr, fork_only = $fo:literal, yaml = $yaml:expr, $doc:literal $(,)?)),* $(,)?) => {
         /// A tsnsrv option: how code outside the table asks for one. Its name (the key the
         /// inventory's JSON stores it under) is [`Opt::name`].
+        // The table's docs are plain text (`security.acme.certs.<host>`), not HTML.
+        #[allow(rustdoc::invalid_html_tags)]
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum Opt {
-            $(#[doc = $doc] $key,)*
+            $(#[doc = concat!("`", $name, "`: ", $doc, ".")] $key,)*
         }
 
         /// The option table, in [`Opt`]'s order.

@@ -113,21 +113,17 @@ impl Options {
         }
     }
 
-    /// The option's string, or tsnsrv's default when it is absent, null or not a string.
-    fn text_or_default(&self, opt: Opt) -> Result<Option<String>, OptionError> {
-        let own = self.known(opt)?.and_then(Json::as_str).map(str::to_string);
-        Ok(own.or_else(|| defaults::tsnsrv(opt)?.as_str().map(str::to_string)))
-    }
-
     /// A boolean option; absent, null or not a boolean: tsnsrv's default (false when it has none).
     pub fn flag(&self, opt: Opt) -> Result<bool, OptionError> {
         let own = self.known(opt)?.and_then(Json::as_bool);
         Ok(own.or_else(|| defaults::tsnsrv(opt)?.as_bool()).unwrap_or(false))
     }
 
-    /// A string option, or tsnsrv's default; `None` when neither is a string.
+    /// A string option, or tsnsrv's default when it is absent, null or not a string; `None`
+    /// when neither is a string.
     pub fn text(&self, opt: Opt) -> Result<Option<String>, OptionError> {
-        self.text_or_default(opt)
+        let own = self.known(opt)?.and_then(Json::as_str).map(str::to_string);
+        Ok(own.or_else(|| defaults::tsnsrv(opt)?.as_str().map(str::to_string)))
     }
 
     /// A URL option (`toURL`, `authURL`), parsed: the one place an option's URL is parsed. No
@@ -141,7 +137,7 @@ impl Options {
 
     /// A Go duration option in milliseconds, or tsnsrv's default.
     pub fn duration_ms(&self, opt: Opt) -> Result<Option<u64>, OptionError> {
-        let Some(v) = self.text_or_default(opt)? else { return Ok(None) };
+        let Some(v) = self.text(opt)? else { return Ok(None) };
         match go_duration_ms(&v) {
             Some(ms) => Ok(Some(ms)),
             None => {
