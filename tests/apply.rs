@@ -1164,6 +1164,14 @@ fn a_wave_that_would_stop_the_forks_shared_process_for_others_is_refused_before_
         "plan.json",
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // The systemd adapter can only stop the whole unit.
+    let toml = std::fs::read_to_string(f.path("migrate.toml")).unwrap();
+    let systemd = toml
+        .lines()
+        .map(|l| if l.starts_with("legacy = ") { "legacy = { adapter = \"systemd\" }" } else { l })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(f.path("migrate.toml"), systemd).unwrap();
     let (code, out) = wave(&f, "apply", 1, &[]);
     assert_eq!(code, 3, "{out}");
     assert!(
