@@ -188,9 +188,36 @@ impl TailscaleServicesShim {
     }
 }
 
+/// The oldest tailscaled whose Services tailshift relies on: before 1.102, tailscaled forwarded
+/// ports a Service does not serve to the host's loopback (`reference/tailscale.md` section 12).
+pub const MIN_TAILSCALED: (u32, u32) = (1, 102);
+
+/// `major.minor` of a tailscaled version string (`1.102.0-t0123abcd-g4567ef`).
+pub fn version_of(v: &str) -> Option<(u32, u32)> {
+    let mut parts = v.trim().split(['.', '-']);
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
 impl Shim for TailscaleServicesShim {
     fn kind(&self) -> &'static str {
         "tailscale-services"
+    }
+
+    fn preflight(&self) -> Result<(), ShimError> {
+        let status = self.localapi.get_json("status?peers=false")?;
+        let version = status["Version"].as_str().unwrap_or_default();
+        match version_of(version) {
+            Some(v) if v >= MIN_TAILSCALED => Ok(()),
+            _ => Err(ShimError::Refused {
+                service: "tailscale-services".into(),
+                reason: format!(
+                    "tailscaled on the proxy's host is {}; Tailscale Services need {}.{} or later (older ones forward ports a Service does not serve to this host's loopback): upgrade tailscaled first",
+                    if version.is_empty() { "of an unknown version" } else { version },
+                    MIN_TAILSCALED.0,
+                    MIN_TAILSCALED.1
+                ),
+            }),
+        }
     }
 
     fn describe(&self, s: &ShimService) -> Vec<String> {

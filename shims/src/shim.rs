@@ -97,6 +97,11 @@ pub trait Shim {
     fn kind(&self) -> &'static str;
     /// What it will do for a service, in words, for the plan.
     fn describe(&self, s: &ShimService) -> Vec<String>;
+    /// What must hold before a wave uses it at all (a daemon new enough, a file writable), checked
+    /// in pre-flight, before anything changes. By default nothing.
+    fn preflight(&self) -> Result<(), ShimError> {
+        Ok(())
+    }
     /// Before the legacy node stops.
     fn prepare(&self, s: &ShimService) -> Result<(), ShimError>;
     /// After the legacy node stopped.

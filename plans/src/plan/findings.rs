@@ -60,6 +60,19 @@ pub(super) fn fleet(ctx: &Ctx, statuses: &Statuses, findings: &mut Vec<Finding>)
             None,
         ));
     }
+    let uses_services =
+        |(st, s): (&Status, &Strategy)| *st == Status::Planned && *s == Strategy::TailscaleServices;
+    if statuses.status.iter().zip(&statuses.strategy).any(uses_services) {
+        findings.push(Finding::new(
+            "services_need_accept_routes",
+            Severity::Info,
+            None,
+            "Tailscale Services answer at virtual IPs of their own: Linux clients before Tailscale 1.94 reach them only with \
+             `tailscale set --accept-routes`; upgrade those clients, or set it, before their services move"
+                .into(),
+            None,
+        ));
+    }
     per_host(ctx, statuses, findings);
 }
 

@@ -102,5 +102,15 @@ pub(super) fn preflight(req: &Request, state: &State, services: &[&PlannedServic
             blocked.push(format!("{}: {e:#}", s.id));
         }
     }
+    // Once per strategy: what the shim itself needs (a tailscaled new enough, ...).
+    let mut seen = BTreeSet::new();
+    for s in services {
+        if seen.insert(s.strategy.as_str())
+            && let Ok(shim) = shim_for(s.strategy, cfg, req.plan, s)
+            && let Err(e) = shim.preflight()
+        {
+            blocked.push(format!("{e}"));
+        }
+    }
     blocked
 }
