@@ -613,7 +613,10 @@ fn operator_confirmation_or_rollback_by_the_watcher() {
     let log = std::fs::read_to_string(f.path("state/watcher.log")).unwrap();
     assert!(log.contains("no confirmation by the deadline"), "{log}");
     assert_eq!(f.get("app1"), (200, "app app1".into()), "the confirmed wave stays");
-    assert_eq!(f.migrate(&["status", "--config", "migrate.toml"]).status.code(), Some(0));
+    // status says why wave 2 is gone (exit 2), until it is applied again.
+    let status = f.migrate(&["status", "--config", "migrate.toml"]);
+    assert_eq!(status.status.code(), Some(2), "{}", stdout(&status));
+    assert!(stdout(&status).contains("ROLLED BACK BY THE WATCHER: wave 2"), "{}", stdout(&status));
 }
 
 #[test]
