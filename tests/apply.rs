@@ -1185,3 +1185,37 @@ fn a_wave_that_would_stop_the_forks_shared_process_for_others_is_refused_before_
     assert_eq!(f.get("app1"), (200, "legacy app1".into()));
     assert!(!f.path("state/journal.ndjson").exists(), "nothing was journaled");
 }
+
+#[test]
+fn finalize_removes_only_the_moved_nodes_state() {
+    let f = fleet();
+    let d = f.dir.path().display().to_string();
+    std::fs::write(f.path("switch.sh"), "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::create_dir_all(f.path("nixos")).unwrap();
+    let text = std::fs::read_to_string(f.path("migrate.toml")).unwrap();
+    let nix = text.replace(
+        &format!("legacy = {{ adapter = \"command\", command = [\"/bin/sh\", \"{d}/adapter.sh\"] }}"),
+        &format!("legacy = {{ adapter = \"nix\", module = \"{d}/nixos/tailshift.nix\", switch = [\"/bin/sh\", \"{d}/switch.sh\"] }}\nlegacy_state_root = \"{d}/var-lib\""),
+    );
+    assert_ne!(nix, text);
+    std::fs::write(f.path("migrate.toml"), nix).unwrap();
+    // systemd's DynamicUser layout: the state under private/, a symlink beside it.
+    for node in ["tsnsrv-app1", "tsnsrv-app2"] {
+        std::fs::create_dir_all(f.path(&format!("var-lib/private/{node}"))).unwrap();
+        std::fs::write(f.path(&format!("var-lib/private/{node}/tailscaled.state")), "{}").unwrap();
+        std::os::unix::fs::symlink(format!("private/{node}"), f.path(&format!("var-lib/{node}")))
+            .unwrap();
+    }
+    assert_eq!(wave(&f, "apply", 1, &[]).0, 0);
+    let (code, out) = wave(&f, "finalize", 1, &["--dry-run"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("var-lib/private/tsnsrv-app1 and the symlink"), "{out}");
+    assert!(f.path("var-lib/private/tsnsrv-app1").exists(), "a dry run removes nothing");
+    let (code, out) = wave(&f, "finalize", 1, &["--yes"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!f.path("var-lib/private/tsnsrv-app1").exists(), "{out}");
+    assert!(std::fs::symlink_metadata(f.path("var-lib/tsnsrv-app1")).is_err());
+    // Another service's node is untouched.
+    assert!(f.path("var-lib/private/tsnsrv-app2/tailscaled.state").exists());
+    assert!(std::fs::symlink_metadata(f.path("var-lib/tsnsrv-app2")).is_ok());
+}

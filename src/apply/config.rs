@@ -35,6 +35,10 @@ fn default_settle_ms() -> u64 {
     2000
 }
 
+fn default_legacy_state_root() -> PathBuf {
+    PathBuf::from("/var/lib")
+}
+
 fn default_adapter_timeout_s() -> u64 {
     900
 }
@@ -65,6 +69,10 @@ pub struct ApplyConfig {
     pub hosts_file: Option<PathBuf>,
     /// The legacy adapter.
     pub legacy: Legacy,
+    /// Where systemd keeps the legacy nodes' state (`StateDirectory`): `finalize` removes a
+    /// moved node's state under it.
+    #[serde(default = "default_legacy_state_root")]
+    pub legacy_state_root: PathBuf,
     /// How long one adapter command may run (a `nixos-rebuild switch` of a big host takes
     /// minutes) before it is stopped and its step fails.
     #[serde(default = "default_adapter_timeout_s")]
