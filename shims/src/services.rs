@@ -359,4 +359,32 @@ impl Shim for TailscaleServicesShim {
     fn unprepare(&self, _: &ShimService) -> Result<(), ShimError> {
         Ok(())
     }
+
+    fn verify_restored(&self, s: &ShimService) -> Result<Verification, ShimError> {
+        let label = s.label();
+        let devices = self.api.devices()?;
+        let own =
+            devices.iter().any(|d| d.hostname == label || d.name.split('.').next() == Some(label));
+        let suffixed: Vec<&str> = devices
+            .iter()
+            .map(|d| d.name.split('.').next().unwrap_or(&d.hostname))
+            .filter(|n| {
+                n.strip_prefix(label)
+                    .and_then(|r| r.strip_prefix('-'))
+                    .is_some_and(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()))
+            })
+            .collect();
+        if own && suffixed.is_empty() {
+            return Ok(Verification::Holds);
+        }
+        Ok(Verification::Missing(format!(
+            "the legacy node of {} {}; to reclaim the name: delete the Service svc:{label} if it is still defined, remove the stale device named {label} in the admin console (or `tailscale` API), clear /var/lib/private/tsnsrv-{label} only if the node must log in again, then restart its unit",
+            s.service,
+            if suffixed.is_empty() {
+                format!("is not registered as {label}")
+            } else {
+                format!("came back as {} while {label} is held", suffixed.join(", "))
+            }
+        )))
+    }
 }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use tailshift_shims::admin_api::{AdminApi, Credential};
 use tailshift_shims::services::TailscaleServicesShim;
-use tailshift_shims::{LocalApi, Shim, ShimService};
+use tailshift_shims::{LocalApi, Shim, ShimService, Verification};
 
 const TOKEN: &str = "tskey-api-test";
 const SELF_ID: &str = "nSELF";
@@ -421,4 +421,23 @@ fn preflight_refuses_a_tailscaled_older_than_1_102() {
     assert!(e.contains("is 1.100.3-t1-g2; Tailscale Services need 1.102 or later"), "{e}");
     w.t.lock().unwrap().version = Some("1.110.0".into());
     assert!(w.shim.preflight().is_ok());
+}
+
+#[test]
+fn a_legacy_node_that_came_back_as_name_1_is_reported_with_the_reclaim_procedure() {
+    let w = world();
+    w.t.lock().unwrap().devices = vec![device("n1", "jellyfin", &["tag:tsnsrv"], true, false)];
+    assert!(w.shim.verify_restored(&jellyfin()).unwrap().holds());
+    // The name was still held (by the Service, or a stale device): the node got `-1`.
+    w.t.lock().unwrap().devices = vec![
+        device("n1", "jellyfin", &["tag:tsnsrv"], false, false),
+        device("n2", "jellyfin-1", &["tag:tsnsrv"], true, false),
+    ];
+    match w.shim.verify_restored(&jellyfin()).unwrap() {
+        Verification::Missing(why) => {
+            assert!(why.contains("came back as jellyfin-1 while jellyfin is held"), "{why}");
+            assert!(why.contains("delete the Service svc:jellyfin"), "{why}");
+        }
+        Verification::Holds => panic!("a node under another name went unnoticed"),
+    }
 }

@@ -1,5 +1,6 @@
 //! `migrate rollback --wave N [--cascade]`.
 
+use super::adapters::{shim_for, shim_service};
 use super::common::Ctx;
 use super::common::Request;
 use super::common::event;
@@ -107,13 +108,20 @@ pub(super) fn rollback_one(req: &Request, state: State) -> anyhow::Result<Exit> 
         eprintln!("error: rollback of wave {} failed: {e:#}", req.wave);
         return Ok(Exit::Dirty);
     }
-    // The legacy path must answer again.
+    // The legacy path must answer again, under the node's own name (not `name-1`).
     let mut bad = Vec::new();
     for s in &services {
         let o = check(&cfg.check, &legacy_name(s), "/");
         match &o {
             Outcome::Status { addr, .. } if !cfg.proxy_addrs.contains(addr) => {}
             other => bad.push(format!("{}: {}", s.id, show(other))),
+        }
+        let restored = shim_for(s.strategy, cfg, req.plan, s)
+            .and_then(|sh| Ok(sh.verify_restored(&shim_service(s, cfg))?));
+        match restored {
+            Ok(tailshift_shims::Verification::Holds) => {}
+            Ok(tailshift_shims::Verification::Missing(why)) => bad.push(why),
+            Err(e) => bad.push(format!("{}: cannot tell the node's name: {e:#}", s.id)),
         }
     }
     if !bad.is_empty() {
