@@ -1219,3 +1219,32 @@ fn finalize_removes_only_the_moved_nodes_state() {
     assert!(f.path("var-lib/private/tsnsrv-app2/tailscaled.state").exists());
     assert!(std::fs::symlink_metadata(f.path("var-lib/tsnsrv-app2")).is_ok());
 }
+
+#[test]
+fn each_service_is_undone_with_the_plan_that_applied_it() {
+    let f = fleet();
+    assert_eq!(wave(&f, "apply", 1, &[]).0, 0);
+    // The plan kept in the state directory, by its id, readable by its owner only.
+    let plan = tailshift_plans::plan_file::read(&f.path("plan.json")).unwrap();
+    let kept = f.path(&format!("state/plans/{}.json", plan.plan_id));
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&kept).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    // A new plan in which nas/app1 sits in wave 2 and wave 1 holds another service.
+    let toml = std::fs::read_to_string(f.path("migrate.toml")).unwrap();
+    std::fs::write(
+        f.path("migrate.toml"),
+        toml.replace("\"nas/app1\" = 1\n\"nas/app2\" = 2", "\"nas/app1\" = 2\n\"nas/app2\" = 1"),
+    )
+    .unwrap();
+    let o = f.migrate(&["plan", "hosts/nas.nix", "--config", "migrate.toml", "--out", "plan.json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // Rolling back wave 1 undoes what wave 1 of the applying plan did: app1.
+    let (code, out) = wave(&f, "rollback", 1, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("nas/app1"), "{out}");
+    assert_eq!(f.get("app1"), (200, "legacy app1".into()));
+    assert_eq!(f.get("app2"), (200, "legacy app2".into()), "never touched");
+    assert_eq!(f.migrate(&["status", "--state-dir", "state"]).status.code(), Some(0));
+}

@@ -15,13 +15,19 @@ use crate::exit::Exit;
 /// Removes what only a rollback of the wave needed (`migrate finalize --wave N`): after it the
 /// wave can no longer be rolled back, which is said before anything starts.
 pub fn finalize(req: &Request) -> anyhow::Result<Exit> {
-    let cfg = req.cfg;
-    let dir = cfg.state_dir();
+    let dir = req.cfg.state_dir();
     let _lock = match lock(req, "finalize") {
         Ok(l) => l,
         Err(exit) => return Ok(exit),
     };
     let state = State::load(&dir)?;
+    // The wave is finalized with the plan that applied it, whatever plan.json holds now.
+    let kept = crate::apply::kept_plans::for_waves(&dir, &state, &[req.wave], req.plan)?;
+    let req = &Request {
+        plan: crate::apply::kept_plans::plan_of(&kept, &state, req.wave, req.plan),
+        ..req.clone()
+    };
+    let cfg = req.cfg;
     let services = wave_services(req.plan, req.wave, &req.host)?;
     let not_applied: Vec<&str> = services
         .iter()

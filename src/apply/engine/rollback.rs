@@ -64,11 +64,13 @@ pub fn rollback(req: &Request, cascade: bool) -> anyhow::Result<Exit> {
             return Ok(Exit::Blocked);
         }
     }
+    let kept = crate::apply::kept_plans::for_waves(&dir, &state, &order, req.plan)?;
+    let plan_of = |w: usize, st: &State| crate::apply::kept_plans::plan_of(&kept, st, w, req.plan);
     if req.dry_run {
         let mut would = Vec::new();
         for &w in &order {
-            let sub = Request { wave: w, ..req.clone() };
-            let services = wave_services(req.plan, w, &req.host)?;
+            let sub = Request { wave: w, plan: plan_of(w, &state), ..req.clone() };
+            let services = wave_services(sub.plan, w, &req.host)?;
             would.extend(undo_steps(&sub, &dir, &state, &services)?);
         }
         print_dry_run(req, "rollback", &would);
@@ -76,11 +78,11 @@ pub fn rollback(req: &Request, cascade: bool) -> anyhow::Result<Exit> {
     }
     let mut state = Some(state);
     for &w in &order {
-        let sub = Request { wave: w, ..req.clone() };
         let st = match state.take() {
             Some(s) => s,
             None => State::load(&dir)?,
         };
+        let sub = Request { wave: w, plan: plan_of(w, &st), ..req.clone() };
         let exit = rollback_one(&sub, st)?;
         if exit != Exit::Ok {
             return Ok(exit);
