@@ -667,8 +667,20 @@ fn the_nix_adapter_disables_units_through_a_generated_module_and_a_switch() {
     );
     assert!(f.path("stopped-tsnsrv-app1.service").exists());
     assert_eq!(f.get("app1"), (200, "app app1".into()));
+    // The data tailshift's NixOS module reads, beside the module: versioned, the same unit.
+    let moves = || -> serde_json::Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(f.path("nixos/tailshift-moves.json")).unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        moves(),
+        serde_json::json!({"schema": "tailshift.moves/v1", "disabled_units": ["tsnsrv-app1"]})
+    );
     let (code, out) = wave(&f, "rollback", 1, &[]);
     assert_eq!(code, 0, "{out}");
+    assert_eq!(moves()["disabled_units"], serde_json::json!([]), "rollback writes it back");
     assert!(
         !std::fs::read_to_string(f.path("nixos/tailshift.nix")).unwrap().contains("tsnsrv-app1")
     );

@@ -126,8 +126,8 @@ pub(super) fn run_legacy(
         Legacy::Nix { .. } | Legacy::Systemd if action == "finalize" => {
             remove_node_state(&cfg.legacy_state_root, unit, s.id.name())
         }
-        Legacy::Nix { module, switch } => crate::apply::nix_adapter::act(
-            module,
+        Legacy::Nix { switch, .. } => crate::apply::nix_adapter::act(
+            &cfg.legacy.nix_files().expect("the nix adapter"),
             switch,
             action,
             unit,
