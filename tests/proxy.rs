@@ -2380,3 +2380,257 @@ fn encoded_display_names_are_decoded() {
     assert_eq!(code, 200);
     assert_eq!(echoed(&body)["headers"]["x-tailscale-user-displayname"], "Jürgen");
 }
+
+/// A counter from the proxy's metrics over its admin socket: the value of the series whose
+/// line starts with `series` (`tailshift_accept_backoffs_total`, or with its labels).
+fn admin_metric(admin: &std::path::Path, series: &str) -> u64 {
+    let mut s = std::os::unix::net::UnixStream::connect(admin).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in the metrics:\n{text}"))
+}
+
+/// An upstream for the slow-client tests: `GET /bytes/N` answers N bytes (`x`), written as
+/// fast as the proxy takes them; `POST` reads the body to its Content-Length and answers
+/// `got N`; `GET /events/N/MS` sends N server-sent events MS milliseconds apart; anything else
+/// is a short `ok`.
+fn slow_clients_upstream() -> u16 {
+    threaded_upstream(|s| {
+        let mut w = s.try_clone().unwrap();
+        let mut r = BufReader::new(s);
+        while let Some((line, head)) = read_head(&mut r) {
+            let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+            let ok = if line.starts_with("POST") {
+                let len: usize =
+                    head_value(&head, "content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+                let mut body = vec![0; len];
+                if r.read_exact(&mut body).is_err() {
+                    return;
+                }
+                let got = format!("got {len}");
+                write!(w, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{got}", got.len()).is_ok()
+            } else if let Some(n) = path.strip_prefix("/bytes/") {
+                let n: usize = n.parse().unwrap();
+                let chunk = vec![b'x'; 64 * 1024];
+                let mut ok = write!(w, "HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n").is_ok();
+                let mut left = n;
+                while ok && left > 0 {
+                    let k = left.min(chunk.len());
+                    ok = w.write_all(&chunk[..k]).is_ok();
+                    left -= k;
+                }
+                ok
+            } else if let Some(spec) = path.strip_prefix("/events/") {
+                let (n, ms) = spec.split_once('/').unwrap();
+                let (n, ms): (usize, u64) = (n.parse().unwrap(), ms.parse().unwrap());
+                let _ = w.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n");
+                for i in 0..n {
+                    std::thread::sleep(std::time::Duration::from_millis(ms));
+                    let event = format!("data: {i}\n\n");
+                    let _ = w.write_all(format!("{:x}\r\n{event}\r\n", event.len()).as_bytes());
+                }
+                w.write_all(b"0\r\n\r\n").is_ok()
+            } else {
+                w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").is_ok()
+            };
+            if !ok || w.flush().is_err() {
+                return;
+            }
+        }
+    })
+}
+
+/// Issue 15's connection cap: at `max_connections` a new connection closes the one idle
+/// longest (not the oldest, not the newcomer); when none is idle, the newcomer waits in the
+/// kernel's queue until one is, and is then served.
+#[test]
+fn the_connection_cap_closes_the_connection_idle_longest_first() {
+    let up = slow_clients_upstream();
+    let p = Proxy::start_with("max_connections = 3\nheader_read_timeout_ms = 60000");
+    let table = json!([route("box/app", "app.tailnet.test", up, json!({}))]);
+    assert_eq!(p.put_routes(&table).0, 200);
+    let pause = || std::thread::sleep(std::time::Duration::from_millis(400));
+    // a, b, c are used in that order, then a again: b has been idle longest, a is the oldest.
+    let mut a = KeepAlive::connect(&p.http);
+    assert_eq!(a.get("app.tailnet.test", "/"), 200);
+    pause();
+    let mut b = KeepAlive::connect(&p.http);
+    assert_eq!(b.get("app.tailnet.test", "/"), 200);
+    pause();
+    let mut c = KeepAlive::connect(&p.http);
+    assert_eq!(c.get("app.tailnet.test", "/"), 200);
+    pause();
+    assert_eq!(a.get("app.tailnet.test", "/"), 200);
+    pause();
+    let mut d = KeepAlive::connect(&p.http);
+    assert_eq!(d.get("app.tailnet.test", "/"), 200, "the fourth connection is served");
+    // b was closed for d: its next read is the end of the stream.
+    b.r.get_ref().set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    let mut rest = Vec::new();
+    assert_eq!(b.r.read_to_end(&mut rest).unwrap_or(0), 0, "b was not closed");
+    for (name, conn) in [("a", &mut a), ("c", &mut c), ("d", &mut d)] {
+        assert_eq!(conn.get("app.tailnet.test", "/"), 200, "{name} was closed instead");
+    }
+    assert_eq!(
+        admin_metric(
+            &p.path("state/admin.sock"),
+            "tailshift_connections_cut_total{reason=\"evicted_idle\"}"
+        ),
+        1
+    );
+    // Every slot busy (three event streams in flight): a fifth connection is not accepted
+    // (and none closed) until a stream ends and frees its connection for it.
+    for conn in [&mut a, &mut c, &mut d] {
+        write!(conn.w, "GET /events/2/700 HTTP/1.1\r\nHost: app.tailnet.test\r\n\r\n").unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    let mut e = KeepAlive::connect(&p.http);
+    e.r.get_ref().set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    assert_eq!(e.get("app.tailnet.test", "/"), 200, "the waiting connection is served");
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(900),
+        "served after {waited:?}, while every slot was busy with a 1.4 s stream"
+    );
+    // The streams themselves were never cut.
+    for conn in [&mut a, &mut c, &mut d] {
+        let mut status = String::new();
+        conn.r.read_line(&mut status).unwrap();
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        let mut seen = String::new();
+        while !seen.ends_with("0\r\n\r\n") {
+            let mut l = String::new();
+            if conn.r.read_line(&mut l).unwrap_or(0) == 0 {
+                break;
+            }
+            seen.push_str(&l);
+        }
+        assert!(seen.contains("data: 1"), "{seen}");
+    }
+}
+
+/// Issue 15's body-read timeout: a request body that stops arriving is failed (connection
+/// closed) after `body_read_timeout_ms` of silence, while an upload that keeps sending, more
+/// slowly than that in total, passes whole.
+#[test]
+fn a_stalled_request_body_is_cut_but_a_slow_steady_upload_passes() {
+    let up = slow_clients_upstream();
+    let p = Proxy::start_with("body_read_timeout_ms = 1000");
+    let table = json!([route("box/app", "app.tailnet.test", up, json!({}))]);
+    assert_eq!(p.put_routes(&table).0, 200);
+    // 1 KiB of a promised 100 KiB, then nothing.
+    let mut stalled = std::net::TcpStream::connect(&p.http).unwrap();
+    stalled.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    write!(
+        stalled,
+        "POST /up HTTP/1.1\r\nHost: app.tailnet.test\r\nContent-Length: 102400\r\n\r\n"
+    )
+    .unwrap();
+    stalled.write_all(&[b'x'; 1024]).unwrap();
+    let started = std::time::Instant::now();
+    // Meanwhile an upload of 16 KiB, 1 KiB every 250 ms (4 s in all, none of its gaps 1 s).
+    let steady = {
+        let addr = p.http.clone();
+        std::thread::spawn(move || {
+            let mut s = std::net::TcpStream::connect(&addr).unwrap();
+            s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+            write!(s, "POST /up HTTP/1.1\r\nHost: app.tailnet.test\r\nContent-Length: 16384\r\nConnection: close\r\n\r\n").unwrap();
+            for _ in 0..16 {
+                std::thread::sleep(std::time::Duration::from_millis(250));
+                s.write_all(&[b'y'; 1024]).unwrap();
+            }
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            out
+        })
+    };
+    let mut answer = Vec::new();
+    let _ = stalled.read_to_end(&mut answer);
+    let waited = started.elapsed();
+    assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+    assert!(
+        waited >= std::time::Duration::from_millis(900)
+            && waited < std::time::Duration::from_secs(4),
+        "the stalled body was cut after {waited:?}"
+    );
+    let out = steady.join().unwrap();
+    assert!(out.starts_with("HTTP/1.1 200") && out.ends_with("got 16384"), "{out}");
+    assert_eq!(
+        admin_metric(
+            &p.path("state/admin.sock"),
+            "tailshift_connections_cut_total{reason=\"body_timeout\"}"
+        ),
+        1
+    );
+}
+
+/// Issue 15's minimum rate for slow readers: a client that stops reading while the proxy has
+/// bytes for it is cut off after the window; one that reads steadily, and server-sent events
+/// with pauses longer than the window (nothing unsent between events), are not.
+#[test]
+fn a_stalled_reader_is_cut_while_server_sent_events_with_pauses_survive() {
+    let up = slow_clients_upstream();
+    // The head deadline short too: the tail of a response still going out is no idle time.
+    let p = Proxy::start_with(
+        "min_send_rate = 65536\nsend_rate_window_ms = 500\nheader_read_timeout_ms = 500",
+    );
+    let table = json!([route("box/app", "app.tailnet.test", up, json!({}))]);
+    assert_eq!(p.put_routes(&table).0, 200);
+    const BIG: usize = 32 << 20;
+    let get = |path: &str| {
+        let mut s = std::net::TcpStream::connect(&p.http).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: app.tailnet.test\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        s
+    };
+    let mut stalled = get(&format!("/bytes/{BIG}"));
+    let sse = {
+        let mut s = get("/events/3/1200");
+        std::thread::spawn(move || {
+            let mut seen = String::new();
+            let _ = s.read_to_string(&mut seen);
+            seen
+        })
+    };
+    // 4 MiB taken at about 2 MiB/s, in 64 KiB reads.
+    let steady = {
+        let mut s = get(&format!("/bytes/{}", 4 << 20));
+        std::thread::spawn(move || {
+            let mut total = 0;
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => total += n,
+                }
+                std::thread::sleep(std::time::Duration::from_millis(30));
+            }
+            total
+        })
+    };
+    // The stalled client takes nothing for 4 s, then reads what it can.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let mut got = Vec::new();
+    let _ = stalled.read_to_end(&mut got);
+    assert!(got.len() < BIG, "the stalled reader was never cut: {} bytes", got.len());
+    let total = steady.join().unwrap();
+    assert!(total > 4 << 20, "the steady reader got {total} bytes");
+    let seen = sse.join().unwrap();
+    for i in 0..3 {
+        assert!(seen.contains(&format!("data: {i}\n\n")), "event {i} missing: {seen}");
+    }
+    assert!(seen.ends_with("0\r\n\r\n"), "the event stream was cut: {seen}");
+    assert_eq!(
+        admin_metric(
+            &p.path("state/admin.sock"),
+            "tailshift_connections_cut_total{reason=\"slow_reader\"}"
+        ),
+        1
+    );
+}
