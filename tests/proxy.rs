@@ -2634,3 +2634,34 @@ fn a_stalled_reader_is_cut_while_server_sent_events_with_pauses_survive() {
         1
     );
 }
+
+/// The slow-client limits are keys of the proxy's TOML that `--check-config` reads: accepted
+/// when sound, refused with the file and the key named when not.
+#[test]
+fn slow_client_limits_are_checked_by_check_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = format!(
+        "state_dir = \"{}/state\"\n[[listener]]\nkind = \"http\"\naddr = \"127.0.0.1:0\"\n",
+        dir.path().display()
+    );
+    let check = |extra: &str| {
+        let f = dir.path().join("proxy.toml");
+        std::fs::write(&f, format!("{extra}\n{base}")).unwrap();
+        let o = check_config(&f);
+        (o.status.code(), String::from_utf8_lossy(&o.stderr).to_string())
+    };
+    let ok = "max_connections = 100\nbody_read_timeout_ms = 5000\nmin_send_rate = 4096\nsend_rate_window_ms = 10000";
+    assert_eq!(check(ok).0, Some(0), "{}", check(ok).1);
+    // Each rule can be turned off.
+    assert_eq!(check("body_read_timeout_ms = 0\nmin_send_rate = 0").0, Some(0));
+    for (bad, says) in [
+        ("max_connections = 0", "max_connections"),
+        ("min_send_rate = 1024\nsend_rate_window_ms = 10", "send_rate_window_ms"),
+        ("body_read_timeout_ms = -1", "proxy.toml:1:"),
+        ("min_send_rate = \"fast\"", "proxy.toml:1:"),
+    ] {
+        let (code, err) = check(bad);
+        assert_eq!(code, Some(1), "{bad} was accepted");
+        assert!(err.contains("proxy.toml") && err.contains(says), "{bad}: {err}");
+    }
+}
