@@ -2665,3 +2665,276 @@ fn slow_client_limits_are_checked_by_check_config() {
         assert!(err.contains("proxy.toml") && err.contains(says), "{bad}: {err}");
     }
 }
+
+/// One HTTP/1.1 exchange of the slow-client upstream below: reads a request (head and
+/// Content-Length body) and answers `GET /big` with [`SLOW_READ_BYTES`], anything else with
+/// `ok`; keeps the connection for the next request.
+async fn slow_clients_upstream_conn(s: tokio::net::TcpStream) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    let (r, mut w) = s.into_split();
+    let mut r = tokio::io::BufReader::new(r);
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+            return;
+        }
+        let mut len = 0usize;
+        loop {
+            let mut h = String::new();
+            if r.read_line(&mut h).await.unwrap_or(0) == 0 {
+                return;
+            }
+            if h == "\r\n" {
+                break;
+            }
+            if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut buf = vec![0u8; 16 * 1024];
+        while len > 0 {
+            match r.read(&mut buf[..len.min(16 * 1024)]).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => len -= n,
+            }
+        }
+        let big = line.starts_with("GET /big ");
+        let size = if big { SLOW_READ_BYTES } else { 2 };
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {size}\r\n\r\n");
+        if w.write_all(head.as_bytes()).await.is_err() {
+            return;
+        }
+        let ok = if big {
+            let chunk = vec![b'x'; 64 * 1024];
+            let mut left = size;
+            let mut ok = true;
+            while ok && left > 0 {
+                ok = w.write_all(&chunk[..left.min(chunk.len())]).await.is_ok();
+                left = left.saturating_sub(chunk.len());
+            }
+            ok
+        } else {
+            w.write_all(b"ok").await.is_ok()
+        };
+        if !ok {
+            return;
+        }
+    }
+}
+
+/// The response a slow reader asks for: more than hyper's write buffer (about 400 KiB) and the
+/// sockets' buffers take, so the proxy holds its upstream connection too while the reader
+/// dawdles.
+const SLOW_READ_BYTES: usize = 1 << 20;
+
+/// A slow-body client: a 1 MiB POST of which it sends 16 bytes every 3 s (longer than the
+/// test's 2 s body timeout). Whether the proxy let go of it (an answer, such as a 502 when the
+/// proxy could not dial, or the end of the connection) before `until`.
+async fn slow_body_client(addr: std::net::SocketAddr, until: tokio::time::Instant) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let run = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+        s.write_all(
+            b"POST /upload HTTP/1.1\r\nHost: app.tailnet.test\r\nContent-Length: 1048576\r\n\r\n",
+        )
+        .await
+        .ok()?;
+        let mut buf = [0u8; 1024];
+        loop {
+            if s.write_all(&[b'x'; 16]).await.is_err() {
+                return Some(());
+            }
+            tokio::select! {
+                _ = s.read(&mut buf) => return Some(()),
+                _ = tokio::time::sleep(std::time::Duration::from_secs(3)) => {}
+            }
+        }
+    };
+    matches!(tokio::time::timeout_at(until, run).await, Ok(Some(())))
+}
+
+/// A slow-read client: asks for [`SLOW_READ_BYTES`] with a 4 KiB receive buffer and reads
+/// 512 bytes every 500 ms (1 KiB/s, below the test's 16 KiB/s minimum) until the end. (What
+/// the proxy's socket held when the proxy closed it still trickles in at that pace: whether
+/// the proxy let go is seen from its side.)
+async fn slow_read_client(addr: std::net::SocketAddr) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(sock) = tokio::net::TcpSocket::new_v4() else { return };
+    let _ = sock.set_recv_buffer_size(4096);
+    let Ok(mut s) = sock.connect(addr).await else { return };
+    if s.write_all(b"GET /big HTTP/1.1\r\nHost: app.tailnet.test\r\n\r\n").await.is_err() {
+        return;
+    }
+    let mut buf = [0u8; 512];
+    while s.read(&mut buf).await.unwrap_or(0) > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+/// Kills a child process when dropped (a failed assertion must not leave it running).
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// How many descriptors a process has open.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// Raises this process's soft open-file limit to at least `want` (within the hard limit).
+fn raise_own_nofile(want: u64) -> bool {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed by pointer.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return false;
+        }
+        if lim.rlim_cur < want && lim.rlim_max >= want {
+            lim.rlim_cur = lim.rlim_max.min(want * 4);
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return false;
+            }
+        }
+    }
+    lim.rlim_cur >= want
+}
+
+/// Issue 15's acceptance "Slow clients, in CI" (F2): the proxy started under
+/// `prlimit --nofile=1024:1024` (the hard limit too, so raising the soft one cannot help), 600
+/// slow-body clients (16 bytes of a 1 MiB body every 3 s) and 600 slow-read clients (a 1 MiB
+/// response read at 1 KiB/s through a 4 KiB receive buffer) on loopback, each connecting once,
+/// while a normal client opens a new connection for each request every 100 ms for 12 s: every
+/// normal request is answered (200), the back-off counter shows the descriptor limit was
+/// reached, and the proxy let go of every slow client (body timeout, minimum rate) within the
+/// test. The limits are shortened (2 s) so that it all fits in well under a minute.
+#[test]
+fn slow_clients_under_a_1024_descriptor_limit_do_not_stop_the_service() {
+    let skip = |why: &str| {
+        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "{why}");
+        eprintln!("SKIPPED: {why}");
+    };
+    let prlimit = Command::new("prlimit").arg("--version").output();
+    if !prlimit.is_ok_and(|o| o.status.success()) {
+        return skip("prlimit (util-linux) is not installed");
+    }
+    // This side holds the 1,200 slow sockets, the upstream's end of every proxied connection and
+    // the normal client's.
+    if !raise_own_nofile(4096) {
+        return skip("the test process cannot have 4096 open files (hard limit too low)");
+    }
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let upstream = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let up = upstream.local_addr().unwrap().port();
+    rt.spawn(async move {
+        loop {
+            match upstream.accept().await {
+                Ok((s, _)) => drop(tokio::spawn(slow_clients_upstream_conn(s))),
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+            }
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        "state_dir = \"{}/state\"\naccess_log = false\nhealth_interval_s = 0\n\
+         header_read_timeout_ms = 2000\nbody_read_timeout_ms = 2000\n\
+         min_send_rate = 16384\nsend_rate_window_ms = 2000\n\
+         [[listener]]\nkind = \"http\"\naddr = \"127.0.0.1:0\"\n",
+        dir.path().display()
+    );
+    std::fs::write(dir.path().join("proxy.toml"), cfg).unwrap();
+    let mut proxy = KillOnDrop(
+        Command::new("prlimit")
+            .args(["--nofile=1024:1024", "--"])
+            .arg(env!("CARGO_BIN_EXE_migrate"))
+            .args(["proxy", "--workers", "1", "--config"])
+            .arg(dir.path().join("proxy.toml"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let line = serving_line(&mut proxy.0);
+    let http: std::net::SocketAddr = served_addr(&line, "http ").unwrap().parse().unwrap();
+    let pid = proxy.0.id();
+    let idle_fds = open_fds(pid);
+    let admin = dir.path().join("state/admin.sock");
+    let table = json!([route("box/app", "app.tailnet.test", up, json!({}))]);
+    assert_eq!(put_raw(&admin, &table.to_string()), 200);
+    let started = std::time::Instant::now();
+    let until = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let bodies: Vec<_> = (0..600).map(|_| rt.spawn(slow_body_client(http, until))).collect();
+    for _ in 0..600 {
+        rt.spawn(slow_read_client(http));
+    }
+    // The normal client: a new connection for each request, one every 100 ms for 12 s.
+    let mut normal = Vec::new();
+    let mut most_fds = 0;
+    while started.elapsed() < std::time::Duration::from_secs(12) {
+        normal.push(std::thread::spawn(move || {
+            let t = std::time::Instant::now();
+            let status = (|| {
+                let mut s =
+                    std::net::TcpStream::connect_timeout(&http, std::time::Duration::from_secs(30))
+                        .ok()?;
+                s.set_read_timeout(Some(std::time::Duration::from_secs(30))).ok()?;
+                s.write_all(
+                    b"GET /small HTTP/1.1\r\nHost: app.tailnet.test\r\nConnection: close\r\n\r\n",
+                )
+                .ok()?;
+                let mut out = String::new();
+                s.read_to_string(&mut out).ok()?;
+                Some(out.split_whitespace().nth(1)?.to_string())
+            })();
+            (status, t.elapsed())
+        }));
+        most_fds = most_fds.max(open_fds(pid));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let mut answers: Vec<(Option<String>, std::time::Duration)> =
+        normal.into_iter().map(|h| h.join().unwrap()).collect();
+    let bodies_let_go = rt.block_on(async {
+        let mut n = 0;
+        for t in bodies {
+            n += usize::from(t.await.unwrap_or(false));
+        }
+        n
+    });
+    // The proxy holds nothing of the attack any more (the slow readers may still be reading
+    // what its closed sockets held), beyond the upstream connections its pool keeps idle (32
+    // at most).
+    let kept = idle_fds + 32 + 8;
+    while open_fds(pid) > kept && started.elapsed() < std::time::Duration::from_secs(40) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let left_fds = open_fds(pid);
+    let backoffs = admin_metric(&admin, "tailshift_accept_backoffs_total");
+    let cut = |reason: &str| {
+        admin_metric(&admin, &format!("tailshift_connections_cut_total{{reason=\"{reason}\"}}"))
+    };
+    let (body_cuts, rate_cuts, head_cuts, evicted) =
+        (cut("body_timeout"), cut("slow_reader"), cut("head_timeout"), cut("evicted_idle"));
+    answers.sort_by_key(|(_, d)| *d);
+    let at = |q: f64| answers[((answers.len() - 1) as f64 * q) as usize].1;
+    eprintln!(
+        "{} normal requests: p50 {:?}, p99 {:?}, max {:?}; {bodies_let_go} of 600 slow bodies let go; proxy descriptors {idle_fds} idle, {most_fds} at most, {left_fds} after; {backoffs} accept back-offs; cut: {body_cuts} body_timeout, {rate_cuts} slow_reader, {head_cuts} head_timeout, {evicted} evicted_idle; {:?} in all",
+        answers.len(),
+        at(0.5),
+        at(0.99),
+        at(1.0),
+        started.elapsed()
+    );
+    let failed: Vec<_> = answers.iter().filter(|(s, _)| s.as_deref() != Some("200")).collect();
+    assert!(failed.is_empty(), "normal requests not answered 200: {failed:?}");
+    assert!(backoffs > 0, "the descriptor limit was never reached");
+    assert_eq!(bodies_let_go, 600, "slow bodies still held");
+    assert!(left_fds <= kept, "the proxy still holds {left_fds} descriptors ({idle_fds} idle)");
+    assert!(body_cuts > 0 && rate_cuts > 0, "{body_cuts} body, {rate_cuts} rate cuts");
+    // The slow readers still trickling in are dropped with the runtime.
+    drop(rt);
+}

@@ -103,6 +103,10 @@ impl Acceptor for UnixListener {
 /// (and release theirs) meanwhile, and the loop does not spin on a failing `accept`.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// How many idle connections a listener closes each time it finds descriptors exhausted
+/// (each pause, 100 ms).
+const EVICT_WHEN_OUT_OF_DESCRIPTORS: usize = 32;
+
 /// Whether an accept error means descriptors (or kernel buffers) ran out.
 fn out_of_resources(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
@@ -163,6 +167,11 @@ fn accept_loop_with<L: Acceptor>(
                     Err(e) if out_of_resources(&e) => {
                         super::metrics::ACCEPT_BACKOFFS
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        // Idle connections (kept alive, or yet to send a head) give their
+                        // descriptors back first, closed during the pause.
+                        if let Some(w) = &watchdog {
+                            w.evict_idle(EVICT_WHEN_OUT_OF_DESCRIPTORS);
+                        }
                         tokio::select! {
                             _ = stop.changed() => break,
                             _ = tokio::time::sleep(ACCEPT_BACKOFF) => {}

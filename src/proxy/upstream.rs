@@ -32,6 +32,29 @@ use tokio_rustls::client::TlsStream;
 /// The suffix of every dial key authority (`.invalid` never resolves, RFC 6761).
 const KEY_SUFFIX: &str = ".dial.invalid";
 
+/// How often a dial short of descriptors tries again (within its connect timeout).
+const DESCRIPTOR_RETRY: Duration = Duration::from_millis(10);
+
+/// Connects, trying again while the process (or the system) is out of descriptors, until the
+/// caller's connect timeout gives up: under a flood of slow clients descriptors free up every
+/// moment, and a request already accepted should not get a 502 for want of one. (Accepting is
+/// not paused for it: that gave the descriptors to the flood's own dials, and every request
+/// waited longer; BENCHMARKS.md.)
+async fn connect_when_descriptors_free<T, F, Fut>(mut connect: F) -> io::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = io::Result<T>>,
+{
+    loop {
+        match connect().await {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                tokio::time::sleep(DESCRIPTOR_RETRY).await;
+            }
+            done => return done,
+        }
+    }
+}
+
 /// One way of reaching an upstream or auth service.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Dial {
@@ -335,7 +358,7 @@ impl Dialer {
         let mut last =
             io::Error::new(io::ErrorKind::NotFound, format!("{}: no address", dial.host));
         for a in addrs {
-            match TcpStream::connect(a).await {
+            match connect_when_descriptors_free(|| TcpStream::connect(a)).await {
                 Ok(s) => {
                     let _ = s.set_nodelay(true);
                     return Ok(s);
@@ -348,9 +371,10 @@ impl Dialer {
 
     async fn open(&self, dial: &Dial) -> io::Result<UpstreamStream> {
         if let Some(path) = &dial.unix {
-            let s = UnixStream::connect(path).await.map_err(|e| {
-                io::Error::new(e.kind(), format!("dial unix {}: {e}", path.display()))
-            })?;
+            let s =
+                connect_when_descriptors_free(|| UnixStream::connect(path)).await.map_err(|e| {
+                    io::Error::new(e.kind(), format!("dial unix {}: {e}", path.display()))
+                })?;
             if !dial.tls {
                 return Ok(UpstreamStream::Unix(s));
             }

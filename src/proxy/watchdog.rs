@@ -22,6 +22,7 @@
 //!   applies;
 //! - at most `max_connections` per listener: at the cap, the connection idle longest is closed
 //!   for a new one; when none is idle, accepting waits (new connections queue in the kernel).
+//!   When descriptors run out, the listener's connections idle longest are closed too.
 
 use hyper::body::{Body, Frame, SizeHint};
 use std::io;
@@ -37,6 +38,10 @@ const EXEMPT: u64 = u64::MAX;
 
 /// No rate window open.
 const NO_WINDOW: u64 = u64::MAX;
+
+/// A connection that has not sent its first request is spared by eviction this long (or half
+/// the head deadline, if shorter): a client sends its head as soon as it connects.
+const FRESH_GRACE_MS: u64 = 1000;
 
 /// A listener's limits (from the proxy's TOML).
 #[derive(Clone, Debug)]
@@ -63,7 +68,8 @@ pub enum Cut {
     BodyTimeout = 1,
     /// The client took less than `min_send_rate` while bytes waited for it.
     SlowReader = 2,
-    /// Closed, idle, to make room for a new connection at `max_connections`.
+    /// Closed, idle, to make room for a new connection at `max_connections`, or when
+    /// descriptors ran out.
     EvictedIdle = 3,
 }
 
@@ -79,6 +85,8 @@ struct Inner {
     min_rate: u64,
     window_ms: u64,
     max_conns: usize,
+    /// How long a connection that has sent no request yet is spared by eviction.
+    grace_ms: u64,
     tick: Duration,
     epoch: Instant,
     /// Milliseconds since `epoch`, refreshed by the ticker (and when a connection arrives).
@@ -101,6 +109,8 @@ struct Registry {
 pub struct Watch {
     in_flight: AtomicU32,
     waiting_since: AtomicU64,
+    /// No request has begun on the connection yet.
+    fresh: AtomicBool,
     /// The last write (or flush) toward the client did not go through: bytes wait for it.
     blocked: AtomicBool,
     /// Bytes written toward the client so far.
@@ -143,6 +153,7 @@ impl Watchdog {
                 min_rate: limits.min_send_rate,
                 window_ms,
                 max_conns: limits.max_connections.max(1),
+                grace_ms: (head_ms / 2).min(FRESH_GRACE_MS),
                 tick: Duration::from_millis((shortest / 4).clamp(10, 250)),
                 epoch: Instant::now(),
                 now_ms: AtomicU64::new(0),
@@ -162,7 +173,10 @@ impl Watchdog {
         loop {
             {
                 let reg = inner.conns.lock().unwrap_or_else(|p| p.into_inner());
-                if reg.watches.len() < inner.max_conns || reg.watches.values().any(|w| w.idle()) {
+                let now = inner.now_ms.load(Ordering::Relaxed);
+                if reg.watches.len() < inner.max_conns
+                    || reg.watches.values().any(|w| w.evictable(now, inner.grace_ms))
+                {
                     return;
                 }
             }
@@ -184,6 +198,7 @@ impl Watchdog {
         let watch = Arc::new(Watch {
             in_flight: AtomicU32::new(0),
             waiting_since: AtomicU64::new(now),
+            fresh: AtomicBool::new(true),
             blocked: AtomicBool::new(false),
             written: AtomicU64::new(0),
             fd: AtomicI32::new(-1),
@@ -202,7 +217,7 @@ impl Watchdog {
             let oldest = reg
                 .watches
                 .iter()
-                .filter(|(_, w)| w.idle())
+                .filter(|(_, w)| w.evictable(now, inner.grace_ms))
                 .min_by_key(|(_, w)| w.waiting_since.load(Ordering::Relaxed))
                 .map(|(k, _)| *k);
             oldest.and_then(|k| reg.watches.remove(&k))
@@ -218,6 +233,33 @@ impl Watchdog {
             cut(&w, Cut::EvictedIdle);
         }
         Registration { key, watch }
+    }
+}
+
+impl Watchdog {
+    /// Closes up to `most` of the connections idle longest (when descriptors run out: an idle
+    /// connection's descriptor serves the next client better). How many it closed.
+    pub fn evict_idle(&self, most: usize) -> usize {
+        let inner = &self.inner;
+        let now = inner.now_ms.load(Ordering::Relaxed);
+        let mut reg = inner.conns.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle: Vec<(u64, u64)> = reg
+            .watches
+            .iter()
+            .filter(|(_, w)| w.evictable(now, inner.grace_ms))
+            .map(|(k, w)| (w.waiting_since.load(Ordering::Relaxed), *k))
+            .collect();
+        if idle.len() > most {
+            idle.select_nth_unstable(most);
+            idle.truncate(most);
+        }
+        let evicted: Vec<Arc<Watch>> =
+            idle.iter().filter_map(|(_, k)| reg.watches.remove(k)).collect();
+        drop(reg);
+        for w in &evicted {
+            cut(w, Cut::EvictedIdle);
+        }
+        evicted.len()
     }
 }
 
@@ -349,6 +391,7 @@ impl Watch {
     /// A request head arrived: the connection is busy until its response is done.
     pub fn begin(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.fresh.store(false, Ordering::Relaxed);
         InFlight { watch: self.clone(), held: false }
     }
 
@@ -390,6 +433,16 @@ impl Watch {
         self.waiting_since.load(Ordering::Relaxed) != EXEMPT
             && self.in_flight.load(Ordering::Relaxed) == 0
             && !self.unsent()
+    }
+
+    /// Idle, and closing it loses no request: it has served one (a client reusing a kept-alive
+    /// connection is ready for it to close, as at the idle deadline), or it has waited for its
+    /// first head past `grace_ms`. A connection just accepted is idle only until its head is
+    /// read, and its client has most likely sent one already.
+    fn evictable(&self, now: u64, grace_ms: u64) -> bool {
+        self.idle()
+            && (!self.fresh.load(Ordering::Relaxed)
+                || now.saturating_sub(self.waiting_since.load(Ordering::Relaxed)) >= grace_ms)
     }
 
     fn now(&self) -> u64 {
