@@ -107,6 +107,9 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// (each pause, 100 ms).
 const EVICT_WHEN_OUT_OF_DESCRIPTORS: usize = 32;
 
+/// How long accepting pauses (then looks again) while a dial waits for a descriptor.
+const DIAL_BACKOFF: Duration = Duration::from_millis(10);
+
 /// Whether an accept error means descriptors (or kernel buffers) ran out.
 fn out_of_resources(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
@@ -149,6 +152,14 @@ fn accept_loop_with<L: Acceptor>(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
+            // Requests already accepted that wait for a descriptor to dial their upstream come
+            // first: accepting now would take the descriptors they wait for.
+            if super::upstream::dials_waiting() {
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    _ = tokio::time::sleep(DIAL_BACKOFF) => continue,
+                }
+            }
             tokio::select! {
                 _ = stop.changed() => break,
                 accepted = listener.next() => match accepted {
