@@ -158,18 +158,13 @@ async def normal(port, results):
     except (ConnectionError, OSError, asyncio.TimeoutError):
         pass
     results.append((status, time.monotonic() - t0))
-    if os.environ.get("SLOWCLIENTS_TRACE"):
-        print(f"normal started {t0 - T0:.2f} took {time.monotonic() - t0:.2f} {status}", flush=True)
-
-
-T0 = time.monotonic()
 
 
 def quantile(sorted_values, q):
     return sorted_values[int((len(sorted_values) - 1) * q)]
 
 
-async def scenario(args, pid, port, upstream_port, admin, out):
+async def scenario(args, pid, port, admin, out):
     samples = []
 
     async def sample():
@@ -280,7 +275,7 @@ def main():
         for _ in range(5):
             loop.run_until_complete(normal(port, []))
         time.sleep(1)
-        loop.run_until_complete(scenario(args, proxy.pid, port, upstream_port, admin, out))
+        loop.run_until_complete(scenario(args, proxy.pid, port, admin, out))
     finally:
         proxy.terminate()
         proxy.wait()
