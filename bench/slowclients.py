@@ -209,6 +209,9 @@ async def scenario(args, pid, port, admin, out):
     lat = sorted(d for _, d in results)
     out["normal_requests"] = len(results)
     out["normal_not_200"] = sum(1 for s, _ in results if s != "200")
+    out["normal_statuses"] = {}
+    for s, _ in results:
+        out["normal_statuses"][s or "none"] = out["normal_statuses"].get(s or "none", 0) + 1
     out["latency_ms"] = {
         "p50": round(quantile(lat, 0.5) * 1000, 1),
         "p99": round(quantile(lat, 0.99) * 1000, 1),
@@ -289,7 +292,7 @@ def main():
     out["goals"] = goals
     lat = out["latency_ms"]
     print(f"limits {args.limits}, nofile {args.nofile}: {out['normal_requests']} normal requests, "
-          f"{out['normal_not_200']} not 200; latency p50 {lat['p50']} ms, p99 {lat['p99']} ms, "
+          f"{out['normal_not_200']} not 200 {out['normal_statuses']}; latency p50 {lat['p50']} ms, p99 {lat['p99']} ms, "
           f"max {lat['max']} ms, {lat['within_1s']} within 1 s")
     print(f"proxy CPU {out['cpu_share_normal_window'] * 100:.1f}% of a core over the normal window "
           f"({out['cpu_share_until_cleared'] * 100:.1f}% until the attack cleared at "

@@ -110,6 +110,10 @@ const EVICT_WHEN_OUT_OF_DESCRIPTORS: usize = 32;
 /// How long accepting pauses (then looks again) while a dial waits for a descriptor.
 const DIAL_BACKOFF: Duration = Duration::from_millis(10);
 
+/// How many idle connections a listener closes each time it finds a dial waiting for a
+/// descriptor (every `DIAL_BACKOFF`).
+const EVICT_WHILE_DIALS_WAIT: usize = 4;
+
 /// Whether an accept error means descriptors (or kernel buffers) ran out.
 fn out_of_resources(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
@@ -155,6 +159,10 @@ fn accept_loop_with<L: Acceptor>(
             // Requests already accepted that wait for a descriptor to dial their upstream come
             // first: accepting now would take the descriptors they wait for.
             if super::upstream::dials_waiting() {
+                // And idle connections give their descriptors to those requests.
+                if let Some(w) = &watchdog {
+                    w.evict_idle(EVICT_WHILE_DIALS_WAIT);
+                }
                 tokio::select! {
                     _ = stop.changed() => break,
                     _ = tokio::time::sleep(DIAL_BACKOFF) => continue,
