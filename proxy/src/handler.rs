@@ -288,11 +288,12 @@ struct Identity {
     picture: Option<String>,
 }
 
-/// Serves one request.
+/// Serves one request; `body_clock` times the reads of its body, when it has one.
 pub async fn handle(
     shared: Arc<Shared>,
     mut req: Request<Incoming>,
     origin: Origin,
+    body_clock: Option<super::watchdog::BodyClock>,
 ) -> Result<Response<Body>, hyper::Error> {
     let started = Instant::now();
     let trusted = matches!(origin, Origin::Trusted | Origin::Service(_));
@@ -564,7 +565,7 @@ pub async fn handle(
     let out = Request::from_parts(parts, body);
     let login = identity_login(&out);
     let forwarded_at = Instant::now();
-    let result = forward(&shared, &route, out).await;
+    let result = forward(&shared, &route, out, body_clock).await;
     let m = route.metrics.get_or_init(|| shared.metrics.service(&route.service));
     m.request(canonical_name(&route.route, asked));
     let response = match result {
@@ -758,6 +759,7 @@ async fn forward(
     shared: &Shared,
     route: &Routed,
     req: Request<Incoming>,
+    body_clock: Option<super::watchdog::BodyClock>,
 ) -> Result<Response<super::pool::ForwardBody>, String> {
     let Some(dial) = &route.dial else {
         return Err(format!("upstream URL {:?} is not http(s)", route.upstream.url));
@@ -768,11 +770,11 @@ async fn forward(
     match route.timeouts.response_header_ms {
         Some(ms) => tokio::time::timeout(
             std::time::Duration::from_millis(ms),
-            shared.pool.send(slot, dial, req),
+            shared.pool.send(slot, dial, req, body_clock),
         )
         .await
         .map_err(|_| format!("no response headers within {ms} ms"))?,
-        None => shared.pool.send(slot, dial, req).await,
+        None => shared.pool.send(slot, dial, req, body_clock).await,
     }
 }
 
