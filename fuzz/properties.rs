@@ -181,7 +181,15 @@ fn inside(resolved: &[u8], base: &str, prefix: &str, strip: bool, variant: usize
         let base = base.strip_suffix(b"/").unwrap_or(&base);
         resolved == base || resolved.starts_with(&[base, b"/"].concat())
     } else {
-        resolved.starts_with(&region(&joined(base, prefix)))
+        // A prefix that ends inside an escape (`/%3`) matches requests that complete it
+        // (`/%32`): the region is what precedes the escape.
+        let b = prefix.as_bytes();
+        let cut = match b {
+            [.., b'%'] => 1,
+            [.., b'%', h] if h.is_ascii_hexdigit() => 2,
+            _ => 0,
+        };
+        resolved.starts_with(&region(&joined(base, &prefix[..prefix.len() - cut])))
     }
 }
 
@@ -212,11 +220,25 @@ pub fn request_path(data: &[u8]) {
     let via = if flags.contains('f') { Via::Funnel } else { Via::Tailnet };
     let strip = flags.contains('s');
     let Ok(upstream) = url::Url::parse(&format!("http://up.test{base}")) else { return };
+    let route = route(prefixes, strip, upstream);
+    request_target(&route, target, via);
+    // The target again as the continuation of each prefix (`/..` after `/pub` is `/pub..`):
+    // what a path does right after a prefix it matches, which mutations rarely hit alone.
+    if let Some(rest) = target.strip_prefix('/') {
+        for p in &route.prefixes {
+            let p = p.strip_prefix("funnel:").or_else(|| p.strip_prefix("tailnet:")).unwrap_or(p);
+            request_target(&route, &format!("{p}{rest}"), via);
+        }
+    }
+}
+
+/// [`request_path`]'s properties for one request target.
+fn request_target(route: &Route, target: &str, via: Via) {
+    let strip = route.strip_prefix;
     // What the handler reads: the request's URI as hyper parsed it.
     let Ok(uri) = target.parse::<http::Uri>() else { return };
     let (path, query) = (uri.path(), uri.query());
-    let route = route(prefixes, strip, upstream);
-    let decision = decide(&route, path, query, via);
+    let decision = decide(route, path, query, via);
     match &decision {
         PathDecision::Redirect(location) => {
             let Ok(to) = location.parse::<http::Uri>() else {
