@@ -15,7 +15,7 @@
 //! came through. The fuzz target `request_path` (`fuzz/`) tests `decide`, hence the handler's
 //! own code.
 
-use super::clean::{PathCheck, check as clean_check};
+use super::clean::{PathCheck, check as clean_check, is_dot_segment};
 use super::prefix::{Via, allowed, upstream_path, upstream_query};
 use std::borrow::Cow;
 use tailshift_routes::Route;
@@ -75,7 +75,10 @@ pub fn check<'a>(
 }
 
 /// The second half of [`decide`], once the route is known: tsnsrv's prefix rules, then the path
-/// and query the upstream is asked for.
+/// and query the upstream is asked for. A prefix that does not end in `/` may be cut in the
+/// middle of a segment: what is left of `/pub..` once `/pub` is cut is `..`, which tsnsrv
+/// joined onto the upstream's path (`/base/..`) for the upstream to resolve out of it. Such a
+/// request is refused.
 pub fn forward<'a>(
     route: &'a Route,
     checked: Checked<'a>,
@@ -85,6 +88,15 @@ pub fn forward<'a>(
     let Some(matched) = allowed(&route.prefixes, path, None, via) else {
         return PathDecision::NotAllowed;
     };
+    // A clean path's whole segments are no dot-segments: only the first of the rest can be.
+    if route.strip_prefix
+        && let Some(rest) = path.strip_prefix(matched)
+        && is_dot_segment(rest.split('/').next().unwrap_or_default())
+    {
+        return PathDecision::Refuse(
+            "what is left of the path once the route's prefix is cut is a dot-segment\n",
+        );
+    }
     let dest = &route.upstream.url;
     // The url crate writes an empty path as "/"; joining gives the same result as Go's "".
     PathDecision::Forward {
@@ -103,5 +115,69 @@ pub fn decide<'a>(
     match check(path, query, via) {
         Ok(checked) => forward(route, checked, query),
         Err(answer) => answer,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(prefixes: &[&str], strip_prefix: bool, upstream: &str) -> Route {
+        serde_json::from_value(serde_json::json!({
+            "service": "box/app",
+            "hosts": [{"name": "app.tailnet.test", "mount": "/"}],
+            "listen": {"kind": "https", "port": 443},
+            "upstream": {"url": upstream},
+            "prefixes": prefixes,
+            "strip_prefix": strip_prefix,
+            "host_header": "keep",
+            "proxy_headers": false,
+            "funnel": true,
+            "tailnet": true,
+            "whois": {"enabled": false, "timeout_ms": 0},
+        }))
+        .unwrap()
+    }
+
+    fn forwarded(d: PathDecision) -> String {
+        match d {
+            PathDecision::Forward { path, query: Some(q) } => format!("{path}?{q}"),
+            PathDecision::Forward { path, query: None } => path.into_owned(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn decide_is_check_then_forward() {
+        let r = route(&["funnel:/pub/", "tailnet:/"], false, "http://up.test/base?k=v");
+        assert_eq!(
+            decide(&r, "/pub/../secret", Some("x=1"), Via::Funnel),
+            PathDecision::Redirect("/secret?x=1".into())
+        );
+        assert!(matches!(decide(&r, "/pub/..%2Fs", None, Via::Funnel), PathDecision::Refuse(_)));
+        assert_eq!(decide(&r, "/secret", None, Via::Funnel), PathDecision::NotAllowed);
+        let pub_path = decide(&r, "/pub/a%20b", Some("s=1"), Via::Funnel);
+        assert_eq!(forwarded(pub_path), "/base/pub/a%20b?k=v&s=1");
+        assert_eq!(forwarded(decide(&r, "/secret", None, Via::Tailnet)), "/base/secret?k=v");
+    }
+
+    /// Found by the request_path fuzz target: `/pub..` passes `funnel:/pub`, and what is left
+    /// once the prefix is cut, `..`, took the upstream out of its base path (`/base/..`).
+    #[test]
+    fn a_cut_prefix_never_leaves_a_dot_segment() {
+        let r = route(&["funnel:/pub", "tailnet:/pub"], true, "http://up.test/base");
+        for p in ["/pub..", "/pub../secret", "/pub%2e%2E/secret", "/pub.", "/pub./x"] {
+            for via in [Via::Funnel, Via::Tailnet] {
+                assert!(matches!(decide(&r, p, None, via), PathDecision::Refuse(_)), "{p}");
+            }
+        }
+        // A segment that only starts with dots is a name: forwarded as before.
+        assert_eq!(forwarded(decide(&r, "/pub...", None, Via::Funnel)), "/base/...");
+        assert_eq!(forwarded(decide(&r, "/pub..x/y", None, Via::Funnel)), "/base/..x/y");
+        assert_eq!(forwarded(decide(&r, "/pub/x", None, Via::Funnel)), "/base/x");
+        assert_eq!(forwarded(decide(&r, "/pubx", None, Via::Funnel)), "/base/x");
+        // Kept prefixes leave the path whole (and clean).
+        let keep = route(&["funnel:/pub"], false, "http://up.test/base");
+        assert_eq!(forwarded(decide(&keep, "/pub..", None, Via::Funnel)), "/base/pub..");
     }
 }
