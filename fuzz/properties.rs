@@ -16,8 +16,8 @@
 //! ```
 //!
 //! `response_head` input, bytes: the first says whether the request was HEAD (its low bit),
-//! the second how many bytes each read from the upstream gives (0: all at once), the rest is
-//! what the upstream sends.
+//! the second how many bytes each read from the upstream gives (0: all at once; at least a
+//! 64th of the input), the rest is what the upstream sends.
 
 use bytes::BytesMut;
 use http::{HeaderMap, Response, StatusCode};
@@ -399,7 +399,11 @@ fn decode_chunked(wire: &[u8], step: usize) -> (Vec<u8>, Option<Chunk>) {
 pub fn response_head(data: &[u8]) {
     let [flags, step, wire @ ..] = data else { return };
     let head_method = flags & 1 == 1;
-    let step = if *step == 0 { wire.len().max(1) } else { usize::from(*step) };
+    // At most 64 reads: each read parses the head again from its start, as a connection does,
+    // and thousands of one-byte reads of a long input would spend the run on one input.
+    let step = if *step == 0 { wire.len() } else { usize::from(*step) }
+        .max(wire.len().div_ceil(64))
+        .max(1);
     let mut buf = BytesMut::new();
     let mut fed = 0;
     let mut parsed: Option<(Response<()>, Framing, bool)> = None;
