@@ -1834,6 +1834,13 @@ fn dot_segments_never_escape_a_funnel_prefix() {
             json!({"funnel": true, "prefixes": ["funnel:/api/"],
                    "upstream": {"url": format!("http://127.0.0.1:{up}/base")}})
         ),
+        route(
+            "box/unslashed",
+            "unslashed.tailnet.test",
+            up,
+            json!({"funnel": true, "prefixes": ["funnel:/pub"], "strip_prefix": true,
+                   "upstream": {"url": format!("http://127.0.0.1:{up}/base")}})
+        ),
     ]);
     assert_eq!(p.put_routes(&table).0, 200);
     let funnel = ["Tailscale-Funnel-Request: ?1"];
@@ -1866,6 +1873,10 @@ fn dot_segments_never_escape_a_funnel_prefix() {
             "/pub/%2F../secret",
             "/pub/..%5Csecret",
             "/pub/%252e%252e/secret",
+            // Escapes nested in malformed ones (`%%32e` is `%2e` decoded once, `.` twice):
+            // found by the request_path fuzz target.
+            "/pub/%%32e%%32e/secret",
+            "/pub/.%2%65/secret",
         ] {
             let (code, _, body) = raw_get(&p, true, "share.tailnet.test", path, &funnel, h2);
             assert_eq!(code, 400, "{path}: {body}");
@@ -1873,6 +1884,14 @@ fn dot_segments_never_escape_a_funnel_prefix() {
         // With an upstream base path: `/api/../other` never reaches `/base/../other`.
         let (code, _, _) = raw_get(&p, true, "based.tailnet.test", "/api/../other", &funnel, h2);
         assert_eq!(code, 301);
+        // A prefix without a trailing slash, cut: `/pub..` would leave `..` for the upstream
+        // to resolve out of its base path (`/base/..`; found by the request_path fuzz target).
+        for path in ["/pub..", "/pub../secret", "/pub%2e%2e/secret"] {
+            let (code, _, body) = raw_get(&p, true, "unslashed.tailnet.test", path, &funnel, h2);
+            assert_eq!(code, 400, "{path}: {body}");
+        }
+        let (code, _, body) = raw_get(&p, true, "unslashed.tailnet.test", "/pub/x", &funnel, h2);
+        assert_eq!((code, echoed(&body)["path"].as_str()), (200, Some("/base/x")), "{body}");
         // Clean paths pass byte for byte (no re-encoding: signed URLs keep working).
         let (code, _, body) =
             raw_get(&p, true, "share.tailnet.test", "/pub/a%20b/%41?sig=x%2By", &funnel, h2);

@@ -1,7 +1,8 @@
 //! One request, top to bottom: which name was asked for, which route, Funnel and prefix
 //! rules, tsnsrv's headers toward the upstream, forward, answer (`reference/tsnsrv.md` 3).
 
-use super::prefix::{Via, allowed, upstream_path, upstream_query};
+use super::path::PathDecision;
+use super::prefix::Via;
 use super::routes::RouteTable;
 use super::routes::Routed;
 use super::upstream::Connector;
@@ -166,6 +167,23 @@ fn refuse_unusual(req: &Request<Incoming>) -> Option<Response<Body>> {
         return Some(synthetic(StatusCode::BAD_REQUEST, "host differs from :authority\n"));
     }
     None
+}
+
+/// The answer to a path that is not forwarded.
+fn path_answer(decision: PathDecision) -> Response<Body> {
+    match decision {
+        PathDecision::Redirect(location) => {
+            let mut r = empty(StatusCode::MOVED_PERMANENTLY);
+            if let Ok(v) = HeaderValue::from_str(&location) {
+                r.headers_mut().insert(http::header::LOCATION, v);
+            }
+            r
+        }
+        PathDecision::Refuse(why) => synthetic(StatusCode::BAD_REQUEST, why),
+        PathDecision::NotAllowed => synthetic(StatusCode::NOT_FOUND, "404 page not found\n"),
+        // Never asked: a forwarded path is no answer.
+        PathDecision::Forward { .. } => empty(StatusCode::BAD_GATEWAY),
+    }
 }
 
 fn redirect(location: &str) -> Response<Body> {
@@ -351,19 +369,11 @@ pub async fn handle(
     let target = req.uri().clone();
     let path = target.path();
     // A path the upstream would resolve elsewhere is never routed: redirected to its clean form
-    // (as Go's ServeMux did under tsnsrv), or refused on Funnel.
-    match super::clean::check(path, via == Via::Funnel) {
-        super::clean::PathCheck::Clean => {}
-        super::clean::PathCheck::Redirect(to) => {
-            let q = target.query().map(|q| format!("?{q}")).unwrap_or_default();
-            let mut r = empty(StatusCode::MOVED_PERMANENTLY);
-            if let Ok(v) = HeaderValue::from_str(&format!("{to}{q}")) {
-                r.headers_mut().insert(http::header::LOCATION, v);
-            }
-            return Ok(r);
-        }
-        super::clean::PathCheck::Refuse(why) => return Ok(synthetic(StatusCode::BAD_REQUEST, why)),
-    }
+    // (as Go's ServeMux did under tsnsrv), or refused on Funnel (the first half of path::decide).
+    let checked = match super::path::check(path, target.query(), via) {
+        Ok(checked) => checked,
+        Err(answer) => return Ok(path_answer(answer)),
+    };
     let table = shared.routes.load();
     let found = match &origin {
         Origin::Service(label) => table.service(label).map(|r| (r, "/".to_string())),
@@ -486,18 +496,20 @@ pub async fn handle(
             }
         }
     }
-    let Some(matched) = allowed(&route.prefixes, path, None, via) else {
-        eprintln!(
-            "WARN URL prefix not allowed url={path} prefixes={:?} forFunnel={}",
-            route.prefixes,
-            via == Via::Funnel
-        );
-        return Ok(synthetic(StatusCode::NOT_FOUND, "404 page not found\n"));
+    // The second half of path::decide: tsnsrv's prefix rules, then the upstream's path.
+    let (new_path, new_query) = match super::path::forward(&route, checked, query) {
+        PathDecision::Forward { path, query } => (path, query),
+        PathDecision::NotAllowed => {
+            eprintln!(
+                "WARN URL prefix not allowed url={path} prefixes={:?} forFunnel={}",
+                route.prefixes,
+                via == Via::Funnel
+            );
+            return Ok(path_answer(PathDecision::NotAllowed));
+        }
+        answer => return Ok(path_answer(answer)),
     };
     let dest = &route.upstream.url;
-    // The url crate writes an empty path as "/"; joining gives the same result as Go's "".
-    let new_path = upstream_path(dest.path(), path, matched, route.strip_prefix);
-    let new_query = upstream_query(dest.query(), query);
     let authority = route.dest_authority.as_str();
     // Most routes forward the target unchanged: then it is the request's own (no copy).
     let path_and_query = match (&new_query, target.path_and_query()) {
