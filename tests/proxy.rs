@@ -3369,3 +3369,54 @@ fn slow_clients_under_a_1024_descriptor_limit_do_not_stop_the_service() {
     // The slow readers still trickling in are dropped with the runtime.
     drop(rt);
 }
+
+/// The independent attacker pass: `..;` (a dot-segment with a path parameter, which servlet
+/// containers resolve after cutting `;...`) is refused on Funnel, also left over by a stripped
+/// prefix; and a Funnel marker of any value or count makes a request a Funnel one (deny on
+/// doubt), over HTTP/1.1 and HTTP/2.
+#[test]
+fn funnel_refuses_parameter_dot_segments_and_any_funnel_marker_counts() {
+    let up = echo_upstream();
+    let p = Proxy::start();
+    let table = json!([
+        route(
+            "box/share",
+            "share.tailnet.test",
+            up,
+            json!({"funnel": true, "prefixes": ["funnel:/pub/", "tailnet:/"], "strip_prefix": false})
+        ),
+        route(
+            "box/unslashed",
+            "unslashed.tailnet.test",
+            up,
+            json!({"funnel": true, "prefixes": ["funnel:/pub"], "strip_prefix": true,
+                   "upstream": {"url": format!("http://127.0.0.1:{up}/base")}})
+        ),
+        route("box/private", "private.tailnet.test", up, json!({})),
+    ]);
+    assert_eq!(p.put_routes(&table).0, 200);
+    let funnel = ["Tailscale-Funnel-Request: ?1"];
+    for h2 in [false, true] {
+        for (name, path) in [
+            ("share.tailnet.test", "/pub/..;/secret"),
+            ("share.tailnet.test", "/pub/%2e%2e;x/secret"),
+            ("share.tailnet.test", "/pub/..%3B/secret"),
+            ("unslashed.tailnet.test", "/pub..;/secret"),
+        ] {
+            let (code, _, body) = raw_get(&p, true, name, path, &funnel, h2);
+            assert_eq!(code, 400, "{name}{path} (h2 {h2}): {body}");
+        }
+        // An ordinary parameter is the app's business.
+        let (code, _, body) =
+            raw_get(&p, true, "share.tailnet.test", "/pub/a;jsessionid=1", &funnel, h2);
+        assert_eq!(code, 200, "{body}");
+        for marker in [
+            vec!["Tailscale-Funnel-Request: ?0", "Tailscale-Funnel-Request: ?1"],
+            vec!["Tailscale-Funnel-Request: ?1, ?0"],
+            vec!["Tailscale-Funnel-Request: 1"],
+        ] {
+            let (code, _, body) = raw_get(&p, true, "private.tailnet.test", "/x", &marker, h2);
+            assert_eq!(code, 403, "{marker:?} (h2 {h2}): {body}");
+        }
+    }
+}

@@ -349,7 +349,9 @@ pub async fn handle(
     {
         return Ok(synthetic(StatusCode::MISDIRECTED_REQUEST, "misdirected request\n"));
     }
-    let via = if trusted && header(h, "tailscale-funnel-request").as_deref() == Some("?1") {
+    // Any Funnel marker, whatever its value or count, makes the request a Funnel one: were a
+    // client's own header ever passed along beside tailscaled's, doubt must deny, not admit.
+    let via = if trusted && h.contains_key("tailscale-funnel-request") {
         Via::Funnel
     } else {
         Via::Tailnet
