@@ -613,7 +613,10 @@ fn operator_confirmation_or_rollback_by_the_watcher() {
     let log = std::fs::read_to_string(f.path("state/watcher.log")).unwrap();
     assert!(log.contains("no confirmation by the deadline"), "{log}");
     assert_eq!(f.get("app1"), (200, "app app1".into()), "the confirmed wave stays");
-    assert_eq!(f.migrate(&["status", "--config", "migrate.toml"]).status.code(), Some(0));
+    // status says why wave 2 is gone (exit 2), until it is applied again.
+    let status = f.migrate(&["status", "--config", "migrate.toml"]);
+    assert_eq!(status.status.code(), Some(2), "{}", stdout(&status));
+    assert!(stdout(&status).contains("ROLLED BACK BY THE WATCHER: wave 2"), "{}", stdout(&status));
 }
 
 #[test]
@@ -664,8 +667,20 @@ fn the_nix_adapter_disables_units_through_a_generated_module_and_a_switch() {
     );
     assert!(f.path("stopped-tsnsrv-app1.service").exists());
     assert_eq!(f.get("app1"), (200, "app app1".into()));
+    // The data tailshift's NixOS module reads, beside the module: versioned, the same unit.
+    let moves = || -> serde_json::Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(f.path("nixos/tailshift-moves.json")).unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        moves(),
+        serde_json::json!({"schema": "tailshift.moves/v1", "disabled_units": ["tsnsrv-app1"]})
+    );
     let (code, out) = wave(&f, "rollback", 1, &[]);
     assert_eq!(code, 0, "{out}");
+    assert_eq!(moves()["disabled_units"], serde_json::json!([]), "rollback writes it back");
     assert!(
         !std::fs::read_to_string(f.path("nixos/tailshift.nix")).unwrap().contains("tsnsrv-app1")
     );
@@ -1164,6 +1179,14 @@ fn a_wave_that_would_stop_the_forks_shared_process_for_others_is_refused_before_
         "plan.json",
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // The systemd adapter can only stop the whole unit.
+    let toml = std::fs::read_to_string(f.path("migrate.toml")).unwrap();
+    let systemd = toml
+        .lines()
+        .map(|l| if l.starts_with("legacy = ") { "legacy = { adapter = \"systemd\" }" } else { l })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(f.path("migrate.toml"), systemd).unwrap();
     let (code, out) = wave(&f, "apply", 1, &[]);
     assert_eq!(code, 3, "{out}");
     assert!(
@@ -1173,4 +1196,67 @@ fn a_wave_that_would_stop_the_forks_shared_process_for_others_is_refused_before_
     assert!(!f.path("stopped-tsnsrv-all.service").exists());
     assert_eq!(f.get("app1"), (200, "legacy app1".into()));
     assert!(!f.path("state/journal.ndjson").exists(), "nothing was journaled");
+}
+
+#[test]
+fn finalize_removes_only_the_moved_nodes_state() {
+    let f = fleet();
+    let d = f.dir.path().display().to_string();
+    std::fs::write(f.path("switch.sh"), "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::create_dir_all(f.path("nixos")).unwrap();
+    let text = std::fs::read_to_string(f.path("migrate.toml")).unwrap();
+    let nix = text.replace(
+        &format!("legacy = {{ adapter = \"command\", command = [\"/bin/sh\", \"{d}/adapter.sh\"] }}"),
+        &format!("legacy = {{ adapter = \"nix\", module = \"{d}/nixos/tailshift.nix\", switch = [\"/bin/sh\", \"{d}/switch.sh\"] }}\nlegacy_state_root = \"{d}/var-lib\""),
+    );
+    assert_ne!(nix, text);
+    std::fs::write(f.path("migrate.toml"), nix).unwrap();
+    // systemd's DynamicUser layout: the state under private/, a symlink beside it.
+    for node in ["tsnsrv-app1", "tsnsrv-app2"] {
+        std::fs::create_dir_all(f.path(&format!("var-lib/private/{node}"))).unwrap();
+        std::fs::write(f.path(&format!("var-lib/private/{node}/tailscaled.state")), "{}").unwrap();
+        std::os::unix::fs::symlink(format!("private/{node}"), f.path(&format!("var-lib/{node}")))
+            .unwrap();
+    }
+    assert_eq!(wave(&f, "apply", 1, &[]).0, 0);
+    let (code, out) = wave(&f, "finalize", 1, &["--dry-run"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("var-lib/private/tsnsrv-app1 and the symlink"), "{out}");
+    assert!(f.path("var-lib/private/tsnsrv-app1").exists(), "a dry run removes nothing");
+    let (code, out) = wave(&f, "finalize", 1, &["--yes"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!f.path("var-lib/private/tsnsrv-app1").exists(), "{out}");
+    assert!(std::fs::symlink_metadata(f.path("var-lib/tsnsrv-app1")).is_err());
+    // Another service's node is untouched.
+    assert!(f.path("var-lib/private/tsnsrv-app2/tailscaled.state").exists());
+    assert!(std::fs::symlink_metadata(f.path("var-lib/tsnsrv-app2")).is_ok());
+}
+
+#[test]
+fn each_service_is_undone_with_the_plan_that_applied_it() {
+    let f = fleet();
+    assert_eq!(wave(&f, "apply", 1, &[]).0, 0);
+    // The plan kept in the state directory, by its id, readable by its owner only.
+    let plan = tailshift_plans::plan_file::read(&f.path("plan.json")).unwrap();
+    let kept = f.path(&format!("state/plans/{}.json", plan.plan_id));
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&kept).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    // A new plan in which nas/app1 sits in wave 2 and wave 1 holds another service.
+    let toml = std::fs::read_to_string(f.path("migrate.toml")).unwrap();
+    std::fs::write(
+        f.path("migrate.toml"),
+        toml.replace("\"nas/app1\" = 1\n\"nas/app2\" = 2", "\"nas/app1\" = 2\n\"nas/app2\" = 1"),
+    )
+    .unwrap();
+    let o = f.migrate(&["plan", "hosts/nas.nix", "--config", "migrate.toml", "--out", "plan.json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // Rolling back wave 1 undoes what wave 1 of the applying plan did: app1.
+    let (code, out) = wave(&f, "rollback", 1, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("nas/app1"), "{out}");
+    assert_eq!(f.get("app1"), (200, "legacy app1".into()));
+    assert_eq!(f.get("app2"), (200, "legacy app2".into()), "never touched");
+    assert_eq!(f.migrate(&["status", "--state-dir", "state"]).status.code(), Some(0));
 }

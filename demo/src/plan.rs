@@ -94,13 +94,14 @@ fn policy(moved_by_demo: usize, excluded: &[String]) -> anyhow::Result<String> {
     })
 }
 
-/// The `command` legacy adapter: stops and starts an emulated node by its flag file.
+/// The `command` legacy adapter: stops and starts an emulated node by its flag file; finalize
+/// retires it for good (it stays stopped, and a marker says it was finalized).
 fn write_adapter(env: &Env) -> anyhow::Result<PathBuf> {
     let adapter = env.dir.join("tsnsrv-units.sh");
     std::fs::write(
         &adapter,
         format!(
-            "#!/bin/sh\n# The demo's legacy adapter: stops and starts an emulated tsnsrv node by a flag file.\nf=\"{}/stopped-$(echo \"$TAILSHIFT_SERVICE\" | tr / -)\"\ncase \"$TAILSHIFT_ACTION\" in\n  stop) touch \"$f\" ;;\n  start) rm -f \"$f\" ;;\n  *) echo \"the demo's nodes cannot $TAILSHIFT_ACTION\" >&2; exit 1 ;;\nesac\n",
+            "#!/bin/sh\n# The demo's legacy adapter: stops and starts an emulated tsnsrv node by a flag file.\nf=\"{}/stopped-$(echo \"$TAILSHIFT_SERVICE\" | tr / -)\"\ncase \"$TAILSHIFT_ACTION\" in\n  stop) touch \"$f\" ;;\n  start) rm -f \"$f\" ;;\n  finalize) touch \"$f\" \"$f.finalized\" ;;\n  *) echo \"the demo's nodes cannot $TAILSHIFT_ACTION\" >&2; exit 1 ;;\nesac\n",
             env.dir.join("units").display()
         ),
     )?;

@@ -98,11 +98,17 @@ pub fn markdown(plan: &Plan) -> String {
     );
     for w in &plan.waves {
         let _ = writeln!(out, "## Wave {} ({})\n", w.number, kind(w.kind));
-        let _ = writeln!(
-            out,
-            "Run on each host that has services in this wave: `migrate apply --wave {} --host <host>`.\n",
-            w.number
-        );
+        let hosts: std::collections::BTreeSet<&str> = w
+            .services
+            .iter()
+            .filter_map(|id| plan.services.iter().find(|s| &s.id == id))
+            .filter_map(|s| s.inventory.host.known().map(String::as_str))
+            .collect();
+        let runs: Vec<String> = hosts
+            .iter()
+            .map(|h| format!("on {h}: `migrate apply --wave {} --host {h}`", w.number))
+            .collect();
+        let _ = writeln!(out, "Run {}.\n", runs.join("; "));
         let _ = writeln!(out, "| service | strategy | why here |\n|---|---|---|");
         for id in &w.services {
             let s = plan.services.iter().find(|s| &s.id == id).expect("wave member");
@@ -116,16 +122,8 @@ pub fn markdown(plan: &Plan) -> String {
         let _ = writeln!(out, "\n**What changes.** For each service, in this order:\n");
         for id in &w.services {
             let steps = &w.steps[id];
-            let list: Vec<String> = steps
-                .iter()
-                .map(|s| {
-                    serde_json::to_value(s)
-                        .ok()
-                        .and_then(|v| v["step"].as_str().map(str::to_string))
-                        .unwrap_or_default()
-                })
-                .collect();
-            let _ = writeln!(out, "- `{id}`: {}", list.join(" -> "));
+            let list: Vec<String> = steps.iter().map(|s| s.describe()).collect();
+            let _ = writeln!(out, "- `{id}`: {}", list.join(", then "));
         }
         let gaps: std::collections::BTreeSet<&str> = w
             .services

@@ -3,7 +3,8 @@
 //! path before any routing decision, so no prefix rule is judged on a path the upstream would
 //! resolve elsewhere (`/pub/../secret` passing a `funnel:/pub/` rule). Clean paths are forwarded
 //! byte for byte. On Funnel, encodings an upstream might decode into a separator or an escape
-//! (`%2F`, `%5C`, `\`, `%25`) are refused outright.
+//! (`%2F`, `%5C`, `\`, `%25`, and a `%` that starts no escape: `%%32e` is `%2e` once decoded,
+//! `.` twice) are refused outright.
 
 /// What to do with a request's path.
 #[derive(Debug, PartialEq, Eq)]
@@ -40,16 +41,41 @@ fn dots(seg: &str) -> u8 {
     n
 }
 
-/// Whether a Funnel request's path carries an encoding an upstream may turn into a separator.
+/// Whether a path segment is `.` or `..`, also percent-encoded (`%2e`, `.%2E`).
+pub fn is_dot_segment(seg: &str) -> bool {
+    dots(seg) > 0
+}
+
+/// Whether a segment is a dot-segment once its path parameters are cut (`..;x`, `.%3Bjs`):
+/// servlet containers (Tomcat, Jetty, Spring) strip `;...` from each segment before they
+/// resolve `..`, so `/pub/..;/secret` is `/secret` to them.
+pub fn is_dot_segment_with_params(seg: &str) -> bool {
+    let lower = seg.to_ascii_lowercase();
+    let cut = [lower.find(';'), lower.find("%3b")].into_iter().flatten().min();
+    match cut {
+        Some(i) => dots(&seg[..i]) > 0,
+        None => false,
+    }
+}
+
+/// Whether a Funnel request's path carries an encoding an upstream may turn into a separator,
+/// or into another escape when it decodes more than once: an encoded `%`, or a `%` that starts
+/// no escape (`%%32e%%32e` decodes to `%2e%2e`, then to `..`). Every other `%XX` decodes, once,
+/// to a byte that is not `%`, so no second decoding finds anything left to decode.
 fn risky_on_funnel(path: &str) -> bool {
     let b = path.as_bytes();
     b.contains(&b'\\')
-        || b.windows(3).any(|w| {
-            w[0] == b'%'
-                && matches!(
-                    (w[1], w[2].to_ascii_uppercase()),
-                    (b'2', b'F') | (b'5', b'C') | (b'2', b'5')
-                )
+        || b.iter().enumerate().any(|(i, &c)| {
+            c == b'%'
+                && match (b.get(i + 1), b.get(i + 2)) {
+                    (Some(h), Some(l)) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => {
+                        matches!(
+                            (*h, l.to_ascii_uppercase()),
+                            (b'2', b'F') | (b'5', b'C') | (b'2', b'5')
+                        )
+                    }
+                    _ => true,
+                }
         })
 }
 
@@ -60,7 +86,12 @@ pub fn check(path: &str, funnel: bool) -> PathCheck {
     }
     if funnel && risky_on_funnel(path) {
         return PathCheck::Refuse(
-            "encoded slashes, backslashes and encoded percent signs are not accepted through Funnel\n",
+            "encoded slashes, backslashes, encoded percent signs and malformed escapes are not accepted through Funnel\n",
+        );
+    }
+    if funnel && path[1..].split('/').any(is_dot_segment_with_params) {
+        return PathCheck::Refuse(
+            "dot-segments with path parameters (`..;`) are not accepted through Funnel\n",
         );
     }
     // The common case allocates nothing: a scan for `//` and for segments made only of dots.
@@ -123,6 +154,18 @@ mod tests {
     }
 
     #[test]
+    fn funnel_refuses_dot_segments_with_parameters() {
+        for p in ["/pub/..;/secret", "/pub/%2e%2e;x/secret", "/pub/..%3B/secret", "/pub/.;a/x"] {
+            assert!(matches!(check(p, true), PathCheck::Refuse(_)), "{p}");
+        }
+        // A parameter on an ordinary segment is the app's business.
+        assert_eq!(check("/pub/a;jsessionid=1/x", true), PathCheck::Clean);
+        assert!(is_dot_segment_with_params("..;"));
+        assert!(!is_dot_segment_with_params(".."));
+        assert!(!is_dot_segment_with_params("a;b"));
+    }
+
+    #[test]
     fn funnel_refuses_what_an_upstream_could_decode_into_a_separator() {
         for p in [
             "/pub/..%2Fsecret",
@@ -130,6 +173,12 @@ mod tests {
             "/pub/..%5csecret",
             "/pub\\..\\x",
             "/pub/%252e%252e/",
+            // Found by the request_path fuzz target: escapes nested in malformed ones.
+            "/pub/%%32e%%32e/secret",
+            "/.%2%65/",
+            "/pub/%",
+            "/pub/%4",
+            "/pub/%zz",
         ] {
             assert!(matches!(check(p, true), PathCheck::Refuse(_)), "{p}");
             assert!(!matches!(check(p, false), PathCheck::Refuse(_)), "{p} on the tailnet");

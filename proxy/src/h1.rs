@@ -11,6 +11,7 @@
 //! without `Connection: close` and its body was read to the end.
 
 use super::upstream::UpstreamStream;
+use super::watchdog::BodyClock;
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
@@ -113,6 +114,22 @@ impl Head {
     }
 }
 
+/// The request body's next frame. The clock learns whether the body had one ready: when it
+/// had not, the proxy is waiting on the client (this is polled only when the upstream can
+/// take more, so a slow upstream never counts against the client).
+fn next_frame<'a>(
+    body: &'a mut Incoming,
+    mut clock: Option<&'a mut BodyClock>,
+) -> impl std::future::Future<Output = Option<Result<Frame<Bytes>, hyper::Error>>> + 'a {
+    std::future::poll_fn(move |cx| {
+        let polled = Pin::new(&mut *body).poll_frame(cx);
+        if let Some(c) = clock.as_deref_mut() {
+            if polled.is_pending() { c.waiting() } else { c.arrived() }
+        }
+        polled
+    })
+}
+
 impl Conn {
     /// A fresh connection.
     pub fn new(io: UpstreamStream) -> Conn {
@@ -131,17 +148,18 @@ impl Conn {
         matches!(Pin::new(&mut self.io).poll_read(&mut cx, &mut rb), Poll::Pending)
     }
 
-    /// Sends the head and the body, then reads the response head.
+    /// Sends the head and the body (with the clock of its reads, if it is timed), then reads
+    /// the response head.
     pub async fn send(
         mut self,
         head: &Head,
-        body: Option<Incoming>,
+        body: Option<(Incoming, Option<BodyClock>)>,
     ) -> Result<(Response<()>, Framing, bool, Conn), SendError> {
         let early = |e: io::Error| SendError::ClosedBeforeResponse(format!("writing: {e}"));
         self.io.write_all(&head.bytes).await.map_err(early)?;
-        if let Some(body) = body {
+        if let Some((body, clock)) = body {
             // Boxed: most requests have no body, and this future would enlarge them all.
-            Box::pin(self.write_body(body, head.body)).await?;
+            Box::pin(self.write_body(body, clock, head.body)).await?;
         }
         self.io.flush().await.map_err(early)?;
         self.read_head(head.head_method).await
@@ -150,11 +168,11 @@ impl Conn {
     async fn write_body(
         &mut self,
         mut body: Incoming,
+        mut clock: Option<BodyClock>,
         framing: RequestBody,
     ) -> Result<(), SendError> {
-        use http_body_util::BodyExt;
         let other = |e: io::Error| SendError::Other(format!("writing the request body: {e}"));
-        while let Some(frame) = body.frame().await {
+        while let Some(frame) = next_frame(&mut body, clock.as_mut()).await {
             let frame =
                 frame.map_err(|e| SendError::Other(format!("reading the request body: {e}")))?;
             let Ok(data) = frame.into_data() else { continue };
@@ -183,94 +201,107 @@ impl Conn {
         self.io.read_buf(&mut self.buf).await
     }
 
-    /// Takes a complete response head off the buffer, or `None` while it is incomplete. The
-    /// fields are noted as offsets first, so that the values can then share the head's bytes
-    /// instead of each being copied into an allocation of its own. (A function of its own,
-    /// not a block of the reading loop, so that its arrays never live across an await and
-    /// cannot become part of the request's future.)
-    fn parse_head(&mut self) -> Result<Option<(Response<()>, bool)>, SendError> {
-        use std::mem::MaybeUninit;
-        // Left uninitialised: filling 128 slots per response costs more than parsing it.
-        let mut fields = [const { MaybeUninit::<Field>::uninit() }; MAX_HEADERS];
-        let (code, http11, count, len) = {
-            let mut raw = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
-            let mut r = httparse::Response::new(&mut []);
-            let parsed = httparse::ParserConfig::default()
-                .parse_response_with_uninit_headers(&mut r, &self.buf, &mut raw);
-            match parsed {
-                Ok(httparse::Status::Complete(len)) => {
-                    let base = self.buf.as_ptr() as usize;
-                    for (slot, f) in fields.iter_mut().zip(r.headers.iter()) {
-                        let name = f.name.as_ptr() as usize - base;
-                        let value = f.value.as_ptr() as usize - base;
-                        slot.write(Field {
-                            name: (name as u32, (name + f.name.len()) as u32),
-                            value: (value as u32, (value + f.value.len()) as u32),
-                        });
-                    }
-                    (r.code.unwrap_or(502), r.version == Some(1), r.headers.len(), len)
-                }
-                Ok(httparse::Status::Partial) => return Ok(None),
-                Err(e) => return Err(SendError::Other(format!("bad response head: {e}"))),
-            }
-        };
-        // SAFETY: the first `count` slots were written just above (`zip` stops at the shorter
-        // side, and httparse never reports more headers than the slots it was given).
-        let fields = unsafe { std::slice::from_raw_parts(fields.as_ptr().cast::<Field>(), count) };
-        let head = self.buf.split_to(len).freeze();
-        build(&head, code, http11, fields).map(Some)
-    }
-
     async fn read_head(
         mut self,
         head_method: bool,
     ) -> Result<(Response<()>, Framing, bool, Conn), SendError> {
         let mut got_any = false;
         loop {
-            match self.parse_head()? {
-                Some((resp, keep_alive)) => {
-                    let status = resp.status();
-                    // Interim answers (100 Continue, 103 Early Hints) are not forwarded.
-                    if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
-                        continue;
-                    }
-                    if status == StatusCode::SWITCHING_PROTOCOLS {
-                        return Err(SendError::Other("an upgrade nobody asked for".into()));
-                    }
-                    let framing = framing(resp.headers(), status, head_method)?;
-                    let mut resp = resp;
-                    // RFC 9112 6.3: with Transfer-Encoding, Content-Length is ignored; the body is
-                    // decoded, so a length left beside it would cut the client's copy short.
-                    if resp.headers().contains_key(http::header::TRANSFER_ENCODING) {
-                        resp.headers_mut().remove(http::header::CONTENT_LENGTH);
-                    }
-                    return Ok((resp, framing, keep_alive, self));
+            if let Some((resp, framing, keep_alive)) =
+                parse_response_head(&mut self.buf, head_method)?
+            {
+                return Ok((resp, framing, keep_alive, self));
+            }
+            match self.fill().await {
+                Ok(0) if !got_any && self.buf.is_empty() => {
+                    return Err(SendError::ClosedBeforeResponse(
+                        "connection closed before the response".into(),
+                    ));
                 }
-                None => {
-                    if self.buf.len() > MAX_HEAD {
-                        return Err(SendError::Other("response head too large".into()));
-                    }
-                    match self.fill().await {
-                        Ok(0) if !got_any && self.buf.is_empty() => {
-                            return Err(SendError::ClosedBeforeResponse(
-                                "connection closed before the response".into(),
-                            ));
-                        }
-                        Ok(0) => {
-                            return Err(SendError::Other(
-                                "connection closed in the response head".into(),
-                            ));
-                        }
-                        Ok(_) => got_any = true,
-                        Err(e) if !got_any => {
-                            return Err(SendError::ClosedBeforeResponse(format!("reading: {e}")));
-                        }
-                        Err(e) => return Err(SendError::Other(format!("reading: {e}"))),
-                    }
+                Ok(0) => {
+                    return Err(SendError::Other("connection closed in the response head".into()));
                 }
+                Ok(_) => got_any = true,
+                Err(e) if !got_any => {
+                    return Err(SendError::ClosedBeforeResponse(format!("reading: {e}")));
+                }
+                Err(e) => return Err(SendError::Other(format!("reading: {e}"))),
             }
         }
     }
+}
+
+/// Takes the final response head off `buf` (interim ones, 100 Continue and 103 Early Hints,
+/// are read past and not forwarded), with how its body is framed and whether the connection
+/// stays usable after it; `None` while the head is incomplete. What is left in `buf` is the
+/// body's start. `head_method`: the request was HEAD (no body, whatever the head says). Pure
+/// over the bytes read so far, so the fuzz target `response_head` (`fuzz/`) tests the code a
+/// connection runs.
+pub fn parse_response_head(
+    buf: &mut BytesMut,
+    head_method: bool,
+) -> Result<Option<(Response<()>, Framing, bool)>, SendError> {
+    loop {
+        let Some((mut resp, keep_alive)) = parse_head(buf)? else {
+            if buf.len() > MAX_HEAD {
+                return Err(SendError::Other("response head too large".into()));
+            }
+            return Ok(None);
+        };
+        let status = resp.status();
+        // Interim answers (100 Continue, 103 Early Hints) are not forwarded.
+        if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
+            continue;
+        }
+        if status == StatusCode::SWITCHING_PROTOCOLS {
+            return Err(SendError::Other("an upgrade nobody asked for".into()));
+        }
+        let framing = framing(resp.headers(), status, head_method)?;
+        // RFC 9112 6.3: with Transfer-Encoding, Content-Length is ignored; the body is
+        // decoded, so a length left beside it would cut the client's copy short.
+        if resp.headers().contains_key(http::header::TRANSFER_ENCODING) {
+            resp.headers_mut().remove(http::header::CONTENT_LENGTH);
+        }
+        return Ok(Some((resp, framing, keep_alive)));
+    }
+}
+
+/// Takes one complete response head off `buf`, or `None` while it is incomplete. The fields
+/// are noted as offsets first, so that the values can then share the head's bytes instead of
+/// each being copied into an allocation of its own. (A function of its own, not a block of the
+/// reading loop, so that its arrays never live across an await and cannot become part of the
+/// request's future.)
+fn parse_head(buf: &mut BytesMut) -> Result<Option<(Response<()>, bool)>, SendError> {
+    use std::mem::MaybeUninit;
+    // Left uninitialised: filling 128 slots per response costs more than parsing it.
+    let mut fields = [const { MaybeUninit::<Field>::uninit() }; MAX_HEADERS];
+    let (code, http11, count, len) = {
+        let mut raw = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut r = httparse::Response::new(&mut []);
+        let parsed = httparse::ParserConfig::default()
+            .parse_response_with_uninit_headers(&mut r, buf, &mut raw);
+        match parsed {
+            Ok(httparse::Status::Complete(len)) => {
+                let base = buf.as_ptr() as usize;
+                for (slot, f) in fields.iter_mut().zip(r.headers.iter()) {
+                    let name = f.name.as_ptr() as usize - base;
+                    let value = f.value.as_ptr() as usize - base;
+                    slot.write(Field {
+                        name: (name as u32, (name + f.name.len()) as u32),
+                        value: (value as u32, (value + f.value.len()) as u32),
+                    });
+                }
+                (r.code.unwrap_or(502), r.version == Some(1), r.headers.len(), len)
+            }
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(e) => return Err(SendError::Other(format!("bad response head: {e}"))),
+        }
+    };
+    // SAFETY: the first `count` slots were written just above (`zip` stops at the shorter
+    // side, and httparse never reports more headers than the slots it was given).
+    let fields = unsafe { std::slice::from_raw_parts(fields.as_ptr().cast::<Field>(), count) };
+    let head = buf.split_to(len).freeze();
+    build(&head, code, http11, fields).map(Some)
 }
 
 /// Hop-by-hop fields of a response that are never forwarded (RFC 9110 7.6.1), left out as the
@@ -524,9 +555,9 @@ impl Body for InlineBody {
 
 /// One step of the chunked decoder over the buffered bytes: the next state, and data if a
 /// piece of a chunk was available; `None` when it needs more bytes first.
-type Step = Option<(Chunk, Option<Bytes>)>;
+pub type Step = Option<(Chunk, Option<Bytes>)>;
 
-fn chunk_step(buf: &mut BytesMut, state: Chunk) -> Result<Step, String> {
+pub fn chunk_step(buf: &mut BytesMut, state: Chunk) -> Result<Step, String> {
     let line = |buf: &BytesMut| buf.windows(2).position(|w| w == b"\r\n");
     Ok(match state {
         Chunk::Size => {
@@ -593,15 +624,11 @@ mod tests {
         (out, state)
     }
 
-    /// Parses `wire` as if read from an upstream connection (a unix socket pair).
+    /// Parses one head off `wire`; what is left is the body's start.
     fn head_of(wire: &[u8]) -> Option<(Response<()>, bool, BytesMut)> {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_io().build().unwrap();
-        let _in_runtime = rt.enter();
-        let (a, _b) = tokio::net::UnixStream::pair().unwrap();
-        let mut c = Conn::new(UpstreamStream::Unix(a));
-        c.buf.extend_from_slice(wire);
-        let parsed = c.parse_head().unwrap();
-        parsed.map(|(r, k)| (r, k, c.buf))
+        let mut buf = BytesMut::from(wire);
+        let parsed = parse_head(&mut buf).unwrap();
+        parsed.map(|(r, k)| (r, k, buf))
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! One request, top to bottom: which name was asked for, which route, Funnel and prefix
 //! rules, tsnsrv's headers toward the upstream, forward, answer (`reference/tsnsrv.md` 3).
 
-use super::prefix::{Via, allowed, upstream_path, upstream_query};
+use super::path::PathDecision;
+use super::prefix::Via;
 use super::routes::RouteTable;
 use super::routes::Routed;
 use super::upstream::Connector;
@@ -168,6 +169,23 @@ fn refuse_unusual(req: &Request<Incoming>) -> Option<Response<Body>> {
     None
 }
 
+/// The answer to a path that is not forwarded.
+fn path_answer(decision: PathDecision) -> Response<Body> {
+    match decision {
+        PathDecision::Redirect(location) => {
+            let mut r = empty(StatusCode::MOVED_PERMANENTLY);
+            if let Ok(v) = HeaderValue::from_str(&location) {
+                r.headers_mut().insert(http::header::LOCATION, v);
+            }
+            r
+        }
+        PathDecision::Refuse(why) => synthetic(StatusCode::BAD_REQUEST, why),
+        PathDecision::NotAllowed => synthetic(StatusCode::NOT_FOUND, "404 page not found\n"),
+        // Never asked: a forwarded path is no answer.
+        PathDecision::Forward { .. } => empty(StatusCode::BAD_GATEWAY),
+    }
+}
+
 fn redirect(location: &str) -> Response<Body> {
     let mut r = empty(StatusCode::PERMANENT_REDIRECT);
     if let Ok(v) = HeaderValue::from_str(location) {
@@ -288,11 +306,12 @@ struct Identity {
     picture: Option<String>,
 }
 
-/// Serves one request.
+/// Serves one request; `body_clock` times the reads of its body, when it has one.
 pub async fn handle(
     shared: Arc<Shared>,
     mut req: Request<Incoming>,
     origin: Origin,
+    body_clock: Option<super::watchdog::BodyClock>,
 ) -> Result<Response<Body>, hyper::Error> {
     let started = Instant::now();
     let trusted = matches!(origin, Origin::Trusted | Origin::Service(_));
@@ -330,7 +349,9 @@ pub async fn handle(
     {
         return Ok(synthetic(StatusCode::MISDIRECTED_REQUEST, "misdirected request\n"));
     }
-    let via = if trusted && header(h, "tailscale-funnel-request").as_deref() == Some("?1") {
+    // Any Funnel marker, whatever its value or count, makes the request a Funnel one: were a
+    // client's own header ever passed along beside tailscaled's, doubt must deny, not admit.
+    let via = if trusted && h.contains_key("tailscale-funnel-request") {
         Via::Funnel
     } else {
         Via::Tailnet
@@ -350,19 +371,11 @@ pub async fn handle(
     let target = req.uri().clone();
     let path = target.path();
     // A path the upstream would resolve elsewhere is never routed: redirected to its clean form
-    // (as Go's ServeMux did under tsnsrv), or refused on Funnel.
-    match super::clean::check(path, via == Via::Funnel) {
-        super::clean::PathCheck::Clean => {}
-        super::clean::PathCheck::Redirect(to) => {
-            let q = target.query().map(|q| format!("?{q}")).unwrap_or_default();
-            let mut r = empty(StatusCode::MOVED_PERMANENTLY);
-            if let Ok(v) = HeaderValue::from_str(&format!("{to}{q}")) {
-                r.headers_mut().insert(http::header::LOCATION, v);
-            }
-            return Ok(r);
-        }
-        super::clean::PathCheck::Refuse(why) => return Ok(synthetic(StatusCode::BAD_REQUEST, why)),
-    }
+    // (as Go's ServeMux did under tsnsrv), or refused on Funnel (the first half of path::decide).
+    let checked = match super::path::check(path, target.query(), via) {
+        Ok(checked) => checked,
+        Err(answer) => return Ok(path_answer(answer)),
+    };
     let table = shared.routes.load();
     let found = match &origin {
         Origin::Service(label) => table.service(label).map(|r| (r, "/".to_string())),
@@ -485,18 +498,20 @@ pub async fn handle(
             }
         }
     }
-    let Some(matched) = allowed(&route.prefixes, path, None, via) else {
-        eprintln!(
-            "WARN URL prefix not allowed url={path} prefixes={:?} forFunnel={}",
-            route.prefixes,
-            via == Via::Funnel
-        );
-        return Ok(synthetic(StatusCode::NOT_FOUND, "404 page not found\n"));
+    // The second half of path::decide: tsnsrv's prefix rules, then the upstream's path.
+    let (new_path, new_query) = match super::path::forward(&route, checked, query) {
+        PathDecision::Forward { path, query } => (path, query),
+        PathDecision::NotAllowed => {
+            eprintln!(
+                "WARN URL prefix not allowed url={path} prefixes={:?} forFunnel={}",
+                route.prefixes,
+                via == Via::Funnel
+            );
+            return Ok(path_answer(PathDecision::NotAllowed));
+        }
+        answer => return Ok(path_answer(answer)),
     };
     let dest = &route.upstream.url;
-    // The url crate writes an empty path as "/"; joining gives the same result as Go's "".
-    let new_path = upstream_path(dest.path(), path, matched, route.strip_prefix);
-    let new_query = upstream_query(dest.query(), query);
     let authority = route.dest_authority.as_str();
     // Most routes forward the target unchanged: then it is the request's own (no copy).
     let path_and_query = match (&new_query, target.path_and_query()) {
@@ -564,7 +579,7 @@ pub async fn handle(
     let out = Request::from_parts(parts, body);
     let login = identity_login(&out);
     let forwarded_at = Instant::now();
-    let result = forward(&shared, &route, out).await;
+    let result = forward(&shared, &route, out, body_clock).await;
     let m = route.metrics.get_or_init(|| shared.metrics.service(&route.service));
     m.request(canonical_name(&route.route, asked));
     let response = match result {
@@ -758,6 +773,7 @@ async fn forward(
     shared: &Shared,
     route: &Routed,
     req: Request<Incoming>,
+    body_clock: Option<super::watchdog::BodyClock>,
 ) -> Result<Response<super::pool::ForwardBody>, String> {
     let Some(dial) = &route.dial else {
         return Err(format!("upstream URL {:?} is not http(s)", route.upstream.url));
@@ -768,11 +784,11 @@ async fn forward(
     match route.timeouts.response_header_ms {
         Some(ms) => tokio::time::timeout(
             std::time::Duration::from_millis(ms),
-            shared.pool.send(slot, dial, req),
+            shared.pool.send(slot, dial, req, body_clock),
         )
         .await
         .map_err(|_| format!("no response headers within {ms} ms"))?,
-        None => shared.pool.send(slot, dial, req).await,
+        None => shared.pool.send(slot, dial, req, body_clock).await,
     }
 }
 

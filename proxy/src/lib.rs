@@ -10,6 +10,7 @@ pub mod h1;
 pub mod handler;
 pub mod health;
 pub mod metrics;
+pub mod path;
 pub mod pool;
 pub mod prefix;
 pub mod rfc2047;

@@ -15,8 +15,14 @@ pub enum Legacy {
     Systemd,
     /// A generated NixOS module disabling the moved units, then the switch command.
     Nix {
-        /// The module's path (imported by the host's configuration).
-        module: PathBuf,
+        /// The moves file tailshift's NixOS module reads (default: beside `module`,
+        /// `<stem>-moves.json`).
+        #[serde(default)]
+        data: Option<PathBuf>,
+        /// The equivalent generated module, for configurations that import it instead of
+        /// tailshift's module.
+        #[serde(default)]
+        module: Option<PathBuf>,
         /// The switch command (`["nixos-rebuild", "switch"]`).
         switch: Vec<String>,
     },
@@ -33,6 +39,10 @@ pub use tailshift_checks::CheckConfig;
 
 fn default_settle_ms() -> u64 {
     2000
+}
+
+fn default_legacy_state_root() -> PathBuf {
+    PathBuf::from("/var/lib")
 }
 
 fn default_adapter_timeout_s() -> u64 {
@@ -65,6 +75,10 @@ pub struct ApplyConfig {
     pub hosts_file: Option<PathBuf>,
     /// The legacy adapter.
     pub legacy: Legacy,
+    /// Where systemd keeps the legacy nodes' state (`StateDirectory`): `finalize` removes a
+    /// moved node's state under it.
+    #[serde(default = "default_legacy_state_root")]
+    pub legacy_state_root: PathBuf,
     /// How long one adapter command may run (a `nixos-rebuild switch` of a big host takes
     /// minutes) before it is stopped and its step fails.
     #[serde(default = "default_adapter_timeout_s")]
@@ -201,6 +215,23 @@ fn default_confirm_timeout_s() -> u64 {
     600
 }
 
+impl Legacy {
+    /// The files the nix adapter writes (`None` for other adapters).
+    pub fn nix_files(&self) -> Option<super::nix_adapter::NixFiles> {
+        match self {
+            Legacy::Nix { data, module, .. } => Some(super::nix_adapter::NixFiles {
+                data: data.clone().unwrap_or_else(|| {
+                    super::nix_adapter::default_data_path(
+                        module.as_deref().unwrap_or(Path::new("tailshift.nix")),
+                    )
+                }),
+                module: module.clone(),
+            }),
+            _ => None,
+        }
+    }
+}
+
 impl ApplyConfig {
     /// Reads `[apply]` from `migrate.toml`; errors name the file, line and column.
     pub fn load(path: &Path) -> anyhow::Result<ApplyConfig> {
@@ -214,6 +245,12 @@ impl ApplyConfig {
             );
         }
         let d: DocAny = tailshift_util::parse_toml(path, &text)?;
+        if let Legacy::Nix { data: None, module: None, .. } = &d.apply.legacy {
+            anyhow::bail!(
+                "{}: [apply] legacy = {{ adapter = \"nix\" }} needs `data` (the moves file tailshift's NixOS module reads) or `module` (a generated module your configuration imports), or both",
+                path.display()
+            );
+        }
         Ok(d.apply)
     }
 

@@ -85,5 +85,22 @@ pub fn watch(req: &Request, deadline: u64) -> anyhow::Result<Exit> {
         return Ok(Exit::Ok);
     }
     println!("wave {}: no confirmation by the deadline; rolling it back", req.wave);
-    super::engine::rollback(req, false)
+    let exit = super::engine::rollback(req, false)?;
+    if exit == Exit::Ok {
+        // Said in the journal, so `status` can tell the operator why the wave is gone.
+        let mut journal = Journal::open(&dir)?;
+        let intent = journal.intent(
+            &req.plan.plan_id,
+            WATCHER,
+            req.wave,
+            "",
+            0,
+            "rolled back: no confirmation by the deadline",
+        )?;
+        journal.result(&intent, None)?;
+    }
+    Ok(exit)
 }
+
+/// The journal's operation for what the confirmation watcher did.
+pub const WATCHER: &str = "watcher";

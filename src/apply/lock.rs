@@ -35,7 +35,7 @@ impl Owner {
             self.host,
             tailshift_util::Timestamp::from_unix_secs(self.since),
             self.id,
-            if self.is_stale() { ", a process that no longer exists" } else { "" }
+            if self.is_stale() { ", a process that no longer exists (stale)" } else { "" }
         )
     }
 

@@ -7,6 +7,7 @@ pub mod config;
 pub mod confirm;
 pub mod engine;
 pub mod journal;
+pub mod kept_plans;
 pub mod lock;
 pub mod nix_adapter;
 pub mod signals;

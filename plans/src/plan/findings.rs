@@ -43,7 +43,12 @@ pub(super) fn funnel_prefixes(ctx: &Ctx) -> Vec<Finding> {
 }
 
 /// Findings about the fleet as a whole.
-pub(super) fn fleet(ctx: &Ctx, statuses: &Statuses, findings: &mut Vec<Finding>) {
+pub(super) fn fleet(
+    ctx: &Ctx,
+    statuses: &Statuses,
+    wave_of: &[Option<usize>],
+    findings: &mut Vec<Finding>,
+) {
     external_auth(ctx, findings);
     acl_widening(ctx, statuses, findings);
     // Rollback and references, summarised per host.
@@ -60,7 +65,20 @@ pub(super) fn fleet(ctx: &Ctx, statuses: &Statuses, findings: &mut Vec<Finding>)
             None,
         ));
     }
-    per_host(ctx, statuses, findings);
+    let uses_services =
+        |(st, s): (&Status, &Strategy)| *st == Status::Planned && *s == Strategy::TailscaleServices;
+    if statuses.status.iter().zip(&statuses.strategy).any(uses_services) {
+        findings.push(Finding::new(
+            "services_need_accept_routes",
+            Severity::Info,
+            None,
+            "Tailscale Services answer at virtual IPs of their own: Linux clients before Tailscale 1.94 reach them only with \
+             `tailscale set --accept-routes`; upgrade those clients, or set it, before their services move"
+                .into(),
+            None,
+        ));
+    }
+    per_host(ctx, statuses, wave_of, findings);
 }
 
 /// Forward auth that names no service of the inventory must stay reachable.
@@ -115,17 +133,27 @@ fn acl_widening(ctx: &Ctx, statuses: &Statuses, findings: &mut Vec<Finding>) {
 struct HostSummary<'a> {
     tailscale_services: Vec<&'a str>,
     metrics: Vec<String>,
+    /// Planned services the fork's one `tsnsrv-all` process serves, by wave.
+    shared_process: BTreeMap<usize, usize>,
     auth_keys: BTreeSet<String>,
 }
 
 /// What rolling back needs (a reusable key) and which metrics endpoints go, per host.
-fn per_host(ctx: &Ctx, statuses: &Statuses, findings: &mut Vec<Finding>) {
+fn per_host(
+    ctx: &Ctx,
+    statuses: &Statuses,
+    wave_of: &[Option<usize>],
+    findings: &mut Vec<Finding>,
+) {
     let mut per_host: BTreeMap<String, HostSummary> = BTreeMap::new();
     for (i, s) in ctx.inv.services.iter().enumerate() {
         if statuses.status[i] != Status::Planned {
             continue;
         }
         let e = per_host.entry(s.host.known().cloned().unwrap_or_default()).or_default();
+        if let (tailshift_parsers::Flavour::ForkAll, Some(w)) = (s.flavour, wave_of[i]) {
+            *e.shared_process.entry(w).or_default() += 1;
+        }
         if statuses.strategy[i] == Strategy::TailscaleServices {
             e.tailscale_services.push(&s.name);
             if let Some(k) = s.effective.str(Opt::AuthKeyPath) {
@@ -139,6 +167,20 @@ fn per_host(ctx: &Ctx, statuses: &Statuses, findings: &mut Vec<Finding>) {
         }
     }
     for (host, h) in per_host {
+        let shared: usize = h.shared_process.values().sum();
+        if h.shared_process.len() > 1 {
+            findings.push(Finding::new(
+                "shared_process",
+                Severity::Warning,
+                None,
+                format!(
+                    "on {host}, the fork's one tsnsrv-all process serves {} that move in {} waves: moving a subset means changing its service list and restarting it, and every legacy service it still serves is down while it starts again (57 nodes took 2-3 minutes to start); the systemd and nix adapters refuse that in pre-flight: pin them to one wave (`[plan.pins]`), or use the command adapter",
+                    tailshift_util::plural(shared, "service"),
+                    h.shared_process.len()
+                ),
+                None,
+            ));
+        }
         if !h.tailscale_services.is_empty() {
             findings.push(Finding::new(
                 FindingCode::RollbackNeedsReusableKey,

@@ -345,7 +345,11 @@ pub fn make_plan(inv: &Inventory, policy: &Policy, opts: &PlanOptions) -> Result
     let schedule = waves::schedule(&ctx, &units)?;
     let mut services = services::planned(&ctx, &refs, &statuses, &units, &schedule, &mut findings);
     services::make_routes(&mut services, &mut findings);
-    findings::fleet(&ctx, &statuses, &mut findings);
+    let wave_by_id: BTreeMap<&ServiceId, Option<usize>> =
+        services.iter().map(|s| (&s.id, s.wave)).collect();
+    let wave_of: Vec<Option<usize>> =
+        ctx.ids.iter().map(|id| wave_by_id.get(id).copied().flatten()).collect();
+    findings::fleet(&ctx, &statuses, &wave_of, &mut findings);
     let waves = forecast::waves(&ctx, &units, &schedule, &statuses.strategy, &refs.mounts);
     Ok(Plan {
         format_version: FORMAT_VERSION,

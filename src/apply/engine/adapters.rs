@@ -124,23 +124,16 @@ pub(super) fn run_legacy(
             }
             Ok(())
         }
-        Legacy::Nix { module, switch } => crate::apply::nix_adapter::act(
-            module,
+        Legacy::Nix { .. } | Legacy::Systemd if action == "finalize" => {
+            remove_node_state(&cfg.legacy_state_root, unit, s.id.name())
+        }
+        Legacy::Nix { switch, .. } => crate::apply::nix_adapter::act(
+            &cfg.legacy.nix_files().expect("the nix adapter"),
             switch,
             action,
             unit,
             Duration::from_secs(cfg.adapter_timeout_s),
         ),
-        Legacy::Systemd if action == "finalize" => {
-            // What only a rollback needed: the node's state (its identity on the tailnet).
-            let name = unit.trim_end_matches(".service");
-            let dir = std::path::Path::new("/var/lib").join(name);
-            if dir.exists() {
-                std::fs::remove_dir_all(&dir)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
-            }
-            Ok(())
-        }
         Legacy::Systemd => {
             if action == "stop" {
                 eprintln!(
@@ -168,4 +161,23 @@ pub(super) fn run_legacy(
             Ok(())
         }
     }
+}
+
+/// What only a rollback needed: the moved service's node state (its identity on the tailnet),
+/// and nothing else. A per-service unit runs with `DynamicUser`, so its state is
+/// `<root>/private/tsnsrv-<name>` and `<root>/tsnsrv-<name>` only a symlink to it; the fork's
+/// one process keeps each node under `<root>/tsnsrv-all/<name>`, and its directory stays.
+fn remove_node_state(root: &std::path::Path, unit: &str, service: &str) -> anyhow::Result<()> {
+    let node = unit.trim_end_matches(".service");
+    let targets = if node == "tsnsrv-all" {
+        vec![root.join("tsnsrv-all").join(service)]
+    } else {
+        vec![root.join("private").join(node), root.join(node)]
+    };
+    for t in targets {
+        let Ok(meta) = std::fs::symlink_metadata(&t) else { continue };
+        let r = if meta.is_dir() { std::fs::remove_dir_all(&t) } else { std::fs::remove_file(&t) };
+        r.map_err(|e| anyhow::anyhow!("{}: {e}", t.display()))?;
+    }
+    Ok(())
 }

@@ -59,6 +59,8 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
         print_dry_run(req, "apply", &remaining_steps(req, &state, &services));
         return Ok(Exit::Ok);
     }
+    // Whatever plan.json holds later, this wave is undone with the plan that applied it.
+    crate::apply::kept_plans::keep(&dir, req.plan)?;
     let baseline = baseline(req, &services)?;
     let mut ctx =
         Ctx { req, journal: Journal::open(&dir)?, state, dir: dir.clone(), operation: "apply" };

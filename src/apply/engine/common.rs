@@ -92,17 +92,7 @@ pub(super) fn legacy_name(s: &PlannedService) -> String {
 
 /// Words for a step (journal, dry run).
 pub(super) fn describe(step: &Step) -> String {
-    match step {
-        Step::AddRoute => "add the route".into(),
-        Step::ShimPrepare { strategy } => format!("{} prepare", strategy.as_str()),
-        Step::Settle => "settle".into(),
-        Step::StopLegacy { unit } => format!("stop {unit}"),
-        Step::ShimComplete { strategy } => format!("{} complete", strategy.as_str()),
-        Step::RepointLegacy { unit } => format!("repoint {unit}"),
-        Step::Verify { path, status } => {
-            format!("verify {path} answers like before (expected {status})")
-        }
-    }
+    step.describe()
 }
 
 pub(super) struct Ctx<'a> {

@@ -25,8 +25,14 @@ pub(super) fn effect_of(req: &Request, s: &PlannedService, step: &Step, undo: bo
             s.id,
             req.wave
         ),
-        Legacy::Nix { module, switch } => {
-            format!("write {} ({action} {unit}), then run {}", module.display(), switch.join(" "))
+        Legacy::Nix { switch, .. } => {
+            let f = cfg.legacy.nix_files().expect("the nix adapter");
+            format!(
+                "write {}{} ({action} {unit}), then run {}",
+                f.data.display(),
+                f.module.map(|m| format!(" and {}", m.display())).unwrap_or_default(),
+                switch.join(" ")
+            )
         }
         Legacy::Systemd => match action {
             "stop" => format!("systemctl stop {unit}; systemctl mask --runtime {unit}"),

@@ -15,13 +15,19 @@ use crate::exit::Exit;
 /// Removes what only a rollback of the wave needed (`migrate finalize --wave N`): after it the
 /// wave can no longer be rolled back, which is said before anything starts.
 pub fn finalize(req: &Request) -> anyhow::Result<Exit> {
-    let cfg = req.cfg;
-    let dir = cfg.state_dir();
+    let dir = req.cfg.state_dir();
     let _lock = match lock(req, "finalize") {
         Ok(l) => l,
         Err(exit) => return Ok(exit),
     };
     let state = State::load(&dir)?;
+    // The wave is finalized with the plan that applied it, whatever plan.json holds now.
+    let kept = crate::apply::kept_plans::for_waves(&dir, &state, &[req.wave], req.plan)?;
+    let req = &Request {
+        plan: crate::apply::kept_plans::plan_of(&kept, &state, req.wave, req.plan),
+        ..req.clone()
+    };
+    let cfg = req.cfg;
     let services = wave_services(req.plan, req.wave, &req.host)?;
     let not_applied: Vec<&str> = services
         .iter()
@@ -58,11 +64,15 @@ pub fn finalize(req: &Request) -> anyhow::Result<Exit> {
                     command.join(" "),
                     s.id
                 ),
-                Legacy::Nix { .. } => format!("the nix adapter: finalize {unit}"),
-                Legacy::Systemd => format!(
-                    "remove /var/lib/{} (the node's state)",
-                    unit.trim_end_matches(".service")
-                ),
+                Legacy::Nix { .. } | Legacy::Systemd => {
+                    let node = unit.trim_end_matches(".service");
+                    let root = cfg.legacy_state_root.display();
+                    if node == "tsnsrv-all" {
+                        format!("remove {root}/tsnsrv-all/{} (this node's state only)", s.id.name())
+                    } else {
+                        format!("remove {root}/private/{node} and the symlink {root}/{node}")
+                    }
+                }
             };
             event(
                 req,
@@ -95,6 +105,14 @@ pub fn finalize(req: &Request) -> anyhow::Result<Exit> {
             return Ok(Exit::Interrupted);
         }
         let unit = legacy_unit(req.plan, req.wave, s);
+        // A keep-node service keeps its node: nothing of it may go.
+        if s.strategy == tailshift_plans::steps::Strategy::KeepNode {
+            if let Some(st) = ctx.state.services.get_mut(s.id.as_str()) {
+                st.phase = Phase::Finalized;
+            }
+            ctx.state.save(&ctx.dir)?;
+            continue;
+        }
         let r = ctx.record(s, usize::MAX - 1, &format!("finalize {unit}"), || {
             run_legacy(cfg, "finalize", &unit, s, req.wave)
         });

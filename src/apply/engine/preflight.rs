@@ -4,6 +4,7 @@ use super::adapters::shim_for;
 use super::common::{Request, SHARED_UNIT, legacy_name, legacy_unit, route_of};
 use super::steps::reach_upstream;
 use crate::apply::admin_client;
+use crate::apply::config::Legacy;
 use crate::apply::state::{Phase, State};
 use std::collections::BTreeSet;
 use tailshift_checks::{Outcome, check};
@@ -11,15 +12,18 @@ use tailshift_plans::plan::PlannedService;
 
 /// The fork's `tsnsrv-all` runs every service of a host in one process: stopping or masking it
 /// to move some would take down the others (the forward-auth service among them). Until the
-/// adapters can rewrite that process's service list, a wave that would stop it while it still
-/// serves services outside the wave is refused before anything changes.
+/// systemd and nix adapters can rewrite that process's service list, a wave that would have
+/// them stop it while it still serves services outside the wave is refused before anything
+/// changes.
 fn shared_process_conflict(
     req: &Request,
     state: &State,
     services: &[&PlannedService],
 ) -> Option<String> {
     let shared = |s: &PlannedService| legacy_unit(req.plan, s.wave.unwrap_or(0), s) == SHARED_UNIT;
-    if !services.iter().any(|s| shared(s)) {
+    // The command adapter is called per service (TAILSHIFT_SERVICE) and takes that one service
+    // out of the process's list itself; systemd and the nix adapter can only stop the whole unit.
+    if matches!(req.cfg.legacy, Legacy::Command { .. }) || !services.iter().any(|s| shared(s)) {
         return None;
     }
     let moving: BTreeSet<&str> = services.iter().map(|s| s.id.as_str()).collect();
@@ -96,6 +100,16 @@ pub(super) fn preflight(req: &Request, state: &State, services: &[&PlannedServic
         }
         if let Err(e) = shim_for(s.strategy, cfg, req.plan, s) {
             blocked.push(format!("{}: {e:#}", s.id));
+        }
+    }
+    // Once per strategy: what the shim itself needs (a tailscaled new enough, ...).
+    let mut seen = BTreeSet::new();
+    for s in services {
+        if seen.insert(s.strategy.as_str())
+            && let Ok(shim) = shim_for(s.strategy, cfg, req.plan, s)
+            && let Err(e) = shim.preflight()
+        {
+            blocked.push(format!("{e}"));
         }
     }
     blocked

@@ -1,5 +1,6 @@
 //! `migrate rollback --wave N [--cascade]`.
 
+use super::adapters::{shim_for, shim_service};
 use super::common::Ctx;
 use super::common::Request;
 use super::common::event;
@@ -63,11 +64,13 @@ pub fn rollback(req: &Request, cascade: bool) -> anyhow::Result<Exit> {
             return Ok(Exit::Blocked);
         }
     }
+    let kept = crate::apply::kept_plans::for_waves(&dir, &state, &order, req.plan)?;
+    let plan_of = |w: usize, st: &State| crate::apply::kept_plans::plan_of(&kept, st, w, req.plan);
     if req.dry_run {
         let mut would = Vec::new();
         for &w in &order {
-            let sub = Request { wave: w, ..req.clone() };
-            let services = wave_services(req.plan, w, &req.host)?;
+            let sub = Request { wave: w, plan: plan_of(w, &state), ..req.clone() };
+            let services = wave_services(sub.plan, w, &req.host)?;
             would.extend(undo_steps(&sub, &dir, &state, &services)?);
         }
         print_dry_run(req, "rollback", &would);
@@ -75,11 +78,11 @@ pub fn rollback(req: &Request, cascade: bool) -> anyhow::Result<Exit> {
     }
     let mut state = Some(state);
     for &w in &order {
-        let sub = Request { wave: w, ..req.clone() };
         let st = match state.take() {
             Some(s) => s,
             None => State::load(&dir)?,
         };
+        let sub = Request { wave: w, plan: plan_of(w, &st), ..req.clone() };
         let exit = rollback_one(&sub, st)?;
         if exit != Exit::Ok {
             return Ok(exit);
@@ -107,13 +110,20 @@ pub(super) fn rollback_one(req: &Request, state: State) -> anyhow::Result<Exit> 
         eprintln!("error: rollback of wave {} failed: {e:#}", req.wave);
         return Ok(Exit::Dirty);
     }
-    // The legacy path must answer again.
+    // The legacy path must answer again, under the node's own name (not `name-1`).
     let mut bad = Vec::new();
     for s in &services {
         let o = check(&cfg.check, &legacy_name(s), "/");
         match &o {
             Outcome::Status { addr, .. } if !cfg.proxy_addrs.contains(addr) => {}
             other => bad.push(format!("{}: {}", s.id, show(other))),
+        }
+        let restored = shim_for(s.strategy, cfg, req.plan, s)
+            .and_then(|sh| Ok(sh.verify_restored(&shim_service(s, cfg))?));
+        match restored {
+            Ok(tailshift_shims::Verification::Holds) => {}
+            Ok(tailshift_shims::Verification::Missing(why)) => bad.push(why),
+            Err(e) => bad.push(format!("{}: cannot tell the node's name: {e:#}", s.id)),
         }
     }
     if !bad.is_empty() {

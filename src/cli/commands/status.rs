@@ -8,6 +8,20 @@ use crate::cli::args::{ForceUnlockArgs, Format, StatusArgs};
 use crate::exit::Exit;
 use serde_json::json;
 
+/// Waves the confirmation watcher rolled back (no `migrate confirm` came) and that were not
+/// applied again since: the operator should know why they are gone.
+fn rolled_back_by_watcher(records: &[crate::apply::journal::Record]) -> Vec<(usize, u64)> {
+    let mut out: std::collections::BTreeMap<usize, u64> = Default::default();
+    for r in records {
+        if r.operation == crate::apply::confirm::WATCHER {
+            out.insert(r.wave, r.at);
+        } else if r.operation == "apply" {
+            out.remove(&r.wave);
+        }
+    }
+    out.into_iter().collect()
+}
+
 /// The `schema` of `status --format json`.
 pub const STATUS_SCHEMA: &str = "tailshift.status/v1";
 
@@ -52,9 +66,10 @@ pub fn run(a: &StatusArgs) -> anyhow::Result<Exit> {
         .filter(|(_, st)| matches!(st.phase, Phase::Applying | Phase::RollingBack))
         .map(|(k, _)| k)
         .collect();
+    let watched = rolled_back_by_watcher(&records);
     let exit = if live.is_none() && (!dangling.is_empty() || !stuck.is_empty()) {
         Exit::Dirty
-    } else if !drift.is_empty() || stale_lock {
+    } else if !drift.is_empty() || stale_lock || !watched.is_empty() {
         Exit::Unhealthy
     } else {
         Exit::Ok
@@ -69,11 +84,13 @@ pub fn run(a: &StatusArgs) -> anyhow::Result<Exit> {
                 "services": state.services,
                 "interrupted": dangling.iter().map(|d| &d.intent).collect::<Vec<_>>(),
                 "drift": drift,
+                "rolled_back_by_watcher": watched.iter().map(|(w, at)| json!({"wave": w, "at": tailshift_util::Timestamp::from_unix_secs(*at).to_string()})).collect::<Vec<_>>(),
                 "lock": lock.as_ref().map(|o| json!({"owner": o, "stale": o.is_stale()})),
             });
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
         Format::Table => print_table(&Seen {
+            watched: &watched,
             dir: &dir,
             state: &state,
             dangling: &dangling,
@@ -179,12 +196,19 @@ struct Seen<'a> {
     live: Option<&'a crate::apply::lock::Owner>,
     stuck: &'a [&'a String],
     config: Option<&'a std::path::Path>,
+    watched: &'a [(usize, u64)],
 }
 
 /// The table of `status`: the state directory, each service, what was interrupted and the
 /// command that continues it, drift, the lock.
 fn print_table(seen: &Seen) -> anyhow::Result<()> {
-    let Seen { dir, state, dangling, drift, lock, live, stuck, config } = *seen;
+    let Seen { dir, state, dangling, drift, lock, live, stuck, config, watched } = *seen;
+    for (w, at) in watched {
+        println!(
+            "ROLLED BACK BY THE WATCHER: wave {w} at {}: no `migrate confirm` came by its deadline; apply it again when ready",
+            tailshift_util::Timestamp::from_unix_secs(*at)
+        );
+    }
     println!(
         "state directory {} (lineage {}, serial {})",
         dir.display(),
