@@ -69,7 +69,7 @@ pub(super) fn fleet(
         |(st, s): (&Status, &Strategy)| *st == Status::Planned && *s == Strategy::TailscaleServices;
     if statuses.status.iter().zip(&statuses.strategy).any(uses_services) {
         findings.push(Finding::new(
-            "services_need_accept_routes",
+            FindingCode::ServicesNeedAcceptRoutes,
             Severity::Info,
             None,
             "Tailscale Services answer at virtual IPs of their own: Linux clients before Tailscale 1.94 reach them only with \
@@ -170,7 +170,7 @@ fn per_host(
         let shared: usize = h.shared_process.values().sum();
         if h.shared_process.len() > 1 {
             findings.push(Finding::new(
-                "shared_process",
+                FindingCode::SharedProcess,
                 Severity::Warning,
                 None,
                 format!(

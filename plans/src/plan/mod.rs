@@ -222,6 +222,10 @@ tailshift_util::codes! {
         ReferenceNotKept = "reference_not_kept",
         /// Rolling back re-registers a node: its auth key must be reusable.
         RollbackNeedsReusableKey = "rollback_needs_reusable_key",
+        /// Tailscale Services need clients new enough (or `--accept-routes`) to reach them.
+        ServicesNeedAcceptRoutes = "services_need_accept_routes",
+        /// The fork's one `tsnsrv-all` process serves services of several waves.
+        SharedProcess = "shared_process",
     }
 }
 
