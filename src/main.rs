@@ -2,10 +2,9 @@
 
 mod apply;
 mod cli;
-mod demo;
-mod exit;
 
-use exit::Exit;
+// The exit-code table is shared with the demo crate (it reads its children's codes).
+use tailshift_util::exit::{self, Exit};
 
 /// The evaluator allocates many small, short-lived values (thunks, attribute sets); mimalloc
 /// handles that pattern several times faster than glibc's malloc (BENCHMARKS.md).

@@ -502,8 +502,11 @@ fn an_interrupted_apply_stops_between_steps_and_resumes() {
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(130), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stderr).contains("to resume"));
-    // Nothing half-done, the lock released; resuming completes the wave.
-    assert_eq!(f.migrate(&["status", "--state-dir", "state"]).status.code(), Some(0));
+    // Nothing half-done, the lock released; status names the wave as interrupted (exit 9) with
+    // the command that resumes it, and resuming completes the wave.
+    let status = f.migrate(&["status", "--state-dir", "state"]);
+    assert_eq!(status.status.code(), Some(9));
+    assert!(stdout(&status).contains("resume with `migrate apply --wave 1"), "{}", stdout(&status));
     assert!(!f.path("state/lock.json").exists());
     let (code, out) = wave(&f, "apply", 1, &[]);
     assert_eq!(code, 0, "{out}");
@@ -610,17 +613,20 @@ fn operator_confirmation_or_rollback_by_the_watcher() {
     let log = std::fs::read_to_string(f.path("state/watcher.log")).unwrap();
     assert!(log.contains("no confirmation by the deadline"), "{log}");
     assert_eq!(f.get("app1"), (200, "app app1".into()), "the confirmed wave stays");
-    assert_eq!(f.migrate(&["status", "--config", "migrate.toml"]).status.code(), Some(0));
+    // status says why wave 2 is gone (exit 2), until it is applied again.
+    let status = f.migrate(&["status", "--config", "migrate.toml"]);
+    assert_eq!(status.status.code(), Some(2), "{}", stdout(&status));
+    assert!(stdout(&status).contains("ROLLED BACK BY THE WATCHER: wave 2"), "{}", stdout(&status));
 }
 
 #[test]
 fn a_finalized_wave_can_no_longer_be_rolled_back() {
     let f = fleet();
-    let (code, out) = wave(&f, "finalize", 1, &[]);
+    let (code, out) = wave(&f, "finalize", 1, &["--yes"]);
     assert_eq!(code, 3, "not applied yet: {out}");
     let (code, out) = wave(&f, "apply", 1, &[]);
     assert_eq!(code, 0, "{out}");
-    let (code, out) = wave(&f, "finalize", 1, &[]);
+    let (code, out) = wave(&f, "finalize", 1, &["--yes"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("can no longer be rolled back"), "said before it starts: {out}");
     assert!(f.path("finalized-tsnsrv-app1.service").exists());
@@ -628,7 +634,7 @@ fn a_finalized_wave_can_no_longer_be_rolled_back() {
     assert_eq!(code, 3, "{out}");
     assert_eq!(f.get("app1"), (200, "app app1".into()));
     // Finalizing again changes nothing; the next wave builds on it.
-    assert_eq!(wave(&f, "finalize", 1, &[]).0, 0);
+    assert_eq!(wave(&f, "finalize", 1, &["--yes"]).0, 0);
     assert_eq!(wave(&f, "apply", 2, &[]).0, 0);
 }
 
@@ -661,8 +667,20 @@ fn the_nix_adapter_disables_units_through_a_generated_module_and_a_switch() {
     );
     assert!(f.path("stopped-tsnsrv-app1.service").exists());
     assert_eq!(f.get("app1"), (200, "app app1".into()));
+    // The data tailshift's NixOS module reads, beside the module: versioned, the same unit.
+    let moves = || -> serde_json::Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(f.path("nixos/tailshift-moves.json")).unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        moves(),
+        serde_json::json!({"schema": "tailshift.moves/v1", "disabled_units": ["tsnsrv-app1"]})
+    );
     let (code, out) = wave(&f, "rollback", 1, &[]);
     assert_eq!(code, 0, "{out}");
+    assert_eq!(moves()["disabled_units"], serde_json::json!([]), "rollback writes it back");
     assert!(
         !std::fs::read_to_string(f.path("nixos/tailshift.nix")).unwrap().contains("tsnsrv-app1")
     );
@@ -707,7 +725,11 @@ fn killed_at(f: &Fleet, cmd: &str, point: &str) {
     let o = run_to_failpoint(f, cmd, point);
     assert_eq!(o.status.code(), None, "{point}: not killed: {}{}", stdout(&o), stderr(&o));
     let status = f.migrate(&["status", "--state-dir", "state"]);
-    let want = if point.ends_with("-intent") { 9 } else { 0 };
+    // An intent without its result, or a service left applying or rolling back, with no live
+    // owner: 9. Otherwise the stale lock alone: 2.
+    let state = std::fs::read_to_string(f.path("state/state.json")).unwrap_or_default();
+    let stuck = state.contains("\"applying\"") || state.contains("\"rolling-back\"");
+    let want = if point.ends_with("-intent") || stuck { 9 } else { 2 };
     assert_eq!(status.status.code(), Some(want), "{point}: {}", stdout(&status));
     let id = lock_id(f);
     assert_eq!(
@@ -935,4 +957,306 @@ fn the_route_sealed_in_the_plan_is_the_route_installed() {
     let installed = installed_routes(&f);
     let app1 = installed.as_array().unwrap().iter().find(|r| r["service"] == "nas/app1").unwrap();
     assert_eq!(app1, &sealed);
+}
+
+#[test]
+fn each_wave_command_takes_its_own_flags_and_a_dry_run_changes_nothing() {
+    let f = fleet();
+    // Flags meant for another command are refused, not ignored.
+    assert_eq!(wave(&f, "apply", 1, &["--cascade"]).0, 1);
+    assert_eq!(wave(&f, "confirm", 1, &["--dry-run"]).0, 1);
+    assert_eq!(wave(&f, "rollback", 1, &["--yes"]).0, 1);
+    // A typo in the host is an error with a suggestion, not "no service on storgae".
+    let o = f.migrate(&["apply", "--wave", "1", "--host", "nsa", "--config", "migrate.toml"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("did you mean --host nas"), "{}", stderr(&o));
+    // Without --host: this machine's name only when the plan has it.
+    let o = f.migrate(&["apply", "--wave", "1", "--config", "migrate.toml"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("the plan's hosts: nas"), "{}", stderr(&o));
+    // A state directory given explicitly must exist.
+    assert_eq!(f.migrate(&["status", "--state-dir", "stat"]).status.code(), Some(1));
+    let (code, out) = wave(&f, "apply", 1, &[]);
+    assert_eq!(code, 0, "{out}");
+    let before = std::fs::read(f.path("state/state.json")).unwrap();
+    let journal = std::fs::read(f.path("state/journal.ndjson")).unwrap();
+    // Dry runs of rollback and finalize: the steps with their effects, nothing changed.
+    let (code, out) = wave(&f, "rollback", 1, &["--dry-run"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("undo: remove the route"), "{out}");
+    assert!(out.contains("TAILSHIFT_ACTION=start"), "the adapter's environment: {out}");
+    let (code, out) = wave(&f, "finalize", 1, &["--dry-run"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("TAILSHIFT_ACTION=finalize"), "{out}");
+    assert_eq!(std::fs::read(f.path("state/state.json")).unwrap(), before);
+    assert_eq!(std::fs::read(f.path("state/journal.ndjson")).unwrap(), journal);
+    assert_eq!(f.get("app1"), (200, "app app1".into()));
+    assert!(!f.path("finalized-tsnsrv-app1.service").exists());
+    // Finalize cannot be undone: without a terminal it needs --yes.
+    let (code, out) = wave(&f, "finalize", 1, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("pass --yes"), "{out}");
+    assert!(!f.path("finalized-tsnsrv-app1.service").exists());
+}
+
+#[test]
+fn a_cascade_rolls_back_every_later_wave_first() {
+    let f = fleet();
+    assert_eq!(wave(&f, "apply", 1, &[]).0, 0);
+    assert_eq!(wave(&f, "apply", 2, &[]).0, 0);
+    let (code, out) = wave(&f, "rollback", 1, &["--cascade"]);
+    assert_eq!(code, 0, "{out}");
+    let two = out.find("wave 2 rolled back").expect(&out);
+    let one = out.find("wave 1 rolled back").expect(&out);
+    assert!(two < one, "newest first: {out}");
+    assert_eq!(f.get("app1"), (200, "legacy app1".into()));
+    assert_eq!(f.get("app2"), (200, "legacy app2".into()));
+    assert_eq!(f.migrate(&["status", "--state-dir", "state"]).status.code(), Some(0));
+}
+
+#[test]
+fn an_apply_over_an_unfinished_rollback_is_refused_with_the_command_that_completes_it() {
+    let f = fleet();
+    assert_eq!(wave(&f, "apply", 1, &[]).0, 0);
+    // The rollback is killed after its first undo step.
+    let o = run_to_failpoint(&f, "rollback", "rollback-nas/app1-4-result");
+    assert_eq!(o.status.code(), None, "{}{}", stdout(&o), stderr(&o));
+    let id = lock_id(&f);
+    assert_eq!(f.migrate(&["force-unlock", &id, "--state-dir", "state"]).status.code(), Some(0));
+    let (code, out) = wave(&f, "apply", 1, &[]);
+    assert_eq!(code, 9, "{out}");
+    assert!(out.contains("complete it first with `migrate rollback --wave 1 --host nas"), "{out}");
+    let status = f.migrate(&["status", "--state-dir", "state", "--config", "migrate.toml"]);
+    assert_eq!(status.status.code(), Some(9), "{}", stdout(&status));
+    // The rollback completes it.
+    let (code, out) = wave(&f, "rollback", 1, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(f.get("app1"), (200, "legacy app1".into()));
+}
+
+#[test]
+fn a_wave_applied_by_the_binary_before_issue_16_is_rolled_back() {
+    let f = fleet();
+    // The world as the old binary left it (route, record, stopped unit): made here by applying
+    // wave 1, then the state directory and plan replaced by the old binary's own.
+    assert_eq!(wave(&f, "apply", 1, &[]).0, 0);
+    let fixture = crate::util::root().join("tests/data/state-before-issue-16");
+    for file in ["state.json", "journal.ndjson"] {
+        std::fs::copy(fixture.join(file), f.path("state").join(file)).unwrap();
+    }
+    std::fs::copy(fixture.join("plan.json"), f.path("plan.json")).unwrap();
+    let old = tailshift_plans::plan_file::read(&f.path("plan.json")).unwrap();
+    assert_eq!(old.format_version, 1);
+    assert!(old.services.iter().all(|s| s.route.is_none()), "format 1 has no sealed routes");
+    let (code, out) = wave(&f, "rollback", 1, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(f.get("app1"), (200, "legacy app1".into()));
+    assert!(!f.path("stopped-tsnsrv-app1.service").exists());
+    assert_eq!(installed_routes(&f), serde_json::json!([]));
+    assert_eq!(std::fs::read_to_string(f.path("records.json")).unwrap(), "[]\n");
+    assert_eq!(f.migrate(&["status", "--state-dir", "state"]).status.code(), Some(0));
+    // Applying with it is refused: it holds no routes to install.
+    let (code, out) = wave(&f, "apply", 1, &[]);
+    assert_ne!(code, 0, "{out}");
+}
+
+/// An adapter whose `stop` takes `secs`, marking when it starts and when it ends.
+fn slow_adapter(f: &Fleet, secs: u32) {
+    let d = f.dir.path().display();
+    std::fs::write(
+        f.path("adapter.sh"),
+        format!(
+            "#!/bin/sh\ncase \"$TAILSHIFT_ACTION\" in\n  stop) touch {d}/started-$TAILSHIFT_UNIT; sleep {secs}; touch {d}/stopped-$TAILSHIFT_UNIT ;;\n  start) rm -f {d}/stopped-$TAILSHIFT_UNIT ;;\n  *) exit 0 ;;\nesac\n"
+        ),
+    )
+    .unwrap();
+}
+
+/// `migrate apply --wave 1` in a process group of its own, as a terminal runs a foreground job.
+fn apply_in_own_group(f: &Fleet) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    Command::new(env!("CARGO_BIN_EXE_migrate"))
+        .current_dir(f.dir.path())
+        .args(["apply", "--wave", "1", "--host", "nas", "--config", "migrate.toml"])
+        .process_group(0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_for(path: &Path) {
+    let t = std::time::Instant::now();
+    while !path.exists() {
+        assert!(t.elapsed() < Duration::from_secs(30), "{} never appeared", path.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Ctrl-C at a terminal: the signal goes to the whole foreground process group.
+fn ctrl_c(child: &std::process::Child) {
+    // SAFETY: signalling the process group the test created.
+    unsafe {
+        libc::killpg(child.id() as i32, libc::SIGINT);
+    }
+}
+
+#[test]
+fn ctrl_c_lets_the_running_adapter_finish_then_stops_resumable() {
+    let f = fleet();
+    slow_adapter(&f, 2);
+    let child = apply_in_own_group(&f);
+    wait_for(&f.path("started-tsnsrv-app1.service"));
+    ctrl_c(&child);
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.contains("to resume"), "{err}");
+    // The adapter was not killed with the command: its step finished whole.
+    assert!(f.path("stopped-tsnsrv-app1.service").exists(), "{err}");
+    let status = f.migrate(&["status", "--state-dir", "state"]);
+    assert_eq!(status.status.code(), Some(9), "{}", stdout(&status));
+    let (code, out) = wave(&f, "apply", 1, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(f.get("app1"), (200, "app app1".into()));
+}
+
+#[test]
+fn a_second_signal_says_what_runs_and_a_third_stops_the_adapter() {
+    let f = fleet();
+    slow_adapter(&f, 60);
+    let started = std::time::Instant::now();
+    let child = apply_in_own_group(&f);
+    wait_for(&f.path("started-tsnsrv-app1.service"));
+    ctrl_c(&child);
+    std::thread::sleep(Duration::from_millis(300));
+    ctrl_c(&child);
+    std::thread::sleep(Duration::from_millis(300));
+    ctrl_c(&child);
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.contains("still running: /bin/sh"), "{err}");
+    assert!(err.contains("stopped by a third signal"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(30), "the adapter was stopped, not awaited");
+    assert!(!f.path("stopped-tsnsrv-app1.service").exists(), "the adapter did not finish");
+    // Resumable: the stop step runs again.
+    slow_adapter(&f, 0);
+    let (code, out) = wave(&f, "apply", 1, &[]);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn an_adapter_past_its_timeout_is_stopped_and_the_wave_rolled_back() {
+    let f = fleet();
+    slow_adapter(&f, 60);
+    let toml = std::fs::read_to_string(f.path("migrate.toml")).unwrap();
+    std::fs::write(
+        f.path("migrate.toml"),
+        toml.replace("settle_ms = 100\n", "settle_ms = 100\nadapter_timeout_s = 1\n"),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let (code, out) = wave(&f, "apply", 1, &[]);
+    assert_eq!(code, 4, "{out}");
+    assert!(out.contains("still running after 1 s ([apply] adapter_timeout_s); stopped"), "{out}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(f.get("app1"), (200, "legacy app1".into()));
+}
+
+#[test]
+fn a_wave_that_would_stop_the_forks_shared_process_for_others_is_refused_before_any_change() {
+    let f = fleet();
+    // The same services, run by the fork's one tsnsrv-all process.
+    let o = f.migrate(&[
+        "plan",
+        "hosts/nas.nix",
+        "--tsnsrv",
+        "fork-all",
+        "--config",
+        "migrate.toml",
+        "--out",
+        "plan.json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // The systemd adapter can only stop the whole unit.
+    let toml = std::fs::read_to_string(f.path("migrate.toml")).unwrap();
+    let systemd = toml
+        .lines()
+        .map(|l| if l.starts_with("legacy = ") { "legacy = { adapter = \"systemd\" }" } else { l })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(f.path("migrate.toml"), systemd).unwrap();
+    let (code, out) = wave(&f, "apply", 1, &[]);
+    assert_eq!(code, 3, "{out}");
+    assert!(
+        out.contains("tsnsrv-all.service on nas also serves 2 services that wave 1 does not move (nas/app2, nas/bad)"),
+        "{out}"
+    );
+    assert!(!f.path("stopped-tsnsrv-all.service").exists());
+    assert_eq!(f.get("app1"), (200, "legacy app1".into()));
+    assert!(!f.path("state/journal.ndjson").exists(), "nothing was journaled");
+}
+
+#[test]
+fn finalize_removes_only_the_moved_nodes_state() {
+    let f = fleet();
+    let d = f.dir.path().display().to_string();
+    std::fs::write(f.path("switch.sh"), "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::create_dir_all(f.path("nixos")).unwrap();
+    let text = std::fs::read_to_string(f.path("migrate.toml")).unwrap();
+    let nix = text.replace(
+        &format!("legacy = {{ adapter = \"command\", command = [\"/bin/sh\", \"{d}/adapter.sh\"] }}"),
+        &format!("legacy = {{ adapter = \"nix\", module = \"{d}/nixos/tailshift.nix\", switch = [\"/bin/sh\", \"{d}/switch.sh\"] }}\nlegacy_state_root = \"{d}/var-lib\""),
+    );
+    assert_ne!(nix, text);
+    std::fs::write(f.path("migrate.toml"), nix).unwrap();
+    // systemd's DynamicUser layout: the state under private/, a symlink beside it.
+    for node in ["tsnsrv-app1", "tsnsrv-app2"] {
+        std::fs::create_dir_all(f.path(&format!("var-lib/private/{node}"))).unwrap();
+        std::fs::write(f.path(&format!("var-lib/private/{node}/tailscaled.state")), "{}").unwrap();
+        std::os::unix::fs::symlink(format!("private/{node}"), f.path(&format!("var-lib/{node}")))
+            .unwrap();
+    }
+    assert_eq!(wave(&f, "apply", 1, &[]).0, 0);
+    let (code, out) = wave(&f, "finalize", 1, &["--dry-run"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("var-lib/private/tsnsrv-app1 and the symlink"), "{out}");
+    assert!(f.path("var-lib/private/tsnsrv-app1").exists(), "a dry run removes nothing");
+    let (code, out) = wave(&f, "finalize", 1, &["--yes"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!f.path("var-lib/private/tsnsrv-app1").exists(), "{out}");
+    assert!(std::fs::symlink_metadata(f.path("var-lib/tsnsrv-app1")).is_err());
+    // Another service's node is untouched.
+    assert!(f.path("var-lib/private/tsnsrv-app2/tailscaled.state").exists());
+    assert!(std::fs::symlink_metadata(f.path("var-lib/tsnsrv-app2")).is_ok());
+}
+
+#[test]
+fn each_service_is_undone_with_the_plan_that_applied_it() {
+    let f = fleet();
+    assert_eq!(wave(&f, "apply", 1, &[]).0, 0);
+    // The plan kept in the state directory, by its id, readable by its owner only.
+    let plan = tailshift_plans::plan_file::read(&f.path("plan.json")).unwrap();
+    let kept = f.path(&format!("state/plans/{}.json", plan.plan_id));
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&kept).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    // A new plan in which nas/app1 sits in wave 2 and wave 1 holds another service.
+    let toml = std::fs::read_to_string(f.path("migrate.toml")).unwrap();
+    std::fs::write(
+        f.path("migrate.toml"),
+        toml.replace("\"nas/app1\" = 1\n\"nas/app2\" = 2", "\"nas/app1\" = 2\n\"nas/app2\" = 1"),
+    )
+    .unwrap();
+    let o = f.migrate(&["plan", "hosts/nas.nix", "--config", "migrate.toml", "--out", "plan.json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // Rolling back wave 1 undoes what wave 1 of the applying plan did: app1.
+    let (code, out) = wave(&f, "rollback", 1, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("nas/app1"), "{out}");
+    assert_eq!(f.get("app1"), (200, "legacy app1".into()));
+    assert_eq!(f.get("app2"), (200, "legacy app2".into()), "never touched");
+    assert_eq!(f.migrate(&["status", "--state-dir", "state"]).status.code(), Some(0));
 }

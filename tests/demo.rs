@@ -385,3 +385,43 @@ impl Drop for Stop {
 fn scopeguard(c: Child, dir: String) -> Stop {
     Stop(c, dir)
 }
+
+#[test]
+fn a_kept_demo_can_be_driven_through_finalize() {
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_migrate"))
+        .args(["demo", "--keep", "--services", "4", "--waves", "0", "--format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(demo.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let s: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    let env = &s["environment"];
+    let dir = env["directory"].as_str().unwrap().to_string();
+    let _stop = scopeguard(demo, dir.clone());
+    let plan = env["plan"].as_str().unwrap();
+    for h in env["hosts"].as_array().unwrap() {
+        let (host, config) = (h["name"].as_str().unwrap(), h["config"].as_str().unwrap());
+        let wave = |cmd: &str, extra: &[&str]| {
+            let mut args =
+                vec![cmd, "--wave", "1", "--host", host, "--config", config, "--plan", plan];
+            args.extend_from_slice(extra);
+            migrate(&args)
+        };
+        let o = wave("apply", &[]);
+        assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+        let moved = !stdout(&o).contains("no service on");
+        let o = wave("finalize", &["--yes"]);
+        assert_eq!(o.status.code(), Some(0), "as MIGRATION.md says: {}{}", stdout(&o), stderr(&o));
+        // Finalized for good: no way back (on a host that had services in the wave).
+        let o = wave("rollback", &[]);
+        let want = if moved { 3 } else { 0 };
+        assert_eq!(o.status.code(), Some(want), "{}{}", stdout(&o), stderr(&o));
+    }
+    let finalized = std::fs::read_dir(Path::new(&dir).join("units"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".finalized"))
+        .count();
+    assert!(finalized > 0, "the emulated nodes of wave 1 are retired");
+}

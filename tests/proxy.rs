@@ -2811,3 +2811,612 @@ fn tcp_tailnet_peers_get_identity_and_the_auth_bypass_over_https() {
     let (code, _, body) = https_as(&outside, &ca, "app.tailnet.test", "app.tailnet.test", false);
     assert_eq!(code, 401, "{body}");
 }
+
+/// A counter from the proxy's metrics over its admin socket: the value of the series whose
+/// line starts with `series` (`tailshift_accept_backoffs_total`, or with its labels).
+fn admin_metric(admin: &std::path::Path, series: &str) -> u64 {
+    let mut s = std::os::unix::net::UnixStream::connect(admin).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in the metrics:\n{text}"))
+}
+
+/// An upstream for the slow-client tests: `GET /bytes/N` answers N bytes (`x`), written as
+/// fast as the proxy takes them; `POST` reads the body to its Content-Length and answers
+/// `got N`; `GET /events/N/MS` sends N server-sent events MS milliseconds apart; anything else
+/// is a short `ok`.
+fn slow_clients_upstream() -> u16 {
+    threaded_upstream(|s| {
+        let mut w = s.try_clone().unwrap();
+        let mut r = BufReader::new(s);
+        while let Some((line, head)) = read_head(&mut r) {
+            let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+            let ok = if line.starts_with("POST") {
+                let len: usize =
+                    head_value(&head, "content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+                let mut body = vec![0; len];
+                if r.read_exact(&mut body).is_err() {
+                    return;
+                }
+                let got = format!("got {len}");
+                write!(w, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{got}", got.len()).is_ok()
+            } else if let Some(n) = path.strip_prefix("/bytes/") {
+                let n: usize = n.parse().unwrap();
+                let chunk = vec![b'x'; 64 * 1024];
+                let mut ok = write!(w, "HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n").is_ok();
+                let mut left = n;
+                while ok && left > 0 {
+                    let k = left.min(chunk.len());
+                    ok = w.write_all(&chunk[..k]).is_ok();
+                    left -= k;
+                }
+                ok
+            } else if let Some(spec) = path.strip_prefix("/events/") {
+                let (n, ms) = spec.split_once('/').unwrap();
+                let (n, ms): (usize, u64) = (n.parse().unwrap(), ms.parse().unwrap());
+                let _ = w.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n");
+                for i in 0..n {
+                    std::thread::sleep(std::time::Duration::from_millis(ms));
+                    let event = format!("data: {i}\n\n");
+                    let _ = w.write_all(format!("{:x}\r\n{event}\r\n", event.len()).as_bytes());
+                }
+                w.write_all(b"0\r\n\r\n").is_ok()
+            } else {
+                w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").is_ok()
+            };
+            if !ok || w.flush().is_err() {
+                return;
+            }
+        }
+    })
+}
+
+/// Issue 15's connection cap: at `max_connections` a new connection closes the one idle
+/// longest (not the oldest, not the newcomer); when none is idle, the newcomer waits in the
+/// kernel's queue until one is, and is then served.
+#[test]
+fn the_connection_cap_closes_the_connection_idle_longest_first() {
+    let up = slow_clients_upstream();
+    let p = Proxy::start_with("max_connections = 3\nheader_read_timeout_ms = 60000");
+    let table = json!([route("box/app", "app.tailnet.test", up, json!({}))]);
+    assert_eq!(p.put_routes(&table).0, 200);
+    let pause = || std::thread::sleep(std::time::Duration::from_millis(400));
+    // a, b, c are used in that order, then a again: b has been idle longest, a is the oldest.
+    let mut a = KeepAlive::connect(&p.http);
+    assert_eq!(a.get("app.tailnet.test", "/"), 200);
+    pause();
+    let mut b = KeepAlive::connect(&p.http);
+    assert_eq!(b.get("app.tailnet.test", "/"), 200);
+    pause();
+    let mut c = KeepAlive::connect(&p.http);
+    assert_eq!(c.get("app.tailnet.test", "/"), 200);
+    pause();
+    assert_eq!(a.get("app.tailnet.test", "/"), 200);
+    pause();
+    let mut d = KeepAlive::connect(&p.http);
+    assert_eq!(d.get("app.tailnet.test", "/"), 200, "the fourth connection is served");
+    // b was closed for d: its next read is the end of the stream.
+    b.r.get_ref().set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    let mut rest = Vec::new();
+    assert_eq!(b.r.read_to_end(&mut rest).unwrap_or(0), 0, "b was not closed");
+    for (name, conn) in [("a", &mut a), ("c", &mut c), ("d", &mut d)] {
+        assert_eq!(conn.get("app.tailnet.test", "/"), 200, "{name} was closed instead");
+    }
+    assert_eq!(
+        admin_metric(
+            &p.path("state/admin.sock"),
+            "tailshift_connections_cut_total{reason=\"evicted_idle\"}"
+        ),
+        1
+    );
+    // Every slot busy (three event streams in flight): a fifth connection is not accepted
+    // (and none closed) until a stream ends and frees its connection for it.
+    for conn in [&mut a, &mut c, &mut d] {
+        write!(conn.w, "GET /events/2/700 HTTP/1.1\r\nHost: app.tailnet.test\r\n\r\n").unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    let mut e = KeepAlive::connect(&p.http);
+    e.r.get_ref().set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    assert_eq!(e.get("app.tailnet.test", "/"), 200, "the waiting connection is served");
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(900),
+        "served after {waited:?}, while every slot was busy with a 1.4 s stream"
+    );
+    // The streams themselves were never cut.
+    for conn in [&mut a, &mut c, &mut d] {
+        let mut status = String::new();
+        conn.r.read_line(&mut status).unwrap();
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        let mut seen = String::new();
+        while !seen.ends_with("0\r\n\r\n") {
+            let mut l = String::new();
+            if conn.r.read_line(&mut l).unwrap_or(0) == 0 {
+                break;
+            }
+            seen.push_str(&l);
+        }
+        assert!(seen.contains("data: 1"), "{seen}");
+    }
+}
+
+/// Issue 15's body-read timeout: a request body that stops arriving is failed (connection
+/// closed) after `body_read_timeout_ms` of silence, while an upload that keeps sending, more
+/// slowly than that in total, passes whole.
+#[test]
+fn a_stalled_request_body_is_cut_but_a_slow_steady_upload_passes() {
+    let up = slow_clients_upstream();
+    let p = Proxy::start_with("body_read_timeout_ms = 1000");
+    let table = json!([route("box/app", "app.tailnet.test", up, json!({}))]);
+    assert_eq!(p.put_routes(&table).0, 200);
+    // 1 KiB of a promised 100 KiB, then nothing.
+    let mut stalled = std::net::TcpStream::connect(&p.http).unwrap();
+    stalled.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    write!(
+        stalled,
+        "POST /up HTTP/1.1\r\nHost: app.tailnet.test\r\nContent-Length: 102400\r\n\r\n"
+    )
+    .unwrap();
+    stalled.write_all(&[b'x'; 1024]).unwrap();
+    let started = std::time::Instant::now();
+    // Meanwhile an upload of 16 KiB, 1 KiB every 250 ms (4 s in all, none of its gaps 1 s).
+    let steady = {
+        let addr = p.http.clone();
+        std::thread::spawn(move || {
+            let mut s = std::net::TcpStream::connect(&addr).unwrap();
+            s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+            write!(s, "POST /up HTTP/1.1\r\nHost: app.tailnet.test\r\nContent-Length: 16384\r\nConnection: close\r\n\r\n").unwrap();
+            for _ in 0..16 {
+                std::thread::sleep(std::time::Duration::from_millis(250));
+                s.write_all(&[b'y'; 1024]).unwrap();
+            }
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            out
+        })
+    };
+    let mut answer = Vec::new();
+    let _ = stalled.read_to_end(&mut answer);
+    let waited = started.elapsed();
+    assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+    assert!(
+        waited >= std::time::Duration::from_millis(900)
+            && waited < std::time::Duration::from_secs(4),
+        "the stalled body was cut after {waited:?}"
+    );
+    let out = steady.join().unwrap();
+    assert!(out.starts_with("HTTP/1.1 200") && out.ends_with("got 16384"), "{out}");
+    assert_eq!(
+        admin_metric(
+            &p.path("state/admin.sock"),
+            "tailshift_connections_cut_total{reason=\"body_timeout\"}"
+        ),
+        1
+    );
+}
+
+/// Issue 15's minimum rate for slow readers: a client that stops reading while the proxy has
+/// bytes for it is cut off after the window; one that reads steadily, and server-sent events
+/// with pauses longer than the window (nothing unsent between events), are not.
+#[test]
+fn a_stalled_reader_is_cut_while_server_sent_events_with_pauses_survive() {
+    let up = slow_clients_upstream();
+    // The head deadline short too: the tail of a response still going out is no idle time.
+    let p = Proxy::start_with(
+        "min_send_rate = 65536\nsend_rate_window_ms = 500\nheader_read_timeout_ms = 500",
+    );
+    let table = json!([route("box/app", "app.tailnet.test", up, json!({}))]);
+    assert_eq!(p.put_routes(&table).0, 200);
+    const BIG: usize = 32 << 20;
+    let get = |path: &str| {
+        let mut s = std::net::TcpStream::connect(&p.http).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: app.tailnet.test\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        s
+    };
+    let mut stalled = get(&format!("/bytes/{BIG}"));
+    let sse = {
+        let mut s = get("/events/3/1200");
+        std::thread::spawn(move || {
+            let mut seen = String::new();
+            let _ = s.read_to_string(&mut seen);
+            seen
+        })
+    };
+    // 4 MiB taken at about 2 MiB/s, in 64 KiB reads.
+    let steady = {
+        let mut s = get(&format!("/bytes/{}", 4 << 20));
+        std::thread::spawn(move || {
+            let mut total = 0;
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => total += n,
+                }
+                std::thread::sleep(std::time::Duration::from_millis(30));
+            }
+            total
+        })
+    };
+    // The stalled client takes nothing for 4 s, then reads what it can.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let mut got = Vec::new();
+    let _ = stalled.read_to_end(&mut got);
+    assert!(got.len() < BIG, "the stalled reader was never cut: {} bytes", got.len());
+    let total = steady.join().unwrap();
+    assert!(total > 4 << 20, "the steady reader got {total} bytes");
+    let seen = sse.join().unwrap();
+    for i in 0..3 {
+        assert!(seen.contains(&format!("data: {i}\n\n")), "event {i} missing: {seen}");
+    }
+    assert!(seen.ends_with("0\r\n\r\n"), "the event stream was cut: {seen}");
+    assert_eq!(
+        admin_metric(
+            &p.path("state/admin.sock"),
+            "tailshift_connections_cut_total{reason=\"slow_reader\"}"
+        ),
+        1
+    );
+}
+
+/// The slow-client limits are keys of the proxy's TOML that `--check-config` reads: accepted
+/// when sound, refused with the file and the key named when not.
+#[test]
+fn slow_client_limits_are_checked_by_check_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = format!(
+        "state_dir = \"{}/state\"\n[[listener]]\nkind = \"http\"\naddr = \"127.0.0.1:0\"\n",
+        dir.path().display()
+    );
+    let check = |extra: &str| {
+        let f = dir.path().join("proxy.toml");
+        std::fs::write(&f, format!("{extra}\n{base}")).unwrap();
+        let o = check_config(&f);
+        (o.status.code(), String::from_utf8_lossy(&o.stderr).to_string())
+    };
+    let ok = "max_connections = 100\nbody_read_timeout_ms = 5000\nmin_send_rate = 4096\nsend_rate_window_ms = 10000";
+    assert_eq!(check(ok).0, Some(0), "{}", check(ok).1);
+    // Each rule can be turned off.
+    assert_eq!(check("body_read_timeout_ms = 0\nmin_send_rate = 0").0, Some(0));
+    for (bad, says) in [
+        ("max_connections = 0", "max_connections"),
+        ("min_send_rate = 1024\nsend_rate_window_ms = 10", "send_rate_window_ms"),
+        ("body_read_timeout_ms = -1", "proxy.toml:1:"),
+        ("min_send_rate = \"fast\"", "proxy.toml:1:"),
+    ] {
+        let (code, err) = check(bad);
+        assert_eq!(code, Some(1), "{bad} was accepted");
+        assert!(err.contains("proxy.toml") && err.contains(says), "{bad}: {err}");
+    }
+}
+
+/// One HTTP/1.1 exchange of the slow-client upstream below: reads a request (head and
+/// Content-Length body) and answers `GET /big` with [`SLOW_READ_BYTES`], anything else with
+/// `ok`; keeps the connection for the next request.
+async fn slow_clients_upstream_conn(s: tokio::net::TcpStream) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    let (r, mut w) = s.into_split();
+    let mut r = tokio::io::BufReader::new(r);
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+            return;
+        }
+        let mut len = 0usize;
+        loop {
+            let mut h = String::new();
+            if r.read_line(&mut h).await.unwrap_or(0) == 0 {
+                return;
+            }
+            if h == "\r\n" {
+                break;
+            }
+            if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut buf = vec![0u8; 16 * 1024];
+        while len > 0 {
+            match r.read(&mut buf[..len.min(16 * 1024)]).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => len -= n,
+            }
+        }
+        let big = line.starts_with("GET /big ");
+        let size = if big { SLOW_READ_BYTES } else { 2 };
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {size}\r\n\r\n");
+        if w.write_all(head.as_bytes()).await.is_err() {
+            return;
+        }
+        let ok = if big {
+            let chunk = vec![b'x'; 64 * 1024];
+            let mut left = size;
+            let mut ok = true;
+            while ok && left > 0 {
+                ok = w.write_all(&chunk[..left.min(chunk.len())]).await.is_ok();
+                left = left.saturating_sub(chunk.len());
+            }
+            ok
+        } else {
+            w.write_all(b"ok").await.is_ok()
+        };
+        if !ok {
+            return;
+        }
+    }
+}
+
+/// The response a slow reader asks for: more than hyper's write buffer (about 400 KiB) and the
+/// sockets' buffers take, so the proxy holds its upstream connection too while the reader
+/// dawdles.
+const SLOW_READ_BYTES: usize = 1 << 20;
+
+/// A slow-body client: a 1 MiB POST of which it sends 16 bytes every 3 s (longer than the
+/// test's 2 s body timeout). Whether the proxy let go of it (an answer, such as a 502 when the
+/// proxy could not dial, or the end of the connection) before `until`.
+async fn slow_body_client(addr: std::net::SocketAddr, until: tokio::time::Instant) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let run = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+        s.write_all(
+            b"POST /upload HTTP/1.1\r\nHost: app.tailnet.test\r\nContent-Length: 1048576\r\n\r\n",
+        )
+        .await
+        .ok()?;
+        let mut buf = [0u8; 1024];
+        loop {
+            if s.write_all(&[b'x'; 16]).await.is_err() {
+                return Some(());
+            }
+            tokio::select! {
+                _ = s.read(&mut buf) => return Some(()),
+                _ = tokio::time::sleep(std::time::Duration::from_secs(3)) => {}
+            }
+        }
+    };
+    matches!(tokio::time::timeout_at(until, run).await, Ok(Some(())))
+}
+
+/// A slow-read client: asks for [`SLOW_READ_BYTES`] with a 4 KiB receive buffer and reads
+/// 512 bytes every 500 ms (1 KiB/s, below the test's 16 KiB/s minimum) until the end. (What
+/// the proxy's socket held when the proxy closed it still trickles in at that pace: whether
+/// the proxy let go is seen from its side.)
+async fn slow_read_client(addr: std::net::SocketAddr) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(sock) = tokio::net::TcpSocket::new_v4() else { return };
+    let _ = sock.set_recv_buffer_size(4096);
+    let Ok(mut s) = sock.connect(addr).await else { return };
+    if s.write_all(b"GET /big HTTP/1.1\r\nHost: app.tailnet.test\r\n\r\n").await.is_err() {
+        return;
+    }
+    let mut buf = [0u8; 512];
+    while s.read(&mut buf).await.unwrap_or(0) > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+/// Kills a child process when dropped (a failed assertion must not leave it running).
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// How many descriptors a process has open.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// Raises this process's soft open-file limit to at least `want` (within the hard limit).
+fn raise_own_nofile(want: u64) -> bool {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed by pointer.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return false;
+        }
+        if lim.rlim_cur < want && lim.rlim_max >= want {
+            lim.rlim_cur = lim.rlim_max.min(want * 4);
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return false;
+            }
+        }
+    }
+    lim.rlim_cur >= want
+}
+
+/// Issue 15's acceptance "Slow clients, in CI" (F2): the proxy started under
+/// `prlimit --nofile=1024:1024` (the hard limit too, so raising the soft one cannot help), 600
+/// slow-body clients (16 bytes of a 1 MiB body every 3 s) and 600 slow-read clients (a 1 MiB
+/// response read at 1 KiB/s through a 4 KiB receive buffer) on loopback, each connecting once,
+/// while a normal client opens a new connection for each request every 100 ms for 12 s: every
+/// normal request is answered (200), the back-off counter shows the descriptor limit was
+/// reached, and the proxy let go of every slow client (body timeout, minimum rate) within the
+/// test. The limits are shortened (2 s) so that it all fits in well under a minute.
+#[test]
+fn slow_clients_under_a_1024_descriptor_limit_do_not_stop_the_service() {
+    let skip = |why: &str| {
+        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "{why}");
+        eprintln!("SKIPPED: {why}");
+    };
+    let prlimit = Command::new("prlimit").arg("--version").output();
+    if !prlimit.is_ok_and(|o| o.status.success()) {
+        return skip("prlimit (util-linux) is not installed");
+    }
+    // This side holds the 1,200 slow sockets, the upstream's end of every proxied connection and
+    // the normal client's.
+    if !raise_own_nofile(4096) {
+        return skip("the test process cannot have 4096 open files (hard limit too low)");
+    }
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let upstream = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let up = upstream.local_addr().unwrap().port();
+    rt.spawn(async move {
+        loop {
+            match upstream.accept().await {
+                Ok((s, _)) => drop(tokio::spawn(slow_clients_upstream_conn(s))),
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+            }
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        "state_dir = \"{}/state\"\naccess_log = false\nhealth_interval_s = 0\n\
+         header_read_timeout_ms = 2000\nbody_read_timeout_ms = 2000\n\
+         min_send_rate = 16384\nsend_rate_window_ms = 2000\n\
+         [[listener]]\nkind = \"http\"\naddr = \"127.0.0.1:0\"\n",
+        dir.path().display()
+    );
+    std::fs::write(dir.path().join("proxy.toml"), cfg).unwrap();
+    let mut proxy = KillOnDrop(
+        Command::new("prlimit")
+            .args(["--nofile=1024:1024", "--"])
+            .arg(env!("CARGO_BIN_EXE_migrate"))
+            .args(["proxy", "--workers", "1", "--config"])
+            .arg(dir.path().join("proxy.toml"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let line = serving_line(&mut proxy.0);
+    let http: std::net::SocketAddr = served_addr(&line, "http ").unwrap().parse().unwrap();
+    let pid = proxy.0.id();
+    let idle_fds = open_fds(pid);
+    let admin = dir.path().join("state/admin.sock");
+    let table = json!([route("box/app", "app.tailnet.test", up, json!({}))]);
+    assert_eq!(put_raw(&admin, &table.to_string()), 200);
+    let started = std::time::Instant::now();
+    let until = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let bodies: Vec<_> = (0..600).map(|_| rt.spawn(slow_body_client(http, until))).collect();
+    for _ in 0..600 {
+        rt.spawn(slow_read_client(http));
+    }
+    // The normal client: a new connection for each request, one every 100 ms for 12 s.
+    let mut normal = Vec::new();
+    let mut most_fds = 0;
+    while started.elapsed() < std::time::Duration::from_secs(12) {
+        normal.push(std::thread::spawn(move || {
+            let t = std::time::Instant::now();
+            let status = (|| {
+                let mut s =
+                    std::net::TcpStream::connect_timeout(&http, std::time::Duration::from_secs(30))
+                        .ok()?;
+                s.set_read_timeout(Some(std::time::Duration::from_secs(30))).ok()?;
+                s.write_all(
+                    b"GET /small HTTP/1.1\r\nHost: app.tailnet.test\r\nConnection: close\r\n\r\n",
+                )
+                .ok()?;
+                let mut out = String::new();
+                s.read_to_string(&mut out).ok()?;
+                Some(out.split_whitespace().nth(1)?.to_string())
+            })();
+            (status, t.elapsed())
+        }));
+        most_fds = most_fds.max(open_fds(pid));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let mut answers: Vec<(Option<String>, std::time::Duration)> =
+        normal.into_iter().map(|h| h.join().unwrap()).collect();
+    let bodies_let_go = rt.block_on(async {
+        let mut n = 0;
+        for t in bodies {
+            n += usize::from(t.await.unwrap_or(false));
+        }
+        n
+    });
+    // The proxy holds nothing of the attack any more (the slow readers may still be reading
+    // what its closed sockets held), beyond the upstream connections its pool keeps idle (32
+    // at most).
+    let kept = idle_fds + 32 + 8;
+    while open_fds(pid) > kept && started.elapsed() < std::time::Duration::from_secs(40) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let left_fds = open_fds(pid);
+    let backoffs = admin_metric(&admin, "tailshift_accept_backoffs_total");
+    let cut = |reason: &str| {
+        admin_metric(&admin, &format!("tailshift_connections_cut_total{{reason=\"{reason}\"}}"))
+    };
+    let (body_cuts, rate_cuts, head_cuts, evicted) =
+        (cut("body_timeout"), cut("slow_reader"), cut("head_timeout"), cut("evicted_idle"));
+    answers.sort_by_key(|(_, d)| *d);
+    let at = |q: f64| answers[((answers.len() - 1) as f64 * q) as usize].1;
+    eprintln!(
+        "{} normal requests: p50 {:?}, p99 {:?}, max {:?}; {bodies_let_go} of 600 slow bodies let go; proxy descriptors {idle_fds} idle, {most_fds} at most, {left_fds} after; {backoffs} accept back-offs; cut: {body_cuts} body_timeout, {rate_cuts} slow_reader, {head_cuts} head_timeout, {evicted} evicted_idle; {:?} in all",
+        answers.len(),
+        at(0.5),
+        at(0.99),
+        at(1.0),
+        started.elapsed()
+    );
+    let failed: Vec<_> = answers.iter().filter(|(s, _)| s.as_deref() != Some("200")).collect();
+    assert!(failed.is_empty(), "normal requests not answered 200: {failed:?}");
+    assert!(backoffs > 0, "the descriptor limit was never reached");
+    assert_eq!(bodies_let_go, 600, "slow bodies still held");
+    assert!(left_fds <= kept, "the proxy still holds {left_fds} descriptors ({idle_fds} idle)");
+    assert!(body_cuts > 0 && rate_cuts > 0, "{body_cuts} body, {rate_cuts} rate cuts");
+    // The slow readers still trickling in are dropped with the runtime.
+    drop(rt);
+}
+
+/// The independent attacker pass: `..;` (a dot-segment with a path parameter, which servlet
+/// containers resolve after cutting `;...`) is refused on Funnel, also left over by a stripped
+/// prefix; and a Funnel marker of any value or count makes a request a Funnel one (deny on
+/// doubt), over HTTP/1.1 and HTTP/2.
+#[test]
+fn funnel_refuses_parameter_dot_segments_and_any_funnel_marker_counts() {
+    let up = echo_upstream();
+    let p = Proxy::start();
+    let table = json!([
+        route(
+            "box/share",
+            "share.tailnet.test",
+            up,
+            json!({"funnel": true, "prefixes": ["funnel:/pub/", "tailnet:/"], "strip_prefix": false})
+        ),
+        route(
+            "box/unslashed",
+            "unslashed.tailnet.test",
+            up,
+            json!({"funnel": true, "prefixes": ["funnel:/pub"], "strip_prefix": true,
+                   "upstream": {"url": format!("http://127.0.0.1:{up}/base")}})
+        ),
+        route("box/private", "private.tailnet.test", up, json!({})),
+    ]);
+    assert_eq!(p.put_routes(&table).0, 200);
+    let funnel = ["Tailscale-Funnel-Request: ?1"];
+    for h2 in [false, true] {
+        for (name, path) in [
+            ("share.tailnet.test", "/pub/..;/secret"),
+            ("share.tailnet.test", "/pub/%2e%2e;x/secret"),
+            ("share.tailnet.test", "/pub/..%3B/secret"),
+            ("unslashed.tailnet.test", "/pub..;/secret"),
+        ] {
+            let (code, _, body) = raw_get(&p, true, name, path, &funnel, h2);
+            assert_eq!(code, 400, "{name}{path} (h2 {h2}): {body}");
+        }
+        // An ordinary parameter is the app's business.
+        let (code, _, body) =
+            raw_get(&p, true, "share.tailnet.test", "/pub/a;jsessionid=1", &funnel, h2);
+        assert_eq!(code, 200, "{body}");
+        for marker in [
+            vec!["Tailscale-Funnel-Request: ?0", "Tailscale-Funnel-Request: ?1"],
+            vec!["Tailscale-Funnel-Request: ?1, ?0"],
+            vec!["Tailscale-Funnel-Request: 1"],
+        ] {
+            let (code, _, body) = raw_get(&p, true, "private.tailnet.test", "/x", &marker, h2);
+            assert_eq!(code, 403, "{marker:?} (h2 {h2}): {body}");
+        }
+    }
+}

@@ -51,7 +51,12 @@ fn force_unlock_takes_only_a_dead_owners_lock_by_its_id() {
     // Its process is gone: status says stale; a wrong id is refused; the right one unlocks.
     std::fs::write(dir.path().join("lock.json"), lock(u32::MAX - 1)).unwrap();
     let o = migrate(&["status", "--state-dir", &d]);
-    assert!(stdout(&o).contains("stale, `migrate force-unlock lk-1`"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains(&format!("stale, `migrate force-unlock lk-1 --state-dir {d}`")),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(o.status.code(), Some(2), "a stale lock over a clean journal");
     assert_eq!(migrate(&["force-unlock", "nope", "--state-dir", &d]).status.code(), Some(1));
     assert_eq!(migrate(&["force-unlock", "lk-1", "--state-dir", &d]).status.code(), Some(0));
     assert!(!dir.path().join("lock.json").exists());

@@ -8,7 +8,7 @@
 use crate::diagnostic::Diagnostic;
 use crate::inventory::Flavour;
 use crate::nix::eval::entry;
-use crate::nix::modules::dummy_span;
+use crate::nix::value::dummy_span;
 use crate::nix::value::{AttrMap, Thunk, Value, uncertain_names};
 use crate::nix::{Eval, EvalError};
 use crate::nixos::{self, ModuleView};

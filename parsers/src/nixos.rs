@@ -4,11 +4,12 @@
 use crate::diagnostic::Diagnostic;
 use crate::inventory::{Options, Sourced};
 use crate::nix::eval::EvalError;
-use crate::nix::modules::Declared;
+use crate::nix::modules::{Declared, Keys, Unreadable};
 use crate::nix::{Eval, Unknown};
 use crate::source::{Location, SourceMap, Span};
 use serde_json::Value as Json;
 use std::path::PathBuf;
+use std::rc::Rc;
 
 /// One service as the module declares it.
 #[derive(Clone, Debug)]
@@ -127,88 +128,21 @@ pub fn read_nixos(
 /// included, are appended to `diags`).
 pub fn read_loaded(ev: &mut Eval, diags: &mut Vec<Diagnostic>) -> ModuleView {
     let sources = ev.sources.clone();
-    let mut view = ModuleView::empty(None);
-    view.host = match ev.config_read(&["networking", "hostName"]) {
-        Ok(Some(d)) => Some(match to_sourced(&sources, d) {
-            Sourced::Known { value: Json::String(s), source } => {
-                Sourced::Known { value: s, source }
-            }
-            Sourced::Known { value, .. } => {
-                Sourced::unknown(format!("networking.hostName is not a string: {value}"), None)
-            }
-            Sourced::Unknown { reason, location } => Sourced::Unknown { reason, location },
-        }),
-        Ok(None) => None,
-        Err(e) => {
-            eval_failure(&sources, &e, "networking.hostName", diags);
-            None
-        }
-    };
-    let read =
-        |ev: &mut Eval, path: &[&str], diags: &mut Vec<Diagnostic>| -> Option<Sourced<Json>> {
-            match ev.config_read(path) {
-                Ok(Some(d)) => Some(to_sourced(&sources, d)),
-                Ok(None) => None,
-                Err(e) => Some(eval_failure(&sources, &e, &path.join("."), diags)),
-            }
-        };
-    let as_bool = |s: Sourced<Json>| -> Sourced<bool> {
-        match s {
-            Sourced::Known { value: Json::Bool(b), source } => Sourced::Known { value: b, source },
-            Sourced::Known { value, source } => Sourced::unknown(
-                format!("not a Boolean: {value}"),
-                match source {
-                    crate::inventory::Source::Declared { location } => location,
-                    _ => None,
-                },
-            ),
-            Sourced::Unknown { reason, location } => Sourced::Unknown { reason, location },
-        }
-    };
+    let mut view = ModuleView::empty(read_host(ev, &sources, diags));
+    let tsnsrv = |k: &'static str| ["services", "tsnsrv", k];
     view.separate_processes =
-        read(ev, &["services", "tsnsrv", "separateProcesses"], diags).map(as_bool);
-    view.enable = read(ev, &["services", "tsnsrv", "enable"], diags).map(as_bool);
-    view.prometheus_addr = read(ev, &["services", "tsnsrv", "prometheusAddr"], diags);
-    match ev.config_keys(&["services".into(), "tsnsrv".into()]) {
-        Ok(keys) => {
-            for k in keys {
-                if !matches!(
-                    &*k,
-                    "enable"
-                        | "separateProcesses"
-                        | "prometheusAddr"
-                        | "defaults"
-                        | "services"
-                        | "package"
-                ) {
-                    let span = ev.config_span(&["services", "tsnsrv", &k]).ok().flatten();
-                    view.unknown_top.push((k.to_string(), user_location(&sources, span)));
-                }
-            }
-        }
-        Err(e) => {
-            eval_failure(&sources, &e, "services.tsnsrv", diags);
-        }
-    }
-    match ev.config_keys(&["services".into(), "tsnsrv".into(), "defaults".into()]) {
-        Ok(keys) => {
-            for k in keys {
-                if let Some(v) = read(ev, &["services", "tsnsrv", "defaults", &k], diags) {
-                    view.defaults.set(k.to_string(), v);
-                }
-            }
-        }
-        Err(e) => {
-            eval_failure(&sources, &e, "services.tsnsrv.defaults", diags);
-        }
-    }
+        read_json(ev, &sources, &tsnsrv("separateProcesses"), diags).map(as_bool);
+    view.enable = read_json(ev, &sources, &tsnsrv("enable"), diags).map(as_bool);
+    view.prometheus_addr = read_json(ev, &sources, &tsnsrv("prometheusAddr"), diags);
+    view.unknown_top = read_unknown_top(ev, &sources, diags);
+    view.defaults = read_defaults(ev, &sources, diags);
     // Paths share their segments (`Rc<str>`): 5,000 services read without re-allocating them.
-    let base: Vec<std::rc::Rc<str>> = vec!["services".into(), "tsnsrv".into(), "services".into()];
+    let base: Vec<Rc<str>> = vec!["services".into(), "tsnsrv".into(), "services".into()];
     let keys = match ev.config_keys_full(&base) {
         Ok(k) => k,
-        Err(e) => crate::nix::modules::Keys {
+        Err(e) => Keys {
             names: Vec::new(),
-            unreadable: vec![crate::nix::modules::Unreadable {
+            unreadable: vec![Unreadable {
                 reason: format!("it cannot be evaluated: {}", e.message),
                 span: e.span,
             }],
@@ -229,70 +163,182 @@ pub fn read_loaded(ev: &mut Eval, diags: &mut Vec<Diagnostic>) -> ModuleView {
         view.unreadable.push((msg, loc));
     }
     for (name, cond) in keys.names {
-        let mut path = base.clone();
-        path.push(name.clone());
-        let presence = match &cond {
-            None => crate::inventory::Presence::Certain,
-            Some(u) => crate::inventory::Presence::Conditional {
-                condition: u.what.clone().unwrap_or_else(|| u.describe()),
-                reason: u.describe(),
-                location: user_location(&sources, u.span),
-            },
-        };
-        // A conditional service's values are read as if it were present.
-        let assumed =
-            if cond.is_some() { ev.conditions_at(&path).unwrap_or_default() } else { Vec::new() };
-        ev.assume_conditions(assumed);
-        let location = ev
-            .config_span_path(&path)
-            .ok()
-            .flatten()
-            .and_then(|s| user_location(&sources, Some(s)));
-        let mut declared = Options::default();
-        let attrs = match ev.config_keys(&path) {
-            Ok(a) => a,
-            Err(e) => {
-                eval_failure(&sources, &e, &format!("services.tsnsrv.services.{name}"), diags);
-                Vec::new()
-            }
-        };
-        for a in attrs {
-            path.push(a.clone());
-            // An option the configuration itself adds to every service (`public`, say) is not
-            // tsnsrv's: it shapes other values, and is not one of the service's options.
-            if crate::options::spec(&a).is_none() && ev.is_user_suboption(&path) {
-                path.pop();
-                continue;
-            }
-            let v = match ev.config_read_path(&path) {
-                Ok(Some(d)) => Some(to_sourced(&sources, d)),
-                Ok(None) => None,
-                Err(e) => Some(eval_failure(
-                    &sources,
-                    &e,
-                    &format!("services.tsnsrv.services.{name}.{a}"),
-                    diags,
-                )),
-            };
-            path.pop();
-            if let Some(v) = v {
-                declared.set(a.to_string(), v);
-            }
-        }
-        // A service built by a lib function (listToAttrs) has no binding of its own in the
-        // user's files: its first attribute's binding locates it instead.
-        let location = location.or_else(|| declared.0.values().find_map(|v| v.location().cloned()));
-        ev.assume_conditions(Vec::new());
-        complete_url_parts(&mut declared, &view.defaults);
-        view.services.push(DeclaredService {
-            name: name.to_string(),
-            location,
-            declared,
-            presence,
-        });
+        let service = read_service(ev, &sources, &base, name, cond, &view.defaults, diags);
+        view.services.push(service);
     }
     diags.append(&mut ev.diagnostics);
     view
+}
+
+/// `networking.hostName`, when the files set it.
+fn read_host(
+    ev: &mut Eval,
+    sources: &SourceMap,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Sourced<String>> {
+    match ev.config_read(&["networking", "hostName"]) {
+        Ok(Some(d)) => Some(match to_sourced(sources, d) {
+            Sourced::Known { value: Json::String(s), source } => {
+                Sourced::Known { value: s, source }
+            }
+            Sourced::Known { value, .. } => {
+                Sourced::unknown(format!("networking.hostName is not a string: {value}"), None)
+            }
+            Sourced::Unknown { reason, location } => Sourced::Unknown { reason, location },
+        }),
+        Ok(None) => None,
+        Err(e) => {
+            eval_failure(sources, &e, "networking.hostName", diags);
+            None
+        }
+    }
+}
+
+/// A config path as JSON with where it was defined; `None` when nothing defines it, unknown
+/// (and said) when it fails to evaluate.
+fn read_json(
+    ev: &mut Eval,
+    sources: &SourceMap,
+    path: &[&str],
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Sourced<Json>> {
+    match ev.config_read(path) {
+        Ok(Some(d)) => Some(to_sourced(sources, d)),
+        Ok(None) => None,
+        Err(e) => Some(eval_failure(sources, &e, &path.join("."), diags)),
+    }
+}
+
+/// A Boolean option's value; anything else is unknown (the module would refuse it).
+fn as_bool(s: Sourced<Json>) -> Sourced<bool> {
+    match s {
+        Sourced::Known { value: Json::Bool(b), source } => Sourced::Known { value: b, source },
+        Sourced::Known { value, source } => Sourced::unknown(
+            format!("not a Boolean: {value}"),
+            match source {
+                crate::inventory::Source::Declared { location } => location,
+                _ => None,
+            },
+        ),
+        Sourced::Unknown { reason, location } => Sourced::Unknown { reason, location },
+    }
+}
+
+/// Top-level `services.tsnsrv` attributes that are not options of the module.
+fn read_unknown_top(
+    ev: &mut Eval,
+    sources: &SourceMap,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<(String, Option<Location>)> {
+    let mut out = Vec::new();
+    match ev.config_keys(&["services".into(), "tsnsrv".into()]) {
+        Ok(keys) => {
+            for k in keys {
+                if !matches!(
+                    &*k,
+                    "enable"
+                        | "separateProcesses"
+                        | "prometheusAddr"
+                        | "defaults"
+                        | "services"
+                        | "package"
+                ) {
+                    let span = ev.config_span(&["services", "tsnsrv", &k]).ok().flatten();
+                    out.push((k.to_string(), user_location(sources, span)));
+                }
+            }
+        }
+        Err(e) => {
+            eval_failure(sources, &e, "services.tsnsrv", diags);
+        }
+    }
+    out
+}
+
+/// `services.tsnsrv.defaults`, attribute by attribute.
+fn read_defaults(ev: &mut Eval, sources: &SourceMap, diags: &mut Vec<Diagnostic>) -> Options {
+    let mut defaults = Options::default();
+    match ev.config_keys(&["services".into(), "tsnsrv".into(), "defaults".into()]) {
+        Ok(keys) => {
+            for k in keys {
+                if let Some(v) =
+                    read_json(ev, sources, &["services", "tsnsrv", "defaults", &k], diags)
+                {
+                    defaults.set(k.to_string(), v);
+                }
+            }
+        }
+        Err(e) => {
+            eval_failure(sources, &e, "services.tsnsrv.defaults", diags);
+        }
+    }
+    defaults
+}
+
+/// One service of `services.tsnsrv.services` (`base`), present under `cond` when that cannot
+/// be known.
+fn read_service(
+    ev: &mut Eval,
+    sources: &SourceMap,
+    base: &[Rc<str>],
+    name: Rc<str>,
+    cond: Option<Rc<Unknown>>,
+    defaults: &Options,
+    diags: &mut Vec<Diagnostic>,
+) -> DeclaredService {
+    let mut path = base.to_vec();
+    path.push(name.clone());
+    let presence = match &cond {
+        None => crate::inventory::Presence::Certain,
+        Some(u) => crate::inventory::Presence::Conditional {
+            condition: u.what.clone().unwrap_or_else(|| u.describe()),
+            reason: u.describe(),
+            location: user_location(sources, u.span),
+        },
+    };
+    // A conditional service's values are read as if it were present.
+    let assumed =
+        if cond.is_some() { ev.conditions_at(&path).unwrap_or_default() } else { Vec::new() };
+    ev.assume_conditions(assumed);
+    let location =
+        ev.config_span_path(&path).ok().flatten().and_then(|s| user_location(sources, Some(s)));
+    let mut declared = Options::default();
+    let attrs = match ev.config_keys(&path) {
+        Ok(a) => a,
+        Err(e) => {
+            eval_failure(sources, &e, &format!("services.tsnsrv.services.{name}"), diags);
+            Vec::new()
+        }
+    };
+    for a in attrs {
+        path.push(a.clone());
+        // An option the configuration itself adds to every service (`public`, say) is not
+        // tsnsrv's: it shapes other values, and is not one of the service's options.
+        if crate::options::spec(&a).is_none() && ev.is_user_suboption(&path) {
+            path.pop();
+            continue;
+        }
+        let v = match ev.config_read_path(&path) {
+            Ok(Some(d)) => Some(to_sourced(sources, d)),
+            Ok(None) => None,
+            Err(e) => Some(eval_failure(
+                sources,
+                &e,
+                &format!("services.tsnsrv.services.{name}.{a}"),
+                diags,
+            )),
+        };
+        path.pop();
+        if let Some(v) = v {
+            declared.set(a.to_string(), v);
+        }
+    }
+    // A service built by a lib function (listToAttrs) has no binding of its own in the
+    // user's files: its first attribute's binding locates it instead.
+    let location = location.or_else(|| declared.0.values().find_map(|v| v.location().cloned()));
+    ev.assume_conditions(Vec::new());
+    complete_url_parts(&mut declared, defaults);
+    DeclaredService { name: name.to_string(), location, declared, presence }
 }
 
 /// A service's `urlParts` as the module merges it: each part it does not set is

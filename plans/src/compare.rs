@@ -1,18 +1,24 @@
 //! `migrate plan --compare OLD`: what moved between two plans, and why.
 
-use crate::plan::Plan;
+use crate::id::{Dependency, ServiceId};
+use crate::plan::{Plan, PlannedService};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
 /// One difference between two plans.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {
-    /// The service (`host/name`).
-    pub service: String,
+    /// The service.
+    pub service: ServiceId,
     /// What changed, in words.
     pub what: String,
     /// Why it is where it is now.
     pub why: String,
+}
+
+/// Dependencies as the plan file writes them, comma-separated.
+fn list(deps: &[Dependency]) -> String {
+    deps.iter().map(Dependency::to_string).collect::<Vec<_>>().join(", ")
 }
 
 fn wave(w: Option<usize>) -> String {
@@ -21,16 +27,16 @@ fn wave(w: Option<usize>) -> String {
 
 /// The differences, service by service, in id order.
 pub fn compare(old: &Plan, new: &Plan) -> Vec<Change> {
-    let olds: BTreeMap<&str, &crate::plan::PlannedService> =
-        old.services.iter().map(|s| (s.id.as_str(), s)).collect();
-    let news: BTreeMap<&str, &crate::plan::PlannedService> =
-        new.services.iter().map(|s| (s.id.as_str(), s)).collect();
+    let olds: BTreeMap<&ServiceId, &PlannedService> =
+        old.services.iter().map(|s| (&s.id, s)).collect();
+    let news: BTreeMap<&ServiceId, &PlannedService> =
+        new.services.iter().map(|s| (&s.id, s)).collect();
     let mut out = Vec::new();
     for (id, n) in &news {
         let why = n.reasons.join("; ");
         match olds.get(id) {
             None => out.push(Change {
-                service: id.to_string(),
+                service: (*id).clone(),
                 what: format!("new, {}", wave(n.wave)),
                 why,
             }),
@@ -52,12 +58,12 @@ pub fn compare(old: &Plan, new: &Plan) -> Vec<Change> {
                 if o.depends_on != n.depends_on {
                     what.push(format!(
                         "dependencies [{}] -> [{}]",
-                        o.depends_on.join(", "),
-                        n.depends_on.join(", ")
+                        list(&o.depends_on),
+                        list(&n.depends_on)
                     ));
                 }
                 if !what.is_empty() {
-                    out.push(Change { service: id.to_string(), what: what.join(", "), why });
+                    out.push(Change { service: (*id).clone(), what: what.join(", "), why });
                 }
             }
         }
@@ -65,7 +71,7 @@ pub fn compare(old: &Plan, new: &Plan) -> Vec<Change> {
     for id in olds.keys() {
         if !news.contains_key(id) {
             out.push(Change {
-                service: id.to_string(),
+                service: (*id).clone(),
                 what: "no longer in the inputs".into(),
                 why: String::new(),
             });

@@ -2,23 +2,38 @@
 //! the inventory, and alias groups (two names of one app on one host move together).
 
 use crate::error::PlanError;
+use crate::id::ServiceId;
 use crate::policy::Policy;
 use petgraph::graph::{DiGraph, NodeIndex};
 use std::collections::{BTreeMap, BTreeSet};
 use tailshift_parsers::{Inventory, Service};
 
-/// The id of a service in a fleet: `host/name`.
-pub fn service_id(s: &Service) -> String {
-    format!("{}/{}", s.host.known().map(String::as_str).unwrap_or("?"), s.name)
-}
-
 /// Why an edge exists.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum EdgeKind {
     /// `[plan.dependencies]`.
     Policy,
     /// The service's forward auth is the other service.
     ForwardAuth,
+}
+
+impl EdgeKind {
+    /// As the plan file writes it in a [`Dependency`](crate::id::Dependency).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EdgeKind::Policy => "policy",
+            EdgeKind::ForwardAuth => "forward auth",
+        }
+    }
+
+    /// The kind [`EdgeKind::as_str`] writes as `text`.
+    pub fn parse(text: &str) -> Option<EdgeKind> {
+        match text {
+            "policy" => Some(EdgeKind::Policy),
+            "forward auth" => Some(EdgeKind::ForwardAuth),
+            _ => None,
+        }
+    }
 }
 
 /// Services as nodes, "depends on" as edges (from the dependent to its dependency).
@@ -35,7 +50,7 @@ pub struct DepGraph {
 
 /// Service lookup by id and by name, built once per plan.
 pub struct Index {
-    by_id: std::collections::HashMap<String, usize>,
+    by_id: std::collections::HashMap<ServiceId, usize>,
     by_name: std::collections::HashMap<String, Vec<usize>>,
 }
 
@@ -46,7 +61,7 @@ impl Index {
         let mut by_name: std::collections::HashMap<String, Vec<usize>> =
             std::collections::HashMap::new();
         for (i, s) in inv.services.iter().enumerate() {
-            by_id.insert(service_id(s), i);
+            by_id.insert(ServiceId::of(s), i);
             by_name.entry(s.name.clone()).or_default().push(i);
         }
         Index { by_id, by_name }
@@ -79,7 +94,7 @@ impl Index {
                 hint: format!(
                     " on a single host: it names {}; write host/name",
                     many.iter()
-                        .map(|i| service_id(&inv.services[*i]))
+                        .map(|i| ServiceId::of(&inv.services[*i]).to_string())
                         .collect::<Vec<_>>()
                         .join(" and ")
                 ),
@@ -170,8 +185,10 @@ impl DepGraph {
         for scc in petgraph::algo::tarjan_scc(&graph) {
             let cyclic = scc.len() > 1 || graph.contains_edge(scc[0], scc[0]);
             if cyclic {
-                let mut names: Vec<String> =
-                    scc.iter().map(|n| service_id(&inv.services[graph[*n]])).collect();
+                let mut names: Vec<String> = scc
+                    .iter()
+                    .map(|n| ServiceId::of(&inv.services[graph[*n]]).to_string())
+                    .collect();
                 names.sort();
                 names.push(names[0].clone());
                 return Err(PlanError::Cycle(names));
@@ -212,6 +229,6 @@ impl DepGraph {
 
     /// Why `from` depends on `to`, if it does.
     pub fn edge_kind(&self, from: usize, to: usize) -> Option<EdgeKind> {
-        self.graph.find_edge(self.nodes[from], self.nodes[to]).map(|e| self.graph[e].clone())
+        self.graph.find_edge(self.nodes[from], self.nodes[to]).map(|e| self.graph[e])
     }
 }

@@ -11,6 +11,7 @@
 pub mod compare;
 pub mod error;
 pub mod graph;
+pub mod id;
 pub mod plan;
 pub mod plan_file;
 pub mod policy;
@@ -19,6 +20,7 @@ pub mod route;
 pub mod steps;
 
 pub use error::PlanError;
+pub use id::{Dependency, ServiceId};
 pub use plan::{Plan, PlanOptions, Status, make_plan};
 pub use policy::Policy;
 pub use steps::{Step, Strategy};

@@ -6,6 +6,7 @@
 //! plan stale. The policy hash covers the `[plan]` keys only.
 
 use crate::error::PlanError;
+use crate::id::ServiceId;
 use crate::plan::Plan;
 use crate::policy::Policy;
 use serde_json::Value;
@@ -13,6 +14,7 @@ use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::Path;
 use tailshift_parsers::Inventory;
+use tailshift_util::Timestamp;
 
 fn sha256(text: &str) -> String {
     hex(&Sha256::digest(text.as_bytes()))
@@ -96,8 +98,8 @@ pub fn inventory_hash(inv: &Inventory) -> String {
 
 /// Which services differ between two inventories (for stale-plan reasons).
 pub fn changed_services(planned: &[crate::plan::PlannedService], inv: &Inventory) -> Vec<String> {
-    let now: std::collections::BTreeMap<String, String> =
-        inv.services.iter().map(|s| (crate::graph::service_id(s), hash_of(&semantic(s)))).collect();
+    let now: std::collections::BTreeMap<ServiceId, String> =
+        inv.services.iter().map(|s| (ServiceId::of(s), hash_of(&semantic(s)))).collect();
     let mut out = Vec::new();
     for p in planned {
         match now.get(&p.id) {
@@ -116,11 +118,12 @@ pub fn changed_services(planned: &[crate::plan::PlannedService], inv: &Inventory
     out
 }
 
-/// The hash of a plan with an empty `self_hash`.
-fn body_hash(plan: &Plan) -> String {
+/// The hash of a plan with an empty `self_hash`, and with an empty creation time unless
+/// `with_created` (the id covers the content, not the time).
+fn body_hash(plan: &Plan, with_created: bool) -> String {
     // The self-hash is computed with the field empty; a copy of the small header avoids cloning
     // the services.
-    let mut header = serde_json::to_value(PlanHeader::of(plan)).unwrap_or_default();
+    let mut header = serde_json::to_value(PlanHeader::of(plan, with_created)).unwrap_or_default();
     if let Value::Object(m) = &mut header {
         m.insert("self_hash".into(), Value::String(String::new()));
     }
@@ -138,7 +141,8 @@ struct PlanHeader<'a> {
     format_version: u32,
     tool_version: &'a str,
     plan_id: &'a str,
-    created: &'a str,
+    /// RFC 3339, or empty.
+    created: String,
     inputs: &'a [String],
     input_options: &'a std::collections::BTreeMap<String, String>,
     policy_file: &'a Option<String>,
@@ -150,12 +154,12 @@ struct PlanHeader<'a> {
 }
 
 impl<'a> PlanHeader<'a> {
-    fn of(p: &'a Plan) -> Self {
+    fn of(p: &'a Plan, with_created: bool) -> Self {
         PlanHeader {
             format_version: p.format_version,
             tool_version: &p.tool_version,
             plan_id: &p.plan_id,
-            created: &p.created,
+            created: if with_created { p.created.to_string() } else { String::new() },
             inputs: &p.inputs,
             input_options: &p.input_options,
             policy_file: &p.policy_file,
@@ -168,30 +172,12 @@ impl<'a> PlanHeader<'a> {
     }
 }
 
-/// RFC 3339 UTC time of a Unix timestamp.
-pub fn rfc3339(secs: u64) -> String {
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
 /// Fills the hashes, the id and the creation time. `SOURCE_DATE_EPOCH` fixes the time, so the
 /// same inputs give a byte-identical file.
 pub fn seal(mut plan: Plan, inv: &Inventory, policy: &Policy, now_unix: u64) -> Plan {
     plan.inventory_hash = inventory_hash(inv);
     plan.policy_hash = sha256(&policy.canonical());
-    plan.created = rfc3339(now_unix);
+    plan.created = Timestamp::from_unix_secs(now_unix);
     reseal(plan)
 }
 
@@ -201,11 +187,9 @@ pub fn reseal(mut plan: Plan) -> Plan {
     plan.plan_id = String::new();
     plan.self_hash = String::new();
     // The id covers the content, not the time.
-    let created = std::mem::take(&mut plan.created);
-    let id = body_hash(&plan);
-    plan.created = created;
+    let id = body_hash(&plan, false);
     plan.plan_id = id["sha256:".len().."sha256:".len() + 16].to_string();
-    plan.self_hash = body_hash(&plan);
+    plan.self_hash = body_hash(&plan, true);
     plan
 }
 
@@ -274,7 +258,7 @@ impl std::fmt::Display for Staleness {
 
 /// Whether the file is intact (its self-hash matches).
 pub fn intact(plan: &Plan) -> bool {
-    body_hash(plan) == plan.self_hash
+    body_hash(plan, true) == plan.self_hash
 }
 
 /// Judges a saved plan against the current inventory and policy.
@@ -293,15 +277,4 @@ pub fn check(plan: &Plan, inv: &Inventory, policy: &Policy) -> Result<(), Stalen
         return Err(Staleness::PolicyChanged);
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rfc3339_of_known_instants() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_795_830_000), "2026-11-28T01:40:00Z");
-    }
 }

@@ -98,11 +98,17 @@ pub fn markdown(plan: &Plan) -> String {
     );
     for w in &plan.waves {
         let _ = writeln!(out, "## Wave {} ({})\n", w.number, kind(w.kind));
-        let _ = writeln!(
-            out,
-            "Run on each host that has services in this wave: `migrate apply --wave {} --host <host>`.\n",
-            w.number
-        );
+        let hosts: std::collections::BTreeSet<&str> = w
+            .services
+            .iter()
+            .filter_map(|id| plan.services.iter().find(|s| &s.id == id))
+            .filter_map(|s| s.inventory.host.known().map(String::as_str))
+            .collect();
+        let runs: Vec<String> = hosts
+            .iter()
+            .map(|h| format!("on {h}: `migrate apply --wave {} --host {h}`", w.number))
+            .collect();
+        let _ = writeln!(out, "Run {}.\n", runs.join("; "));
         let _ = writeln!(out, "| service | strategy | why here |\n|---|---|---|");
         for id in &w.services {
             let s = plan.services.iter().find(|s| &s.id == id).expect("wave member");
@@ -116,16 +122,8 @@ pub fn markdown(plan: &Plan) -> String {
         let _ = writeln!(out, "\n**What changes.** For each service, in this order:\n");
         for id in &w.services {
             let steps = &w.steps[id];
-            let list: Vec<String> = steps
-                .iter()
-                .map(|s| {
-                    serde_json::to_value(s)
-                        .ok()
-                        .and_then(|v| v["step"].as_str().map(str::to_string))
-                        .unwrap_or_default()
-                })
-                .collect();
-            let _ = writeln!(out, "- `{id}`: {}", list.join(" -> "));
+            let list: Vec<String> = steps.iter().map(|s| s.describe()).collect();
+            let _ = writeln!(out, "- `{id}`: {}", list.join(", then "));
         }
         let gaps: std::collections::BTreeSet<&str> = w
             .services
@@ -182,17 +180,17 @@ pub fn dot(plan: &Plan) -> String {
             kind(w.kind)
         );
         for id in &w.services {
-            let _ = writeln!(out, "    {} [label=\"{id}\"];", node_id(id));
+            let _ = writeln!(out, "    {} [label=\"{id}\"];", node_id(id.as_str()));
         }
         out.push_str("  }\n");
     }
     for s in &plan.services {
         if s.status != Status::Planned {
-            let _ = writeln!(out, "  {} [label=\"{}\", style=dashed];", node_id(&s.id), s.id);
+            let _ =
+                writeln!(out, "  {} [label=\"{}\", style=dashed];", node_id(s.id.as_str()), s.id);
         }
         for d in &s.depends_on {
-            let dep = d.split(' ').next().unwrap_or(d);
-            let _ = writeln!(out, "  {} -> {};", node_id(&s.id), node_id(dep));
+            let _ = writeln!(out, "  {} -> {};", node_id(s.id.as_str()), node_id(d.id.as_str()));
         }
     }
     out.push_str("}\n");
@@ -206,14 +204,13 @@ pub fn mermaid(plan: &Plan) -> String {
         let _ =
             writeln!(out, "  subgraph wave{}[\"wave {} ({})\"]", w.number, w.number, kind(w.kind));
         for id in &w.services {
-            let _ = writeln!(out, "    {}[\"{id}\"]", node_id(id));
+            let _ = writeln!(out, "    {}[\"{id}\"]", node_id(id.as_str()));
         }
         out.push_str("  end\n");
     }
     for s in &plan.services {
         for d in &s.depends_on {
-            let dep = d.split(' ').next().unwrap_or(d);
-            let _ = writeln!(out, "  {} --> {}", node_id(&s.id), node_id(dep));
+            let _ = writeln!(out, "  {} --> {}", node_id(s.id.as_str()), node_id(d.id.as_str()));
         }
     }
     out

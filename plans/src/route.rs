@@ -117,7 +117,7 @@ impl Reader<'_> {
 
 /// Builds a service's route from its effective options, its placement and its wave.
 pub fn route_of(s: &Service, p: &Placement, wave: Option<usize>) -> Result<Route, ConversionError> {
-    let id = format!("{}/{}", s.host.known().map(String::as_str).unwrap_or("?"), s.name);
+    let id = crate::id::ServiceId::of(s).to_string();
     let r = Reader { s, id: id.clone() };
     let url = r.string("toURL")?.ok_or_else(|| ConversionError::Invalid {
         service: id.clone(),

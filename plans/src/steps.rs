@@ -108,6 +108,23 @@ pub enum Step {
 }
 
 impl Step {
+    /// The step in an operator's words: the runbook, the journal, progress lines.
+    pub fn describe(&self) -> String {
+        match self {
+            Step::AddRoute => "add the route".into(),
+            Step::ShimPrepare { strategy } => format!("{} prepare", strategy.as_str()),
+            Step::Settle => "settle".into(),
+            Step::StopLegacy { unit } => format!("stop {unit}"),
+            Step::ShimComplete { strategy } => format!("{} complete", strategy.as_str()),
+            Step::RepointLegacy { unit } => format!("repoint {unit}"),
+            Step::Verify { path, status } => {
+                format!("verify {path} answers like before (expected {status})")
+            }
+        }
+    }
+}
+
+impl Step {
     /// What undoing this step does, for runbooks.
     pub fn inverse(&self) -> String {
         match self {

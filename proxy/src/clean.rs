@@ -46,6 +46,18 @@ pub fn is_dot_segment(seg: &str) -> bool {
     dots(seg) > 0
 }
 
+/// Whether a segment is a dot-segment once its path parameters are cut (`..;x`, `.%3Bjs`):
+/// servlet containers (Tomcat, Jetty, Spring) strip `;...` from each segment before they
+/// resolve `..`, so `/pub/..;/secret` is `/secret` to them.
+pub fn is_dot_segment_with_params(seg: &str) -> bool {
+    let lower = seg.to_ascii_lowercase();
+    let cut = [lower.find(';'), lower.find("%3b")].into_iter().flatten().min();
+    match cut {
+        Some(i) => dots(&seg[..i]) > 0,
+        None => false,
+    }
+}
+
 /// Whether a Funnel request's path carries an encoding an upstream may turn into a separator,
 /// or into another escape when it decodes more than once: an encoded `%`, or a `%` that starts
 /// no escape (`%%32e%%32e` decodes to `%2e%2e`, then to `..`). Every other `%XX` decodes, once,
@@ -75,6 +87,11 @@ pub fn check(path: &str, funnel: bool) -> PathCheck {
     if funnel && risky_on_funnel(path) {
         return PathCheck::Refuse(
             "encoded slashes, backslashes, encoded percent signs and malformed escapes are not accepted through Funnel\n",
+        );
+    }
+    if funnel && path[1..].split('/').any(is_dot_segment_with_params) {
+        return PathCheck::Refuse(
+            "dot-segments with path parameters (`..;`) are not accepted through Funnel\n",
         );
     }
     // The common case allocates nothing: a scan for `//` and for segments made only of dots.
@@ -134,6 +151,18 @@ mod tests {
         assert_eq!(redirect("/a/.."), "/");
         assert_eq!(redirect("/a/b/.."), "/a");
         assert_eq!(redirect("/a/%2E"), "/a");
+    }
+
+    #[test]
+    fn funnel_refuses_dot_segments_with_parameters() {
+        for p in ["/pub/..;/secret", "/pub/%2e%2e;x/secret", "/pub/..%3B/secret", "/pub/.;a/x"] {
+            assert!(matches!(check(p, true), PathCheck::Refuse(_)), "{p}");
+        }
+        // A parameter on an ordinary segment is the app's business.
+        assert_eq!(check("/pub/a;jsessionid=1/x", true), PathCheck::Clean);
+        assert!(is_dot_segment_with_params("..;"));
+        assert!(!is_dot_segment_with_params(".."));
+        assert!(!is_dot_segment_with_params("a;b"));
     }
 
     #[test]

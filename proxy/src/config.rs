@@ -105,6 +105,24 @@ pub struct ProxyConfig {
     /// known before the headers are read).
     #[serde(default = "default_header_read_timeout_ms")]
     pub header_read_timeout_ms: u64,
+    /// Connections each listener holds at most (the `services` listener: all its sockets
+    /// together). At the cap, the connection idle longest is closed for a new one; when none
+    /// is idle, new connections wait in the kernel's accept queue until one closes or idles.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// How long the proxy waits for more of a request body without a byte from the client
+    /// before it fails the request and closes the connection (inactivity, not total time: a
+    /// long upload that keeps sending is never cut; 0: off).
+    #[serde(default = "default_body_read_timeout_ms")]
+    pub body_read_timeout_ms: u64,
+    /// Bytes per second a client must take of a response while the proxy has bytes waiting
+    /// for it, over each `send_rate_window_ms`, or it is cut off (0: off). While the proxy has
+    /// nothing unsent (server-sent events between events), no rate applies.
+    #[serde(default = "default_min_send_rate")]
+    pub min_send_rate: u64,
+    /// The window `min_send_rate` is measured over.
+    #[serde(default = "default_send_rate_window_ms")]
+    pub send_rate_window_ms: u64,
     /// How long in-flight requests may finish after a stop signal.
     #[serde(default = "default_drain_ms")]
     pub drain_ms: u64,
@@ -174,6 +192,28 @@ fn default_header_read_timeout_ms() -> u64 {
     10_000
 }
 
+/// Two descriptors per proxied connection: four listeners at the cap stay within the
+/// `LimitNOFILE = 65536` of MIGRATION.md's unit.
+fn default_max_connections() -> usize {
+    4096
+}
+
+/// Longer than a lossy link's retransmission stalls; nginx's `client_body_timeout` is 60 s,
+/// Apache's `RequestReadTimeout` body stage 20 s.
+fn default_body_read_timeout_ms() -> u64 {
+    30_000
+}
+
+/// 1 KiB/s: below any working link (2G's GPRS moves several KB/s), so only a client that has
+/// all but stopped reading is cut.
+fn default_min_send_rate() -> u64 {
+    1024
+}
+
+fn default_send_rate_window_ms() -> u64 {
+    30_000
+}
+
 fn default_drain_ms() -> u64 {
     10_000
 }
@@ -231,6 +271,20 @@ impl ProxyConfig {
             && *ca != cfg.state_dir.join("dev-ca.crt")
         {
             anyhow::bail!("{}: upstream_ca: {} does not exist", path.display(), ca.display());
+        }
+        if cfg.max_connections == 0 {
+            anyhow::bail!(
+                "{}: max_connections = 0 would refuse every connection (the default is {})",
+                path.display(),
+                default_max_connections()
+            );
+        }
+        if cfg.min_send_rate > 0 && cfg.send_rate_window_ms < 100 {
+            anyhow::bail!(
+                "{}: send_rate_window_ms = {} is too short to measure a rate over (at least 100; min_send_rate = 0 turns the rule off)",
+                path.display(),
+                cfg.send_rate_window_ms
+            );
         }
         for r in &cfg.tailnet_ranges {
             if parse_range(r).is_none() {

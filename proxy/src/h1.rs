@@ -11,6 +11,7 @@
 //! without `Connection: close` and its body was read to the end.
 
 use super::upstream::UpstreamStream;
+use super::watchdog::BodyClock;
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
@@ -113,6 +114,22 @@ impl Head {
     }
 }
 
+/// The request body's next frame. The clock learns whether the body had one ready: when it
+/// had not, the proxy is waiting on the client (this is polled only when the upstream can
+/// take more, so a slow upstream never counts against the client).
+fn next_frame<'a>(
+    body: &'a mut Incoming,
+    mut clock: Option<&'a mut BodyClock>,
+) -> impl std::future::Future<Output = Option<Result<Frame<Bytes>, hyper::Error>>> + 'a {
+    std::future::poll_fn(move |cx| {
+        let polled = Pin::new(&mut *body).poll_frame(cx);
+        if let Some(c) = clock.as_deref_mut() {
+            if polled.is_pending() { c.waiting() } else { c.arrived() }
+        }
+        polled
+    })
+}
+
 impl Conn {
     /// A fresh connection.
     pub fn new(io: UpstreamStream) -> Conn {
@@ -131,17 +148,18 @@ impl Conn {
         matches!(Pin::new(&mut self.io).poll_read(&mut cx, &mut rb), Poll::Pending)
     }
 
-    /// Sends the head and the body, then reads the response head.
+    /// Sends the head and the body (with the clock of its reads, if it is timed), then reads
+    /// the response head.
     pub async fn send(
         mut self,
         head: &Head,
-        body: Option<Incoming>,
+        body: Option<(Incoming, Option<BodyClock>)>,
     ) -> Result<(Response<()>, Framing, bool, Conn), SendError> {
         let early = |e: io::Error| SendError::ClosedBeforeResponse(format!("writing: {e}"));
         self.io.write_all(&head.bytes).await.map_err(early)?;
-        if let Some(body) = body {
+        if let Some((body, clock)) = body {
             // Boxed: most requests have no body, and this future would enlarge them all.
-            Box::pin(self.write_body(body, head.body)).await?;
+            Box::pin(self.write_body(body, clock, head.body)).await?;
         }
         self.io.flush().await.map_err(early)?;
         self.read_head(head.head_method).await
@@ -150,11 +168,11 @@ impl Conn {
     async fn write_body(
         &mut self,
         mut body: Incoming,
+        mut clock: Option<BodyClock>,
         framing: RequestBody,
     ) -> Result<(), SendError> {
-        use http_body_util::BodyExt;
         let other = |e: io::Error| SendError::Other(format!("writing the request body: {e}"));
-        while let Some(frame) = body.frame().await {
+        while let Some(frame) = next_frame(&mut body, clock.as_mut()).await {
             let frame =
                 frame.map_err(|e| SendError::Other(format!("reading the request body: {e}")))?;
             let Ok(data) = frame.into_data() else { continue };

@@ -306,11 +306,12 @@ struct Identity {
     picture: Option<String>,
 }
 
-/// Serves one request.
+/// Serves one request; `body_clock` times the reads of its body, when it has one.
 pub async fn handle(
     shared: Arc<Shared>,
     mut req: Request<Incoming>,
     origin: Origin,
+    body_clock: Option<super::watchdog::BodyClock>,
 ) -> Result<Response<Body>, hyper::Error> {
     let started = Instant::now();
     let trusted = matches!(origin, Origin::Trusted | Origin::Service(_));
@@ -348,7 +349,9 @@ pub async fn handle(
     {
         return Ok(synthetic(StatusCode::MISDIRECTED_REQUEST, "misdirected request\n"));
     }
-    let via = if trusted && header(h, "tailscale-funnel-request").as_deref() == Some("?1") {
+    // Any Funnel marker, whatever its value or count, makes the request a Funnel one: were a
+    // client's own header ever passed along beside tailscaled's, doubt must deny, not admit.
+    let via = if trusted && h.contains_key("tailscale-funnel-request") {
         Via::Funnel
     } else {
         Via::Tailnet
@@ -576,7 +579,7 @@ pub async fn handle(
     let out = Request::from_parts(parts, body);
     let login = identity_login(&out);
     let forwarded_at = Instant::now();
-    let result = forward(&shared, &route, out).await;
+    let result = forward(&shared, &route, out, body_clock).await;
     let m = route.metrics.get_or_init(|| shared.metrics.service(&route.service));
     m.request(canonical_name(&route.route, asked));
     let response = match result {
@@ -770,6 +773,7 @@ async fn forward(
     shared: &Shared,
     route: &Routed,
     req: Request<Incoming>,
+    body_clock: Option<super::watchdog::BodyClock>,
 ) -> Result<Response<super::pool::ForwardBody>, String> {
     let Some(dial) = &route.dial else {
         return Err(format!("upstream URL {:?} is not http(s)", route.upstream.url));
@@ -780,11 +784,11 @@ async fn forward(
     match route.timeouts.response_header_ms {
         Some(ms) => tokio::time::timeout(
             std::time::Duration::from_millis(ms),
-            shared.pool.send(slot, dial, req),
+            shared.pool.send(slot, dial, req, body_clock),
         )
         .await
         .map_err(|_| format!("no response headers within {ms} ms"))?,
-        None => shared.pool.send(slot, dial, req).await,
+        None => shared.pool.send(slot, dial, req, body_clock).await,
     }
 }
 

@@ -15,7 +15,7 @@
 //! came through. The fuzz target `request_path` (`fuzz/`) tests `decide`, hence the handler's
 //! own code.
 
-use super::clean::{PathCheck, check as clean_check, is_dot_segment};
+use super::clean::{PathCheck, check as clean_check, is_dot_segment, is_dot_segment_with_params};
 use super::prefix::{Via, allowed, upstream_path, upstream_query};
 use std::borrow::Cow;
 use tailshift_routes::Route;
@@ -91,7 +91,10 @@ pub fn forward<'a>(
     // A clean path's whole segments are no dot-segments: only the first of the rest can be.
     if route.strip_prefix
         && let Some(rest) = path.strip_prefix(matched)
-        && is_dot_segment(rest.split('/').next().unwrap_or_default())
+        && rest
+            .split('/')
+            .next()
+            .is_some_and(|first| is_dot_segment(first) || is_dot_segment_with_params(first))
     {
         return PathDecision::Refuse(
             "what is left of the path once the route's prefix is cut is a dot-segment\n",

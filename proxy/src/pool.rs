@@ -7,6 +7,7 @@
 
 use super::h1::{self, InlineBody, SendError};
 use super::upstream::{Connector, Dial};
+use super::watchdog::BodyClock;
 use bytes::Bytes;
 use http::{Request, Response};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
@@ -119,14 +120,16 @@ impl Pool {
         Ok(h1::Conn::new(io))
     }
 
-    /// Sends an origin-form request over a pooled (or new) connection. An upgrade request
-    /// (WebSocket) gets a connection of its own through hyper's client, which hands the
-    /// connection over after the 101.
+    /// Sends an origin-form request over a pooled (or new) connection; `body_clock` learns
+    /// when its body keeps the proxy waiting on the client. An upgrade request (WebSocket)
+    /// gets a connection of its own through hyper's client, which hands the connection over
+    /// after the 101.
     pub async fn send(
         &self,
         slot: &Arc<Slot>,
         dial: &Dial,
         req: Request<Incoming>,
+        body_clock: Option<BodyClock>,
     ) -> Result<Response<ForwardBody>, String> {
         if req.headers().contains_key(http::header::UPGRADE) {
             // Boxed: rare, and its hyper handshake would enlarge every request's future.
@@ -134,7 +137,7 @@ impl Pool {
         }
         let has_body = !req.body().is_end_stream();
         let head = h1::Head::new(&req, has_body);
-        let body = has_body.then(|| req.into_body());
+        let body = has_body.then(|| (req.into_body(), body_clock));
         let (conn, reused) = match slot.checkout() {
             Some(c) => (c, true),
             None => (self.connect(dial).await?, false),

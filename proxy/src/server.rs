@@ -3,12 +3,12 @@
 use super::config::{ListenerConfig, ProxyConfig};
 use super::handler::{Origin, Peer, Shared, handle};
 use super::routes::{Fit, RouteTable};
-use super::watchdog::{Tracked, Watchdog};
+use super::watchdog::{Limits, Metered, Registration, Tracked, Watchdog};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -32,25 +32,26 @@ fn builder() -> auto::Builder<TokioExecutor> {
     b
 }
 
-/// Serves one accepted connection (HTTP/1.1 or HTTP/2, upgrades allowed) until it closes or the
-/// proxy drains.
+/// Serves one accepted connection (HTTP/1.1 or HTTP/2, upgrades allowed) until it closes, the
+/// proxy drains, or the listener's watchdog closes it.
 async fn serve_conn<I>(
     io: I,
     shared: Arc<Shared>,
     origin: Origin,
     watcher: hyper_util::server::graceful::Watcher,
-    watchdog: Watchdog,
+    registration: Registration,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let registration = watchdog.register();
     let watch = registration.watch().clone();
-    let svc = service_fn(move |req| {
+    let svc = service_fn(move |req: Request<Incoming>| {
         // The request stays in flight (no head deadline) until its response body is done.
         let in_flight = watch.begin();
+        // Only a request with a body is timed for it (the inactivity deadline).
+        let body_clock = (!req.body().is_end_stream()).then(|| watch.body_clock());
         // Boxed: the request's future is large (auth, whois, forwarding), and moving it by
         // value into this wrapper and then into hyper's slot copies all of it per request.
-        let response = Box::pin(handle(shared.clone(), req, origin.clone()));
+        let response = Box::pin(handle(shared.clone(), req, origin.clone(), body_clock));
         async move {
             let resp = response.await?;
             if resp.status() == hyper::StatusCode::SWITCHING_PROTOCOLS {
@@ -62,7 +63,7 @@ async fn serve_conn<I>(
     let conn = builder().serve_connection_with_upgrades(TokioIo::new(io), svc).into_owned();
     tokio::select! {
         _ = watcher.watch(conn) => {}
-        // No complete request head in time: the connection is dropped (closed).
+        // Past a deadline or a limit: the connection is dropped (closed).
         _ = registration.expired() => {}
     }
 }
@@ -70,7 +71,12 @@ async fn serve_conn<I>(
 /// A listening socket: TCP (with the peer's address) or unix.
 trait Acceptor: Send + 'static {
     /// The accepted connection.
-    type Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static;
+    type Io: tokio::io::AsyncRead
+        + tokio::io::AsyncWrite
+        + std::os::fd::AsRawFd
+        + Unpin
+        + Send
+        + 'static;
     /// Waits for the next connection.
     fn next(
         &self,
@@ -97,6 +103,17 @@ impl Acceptor for UnixListener {
 /// (and release theirs) meanwhile, and the loop does not spin on a failing `accept`.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// How many idle connections a listener closes each time it finds descriptors exhausted
+/// (each pause, 100 ms).
+const EVICT_WHEN_OUT_OF_DESCRIPTORS: usize = 32;
+
+/// How long accepting pauses (then looks again) while a dial waits for a descriptor.
+const DIAL_BACKOFF: Duration = Duration::from_millis(10);
+
+/// How many idle connections a listener closes each time it finds a dial waiting for a
+/// descriptor (every `DIAL_BACKOFF`).
+const EVICT_WHILE_DIALS_WAIT: usize = 4;
+
 /// Whether an accept error means descriptors (or kernel buffers) ran out.
 fn out_of_resources(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
@@ -107,18 +124,73 @@ fn out_of_resources(e: &std::io::Error) -> bool {
 /// spinning (issue 15 F2).
 fn accept_loop<L: Acceptor>(
     listener: L,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     mut on: impl FnMut(L::Io, Option<std::net::IpAddr>) + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    accept_loop_with(listener, stop, None, move |io, peer, _| on(io, peer))
+}
+
+/// [`accept_loop`] for a proxied listener: each connection is registered with the listener's
+/// watchdog as it is accepted (so its cap counts it from the first moment, TLS handshake
+/// included), and its socket metered (the watchdog sees whether bytes wait for the client, and
+/// how fast it takes them, beneath any TLS); while the listener is at its cap with no idle
+/// connection, the connection just accepted waits for a slot, and accepting with it.
+fn watched_accept_loop<L: Acceptor>(
+    listener: L,
+    stop: watch::Receiver<bool>,
+    watchdog: Watchdog,
+    mut on: impl FnMut(Metered<L::Io>, Option<std::net::IpAddr>, Registration) + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    accept_loop_with(listener, stop, Some(watchdog), move |io, peer, registration| {
+        if let Some(r) = registration {
+            on(Metered::new(io, r.watch().clone()), peer, r);
+        }
+    })
+}
+
+fn accept_loop_with<L: Acceptor>(
+    listener: L,
+    mut stop: watch::Receiver<bool>,
+    watchdog: Option<Watchdog>,
+    mut on: impl FnMut(L::Io, Option<std::net::IpAddr>, Option<Registration>) + Send + 'static,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
+            // Requests already accepted that wait for a descriptor to dial their upstream come
+            // first: accepting now would take the descriptors they wait for.
+            if super::upstream::dials_waiting() {
+                // And idle connections give their descriptors to those requests.
+                if let Some(w) = &watchdog {
+                    w.evict_idle(EVICT_WHILE_DIALS_WAIT);
+                }
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    _ = tokio::time::sleep(DIAL_BACKOFF) => continue,
+                }
+            }
             tokio::select! {
                 _ = stop.changed() => break,
                 accepted = listener.next() => match accepted {
-                    Ok((io, peer)) => on(io, peer),
+                    Ok((io, peer)) => {
+                        let mut registration = None;
+                        if let Some(w) = &watchdog {
+                            // At the cap with every connection busy, this one waits (unserved)
+                            // for a slot, and those behind it in the kernel's queue.
+                            tokio::select! {
+                                _ = stop.changed() => break,
+                                _ = w.admit() => registration = Some(w.register()),
+                            }
+                        }
+                        on(io, peer, registration)
+                    }
                     Err(e) if out_of_resources(&e) => {
                         super::metrics::ACCEPT_BACKOFFS
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        // Idle connections (kept alive, or yet to send a head) give their
+                        // descriptors back first, closed during the pause.
+                        if let Some(w) = &watchdog {
+                            w.evict_idle(EVICT_WHEN_OUT_OF_DESCRIPTORS);
+                        }
                         tokio::select! {
                             _ = stop.changed() => break,
                             _ = tokio::time::sleep(ACCEPT_BACKOFF) => {}
@@ -228,18 +300,23 @@ impl ServiceSockets {
                     continue;
                 }
             };
-            let (shared, graceful, watchdog) =
-                (shared.clone(), self.graceful.clone(), self.watchdog.clone());
+            let (shared, graceful) = (shared.clone(), self.graceful.clone());
             let origin = Origin::Service(Arc::from(label.as_str()));
-            let task = accept_loop(listener, self.stop.clone(), move |io, _| {
-                tokio::spawn(serve_conn(
-                    io,
-                    shared.clone(),
-                    origin.clone(),
-                    graceful.watcher(),
-                    watchdog.clone(),
-                ));
-            });
+            // One watchdog for all the Service sockets: the cap is the listener's.
+            let task = watched_accept_loop(
+                listener,
+                self.stop.clone(),
+                self.watchdog.clone(),
+                move |io, _, registration| {
+                    tokio::spawn(serve_conn(
+                        io,
+                        shared.clone(),
+                        origin.clone(),
+                        graceful.watcher(),
+                        registration,
+                    ));
+                },
+            );
             live.insert(label, task);
         }
     }
@@ -420,27 +497,40 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
             .filter_map(|r| super::config::parse_range(r))
             .collect(),
     });
-    let watchdog = Watchdog::new(Duration::from_millis(cfg.header_read_timeout_ms));
+    let limits = Limits {
+        head_timeout: Duration::from_millis(cfg.header_read_timeout_ms),
+        body_timeout: Duration::from_millis(cfg.body_read_timeout_ms),
+        min_send_rate: cfg.min_send_rate,
+        send_window: Duration::from_millis(cfg.send_rate_window_ms),
+        max_connections: cfg.max_connections,
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let graceful = Arc::new(GracefulShutdown::new());
     let mut tasks = Vec::new();
     let mut described: Vec<String> = dns_described.into_iter().collect();
     let mut service_sockets: Vec<Arc<ServiceSockets>> = Vec::new();
     for l in &cfg.listeners {
-        let (shared, graceful, watchdog) = (shared.clone(), graceful.clone(), watchdog.clone());
+        let (shared, graceful) = (shared.clone(), graceful.clone());
+        // Each listener has its own cap (and ticker).
+        let watchdog = Watchdog::new(&limits);
         match l {
             ListenerConfig::Trusted { path, mode } => {
                 let listener = bind_unix(path, *mode)?;
                 described.push(format!("trusted unix:{}", path.display()));
-                tasks.push(accept_loop(listener, stop_rx.clone(), move |io, _| {
-                    tokio::spawn(serve_conn(
-                        io,
-                        shared.clone(),
-                        Origin::Trusted,
-                        graceful.watcher(),
-                        watchdog.clone(),
-                    ));
-                }));
+                tasks.push(watched_accept_loop(
+                    listener,
+                    stop_rx.clone(),
+                    watchdog,
+                    move |io, _, registration| {
+                        tokio::spawn(serve_conn(
+                            io,
+                            shared.clone(),
+                            Origin::Trusted,
+                            graceful.watcher(),
+                            registration,
+                        ));
+                    },
+                ));
             }
             ListenerConfig::Services { dir, mode } => {
                 let sockets = Arc::new(ServiceSockets {
@@ -450,7 +540,7 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
                     shared: Arc::downgrade(&shared),
                     graceful: graceful.clone(),
                     stop: stop_rx.clone(),
-                    watchdog: watchdog.clone(),
+                    watchdog,
                 });
                 sockets.reconcile();
                 described.push(format!("services unix:{}/<label>.sock", dir.display()));
@@ -493,54 +583,68 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
                 let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(
                     super::tls::server_config(resolver.clone())?,
                 ));
-                tasks.push(accept_loop(listener, stop_rx.clone(), move |io, peer| {
-                    // The watcher is taken now: the handshake task must not keep the shutdown
-                    // handle. The handshake runs on its own task, bounded, so a slow client never
-                    // holds the accept loop.
-                    let (shared, acceptor, watcher, watchdog, resolver) = (
-                        shared.clone(),
-                        acceptor.clone(),
-                        graceful.watcher(),
-                        watchdog.clone(),
-                        resolver.clone(),
-                    );
-                    tokio::spawn(async move {
-                        let Ok(Ok(tls)) =
-                            tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(io)).await
-                        else {
-                            return;
-                        };
-                        // A client without SNI (connecting by address) is not held to a name.
-                        let presented = tls
-                            .get_ref()
-                            .1
-                            .server_name()
-                            .map(|sni| Arc::new(super::tls::Presented::new(sni, resolver)));
-                        serve_conn(
-                            tls,
-                            shared,
-                            Origin::Https(peer.map(Peer::new), presented),
-                            watcher,
-                            watchdog,
-                        )
-                        .await;
-                    });
-                }));
+                tasks.push(watched_accept_loop(
+                    listener,
+                    stop_rx.clone(),
+                    watchdog,
+                    move |io, peer, registration| {
+                        // The watcher is taken now: the handshake task must not keep the
+                        // shutdown handle. The handshake runs on its own task, bounded (and
+                        // closed early if the watchdog needs its slot), so a slow client never
+                        // holds the accept loop.
+                        let (shared, acceptor, watcher, resolver) = (
+                            shared.clone(),
+                            acceptor.clone(),
+                            graceful.watcher(),
+                            resolver.clone(),
+                        );
+                        tokio::spawn(async move {
+                            let handshake =
+                                tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(io));
+                            let tls = tokio::select! {
+                                done = handshake => match done {
+                                    Ok(Ok(tls)) => tls,
+                                    _ => return,
+                                },
+                                _ = registration.expired() => return,
+                            };
+                            // A client without SNI (connecting by address) is not held to a name.
+                            let presented = tls
+                                .get_ref()
+                                .1
+                                .server_name()
+                                .map(|sni| Arc::new(super::tls::Presented::new(sni, resolver)));
+                            serve_conn(
+                                tls,
+                                shared,
+                                Origin::Https(peer.map(Peer::new), presented),
+                                watcher,
+                                registration,
+                            )
+                            .await;
+                        });
+                    },
+                ));
             }
             ListenerConfig::Http { addr } => {
                 let listener = TcpListener::bind(addr)
                     .await
                     .map_err(|e| anyhow::anyhow!("bind {addr}: {e}"))?;
                 described.push(format!("http {}", listener.local_addr()?));
-                tasks.push(accept_loop(listener, stop_rx.clone(), move |io, peer| {
-                    tokio::spawn(serve_conn(
-                        io,
-                        shared.clone(),
-                        Origin::Http(peer.map(Peer::new)),
-                        graceful.watcher(),
-                        watchdog.clone(),
-                    ));
-                }));
+                tasks.push(watched_accept_loop(
+                    listener,
+                    stop_rx.clone(),
+                    watchdog,
+                    move |io, peer, registration| {
+                        tokio::spawn(serve_conn(
+                            io,
+                            shared.clone(),
+                            Origin::Http(peer.map(Peer::new)),
+                            graceful.watcher(),
+                            registration,
+                        ));
+                    },
+                ));
             }
         }
     }

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -31,6 +31,88 @@ use tokio_rustls::client::TlsStream;
 
 /// The suffix of every dial key authority (`.invalid` never resolves, RFC 6761).
 const KEY_SUFFIX: &str = ".dial.invalid";
+
+/// Dials waiting for a descriptor (the process is out of them). While any does, the accept
+/// loops take no new clients (`dials_waiting`).
+static DIALS_WAITING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Whether a dial is waiting for a descriptor: a descriptor freed now should go to a request
+/// already accepted (which would otherwise wait, holding its client's descriptor, or fail with
+/// a 502), not to a new connection that would then wait the same way. Without this, under a
+/// flood every descriptor can end up held by clients whose dials wait for one, and nothing
+/// moves until their connect timeouts.
+pub fn dials_waiting() -> bool {
+    DIALS_WAITING.load(std::sync::atomic::Ordering::Relaxed) > 0
+}
+
+/// How soon a dial short of descriptors tries again (within its connect timeout), at first and
+/// at most.
+const DESCRIPTOR_RETRY: Duration = Duration::from_millis(10);
+const DESCRIPTOR_RETRY_MAX: Duration = Duration::from_millis(100);
+
+/// How long the waiting dials may all go without one finding a descriptor before they give up
+/// (each then fails with its 502). Every descriptor can be held by clients whose dials wait for
+/// one (a flood accepted in one burst): nothing would move until their connect timeouts, while
+/// failing them frees descriptors for what follows. While descriptors keep turning up, a dial
+/// waits on (within its connect timeout).
+const DESCRIPTOR_STALL: Duration = Duration::from_secs(1);
+
+/// When a waiting dial last found a descriptor (milliseconds since [`descriptor_clock`]'s start).
+static DESCRIPTOR_FOUND_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn descriptor_clock() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed().as_millis() as u64
+}
+
+/// Connects, trying again while the process (or the system) is out of descriptors, within the
+/// caller's connect timeout: under a flood of slow clients descriptors free up every moment,
+/// and a request already accepted should not get a 502 for want of one. Meanwhile the accept
+/// loops pause ([`dials_waiting`]). Gives up when no waiting dial has found a descriptor for
+/// [`DESCRIPTOR_STALL`].
+async fn connect_when_descriptors_free<T, F, Fut>(mut connect: F) -> io::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = io::Result<T>>,
+{
+    use std::sync::atomic::Ordering::Relaxed;
+    /// Counts the dial as waiting while it lives (dropped on success, error or timeout).
+    struct Waiting;
+    impl Drop for Waiting {
+        fn drop(&mut self) {
+            DIALS_WAITING.fetch_sub(1, Relaxed);
+        }
+    }
+    let mut waiting = None;
+    let mut pause = DESCRIPTOR_RETRY;
+    let stall = DESCRIPTOR_STALL.as_millis() as u64;
+    let mut since = 0;
+    loop {
+        match connect().await {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                let now = descriptor_clock();
+                if waiting.is_none() {
+                    DIALS_WAITING.fetch_add(1, Relaxed);
+                    waiting = Some(Waiting);
+                    since = now;
+                }
+                let moved = DESCRIPTOR_FOUND_MS.load(Relaxed).max(since);
+                if now.saturating_sub(moved) >= stall {
+                    return Err(e);
+                }
+                tokio::time::sleep(pause).await;
+                // Hundreds of dials may be waiting: each tries less often the longer it waits.
+                pause = (pause * 2).min(DESCRIPTOR_RETRY_MAX);
+            }
+            done => {
+                if waiting.is_some() && done.is_ok() {
+                    DESCRIPTOR_FOUND_MS.fetch_max(descriptor_clock(), Relaxed);
+                }
+                return done;
+            }
+        }
+    }
+}
 
 /// One way of reaching an upstream or auth service.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -108,30 +190,6 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
 }
 
-/// Reads every certificate of a PEM file.
-fn read_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
-    use rustls_pki_types::pem::PemObject;
-    CertificateDer::pem_file_iter(path)
-        .map_err(|e| anyhow::anyhow!("{}: {e:?}", path.display()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| anyhow::anyhow!("{}: {e:?}", path.display()))
-}
-
-/// The system's trusted roots plus the certificates of an extra CA file. A missing or
-/// unreadable system store is not fatal: upstreams are mostly local.
-pub fn root_store(extra_ca: Option<&Path>) -> anyhow::Result<rustls::RootCertStore> {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(c);
-    }
-    if let Some(p) = extra_ca {
-        for c in read_certs(p)? {
-            roots.add(c).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
-        }
-    }
-    Ok(roots)
-}
-
 /// Accepts every certificate: tsnsrv's `insecureHTTPS`, for upstreams with self-signed ones.
 #[derive(Debug)]
 struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
@@ -200,7 +258,7 @@ impl Connector {
     /// A connector with the system's roots plus `extra_ca`, and the DNS server if given.
     pub fn new(opts: &ClientOptions) -> anyhow::Result<Connector> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let roots = root_store(opts.extra_ca.as_deref())?;
+        let roots = tailshift_util::trust::root_store(opts.extra_ca.as_deref())?;
         let mut verified = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()?
             .with_root_certificates(roots)
@@ -335,7 +393,7 @@ impl Dialer {
         let mut last =
             io::Error::new(io::ErrorKind::NotFound, format!("{}: no address", dial.host));
         for a in addrs {
-            match TcpStream::connect(a).await {
+            match connect_when_descriptors_free(|| TcpStream::connect(a)).await {
                 Ok(s) => {
                     let _ = s.set_nodelay(true);
                     return Ok(s);
@@ -348,9 +406,10 @@ impl Dialer {
 
     async fn open(&self, dial: &Dial) -> io::Result<UpstreamStream> {
         if let Some(path) = &dial.unix {
-            let s = UnixStream::connect(path).await.map_err(|e| {
-                io::Error::new(e.kind(), format!("dial unix {}: {e}", path.display()))
-            })?;
+            let s =
+                connect_when_descriptors_free(|| UnixStream::connect(path)).await.map_err(|e| {
+                    io::Error::new(e.kind(), format!("dial unix {}: {e}", path.display()))
+                })?;
             if !dial.tls {
                 return Ok(UpstreamStream::Unix(s));
             }

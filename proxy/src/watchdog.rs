@@ -1,33 +1,92 @@
-//! The header-read deadline of client connections, kept by one coarse timer for all of them.
+//! Client connections' deadlines and limits, kept by one coarse timer for all of a listener's
+//! connections.
 //!
 //! A client that opens a connection (or keeps one alive after a response) must send a complete
 //! request head within `header_read_timeout_ms`, or the connection is closed: slow-loris
 //! clients would otherwise hold sockets forever. hyper can do this itself, but it arms a timer
 //! for every request, and on a busy proxy that registration costs more than a tenth of the CPU
-//! per request (BENCHMARKS.md). Here a request costs two atomic updates: each connection says
+//! per request (BENCHMARKS.md). Here a request costs a few atomic updates: each connection says
 //! when it started waiting for a head and how many requests it has in flight, and one ticker
-//! task, which runs only while connections exist (an idle proxy has no timer at all), closes
-//! those that waited too long. Upgraded connections (WebSocket) are no longer HTTP and are left
-//! alone.
+//! task per listener, which runs only while connections exist (an idle proxy has no timer at
+//! all), closes those that waited too long. Upgraded connections (WebSocket) are no longer HTTP
+//! and are left alone.
+//!
+//! The same ticker keeps the rules against clients that hold a connection by being slow
+//! (issue 15 F2), each measured so that a slow but working client is never the one cut:
+//! - a request body that gives nothing for `body_read_timeout_ms` while the proxy waits for it
+//!   (inactivity: a long upload that keeps sending is never cut, and time spent waiting for the
+//!   upstream to take the body does not count);
+//! - a client that takes less than `min_send_rate` bytes per second over a window while the
+//!   proxy has bytes waiting for it (a write the socket would not take, or a response frame
+//!   hyper has not yet written out): between server-sent events nothing waits, so no rate
+//!   applies;
+//! - at most `max_connections` per listener: at the cap, the connection idle longest is closed
+//!   for a new one; when none is idle, accepting waits (new connections queue in the kernel).
+//!   When descriptors run out, the listener's connections idle longest are closed too.
 
 use hyper::body::{Body, Frame, SizeHint};
+use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Not waiting for a head (upgraded, or the deadline is off).
 const EXEMPT: u64 = u64::MAX;
 
-/// The deadline keeper shared by every listener.
+/// No rate window open.
+const NO_WINDOW: u64 = u64::MAX;
+
+/// A connection that has not sent its first request is spared by eviction this long (or half
+/// the head deadline, if shorter): a client sends its head as soon as it connects.
+const FRESH_GRACE_MS: u64 = 1000;
+
+/// A listener's limits (from the proxy's TOML).
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// How long a connection may take to send a request head.
+    pub head_timeout: Duration,
+    /// How long a request body may give nothing while the proxy waits for it (zero: off).
+    pub body_timeout: Duration,
+    /// Bytes per second a client must take while bytes wait for it (0: off).
+    pub min_send_rate: u64,
+    /// The window `min_send_rate` is measured over.
+    pub send_window: Duration,
+    /// Connections the listener holds at most.
+    pub max_connections: usize,
+}
+
+/// Why the proxy closed a client connection (the `reason` label of
+/// `tailshift_connections_cut_total`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cut {
+    /// No complete request head in time (idle keep-alive connections included).
+    HeadTimeout = 0,
+    /// A request body gave nothing for `body_read_timeout_ms`.
+    BodyTimeout = 1,
+    /// The client took less than `min_send_rate` while bytes waited for it.
+    SlowReader = 2,
+    /// Closed, idle, to make room for a new connection at `max_connections`, or when
+    /// descriptors ran out.
+    EvictedIdle = 3,
+}
+
+/// One listener's deadline keeper.
 #[derive(Clone)]
 pub struct Watchdog {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    timeout_ms: u64,
+    head_ms: u64,
+    body_ms: u64,
+    min_rate: u64,
+    window_ms: u64,
+    max_conns: usize,
+    /// How long a connection that has sent no request yet is spared by eviction.
+    grace_ms: u64,
     tick: Duration,
     epoch: Instant,
     /// Milliseconds since `epoch`, refreshed by the ticker (and when a connection arrives).
@@ -35,6 +94,8 @@ struct Inner {
     conns: Mutex<Registry>,
     /// The ticker task is alive (changed only with `conns` locked).
     running: AtomicBool,
+    /// A connection went away while the listener was at its cap.
+    freed: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -43,31 +104,93 @@ struct Registry {
     watches: rustc_hash::FxHashMap<u64, Arc<Watch>>,
 }
 
-/// One connection's state.
+/// One connection's state. The connection's own task writes it with relaxed atomic stores
+/// (no lock, no timer); the ticker reads it.
 pub struct Watch {
     in_flight: AtomicU32,
     waiting_since: AtomicU64,
+    /// No request has begun on the connection yet.
+    fresh: AtomicBool,
+    /// The last write (or flush) toward the client did not go through: bytes wait for it.
+    blocked: AtomicBool,
+    /// Bytes written toward the client so far.
+    written: AtomicU64,
+    /// The client socket's descriptor (-1 once it is closed), for the bytes it still holds.
+    fd: AtomicI32,
+    /// Response bodies whose last frame hyper took but has not asked past yet (an HTTP/2
+    /// stream waiting for the client's flow-control window shows only here).
+    held: AtomicU32,
+    /// Request bodies the proxy is waiting on for bytes from the client.
+    reading: AtomicU32,
+    /// When a request body last gave bytes or started to be waited on.
+    read_progress: AtomicU64,
+    /// The ticker's rate window: when it opened, and [`Watch::taken`] then.
+    window_start: AtomicU64,
+    window_taken: AtomicU64,
     expired: tokio::sync::Notify,
     inner: Arc<Inner>,
 }
 
 impl Watchdog {
-    /// A watchdog closing connections that take longer than `timeout` for a request head.
-    pub fn new(timeout: Duration) -> Watchdog {
-        let timeout_ms = timeout.as_millis().max(1) as u64;
+    /// A watchdog keeping `limits` for one listener's connections.
+    pub fn new(limits: &Limits) -> Watchdog {
+        let ms = |d: Duration| d.as_millis().min(u64::MAX as u128 - 1) as u64;
+        let head_ms = ms(limits.head_timeout).max(1);
+        let body_ms = ms(limits.body_timeout);
+        let window_ms = ms(limits.send_window).max(1);
+        // A quarter of the shortest deadline: a cut comes at most a quarter late.
+        let mut shortest = head_ms;
+        if body_ms > 0 {
+            shortest = shortest.min(body_ms);
+        }
+        if limits.min_send_rate > 0 {
+            shortest = shortest.min(window_ms);
+        }
         Watchdog {
             inner: Arc::new(Inner {
-                timeout_ms,
-                tick: Duration::from_millis((timeout_ms / 4).clamp(10, 250)),
+                head_ms,
+                body_ms,
+                min_rate: limits.min_send_rate,
+                window_ms,
+                max_conns: limits.max_connections.max(1),
+                grace_ms: (head_ms / 2).min(FRESH_GRACE_MS),
+                tick: Duration::from_millis((shortest / 4).clamp(10, 250)),
                 epoch: Instant::now(),
                 now_ms: AtomicU64::new(0),
                 conns: Mutex::new(Registry::default()),
                 running: AtomicBool::new(false),
+                freed: tokio::sync::Notify::new(),
             }),
         }
     }
 
-    /// Registers a new connection, waiting for its first head from now on.
+    /// Waits until the listener may take one more connection: below its cap, or at it with
+    /// an idle connection that [`Watchdog::register`] will close for the new one. While every
+    /// connection is busy, the caller holds the new connection unserved (and accepts no more:
+    /// later ones queue in the kernel) rather than going over the cap or dropping it.
+    pub async fn admit(&self) {
+        let inner = &self.inner;
+        loop {
+            {
+                let reg = inner.conns.lock().unwrap_or_else(|p| p.into_inner());
+                let now = inner.now_ms.load(Ordering::Relaxed);
+                if reg.watches.len() < inner.max_conns
+                    || reg.watches.values().any(|w| w.evictable(now, inner.grace_ms))
+                {
+                    return;
+                }
+            }
+            // A connection that goes idle does not signal (that would cost every request):
+            // looked at again each tick.
+            tokio::select! {
+                _ = inner.freed.notified() => {}
+                _ = tokio::time::sleep(inner.tick) => {}
+            }
+        }
+    }
+
+    /// Registers a new connection, waiting for its first head from now on. Over the cap, the
+    /// connection idle longest is closed for it.
     pub fn register(&self) -> Registration {
         let inner = &self.inner;
         let now = inner.epoch.elapsed().as_millis() as u64;
@@ -75,21 +198,79 @@ impl Watchdog {
         let watch = Arc::new(Watch {
             in_flight: AtomicU32::new(0),
             waiting_since: AtomicU64::new(now),
+            fresh: AtomicBool::new(true),
+            blocked: AtomicBool::new(false),
+            written: AtomicU64::new(0),
+            fd: AtomicI32::new(-1),
+            held: AtomicU32::new(0),
+            reading: AtomicU32::new(0),
+            read_progress: AtomicU64::new(now),
+            window_start: AtomicU64::new(NO_WINDOW),
+            window_taken: AtomicU64::new(0),
             expired: tokio::sync::Notify::new(),
             inner: inner.clone(),
         });
         let mut reg = inner.conns.lock().unwrap_or_else(|p| p.into_inner());
         let key = reg.next;
         reg.next += 1;
+        let evicted = if reg.watches.len() >= inner.max_conns {
+            let oldest = reg
+                .watches
+                .iter()
+                .filter(|(_, w)| w.evictable(now, inner.grace_ms))
+                .min_by_key(|(_, w)| w.waiting_since.load(Ordering::Relaxed))
+                .map(|(k, _)| *k);
+            oldest.and_then(|k| reg.watches.remove(&k))
+        } else {
+            None
+        };
         reg.watches.insert(key, watch.clone());
         if !inner.running.swap(true, Ordering::SeqCst) {
             tokio::spawn(ticker(inner.clone()));
+        }
+        drop(reg);
+        if let Some(w) = evicted {
+            cut(&w, Cut::EvictedIdle);
         }
         Registration { key, watch }
     }
 }
 
-/// The ticker: refreshes the clock and expires connections; ends when none is left.
+impl Watchdog {
+    /// Closes up to `most` of the connections idle longest (when descriptors run out: an idle
+    /// connection's descriptor serves the next client better). How many it closed.
+    pub fn evict_idle(&self, most: usize) -> usize {
+        let inner = &self.inner;
+        let now = inner.now_ms.load(Ordering::Relaxed);
+        let mut reg = inner.conns.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle: Vec<(u64, u64)> = reg
+            .watches
+            .iter()
+            .filter(|(_, w)| w.evictable(now, inner.grace_ms))
+            .map(|(k, w)| (w.waiting_since.load(Ordering::Relaxed), *k))
+            .collect();
+        if idle.len() > most {
+            idle.select_nth_unstable(most);
+            idle.truncate(most);
+        }
+        let evicted: Vec<Arc<Watch>> =
+            idle.iter().filter_map(|(_, k)| reg.watches.remove(k)).collect();
+        drop(reg);
+        for w in &evicted {
+            cut(w, Cut::EvictedIdle);
+        }
+        evicted.len()
+    }
+}
+
+/// Closes a connection (its task drops it) and counts why.
+fn cut(w: &Watch, why: Cut) {
+    super::metrics::CONNECTIONS_CUT[why as usize].fetch_add(1, Ordering::Relaxed);
+    w.expired.notify_one();
+}
+
+/// The ticker: refreshes the clock and closes connections past a limit; ends when none is
+/// left.
 async fn ticker(inner: Arc<Inner>) {
     let mut expired = Vec::new();
     loop {
@@ -97,26 +278,83 @@ async fn ticker(inner: Arc<Inner>) {
         let now = inner.epoch.elapsed().as_millis() as u64;
         inner.now_ms.fetch_max(now, Ordering::Relaxed);
         {
-            let reg = inner.conns.lock().unwrap_or_else(|p| p.into_inner());
+            let mut reg = inner.conns.lock().unwrap_or_else(|p| p.into_inner());
             if reg.watches.is_empty() {
                 inner.running.store(false, Ordering::SeqCst);
                 return;
             }
-            for w in reg.watches.values() {
-                // Acquire pairs with the Release of a finished request: its new waiting time
-                // is seen along with its zero.
-                if w.in_flight.load(Ordering::Acquire) != 0 {
-                    continue;
+            // Taken out of the registry at once: counted once, and the slot is free for the
+            // next connection even before the closing task has run.
+            reg.watches.retain(|_, w| match inner.verdict(w, now) {
+                Some(why) => {
+                    expired.push((w.clone(), why));
+                    false
                 }
-                let since = w.waiting_since.load(Ordering::Relaxed);
-                if since != EXEMPT && now.saturating_sub(since) > inner.timeout_ms {
-                    expired.push(w.clone());
+                None => true,
+            });
+        }
+        if !expired.is_empty() {
+            inner.freed.notify_one();
+        }
+        for (w, why) in expired.drain(..) {
+            cut(&w, why);
+        }
+    }
+}
+
+impl Inner {
+    /// Whether (and why) a connection is to be closed now. Keeps its rate window.
+    fn verdict(&self, w: &Watch, now: u64) -> Option<Cut> {
+        let since = w.waiting_since.load(Ordering::Relaxed);
+        if since == EXEMPT {
+            return None;
+        }
+        // Acquire pairs with the Release of a body that started waiting: its start is seen
+        // along with the count.
+        if self.body_ms > 0
+            && w.reading.load(Ordering::Acquire) > 0
+            && now.saturating_sub(w.read_progress.load(Ordering::Relaxed)) > self.body_ms
+        {
+            return Some(Cut::BodyTimeout);
+        }
+        // Acquire pairs with the Release of a finished request: its new waiting time is seen
+        // along with its zero.
+        let in_flight = w.in_flight.load(Ordering::Acquire);
+        if w.unsent() {
+            if self.min_rate > 0 {
+                let start = w.window_start.load(Ordering::Relaxed);
+                if start == NO_WINDOW {
+                    w.window_start.store(now, Ordering::Relaxed);
+                    w.window_taken.store(w.taken(), Ordering::Relaxed);
+                } else if now.saturating_sub(start) >= self.window_ms {
+                    let taken = w.taken();
+                    let owed = self.min_rate.saturating_mul(now - start) / 1000;
+                    if taken.saturating_sub(w.window_taken.load(Ordering::Relaxed)) < owed {
+                        return Some(Cut::SlowReader);
+                    }
+                    w.window_start.store(now, Ordering::Relaxed);
+                    w.window_taken.store(taken, Ordering::Relaxed);
                 }
             }
+            // The last response is still going out (its body done, its tail in hyper's or the
+            // socket's buffer): the wait for the next head starts when it is out, so a slow but
+            // reading client is never cut as if it were idle.
+            if in_flight == 0 {
+                let _ = w.waiting_since.compare_exchange(
+                    since,
+                    now,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+            }
+            return None;
         }
-        for w in expired.drain(..) {
-            w.expired.notify_one();
+        // Nothing waits for the client: a rate window, if any, is over.
+        w.window_start.store(NO_WINDOW, Ordering::Relaxed);
+        if in_flight == 0 && now.saturating_sub(since) > self.head_ms {
+            return Some(Cut::HeadTimeout);
         }
+        None
     }
 }
 
@@ -132,7 +370,8 @@ impl Registration {
         &self.watch
     }
 
-    /// Resolves when the connection waited too long for a request head.
+    /// Resolves when the connection is to be closed: it waited too long for a request head or
+    /// body, it reads too slowly, or it was idle when the listener needed its slot.
     pub async fn expired(&self) {
         self.watch.expired.notified().await
     }
@@ -140,8 +379,11 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        let mut reg = self.watch.inner.conns.lock().unwrap_or_else(|p| p.into_inner());
-        reg.watches.remove(&self.key);
+        let inner = &self.watch.inner;
+        let mut reg = inner.conns.lock().unwrap_or_else(|p| p.into_inner());
+        if reg.watches.remove(&self.key).is_some() && reg.watches.len() + 1 >= inner.max_conns {
+            inner.freed.notify_one();
+        }
     }
 }
 
@@ -149,19 +391,62 @@ impl Watch {
     /// A request head arrived: the connection is busy until its response is done.
     pub fn begin(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight { watch: self.clone() }
+        self.fresh.store(false, Ordering::Relaxed);
+        InFlight { watch: self.clone(), held: false }
     }
 
     /// The connection was upgraded: no more heads to wait for.
     pub fn exempt(&self) {
         self.waiting_since.store(EXEMPT, Ordering::Relaxed);
     }
-}
 
-impl InFlight {
-    /// The request upgraded its connection (101): no more heads to wait for on it.
-    pub fn exempt(&self) {
-        self.watch.exempt();
+    /// A clock for one request body's reads (the inactivity deadline).
+    pub fn body_clock(self: &Arc<Self>) -> BodyClock {
+        BodyClock { watch: self.clone(), waiting: false }
+    }
+
+    /// Bytes the client has taken: written, less what its socket still holds unacknowledged
+    /// (TCP) or unread (unix). Bytes the socket accepted are not taken yet: a socket buffer of
+    /// megabytes accepts writes in bursts, long apart when the client is slow, and would make
+    /// a steady reader look stalled between them.
+    fn taken(&self) -> u64 {
+        let written = self.written.load(Ordering::Relaxed);
+        let fd = self.fd.load(Ordering::Relaxed);
+        if fd < 0 {
+            return written;
+        }
+        let mut queued: libc::c_int = 0;
+        // SAFETY: TIOCOUTQ (SIOCOUTQ for sockets) writes one int. A descriptor closed (or even
+        // reused) since it was loaded gives an error or another socket's figure: one reading
+        // of a connection that is going away.
+        let ok = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut queued) } == 0;
+        if ok { written.saturating_sub(queued.max(0) as u64) } else { written }
+    }
+
+    /// Bytes wait for the client.
+    fn unsent(&self) -> bool {
+        self.blocked.load(Ordering::Relaxed) || self.held.load(Ordering::Relaxed) != 0
+    }
+
+    /// Waiting for a request head with nothing in flight and nothing unsent.
+    fn idle(&self) -> bool {
+        self.waiting_since.load(Ordering::Relaxed) != EXEMPT
+            && self.in_flight.load(Ordering::Relaxed) == 0
+            && !self.unsent()
+    }
+
+    /// Idle, and closing it loses no request: it has served one (a client reusing a kept-alive
+    /// connection is ready for it to close, as at the idle deadline), or it has waited for its
+    /// first head past `grace_ms`. A connection just accepted is idle only until its head is
+    /// read, and its client has most likely sent one already.
+    fn evictable(&self, now: u64, grace_ms: u64) -> bool {
+        self.idle()
+            && (!self.fresh.load(Ordering::Relaxed)
+                || now.saturating_sub(self.waiting_since.load(Ordering::Relaxed)) >= grace_ms)
+    }
+
+    fn now(&self) -> u64 {
+        self.inner.now_ms.load(Ordering::Relaxed)
     }
 }
 
@@ -169,28 +454,46 @@ impl InFlight {
 /// failed), the connection waits for the next head.
 pub struct InFlight {
     watch: Arc<Watch>,
+    /// The response body's last frame is counted in `held`.
+    held: bool,
+}
+
+impl InFlight {
+    /// The request upgraded its connection (101): no more heads to wait for on it.
+    pub fn exempt(&self) {
+        self.watch.exempt();
+    }
+
+    fn release(&mut self) {
+        if self.held {
+            self.held = false;
+            self.watch.held.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
+        self.release();
         let w = &self.watch;
         if w.waiting_since.load(Ordering::Relaxed) != EXEMPT {
-            w.waiting_since.store(w.inner.now_ms.load(Ordering::Relaxed), Ordering::Relaxed);
+            w.waiting_since.store(w.now(), Ordering::Relaxed);
         }
         w.in_flight.fetch_sub(1, Ordering::Release);
     }
 }
 
-/// A response body that keeps its request in flight until it is done.
+/// A response body that keeps its request in flight until it is done, and tells the watchdog
+/// when hyper holds a frame of it that the client has not taken yet.
 pub struct Tracked<B> {
     body: B,
-    _in_flight: InFlight,
+    in_flight: InFlight,
 }
 
 impl<B> Tracked<B> {
     /// Wraps `body`.
     pub fn new(body: B, in_flight: InFlight) -> Tracked<B> {
-        Tracked { body, _in_flight: in_flight }
+        Tracked { body, in_flight }
     }
 }
 
@@ -202,7 +505,16 @@ impl<B: Body + Unpin> Body for Tracked<B> {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
+        // Asked again: the frame before is out of the body's hands.
+        self.in_flight.release();
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && frame.is_data()
+        {
+            self.in_flight.held = true;
+            self.in_flight.watch.held.fetch_add(1, Ordering::Relaxed);
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -211,5 +523,147 @@ impl<B: Body + Unpin> Body for Tracked<B> {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+/// One request body's reads, for the inactivity deadline: told when the body had nothing to
+/// give (the proxy now waits on the client) and when bytes arrived.
+pub struct BodyClock {
+    watch: Arc<Watch>,
+    waiting: bool,
+}
+
+impl BodyClock {
+    /// The body had nothing to give: the proxy waits on the client from now (if it did not
+    /// already).
+    pub fn waiting(&mut self) {
+        if !self.waiting {
+            self.waiting = true;
+            let w = &self.watch;
+            w.read_progress.store(w.now(), Ordering::Relaxed);
+            w.reading.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// Bytes (or the end, or an error) arrived.
+    pub fn arrived(&mut self) {
+        let w = &self.watch;
+        w.read_progress.store(w.now(), Ordering::Relaxed);
+        if self.waiting {
+            self.waiting = false;
+            w.reading.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for BodyClock {
+    fn drop(&mut self) {
+        if self.waiting {
+            self.watch.reading.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A client connection whose writes the watchdog sees: whether the last one went through
+/// (bytes wait for the client when it did not) and how many bytes were written (the socket's
+/// descriptor tells how many of those it still holds).
+pub struct Metered<I> {
+    io: I,
+    watch: Arc<Watch>,
+    /// Mirrors of the watch's fields, so that a write stores only what changed.
+    written: u64,
+    blocked: bool,
+}
+
+impl<I: std::os::fd::AsRawFd> Metered<I> {
+    /// Wraps a connection registered as `watch`.
+    pub fn new(io: I, watch: Arc<Watch>) -> Metered<I> {
+        watch.fd.store(io.as_raw_fd(), Ordering::Relaxed);
+        Metered { io, watch, written: 0, blocked: false }
+    }
+}
+
+impl<I> Drop for Metered<I> {
+    fn drop(&mut self) {
+        // Before the socket closes (its fields drop after this).
+        self.watch.fd.store(-1, Ordering::Relaxed);
+    }
+}
+
+impl<I> Metered<I> {
+    fn note<T>(&mut self, polled: &Poll<io::Result<T>>, wrote: usize) {
+        match polled {
+            Poll::Pending => {
+                if !self.blocked {
+                    self.blocked = true;
+                    self.watch.blocked.store(true, Ordering::Relaxed);
+                }
+            }
+            Poll::Ready(_) => {
+                if wrote > 0 {
+                    self.written += wrote as u64;
+                    self.watch.written.store(self.written, Ordering::Relaxed);
+                }
+                if self.blocked {
+                    self.blocked = false;
+                    self.watch.blocked.store(false, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Metered<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Metered<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.io).poll_write(cx, buf);
+        let wrote = match &polled {
+            Poll::Ready(Ok(n)) => *n,
+            _ => 0,
+        };
+        self.note(&polled, wrote);
+        polled
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        let wrote = match &polled {
+            Poll::Ready(Ok(n)) => *n,
+            _ => 0,
+        };
+        self.note(&polled, wrote);
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // A TLS stream takes a write into its buffer and blocks only on the flush.
+        let polled = Pin::new(&mut self.io).poll_flush(cx);
+        self.note(&polled, 0);
+        polled
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }

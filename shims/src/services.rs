@@ -188,9 +188,36 @@ impl TailscaleServicesShim {
     }
 }
 
+/// The oldest tailscaled whose Services tailshift relies on: before 1.102, tailscaled forwarded
+/// ports a Service does not serve to the host's loopback (`reference/tailscale.md` section 12).
+pub const MIN_TAILSCALED: (u32, u32) = (1, 102);
+
+/// `major.minor` of a tailscaled version string (`1.102.0-t0123abcd-g4567ef`).
+pub fn version_of(v: &str) -> Option<(u32, u32)> {
+    let mut parts = v.trim().split(['.', '-']);
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
 impl Shim for TailscaleServicesShim {
     fn kind(&self) -> &'static str {
         "tailscale-services"
+    }
+
+    fn preflight(&self) -> Result<(), ShimError> {
+        let status = self.localapi.get_json("status?peers=false")?;
+        let version = status["Version"].as_str().unwrap_or_default();
+        match version_of(version) {
+            Some(v) if v >= MIN_TAILSCALED => Ok(()),
+            _ => Err(ShimError::Refused {
+                service: "tailscale-services".into(),
+                reason: format!(
+                    "tailscaled on the proxy's host is {}; Tailscale Services need {}.{} or later (older ones forward ports a Service does not serve to this host's loopback): upgrade tailscaled first",
+                    if version.is_empty() { "of an unknown version" } else { version },
+                    MIN_TAILSCALED.0,
+                    MIN_TAILSCALED.1
+                ),
+            }),
+        }
     }
 
     fn describe(&self, s: &ShimService) -> Vec<String> {
@@ -331,5 +358,33 @@ impl Shim for TailscaleServicesShim {
 
     fn unprepare(&self, _: &ShimService) -> Result<(), ShimError> {
         Ok(())
+    }
+
+    fn verify_restored(&self, s: &ShimService) -> Result<Verification, ShimError> {
+        let label = s.label();
+        let devices = self.api.devices()?;
+        let own =
+            devices.iter().any(|d| d.hostname == label || d.name.split('.').next() == Some(label));
+        let suffixed: Vec<&str> = devices
+            .iter()
+            .map(|d| d.name.split('.').next().unwrap_or(&d.hostname))
+            .filter(|n| {
+                n.strip_prefix(label)
+                    .and_then(|r| r.strip_prefix('-'))
+                    .is_some_and(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()))
+            })
+            .collect();
+        if own && suffixed.is_empty() {
+            return Ok(Verification::Holds);
+        }
+        Ok(Verification::Missing(format!(
+            "the legacy node of {} {}; to reclaim the name: delete the Service svc:{label} if it is still defined, remove the stale device named {label} in the admin console (or `tailscale` API), clear /var/lib/private/tsnsrv-{label} only if the node must log in again, then restart its unit",
+            s.service,
+            if suffixed.is_empty() {
+                format!("is not registered as {label}")
+            } else {
+                format!("came back as {} while {label} is held", suffixed.join(", "))
+            }
+        )))
     }
 }

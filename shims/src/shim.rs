@@ -97,6 +97,17 @@ pub trait Shim {
     fn kind(&self) -> &'static str;
     /// What it will do for a service, in words, for the plan.
     fn describe(&self, s: &ShimService) -> Vec<String>;
+    /// After a rollback started the legacy node again: whether it came back under its own name
+    /// (a node whose name is still held, by a Service or a stale device, registers as
+    /// `name-1`). Where the backend cannot tell, it holds.
+    fn verify_restored(&self, _: &ShimService) -> Result<Verification, ShimError> {
+        Ok(Verification::Holds)
+    }
+    /// What must hold before a wave uses it at all (a daemon new enough, a file writable), checked
+    /// in pre-flight, before anything changes. By default nothing.
+    fn preflight(&self) -> Result<(), ShimError> {
+        Ok(())
+    }
     /// Before the legacy node stops.
     fn prepare(&self, s: &ShimService) -> Result<(), ShimError>;
     /// After the legacy node stopped.

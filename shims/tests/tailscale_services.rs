@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use tailshift_shims::admin_api::{AdminApi, Credential};
 use tailshift_shims::services::TailscaleServicesShim;
-use tailshift_shims::{LocalApi, Shim, ShimService};
+use tailshift_shims::{LocalApi, Shim, ShimService, Verification};
 
 const TOKEN: &str = "tskey-api-test";
 const SELF_ID: &str = "nSELF";
@@ -26,6 +26,7 @@ struct Tailnet {
     log: Vec<String>,
     // tailscaled
     self_tags: Vec<String>,
+    version: Option<String>,
     advertise: Vec<String>,
     serve: Value,
     etag: u64,
@@ -154,6 +155,7 @@ fn localapi(t: &Shared, r: &Req) -> Resp {
         ("GET", "status?peers=false") => Resp::json(
             200,
             &json!({
+                "Version": t.version.clone().unwrap_or_else(|| "1.102.0-t1234567-gabcdef".into()),
                 "Self": {"ID": SELF_ID, "DNSName": "proxyhost.tail1.ts.net.", "Tags": t.self_tags},
                 "CurrentTailnet": {"MagicDNSSuffix": "tail1.ts.net"}
             }),
@@ -408,4 +410,34 @@ fn the_node_entry_points_at_the_node_socket_with_funnel_when_asked() {
     );
     assert_eq!(t.serve["AllowFunnel"]["proxyhost.tail1.ts.net:443"], true);
     assert_eq!(t.serve["TCP"]["443"]["HTTPS"], true);
+}
+
+#[test]
+fn preflight_refuses_a_tailscaled_older_than_1_102() {
+    let w = world();
+    assert!(w.shim.preflight().is_ok());
+    w.t.lock().unwrap().version = Some("1.100.3-t1-g2".into());
+    let e = w.shim.preflight().unwrap_err().to_string();
+    assert!(e.contains("is 1.100.3-t1-g2; Tailscale Services need 1.102 or later"), "{e}");
+    w.t.lock().unwrap().version = Some("1.110.0".into());
+    assert!(w.shim.preflight().is_ok());
+}
+
+#[test]
+fn a_legacy_node_that_came_back_as_name_1_is_reported_with_the_reclaim_procedure() {
+    let w = world();
+    w.t.lock().unwrap().devices = vec![device("n1", "jellyfin", &["tag:tsnsrv"], true, false)];
+    assert!(w.shim.verify_restored(&jellyfin()).unwrap().holds());
+    // The name was still held (by the Service, or a stale device): the node got `-1`.
+    w.t.lock().unwrap().devices = vec![
+        device("n1", "jellyfin", &["tag:tsnsrv"], false, false),
+        device("n2", "jellyfin-1", &["tag:tsnsrv"], true, false),
+    ];
+    match w.shim.verify_restored(&jellyfin()).unwrap() {
+        Verification::Missing(why) => {
+            assert!(why.contains("came back as jellyfin-1 while jellyfin is held"), "{why}");
+            assert!(why.contains("delete the Service svc:jellyfin"), "{why}");
+        }
+        Verification::Holds => panic!("a node under another name went unnoticed"),
+    }
 }

@@ -15,8 +15,14 @@ pub enum Legacy {
     Systemd,
     /// A generated NixOS module disabling the moved units, then the switch command.
     Nix {
-        /// The module's path (imported by the host's configuration).
-        module: PathBuf,
+        /// The moves file tailshift's NixOS module reads (default: beside `module`,
+        /// `<stem>-moves.json`).
+        #[serde(default)]
+        data: Option<PathBuf>,
+        /// The equivalent generated module, for configurations that import it instead of
+        /// tailshift's module.
+        #[serde(default)]
+        module: Option<PathBuf>,
         /// The switch command (`["nixos-rebuild", "switch"]`).
         switch: Vec<String>,
     },
@@ -28,45 +34,19 @@ pub enum Legacy {
     },
 }
 
-/// How a check reaches a service by its old name.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CheckConfig {
-    /// Resolve names through this DNS server (default: the system resolver).
-    #[serde(default)]
-    pub resolver: Option<SocketAddr>,
-    /// The HTTPS port names answer on.
-    #[serde(default = "default_https_port")]
-    pub port: u16,
-    /// Extra CA certificates (PEM) to trust, besides the system's.
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    /// Per request.
-    #[serde(default = "default_check_timeout_ms")]
-    pub timeout_ms: u64,
-}
-
-impl Default for CheckConfig {
-    fn default() -> Self {
-        CheckConfig {
-            resolver: None,
-            port: 443,
-            ca_file: None,
-            timeout_ms: default_check_timeout_ms(),
-        }
-    }
-}
-
-fn default_https_port() -> u16 {
-    443
-}
-
-fn default_check_timeout_ms() -> u64 {
-    5000
-}
+/// `[apply.check]`: how a check reaches a service by its old name (the checks crate's).
+pub use tailshift_checks::CheckConfig;
 
 fn default_settle_ms() -> u64 {
     2000
+}
+
+fn default_legacy_state_root() -> PathBuf {
+    PathBuf::from("/var/lib")
+}
+
+fn default_adapter_timeout_s() -> u64 {
+    900
 }
 
 /// `[apply]`.
@@ -95,6 +75,14 @@ pub struct ApplyConfig {
     pub hosts_file: Option<PathBuf>,
     /// The legacy adapter.
     pub legacy: Legacy,
+    /// Where systemd keeps the legacy nodes' state (`StateDirectory`): `finalize` removes a
+    /// moved node's state under it.
+    #[serde(default = "default_legacy_state_root")]
+    pub legacy_state_root: PathBuf,
+    /// How long one adapter command may run (a `nixos-rebuild switch` of a big host takes
+    /// minutes) before it is stopped and its step fails.
+    #[serde(default = "default_adapter_timeout_s")]
+    pub adapter_timeout_s: u64,
     /// Checks.
     #[serde(default)]
     pub check: CheckConfig,
@@ -227,6 +215,23 @@ fn default_confirm_timeout_s() -> u64 {
     600
 }
 
+impl Legacy {
+    /// The files the nix adapter writes (`None` for other adapters).
+    pub fn nix_files(&self) -> Option<super::nix_adapter::NixFiles> {
+        match self {
+            Legacy::Nix { data, module, .. } => Some(super::nix_adapter::NixFiles {
+                data: data.clone().unwrap_or_else(|| {
+                    super::nix_adapter::default_data_path(
+                        module.as_deref().unwrap_or(Path::new("tailshift.nix")),
+                    )
+                }),
+                module: module.clone(),
+            }),
+            _ => None,
+        }
+    }
+}
+
 impl ApplyConfig {
     /// Reads `[apply]` from `migrate.toml`; errors name the file, line and column.
     pub fn load(path: &Path) -> anyhow::Result<ApplyConfig> {
@@ -240,6 +245,12 @@ impl ApplyConfig {
             );
         }
         let d: DocAny = tailshift_util::parse_toml(path, &text)?;
+        if let Legacy::Nix { data: None, module: None, .. } = &d.apply.legacy {
+            anyhow::bail!(
+                "{}: [apply] legacy = {{ adapter = \"nix\" }} needs `data` (the moves file tailshift's NixOS module reads) or `module` (a generated module your configuration imports), or both",
+                path.display()
+            );
+        }
         Ok(d.apply)
     }
 

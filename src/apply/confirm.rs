@@ -8,43 +8,7 @@ use super::journal::Journal;
 use super::lock::Lock;
 use super::state::{Phase, State};
 use crate::exit::Exit;
-use std::os::unix::process::CommandExt;
 use std::time::Duration;
-
-/// Starts the watcher for a wave (re-running this binary as `migrate watch-confirm`).
-pub fn spawn_watcher(req: &Request, deadline: u64) -> anyhow::Result<()> {
-    let dir = req.cfg.state_dir();
-    let log =
-        std::fs::OpenOptions::new().create(true).append(true).open(dir.join("watcher.log"))?;
-    let exe = std::env::current_exe()?;
-    let mut cmd = std::process::Command::new(exe);
-    cmd.arg("watch-confirm")
-        .args([
-            "--wave",
-            &req.wave.to_string(),
-            "--host",
-            &req.host,
-            "--deadline",
-            &deadline.to_string(),
-        ])
-        .args(["--config"])
-        .arg(std::fs::canonicalize(&req.config_path).unwrap_or_else(|_| req.config_path.clone()))
-        .args(["--plan"])
-        .arg(std::fs::canonicalize(&req.plan_path).unwrap_or_else(|_| req.plan_path.clone()))
-        .stdin(std::process::Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log);
-    // SAFETY: setsid is async-signal-safe; the child leaves our session so a terminal hang-up
-    // or the CLI's death does not take it along.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
-    cmd.spawn()?;
-    Ok(())
-}
 
 /// `migrate confirm --wave N`.
 pub fn confirm(req: &Request) -> anyhow::Result<Exit> {
@@ -81,7 +45,12 @@ pub fn confirm(req: &Request) -> anyhow::Result<Exit> {
         state.save(&dir)?;
         journal.result(&intent, None)?;
     }
-    println!("wave {} confirmed on {} ({} services)", req.wave, req.host, waiting.len());
+    println!(
+        "wave {} confirmed on {} ({})",
+        req.wave,
+        req.host,
+        tailshift_util::plural(waiting.len(), "service")
+    );
     Ok(Exit::Ok)
 }
 
@@ -116,5 +85,22 @@ pub fn watch(req: &Request, deadline: u64) -> anyhow::Result<Exit> {
         return Ok(Exit::Ok);
     }
     println!("wave {}: no confirmation by the deadline; rolling it back", req.wave);
-    super::engine::rollback(req, true)
+    let exit = super::engine::rollback(req, false)?;
+    if exit == Exit::Ok {
+        // Said in the journal, so `status` can tell the operator why the wave is gone.
+        let mut journal = Journal::open(&dir)?;
+        let intent = journal.intent(
+            &req.plan.plan_id,
+            WATCHER,
+            req.wave,
+            "",
+            0,
+            "rolled back: no confirmation by the deadline",
+        )?;
+        journal.result(&intent, None)?;
+    }
+    Ok(exit)
 }
+
+/// The journal's operation for what the confirmation watcher did.
+pub const WATCHER: &str = "watcher";

@@ -25,6 +25,30 @@ pub struct Owner {
 }
 
 impl Owner {
+    /// `apply of wave 4 by pid 123 on storage since 2026-12-04T19:00:00Z (id ...)`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{}{} by pid {} on {} since {} (lock id {}){}",
+            self.operation,
+            self.wave.map(|w| format!(" of wave {w}")).unwrap_or_default(),
+            self.pid,
+            self.host,
+            tailshift_util::Timestamp::from_unix_secs(self.since),
+            self.id,
+            if self.is_stale() { ", a process that no longer exists (stale)" } else { "" }
+        )
+    }
+
+    /// What the operator runs next, with every flag it needs.
+    pub fn next_step(&self, dir: &Path) -> String {
+        let unlock = format!("migrate force-unlock {} --state-dir {}", self.id, dir.display());
+        if self.is_stale() {
+            format!("check `migrate status --state-dir {}`, then `{unlock}`", dir.display())
+        } else {
+            format!("wait for it to finish; if it hangs, stop it first, then `{unlock}`")
+        }
+    }
+
     /// Whether the owning process is gone (only knowable on the same host).
     pub fn is_stale(&self) -> bool {
         self.host == hostname() && !Path::new(&format!("/proc/{}", self.pid)).exists()
@@ -35,8 +59,13 @@ impl Owner {
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     /// Someone holds it.
-    #[error("the state directory is locked by {} (pid {} on {}, {} wave {:?}, since {}){}; if that run is gone, inspect `migrate status` and run `migrate force-unlock {}`", .0.id, .0.pid, .0.host, .0.operation, .0.wave, .0.since, if .0.is_stale() { " — its process no longer exists (stale)" } else { "" }, .0.id)]
-    Held(Owner),
+    #[error("{} is locked by {}; {}", .dir.display(), .owner.describe(), .owner.next_step(.dir))]
+    Held {
+        /// Who.
+        owner: Box<Owner>,
+        /// The state directory.
+        dir: PathBuf,
+    },
     /// The lock file could not be made or read.
     #[error("{0}")]
     Io(String),
@@ -96,7 +125,7 @@ impl Lock {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 return Err(match Lock::owner(dir)? {
-                    Some(o) => LockError::Held(o),
+                    Some(o) => LockError::Held { owner: Box::new(o), dir: dir.to_path_buf() },
                     None => LockError::Io(format!(
                         "{}: appeared and vanished; try again",
                         path.display()
@@ -122,7 +151,7 @@ impl Lock {
             return Err(LockError::Io(format!("the lock's id is {}, not {id}", o.id)));
         }
         if o.host == hostname() && !o.is_stale() {
-            return Err(LockError::Held(o));
+            return Err(LockError::Held { owner: Box::new(o), dir: dir.to_path_buf() });
         }
         std::fs::remove_file(Lock::path(dir)).map_err(|e| LockError::Io(e.to_string()))?;
         Ok(o)
@@ -144,7 +173,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let l = Lock::acquire(dir.path(), "apply", Some(1)).unwrap();
         let e = Lock::acquire(dir.path(), "rollback", Some(1)).unwrap_err();
-        assert!(matches!(&e, LockError::Held(o) if o.operation == "apply"), "{e}");
+        assert!(matches!(&e, LockError::Held { owner, .. } if owner.operation == "apply"), "{e}");
         // A live owner cannot be forced out.
         let id = Lock::owner(dir.path()).unwrap().unwrap().id;
         assert!(Lock::force_unlock(dir.path(), &id).is_err());

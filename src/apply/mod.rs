@@ -3,13 +3,14 @@
 //! applies and rolls back waves from a plan file.
 
 pub mod admin_client;
-pub mod check;
 pub mod config;
 pub mod confirm;
 pub mod engine;
 pub mod journal;
+pub mod kept_plans;
 pub mod lock;
 pub mod nix_adapter;
+pub mod signals;
 pub mod state;
 
 use std::path::PathBuf;

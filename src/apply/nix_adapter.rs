@@ -1,10 +1,56 @@
-//! The `nix` legacy adapter: a generated NixOS module, at a path your configuration imports,
-//! that disables the migrated tsnsrv units (`systemd.services."tsnsrv-<name>".enable`), then
-//! your switch command (`nixos-rebuild switch`, `colmena apply --on storage`, ...). The module
-//! is tailshift's file: it is rewritten whole, atomically, from the set of units it disables.
+//! The `nix` legacy adapter: it writes data, not Nix code. One versioned JSON file per host
+//! (the moves file, `tailshift.moves/v1`, kept where the operator's flake tracks it) lists the
+//! tsnsrv units whose services moved to the proxy; tailshift's NixOS module reads it and
+//! disables exactly those units. Until every user imports that module, the adapter also renders
+//! the equivalent module (`systemd.services."tsnsrv-<name>".enable = lib.mkForce false`) at
+//! `module`, from the same data. Then it runs the switch command (`nixos-rebuild switch`,
+//! `colmena apply --on storage`, ...). Both files are tailshift's: rewritten whole, atomically.
 
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// The moves file's schema.
+pub const MOVES_SCHEMA: &str = "tailshift.moves/v1";
+
+/// The moves file: what the host's configuration must change for the services that moved.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Moves {
+    /// [`MOVES_SCHEMA`].
+    pub schema: String,
+    /// Units to disable (`tsnsrv-<name>`, without `.service`), sorted.
+    pub disabled_units: BTreeSet<String>,
+}
+
+/// The moves file beside a module path when `[apply] legacy.data` is not given:
+/// `tailshift.nix` -> `tailshift-moves.json`.
+pub fn default_data_path(module: &Path) -> PathBuf {
+    let stem = module.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    module.with_file_name(format!("{stem}-moves.json"))
+}
+
+/// Reads the moves file; absent: what an older tailshift's module says, else nothing moved.
+pub fn read_moves(data: &Path, module: Option<&Path>) -> anyhow::Result<Moves> {
+    match std::fs::read_to_string(data) {
+        Ok(text) => {
+            let m: Moves = serde_json::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("{}: not a moves file: {e}", data.display()))?;
+            if m.schema != MOVES_SCHEMA {
+                anyhow::bail!("{}: schema {:?}, expected {MOVES_SCHEMA}", data.display(), m.schema);
+            }
+            Ok(m)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Moves {
+            schema: MOVES_SCHEMA.into(),
+            disabled_units: match module {
+                Some(m) => disabled(m)?,
+                None => BTreeSet::new(),
+            },
+        }),
+        Err(e) => anyhow::bail!("{}: {e}", data.display()),
+    }
+}
 
 const HEADER: &str = "# Written by tailshift: tsnsrv units whose services moved to the proxy.\n# Import this file from the host's configuration; `migrate rollback` takes units out again.\n";
 
@@ -66,34 +112,61 @@ pub fn untracked_warning(module: &Path) -> Option<String> {
     })
 }
 
-/// Adds (`stop`) or removes (`start`) a unit, rewrites the module if that changes it, and runs
-/// the switch command (always: a crash may have come between the write and the switch).
-pub fn act(module: &Path, switch: &[String], action: &str, unit: &str) -> anyhow::Result<()> {
+/// Adds (`stop`) or removes (`start`) a unit in the moves file (and the module rendered from
+/// it), rewrites them if that changes them, and runs the switch command (always: a crash may
+/// have come between the write and the switch).
+pub fn act(
+    files: &NixFiles,
+    switch: &[String],
+    action: &str,
+    unit: &str,
+    timeout: std::time::Duration,
+) -> anyhow::Result<()> {
     let name = unit.trim_end_matches(".service").to_string();
     if name == "tsnsrv-all" && matches!(action, "stop" | "start") {
-        // Disabling the fork's one unit would stop every service in it; removing one service
-        // from its generated YAML cannot be done from a module beside it.
+        // Disabling the fork's one unit would stop every service in it (pre-flight refuses it
+        // first; this is the last guard).
         anyhow::bail!(
             "the nix adapter cannot take one service out of the fork's tsnsrv-all unit: set `services.tsnsrv.separateProcesses = true` first (one unit per service), or use the command adapter to rewrite its service list"
         );
     }
-    let mut units = disabled(module)?;
+    let mut moves = read_moves(&files.data, files.module.as_deref())?;
     match action {
         "stop" => {
-            units.insert(name);
+            moves.disabled_units.insert(name);
         }
         "start" => {
-            units.remove(&name);
+            moves.disabled_units.remove(&name);
         }
         "finalize" | "repoint" | "restore" => {}
         other => anyhow::bail!("the nix adapter cannot {other}"),
     }
-    let text = render(&units);
-    if std::fs::read_to_string(module).ok().as_deref() != Some(text.as_str()) {
-        tailshift_plans::plan_file::write_atomic(module, &text)?;
+    let data = serde_json::to_string_pretty(&moves)? + "\n";
+    if std::fs::read_to_string(&files.data).ok().as_deref() != Some(data.as_str()) {
+        tailshift_util::write_atomic(
+            &files.data,
+            data.as_bytes(),
+            tailshift_util::FileMode::KeepOr(0o644),
+        )
+        .map_err(|e| anyhow::anyhow!("{}: {e}", files.data.display()))?;
     }
-    if let Some(w) = untracked_warning(module) {
-        eprintln!("{w}");
+    if let Some(module) = &files.module {
+        // Refuse to overwrite a file that is not ours before writing anything of it.
+        disabled(module)?;
+        let text = render(&moves.disabled_units);
+        if std::fs::read_to_string(module).ok().as_deref() != Some(text.as_str()) {
+            tailshift_util::write_atomic(
+                module,
+                text.as_bytes(),
+                tailshift_util::FileMode::KeepOr(0o644),
+            )
+            .map_err(|e| anyhow::anyhow!("{}: {e}", module.display()))?;
+        }
+    }
+    for f in std::iter::once(files.data.as_path()).chain(files.module.as_deref()) {
+        if let Some(w) = untracked_warning(f) {
+            eprintln!("{w}");
+        }
     }
     if action == "finalize" {
         return Ok(());
@@ -101,27 +174,35 @@ pub fn act(module: &Path, switch: &[String], action: &str, unit: &str) -> anyhow
     let (prog, args) = switch
         .split_first()
         .ok_or_else(|| anyhow::anyhow!("[apply] legacy switch command is empty"))?;
-    let out = std::process::Command::new(prog)
-        .args(args)
-        .output()
-        .map_err(|e| anyhow::anyhow!("{prog}: {e}"))?;
+    let out = super::signals::run(std::process::Command::new(prog).args(args), timeout)?;
     if !out.status.success() {
         anyhow::bail!("{}: {}", switch.join(" "), String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(())
 }
 
+/// The files the nix adapter writes.
+#[derive(Clone, Debug)]
+pub struct NixFiles {
+    /// The moves file (data, read by tailshift's NixOS module).
+    pub data: PathBuf,
+    /// The equivalent module, for configurations that do not import tailshift's module yet.
+    pub module: Option<PathBuf>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    const T: std::time::Duration = std::time::Duration::from_secs(60);
 
     #[test]
     fn the_module_round_trips_and_refuses_foreign_files() {
         let dir = tempfile::tempdir().unwrap();
         let m = dir.path().join("tailshift.nix");
-        act(&m, &["true".into()], "stop", "tsnsrv-b.service").unwrap();
-        act(&m, &["true".into()], "stop", "tsnsrv-a.service").unwrap();
-        act(&m, &["true".into()], "stop", "tsnsrv-a.service").unwrap();
+        let f = NixFiles { data: default_data_path(&m), module: Some(m.clone()) };
+        act(&f, &["true".into()], "stop", "tsnsrv-b.service", T).unwrap();
+        act(&f, &["true".into()], "stop", "tsnsrv-a.service", T).unwrap();
+        act(&f, &["true".into()], "stop", "tsnsrv-a.service", T).unwrap();
         assert_eq!(
             disabled(&m).unwrap().into_iter().collect::<Vec<_>>(),
             vec!["tsnsrv-a", "tsnsrv-b"]
@@ -135,14 +216,21 @@ mod tests {
         {
             assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         }
-        act(&m, &["true".into()], "start", "tsnsrv-a.service").unwrap();
+        act(&f, &["true".into()], "start", "tsnsrv-a.service", T).unwrap();
         assert_eq!(disabled(&m).unwrap().len(), 1);
+        // The data the module of the flake reads: versioned, the same units.
+        let moves: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&f.data).unwrap()).unwrap();
+        assert_eq!(
+            moves,
+            serde_json::json!({"schema": MOVES_SCHEMA, "disabled_units": ["tsnsrv-b"]})
+        );
         // A failing switch is an error (the module is written; running it again retries).
-        assert!(act(&m, &["false".into()], "stop", "tsnsrv-c.service").is_err());
-        let e = act(&m, &["true".into()], "stop", "tsnsrv-all.service").unwrap_err();
+        assert!(act(&f, &["false".into()], "stop", "tsnsrv-c.service", T).is_err());
+        let e = act(&f, &["true".into()], "stop", "tsnsrv-all.service", T).unwrap_err();
         assert!(e.to_string().contains("separateProcesses"), "{e}");
         std::fs::write(&m, "{ }: { }\n").unwrap();
-        assert!(act(&m, &["true".into()], "stop", "tsnsrv-a.service").is_err());
+        assert!(act(&f, &["true".into()], "stop", "tsnsrv-a.service", T).is_err());
     }
 
     #[test]

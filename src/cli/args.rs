@@ -23,15 +23,15 @@ pub enum Command {
     Proxy(ProxyArgs),
     /// Apply this host's part of wave N: the proxy takes over, shims keep the old names, checks
     /// decide, a failure rolls the wave back by itself.
-    Apply(WaveArgs),
+    Apply(ApplyArgs),
     /// Undo wave N on this host (inverse steps in reverse, the route last).
-    Rollback(WaveArgs),
+    Rollback(RollbackArgs),
     /// Confirm wave N when `[apply] confirm = "operator"` (otherwise it is rolled back at the
     /// deadline).
-    Confirm(WaveArgs),
+    Confirm(ConfirmArgs),
     /// Remove what only a rollback of wave N needed (legacy nodes' state); the wave can no
     /// longer be rolled back afterwards.
-    Finalize(WaveArgs),
+    Finalize(FinalizeArgs),
     /// The confirmation watcher `apply` starts (internal).
     #[command(hide = true)]
     WatchConfirm(WatchArgs),
@@ -240,21 +240,27 @@ pub struct ForceUnlockArgs {
     /// The lock's ID, as `migrate status` or the refused command printed it.
     #[arg(value_name = "ID")]
     pub id: String,
-    /// The state directory.
+    /// The state directory (default: [apply] state_dir of --config, else the default one).
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// migrate.toml, whose [apply] state_dir names the state directory.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// `json`: one JSON document on stdout.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
 }
 
-/// `migrate apply` and `migrate rollback`.
-#[derive(Args, Debug)]
-pub struct WaveArgs {
+/// What every wave command is about: the wave, its plan, this host, the policy, the output.
+#[derive(Args, Debug, Clone)]
+pub struct WaveTarget {
     /// The wave (1-based, as the plan numbers them).
     #[arg(long, value_name = "N")]
     pub wave: usize,
     /// The plan file (default: plan.json beside migrate.toml).
     #[arg(long, value_name = "FILE")]
     pub plan: Option<PathBuf>,
-    /// This host's name in the plan (default: this machine's name).
+    /// This host's name in the plan (default: this machine's name, when the plan has it).
     #[arg(long, value_name = "H")]
     pub host: Option<String>,
     /// The policy file; its [apply] part is read now.
@@ -263,15 +269,59 @@ pub struct WaveArgs {
     /// tailscaled's LocalAPI socket (the tailnet, when the policy does not name it).
     #[arg(long, value_name = "PATH", default_value = tailshift_shims::localapi::DEFAULT_SOCKET)]
     pub localapi_socket: PathBuf,
-    /// Print every action and change nothing (apply only).
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Roll back later waves too (rollback only).
-    #[arg(long)]
-    pub cascade: bool,
     /// `json`: progress as NDJSON events on stdout.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
+}
+
+/// `migrate apply`.
+#[derive(Args, Debug)]
+pub struct ApplyArgs {
+    /// The wave and its files.
+    #[command(flatten)]
+    pub target: WaveTarget,
+    /// Run every read-only check, print each remaining step with its effect, change nothing,
+    /// and exit with the code the real run would.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `migrate rollback`.
+#[derive(Args, Debug)]
+pub struct RollbackArgs {
+    /// The wave and its files.
+    #[command(flatten)]
+    pub target: WaveTarget,
+    /// Run every read-only check, print each step the rollback would take, change nothing,
+    /// and exit with the code the real run would.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Roll back every applied wave above this one on this host too, newest first.
+    #[arg(long)]
+    pub cascade: bool,
+}
+
+/// `migrate finalize`.
+#[derive(Args, Debug)]
+pub struct FinalizeArgs {
+    /// The wave and its files.
+    #[command(flatten)]
+    pub target: WaveTarget,
+    /// Run every read-only check, print what would be removed, change nothing, and exit with
+    /// the code the real run would.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Finalize without asking (needed when no terminal is there to ask): it cannot be undone.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// `migrate confirm`.
+#[derive(Args, Debug)]
+pub struct ConfirmArgs {
+    /// The wave and its files.
+    #[command(flatten)]
+    pub target: WaveTarget,
 }
 
 /// The confirmation watcher's arguments.
@@ -279,7 +329,7 @@ pub struct WaveArgs {
 pub struct WatchArgs {
     /// The wave and its files.
     #[command(flatten)]
-    pub wave: WaveArgs,
+    pub target: WaveTarget,
     /// Unix time by which `migrate confirm` must come.
     #[arg(long)]
     pub deadline: u64,

@@ -26,20 +26,23 @@ pub fn run(cmd: Command) -> anyhow::Result<Exit> {
         Command::Inventory(a) => commands::inventory::run(&a),
         Command::Plan(a) => commands::plan::run(&a),
         Command::Proxy(a) => commands::proxy::run(&a),
-        Command::Apply(a) => commands::apply::run(&a, commands::apply::Action::Apply),
-        Command::Rollback(a) => commands::apply::run(&a, commands::apply::Action::Rollback),
-        Command::Confirm(a) => commands::apply::run(&a, commands::apply::Action::Confirm),
-        Command::Finalize(a) => commands::apply::run(&a, commands::apply::Action::Finalize),
+        Command::Apply(a) => {
+            commands::apply::run(&a.target, commands::apply::Action::Apply { dry_run: a.dry_run })
+        }
+        Command::Rollback(a) => commands::apply::run(
+            &a.target,
+            commands::apply::Action::Rollback { dry_run: a.dry_run, cascade: a.cascade },
+        ),
+        Command::Confirm(a) => commands::apply::run(&a.target, commands::apply::Action::Confirm),
+        Command::Finalize(a) => commands::apply::run(
+            &a.target,
+            commands::apply::Action::Finalize { dry_run: a.dry_run, yes: a.yes },
+        ),
         Command::WatchConfirm(w) => {
-            commands::apply::run(&w.wave, commands::apply::Action::Watch(w.deadline))
+            commands::apply::run(&w.target, commands::apply::Action::Watch(w.deadline))
         }
         Command::Status(a) => commands::status::run(&a),
         Command::ForceUnlock(a) => commands::status::force_unlock(&a),
-        Command::Demo(a) => crate::demo::run(&crate::demo::Options {
-            keep: a.keep,
-            services: a.services,
-            waves: a.waves,
-            json: a.format == crate::cli::args::Format::Json,
-        }),
+        Command::Demo(a) => commands::demo::run(&a),
     }
 }

@@ -94,9 +94,12 @@ pub fn inventory_table(inv: &Inventory) -> String {
         let count = mine().count();
         let conditional = mine().filter(|s| !s.presence.is_certain()).count();
         let count = if conditional > 0 {
-            format!("{count} services ({conditional} only under a condition)")
+            format!(
+                "{} ({conditional} only under a condition)",
+                tailshift_util::plural(count, "service")
+            )
         } else {
-            format!("{count} services")
+            tailshift_util::plural(count, "service")
         };
         let basis = match &h.flavour_basis {
             FlavourBasis::Stated { flag } => format!("stated by {flag}"),
@@ -215,8 +218,8 @@ pub fn coverage_report(inv: &Inventory) -> String {
     }
     let _ = writeln!(
         out,
-        "\ncoverage: {} services; {understood} attributes understood, {unknown} unknown, {unsupported} unsupported",
-        inv.services.len()
+        "\ncoverage: {}; {understood} attributes understood, {unknown} unknown, {unsupported} unsupported",
+        tailshift_util::plural(inv.services.len(), "service")
     );
     out.push_str(&table(&rows));
     if !details.is_empty() {

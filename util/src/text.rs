@@ -48,6 +48,17 @@ impl LineIndex {
     }
 }
 
+/// `1 service`, `2 services`: a count with its noun, plural when it is not one (nouns whose
+/// plural is not `+s` are given both ways with [`count_of`]).
+pub fn plural(n: usize, noun: &str) -> String {
+    count_of(n, noun, &format!("{noun}s"))
+}
+
+/// A count with the singular or the plural noun.
+pub fn count_of(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// 1-based line and column (in characters) of a byte offset, for a single lookup.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     LineIndex::new(text).line_col(text, offset)
@@ -56,6 +67,13 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plurals() {
+        assert_eq!(plural(1, "service"), "1 service");
+        assert_eq!(plural(0, "service"), "0 services");
+        assert_eq!(count_of(2, "entry", "entries"), "2 entries");
+    }
 
     #[test]
     fn counts_from_one_and_in_characters() {

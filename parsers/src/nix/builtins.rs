@@ -1,7 +1,8 @@
 //! The `builtins` the evaluator knows, with Nix 2.8 semantics; differential tests against
 //! `nix-instantiate` pin them.
 
-use super::eval::{ErrorKind, Eval, EvalError, EvalResult, article, entry, normalize, propagate};
+use super::error::{ErrorKind, EvalError, type_err};
+use super::files::normalize;
 use super::syntax::Param;
 use super::value::*;
 use crate::source::Span;
@@ -12,10 +13,6 @@ type PrimFn = fn(&mut Eval, &[Thunk], Span) -> EvalResult;
 
 fn prim(name: &'static str, arity: usize, func: PrimFn) -> Value {
     Value::PrimOp(Rc::new(PrimOp { name, arity, func, args: Vec::new() }))
-}
-
-fn type_err(msg: impl Into<String>, span: Span) -> EvalError {
-    EvalError::new(ErrorKind::Type, msg, Some(span))
 }
 
 /// Forces argument `i`; returns early with it when it is unknown.
@@ -697,7 +694,7 @@ pub fn deep_force(ev: &mut Eval, v: &Value) -> Result<(), EvalError> {
 }
 
 fn deep_force_at(ev: &mut Eval, v: &Value, depth: usize) -> Result<(), EvalError> {
-    if depth > super::eval::MAX_EVAL_DEPTH {
+    if depth > MAX_EVAL_DEPTH {
         return Err(EvalError::new(
             ErrorKind::Budget,
             "value nested too deeply (a value that contains itself?)",

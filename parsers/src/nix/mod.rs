@@ -2,18 +2,17 @@
 //! subset configurations use, tailshift's own `lib`, and NixOS module merging.
 
 pub mod builtins;
-pub mod decls;
+pub mod error;
 pub mod eval;
+pub mod files;
 pub mod lower;
 pub mod modules;
 pub mod syntax;
 pub mod value;
 
-pub use eval::{ErrorKind, Eval, EvalError, EvalResult};
-pub use value::{Unknown, Value};
-
-/// tailshift's implementation of the nixpkgs `lib` functions it knows.
-pub const LIB_NIX: &str = include_str!("lib.nix");
+pub use error::{ErrorKind, EvalError};
+pub use eval::LIB_NIX;
+pub use value::{Eval, EvalResult, Unknown, Value};
 
 /// Stack size for threads that evaluate (deep recursion in debug builds needs room).
 pub const EVAL_STACK_BYTES: usize = 512 * 1024 * 1024;

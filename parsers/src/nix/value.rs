@@ -1,16 +1,35 @@
 //! Runtime values of the evaluator: lazy thunks, attribute sets that remember where each
-//! attribute was bound, and `Unknown` for what the inputs cannot tell.
+//! attribute was bound, `Unknown` for what the inputs cannot tell, and the evaluator state
+//! ([`Eval`]) they are computed in.
+//!
+//! Values and the evaluator name each other (a builtin and a native thunk are functions of
+//! `&mut Eval`; the evaluator holds scopes, caches and the builtins as values), so both are
+//! defined here, at the bottom of the evaluator: every other module builds on this one. How
+//! the evaluator evaluates is elsewhere, as methods of [`Eval`] (`eval`, `modules`) and as the
+//! builtins' functions (`builtins`).
 
+use super::error::EvalError;
+use super::files::GitView;
 use super::syntax::{ExprRef, LambdaDef};
-use crate::source::Span;
+use crate::diagnostic::Diagnostic;
+use crate::source::{FileId, SourceMap, Span};
+use std::any::Any;
 use std::cell::RefCell;
-use std::collections::BTreeMap;
-
-/// Variable scopes hash names with FxHash: short keys, no untrusted input to guard against.
-pub type VarMap = rustc_hash::FxHashMap<Rc<str>, Thunk>;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::PathBuf;
 use std::rc::Rc;
+
+/// Variable scopes hash names with FxHash: short keys, no untrusted input to guard against.
+pub type VarMap = rustc_hash::FxHashMap<Rc<str>, Thunk>;
+
+/// The result of evaluating to weak head normal form.
+pub type EvalResult = Result<Value, EvalError>;
+
+/// How deep evaluation may nest before it is stopped (a guard against runaway recursion).
+pub const MAX_EVAL_DEPTH: usize = 3_000;
+/// How many evaluation steps one run may take (a guard against hangs).
+pub const DEFAULT_FUEL: u64 = 200_000_000;
 
 /// A value that cannot be known from the inputs, with the reason and where it arose.
 #[derive(Debug, Clone)]
@@ -41,7 +60,7 @@ pub struct PrimOp {
     /// How many arguments it takes.
     pub arity: usize,
     /// The implementation.
-    pub func: fn(&mut super::eval::Eval, &[Thunk], Span) -> super::eval::EvalResult,
+    pub func: fn(&mut Eval, &[Thunk], Span) -> EvalResult,
     /// Arguments collected so far.
     pub args: Vec<Thunk>,
 }
@@ -157,7 +176,7 @@ pub enum ThunkState {
     /// Not yet evaluated: an expression in a scope.
     Pending(ExprRef, Env),
     /// Not yet computed by native code.
-    Native(Box<dyn FnOnce(&mut super::eval::Eval) -> super::eval::EvalResult>),
+    Native(Box<dyn FnOnce(&mut Eval) -> EvalResult>),
     /// Being evaluated: forcing it again is infinite recursion.
     Running,
     /// Evaluated.
@@ -191,9 +210,7 @@ impl Thunk {
     }
 
     /// Native code to run later.
-    pub fn native(
-        f: impl FnOnce(&mut super::eval::Eval) -> super::eval::EvalResult + 'static,
-    ) -> Thunk {
+    pub fn native(f: impl FnOnce(&mut Eval) -> EvalResult + 'static) -> Thunk {
         Thunk(Rc::new(RefCell::new(ThunkState::Native(Box::new(f)))))
     }
 
@@ -344,4 +361,81 @@ impl Env {
         }
         out
     }
+}
+
+/// A list kept alive beside the hash set of its strings (`None`: not all strings).
+pub(super) type StringIndex = (Rc<Vec<Thunk>>, Option<Rc<HashSet<Rc<str>>>>);
+
+/// The evaluator: its files, caches and budgets.
+pub struct Eval {
+    /// Every file read.
+    pub sources: SourceMap,
+    /// Diagnostics raised while reading and evaluating (syntax errors, missing imports).
+    pub diagnostics: Vec<Diagnostic>,
+    pub(crate) globals: Env,
+    pub(super) imports: HashMap<PathBuf, Thunk>,
+    pub(super) depth: usize,
+    pub(super) fuel: u64,
+    pub(crate) lib: Option<Thunk>,
+    /// The NixOS module system's state, made when modules are first read. The module system is
+    /// a layer above the evaluator that its native thunks reach through `&mut Eval`: it is kept
+    /// as `Any` so that the evaluator does not depend on that layer.
+    pub(super) modules: Option<Box<dyn Any>>,
+    /// Hash sets of string lists searched by `elem`, keyed by the list's address (the list is
+    /// kept alive beside its set, so the address cannot be reused).
+    pub(super) string_indexes: HashMap<usize, StringIndex>,
+    /// Every variable scope created, emptied on drop (see [`EnvRegistryInner`]).
+    pub(super) registry: EnvRegistry,
+    /// `builtins`, which contains itself (`builtins.builtins`).
+    pub(super) builtins: Thunk,
+    /// For a flake in a git work tree: the files Nix sees (git-tracked ones).
+    pub git: Option<Rc<GitView>>,
+}
+
+impl Drop for Eval {
+    fn drop(&mut self) {
+        // Break the reference cycles a lazy language builds out of `Rc`s.
+        self.registry.borrow_mut().clear_all();
+        *self.builtins.0.borrow_mut() = ThunkState::Done(Value::Null);
+        self.imports.clear();
+        self.string_indexes.clear();
+        self.lib = None;
+        self.modules = None;
+    }
+}
+
+/// Returns early with the value when it is unknown.
+macro_rules! propagate {
+    ($v:expr) => {
+        if let Value::Unknown(_) = &$v {
+            return Ok($v.clone());
+        }
+    };
+}
+pub(crate) use propagate;
+
+/// A set entry without a source binding.
+pub fn entry(v: Value) -> AttrEntry {
+    AttrEntry { value: Thunk::value(v), span: None, cond: None }
+}
+
+/// "an integer", "a set": for messages.
+pub fn article(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(_) => "a Boolean".into(),
+        Value::Int(_) => "an integer".into(),
+        Value::Float(_) => "a float".into(),
+        Value::Str(_) => "a string".into(),
+        Value::Path(_) => "a path".into(),
+        Value::Attrs(_) | Value::Config(_) => "a set".into(),
+        Value::List(_) => "a list".into(),
+        Value::Lambda(_) | Value::PrimOp(_) => "a function".into(),
+        Value::Unknown(_) => "an unknown value".into(),
+    }
+}
+
+/// A span for values that have no place in a file.
+pub(crate) fn dummy_span() -> Span {
+    Span { file: FileId(0), start: 0, end: 0 }
 }

@@ -208,7 +208,19 @@ pub fn staleness(
 
 fn check(saved: &Path, a: &PlanArgs) -> anyhow::Result<Exit> {
     let plan = plan_file::read(saved)?;
-    match staleness(&plan, &a.config, &a.localapi_socket)? {
+    let why = staleness(&plan, &a.config, &a.localapi_socket)?;
+    if a.format == PlanFormat::Json {
+        let out = serde_json::json!({
+            "schema": "tailshift.plan-check/v1",
+            "plan": saved,
+            "plan_id": plan.plan_id,
+            "current": why.is_none(),
+            "stale_because": why,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(if why.is_none() { Exit::Ok } else { Exit::StalePlan });
+    }
+    match why {
         None => {
             println!("plan {} is current: inputs and planning keys unchanged", plan.plan_id);
             Ok(Exit::Ok)

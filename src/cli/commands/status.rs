@@ -3,19 +3,48 @@
 
 use crate::apply::journal::Journal;
 use crate::apply::lock::{Lock, LockError};
-use crate::apply::state::State;
+use crate::apply::state::{Phase, State};
 use crate::cli::args::{ForceUnlockArgs, Format, StatusArgs};
 use crate::exit::Exit;
 use serde_json::json;
 
+/// Waves the confirmation watcher rolled back (no `migrate confirm` came) and that were not
+/// applied again since: the operator should know why they are gone.
+fn rolled_back_by_watcher(records: &[crate::apply::journal::Record]) -> Vec<(usize, u64)> {
+    let mut out: std::collections::BTreeMap<usize, u64> = Default::default();
+    for r in records {
+        if r.operation == crate::apply::confirm::WATCHER {
+            out.insert(r.wave, r.at);
+        } else if r.operation == "apply" {
+            out.remove(&r.wave);
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// The `schema` of `status --format json`.
+pub const STATUS_SCHEMA: &str = "tailshift.status/v1";
+
 /// Runs `migrate status`.
 pub fn run(a: &StatusArgs) -> anyhow::Result<Exit> {
     let cfg = a.config.as_deref().map(crate::apply::config::ApplyConfig::load).transpose()?;
-    let dir = a
-        .state_dir
-        .clone()
-        .or_else(|| cfg.as_ref().map(|c| c.state_dir()))
-        .unwrap_or_else(crate::apply::default_state_dir);
+    let (dir, explicit) = state_dir_of(a.state_dir.as_deref(), a.config.as_deref())?;
+    if !dir.is_dir() {
+        if explicit {
+            eprintln!("error: {}: no such state directory", dir.display());
+            return Ok(Exit::BadInput);
+        }
+        if a.format == Format::Json {
+            let out = json!({"schema": STATUS_SCHEMA, "state_dir": dir, "services": {}, "applied": false});
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        } else {
+            println!(
+                "nothing has been applied on this host ({} does not exist yet)",
+                dir.display()
+            );
+        }
+        return Ok(Exit::Ok);
+    }
     let state = State::load(&dir)?;
     let drift = match &cfg {
         Some(c) => drift(c, &state),
@@ -28,9 +57,19 @@ pub fn run(a: &StatusArgs) -> anyhow::Result<Exit> {
         Err(LockError::Io(e)) => anyhow::bail!(e),
         Err(e) => anyhow::bail!(e.to_string()),
     };
-    let exit = if !dangling.is_empty() {
+    // A live owner's intents are its steps in progress, not a crash.
+    let live = lock.as_ref().filter(|o| !o.is_stale());
+    let stale_lock = lock.as_ref().is_some_and(|o| o.is_stale());
+    let stuck: Vec<&String> = state
+        .services
+        .iter()
+        .filter(|(_, st)| matches!(st.phase, Phase::Applying | Phase::RollingBack))
+        .map(|(k, _)| k)
+        .collect();
+    let watched = rolled_back_by_watcher(&records);
+    let exit = if live.is_none() && (!dangling.is_empty() || !stuck.is_empty()) {
         Exit::Dirty
-    } else if !drift.is_empty() {
+    } else if !drift.is_empty() || stale_lock || !watched.is_empty() {
         Exit::Unhealthy
     } else {
         Exit::Ok
@@ -38,68 +77,29 @@ pub fn run(a: &StatusArgs) -> anyhow::Result<Exit> {
     match a.format {
         Format::Json => {
             let out = json!({
+                "schema": STATUS_SCHEMA,
                 "state_dir": dir,
                 "lineage": state.lineage,
                 "serial": state.serial,
                 "services": state.services,
                 "interrupted": dangling.iter().map(|d| &d.intent).collect::<Vec<_>>(),
                 "drift": drift,
+                "rolled_back_by_watcher": watched.iter().map(|(w, at)| json!({"wave": w, "at": tailshift_util::Timestamp::from_unix_secs(*at).to_string()})).collect::<Vec<_>>(),
                 "lock": lock.as_ref().map(|o| json!({"owner": o, "stale": o.is_stale()})),
             });
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
-        Format::Table => {
-            println!(
-                "state directory {} (lineage {}, serial {})",
-                dir.display(),
-                state.lineage,
-                state.serial
-            );
-            if state.services.is_empty() {
-                println!("no service has moved on this host");
-            }
-            for (name, s) in &state.services {
-                println!(
-                    "  {name:<32} {:<12} wave {:<3} plan {} steps done {:?}",
-                    serde_json::to_value(s.phase)?.as_str().unwrap_or(""),
-                    s.wave,
-                    s.plan_id,
-                    s.done
-                );
-            }
-            for d in &dangling {
-                let i = &d.intent;
-                println!(
-                    "INTERRUPTED: {} of wave {} stopped at {} step {} ({}), plan {}: the step may or may not have taken effect; run `migrate apply --wave {}` again (it resumes) or `migrate rollback --wave {}`",
-                    i.operation,
-                    i.wave,
-                    if i.service.is_empty() { "the wave" } else { &i.service },
-                    i.step,
-                    i.what,
-                    i.plan_id,
-                    i.wave,
-                    i.wave
-                );
-            }
-            for d in &drift {
-                println!("DRIFT: {d}");
-            }
-            if let Some(o) = &lock {
-                println!(
-                    "locked by {} (pid {} on {}, {}{}){}",
-                    o.id,
-                    o.pid,
-                    o.host,
-                    o.operation,
-                    o.wave.map(|w| format!(" wave {w}")).unwrap_or_default(),
-                    if o.is_stale() {
-                        format!(": stale, `migrate force-unlock {}` after checking", o.id)
-                    } else {
-                        String::new()
-                    }
-                );
-            }
-        }
+        Format::Table => print_table(&Seen {
+            watched: &watched,
+            dir: &dir,
+            state: &state,
+            dangling: &dangling,
+            drift: &drift,
+            lock: lock.as_ref(),
+            live,
+            stuck: &stuck,
+            config: a.config.as_deref(),
+        })?,
     }
     Ok(exit)
 }
@@ -122,14 +122,14 @@ fn drift(cfg: &crate::apply::config::ApplyConfig, state: &State) -> Vec<String> 
             continue;
         };
         let Some(legacy) = route.hosts.first() else { continue };
-        match crate::apply::check::check(&cfg.check, &legacy.name, "/") {
-            crate::apply::check::Outcome::Status { addr, .. }
+        match tailshift_checks::check(&cfg.check, &legacy.name, "/") {
+            tailshift_checks::Outcome::Status { addr, .. }
                 if cfg.proxy_addrs.is_empty() || cfg.proxy_addrs.contains(&addr) => {}
-            crate::apply::check::Outcome::Status { addr, code, .. } => out.push(format!(
+            tailshift_checks::Outcome::Status { addr, code, .. } => out.push(format!(
                 "{name}: {} is answered by {addr} ({code}), not by the proxy",
                 legacy.name
             )),
-            crate::apply::check::Outcome::Error(e) => {
+            tailshift_checks::Outcome::Error(e) => {
                 out.push(format!("{name}: {} does not answer: {e}", legacy.name))
             }
         }
@@ -137,18 +137,45 @@ fn drift(cfg: &crate::apply::config::ApplyConfig, state: &State) -> Vec<String> 
     out
 }
 
+/// The state directory a command names: `--state-dir`, else `[apply] state_dir` of
+/// `--config`, else the default one. Whether it was named explicitly comes along: a typo in an
+/// explicit one must not read as "nothing has moved".
+fn state_dir_of(
+    state_dir: Option<&std::path::Path>,
+    config: Option<&std::path::Path>,
+) -> anyhow::Result<(std::path::PathBuf, bool)> {
+    if let Some(d) = state_dir {
+        return Ok((d.to_path_buf(), true));
+    }
+    if let Some(c) = config {
+        let cfg = crate::apply::config::ApplyConfig::load(c)?;
+        return Ok((cfg.state_dir(), cfg.state_dir.is_some()));
+    }
+    Ok((crate::apply::default_state_dir(), false))
+}
+
 /// Runs `migrate force-unlock ID`.
 pub fn force_unlock(a: &ForceUnlockArgs) -> anyhow::Result<Exit> {
-    let dir = a.state_dir.clone().unwrap_or_else(crate::apply::default_state_dir);
+    let (dir, _) = state_dir_of(a.state_dir.as_deref(), a.config.as_deref())?;
+    if !dir.is_dir() {
+        eprintln!("error: {}: no such state directory", dir.display());
+        return Ok(Exit::BadInput);
+    }
     match Lock::force_unlock(&dir, &a.id) {
-        Ok(o) => {
-            eprintln!("unlocked {} (was {} by pid {} on {})", o.id, o.operation, o.pid, o.host);
+        Ok(o) if a.format == Format::Json => {
+            let out = json!({"schema": "tailshift.force-unlock/v1", "unlocked": o.id, "was": o});
+            println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(Exit::Ok)
         }
-        Err(LockError::Held(o)) => {
+        Ok(o) => {
+            eprintln!("unlocked {} (was {})", o.id, o.describe());
+            Ok(Exit::Ok)
+        }
+        Err(LockError::Held { owner, .. }) => {
             eprintln!(
-                "error: {} is held by a live process (pid {} on {}); not removed",
-                o.id, o.pid, o.host
+                "error: lock {} is held by a live process ({}); not removed",
+                owner.id,
+                owner.describe()
             );
             Ok(Exit::Locked)
         }
@@ -157,4 +184,114 @@ pub fn force_unlock(a: &ForceUnlockArgs) -> anyhow::Result<Exit> {
             Ok(Exit::BadInput)
         }
     }
+}
+
+/// What `status` found, for its table.
+struct Seen<'a> {
+    dir: &'a std::path::Path,
+    state: &'a State,
+    dangling: &'a [crate::apply::journal::Dangling],
+    drift: &'a [String],
+    lock: Option<&'a crate::apply::lock::Owner>,
+    live: Option<&'a crate::apply::lock::Owner>,
+    stuck: &'a [&'a String],
+    config: Option<&'a std::path::Path>,
+    watched: &'a [(usize, u64)],
+}
+
+/// The table of `status`: the state directory, each service, what was interrupted and the
+/// command that continues it, drift, the lock.
+fn print_table(seen: &Seen) -> anyhow::Result<()> {
+    let Seen { dir, state, dangling, drift, lock, live, stuck, config, watched } = *seen;
+    for (w, at) in watched {
+        println!(
+            "ROLLED BACK BY THE WATCHER: wave {w} at {}: no `migrate confirm` came by its deadline; apply it again when ready",
+            tailshift_util::Timestamp::from_unix_secs(*at)
+        );
+    }
+    println!(
+        "state directory {} (lineage {}, serial {})",
+        dir.display(),
+        state.lineage,
+        state.serial
+    );
+    if state.services.is_empty() {
+        println!("no service has moved on this host");
+    }
+    for (name, s) in &state.services {
+        let done: Vec<String> = s.done.iter().map(usize::to_string).collect();
+        println!(
+            "  {name:<32} {:<12} wave {:<3} plan {} steps done: {}",
+            serde_json::to_value(s.phase)?.as_str().unwrap_or(""),
+            s.wave,
+            s.plan_id,
+            if done.is_empty() { "none".to_string() } else { done.join(", ") }
+        );
+    }
+    if let Some(o) = live {
+        let at = dangling
+            .last()
+            .map(|d| {
+                format!(
+                    ", at {} step {} ({})",
+                    if d.intent.service.is_empty() { "the wave" } else { &d.intent.service },
+                    d.intent.step,
+                    d.intent.what
+                )
+            })
+            .unwrap_or_default();
+        println!("in progress: {}{at}", o.describe());
+    }
+    for name in stuck.iter().filter(|_| live.is_none()) {
+        let st = &state.services[*name];
+        let config = config.map(|c| format!(" --config {}", c.display())).unwrap_or_default();
+        let next = match st.phase {
+            Phase::RollingBack => format!(
+                "was being rolled back in wave {w}, and nothing runs now: complete it with `migrate rollback --wave {w}{config}`",
+                w = st.wave
+            ),
+            _ => format!(
+                "was being applied in wave {w}, and nothing runs now: resume with `migrate apply --wave {w}{config}`, or undo with `migrate rollback --wave {w}{config}`",
+                w = st.wave
+            ),
+        };
+        println!("INTERRUPTED: {name} {next}");
+    }
+    for d in dangling.iter().filter(|_| live.is_none()) {
+        let i = &d.intent;
+        println!(
+            "INTERRUPTED: {} of wave {} stopped at {} step {} ({}), plan {}: the step may or may not have taken effect; run `migrate apply --wave {}` again (it resumes) or `migrate rollback --wave {}`",
+            i.operation,
+            i.wave,
+            if i.service.is_empty() { "the wave" } else { &i.service },
+            i.step,
+            i.what,
+            i.plan_id,
+            i.wave,
+            i.wave
+        );
+    }
+    for d in drift {
+        println!("DRIFT: {d}");
+    }
+    if let Some(o) = &lock {
+        println!(
+            "locked by {} (pid {} on {}, {}{}){}",
+            o.id,
+            o.pid,
+            o.host,
+            o.operation,
+            o.wave.map(|w| format!(" wave {w}")).unwrap_or_default(),
+            if o.is_stale() {
+                format!(
+                    ": stale, `migrate force-unlock {} --state-dir {}` after checking",
+                    o.id,
+                    dir.display()
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(())
 }

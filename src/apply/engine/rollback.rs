@@ -1,0 +1,139 @@
+//! `migrate rollback --wave N [--cascade]`.
+
+use super::adapters::{shim_for, shim_service};
+use super::common::Ctx;
+use super::common::Request;
+use super::common::event;
+use super::common::legacy_name;
+use super::common::lock;
+use super::common::show;
+use super::common::wave_services;
+use super::dry_run::print_dry_run;
+use super::dry_run::undo_steps;
+use super::undo::undo;
+use crate::apply::journal::Journal;
+use crate::apply::state::{Phase, State};
+use crate::exit::Exit;
+use tailshift_checks::{Outcome, check};
+
+/// Rolls a wave back on this host (`migrate rollback --wave N`); with `cascade`, every applied
+/// wave above it first, newest first.
+pub fn rollback(req: &Request, cascade: bool) -> anyhow::Result<Exit> {
+    let cfg = req.cfg;
+    let dir = cfg.state_dir();
+    let _lock = match lock(req, "rollback") {
+        Ok(l) => l,
+        Err(exit) => return Ok(exit),
+    };
+    let state = State::load(&dir)?;
+    let mut later: Vec<usize> = state
+        .services
+        .values()
+        .filter(|st| st.wave > req.wave)
+        .map(|st| st.wave)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if !later.is_empty() && !cascade {
+        let ids: Vec<&str> = state
+            .services
+            .iter()
+            .filter(|(_, st)| st.wave > req.wave)
+            .map(|(k, _)| k.as_str())
+            .collect();
+        eprintln!(
+            "error: later waves are applied on {} ({}); roll them back first, or pass --cascade",
+            req.host,
+            ids.join(", ")
+        );
+        return Ok(Exit::Blocked);
+    }
+    // Newest first, then the named wave; a finalized one anywhere in that range stops it all.
+    later.sort_unstable_by(|a, b| b.cmp(a));
+    let mut order = later;
+    order.push(req.wave);
+    for &w in &order {
+        if let Some((id, _)) =
+            state.services.iter().find(|(_, st)| st.wave == w && st.phase == Phase::Finalized)
+        {
+            eprintln!(
+                "error: wave {w} was finalized on {} ({id} too): its legacy nodes' state is gone, it can no longer be rolled back{}",
+                req.host,
+                if w != req.wave { ", so neither can the waves below it" } else { "" }
+            );
+            return Ok(Exit::Blocked);
+        }
+    }
+    let kept = crate::apply::kept_plans::for_waves(&dir, &state, &order, req.plan)?;
+    let plan_of = |w: usize, st: &State| crate::apply::kept_plans::plan_of(&kept, st, w, req.plan);
+    if req.dry_run {
+        let mut would = Vec::new();
+        for &w in &order {
+            let sub = Request { wave: w, plan: plan_of(w, &state), ..req.clone() };
+            let services = wave_services(sub.plan, w, &req.host)?;
+            would.extend(undo_steps(&sub, &dir, &state, &services)?);
+        }
+        print_dry_run(req, "rollback", &would);
+        return Ok(Exit::Ok);
+    }
+    let mut state = Some(state);
+    for &w in &order {
+        let st = match state.take() {
+            Some(s) => s,
+            None => State::load(&dir)?,
+        };
+        let sub = Request { wave: w, plan: plan_of(w, &st), ..req.clone() };
+        let exit = rollback_one(&sub, st)?;
+        if exit != Exit::Ok {
+            return Ok(exit);
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+/// Rolls one wave back, the lock held.
+pub(super) fn rollback_one(req: &Request, state: State) -> anyhow::Result<Exit> {
+    let cfg = req.cfg;
+    let dir = cfg.state_dir();
+    let services = wave_services(req.plan, req.wave, &req.host)?;
+    let mut ctx =
+        Ctx { req, journal: Journal::open(&dir)?, state, dir: dir.clone(), operation: "rollback" };
+    crate::apply::signals::catch();
+    if let Err(e) = undo(&mut ctx, &services) {
+        if e.downcast_ref::<crate::apply::signals::Interrupted>().is_some() {
+            eprintln!(
+                "interrupted: the rollback of wave {} stopped between steps; every step so far is recorded: run the same `migrate rollback --wave {}` again to complete it",
+                req.wave, req.wave
+            );
+            return Ok(Exit::Interrupted);
+        }
+        eprintln!("error: rollback of wave {} failed: {e:#}", req.wave);
+        return Ok(Exit::Dirty);
+    }
+    // The legacy path must answer again, under the node's own name (not `name-1`).
+    let mut bad = Vec::new();
+    for s in &services {
+        let o = check(&cfg.check, &legacy_name(s), "/");
+        match &o {
+            Outcome::Status { addr, .. } if !cfg.proxy_addrs.contains(addr) => {}
+            other => bad.push(format!("{}: {}", s.id, show(other))),
+        }
+        let restored = shim_for(s.strategy, cfg, req.plan, s)
+            .and_then(|sh| Ok(sh.verify_restored(&shim_service(s, cfg))?));
+        match restored {
+            Ok(tailshift_shims::Verification::Holds) => {}
+            Ok(tailshift_shims::Verification::Missing(why)) => bad.push(why),
+            Err(e) => bad.push(format!("{}: cannot tell the node's name: {e:#}", s.id)),
+        }
+    }
+    if !bad.is_empty() {
+        eprintln!("error: after the rollback, the legacy path does not answer: {}", bad.join("; "));
+        return Ok(Exit::Dirty);
+    }
+    event(
+        req,
+        format!("wave {} rolled back on {}", req.wave, req.host),
+        serde_json::json!({"event": "wave", "result": "rolled_back"}),
+    );
+    Ok(Exit::Ok)
+}
