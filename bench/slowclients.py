@@ -107,7 +107,7 @@ async def upstream_conn(reader, writer):
             else:
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
                 await writer.drain()
-    except (asyncio.IncompleteReadError, ConnectionError, OSError):
+    except (asyncio.IncompleteReadError, asyncio.CancelledError, ConnectionError, OSError):
         pass
     finally:
         writer.close()
@@ -242,6 +242,8 @@ def main():
     os.sched_setaffinity(0, {1})
     work = tempfile.mkdtemp(prefix="tailshift-slowclients-")
     loop = asyncio.new_event_loop()
+    # Connections reset and tasks cancelled at the end are the point, not errors to print.
+    loop.set_exception_handler(lambda loop, context: None)
     server = loop.run_until_complete(asyncio.start_server(upstream_conn, "127.0.0.1", 0, backlog=4096))
     upstream_port = server.sockets[0].getsockname()[1]
     with socket.socket() as s:

@@ -269,18 +269,52 @@ fn cut(w: &Watch, why: Cut) {
     w.expired.notify_one();
 }
 
+/// Connections a listener must have held before a fall to a quarter of them returns the
+/// allocator's free memory to the system.
+const TRIM_AFTER: usize = 256;
+
+unsafe extern "C" {
+    /// mimalloc's collection (the C library the global allocator is built on; its Rust binding
+    /// declares it only under a feature this project does not enable).
+    fn mi_collect(force: bool);
+}
+
+/// Gives the memory freed after a crowd of connections back to the system. mimalloc returns
+/// freed pages lazily, on later allocations: a proxy that goes quiet after a flood of slow
+/// clients (hundreds of kilobytes of buffers each) would keep the flood's footprint.
+fn trim_memory() {
+    // SAFETY: mi_collect takes no pointers; it only walks the allocator's own structures.
+    unsafe { mi_collect(true) }
+}
+
 /// The ticker: refreshes the clock and closes connections past a limit; ends when none is
 /// left.
 async fn ticker(inner: Arc<Inner>) {
     let mut expired = Vec::new();
+    // The most connections held since the memory was last trimmed, and whether there ever
+    // was a crowd (the last of it gone, the memory is trimmed once more).
+    let mut peak = 0;
+    let mut crowd = false;
     loop {
         tokio::time::sleep(inner.tick).await;
         let now = inner.epoch.elapsed().as_millis() as u64;
         inner.now_ms.fetch_max(now, Ordering::Relaxed);
+        let mut trim = false;
         {
             let mut reg = inner.conns.lock().unwrap_or_else(|p| p.into_inner());
+            let held = reg.watches.len();
+            peak = peak.max(held);
+            crowd |= peak >= TRIM_AFTER;
+            if (peak >= TRIM_AFTER && held * 4 <= peak) || (crowd && held == 0) {
+                trim = true;
+                peak = held;
+            }
             if reg.watches.is_empty() {
                 inner.running.store(false, Ordering::SeqCst);
+                drop(reg);
+                if trim {
+                    trim_memory();
+                }
                 return;
             }
             // Taken out of the registry at once: counted once, and the slot is free for the
@@ -298,6 +332,9 @@ async fn ticker(inner: Arc<Inner>) {
         }
         for (w, why) in expired.drain(..) {
             cut(&w, why);
+        }
+        if trim {
+            trim_memory();
         }
     }
 }
