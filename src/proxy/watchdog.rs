@@ -22,7 +22,9 @@
 //!   applies;
 //! - at most `max_connections` per listener: at the cap, the connection idle longest is closed
 //!   for a new one; when none is idle, accepting waits (new connections queue in the kernel).
-//!   When descriptors run out, the listener's connections idle longest are closed too.
+//!   When descriptors run out, the listener's connections idle longest are closed too, and
+//!   while requests wait for a descriptor to dial, the connections that have kept the proxy
+//!   waiting longest.
 
 use hyper::body::{Body, Frame, SizeHint};
 use std::io;
@@ -71,6 +73,10 @@ pub enum Cut {
     /// Closed, idle, to make room for a new connection at `max_connections`, or when
     /// descriptors ran out.
     EvictedIdle = 3,
+    /// Closed before its deadline, having kept the proxy waiting (for a request body, or for
+    /// the client to read) for a while, because requests already accepted wait for a
+    /// descriptor.
+    ShedStalled = 4,
 }
 
 /// One listener's deadline keeper.
@@ -260,6 +266,48 @@ impl Watchdog {
             cut(w, Cut::EvictedIdle);
         }
         evicted.len()
+    }
+}
+
+impl Watchdog {
+    /// Closes up to `most` of the connections that have kept the proxy waiting longest, at least
+    /// `stalled_ms`: a request body that gives nothing, or a client that does not take what
+    /// waits for it (its rate window open that long). For when requests already accepted wait
+    /// for a descriptor that such connections hold: they would be cut at their deadline anyway,
+    /// and a flood of them would otherwise hold every descriptor until then. How many it closed.
+    pub fn shed_stalled(&self, most: usize, stalled_ms: u64) -> usize {
+        let inner = &self.inner;
+        let now = inner.now_ms.load(Ordering::Relaxed);
+        let mut reg = inner.conns.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stalled: Vec<(u64, u64)> = reg
+            .watches
+            .iter()
+            .filter_map(|(k, w)| {
+                if w.waiting_since.load(Ordering::Relaxed) == EXEMPT {
+                    return None;
+                }
+                let since = if w.reading.load(Ordering::Acquire) > 0 {
+                    w.read_progress.load(Ordering::Relaxed)
+                } else if w.unsent() {
+                    w.window_start.load(Ordering::Relaxed)
+                } else {
+                    return None;
+                };
+                (since != NO_WINDOW && now.saturating_sub(since) >= stalled_ms)
+                    .then_some((since, *k))
+            })
+            .collect();
+        if stalled.len() > most {
+            stalled.select_nth_unstable(most);
+            stalled.truncate(most);
+        }
+        let shed: Vec<Arc<Watch>> =
+            stalled.iter().filter_map(|(_, k)| reg.watches.remove(k)).collect();
+        drop(reg);
+        for w in &shed {
+            cut(w, Cut::ShedStalled);
+        }
+        shed.len()
     }
 }
 
