@@ -3241,8 +3241,9 @@ fn raise_own_nofile(want: u64) -> bool {
 /// response read at 1 KiB/s through a 4 KiB receive buffer) on loopback, each connecting once,
 /// while a normal client opens a new connection for each request every 100 ms for 12 s: every
 /// normal request is answered (200), the back-off counter shows the descriptor limit was
-/// reached, and the proxy let go of every slow client (body timeout, minimum rate) within the
-/// test. The limits are shortened (2 s) so that it all fits in well under a minute.
+/// reached, and the proxy let go of every slow client (body timeout, minimum rate, or shed
+/// early while requests waited for a descriptor) within the test. The limits are shortened
+/// (2 s) so that it all fits in well under a minute.
 #[test]
 fn slow_clients_under_a_1024_descriptor_limit_do_not_stop_the_service() {
     let skip = |why: &str| {
@@ -3348,12 +3349,17 @@ fn slow_clients_under_a_1024_descriptor_limit_do_not_stop_the_service() {
     let cut = |reason: &str| {
         admin_metric(&admin, &format!("tailshift_connections_cut_total{{reason=\"{reason}\"}}"))
     };
-    let (body_cuts, rate_cuts, head_cuts, evicted) =
-        (cut("body_timeout"), cut("slow_reader"), cut("head_timeout"), cut("evicted_idle"));
+    let (body_cuts, rate_cuts, head_cuts, evicted, shed) = (
+        cut("body_timeout"),
+        cut("slow_reader"),
+        cut("head_timeout"),
+        cut("evicted_idle"),
+        cut("shed_stalled"),
+    );
     answers.sort_by_key(|(_, d)| *d);
     let at = |q: f64| answers[((answers.len() - 1) as f64 * q) as usize].1;
     eprintln!(
-        "{} normal requests: p50 {:?}, p99 {:?}, max {:?}; {bodies_let_go} of 600 slow bodies let go; proxy descriptors {idle_fds} idle, {most_fds} at most, {left_fds} after; {backoffs} accept back-offs; cut: {body_cuts} body_timeout, {rate_cuts} slow_reader, {head_cuts} head_timeout, {evicted} evicted_idle; {:?} in all",
+        "{} normal requests: p50 {:?}, p99 {:?}, max {:?}; {bodies_let_go} of 600 slow bodies let go; proxy descriptors {idle_fds} idle, {most_fds} at most, {left_fds} after; {backoffs} accept back-offs; cut: {body_cuts} body_timeout, {rate_cuts} slow_reader, {head_cuts} head_timeout, {evicted} evicted_idle, {shed} shed_stalled; {:?} in all",
         answers.len(),
         at(0.5),
         at(0.99),
@@ -3365,7 +3371,10 @@ fn slow_clients_under_a_1024_descriptor_limit_do_not_stop_the_service() {
     assert!(backoffs > 0, "the descriptor limit was never reached");
     assert_eq!(bodies_let_go, 600, "slow bodies still held");
     assert!(left_fds <= kept, "the proxy still holds {left_fds} descriptors ({idle_fds} idle)");
-    assert!(body_cuts > 0 && rate_cuts > 0, "{body_cuts} body, {rate_cuts} rate cuts");
+    assert!(
+        body_cuts + shed > 0 && rate_cuts + shed > 0,
+        "{body_cuts} body, {rate_cuts} rate cuts, {shed} shed"
+    );
     // The slow readers still trickling in are dropped with the runtime.
     drop(rt);
 }

@@ -249,7 +249,7 @@ impl Metrics {
             "tailshift_accept_backoffs_total {}",
             ACCEPT_BACKOFFS.load(Ordering::Relaxed)
         );
-        out.push_str("# HELP tailshift_connections_cut_total Client connections the proxy closed, by reason: head_timeout (no request head in time, idle keep-alive connections included), body_timeout (a request body gave nothing for body_read_timeout_ms), slow_reader (took less than min_send_rate while bytes waited), evicted_idle (closed idle for a new connection at max_connections).\n# TYPE tailshift_connections_cut_total counter\n");
+        out.push_str("# HELP tailshift_connections_cut_total Client connections the proxy closed, by reason: head_timeout (no request head in time, idle keep-alive connections included), body_timeout (a request body gave nothing for body_read_timeout_ms), slow_reader (took less than min_send_rate while bytes waited), evicted_idle (closed idle for a new connection at max_connections, or when descriptors ran out), shed_stalled (closed while keeping the proxy waiting, when descriptors ran out).\n# TYPE tailshift_connections_cut_total counter\n");
         for (reason, n) in CUT_REASONS.iter().zip(&CONNECTIONS_CUT) {
             let _ = writeln!(
                 out,
@@ -265,10 +265,11 @@ impl Metrics {
 pub static ACCEPT_BACKOFFS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Client connections the proxy closed, indexed by [`super::watchdog::Cut`].
-pub static CONNECTIONS_CUT: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+pub static CONNECTIONS_CUT: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
 
 /// The `reason` label of each [`CONNECTIONS_CUT`] entry, in [`super::watchdog::Cut`]'s order.
-const CUT_REASONS: [&str; 4] = ["head_timeout", "body_timeout", "slow_reader", "evicted_idle"];
+const CUT_REASONS: [&str; 5] =
+    ["head_timeout", "body_timeout", "slow_reader", "evicted_idle", "shed_stalled"];
 
 #[cfg(test)]
 mod tests {

@@ -114,6 +114,10 @@ const DIAL_BACKOFF: Duration = Duration::from_millis(10);
 /// descriptor (every `DIAL_BACKOFF`).
 const EVICT_WHILE_DIALS_WAIT: usize = 4;
 
+/// How long a connection must have kept the proxy waiting (for its request body, or for the
+/// client to read) before it is closed for a request that waits for a descriptor.
+const SHED_STALLED_AFTER_MS: u64 = 1000;
+
 /// Whether an accept error means descriptors (or kernel buffers) ran out.
 fn out_of_resources(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
@@ -159,9 +163,13 @@ fn accept_loop_with<L: Acceptor>(
             // Requests already accepted that wait for a descriptor to dial their upstream come
             // first: accepting now would take the descriptors they wait for.
             if super::upstream::dials_waiting() {
-                // And idle connections give their descriptors to those requests.
-                if let Some(w) = &watchdog {
-                    w.evict_idle(EVICT_WHILE_DIALS_WAIT);
+                // And idle connections give their descriptors to those requests, or else the
+                // connections that have kept the proxy waiting longest (a flood of slow clients
+                // would hold every descriptor until its deadlines).
+                if let Some(w) = &watchdog
+                    && w.evict_idle(EVICT_WHILE_DIALS_WAIT) == 0
+                {
+                    w.shed_stalled(EVICT_WHILE_DIALS_WAIT, SHED_STALLED_AFTER_MS);
                 }
                 tokio::select! {
                     _ = stop.changed() => break,

@@ -22,7 +22,9 @@
 //!   applies;
 //! - at most `max_connections` per listener: at the cap, the connection idle longest is closed
 //!   for a new one; when none is idle, accepting waits (new connections queue in the kernel).
-//!   When descriptors run out, the listener's connections idle longest are closed too.
+//!   When descriptors run out, the listener's connections idle longest are closed too, and
+//!   while requests wait for a descriptor to dial, the connections that have kept the proxy
+//!   waiting longest.
 
 use hyper::body::{Body, Frame, SizeHint};
 use std::io;
@@ -71,6 +73,10 @@ pub enum Cut {
     /// Closed, idle, to make room for a new connection at `max_connections`, or when
     /// descriptors ran out.
     EvictedIdle = 3,
+    /// Closed before its deadline, having kept the proxy waiting (for a request body, or for
+    /// the client to read) for a while, because requests already accepted wait for a
+    /// descriptor.
+    ShedStalled = 4,
 }
 
 /// One listener's deadline keeper.
@@ -263,24 +269,100 @@ impl Watchdog {
     }
 }
 
+impl Watchdog {
+    /// Closes up to `most` of the connections that have kept the proxy waiting longest, at least
+    /// `stalled_ms`: a request body that gives nothing, or a client that does not take what
+    /// waits for it (its rate window open that long). For when requests already accepted wait
+    /// for a descriptor that such connections hold: they would be cut at their deadline anyway,
+    /// and a flood of them would otherwise hold every descriptor until then. How many it closed.
+    pub fn shed_stalled(&self, most: usize, stalled_ms: u64) -> usize {
+        let inner = &self.inner;
+        let now = inner.now_ms.load(Ordering::Relaxed);
+        let mut reg = inner.conns.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stalled: Vec<(u64, u64)> = reg
+            .watches
+            .iter()
+            .filter_map(|(k, w)| {
+                if w.waiting_since.load(Ordering::Relaxed) == EXEMPT {
+                    return None;
+                }
+                let since = if w.reading.load(Ordering::Acquire) > 0 {
+                    w.read_progress.load(Ordering::Relaxed)
+                } else if w.unsent() {
+                    w.window_start.load(Ordering::Relaxed)
+                } else {
+                    return None;
+                };
+                (since != NO_WINDOW && now.saturating_sub(since) >= stalled_ms)
+                    .then_some((since, *k))
+            })
+            .collect();
+        if stalled.len() > most {
+            stalled.select_nth_unstable(most);
+            stalled.truncate(most);
+        }
+        let shed: Vec<Arc<Watch>> =
+            stalled.iter().filter_map(|(_, k)| reg.watches.remove(k)).collect();
+        drop(reg);
+        for w in &shed {
+            cut(w, Cut::ShedStalled);
+        }
+        shed.len()
+    }
+}
+
 /// Closes a connection (its task drops it) and counts why.
 fn cut(w: &Watch, why: Cut) {
     super::metrics::CONNECTIONS_CUT[why as usize].fetch_add(1, Ordering::Relaxed);
     w.expired.notify_one();
 }
 
+/// Connections a listener must have held before a fall to a quarter of them returns the
+/// allocator's free memory to the system.
+const TRIM_AFTER: usize = 256;
+
+unsafe extern "C" {
+    /// mimalloc's collection (the C library the global allocator is built on; its Rust binding
+    /// declares it only under a feature this project does not enable).
+    fn mi_collect(force: bool);
+}
+
+/// Gives the memory freed after a crowd of connections back to the system. mimalloc returns
+/// freed pages lazily, on later allocations: a proxy that goes quiet after a flood of slow
+/// clients (hundreds of kilobytes of buffers each) would keep the flood's footprint.
+fn trim_memory() {
+    // SAFETY: mi_collect takes no pointers; it only walks the allocator's own structures.
+    unsafe { mi_collect(true) }
+}
+
 /// The ticker: refreshes the clock and closes connections past a limit; ends when none is
 /// left.
 async fn ticker(inner: Arc<Inner>) {
     let mut expired = Vec::new();
+    // The most connections held since the memory was last trimmed, and whether there ever
+    // was a crowd (the last of it gone, the memory is trimmed once more).
+    let mut peak = 0;
+    let mut crowd = false;
     loop {
         tokio::time::sleep(inner.tick).await;
         let now = inner.epoch.elapsed().as_millis() as u64;
         inner.now_ms.fetch_max(now, Ordering::Relaxed);
+        let mut trim = false;
         {
             let mut reg = inner.conns.lock().unwrap_or_else(|p| p.into_inner());
+            let held = reg.watches.len();
+            peak = peak.max(held);
+            crowd |= peak >= TRIM_AFTER;
+            if (peak >= TRIM_AFTER && held * 4 <= peak) || (crowd && held == 0) {
+                trim = true;
+                peak = held;
+            }
             if reg.watches.is_empty() {
                 inner.running.store(false, Ordering::SeqCst);
+                drop(reg);
+                if trim {
+                    trim_memory();
+                }
                 return;
             }
             // Taken out of the registry at once: counted once, and the slot is free for the
@@ -298,6 +380,9 @@ async fn ticker(inner: Arc<Inner>) {
         }
         for (w, why) in expired.drain(..) {
             cut(&w, why);
+        }
+        if trim {
+            trim_memory();
         }
     }
 }
