@@ -289,18 +289,8 @@ fn a_browser_opens_a_service_by_its_old_name_before_and_after_its_wave() {
         );
     }
     // A small environment, kept up, with nothing applied: this test drives the waves.
-    let mut demo = Command::new(env!("CARGO_BIN_EXE_migrate"))
-        .args(["demo", "--keep", "--services", "6", "--waves", "0", "--format", "json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(demo.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let s: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
-    let env = &s["environment"];
-    let dir = env["directory"].as_str().unwrap().to_string();
-    let stop = scopeguard(demo, dir.clone());
+    let (env, stop) = kept_demo("6");
+    let env = &env;
     let port = env["https_port"].as_u64().unwrap();
     let dns: SocketAddr = env["dns"].as_str().unwrap().parse().unwrap();
     let spki = env["ca_spki_sha256"].as_str().unwrap();
@@ -386,10 +376,11 @@ fn scopeguard(c: Child, dir: String) -> Stop {
     Stop(c, dir)
 }
 
-#[test]
-fn a_kept_demo_can_be_driven_through_finalize() {
+/// A `--keep` demo of `services` services with nothing applied: its environment (the first
+/// JSON line) and the guard that stops it and removes its directory.
+fn kept_demo(services: &str) -> (Value, Stop) {
     let mut demo = Command::new(env!("CARGO_BIN_EXE_migrate"))
-        .args(["demo", "--keep", "--services", "4", "--waves", "0", "--format", "json"])
+        .args(["demo", "--keep", "--services", services, "--waves", "0", "--format", "json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -397,9 +388,16 @@ fn a_kept_demo_can_be_driven_through_finalize() {
     let mut line = String::new();
     BufReader::new(demo.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let s: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
-    let env = &s["environment"];
+    let env = s["environment"].clone();
     let dir = env["directory"].as_str().unwrap().to_string();
-    let _stop = scopeguard(demo, dir.clone());
+    (env, scopeguard(demo, dir))
+}
+
+#[test]
+fn a_kept_demo_can_be_driven_through_finalize() {
+    let (env, _stop) = kept_demo("4");
+    let env = &env;
+    let dir = env["directory"].as_str().unwrap().to_string();
     let plan = env["plan"].as_str().unwrap();
     for h in env["hosts"].as_array().unwrap() {
         let (host, config) = (h["name"].as_str().unwrap(), h["config"].as_str().unwrap());
