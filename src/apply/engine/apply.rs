@@ -4,7 +4,6 @@
 use super::common::Ctx;
 use super::common::Request;
 use super::common::credentials;
-use super::common::describe;
 use super::common::event;
 use super::common::legacy_name;
 use super::common::lock;
@@ -69,13 +68,7 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
     crate::apply::signals::catch();
     'services: for s in &services {
         let steps = steps_of(req.plan, req.wave, s);
-        let done = ctx
-            .state
-            .services
-            .get(s.id.as_str())
-            .filter(|st| st.plan_id == req.plan.plan_id)
-            .map(|st| st.done.clone())
-            .unwrap_or_default();
+        let done = done_steps(&ctx.state, req, s);
         for (i, step) in steps.iter().enumerate() {
             if done.contains(&i) {
                 continue;
@@ -87,7 +80,7 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
                 );
                 return Ok(Exit::Interrupted);
             }
-            let what = describe(step);
+            let what = step.describe();
             let r = ctx.record(s, i, &what, || run_step(req, s, step, baseline.get(&s.id)));
             match r {
                 Ok(()) => {
@@ -238,12 +231,7 @@ fn remaining_steps<'a>(
 ) -> Vec<(&'a PlannedService, usize, Step, bool)> {
     let mut would = Vec::new();
     for s in services {
-        let done = state
-            .services
-            .get(s.id.as_str())
-            .filter(|st| st.plan_id == req.plan.plan_id)
-            .map(|st| st.done.clone())
-            .unwrap_or_default();
+        let done = done_steps(state, req, s);
         for (i, step) in steps_of(req.plan, req.wave, s).into_iter().enumerate() {
             if !done.contains(&i) {
                 would.push((*s, i, step, false));
@@ -324,4 +312,14 @@ fn mark_done(ctx: &mut Ctx, s: &PlannedService, i: usize) -> anyhow::Result<()> 
     entry.phase = Phase::Applying;
     entry.done.push(i);
     ctx.state.save(&ctx.dir)
+}
+
+/// The steps of a service recorded as done under this plan (another plan's steps do not count).
+fn done_steps(state: &State, req: &Request, s: &PlannedService) -> Vec<usize> {
+    state
+        .services
+        .get(s.id.as_str())
+        .filter(|st| st.plan_id == req.plan.plan_id)
+        .map(|st| st.done.clone())
+        .unwrap_or_default()
 }

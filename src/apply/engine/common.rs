@@ -90,11 +90,6 @@ pub(super) fn legacy_name(s: &PlannedService) -> String {
     s.placement.names.first().map(|n| n.name.to_ascii_lowercase()).unwrap_or_default()
 }
 
-/// Words for a step (journal, dry run).
-pub(super) fn describe(step: &Step) -> String {
-    step.describe()
-}
-
 pub(super) struct Ctx<'a> {
     pub(super) req: &'a Request<'a>,
     pub(super) journal: Journal,

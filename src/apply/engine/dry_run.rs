@@ -3,7 +3,6 @@
 use super::adapters::shim_for;
 use super::adapters::shim_service;
 use super::common::Request;
-use super::common::describe;
 use super::common::event;
 use super::common::legacy_name;
 use super::common::route_of;
@@ -92,8 +91,8 @@ pub(super) fn print_dry_run(
     for (s, i, step, undo) in steps {
         let what = match (step, undo) {
             (Step::AddRoute, true) => "undo: remove the route".to_string(),
-            (_, true) => format!("undo: {}", describe(step)),
-            _ => describe(step),
+            (_, true) => format!("undo: {}", step.describe()),
+            _ => step.describe(),
         };
         let effect = effect_of(req, s, step, *undo);
         event(

@@ -5,7 +5,6 @@ use super::adapters::run_legacy;
 use super::adapters::shim_for;
 use super::adapters::shim_service;
 use super::common::Ctx;
-use super::common::describe;
 use super::common::event;
 use super::common::steps_of;
 use crate::apply::admin_client;
@@ -69,7 +68,7 @@ pub(super) fn undo(ctx: &mut Ctx, services: &[&PlannedService]) -> anyhow::Resul
                 ctx.state.save(&ctx.dir)?;
                 return Err(crate::apply::signals::Interrupted.into());
             }
-            let what = format!("undo: {}", describe(step));
+            let what = format!("undo: {}", step.describe());
             let r = match step {
                 Step::AddRoute => {
                     route_added = true;
