@@ -421,8 +421,15 @@ fn framing(h: &HeaderMap, status: StatusCode, head_method: bool) -> Result<Frami
     Ok(length.map_or(Framing::Close, Framing::Length))
 }
 
-/// Where a body hands its connection back: the pool's slot for its dial key.
-pub type Release = std::sync::Arc<super::pool::Slot>;
+/// Where a finished body hands its connection back (the pool's slot for its dial key): the
+/// wire format knows only that such a place exists, not the pool behind it.
+pub trait ConnHome: Send + Sync {
+    /// Takes back a connection whose last response was read to the end.
+    fn put_back(&self, c: Conn);
+}
+
+/// Where a body hands its connection back.
+pub type Release = std::sync::Arc<dyn ConnHome>;
 
 /// A response body read from the upstream connection as the client side polls it.
 pub struct InlineBody {

@@ -250,12 +250,8 @@ impl Metrics {
             ACCEPT_BACKOFFS.load(Ordering::Relaxed)
         );
         out.push_str("# HELP tailshift_connections_cut_total Client connections the proxy closed, by reason: head_timeout (no request head in time, idle keep-alive connections included), body_timeout (a request body gave nothing for body_read_timeout_ms), slow_reader (took less than min_send_rate while bytes waited), evicted_idle (closed idle for a new connection at max_connections, or when descriptors ran out), shed_stalled (closed while keeping the proxy waiting, when descriptors ran out).\n# TYPE tailshift_connections_cut_total counter\n");
-        for (reason, n) in CUT_REASONS.iter().zip(&CONNECTIONS_CUT) {
-            let _ = writeln!(
-                out,
-                "tailshift_connections_cut_total{{reason=\"{reason}\"}} {}",
-                n.load(Ordering::Relaxed)
-            );
+        for (reason, n) in super::watchdog::Cut::ALL.iter().map(|c| (c.label(), c.count())) {
+            let _ = writeln!(out, "tailshift_connections_cut_total{{reason=\"{reason}\"}} {n}");
         }
         out
     }
@@ -263,13 +259,6 @@ impl Metrics {
 
 /// Times accepting paused because the process (or the system) was out of file descriptors.
 pub static ACCEPT_BACKOFFS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// Client connections the proxy closed, indexed by [`super::watchdog::Cut`].
-pub static CONNECTIONS_CUT: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
-
-/// The `reason` label of each [`CONNECTIONS_CUT`] entry, in [`super::watchdog::Cut`]'s order.
-const CUT_REASONS: [&str; 5] =
-    ["head_timeout", "body_timeout", "slow_reader", "evicted_idle", "shed_stalled"];
 
 #[cfg(test)]
 mod tests {

@@ -57,9 +57,10 @@ impl Slot {
         }
         None
     }
+}
 
-    /// Takes a connection back whose last response was read to the end.
-    pub fn put_back(&self, c: h1::Conn) {
+impl h1::ConnHome for Slot {
+    fn put_back(&self, c: h1::Conn) {
         let mut list = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if list.len() < self.max_idle {
             list.push((c, Instant::now()));
