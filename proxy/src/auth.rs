@@ -1,7 +1,7 @@
 //! Forward auth as the fork does it (`reference/tsnsrv.md` 3.7), with its bugs fixed: a 3xx
 //! from the auth service is passed back to the client, never followed.
 
-use super::handler::Body;
+use super::answer::Body;
 use super::upstream::Connector;
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
@@ -59,7 +59,7 @@ pub async fn check(
         eprintln!("WARN auth request failed url={} error=not an http(s) URL", auth.url);
         return Decision::Respond(unavailable());
     }
-    let authority = super::handler::authority(base);
+    let authority = super::routes::authority(base);
     // The authURL's own path is ignored; the original raw query is kept (as the fork does).
     let q = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
     let uri = format!("{}://{authority}{}{q}", base.scheme(), auth.path);

@@ -1,25 +1,28 @@
 //! One request, top to bottom: which name was asked for, which route, Funnel and prefix
 //! rules, tsnsrv's headers toward the upstream, forward, answer (`reference/tsnsrv.md` 3).
 
-use super::path::PathDecision;
+pub use super::answer::Body;
+use super::answer::{Early, HttpError, empty, redirect};
+use super::headers::{
+    Identity, Requester, header, identity_login, name, outgoing_headers, set, strip_hop_by_hop,
+    text_value, upgrade_protocol,
+};
+use super::path::{Checked, PathDecision};
 use super::prefix::Via;
-use super::routes::RouteTable;
-use super::routes::Routed;
+use super::routes::{RouteTable, Routed};
 use super::upstream::Connector;
+use super::whois::PeerIdentity;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderName, HeaderValue};
+use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Uri};
-use http_body_util::{BodyExt, Empty, Full, combinators::BoxBody};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
-use tailshift_routes::{HostHeader, Listen, Route};
-
-/// Response bodies: streamed from the upstream, or small synthetic ones.
-pub type Body = BoxBody<Bytes, super::pool::BodyError>;
+use std::time::{Duration, Instant};
+use tailshift_routes::{AccessRule, Listen};
 
 /// What the request path shares: the swappable route table and the upstream client (whose pool
 /// outlives route swaps).
@@ -33,7 +36,7 @@ pub struct Shared {
     /// Write the `served` access-log line.
     pub access_log: bool,
     /// Client toward forward-auth services (bodiless requests; redirects are never followed).
-    pub auth_client: Client<Connector, http_body_util::Empty<Bytes>>,
+    pub auth_client: hyper_util::client::legacy::Client<Connector, http_body_util::Empty<Bytes>>,
     /// tsnsrv's metrics.
     pub metrics: super::metrics::Metrics,
     /// Called after every table install (certificate fetcher, Service sockets).
@@ -92,26 +95,6 @@ impl Peer {
     }
 }
 
-fn synthetic(status: StatusCode, body: &'static str) -> Response<Body> {
-    let mut r = Response::new(
-        Full::new(Bytes::from_static(body.as_bytes())).map_err(|never| match never {}).boxed(),
-    );
-    *r.status_mut() = status;
-    if !body.is_empty() {
-        r.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-    }
-    r
-}
-
-fn empty(status: StatusCode) -> Response<Body> {
-    let mut r = Response::new(Empty::new().map_err(|never| match never {}).boxed());
-    *r.status_mut() = status;
-    r
-}
-
 /// The Tailscale Service a request came through (`svc:<label>`), for whois: the capabilities
 /// are then the grants toward that Service, as tsnsrv's own node for it had.
 fn service_of(origin: &Origin) -> Option<String> {
@@ -143,9 +126,9 @@ fn canonical_name<'a>(route: &'a tailshift_routes::Route, asked: &str) -> &'a st
 /// Requests answered before any routing: `CONNECT` (405; the proxy is no tunnel), `OPTIONS *`
 /// (the proxy's own answer), two `Host` headers (400), and an HTTP/2 `host` that differs from
 /// `:authority` (400, RFC 9113 8.3.1).
-fn refuse_unusual(req: &Request<Incoming>) -> Option<Response<Body>> {
+fn refuse_unusual(req: &Request<Incoming>) -> Result<(), Early> {
     if req.method() == http::Method::CONNECT {
-        return Some(synthetic(StatusCode::METHOD_NOT_ALLOWED, "CONNECT is not served\n"));
+        return Err(HttpError::ConnectNotServed.into());
     }
     if req.method() == http::Method::OPTIONS && req.uri() == "*" {
         let mut r = empty(StatusCode::NO_CONTENT);
@@ -153,20 +136,20 @@ fn refuse_unusual(req: &Request<Incoming>) -> Option<Response<Body>> {
             http::header::ALLOW,
             HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
         );
-        return Some(r);
+        return Err(r.into());
     }
     let mut hosts = req.headers().get_all(http::header::HOST).iter();
     let first = hosts.next();
     if hosts.next().is_some() {
-        return Some(synthetic(StatusCode::BAD_REQUEST, "more than one Host header\n"));
+        return Err(HttpError::TwoHosts.into());
     }
     if req.version() == http::Version::HTTP_2
         && let (Some(h), Some(a)) = (first, req.uri().authority())
         && !h.as_bytes().eq_ignore_ascii_case(a.as_str().as_bytes())
     {
-        return Some(synthetic(StatusCode::BAD_REQUEST, "host differs from :authority\n"));
+        return Err(HttpError::HostNotAuthority.into());
     }
-    None
+    Ok(())
 }
 
 /// The answer to a path that is not forwarded.
@@ -179,107 +162,11 @@ fn path_answer(decision: PathDecision) -> Response<Body> {
             }
             r
         }
-        PathDecision::Refuse(why) => synthetic(StatusCode::BAD_REQUEST, why),
-        PathDecision::NotAllowed => synthetic(StatusCode::NOT_FOUND, "404 page not found\n"),
+        PathDecision::Refuse(why) => HttpError::BadPath(why).into(),
+        PathDecision::NotAllowed => HttpError::NotFound.into(),
         // Never asked: a forwarded path is no answer.
-        PathDecision::Forward { .. } => empty(StatusCode::BAD_GATEWAY),
+        PathDecision::Forward { .. } => HttpError::BadGateway.into(),
     }
-}
-
-fn redirect(location: &str) -> Response<Body> {
-    let mut r = empty(StatusCode::PERMANENT_REDIRECT);
-    if let Ok(v) = HeaderValue::from_str(location) {
-        r.headers_mut().insert(http::header::LOCATION, v);
-    }
-    r
-}
-
-/// A header name checked at compile time (no parsing on the request path).
-macro_rules! name {
-    ($s:literal) => {
-        const { HeaderName::from_static($s) }
-    };
-}
-
-/// RFC 9110 7.6.1 hop-by-hop headers, plus whatever `Connection` names.
-fn strip_hop_by_hop(h: &mut HeaderMap) {
-    // One pass over the names finds which are there (most messages carry none): seven
-    // lookups, each hashing a name, cost more.
-    let mut present = 0u8;
-    for k in h.keys() {
-        if let Some(i) = HOP_BY_HOP.iter().position(|n| n == k) {
-            present |= 1 << i;
-        }
-    }
-    if present == 0 {
-        return;
-    }
-    // HOP_BY_HOP[0] is Connection.
-    if present & 1 != 0 {
-        // The options named: almost always only `keep-alive` (removed below anyway) or
-        // `close`; a list is collected only when there is more.
-        let options = || {
-            h.get_all(http::header::CONNECTION)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .map(str::trim)
-                .filter(|n| !n.is_empty() && !n.eq_ignore_ascii_case("keep-alive"))
-        };
-        let close = options().any(|n| n.eq_ignore_ascii_case("close"));
-        if options().any(|n| !n.eq_ignore_ascii_case("close")) {
-            let named: Vec<HeaderName> =
-                options().filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok()).collect();
-            for n in named {
-                h.remove(n);
-            }
-        } else if close {
-            h.remove(name!("close"));
-        }
-    }
-    for (i, n) in HOP_BY_HOP.into_iter().enumerate() {
-        if present & (1 << i) != 0 {
-            h.remove(n);
-        }
-    }
-}
-
-/// The fixed hop-by-hop fields (RFC 9110 7.6.1, and the legacy `Proxy-Connection`).
-const HOP_BY_HOP: [HeaderName; 7] = [
-    http::header::CONNECTION,
-    name!("keep-alive"),
-    name!("proxy-connection"),
-    http::header::TE,
-    http::header::TRAILER,
-    http::header::TRANSFER_ENCODING,
-    http::header::UPGRADE,
-];
-
-/// The protocol a request asks to upgrade to (`Connection: upgrade` + `Upgrade: x`).
-fn upgrade_protocol(h: &HeaderMap) -> Option<String> {
-    let conn = h
-        .get_all(http::header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")));
-    if !conn {
-        return None;
-    }
-    header(h, "upgrade")
-}
-
-/// `host[:port]` of a URL, the port only when it is not the scheme's default.
-pub(super) fn authority(u: &url::Url) -> String {
-    let host = u.host_str().unwrap_or("localhost");
-    match u.port() {
-        Some(p) => format!("{host}:{p}"),
-        None => host.to_string(),
-    }
-}
-
-/// A header's value when it is text (what `header` would return), as the value itself.
-fn text_value(h: &HeaderMap, name: &str) -> Option<HeaderValue> {
-    h.get(name).filter(|v| v.to_str().is_ok()).cloned()
 }
 
 /// A rewritten request target, `None` when it cannot be one.
@@ -287,48 +174,49 @@ fn text_target(t: String) -> Option<http::uri::PathAndQuery> {
     http::uri::PathAndQuery::from_maybe_shared(Bytes::from(t)).ok()
 }
 
-fn header(h: &HeaderMap, name: &str) -> Option<String> {
-    h.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
-}
+/// A request's upgrade offer (WebSocket or other): the protocol, and the client's side of the
+/// connection to splice after the upstream's 101. `Upgrade: h2c` is a hop-by-hop offer to
+/// this connection, never the upstream's: it is dropped.
+type Upgrade = (String, hyper::upgrade::OnUpgrade);
 
-/// Sets a header; UTF-8 text (a decoded display name) goes as its bytes, as Go's net/http
-/// sent it under tsnsrv.
-fn set(h: &mut HeaderMap, name: HeaderName, value: &str) {
-    if let Ok(v) = HeaderValue::from_bytes(value.as_bytes()) {
-        h.insert(name, v);
-    }
-}
-
-/// The identity tailscaled's serve put on a request (trusted listener only).
-struct Identity {
-    login: Option<String>,
-    name: Option<String>,
-    picture: Option<String>,
-}
-
-/// Serves one request; `body_clock` times the reads of its body, when it has one.
-pub async fn handle(
-    shared: Arc<Shared>,
-    mut req: Request<Incoming>,
-    origin: Origin,
-    body_clock: Option<super::watchdog::BodyClock>,
-) -> Result<Response<Body>, hyper::Error> {
-    let started = Instant::now();
-    let trusted = matches!(origin, Origin::Trusted | Origin::Service(_));
-    if let Some(refused) = refuse_unusual(&req) {
-        return Ok(refused);
-    }
-    // `Upgrade: h2c` is a hop-by-hop offer to this connection, never the upstream's.
+fn take_upgrade(req: &mut Request<Incoming>) -> Option<Upgrade> {
     if header(req.headers(), "upgrade").is_some_and(|u| u.eq_ignore_ascii_case("h2c")) {
         req.headers_mut().remove(http::header::UPGRADE);
     }
-    // A WebSocket (or other) upgrade: keep the client's side to splice after the 101.
-    let upgrade =
-        upgrade_protocol(req.headers()).map(|proto| (proto, hyper::upgrade::on(&mut req)));
+    upgrade_protocol(req.headers()).map(|proto| (proto, hyper::upgrade::on(req)))
+}
+
+/// Who asks, for which name, through what: read once from the request and its connection,
+/// and believed only from tailscaled. Values are kept as the request's own header values (a
+/// clone is a reference count, not a copy).
+struct Client {
+    /// Through tailscaled (its trusted socket, or a Service's).
+    trusted: bool,
+    /// The name asked for; text.
+    asked: HeaderValue,
+    /// Through Funnel (the internet) or the tailnet.
+    via: Via,
+    /// The peer's address; text.
+    peer: Option<HeaderValue>,
+    /// What tailscaled's serve says of a tailnet client.
+    identity: Option<Identity>,
+}
+
+impl Client {
+    fn asked(&self) -> &str {
+        self.asked.to_str().unwrap_or_default()
+    }
+
+    fn peer(&self) -> Option<&str> {
+        self.peer.as_ref().map(|v| v.to_str().unwrap_or_default())
+    }
+}
+
+/// Reads the client off the request. An absolute-form target (and HTTP/2's `:authority`)
+/// names the host (RFC 9112 3.2.2).
+fn client_of(req: &Request<Incoming>, origin: &Origin) -> Result<Client, Early> {
+    let trusted = matches!(origin, Origin::Trusted | Origin::Service(_));
     let h = req.headers();
-    // Which name, and through what, the client came: believed only from tailscaled. Values
-    // are kept as the request's own header values (a clone is a reference count, not a copy).
-    // An absolute-form target (and HTTP/2's `:authority`) names the host (RFC 9112 3.2.2).
     let asked = if trusted {
         text_value(h, "x-forwarded-host")
     } else {
@@ -337,17 +225,14 @@ pub async fn handle(
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
             .or_else(|| text_value(h, "host"))
     };
-    let Some(asked_value) = asked else {
-        return Ok(synthetic(StatusCode::BAD_REQUEST, "missing Host\n"));
-    };
-    let asked = asked_value.to_str().unwrap_or_default();
+    let asked = asked.ok_or(HttpError::MissingHost)?;
     // The connection's certificate vouches only for the names it covers: a request for another
     // name on it is misdirected (RFC 9110 15.5.20), and the client retries on a connection of
     // its own. Names it covers (a wildcard's) are served, so HTTP/2 coalescing keeps working.
-    if let Origin::Https(_, Some(tls)) = &origin
-        && !tls.covers(asked)
+    if let Origin::Https(_, Some(tls)) = origin
+        && !tls.covers(asked.to_str().unwrap_or_default())
     {
-        return Ok(synthetic(StatusCode::MISDIRECTED_REQUEST, "misdirected request\n"));
+        return Err(HttpError::Misdirected.into());
     }
     // Any Funnel marker, whatever its value or count, makes the request a Funnel one: were a
     // client's own header ever passed along beside tailscaled's, doubt must deny, not admit.
@@ -356,48 +241,54 @@ pub async fn handle(
     } else {
         Via::Tailnet
     };
-    let peer_value = match &origin {
+    let peer = match origin {
         Origin::Trusted | Origin::Service(_) => text_value(h, "x-forwarded-for"),
         Origin::Http(p) | Origin::Https(p, _) => p.as_ref().map(|p| p.0.clone()),
     };
-    let peer = peer_value.as_ref().map(|v| v.to_str().unwrap_or_default());
     let identity = (trusted && via == Via::Tailnet).then(|| Identity {
         login: header(h, "tailscale-user-login"),
         // tailscaled encodes non-ASCII display names as RFC 2047 words (`=?utf-8?q?...?=`).
         name: header(h, "tailscale-user-name").map(|n| super::rfc2047::decode(&n)),
         picture: header(h, "tailscale-user-profile-pic"),
     });
-    // The request's target, kept whole: the path and query are borrowed from it below.
-    let target = req.uri().clone();
-    let path = target.path();
-    // A path the upstream would resolve elsewhere is never routed: redirected to its clean form
-    // (as Go's ServeMux did under tsnsrv), or refused on Funnel (the first half of path::decide).
-    let checked = match super::path::check(path, target.query(), via) {
-        Ok(checked) => checked,
-        Err(answer) => return Ok(path_answer(answer)),
+    Ok(Client { trusted, asked, via, peer, identity })
+}
+
+/// The route for the name and path asked (a Service's socket names its route), if this client
+/// may reach it: Funnel isolation, a public request reaches only routes that are public.
+fn route_for(
+    table: &RouteTable,
+    origin: &Origin,
+    client: &Client,
+    path: &str,
+) -> Result<Arc<Routed>, Early> {
+    let found = match origin {
+        Origin::Service(label) => table.service(label),
+        _ => table.lookup(client.asked(), path).map(|(route, _mount)| route),
     };
-    let table = shared.routes.load();
-    let found = match &origin {
-        Origin::Service(label) => table.service(label).map(|r| (r, "/".to_string())),
-        _ => table.lookup(asked, path),
-    };
-    let Some((route, _mount)) = found else {
-        return Ok(synthetic(StatusCode::NOT_FOUND, "404 page not found\n"));
-    };
-    // Funnel isolation: a public request reaches only routes that are public.
-    if via == Via::Funnel && !route.funnel {
-        return Ok(synthetic(StatusCode::FORBIDDEN, "not available through Funnel\n"));
+    let route = found.ok_or(HttpError::NotFound)?;
+    if client.via == Via::Funnel && !route.funnel {
+        return Err(HttpError::NotViaFunnel.into());
     }
-    if via == Via::Tailnet && !route.tailnet {
-        return Ok(synthetic(StatusCode::NOT_FOUND, "404 page not found\n"));
+    if client.via == Via::Tailnet && !route.tailnet {
+        return Err(HttpError::NotFound.into());
     }
-    // Access rules replace the per-node ACLs that told services apart: with rules, only a
-    // tailnet peer that matches one gets in (identity comes from tailscaled only).
-    // Group and tag rules need the LocalAPI's answer (serve's headers carry neither): it is
-    // asked here, before the decision, and reused for the identity headers below.
-    // A TCP peer inside the tailnet's ranges (placement B: the proxy on the node's own
-    // address) is identified by whois too; serve's headers exist only on the trusted sockets.
-    let tcp_tailnet_peer = match &origin {
+    Ok(route)
+}
+
+/// Access rules replace the per-node ACLs that told services apart: with rules, only a tailnet
+/// peer that matches one gets in (identity comes from tailscaled only). Group and tag rules
+/// need the LocalAPI's answer (serve's headers carry neither): it is asked here, before the
+/// decision, and returned for the identity headers. A TCP peer inside the tailnet's ranges
+/// (placement B: the proxy on the node's own address) is identified by whois too; serve's
+/// headers exist only on the trusted sockets.
+async fn admit(
+    shared: &Shared,
+    route: &Routed,
+    origin: &Origin,
+    client: &Client,
+) -> Result<Option<Arc<PeerIdentity>>, Early> {
+    let tcp_tailnet_peer = match origin {
         Origin::Http(Some(p)) | Origin::Https(Some(p), _) => {
             p.0.to_str().ok().and_then(|s| s.parse::<IpAddr>().ok()).is_some_and(|ip| {
                 shared.tailnet_ranges.iter().any(|r| super::config::in_range(ip, *r))
@@ -405,101 +296,134 @@ pub async fn handle(
         }
         _ => false,
     };
-    let mut early_whois = None;
+    let mut whois = None;
     if tcp_tailnet_peer
         && (route.whois.enabled || !route.access.is_empty() || route.auth.is_some())
-        && let (Some(w), Some(addr)) = (&shared.whois, peer)
+        && let (Some(w), Some(addr)) = (&shared.whois, client.peer())
     {
-        let limit = std::time::Duration::from_millis(route.whois.timeout_ms.max(1));
-        early_whois = Box::pin(w.lookup(addr, None, limit)).await;
+        let limit = Duration::from_millis(route.whois.timeout_ms.max(1));
+        whois = Box::pin(w.lookup(addr, None, limit)).await;
     }
-    if via == Via::Tailnet && !route.access.is_empty() {
-        let login: Option<String> = identity
-            .as_ref()
-            .and_then(|i| i.login.clone())
-            .or_else(|| early_whois.as_ref().and_then(|w| w.login.clone()));
-        let needs_whois = route.access.iter().any(|r| {
-            matches!(
-                r,
-                tailshift_routes::AccessRule::Group(_) | tailshift_routes::AccessRule::Tag(_)
-            )
-        });
-        if needs_whois
-            && trusted
-            && let (Some(w), Some(addr)) = (&shared.whois, peer)
-        {
-            let limit = std::time::Duration::from_millis(route.whois.timeout_ms.max(1000));
-            early_whois = Box::pin(w.lookup(addr, service_of(&origin).as_deref(), limit)).await;
-        }
-        let (groups, tags) = match &early_whois {
-            Some(id) => (id.groups.as_slice(), id.tags.as_slice()),
-            None => (&[][..], &[][..]),
-        };
-        if !super::access::admits(&route.access, login.as_deref(), groups, tags) {
-            return Ok(synthetic(StatusCode::FORBIDDEN, "forbidden by the route's access rules\n"));
-        }
+    if client.via == Via::Funnel || route.access.is_empty() {
+        return Ok(whois);
     }
-    let query = target.query();
-    if let (Origin::Https(..), Listen::Plaintext { .. }) = (&origin, route.listen) {
-        return Ok(synthetic(StatusCode::NOT_FOUND, "404 page not found\n"));
+    let login: Option<String> = client
+        .identity
+        .as_ref()
+        .and_then(|i| i.login.clone())
+        .or_else(|| whois.as_ref().and_then(|w| w.login.clone()));
+    let needs_whois =
+        route.access.iter().any(|r| matches!(r, AccessRule::Group(_) | AccessRule::Tag(_)));
+    if needs_whois
+        && client.trusted
+        && let (Some(w), Some(addr)) = (&shared.whois, client.peer())
+    {
+        let limit = Duration::from_millis(route.whois.timeout_ms.max(1000));
+        whois = Box::pin(w.lookup(addr, service_of(origin).as_deref(), limit)).await;
     }
-    if let (Origin::Http(_), Listen::Https { .. }) = (&origin, route.listen) {
+    let (groups, tags) = match &whois {
+        Some(id) => (id.groups.as_slice(), id.tags.as_slice()),
+        None => (&[][..], &[][..]),
+    };
+    if !super::access::admits(&route.access, login.as_deref(), groups, tags) {
+        return Err(HttpError::ForbiddenByAccess.into());
+    }
+    Ok(whois)
+}
+
+/// What the route answers without its upstream: a plaintext route is not served on the HTTPS
+/// listener, an HTTPS route's request on the HTTP listener goes to HTTPS, and a redirecting
+/// route redirects.
+fn answer_without_upstream(
+    origin: &Origin,
+    route: &Routed,
+    asked: &str,
+    path: &str,
+    query: Option<&str>,
+) -> Result<(), Early> {
+    if let (Origin::Https(..), Listen::Plaintext { .. }) = (origin, route.listen) {
+        return Err(HttpError::NotFound.into());
+    }
+    let q = || query.map(|q| format!("?{q}")).unwrap_or_default();
+    if let (Origin::Http(_), Listen::Https { .. }) = (origin, route.listen) {
         let host = asked.split(':').next().unwrap_or(asked);
-        let q = query.map(|q| format!("?{q}")).unwrap_or_default();
-        return Ok(redirect(&format!("https://{host}{path}{q}")));
+        return Err(redirect(&format!("https://{host}{path}{}", q())).into());
     }
     if let Some(to) = &route.redirect_to {
-        let q = query.map(|q| format!("?{q}")).unwrap_or_default();
         let rest = path.trim_start_matches('/');
-        return Ok(redirect(&format!(
-            "{}{rest}{q}",
-            if to.ends_with('/') { to.clone() } else { format!("{to}/") }
-        )));
+        let to = if to.ends_with('/') { to.clone() } else { format!("{to}/") };
+        return Err(redirect(&format!("{to}{rest}{}", q())).into());
     }
-    // Forward auth runs before the prefix check, as in the fork (tsnsrv.md 3.2).
-    let mut granted: Vec<(HeaderName, HeaderValue)> = Vec::new();
-    if let Some(auth) = &route.auth {
-        let tailnet_user = via == Via::Tailnet
-            && identity
-                .as_ref()
-                .and_then(|i| i.login.as_deref())
-                .or_else(|| early_whois.as_ref().and_then(|w| w.login.as_deref()))
-                .is_some_and(|l| l != "tagged-devices");
-        // Identified tailnet users may skip auth; Funnel and tagged devices never do.
-        if !(auth.bypass_for_tailnet && tailnet_user) {
-            let asked_at = Instant::now();
-            // Boxed, as the other rare steps below: the request's future is as large as its
-            // largest step, and it is moved whole once per request.
-            let decision = Box::pin(super::auth::check(
-                &shared.auth_client,
-                auth,
-                &route.auth_key,
-                &req,
-                asked,
-                trusted,
-            ))
-            .await;
-            shared
-                .metrics
-                .service(&route.service)
-                .auth(decision.status(), asked_at.elapsed().as_nanos() as u64);
-            match decision {
-                super::auth::Decision::Allow(copied) => granted = copied,
-                super::auth::Decision::Respond(resp) => {
-                    eprintln!(
-                        "INFO auth denied service={} status={} remote_addr={} duration={:?} url={path}",
-                        route.service,
-                        resp.status().as_u16(),
-                        peer.unwrap_or(""),
-                        started.elapsed()
-                    );
-                    return Ok(resp);
-                }
-            }
+    Ok(())
+}
+
+/// Forward auth, run before the prefix check as in the fork (tsnsrv.md 3.2): the headers the
+/// auth service grants, or its answer to the client. Identified tailnet users may skip it when
+/// the route says so; Funnel and tagged devices never do.
+async fn forward_auth(
+    shared: &Shared,
+    route: &Routed,
+    req: &Request<Incoming>,
+    client: &Client,
+    whois: Option<&PeerIdentity>,
+    started: Instant,
+) -> Result<Vec<(HeaderName, HeaderValue)>, Early> {
+    let Some(auth) = &route.auth else {
+        return Ok(Vec::new());
+    };
+    let tailnet_user = client.via == Via::Tailnet
+        && client
+            .identity
+            .as_ref()
+            .and_then(|i| i.login.as_deref())
+            .or_else(|| whois.and_then(|w| w.login.as_deref()))
+            .is_some_and(|l| l != "tagged-devices");
+    if auth.bypass_for_tailnet && tailnet_user {
+        return Ok(Vec::new());
+    }
+    let asked_at = Instant::now();
+    // Boxed, as the other rare steps: the request's future is as large as its largest step,
+    // and it is moved whole once per request.
+    let decision = Box::pin(super::auth::check(
+        &shared.auth_client,
+        auth,
+        &route.auth_key,
+        req,
+        client.asked(),
+        client.trusted,
+    ))
+    .await;
+    shared
+        .metrics
+        .service(&route.service)
+        .auth(decision.status(), asked_at.elapsed().as_nanos() as u64);
+    match decision {
+        super::auth::Decision::Allow(copied) => Ok(copied),
+        super::auth::Decision::Respond(resp) => {
+            eprintln!(
+                "INFO auth denied service={} status={} remote_addr={} duration={:?} url={}",
+                route.service,
+                resp.status().as_u16(),
+                client.peer().unwrap_or(""),
+                started.elapsed(),
+                req.uri().path()
+            );
+            Err(resp.into())
         }
     }
-    // The second half of path::decide: tsnsrv's prefix rules, then the upstream's path.
-    let (new_path, new_query) = match super::path::forward(&route, checked, query) {
+}
+
+/// The target the upstream is asked for: tsnsrv's prefix rules, then the upstream's path (the
+/// second half of path::decide). Most routes forward the target unchanged: then it is the
+/// request's own (no copy).
+fn upstream_target(
+    route: &Routed,
+    checked: Checked,
+    target: &Uri,
+    via: Via,
+) -> Result<PathAndQuery, Early> {
+    let (path, query) = (target.path(), target.query());
+    let (new_path, new_query) = match super::path::forward(route, checked, query) {
         PathDecision::Forward { path, query } => (path, query),
         PathDecision::NotAllowed => {
             eprintln!(
@@ -507,38 +431,56 @@ pub async fn handle(
                 route.prefixes,
                 via == Via::Funnel
             );
-            return Ok(path_answer(PathDecision::NotAllowed));
+            return Err(path_answer(PathDecision::NotAllowed).into());
         }
-        answer => return Ok(path_answer(answer)),
+        answer => return Err(path_answer(answer).into()),
     };
-    let dest = &route.upstream.url;
-    let authority = route.dest_authority.as_str();
-    // Most routes forward the target unchanged: then it is the request's own (no copy).
     let path_and_query = match (&new_query, target.path_and_query()) {
         (q, Some(pq)) if new_path == path && q.as_deref() == query => Some(pq.clone()),
         (Some(q), _) => text_target(format!("{new_path}?{q}")),
         (None, _) => text_target(new_path.into_owned()),
     };
-    let Some(path_and_query) = path_and_query else {
-        return Ok(empty(StatusCode::BAD_GATEWAY));
-    };
+    path_and_query.ok_or_else(|| HttpError::BadGateway.into())
+}
+
+/// The request the upstream gets: origin-form (the connection is chosen by the route's dial),
+/// HTTP/1.1, with the header policy's headers, the LocalAPI's identity in place of serve's,
+/// what forward auth granted, and the upgrade offer kept.
+#[allow(clippy::too_many_arguments)]
+async fn upstream_request(
+    shared: &Shared,
+    route: &Routed,
+    req: Request<Incoming>,
+    target: PathAndQuery,
+    client: &mut Client,
+    origin: &Origin,
+    whois: Option<Arc<PeerIdentity>>,
+    granted: Vec<(HeaderName, HeaderValue)>,
+    upgrade: Option<&str>,
+) -> Result<Request<Incoming>, Early> {
     let (mut parts, body) = req.into_parts();
-    let looked_up =
-        match (&shared.whois, trusted && via == Via::Tailnet && route.whois.enabled, peer) {
-            _ if early_whois.is_some() && route.whois.enabled => early_whois.clone(),
-            (Some(w), true, Some(addr)) => {
-                let limit = std::time::Duration::from_millis(route.whois.timeout_ms);
-                Box::pin(w.lookup(addr, service_of(&origin).as_deref(), limit)).await
-            }
-            _ => None,
-        };
-    let tls = trusted || matches!(origin, Origin::Https(..));
+    let tailnet_whois = client.trusted && client.via == Via::Tailnet && route.whois.enabled;
+    let looked_up = match (&shared.whois, tailnet_whois, client.peer()) {
+        _ if whois.is_some() && route.whois.enabled => whois,
+        (Some(w), true, Some(addr)) => {
+            let limit = Duration::from_millis(route.whois.timeout_ms);
+            Box::pin(w.lookup(addr, service_of(origin).as_deref(), limit)).await
+        }
+        _ => None,
+    };
+    let tls = client.trusted || matches!(origin, Origin::Https(..));
+    let who = Requester {
+        asked: &client.asked,
+        peer: client.peer.as_ref(),
+        trusted: client.trusted,
+        tls,
+    };
     let mut headers = outgoing_headers(
         std::mem::take(&mut parts.headers),
-        &route,
-        authority,
-        &Requester { asked: &asked_value, peer: peer_value.as_ref(), trusted, tls },
-        identity,
+        route,
+        &route.dest_authority,
+        &who,
+        client.identity.take(),
     );
     if let Some(id) = looked_up {
         // The LocalAPI's answer is the full tsnsrv set; it replaces what serve's headers gave.
@@ -560,213 +502,124 @@ pub async fn handle(
             headers.insert(k, v);
         }
     }
-    if let Some((proto, _)) = &upgrade {
+    if let Some(proto) = upgrade {
         // Hop-by-hop, but an upgrade must reach the upstream (Go's ReverseProxy keeps them too).
         set(&mut headers, name!("connection"), "upgrade");
         set(&mut headers, name!("upgrade"), proto);
     }
     parts.headers = headers;
-    // Origin-form: the connection is chosen by the route's dial, the Host header is set above.
     let mut uri = http::uri::Parts::default();
-    // Kept for the access log only when it is written.
-    let logged_target = shared.access_log.then(|| path_and_query.clone());
-    uri.path_and_query = Some(path_and_query);
-    parts.uri = match Uri::from_parts(uri) {
-        Ok(u) => u,
-        Err(_) => return Ok(empty(StatusCode::BAD_GATEWAY)),
-    };
+    uri.path_and_query = Some(target);
+    parts.uri = Uri::from_parts(uri).map_err(|_| HttpError::BadGateway)?;
     parts.version = http::Version::HTTP_11;
-    let out = Request::from_parts(parts, body);
-    let login = identity_login(&out);
+    Ok(Request::from_parts(parts, body))
+}
+
+/// Forwards, counts, and makes the upstream's answer the client's: hop-by-hop fields removed,
+/// an accepted upgrade spliced to the client's side of the connection.
+async fn forward_and_answer(
+    shared: &Shared,
+    route: &Routed,
+    out: Request<Incoming>,
+    body_clock: Option<super::watchdog::BodyClock>,
+    upgrade: Option<Upgrade>,
+    asked: &str,
+) -> Response<Body> {
     let forwarded_at = Instant::now();
-    let result = forward(&shared, &route, out, body_clock).await;
+    let result = forward(shared, route, out, body_clock).await;
     let m = route.metrics.get_or_init(|| shared.metrics.service(&route.service));
     m.request(canonical_name(&route.route, asked));
-    let response = match result {
-        Ok(mut resp) => {
-            m.observe(resp.status().as_u16(), forwarded_at.elapsed().as_nanos() as u64);
-            if resp.status() == StatusCode::SWITCHING_PROTOCOLS
-                && let Some((proto, client_side)) = upgrade
-            {
-                // Splice the two upgraded connections; the 101 goes back with its headers.
-                let upstream_side = hyper::upgrade::on(&mut resp);
-                tokio::spawn(async move {
-                    if let (Ok(c), Ok(u)) = (client_side.await, upstream_side.await) {
-                        let mut c = hyper_util::rt::TokioIo::new(c);
-                        let mut u = hyper_util::rt::TokioIo::new(u);
-                        let _ = tokio::io::copy_bidirectional(&mut c, &mut u).await;
-                    }
-                });
-                strip_hop_by_hop(resp.headers_mut());
-                set(resp.headers_mut(), name!("connection"), "upgrade");
-                set(resp.headers_mut(), name!("upgrade"), &proto);
-                resp.map(|b| b.boxed())
-            } else {
-                strip_hop_by_hop(resp.headers_mut());
-                resp.map(|b| b.boxed())
-            }
-        }
+    let mut resp = match result {
+        Ok(resp) => resp,
         Err(e) => {
             m.error();
             eprintln!("WARN proxy error service={} error={e}", route.service);
-            empty(StatusCode::BAD_GATEWAY)
+            return HttpError::BadGateway.into();
         }
     };
-    if let Some(path_and_query) = logged_target {
+    m.observe(resp.status().as_u16(), forwarded_at.elapsed().as_nanos() as u64);
+    strip_hop_by_hop(resp.headers_mut());
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS
+        && let Some((proto, client_side)) = upgrade
+    {
+        // Splice the two upgraded connections; the 101 goes back with its headers.
+        let upstream_side = hyper::upgrade::on(&mut resp);
+        tokio::spawn(async move {
+            if let (Ok(c), Ok(u)) = (client_side.await, upstream_side.await) {
+                let mut c = hyper_util::rt::TokioIo::new(c);
+                let mut u = hyper_util::rt::TokioIo::new(u);
+                let _ = tokio::io::copy_bidirectional(&mut c, &mut u).await;
+            }
+        });
+        set(resp.headers_mut(), name!("connection"), "upgrade");
+        set(resp.headers_mut(), name!("upgrade"), &proto);
+    }
+    resp.map(|b| b.boxed())
+}
+
+/// Serves one request; `body_clock` times the reads of its body, when it has one.
+pub async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+    origin: Origin,
+    body_clock: Option<super::watchdog::BodyClock>,
+) -> Result<Response<Body>, hyper::Error> {
+    Ok(serve(&shared, req, &origin, body_clock).await.unwrap_or_else(Early::into_response))
+}
+
+/// The request path, top to bottom; every early answer (a refusal, a redirect, the auth
+/// service's answer) is the [`Early`] of the step that decided it.
+async fn serve(
+    shared: &Shared,
+    mut req: Request<Incoming>,
+    origin: &Origin,
+    body_clock: Option<super::watchdog::BodyClock>,
+) -> Result<Response<Body>, Early> {
+    let started = Instant::now();
+    refuse_unusual(&req)?;
+    let upgrade = take_upgrade(&mut req);
+    let mut client = client_of(&req, origin)?;
+    // The request's target, kept whole: the path and query are borrowed from it below.
+    let target = req.uri().clone();
+    let (path, query) = (target.path(), target.query());
+    // A path the upstream would resolve elsewhere is never routed: redirected to its clean form
+    // (as Go's ServeMux did under tsnsrv), or refused on Funnel (the first half of path::decide).
+    let checked = super::path::check(path, query, client.via).map_err(|d| Early::from(path_answer(d)))?;
+    let route = route_for(&shared.routes.load(), origin, &client, path)?;
+    let whois = admit(shared, &route, origin, &client).await?;
+    answer_without_upstream(origin, &route, client.asked(), path, query)?;
+    let granted = forward_auth(shared, &route, &req, &client, whois.as_deref(), started).await?;
+    let to_upstream = upstream_target(&route, checked, &target, client.via)?;
+    // Kept for the access log only when it is written.
+    let logged_target = shared.access_log.then(|| to_upstream.clone());
+    let proto = upgrade.as_ref().map(|(proto, _)| proto.as_str());
+    let out = upstream_request(
+        shared,
+        &route,
+        req,
+        to_upstream,
+        &mut client,
+        origin,
+        whois,
+        granted,
+        proto,
+    )
+    .await?;
+    let login = logged_target.is_some().then(|| identity_login(out.headers())).flatten();
+    let response =
+        forward_and_answer(shared, &route, out, body_clock, upgrade, client.asked()).await;
+    if let Some(target) = logged_target {
         eprintln!(
-            "INFO served service={} original={path} rewritten={}://{authority}{path_and_query} origin_login={:?} origin_node=\"\" duration={:?} http_status={}",
+            "INFO served service={} original={path} rewritten={}://{}{target} origin_login={:?} origin_node=\"\" duration={:?} http_status={}",
             route.service,
-            dest.scheme(),
+            route.upstream.url.scheme(),
+            route.dest_authority,
             login.unwrap_or_default(),
             started.elapsed(),
             response.status().as_u16()
         );
     }
     Ok(response)
-}
-
-fn identity_login(r: &Request<Incoming>) -> Option<String> {
-    header(r.headers(), "x-tailscale-user-loginname")
-}
-
-/// tsnsrv's `rewrite` (3.4), in its order, with the identity of tailscaled's serve mapped onto
-/// tsnsrv's header names.
-/// Who asked, how: what the upstream headers are derived from.
-struct Requester<'a> {
-    /// The name asked for (`Host`, or `X-Forwarded-Host` behind tailscaled); text.
-    asked: &'a HeaderValue,
-    /// The peer address; text.
-    peer: Option<&'a HeaderValue>,
-    /// Through tailscaled's trusted socket.
-    trusted: bool,
-    /// Over TLS (ours or tailscaled's).
-    tls: bool,
-}
-
-/// `value` when it is exactly `text`, else a new value (values derived from the name asked
-/// are nearly always the name itself, and reusing it is a reference count, not a copy).
-fn reuse_or_new(value: &HeaderValue, text: &str) -> Option<HeaderValue> {
-    if value.as_bytes() == text.as_bytes() {
-        Some(value.clone())
-    } else {
-        HeaderValue::from_str(text).ok()
-    }
-}
-
-fn outgoing_headers(
-    incoming: HeaderMap,
-    route: &Route,
-    upstream_authority: &str,
-    who: &Requester,
-    identity: Option<Identity>,
-) -> HeaderMap {
-    let Requester { asked, peer, trusted, tls } = *who;
-    let mut h = incoming;
-    strip_hop_by_hop(&mut h);
-    // What tailscaled says is read above; nothing a client sends as identity (or as a
-    // forwarding chain) goes further. One pass finds whether there is anything to remove.
-    // With `_`, a name CGI/WSGI upstreams read as one the proxy sets (`X_Tailscale_User` is
-    // `HTTP_X_TAILSCALE_USER` there) goes too; other underscore names pass, as tsnsrv's did.
-    let replaced = |k: &HeaderName| {
-        let k = k.as_str();
-        let is_ours = |k: &str| {
-            matches!(
-                k,
-                "forwarded"
-                    | "x-forwarded-for"
-                    | "x-forwarded-host"
-                    | "x-forwarded-proto"
-                    | "x-forwarded-server"
-                    | "x-forwarded-port"
-                    | "x-real-ip"
-                    | "x-scheme"
-            ) || k.starts_with("tailscale-")
-                || k.starts_with("x-tailscale-")
-        };
-        if k.contains('_') {
-            is_ours(&k.replace('_', "-"))
-        } else {
-            matches!(k, "forwarded" | "x-forwarded-for" | "x-forwarded-host" | "x-forwarded-proto")
-                || k.starts_with("tailscale-")
-                || k.starts_with("x-tailscale-")
-        }
-    };
-    if h.keys().any(replaced) {
-        let gone: Vec<HeaderName> = h.keys().filter(|k| replaced(k)).cloned().collect();
-        for k in gone {
-            h.remove(k);
-        }
-    }
-    let asked_text = asked.to_str().unwrap_or_default();
-    // Behind tailscaled a short name stands for the route's first full name.
-    let full_host = (trusted && !asked_text.contains('.'))
-        .then(|| route.hosts.first().and_then(|h| HeaderValue::from_str(&h.name).ok()))
-        .flatten()
-        .unwrap_or_else(|| asked.clone());
-    let full_text = full_host.to_str().unwrap_or_default();
-    let proto = if tls { "https" } else { "http" };
-    if let Some(p) = peer {
-        h.insert(name!("x-forwarded-for"), p.clone());
-    }
-    h.insert(name!("x-forwarded-host"), full_host.clone());
-    h.insert(name!("x-forwarded-proto"), HeaderValue::from_static(proto));
-    let host = match route.host_header {
-        // Behind tailscaled the Host is always `localhost`: rebuild it from the name asked.
-        HostHeader::Keep if trusted => {
-            reuse_or_new(&full_host, full_text.split(':').next().unwrap_or(full_text))
-        }
-        HostHeader::Keep => Some(asked.clone()),
-        HostHeader::Upstream => HeaderValue::from_str(upstream_authority).ok(),
-    };
-    if let Some(host) = host {
-        h.insert(http::header::HOST, host);
-    }
-    if route.proxy_headers {
-        h.insert(name!("x-scheme"), HeaderValue::from_static(proto));
-        if let Some(p) = peer {
-            h.insert(name!("x-real-ip"), p.clone());
-        }
-        let (server, port) = match full_text.rsplit_once(':') {
-            Some((s, p)) if p.chars().all(|c| c.is_ascii_digit()) => (s, Some(p)),
-            _ => (full_text, None),
-        };
-        if let Some(v) = reuse_or_new(&full_host, server) {
-            h.insert(name!("x-forwarded-server"), v);
-        }
-        if let Some(p) = port {
-            set(&mut h, name!("x-forwarded-port"), p);
-        }
-    }
-    for (k, v) in &route.upstream_headers {
-        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
-            h.insert(n, v);
-        }
-    }
-    // tsnsrv deletes every outgoing X-Tailscale-* whatever set it, then adds the identity;
-    // the client's are gone already, so only the route's own headers can have brought one.
-    if !route.upstream_headers.is_empty() {
-        let ours: Vec<HeaderName> =
-            h.keys().filter(|k| k.as_str().starts_with("x-tailscale-")).cloned().collect();
-        for k in ours {
-            h.remove(k);
-        }
-    }
-    if route.whois.enabled
-        && let Some(id) = identity
-    {
-        if let Some(login) = id.login {
-            if let Some((local, domain)) = login.split_once('@') {
-                set(&mut h, name!("x-tailscale-user-loginname-localpart"), local);
-                set(&mut h, name!("x-tailscale-user-loginname-domain"), domain);
-            }
-            set(&mut h, name!("x-tailscale-user-loginname"), &login);
-            set(&mut h, name!("x-tailscale-user-displayname"), id.name.as_deref().unwrap_or(""));
-            if let Some(p) = id.picture.filter(|p| !p.is_empty()) {
-                set(&mut h, name!("x-tailscale-user-profilepicurl"), &p);
-            }
-        }
-    }
-    h
 }
 
 async fn forward(
@@ -789,58 +642,5 @@ async fn forward(
         .await
         .map_err(|_| format!("no response headers within {ms} ms"))?,
         None => shared.pool.send(slot, dial, req, body_clock).await,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn map(fields: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in fields {
-            h.append(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        h
-    }
-
-    fn names(h: &HeaderMap) -> Vec<&str> {
-        let mut n: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
-        n.sort_unstable();
-        n
-    }
-
-    #[test]
-    fn hop_by_hop_fields_and_those_connection_names_are_removed() {
-        let mut h = map(&[
-            ("host", "a.test"),
-            ("connection", "keep-alive, X-Secret"),
-            ("connection", "close"),
-            ("keep-alive", "timeout=5"),
-            ("proxy-connection", "keep-alive"),
-            ("te", "trailers"),
-            ("trailer", "x-sum"),
-            ("transfer-encoding", "chunked"),
-            ("upgrade", "h2c"),
-            ("x-secret", "1"),
-            ("close", "a field named by Connection: close"),
-            ("accept", "*/*"),
-        ]);
-        strip_hop_by_hop(&mut h);
-        assert_eq!(names(&h), ["accept", "host"]);
-    }
-
-    #[test]
-    fn connection_close_alone_removes_only_the_fixed_set() {
-        let mut h = map(&[("connection", "close"), ("close", "x"), ("te", "trailers"), ("a", "1")]);
-        strip_hop_by_hop(&mut h);
-        assert_eq!(names(&h), ["a"]);
-        // Nothing hop-by-hop: nothing changes.
-        let mut h = map(&[("a", "1"), ("b", "2")]);
-        strip_hop_by_hop(&mut h);
-        assert_eq!(names(&h), ["a", "b"]);
     }
 }

@@ -2,12 +2,14 @@
 //! routed by Host (or, behind tailscaled, by X-Forwarded-Host), then tsnsrv's rules apply.
 
 pub mod access;
+pub mod answer;
 pub mod auth;
 pub mod clean;
 pub mod config;
 pub mod dns;
 pub mod h1;
 pub mod handler;
+pub mod headers;
 pub mod health;
 pub mod metrics;
 pub mod path;

@@ -40,7 +40,7 @@ impl std::ops::Deref for Routed {
 impl Routed {
     fn new(route: Route) -> Routed {
         let dest = &route.upstream.url;
-        let dest_authority = super::handler::authority(dest);
+        let dest_authority = authority(dest);
         let dial = Dial::for_url(
             dest,
             route.upstream.unix.as_deref(),
@@ -267,6 +267,15 @@ fn mount_matches(mount: &str, path: &str) -> bool {
     match path.strip_prefix(mount) {
         Some(rest) => mount.ends_with('/') || rest.is_empty() || rest.starts_with('/'),
         None => false,
+    }
+}
+
+/// `host[:port]` of a URL, the port only when it is not the scheme's default.
+pub fn authority(u: &url::Url) -> String {
+    let host = u.host_str().unwrap_or("localhost");
+    match u.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
     }
 }
 
