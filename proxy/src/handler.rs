@@ -584,7 +584,8 @@ async fn serve(
     let (path, query) = (target.path(), target.query());
     // A path the upstream would resolve elsewhere is never routed: redirected to its clean form
     // (as Go's ServeMux did under tsnsrv), or refused on Funnel (the first half of path::decide).
-    let checked = super::path::check(path, query, client.via).map_err(|d| Early::from(path_answer(d)))?;
+    let checked =
+        super::path::check(path, query, client.via).map_err(|d| Early::from(path_answer(d)))?;
     let route = route_for(&shared.routes.load(), origin, &client, path)?;
     let whois = admit(shared, &route, origin, &client).await?;
     answer_without_upstream(origin, &route, client.asked(), path, query)?;

@@ -2,6 +2,7 @@
 //! routed by Host (or, behind tailscaled, by X-Forwarded-Host), then tsnsrv's rules apply.
 
 pub mod access;
+pub mod admin;
 pub mod answer;
 pub mod auth;
 pub mod clean;
@@ -11,6 +12,7 @@ pub mod h1;
 pub mod handler;
 pub mod headers;
 pub mod health;
+pub mod listen;
 pub mod metrics;
 pub mod path;
 pub mod pool;
