@@ -23,7 +23,7 @@ pub(crate) fn serve_admin(
     path: &Path,
     routes_file: Arc<PathBuf>,
     fit: Fit,
-) -> anyhow::Result<JoinHandle<()>> {
+) -> crate::error::Result<JoinHandle<()>> {
     let listener = bind_unix(path, 0o600)?;
     let shared = s.shared.clone();
     Ok(accept_loop(listener, s.stop.clone(), move |io, _| {

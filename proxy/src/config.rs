@@ -1,5 +1,6 @@
 //! The proxy's own TOML (never the routes: those live in `routes.json`, written by the proxy).
 
+use crate::error::ProxyError;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -241,70 +242,80 @@ fn default_true() -> bool {
 
 impl ProxyConfig {
     /// Reads and validates a config file; errors name the file, line and column.
-    pub fn load(path: &Path) -> anyhow::Result<ProxyConfig> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    pub fn load(path: &Path) -> crate::error::Result<ProxyConfig> {
+        let text = std::fs::read_to_string(path).map_err(|e| ProxyError::file(path, e))?;
         let cfg: ProxyConfig = tailshift_util::parse_toml(path, &text)?;
         if let Some(d) = &cfg.dns {
             if d.zone.trim().trim_matches('.').is_empty() {
-                anyhow::bail!("{}: [dns] zone is empty", path.display());
+                return Err(ProxyError::file(path, "[dns] zone is empty"));
             }
             if d.records.is_empty() {
-                anyhow::bail!(
-                    "{}: [dns] records lists no file: the responder would answer nothing",
-                    path.display()
-                );
+                return Err(ProxyError::file(
+                    path,
+                    "[dns] records lists no file: the responder would answer nothing",
+                ));
             }
         }
         if cfg.listeners.is_empty() && cfg.dns.is_none() {
-            anyhow::bail!("{}: no [[listener]]: the proxy would serve nothing", path.display());
+            return Err(ProxyError::file(path, "no [[listener]]: the proxy would serve nothing"));
         }
         if cfg.localapi_certificates && cfg.cert_dir.is_some() {
-            anyhow::bail!(
-                "{}: `localapi_certificates` and `cert_dir` are two certificate sources; choose one",
-                path.display()
-            );
+            return Err(ProxyError::file(
+                path,
+                "`localapi_certificates` and `cert_dir` are two certificate sources; choose one",
+            ));
         }
         // `upstream_ca` must exist, unless it is the development CA the proxy creates at start.
         if let Some(ca) = &cfg.upstream_ca
             && !ca.exists()
             && *ca != cfg.state_dir.join("dev-ca.crt")
         {
-            anyhow::bail!("{}: upstream_ca: {} does not exist", path.display(), ca.display());
+            return Err(ProxyError::file(
+                path,
+                format!("upstream_ca: {} does not exist", ca.display()),
+            ));
         }
         if cfg.max_connections == 0 {
-            anyhow::bail!(
-                "{}: max_connections = 0 would refuse every connection (the default is {})",
-                path.display(),
-                default_max_connections()
-            );
+            return Err(ProxyError::file(
+                path,
+                format!(
+                    "max_connections = 0 would refuse every connection (the default is {})",
+                    default_max_connections()
+                ),
+            ));
         }
         if cfg.min_send_rate > 0 && cfg.send_rate_window_ms < 100 {
-            anyhow::bail!(
-                "{}: send_rate_window_ms = {} is too short to measure a rate over (at least 100; min_send_rate = 0 turns the rule off)",
-                path.display(),
-                cfg.send_rate_window_ms
-            );
+            return Err(ProxyError::file(
+                path,
+                format!(
+                    "send_rate_window_ms = {} is too short to measure a rate over (at least 100; min_send_rate = 0 turns the rule off)",
+                    cfg.send_rate_window_ms
+                ),
+            ));
         }
         for r in &cfg.tailnet_ranges {
             if parse_range(r).is_none() {
-                anyhow::bail!(
-                    "{}: tailnet_ranges: {r:?} is not an address range such as \"100.64.0.0/10\"",
-                    path.display()
-                );
+                return Err(ProxyError::file(
+                    path,
+                    format!(
+                        "tailnet_ranges: {r:?} is not an address range such as \"100.64.0.0/10\""
+                    ),
+                ));
             }
         }
         if cfg.localapi_certificates && cfg.localapi_socket.is_none() {
-            anyhow::bail!(
-                "{}: `localapi_certificates = true` needs `localapi_socket` (tailscaled's socket, usually {})",
-                path.display(),
-                tailshift_tailscale::localapi::DEFAULT_SOCKET
-            );
+            return Err(ProxyError::file(
+                path,
+                format!(
+                    "`localapi_certificates = true` needs `localapi_socket` (tailscaled's socket, usually {})",
+                    tailshift_tailscale::localapi::DEFAULT_SOCKET
+                ),
+            ));
         }
         for l in &cfg.listeners {
             if let ListenerConfig::Http { addr } | ListenerConfig::Https { addr } = l {
                 addr.parse::<std::net::SocketAddr>().map_err(|e| {
-                    anyhow::anyhow!("{}: listener address {addr:?}: {e}", path.display())
+                    ProxyError::file(path, format!("listener address {addr:?}: {e}"))
                 })?;
             }
         }

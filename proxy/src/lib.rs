@@ -8,6 +8,7 @@ pub mod auth;
 pub mod clean;
 pub mod config;
 pub mod dns;
+pub mod error;
 pub mod h1;
 pub mod handler;
 pub mod headers;
@@ -26,3 +27,4 @@ pub mod watchdog;
 pub mod whois;
 
 pub use config::ProxyConfig;
+pub use error::ProxyError;

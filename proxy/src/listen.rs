@@ -2,6 +2,7 @@
 //! run out, issue 15 F2), each listener kind's connections handed to the request path, and the
 //! per-Service sockets that follow the installed route tables.
 
+use super::error::ProxyError;
 use super::handler::{Origin, Peer, Shared, handle};
 use super::watchdog::{Metered, Registration, Tracked, Watchdog};
 use http::Request;
@@ -311,16 +312,15 @@ pub(crate) const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Binds a unix socket with its mode set before anyone can connect: bound under a temporary
 /// name, chmod-ed, then renamed into place (a socket's permissions are checked at connect).
-pub(crate) fn bind_unix(path: &Path, mode: u32) -> anyhow::Result<UnixListener> {
+pub(crate) fn bind_unix(path: &Path, mode: u32) -> crate::error::Result<UnixListener> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
-    let l =
-        UnixListener::bind(&tmp).map_err(|e| anyhow::anyhow!("bind {}: {e}", path.display()))?;
+    let l = UnixListener::bind(&tmp).map_err(|e| ProxyError::bind(path.display(), e))?;
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
-    std::fs::rename(&tmp, path).map_err(|e| anyhow::anyhow!("bind {}: {e}", path.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| ProxyError::bind(path.display(), e))?;
     Ok(l)
 }
 

@@ -2,6 +2,7 @@
 //! swapped whole (`arc-swap`), never locked on the hot path.
 
 use super::upstream::Dial;
+use crate::error::ProxyError;
 use rustc_hash::FxHashMap as HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -160,26 +161,26 @@ impl RouteTable {
 
     /// Reads `routes.json` (an absent file is an empty table), checked as [`RouteTable::new`]
     /// does and against what this proxy's configuration can serve (`fit`).
-    pub fn load(path: &Path, fit: &Fit) -> anyhow::Result<RouteTable> {
+    pub fn load(path: &Path, fit: &Fit) -> crate::error::Result<RouteTable> {
         if !path.exists() {
             return Ok(RouteTable::default());
         }
-        let text = std::fs::read_to_string(path)?;
+        let text = std::fs::read_to_string(path).map_err(|e| ProxyError::file(path, e))?;
         let routes: Vec<Route> =
-            serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let table =
-            RouteTable::new(routes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        fit.check(&table).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            serde_json::from_str(&text).map_err(|e| ProxyError::file(path, e))?;
+        let table = RouteTable::new(routes).map_err(|e| ProxyError::file(path, e))?;
+        fit.check(&table).map_err(|e| ProxyError::file(path, e))?;
         Ok(table)
     }
 
     /// Writes the table atomically (temporary file, fsync, rename).
-    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+    pub fn save(&self, path: &Path) -> crate::error::Result<()> {
         let list: Vec<&Route> = self.routes.iter().map(|r| &r.route).collect();
-        let text = serde_json::to_string_pretty(&list)? + "\n";
+        let text =
+            serde_json::to_string_pretty(&list).map_err(|e| ProxyError::file(path, e))? + "\n";
         // Routes carry upstream header values, which can be credentials.
         tailshift_util::write_atomic(path, text.as_bytes(), tailshift_util::FileMode::Private)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            .map_err(|e| ProxyError::file(path, e))?;
         Ok(())
     }
 }

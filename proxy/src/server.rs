@@ -3,6 +3,7 @@
 
 use super::admin::{serve_admin, serve_metrics};
 use super::config::{ListenerConfig, ProxyConfig};
+use super::error::{ProxyError, Result};
 use super::handler::Shared;
 use super::listen::{
     ServiceSockets, Serving, bind_unix, raise_nofile_limit, serve_http, serve_https, serve_trusted,
@@ -44,14 +45,14 @@ struct Dns {
     zone: Option<String>,
 }
 
-async fn start_dns(cfg: &ProxyConfig) -> anyhow::Result<Dns> {
+async fn start_dns(cfg: &ProxyConfig) -> Result<Dns> {
     let mut dns = Dns { server: cfg.upstream_dns, ..Dns::default() };
     if let Some(d) = &cfg.dns {
         let responder = Arc::new(crate::dns::Responder::new(&d.zone, d.records.clone(), d.ttl));
         let bound = responder
             .serve(d.listen)
             .await
-            .map_err(|e| anyhow::anyhow!("DNS responder on {}: {e}", d.listen))?;
+            .map_err(|e| ProxyError::bind(format!("DNS responder {}", d.listen), e))?;
         dns.described = Some(format!("dns {bound} (zone {})", d.zone));
         if cfg.upstream_dns.is_none() {
             dns.server = Some(bound);
@@ -64,7 +65,7 @@ async fn start_dns(cfg: &ProxyConfig) -> anyhow::Result<Dns> {
 /// The development CA, when an HTTPS listener will use it: it exists before anything that may
 /// trust it is read (`upstream_ca` often names it: MIGRATION.md section 3C), on a fresh state
 /// directory too.
-fn dev_ca_first(cfg: &ProxyConfig) -> anyhow::Result<Option<DevCa>> {
+fn dev_ca_first(cfg: &ProxyConfig) -> Result<Option<DevCa>> {
     let uses_dev_ca = cfg.listeners.iter().any(|l| matches!(l, ListenerConfig::Https { .. }))
         && cfg.cert_dir.is_none()
         && !(cfg.localapi_certificates && cfg.localapi_socket.is_some());
@@ -72,16 +73,16 @@ fn dev_ca_first(cfg: &ProxyConfig) -> anyhow::Result<Option<DevCa>> {
 }
 
 /// What the request path shares, around the first route table.
-fn shared_state(cfg: &ProxyConfig, table: RouteTable, dns: &Dns) -> anyhow::Result<Arc<Shared>> {
+fn shared_state(cfg: &ProxyConfig, table: RouteTable, dns: &Dns) -> Result<Arc<Shared>> {
     let connector = super::upstream::Connector::new(&super::upstream::ClientOptions {
         extra_ca: cfg.upstream_ca.clone(),
         dns_server: dns.server,
         dns_zone: dns.zone.clone(),
         connect_timeout: Duration::from_millis(cfg.upstream_connect_timeout_ms),
     })
-    .map_err(|e| match &cfg.upstream_ca {
-        Some(ca) => anyhow::anyhow!("upstream_ca {}: {e:#}", ca.display()),
-        None => e,
+    .map_err(|e| match (e, &cfg.upstream_ca) {
+        (ProxyError::Trust(error), Some(ca)) => ProxyError::UpstreamCa { file: ca.clone(), error },
+        (e, _) => e,
     })?;
     connector.register(table.dials());
     let idle_timeout = Duration::from_millis(cfg.upstream_idle_timeout_ms);
@@ -132,8 +133,8 @@ struct Started {
     described: Vec<String>,
 }
 
-async fn bind_tcp(addr: &str, what: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("bind {what}{addr}: {e}"))
+async fn bind_tcp(addr: &str, what: &str) -> Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| ProxyError::bind(format!("{what}{addr}"), e))
 }
 
 /// The HTTPS listener's TLS: certificates from `cert_dir`, tailscaled's LocalAPI, or the
@@ -142,7 +143,7 @@ fn tls_for(
     cfg: &ProxyConfig,
     shared: &Shared,
     dev_ca: &mut Option<DevCa>,
-) -> anyhow::Result<(tokio_rustls::TlsAcceptor, Arc<super::tls::Resolver>)> {
+) -> Result<(tokio_rustls::TlsAcceptor, Arc<super::tls::Resolver>)> {
     let source = match (&cfg.cert_dir, &cfg.localapi_socket) {
         (Some(dir), _) => super::tls::Source::Files(dir.clone()),
         (None, Some(_)) if cfg.localapi_certificates => super::tls::Source::LocalApi,
@@ -178,7 +179,7 @@ async fn start_listener(
     s: &Serving,
     dev_ca: &mut Option<DevCa>,
     started: &mut Started,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let watchdog = Watchdog::new(&limits_of(cfg));
     match listener {
         ListenerConfig::Trusted { path, mode } => {
@@ -213,7 +214,7 @@ async fn start_listener(
 
 /// Serves until SIGTERM or SIGINT; SIGHUP re-reads `routes.json` (a bad file keeps the routes
 /// in place).
-async fn serve_until_stopped(shared: &Shared, routes_file: &Path, fit: &Fit) -> anyhow::Result<()> {
+async fn serve_until_stopped(shared: &Shared, routes_file: &Path, fit: &Fit) -> Result<()> {
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
@@ -256,7 +257,7 @@ async fn drain(
 }
 
 /// Runs the proxy until SIGTERM or SIGINT; SIGHUP re-reads `routes.json`.
-pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
+pub async fn run(cfg: ProxyConfig) -> Result<()> {
     if let Some(n) = raise_nofile_limit() {
         eprintln!("INFO open-file limit {n}");
     }

@@ -6,6 +6,7 @@
 //! the handshake itself never waits on I/O.
 
 use super::routes::RouteTable;
+use crate::error::ProxyError;
 use arc_swap::ArcSwap;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
@@ -37,22 +38,25 @@ pub struct DevCa {
 
 impl DevCa {
     /// Loads `dev-ca.crt`/`dev-ca.key` from `dir`, creating them (key 0600) when absent.
-    pub fn load_or_create(dir: &Path) -> anyhow::Result<DevCa> {
+    pub fn load_or_create(dir: &Path) -> crate::error::Result<DevCa> {
         let (crt, key) = (dir.join("dev-ca.crt"), dir.join("dev-ca.key"));
         if crt.exists() && key.exists() {
-            let kp = KeyPair::from_pem(&std::fs::read_to_string(&key)?)?;
-            let pem = std::fs::read_to_string(&crt)?;
+            let kp = KeyPair::from_pem(
+                &std::fs::read_to_string(&key).map_err(|e| ProxyError::file(&key, e))?,
+            )
+            .map_err(|e| ProxyError::file(&key, e))?;
+            let pem = std::fs::read_to_string(&crt).map_err(|e| ProxyError::file(&crt, e))?;
             let der = rustls_pki_types::pem::PemObject::from_pem_slice(pem.as_bytes())
-                .map_err(|e| anyhow::anyhow!("{}: {e:?}", crt.display()))?;
+                .map_err(|e| ProxyError::file(&crt, format!("{e:?}")))?;
             let spki = rcgen::PublicKeyData::subject_public_key_info(&kp);
             return Ok(DevCa { issuer: Issuer::new(ca_params(), kp), cert_der: der, spki });
         }
         let kp = KeyPair::generate()?;
         let cert = ca_params().self_signed(&kp)?;
-        std::fs::create_dir_all(dir)?;
+        std::fs::create_dir_all(dir).map_err(|e| ProxyError::file(dir, e))?;
         let write = |path: &Path, text: String, mode| {
             tailshift_util::write_atomic(path, text.as_bytes(), mode)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+                .map_err(|e| ProxyError::file(path, e))
         };
         // The key is 0600 from its first byte; the certificate is public.
         write(&key, kp.serialize_pem(), tailshift_util::FileMode::Private)?;
@@ -70,7 +74,7 @@ impl DevCa {
     }
 
     /// A certificate for one name, signed by the CA (chain: leaf, CA).
-    pub fn issue(&self, name: &str) -> anyhow::Result<CertifiedKey> {
+    pub fn issue(&self, name: &str) -> crate::error::Result<CertifiedKey> {
         let kp = KeyPair::generate()?;
         let params = CertificateParams::new(vec![name.to_string()])?;
         let leaf = params.signed_by(&kp, &self.issuer)?;
@@ -94,14 +98,14 @@ pub enum Source {
 type FileTimes = (Option<std::time::SystemTime>, Option<std::time::SystemTime>);
 
 /// Reads a PEM certificate chain and key for rustls.
-fn load_pem(crt: &Path, key: &Path) -> anyhow::Result<CertifiedKey> {
+fn load_pem(crt: &Path, key: &Path) -> crate::error::Result<CertifiedKey> {
     use rustls_pki_types::pem::PemObject;
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(crt)
-        .map_err(|e| anyhow::anyhow!("{}: {e:?}", crt.display()))?
+        .map_err(|e| ProxyError::file(crt, format!("{e:?}")))?
         .collect::<Result<_, _>>()
-        .map_err(|e| anyhow::anyhow!("{}: {e:?}", crt.display()))?;
-    let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| anyhow::anyhow!("{}: {e:?}", key.display()))?;
+        .map_err(|e| ProxyError::file(crt, format!("{e:?}")))?;
+    let key =
+        PrivateKeyDer::from_pem_file(key).map_err(|e| ProxyError::file(key, format!("{e:?}")))?;
     let signing = rustls::crypto::ring::sign::any_supported_type(&key)?;
     Ok(CertifiedKey::new(chain, signing))
 }
@@ -304,7 +308,7 @@ pub async fn localapi_certs(resolver: Arc<Resolver>, api: tailshift_tailscale::L
                 tokio::task::spawn_blocking(move || api.cert_pair(&n, Some(MIN_VALIDITY))).await;
             let result = match got {
                 Ok(r) => r.map_err(|e| e.into()).and_then(|p| parse_pair(&p)),
-                Err(e) => Err(anyhow::anyhow!("fetch task: {e}")),
+                Err(e) => Err(ProxyError::BadPair(format!("fetch task: {e}"))),
             };
             match result {
                 Ok(cert) => {
@@ -312,14 +316,13 @@ pub async fn localapi_certs(resolver: Arc<Resolver>, api: tailshift_tailscale::L
                     *entry = (Instant::now() + REFRESH, 0, false);
                 }
                 Err(e) => {
-                    let told = e.downcast_ref::<tailshift_tailscale::LocalApiError>().and_then(
-                        |e| match e {
-                            tailshift_tailscale::LocalApiError::RateLimited {
-                                retry_after, ..
-                            } => *retry_after,
-                            _ => None,
-                        },
-                    );
+                    let told = match &e {
+                        ProxyError::LocalApi(tailshift_tailscale::LocalApiError::RateLimited {
+                            retry_after,
+                            ..
+                        }) => *retry_after,
+                        _ => None,
+                    };
                     let retry = told.unwrap_or_else(|| {
                         (RETRY_FIRST * 2u32.saturating_pow(entry.1.min(7)))
                             .min(std::time::Duration::from_secs(3600))
@@ -345,23 +348,23 @@ pub async fn localapi_certs(resolver: Arc<Resolver>, api: tailshift_tailscale::L
 }
 
 /// A LocalAPI pair as a rustls certified key.
-fn parse_pair(p: &tailshift_tailscale::CertPair) -> anyhow::Result<CertifiedKey> {
+fn parse_pair(p: &tailshift_tailscale::CertPair) -> crate::error::Result<CertifiedKey> {
     use rustls_pki_types::pem::PemObject;
     let chain: Vec<CertificateDer<'static>> =
         CertificateDer::pem_slice_iter(p.chain_pem.as_bytes())
             .collect::<Result<_, _>>()
-            .map_err(|e| anyhow::anyhow!("certificate chain: {e:?}"))?;
+            .map_err(|e| ProxyError::BadPair(format!("certificate chain: {e:?}")))?;
     if chain.is_empty() {
-        anyhow::bail!("no certificate in the answer");
+        return Err(ProxyError::BadPair("no certificate in the answer".into()));
     }
     let key = PrivateKeyDer::from_pem_slice(p.key_pem.as_bytes())
-        .map_err(|e| anyhow::anyhow!("private key: {e:?}"))?;
+        .map_err(|e| ProxyError::BadPair(format!("private key: {e:?}")))?;
     let signing = rustls::crypto::ring::sign::any_supported_type(&key)?;
     Ok(CertifiedKey::new(chain, signing))
 }
 
 /// The rustls server configuration: TLS 1.2+, ALPN h2 then http/1.1, certificates by SNI.
-pub fn server_config(resolver: Arc<Resolver>) -> anyhow::Result<rustls::ServerConfig> {
+pub fn server_config(resolver: Arc<Resolver>) -> crate::error::Result<rustls::ServerConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?

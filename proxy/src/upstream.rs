@@ -256,7 +256,7 @@ struct Dialer {
 
 impl Connector {
     /// A connector with the system's roots plus `extra_ca`, and the DNS server if given.
-    pub fn new(opts: &ClientOptions) -> anyhow::Result<Connector> {
+    pub fn new(opts: &ClientOptions) -> crate::error::Result<Connector> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let roots = tailshift_util::trust::root_store(opts.extra_ca.as_deref())?;
         let mut verified = rustls::ClientConfig::builder_with_provider(provider.clone())
@@ -288,7 +288,10 @@ impl Connector {
                         hickory_resolver::net::runtime::TokioRuntimeProvider::default(),
                     )
                     .build()
-                    .map_err(|e| anyhow::anyhow!("DNS server {addr}: {e}"))?,
+                    .map_err(|e| crate::error::ProxyError::Dns {
+                        server: addr,
+                        error: e.to_string(),
+                    })?,
                 )
             }
         };
