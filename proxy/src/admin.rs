@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tailshift_routes::Route;
+use tailshift_routes::admin::{self, ErrorReply, Installed};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -49,13 +50,10 @@ pub(crate) fn serve_metrics(
         let svc = service_fn(move |req: Request<Incoming>| {
             let shared = shared.clone();
             async move {
-                Ok::<_, hyper::Error>(if req.uri().path() == "/metrics" {
+                Ok::<_, hyper::Error>(if req.uri().path() == admin::METRICS {
                     metrics_response(&shared)
                 } else {
-                    json_response(
-                        StatusCode::NOT_FOUND,
-                        "{\"error\":\"only /metrics here\"}\n".into(),
-                    )
+                    refusal(StatusCode::NOT_FOUND, "only /metrics here")
                 })
             }
         });
@@ -65,16 +63,19 @@ pub(crate) fn serve_metrics(
     })
 }
 
-/// Largest route table the admin socket accepts.
-const MAX_ADMIN_BODY_BYTES: usize = 32 * 1024 * 1024;
-
 /// A JSON answer.
-fn json_response(status: StatusCode, body: String) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response<Full<Bytes>> {
+    let text = serde_json::to_string_pretty(body).unwrap_or_default() + "\n";
+    let mut r = Response::new(Full::new(Bytes::from(text)));
     *r.status_mut() = status;
     r.headers_mut()
         .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
     r
+}
+
+/// A refusal, in the protocol's one error body.
+fn refusal(status: StatusCode, error: impl std::fmt::Display) -> Response<Full<Bytes>> {
+    json_response(status, &ErrorReply { error: error.to_string() })
 }
 
 /// The metrics in Prometheus' text format.
@@ -87,65 +88,60 @@ fn metrics_response(shared: &Shared) -> Response<Full<Bytes>> {
     r
 }
 
-/// One request on the admin socket (`tailshift_routes::admin` is the protocol).
+/// One request on the admin socket, in the protocol of [`tailshift_routes::admin`].
 async fn admin(
     shared: Arc<Shared>,
     routes_file: Arc<PathBuf>,
     fit: Fit,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, hyper::Error> {
-    Ok(match (req.method(), req.uri().path()) {
-        (&Method::GET, "/healthz") => json_response(StatusCode::OK, "{\"status\":\"ok\"}\n".into()),
-        (&Method::GET, "/metrics") => metrics_response(&shared),
-        (&Method::GET, "/upstreams") => {
-            // Checked now: the caller (apply's pre-flight) wants the present, not the last round.
-            let health = super::health::check_all(&shared).await;
-            json_response(
-                StatusCode::OK,
-                serde_json::to_string_pretty(&health).unwrap_or_default() + "\n",
-            )
+    let method = req.method().clone();
+    Ok(match (method, req.uri().path()) {
+        (Method::GET, admin::HEALTHZ) => {
+            json_response(StatusCode::OK, &serde_json::json!({"status": "ok"}))
         }
-        (&Method::GET, "/routes") => {
+        (Method::GET, admin::METRICS) => metrics_response(&shared),
+        (Method::GET, admin::UPSTREAMS) => {
+            // Checked now: the caller (apply's pre-flight) wants the present, not the last round.
+            json_response(StatusCode::OK, &super::health::check_all(&shared).await)
+        }
+        (Method::GET, admin::ROUTES) => {
             let t = shared.routes.load();
             let list: Vec<&Route> = t.routes.iter().map(|r| &r.route).collect();
-            json_response(
-                StatusCode::OK,
-                serde_json::to_string_pretty(&list).unwrap_or_default() + "\n",
-            )
+            json_response(StatusCode::OK, &list)
         }
-        (&Method::PUT, "/routes") => {
-            let body =
-                http_body_util::Limited::new(req.into_body(), MAX_ADMIN_BODY_BYTES).collect().await;
-            let Ok(body) = body else {
-                return Ok(json_response(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "{\"error\":\"table too large\"}\n".into(),
-                ));
-            };
-            let parsed: Result<Vec<Route>, _> = serde_json::from_slice(&body.to_bytes());
-            // Validate the whole table beside the old one; only then write and swap.
-            match parsed
-                .map_err(|e| e.to_string())
-                .and_then(|r| RouteTable::new(r).map_err(|e| e.to_string()))
-                .and_then(|t| fit.check(&t).map(|()| t))
-            {
-                Err(e) => json_response(
-                    StatusCode::BAD_REQUEST,
-                    serde_json::json!({"error": e}).to_string() + "\n",
-                ),
-                Ok(table) => match table.save(&routes_file) {
-                    Err(e) => json_response(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        serde_json::json!({"error": e.to_string()}).to_string() + "\n",
-                    ),
-                    Ok(()) => {
-                        let n = table.routes.len();
-                        shared.install(table);
-                        json_response(StatusCode::OK, format!("{{\"routes\":{n}}}\n"))
-                    }
-                },
-            }
-        }
-        _ => json_response(StatusCode::NOT_FOUND, "{\"error\":\"no such endpoint\"}\n".into()),
+        (Method::PUT, admin::ROUTES) => replace_table(&shared, &routes_file, fit, req).await,
+        _ => refusal(StatusCode::NOT_FOUND, "no such endpoint"),
     })
+}
+
+/// `PUT /routes`: the whole table, validated beside the old one (the route contract, then what
+/// this proxy's listeners can serve); only then written and swapped in.
+async fn replace_table(
+    shared: &Shared,
+    routes_file: &Path,
+    fit: Fit,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let body =
+        http_body_util::Limited::new(req.into_body(), admin::MAX_TABLE_BYTES).collect().await;
+    let Ok(body) = body else {
+        return refusal(StatusCode::PAYLOAD_TOO_LARGE, "table too large");
+    };
+    let parsed: Result<Vec<Route>, _> = serde_json::from_slice(&body.to_bytes());
+    let table = parsed
+        .map_err(|e| e.to_string())
+        .and_then(|r| RouteTable::new(r).map_err(|e| e.to_string()))
+        .and_then(|t| fit.check(&t).map(|()| t));
+    match table {
+        Err(e) => refusal(StatusCode::BAD_REQUEST, e),
+        Ok(table) => match table.save(routes_file) {
+            Err(e) => refusal(StatusCode::INTERNAL_SERVER_ERROR, e),
+            Ok(()) => {
+                let installed = Installed { routes: table.routes.len() };
+                shared.install(table);
+                json_response(StatusCode::OK, &installed)
+            }
+        },
+    }
 }
