@@ -8,6 +8,7 @@ mod demo;
 mod fleet;
 mod incomplete;
 mod inventory;
+mod packaging;
 mod plan;
 mod proxy;
 mod repo_shaped;
