@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod auth;
+pub mod bind;
 pub mod clean;
 pub mod config;
 pub mod dns;

@@ -559,7 +559,7 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
                 service_sockets.push(sockets);
             }
             ListenerConfig::Https { addr } => {
-                let listener = TcpListener::bind(addr)
+                let listener = crate::bind::tcp(addr)
                     .await
                     .map_err(|e| anyhow::anyhow!("bind {addr}: {e}"))?;
                 described.push(format!("https {}", listener.local_addr()?));
@@ -635,7 +635,7 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
                 ));
             }
             ListenerConfig::Http { addr } => {
-                let listener = TcpListener::bind(addr)
+                let listener = crate::bind::tcp(addr)
                     .await
                     .map_err(|e| anyhow::anyhow!("bind {addr}: {e}"))?;
                 described.push(format!("http {}", listener.local_addr()?));
