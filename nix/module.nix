@@ -311,7 +311,7 @@ in
             message = "services.tailshift.placement = \"tailnet-address\" binds the node's tailnet addresses: set services.tailshift.addresses (e.g. [ \"100.64.0.1\" ])";
           }
           {
-            assertion = s.listener != [ ] || s.dns != null;
+            assertion = cfg.placement != null || s.listener != [ ] || s.dns != null;
             message = "services.tailshift: the proxy has nothing to serve: set services.tailshift.placement, settings.listener or dns.enable";
           }
           {
@@ -358,9 +358,9 @@ in
 
         networking.firewall = mkIf cfg.openFirewall {
           interfaces.${cfg.firewallInterface} = {
-            allowedTCPPorts =
+            allowedTCPPorts = lib.unique (
               map (l: lib.toInt (lib.last (lib.splitString ":" l.addr))) (builtins.filter (l: l.addr != null) s.listener)
-              ++ lib.optional (s.dns != null) (lib.toInt (lib.last (lib.splitString ":" s.dns.listen)));
+              ++ lib.optional (s.dns != null) (lib.toInt (lib.last (lib.splitString ":" s.dns.listen))));
             allowedUDPPorts = lib.optional (s.dns != null) (lib.toInt (lib.last (lib.splitString ":" s.dns.listen)));
           };
         };

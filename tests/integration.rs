@@ -8,6 +8,7 @@ mod demo;
 mod fleet;
 mod incomplete;
 mod inventory;
+mod nixos;
 mod packaging;
 mod plan;
 mod proxy;
