@@ -5,6 +5,7 @@ mod bad_input;
 mod boundaries;
 mod corpus;
 mod demo;
+mod flake;
 mod fleet;
 mod incomplete;
 mod inventory;
