@@ -61,7 +61,8 @@ let
 
   # The moves file: absent fields are empty (tailshift.moves/v1).
   movesSchema = "tailshift.moves/v1";
-  moves = if cfg.moves == null then { } else lib.importJSON cfg.moves;
+  # A file not written yet (no wave applied) moves nothing.
+  moves = if cfg.moves == null || !builtins.pathExists cfg.moves then { } else lib.importJSON cfg.moves;
   movedSchema = moves.schema or movesSchema;
   movesOk = movedSchema == movesSchema;
   disabledUnits = if movesOk then moves.disabled_units or [ ] else [ ];

@@ -533,3 +533,105 @@ fn the_moves_disable_repoint_and_rewrite_the_shared_process() {
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+/// A user's flake that takes tailshift's flake as an input and imports its module, as
+/// MIGRATION.md section 3 says. tailshift's own reader understands the module (no opaque
+/// input, no unknown module), reports the services its moves file moved, and a plan made
+/// before the moves is not stale after them (design section 3).
+#[test]
+fn a_users_flake_importing_tailshift_is_read_and_its_moves_keep_the_plan_fresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("flake.nix"),
+        r#"{
+  inputs = {
+    nixpkgs.url = "github:NixOS/nixpkgs/nixos-25.05";
+    tsnsrv.url = "github:boinkor-net/tsnsrv";
+    tailshift.url = "github:example/tailshift";
+    tailshift.inputs.nixpkgs.follows = "nixpkgs";
+  };
+  outputs = { self, nixpkgs, tsnsrv, tailshift, ... }: {
+    nixosConfigurations.nas = nixpkgs.lib.nixosSystem {
+      system = "x86_64-linux";
+      modules = [ tsnsrv.nixosModules.default tailshift.nixosModules.default ./nas.nix ];
+    };
+  };
+}
+"#,
+    )
+    .unwrap();
+    let nas = r#"{ ... }: {
+  networking.hostName = "nas";
+  services.tailscale.enable = true;
+  services.tailshift = {
+    enable = true;
+    placement = "tailscale-services";
+    moves = ./tailshift-moves.json;
+  };
+  services.tsnsrv = {
+    enable = true;
+    defaults.authKeyPath = "/run/keys/tailscale";
+    services.jellyfin.toURL = "http://127.0.0.1:8096";
+    services.grafana.toURL = "http://127.0.0.1:3000";
+    services.keep.toURL = "http://127.0.0.1:4000";
+  };
+}
+"#;
+    std::fs::write(d.join("nas.nix"), nas).unwrap();
+    std::fs::write(
+        d.join("migrate.toml"),
+        "[plan]\ntailnet = \"tailnet.test\"\nstrategy = \"split-dns\"\nschedule = [1]\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| crate::util::migrate_in(d, args);
+    // Before any wave: no moves file yet; the module is read, not opaque.
+    let o = run(&["inventory", "."]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(!stderr(&o).contains("unknown_module"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("opaque_input"), "{}", stderr(&o));
+    assert!(!stdout(&o).contains("moved to the proxy"), "{}", stdout(&o));
+    let o = run(&["plan", ".", "--config", "migrate.toml", "--out", "plan.json"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+
+    // What `migrate apply`'s nix adapter writes once waves moved jellyfin and re-pointed keep.
+    std::fs::write(
+        d.join("tailshift-moves.json"),
+        r#"{"schema": "tailshift.moves/v1", "disabled_units": ["tsnsrv-jellyfin"], "repoints": {"keep": "http://10.0.0.5:4000"}}"#,
+    )
+    .unwrap();
+    let o = run(&["inventory", ".", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let inv = crate::util::json(&o);
+    let moved = |n: &str| {
+        inv["services"].as_array().unwrap().iter().find(|s| s["name"] == n).unwrap()["moved"]
+            .clone()
+    };
+    assert_eq!(moved("jellyfin")["how"], "unit_disabled");
+    assert!(moved("jellyfin")["file"].as_str().unwrap().ends_with("tailshift-moves.json"));
+    assert_eq!(moved("keep")["how"], "repointed");
+    assert_eq!(moved("keep")["to_url"], "http://10.0.0.5:4000");
+    assert_eq!(moved("grafana"), Value::Null);
+    let o = run(&["inventory", "."]);
+    assert!(stdout(&o).contains("jellyfin: tsnsrv-jellyfin disabled"), "{}", stdout(&o));
+    // The plan made before the moves is still fresh.
+    let o = run(&["plan", "--check", "plan.json"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    // A file of another schema is said, and moves nothing.
+    std::fs::write(d.join("tailshift-moves.json"), r#"{"schema": "tailshift.moves/v9"}"#).unwrap();
+    let o = run(&["inventory", "."]);
+    assert!(stderr(&o).contains("moves_unreadable"), "{}", stderr(&o));
+
+    // The real module, on the same host file, does what the reader says.
+    let Some(lib) = oracle() else { return };
+    std::fs::write(
+        d.join("tailshift-moves.json"),
+        r#"{"schema": "tailshift.moves/v1", "disabled_units": ["tsnsrv-jellyfin"], "repoints": {"keep": "http://10.0.0.5:4000"}}"#,
+    )
+    .unwrap();
+    let v = eval(&lib, &format!("[ {} ]", d.join("nas.nix").display()));
+    assert_eq!(v["failed"], json!([]), "{v}");
+    let units: Vec<&String> = v["tsnsrv"].as_object().unwrap().keys().collect();
+    assert_eq!(units, ["tsnsrv-grafana", "tsnsrv-keep"]);
+    assert_eq!(v["toURL"]["keep"], "http://10.0.0.5:4000");
+}
