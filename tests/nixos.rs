@@ -158,8 +158,8 @@ impl Drop for Running {
 }
 
 /// Writes the rendered settings as TOML, with the host's directories moved under `dir`,
-/// checks them with `--check-config` and starts the proxy from them (it has signalled
-/// readiness when it prints its serving line).
+/// checks them with `--check-config` and starts the proxy from them, as the unit does
+/// (`Type=notify`: it must say READY=1).
 fn run_settings(settings: &Value, dir: &Path) -> Running {
     let text = serde_json::to_string(settings)
         .unwrap()
@@ -176,9 +176,13 @@ fn run_settings(settings: &Value, dir: &Path) -> Running {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{toml}\n{}{}", stdout(&o), stderr(&o));
+    // As systemd runs it (Type=notify): READY=1 on NOTIFY_SOCKET once it serves.
+    let notify = std::os::unix::net::UnixDatagram::bind(dir.join("notify")).unwrap();
+    notify.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_migrate"))
         .args(["proxy", "--workers", "1", "--config"])
         .arg(&file)
+        .env("NOTIFY_SOCKET", dir.join("notify"))
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -197,6 +201,9 @@ fn run_settings(settings: &Value, dir: &Path) -> Running {
         use std::io::BufRead;
         for _ in err.lines() {}
     });
+    let mut buf = [0u8; 64];
+    let n = notify.recv(&mut buf).expect("READY=1 on NOTIFY_SOCKET");
+    assert_eq!(&buf[..n], b"READY=1");
     Running(child)
 }
 
