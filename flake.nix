@@ -20,7 +20,8 @@
             modules = [ self.nixosModules.default settings ];
           };
           c = host.config;
-          failed = builtins.filter (a: !a.assertion) c.assertions;
+          # Only the module's own: a host this small fails NixOS' (no root file system...).
+          failed = builtins.filter (a: lib.hasPrefix "services.tailshift" a.message && !a.assertion) c.assertions;
         in
         if failed != [ ] then throw (lib.concatMapStringsSep "\n" (a: a.message) failed)
         else builtins.toJSON {
