@@ -54,6 +54,33 @@ fn get(dns: std::net::SocketAddr, port: u16, ca: &Path, name: &str) -> (u16, Str
 
 #[test]
 fn the_whole_fleet_moves_wave_by_wave_across_two_hosts_and_back() {
+    whole_fleet(None);
+}
+
+/// The same fleet with the `nix` adapter: it writes each host's moves file, and the switch
+/// command evaluates the host's configuration with tailshift's NixOS module reading that file
+/// (nixpkgs' module system, Nix 2.8: `tests/nixos/eval.nix`); the tsnsrv units it no longer
+/// enables are the nodes that stop.
+#[test]
+fn the_fleet_moves_with_the_nix_adapter_and_the_module_reading_its_moves() {
+    let Some(lib) = crate::nixos::oracle() else { return };
+    whole_fleet(Some(&lib));
+}
+
+/// The tsnsrv units the module leaves enabled on a host, evaluated with its moves file.
+fn enabled_units(lib: &Path, d: &Path, host: &str) -> Vec<String> {
+    let moves = d.join(format!("moves-{host}.json"));
+    let modules = format!(
+        "[ {} {{ services.tailshift.moves = {}; }} ]",
+        d.join(format!("hosts/{host}.nix")).display(),
+        moves.display()
+    );
+    let v = crate::nixos::eval(lib, &modules);
+    assert_eq!(v["failed"], serde_json::json!([]), "{v}");
+    v["tsnsrv"].as_object().unwrap().keys().cloned().collect()
+}
+
+fn whole_fleet(oracle: Option<&Path>) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let all: Vec<&'static str> = STORAGE.iter().chain(CLOUD.iter()).copied().collect();
@@ -126,10 +153,36 @@ fn the_whole_fleet_moves_wave_by_wave_across_two_hosts_and_back() {
     let plan_part =
         "[plan]\ntailnet = \"tailnet.test\"\nstrategy = \"split-dns\"\nschedule = [2, 4]\n";
     for (host, ip, letter) in [("storage", "127.0.20.1", "s"), ("cloud", "127.0.20.2", "c")] {
+        let legacy = match oracle {
+            None => format!(
+                "legacy = {{ adapter = \"command\", command = [\"/bin/sh\", \"{}/adapter.sh\"] }}",
+                d.display()
+            ),
+            Some(lib) => {
+                // Stands for `nixos-rebuild switch`: evaluate the host with the module and its
+                // moves file; the nodes of the units it does not enable stop, the others run.
+                let services = if host == "storage" { &STORAGE[..] } else { &CLOUD[..] };
+                std::fs::write(
+                    d.join(format!("switch-{host}.sh")),
+                    format!(
+                        "#!/bin/sh\nset -e\nunits=$(nix-instantiate --eval --strict --read-write-mode -E 'builtins.concatStringsSep \" \" (builtins.attrNames (import {eval} {{ nixpkgsLib = {lib}; modules = [ {0}/hosts/{host}.nix {{ services.tailshift.moves = {0}/moves-{host}.json; }} ]; }}).tsnsrv)' | tr -d '\"')\nfor s in {list}; do\n  case \" $units \" in\n    *\" tsnsrv-$s \"*) rm -f {0}/stopped-tsnsrv-$s.service ;;\n    *) touch {0}/stopped-tsnsrv-$s.service ;;\n  esac\ndone\necho \"$units\" >> {0}/switches-{host}\n",
+                        d.display(),
+                        eval = crate::util::root().join("tests/nixos/eval.nix").display(),
+                        lib = lib.display(),
+                        list = services.join(" "),
+                    ),
+                )
+                .unwrap();
+                format!(
+                    "legacy = {{ adapter = \"nix\", data = \"{0}/moves-{host}.json\", switch = [\"/bin/sh\", \"{0}/switch-{host}.sh\"] }}",
+                    d.display()
+                )
+            }
+        };
         std::fs::write(
             d.join(format!("{host}.toml")),
             format!(
-                "{plan_part}\n[apply]\nstate_dir = \"{0}/state-{host}\"\nadmin_socket = \"{0}/p{letter}/admin.sock\"\nsettle_ms = 50\nproxy_addrs = [\"{ip}\"]\nrecords_file = \"{0}/records-{host}.json\"\nresolver = \"{dns}\"\nlegacy = {{ adapter = \"command\", command = [\"/bin/sh\", \"{0}/adapter.sh\"] }}\n\n[apply.check]\nresolver = \"{dns}\"\nport = {port}\nca_file = \"{0}/certs/ca.pem\"\ntimeout_ms = 3000\n",
+                "{plan_part}\n[apply]\nstate_dir = \"{0}/state-{host}\"\nadmin_socket = \"{0}/p{letter}/admin.sock\"\nsettle_ms = 50\nproxy_addrs = [\"{ip}\"]\nrecords_file = \"{0}/records-{host}.json\"\nresolver = \"{dns}\"\n{legacy}\n\n[apply.check]\nresolver = \"{dns}\"\nport = {port}\nca_file = \"{0}/certs/ca.pem\"\ntimeout_ms = 3000\n",
                 d.display()
             ),
         )
@@ -212,6 +265,24 @@ fn the_whole_fleet_moves_wave_by_wave_across_two_hosts_and_back() {
         };
         assert_eq!(body, want, "{n}");
     }
+    // The module, reading each host's moves file, disables exactly the moved services' units:
+    // everything but the public service, kept on its node.
+    if let Some(lib) = oracle {
+        for (host, list) in [("storage", &STORAGE[..]), ("cloud", &CLOUD[..])] {
+            let moves: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(d.join(format!("moves-{host}.json"))).unwrap(),
+            )
+            .unwrap();
+            let moved: Vec<String> =
+                list.iter().filter(|n| **n != "public").map(|n| format!("tsnsrv-{n}")).collect();
+            let mut sorted = moved.clone();
+            sorted.sort();
+            assert_eq!(moves["schema"], "tailshift.moves/v1");
+            assert_eq!(moves["disabled_units"], serde_json::json!(sorted), "{host}");
+            let left = if host == "cloud" { vec!["tsnsrv-public".to_string()] } else { vec![] };
+            assert_eq!(enabled_units(lib, d, host), left, "{host}");
+        }
+    }
     // And back, last wave first.
     for w in (1..=waves).rev() {
         for host in ["cloud", "storage"] {
@@ -221,5 +292,19 @@ fn the_whole_fleet_moves_wave_by_wave_across_two_hosts_and_back() {
     }
     for n in &all {
         assert_eq!(get(dns, port, &ca, n).1, format!("legacy {n}"), "{n}");
+    }
+    // Rollback's moves files bring every unit back.
+    if let Some(lib) = oracle {
+        for (host, list) in [("storage", &STORAGE[..]), ("cloud", &CLOUD[..])] {
+            let moves: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(d.join(format!("moves-{host}.json"))).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(moves["disabled_units"], serde_json::json!([]), "{host}");
+            let mut all: Vec<String> = list.iter().map(|n| format!("tsnsrv-{n}")).collect();
+            all.sort();
+            assert_eq!(enabled_units(lib, d, host), all, "{host}");
+            assert!(d.join(format!("switches-{host}")).exists(), "the switch ran on {host}");
+        }
     }
 }

@@ -91,6 +91,9 @@ tailshift_util::codes! {
         UnitCannotStart = "unit_cannot_start",
         /// A module option the NixOS module never passes to tsnsrv.
         ModuleOptionIgnored = "module_option_ignored",
+        /// `services.tailshift.moves` (tailshift's own module) names a file that cannot be
+        /// read, or of another schema.
+        MovesUnreadable = "moves_unreadable",
         /// An option the fork's `tsnsrv-all` mode ignores.
         OptionIgnored = "option_ignored",
         /// A value the fork's YAML does not carry, so its default was lost.

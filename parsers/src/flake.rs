@@ -44,7 +44,8 @@ pub struct FlakeInput {
     pub name: String,
     /// Its `url`, when given.
     pub url: Option<String>,
-    /// `nixpkgs`, `flake-parts`, `flake-utils`, `colmena`, `snowfall`, `tsnsrv` or `opaque`.
+    /// `nixpkgs`, `flake-parts`, `flake-utils`, `colmena`, `snowfall`, `tsnsrv`, `tailshift`
+    /// or `opaque`.
     pub kind: &'static str,
 }
 
@@ -53,6 +54,9 @@ fn classify(name: &str, url: Option<&str>) -> &'static str {
     let n = name.to_ascii_lowercase();
     if u.contains("tsnsrv") || n == "tsnsrv" {
         "tsnsrv"
+    } else if u.contains("tailshift") || n == "tailshift" {
+        // tailshift's own flake: its module is understood (services.tailshift, the moves).
+        "tailshift"
     } else if u.contains("hercules-ci/flake-parts") || n == "flake-parts" {
         "flake-parts"
     } else if u.contains("numtide/flake-utils") || n == "flake-utils" {

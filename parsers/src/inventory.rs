@@ -344,6 +344,29 @@ pub struct Service {
     /// Whether it exists for certain (absent from the JSON when certain).
     #[serde(default, skip_serializing_if = "Presence::is_certain")]
     pub presence: Presence,
+    /// Already moved to the proxy: tailshift's NixOS module, reading the moves file that
+    /// `migrate apply`'s `nix` adapter wrote, takes its tsnsrv node away (absent otherwise). Not
+    /// part of what a plan is judged stale by: applying a wave never makes the next one stale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved: Option<Moved>,
+}
+
+/// How tailshift's NixOS module has moved a service, as its moves file
+/// (`tailshift.moves/v1`) says.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Moved {
+    /// `unit_disabled` (its `tsnsrv-<name>` unit), `left_shared_process` (no longer in the
+    /// fork's `tsnsrv-all` YAML) or `repointed` (a keep-node service whose node now forwards
+    /// to `to_url`).
+    pub how: String,
+    /// For `repointed`: the node's new upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_url: Option<String>,
+    /// The moves file.
+    pub file: String,
+    /// Where `services.tailshift.moves` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
 }
 
 impl Service {

@@ -49,7 +49,9 @@ pub mod validate;
 pub mod walk;
 
 pub use diagnostic::{Diagnostic, DiagnosticCode, Severity};
-pub use inventory::{Coverage, Flavour, Inventory, Options, Presence, Service, Source, Sourced};
+pub use inventory::{
+    Coverage, Flavour, Inventory, Moved, Options, Presence, Service, Source, Sourced,
+};
 pub use load::{Evaluator, LoadError, LoadOptions, load};
 pub use options::Opt;
 pub use source::{Location, SourceMap, Span};

@@ -48,6 +48,84 @@ pub struct ModuleView {
     pub unreadable: Vec<(String, Option<Location>)>,
     /// The tsnsrv flavour the host's flake inputs show (with why and where), when they do.
     pub flavour_hint: Option<(crate::inventory::Flavour, String, Option<Location>)>,
+    /// What tailshift's own NixOS module moved (`services.tailshift.moves`), when it is used.
+    pub moves: Option<MovesView>,
+}
+
+/// The moves file tailshift's NixOS module reads (`tailshift.moves/v1`; every field optional).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MovesView {
+    /// The file.
+    pub file: String,
+    /// Where `services.tailshift.moves` is set.
+    pub location: Option<Location>,
+    /// `disabled_units`: units the module disables (`tsnsrv-<name>`).
+    pub disabled_units: std::collections::BTreeSet<String>,
+    /// `repoints`: keep-node services and their nodes' new upstream.
+    pub repoints: std::collections::BTreeMap<String, String>,
+    /// `shared_processes`: a shared unit (`tsnsrv-all`) and the services it still runs.
+    pub shared: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+/// The moves file's schema.
+pub const MOVES_SCHEMA: &str = "tailshift.moves/v1";
+
+impl MovesView {
+    /// Reads a moves file.
+    pub fn read(file: &str, location: Option<Location>) -> Result<MovesView, String> {
+        let text = match std::fs::read_to_string(file) {
+            Ok(t) => t,
+            // Not written yet (no wave applied): nothing moved, as the module reads it.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(MovesView { file: file.to_string(), location, ..MovesView::default() });
+            }
+            Err(e) => return Err(format!("{file}: {e}")),
+        };
+        let v: Json =
+            serde_json::from_str(&text).map_err(|e| format!("{file}: not a moves file: {e}"))?;
+        let schema = v.get("schema").and_then(Json::as_str).unwrap_or(MOVES_SCHEMA);
+        if schema != MOVES_SCHEMA {
+            return Err(format!("{file}: schema {schema:?}, expected {MOVES_SCHEMA}"));
+        }
+        let strings = |v: Option<&Json>| -> Vec<String> {
+            v.and_then(Json::as_array)
+                .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+                .unwrap_or_default()
+        };
+        let mut m = MovesView { file: file.to_string(), location, ..MovesView::default() };
+        m.disabled_units = strings(v.get("disabled_units")).into_iter().collect();
+        if let Some(r) = v.get("repoints").and_then(Json::as_object) {
+            for (k, u) in r {
+                m.repoints.insert(k.clone(), u.as_str().unwrap_or_default().to_string());
+            }
+        }
+        if let Some(sp) = v.get("shared_processes").and_then(Json::as_object) {
+            for (unit, p) in sp {
+                m.shared.insert(unit.clone(), strings(p.get("services")));
+            }
+        }
+        Ok(m)
+    }
+
+    /// How the module moved one service of a host running `flavour`, if it did.
+    pub fn moved(&self, name: &str, flavour: crate::inventory::Flavour) -> Option<crate::Moved> {
+        let moved = |how: &str, to_url: Option<String>| crate::Moved {
+            how: how.into(),
+            to_url,
+            file: self.file.clone(),
+            location: self.location.clone(),
+        };
+        if let Some(u) = self.repoints.get(name) {
+            return Some(moved("repointed", Some(u.clone())));
+        }
+        if flavour == crate::inventory::Flavour::ForkAll {
+            let left = self.shared.get("tsnsrv-all")?;
+            return (!left.iter().any(|s| s == name)).then(|| moved("left_shared_process", None));
+        }
+        self.disabled_units
+            .contains(&format!("tsnsrv-{name}"))
+            .then(|| moved("unit_disabled", None))
+    }
 }
 
 impl ModuleView {
@@ -63,6 +141,7 @@ impl ModuleView {
             unknown_top: Vec::new(),
             unreadable: Vec::new(),
             flavour_hint: None,
+            moves: None,
         }
     }
 }
@@ -137,6 +216,7 @@ pub fn read_loaded(ev: &mut Eval, diags: &mut Vec<Diagnostic>) -> ModuleView {
     view.enable = read_json(ev, &sources, &tsnsrv("enable"), diags).map(as_bool);
     view.prometheus_addr = read_json(ev, &sources, &tsnsrv("prometheusAddr"), diags);
     view.unknown_top = read_unknown_top(ev, &sources, diags);
+    view.moves = read_moves(ev, &sources, diags);
     view.defaults = read_defaults(ev, &sources, diags);
     // Paths share their segments (`Rc<str>`): 5,000 services read without re-allocating them.
     let base: Vec<Rc<str>> = vec!["services".into(), "tsnsrv".into(), "services".into()];
@@ -172,6 +252,43 @@ pub fn read_loaded(ev: &mut Eval, diags: &mut Vec<Diagnostic>) -> ModuleView {
     }
     diags.append(&mut ev.diagnostics);
     view
+}
+
+/// `services.tailshift.moves` (tailshift's own module), when set: the moves file it reads.
+fn read_moves(
+    ev: &mut Eval,
+    sources: &SourceMap,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<MovesView> {
+    let at = read_json(ev, sources, &["services", "tailshift", "moves"], diags)?;
+    let location = match &at {
+        Sourced::Known { source: crate::inventory::Source::Declared { location }, .. } => {
+            location.clone()
+        }
+        Sourced::Unknown { location, .. } => location.clone(),
+        _ => None,
+    };
+    let problem = match &at {
+        Sourced::Known { value: Json::Null, .. } => return None,
+        Sourced::Known { value: Json::String(file), .. } => {
+            match MovesView::read(file, location.clone()) {
+                Ok(m) => return Some(m),
+                Err(e) => e,
+            }
+        }
+        Sourced::Known { value, .. } => format!("not a path: {value}"),
+        Sourced::Unknown { reason, .. } => reason.clone(),
+    };
+    diags.push(
+        Diagnostic::warning(
+            DiagnosticCode::MovesUnreadable,
+            format!(
+                "services.tailshift.moves: {problem}; the services it moved are not known, and are listed as not moved"
+            ),
+        )
+        .at(location),
+    );
+    None
 }
 
 /// `networking.hostName`, when the files set it.

@@ -37,6 +37,7 @@ fn fleet() -> (Inventory, Policy) {
             coverage: Vec::new(),
             findings: Vec::new(),
             presence: Default::default(),
+            moved: None,
         });
     }
     let mut text = String::from("[plan]\ntailnet = \"bench.ts.net\"\n[plan.strategies]\n");

@@ -157,6 +157,7 @@ mod tests {
             coverage: Vec::new(),
             findings: Vec::new(),
             presence: Default::default(),
+            moved: None,
         }
     }
 

@@ -49,6 +49,7 @@ fn fleet() -> Inventory {
             coverage: Vec::new(),
             findings: Vec::new(),
             presence: Default::default(),
+            moved: None,
         });
     }
     inv.services.sort_by(|a, b| (a.host.known(), &a.name).cmp(&(b.host.known(), &b.name)));

@@ -122,9 +122,10 @@ impl Responder {
         // be taken (by an outgoing connection, say): pick again.
         let mut attempt = 0;
         let (udp, tcp) = loop {
-            let udp = tokio::net::UdpSocket::bind(addr).await?;
+            // With IP_FREEBIND: the tailnet address may not exist yet (placement B).
+            let udp = crate::bind::udp(addr)?;
             let bound = udp.local_addr()?;
-            match tokio::net::TcpListener::bind(bound).await {
+            match crate::bind::tcp(&bound.to_string()).await {
                 Ok(tcp) => break (udp, tcp),
                 Err(e) if addr.port() == 0 && attempt < 20 => {
                     attempt += 1;

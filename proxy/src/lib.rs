@@ -5,6 +5,7 @@ pub mod access;
 pub mod admin;
 pub mod answer;
 pub mod auth;
+pub mod bind;
 pub mod clean;
 pub mod config;
 pub mod dns;

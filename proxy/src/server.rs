@@ -25,11 +25,24 @@ use tokio::task::JoinHandle;
 /// Tells systemd we are ready (`Type=notify`), when it asked.
 fn notify_ready() {
     if let Some(sock) = std::env::var_os("NOTIFY_SOCKET") {
-        let s = std::os::unix::net::UnixDatagram::unbound();
-        if let Ok(s) = s {
-            let _ = s.send_to(b"READY=1", PathBuf::from(sock));
-        }
+        let _ = notify(&sock, b"READY=1");
     }
+}
+
+/// One sd_notify datagram to `socket`: a path, or `@name` for an abstract socket (as systemd
+/// gives it in some containers). No dependency: the protocol is one datagram.
+fn notify(socket: &std::ffi::OsStr, message: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let s = std::os::unix::net::UnixDatagram::unbound()?;
+    let bytes = socket.as_bytes();
+    if let Some(name) = bytes.strip_prefix(b"@") {
+        use std::os::linux::net::SocketAddrExt;
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+        s.send_to_addr(message, &addr)?;
+    } else {
+        s.send_to(message, PathBuf::from(socket))?;
+    }
+    Ok(())
 }
 
 /// The split-DNS responder, when configured, and the DNS server upstream names resolve
@@ -134,7 +147,8 @@ struct Started {
 }
 
 async fn bind_tcp(addr: &str, what: &str) -> Result<TcpListener> {
-    TcpListener::bind(addr).await.map_err(|e| ProxyError::bind(format!("{what}{addr}"), e))
+    // With IP_FREEBIND: the tailnet address may not exist yet (placement B).
+    crate::bind::tcp(addr).await.map_err(|e| ProxyError::bind(format!("{what}{addr}"), e))
 }
 
 /// The HTTPS listener's TLS: certificates from `cert_dir`, tailscaled's LocalAPI, or the
@@ -309,4 +323,25 @@ pub async fn run(cfg: ProxyConfig) -> Result<()> {
         s.close();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ready_reaches_a_path_socket_and_an_abstract_one() {
+        use std::os::linux::net::SocketAddrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify");
+        let r = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        super::notify(path.as_os_str(), b"READY=1").unwrap();
+        let mut buf = [0u8; 64];
+        let n = r.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"READY=1");
+        let name = format!("tailshift-notify-test-{}", std::process::id());
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let r = std::os::unix::net::UnixDatagram::bind_addr(&addr).unwrap();
+        super::notify(std::ffi::OsStr::new(&format!("@{name}")), b"READY=1").unwrap();
+        let n = r.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"READY=1");
+    }
 }

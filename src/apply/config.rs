@@ -13,14 +13,14 @@ pub enum Legacy {
     /// `systemctl stop`/`mask --runtime` (a reboot undoes it: a transition, or hosts without
     /// NixOS).
     Systemd,
-    /// A generated NixOS module disabling the moved units, then the switch command.
+    /// The moves file tailshift's NixOS module reads, then the switch command.
     Nix {
         /// The moves file tailshift's NixOS module reads (default: beside `module`,
         /// `<stem>-moves.json`).
         #[serde(default)]
         data: Option<PathBuf>,
-        /// The equivalent generated module, for configurations that import it instead of
-        /// tailshift's module.
+        /// Where an older tailshift rendered an equivalent module: read once (its units carried
+        /// into `data`), never written; the adapter refuses to go on while it disables units.
         #[serde(default)]
         module: Option<PathBuf>,
         /// The switch command (`["nixos-rebuild", "switch"]`).

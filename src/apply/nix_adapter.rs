@@ -1,10 +1,12 @@
 //! The `nix` legacy adapter: it writes data, not Nix code. One versioned JSON file per host
 //! (the moves file, `tailshift.moves/v1`, kept where the operator's flake tracks it) lists the
-//! tsnsrv units whose services moved to the proxy; tailshift's NixOS module reads it and
-//! disables exactly those units. Until every user imports that module, the adapter also renders
-//! the equivalent module (`systemd.services."tsnsrv-<name>".enable = lib.mkForce false`) at
-//! `module`, from the same data. Then it runs the switch command (`nixos-rebuild switch`,
-//! `colmena apply --on storage`, ...). Both files are tailshift's: rewritten whole, atomically.
+//! tsnsrv units whose services moved to the proxy; tailshift's NixOS module
+//! (`services.tailshift.moves`) reads it and disables exactly those units. Then it runs the
+//! switch command (`nixos-rebuild switch`, `colmena apply --on storage`, ...). The file is
+//! tailshift's: rewritten whole, atomically. Older versions also rendered an equivalent module at
+//! `module`; the adapter no longer writes one: a module it rendered before is read once (its units
+//! carried into the moves file) and then refused until the operator has replaced its import by
+//! tailshift's module.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -74,16 +76,6 @@ pub fn disabled(module: &Path) -> anyhow::Result<BTreeSet<String>> {
         .collect())
 }
 
-/// The module's text for a set of units (`tsnsrv-app` without `.service`).
-pub fn render(units: &BTreeSet<String>) -> String {
-    let mut out = format!("{HEADER}{{ lib, ... }}:\n{{\n");
-    for u in units {
-        out.push_str(&format!("  systemd.services.\"{u}\".enable = lib.mkForce false;\n"));
-    }
-    out.push_str("}\n");
-    out
-}
-
 /// A warning when the module is inside a git work tree but not tracked: a flake build only
 /// sees tracked files, so the switch would silently ignore it.
 pub fn untracked_warning(module: &Path) -> Option<String> {
@@ -112,9 +104,9 @@ pub fn untracked_warning(module: &Path) -> Option<String> {
     })
 }
 
-/// Adds (`stop`) or removes (`start`) a unit in the moves file (and the module rendered from
-/// it), rewrites them if that changes them, and runs the switch command (always: a crash may
-/// have come between the write and the switch).
+/// Adds (`stop`) or removes (`start`) a unit in the moves file, rewrites it if that changes
+/// it, and runs the switch command (always: a crash may have come between the write and the
+/// switch).
 pub fn act(
     files: &NixFiles,
     switch: &[String],
@@ -150,23 +142,20 @@ pub fn act(
         )
         .map_err(|e| anyhow::anyhow!("{}: {e}", files.data.display()))?;
     }
-    if let Some(module) = &files.module {
-        // Refuse to overwrite a file that is not ours before writing anything of it.
-        disabled(module)?;
-        let text = render(&moves.disabled_units);
-        if std::fs::read_to_string(module).ok().as_deref() != Some(text.as_str()) {
-            tailshift_util::write_atomic(
-                module,
-                text.as_bytes(),
-                tailshift_util::FileMode::KeepOr(0o644),
-            )
-            .map_err(|e| anyhow::anyhow!("{}: {e}", module.display()))?;
-        }
+    if let Some(w) = untracked_warning(&files.data) {
+        eprintln!("{w}");
     }
-    for f in std::iter::once(files.data.as_path()).chain(files.module.as_deref()) {
-        if let Some(w) = untracked_warning(f) {
-            eprintln!("{w}");
-        }
+    // A module an older tailshift rendered is no longer kept up to date: its units are in the
+    // moves file now (read above); the operator imports tailshift's module instead.
+    if let Some(module) = &files.module
+        && !disabled(module)?.is_empty()
+    {
+        anyhow::bail!(
+            "{}: rendered by an older tailshift, and no longer updated (its units are now in {}): import tailshift's NixOS module with `services.tailshift.moves = {}`, remove this file and its import, then run again",
+            module.display(),
+            files.data.display(),
+            files.data.display()
+        );
     }
     if action == "finalize" {
         return Ok(());
@@ -186,7 +175,7 @@ pub fn act(
 pub struct NixFiles {
     /// The moves file (data, read by tailshift's NixOS module).
     pub data: PathBuf,
-    /// The equivalent module, for configurations that do not import tailshift's module yet.
+    /// Where an older tailshift rendered an equivalent module (read, never written).
     pub module: Option<PathBuf>,
 }
 
@@ -196,48 +185,63 @@ mod tests {
     const T: std::time::Duration = std::time::Duration::from_secs(60);
 
     #[test]
-    fn the_module_round_trips_and_refuses_foreign_files() {
+    fn the_moves_file_round_trips_and_no_module_is_written() {
         let dir = tempfile::tempdir().unwrap();
         let m = dir.path().join("tailshift.nix");
         let f = NixFiles { data: default_data_path(&m), module: Some(m.clone()) };
         act(&f, &["true".into()], "stop", "tsnsrv-b.service", T).unwrap();
         act(&f, &["true".into()], "stop", "tsnsrv-a.service", T).unwrap();
         act(&f, &["true".into()], "stop", "tsnsrv-a.service", T).unwrap();
-        assert_eq!(
-            disabled(&m).unwrap().into_iter().collect::<Vec<_>>(),
-            vec!["tsnsrv-a", "tsnsrv-b"]
-        );
-        let text = std::fs::read_to_string(&m).unwrap();
-        assert!(
-            text.contains("systemd.services.\"tsnsrv-a\".enable = lib.mkForce false;"),
-            "{text}"
-        );
-        if let Ok(o) = std::process::Command::new("nix-instantiate").arg("--parse").arg(&m).output()
-        {
-            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        }
         act(&f, &["true".into()], "start", "tsnsrv-a.service", T).unwrap();
-        assert_eq!(disabled(&m).unwrap().len(), 1);
-        // The data the module of the flake reads: versioned, the same units.
+        assert!(!m.exists(), "the adapter writes data, not Nix code");
+        // The data the module of the flake reads: versioned, the units.
         let moves: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&f.data).unwrap()).unwrap();
         assert_eq!(
             moves,
             serde_json::json!({"schema": MOVES_SCHEMA, "disabled_units": ["tsnsrv-b"]})
         );
-        // A failing switch is an error (the module is written; running it again retries).
+        // A failing switch is an error (the file is written; running it again retries).
         assert!(act(&f, &["false".into()], "stop", "tsnsrv-c.service", T).is_err());
         let e = act(&f, &["true".into()], "stop", "tsnsrv-all.service", T).unwrap_err();
         assert!(e.to_string().contains("separateProcesses"), "{e}");
+        // A foreign file where an old module was is refused, never overwritten.
         std::fs::write(&m, "{ }: { }\n").unwrap();
         assert!(act(&f, &["true".into()], "stop", "tsnsrv-a.service", T).is_err());
+        assert_eq!(std::fs::read_to_string(&m).unwrap(), "{ }: { }\n");
     }
 
     #[test]
-    fn an_untracked_module_in_a_git_tree_is_warned_about() {
+    fn a_module_an_older_tailshift_rendered_is_carried_into_the_moves_file_then_refused() {
         let dir = tempfile::tempdir().unwrap();
         let m = dir.path().join("tailshift.nix");
-        std::fs::write(&m, render(&BTreeSet::new())).unwrap();
+        std::fs::write(
+            &m,
+            format!(
+                "{HEADER}{{ lib, ... }}:\n{{\n  systemd.services.\"tsnsrv-old\".enable = lib.mkForce false;\n}}\n"
+            ),
+        )
+        .unwrap();
+        let f = NixFiles { data: default_data_path(&m), module: Some(m.clone()) };
+        let e = act(&f, &["true".into()], "stop", "tsnsrv-new.service", T).unwrap_err();
+        assert!(e.to_string().contains("services.tailshift.moves"), "{e}");
+        let moves = read_moves(&f.data, None).unwrap();
+        assert_eq!(
+            moves.disabled_units.into_iter().collect::<Vec<_>>(),
+            ["tsnsrv-new", "tsnsrv-old"],
+            "nothing of the old module is lost"
+        );
+        // Once its import and the file are gone, the adapter goes on from the moves file.
+        std::fs::remove_file(&m).unwrap();
+        act(&f, &["true".into()], "start", "tsnsrv-old.service", T).unwrap();
+        assert_eq!(read_moves(&f.data, None).unwrap().disabled_units.len(), 1);
+    }
+
+    #[test]
+    fn an_untracked_moves_file_in_a_git_tree_is_warned_about() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path().join("tailshift-moves.json");
+        std::fs::write(&m, "{}").unwrap();
         assert!(untracked_warning(&m).is_none(), "not a git tree");
         let git = |args: &[&str]| {
             std::process::Command::new("git").arg("-C").arg(dir.path()).args(args).output()
@@ -247,7 +251,7 @@ mod tests {
             return;
         }
         assert!(untracked_warning(&m).unwrap().contains("git add"));
-        git(&["add", "tailshift.nix"]).unwrap();
+        git(&["add", "tailshift-moves.json"]).unwrap();
         assert!(untracked_warning(&m).is_none());
     }
 }

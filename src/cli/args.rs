@@ -43,6 +43,40 @@ pub enum Command {
     /// Tailscale, no root. Every old name is checked after every wave; a table of measured
     /// figures ends it.
     Demo(DemoArgs),
+    /// Print a shell completion script (bash, zsh, fish) to standard output.
+    Completions(CompletionsArgs),
+    /// Write the man pages (migrate(1) and one per subcommand), generated from these
+    /// definitions; the package build installs them.
+    #[command(hide = true)]
+    Man(ManArgs),
+}
+
+/// `migrate completions`.
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// The shell the script is for.
+    #[arg(value_enum)]
+    pub shell: ShellArg,
+}
+
+/// Shells `migrate completions` writes for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ShellArg {
+    /// bash (bash-completion: `source <(migrate completions bash)`).
+    Bash,
+    /// zsh (a `_migrate` function for `fpath`).
+    Zsh,
+    /// fish (`migrate completions fish > ~/.config/fish/completions/migrate.fish`).
+    Fish,
+}
+
+/// `migrate man`.
+#[derive(Args, Debug)]
+pub struct ManArgs {
+    /// Write `migrate.1` and `migrate-<subcommand>.1` into this directory instead of printing
+    /// `migrate.1` on standard output.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
 }
 
 /// `migrate demo`.

@@ -44,5 +44,7 @@ pub fn run(cmd: Command) -> anyhow::Result<Exit> {
         Command::Status(a) => commands::status::run(&a),
         Command::ForceUnlock(a) => commands::status::force_unlock(&a),
         Command::Demo(a) => commands::demo::run(&a),
+        Command::Completions(a) => commands::completions::completions(&a),
+        Command::Man(a) => commands::completions::man(&a),
     }
 }

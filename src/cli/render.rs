@@ -152,6 +152,22 @@ pub fn inventory_table(inv: &Inventory) -> String {
         ]);
     }
     out.push_str(&table(&rows));
+    let moved: Vec<&tailshift_parsers::Service> =
+        inv.services.iter().filter(|s| s.moved.is_some()).collect();
+    if !moved.is_empty() {
+        let _ = writeln!(out, "\nmoved to the proxy (tailshift's NixOS module, its moves file):");
+        for s in moved {
+            if let Some(m) = &s.moved {
+                let how = match (m.how.as_str(), &m.to_url) {
+                    ("unit_disabled", _) => format!("tsnsrv-{} disabled", s.name),
+                    ("left_shared_process", _) => "no longer in tsnsrv-all".to_string(),
+                    ("repointed", Some(u)) => format!("its node re-pointed to {u}"),
+                    (other, _) => other.to_string(),
+                };
+                let _ = writeln!(out, "  {}: {how} ({})", s.name, m.file);
+            }
+        }
+    }
     let conditional: Vec<&tailshift_parsers::Service> =
         inv.services.iter().filter(|s| !s.presence.is_certain()).collect();
     if !conditional.is_empty() {

@@ -61,6 +61,7 @@ pub(super) fn raw_service(
         coverage,
         findings,
         presence: Presence::Certain,
+        moved: None,
     }
 }
 
@@ -248,6 +249,7 @@ pub(super) fn module_services(
             coverage,
             findings,
             presence: ds.presence.clone(),
+            moved: view.moves.as_ref().and_then(|m| m.moved(&ds.name, flavour)),
         }
     };
     // Each service is independent: large fleets are split over the machine's cores.

@@ -2,7 +2,8 @@
 # inputs. The inputs whose behaviour decides how hosts are built are understood by their
 # well-known entry points (nixpkgs' `lib.nixosSystem`, flake-parts' `lib.mkFlake`, flake-utils'
 # system helpers, Colmena's `makeHive`, snowfall-lib's `mkFlake`); tsnsrv's own module is
-# declared by tailshift itself; every other input is opaque (unknown, with its name).
+# declared by tailshift itself, and tailshift's own module read by it; every other input is
+# opaque (unknown, with its name).
 { lib, flake, src, kinds }:
 let
   b = builtins;
@@ -103,6 +104,15 @@ let
       # tsnsrv's own module: tailshift declares its options itself.
       nixosModules = { default = { }; tsnsrv = { }; };
       packages = unknown "is tsnsrv's package";
+    }
+    else if kind == "tailshift" then {
+      # tailshift's own flake. Its module's `services.tailshift` is read by tailshift from the
+      # merged configuration (the proxy's options, and the moves file that says which services
+      # have moved); what the module does to tsnsrv's units is not applied here, so the
+      # inventory keeps the services as planned (applying a wave never makes the plan stale).
+      nixosModules = { default = { }; tailshift = { }; };
+      overlays = { default = _final: _prev: { }; };
+      packages = unknown "is tailshift's package";
     }
     else opaque name;
 
