@@ -676,7 +676,7 @@ fn the_nix_adapter_disables_units_through_a_generated_module_and_a_switch() {
     };
     assert_eq!(
         moves(),
-        serde_json::json!({"schema": "tailshift.moves/v1", "disabled_units": ["tsnsrv-app1"]})
+        serde_json::json!({"schema": "tailshift.moves/v1", "disabled_units": ["tsnsrv-app1"], "repoints": {}, "shared_processes": {}})
     );
     let (code, out) = wave(&f, "rollback", 1, &[]);
     assert_eq!(code, 0, "{out}");

@@ -1,26 +1,105 @@
 //! The `nix` legacy adapter: it writes data, not Nix code. One versioned JSON file per host
-//! (the moves file, `tailshift.moves/v1`, kept where the operator's flake tracks it) lists the
-//! tsnsrv units whose services moved to the proxy; tailshift's NixOS module reads it and
-//! disables exactly those units. Until every user imports that module, the adapter also renders
-//! the equivalent module (`systemd.services."tsnsrv-<name>".enable = lib.mkForce false`) at
-//! `module`, from the same data. Then it runs the switch command (`nixos-rebuild switch`,
-//! `colmena apply --on storage`, ...). Both files are tailshift's: rewritten whole, atomically.
+//! (the moves file, `tailshift.moves/v1`, kept where the operator's flake tracks it) says what
+//! the host's configuration must change for the services that moved: the tsnsrv units to
+//! disable, the keep-node services' new `toURL`, and for the fork's one `tsnsrv-all` process the
+//! YAML of the services that remain in it. tailshift's NixOS module reads it. Until every user
+//! imports that module, the adapter also renders the equivalent module at `module`, from the
+//! same data. Then it runs the switch command (`nixos-rebuild switch`, `colmena apply --on
+//! storage`, ...). Both files are tailshift's: rewritten whole, atomically.
 
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The moves file's schema.
 pub const MOVES_SCHEMA: &str = "tailshift.moves/v1";
 
 /// The moves file: what the host's configuration must change for the services that moved.
+/// Fields are added to `v1` only, each optional on read (absent: empty) and always written.
+/// A field this tailshift does not know is an error, not dropped on the next write.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Moves {
     /// [`MOVES_SCHEMA`].
     pub schema: String,
     /// Units to disable (`tsnsrv-<name>`, without `.service`), sorted.
+    #[serde(default)]
     pub disabled_units: BTreeSet<String>,
+    /// keep-node services (by service name): their legacy node stays, with this `toURL`.
+    #[serde(default)]
+    pub repoints: BTreeMap<String, String>,
+    /// The fork's one process (`tsnsrv-all`, without `.service`) serving fewer services than
+    /// its configuration declares: the YAML it must run (`-config`) instead.
+    #[serde(default)]
+    pub shared_processes: BTreeMap<String, SharedProcess>,
+}
+
+/// A shared process's new configuration: the services that remain in it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedProcess {
+    /// The whole `-config` file (the fork's YAML schema, `reference/tsnsrv.md` 1.6).
+    #[serde(default)]
+    pub config_yaml: String,
+    /// The services it holds, by name, sorted.
+    #[serde(default)]
+    pub services: Vec<String>,
+}
+
+/// One change of the moves file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// A moved service's unit (`tsnsrv-<name>.service`) is disabled.
+    Stop(String),
+    /// Its unit runs again (rollback).
+    Start(String),
+    /// A keep-node service's legacy node stays, with this `toURL`.
+    Repoint {
+        /// The service's name on this host.
+        service: String,
+        /// Its new `toURL`.
+        to_url: String,
+    },
+    /// The keep-node service's node as declared again (rollback).
+    Restore(String),
+    /// The shared process (`tsnsrv-all.service`) runs these services; `None`: its own
+    /// configuration again (every one of its services is back).
+    Shared {
+        /// The unit.
+        unit: String,
+        /// What remains in it.
+        process: Option<SharedProcess>,
+    },
+    /// Nothing changes in the file (finalize): it is only checked to be tailshift's.
+    Nothing,
+}
+
+impl Moves {
+    /// Applies one change.
+    pub fn change(&mut self, c: &Change) {
+        let unit = |u: &str| u.trim_end_matches(".service").to_string();
+        match c {
+            Change::Stop(u) => {
+                self.disabled_units.insert(unit(u));
+            }
+            Change::Start(u) => {
+                self.disabled_units.remove(&unit(u));
+            }
+            Change::Repoint { service, to_url } => {
+                self.repoints.insert(service.clone(), to_url.clone());
+            }
+            Change::Restore(service) => {
+                self.repoints.remove(service);
+            }
+            Change::Shared { unit: u, process: Some(p) } => {
+                self.shared_processes.insert(unit(u), p.clone());
+            }
+            Change::Shared { unit: u, process: None } => {
+                self.shared_processes.remove(&unit(u));
+            }
+            Change::Nothing => {}
+        }
+    }
 }
 
 /// The moves file beside a module path when `[apply] legacy.data` is not given:
@@ -47,6 +126,7 @@ pub fn read_moves(data: &Path, module: Option<&Path>) -> anyhow::Result<Moves> {
                 Some(m) => disabled(m)?,
                 None => BTreeSet::new(),
             },
+            ..Moves::default()
         }),
         Err(e) => anyhow::bail!("{}: {e}", data.display()),
     }
@@ -69,16 +149,50 @@ pub fn disabled(module: &Path) -> anyhow::Result<BTreeSet<String>> {
     }
     Ok(text
         .lines()
+        .filter(|l| l.trim_end().ends_with(".enable = lib.mkForce false;"))
         .filter_map(|l| l.trim().strip_prefix("systemd.services.\""))
         .filter_map(|l| l.split_once('"').map(|(u, _)| u.to_string()))
         .collect())
 }
 
-/// The module's text for a set of units (`tsnsrv-app` without `.service`).
-pub fn render(units: &BTreeSet<String>) -> String {
-    let mut out = format!("{HEADER}{{ lib, ... }}:\n{{\n");
-    for u in units {
+/// A Nix string literal.
+fn nix_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '$' => out.push_str("\\$"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The module's text for the moves: disabled units, keep-node re-points, and the shared
+/// process pointed at the YAML of what remains (the fork's module runs `tsnsrv -config=FILE`
+/// from `services.tsnsrv.defaults.package`).
+pub fn render(moves: &Moves) -> String {
+    let mut out = format!("{HEADER}{{ lib, pkgs, config, ... }}:\n{{\n");
+    for u in &moves.disabled_units {
         out.push_str(&format!("  systemd.services.\"{u}\".enable = lib.mkForce false;\n"));
+    }
+    for (service, to) in &moves.repoints {
+        out.push_str(&format!(
+            "  services.tsnsrv.services.{}.toURL = lib.mkForce {};\n",
+            nix_str(service),
+            nix_str(to)
+        ));
+    }
+    for (unit, p) in &moves.shared_processes {
+        out.push_str(&format!(
+            "  systemd.services.{}.script = lib.mkForce \"exec ${{config.services.tsnsrv.defaults.package}}/bin/tsnsrv -config=${{pkgs.writeText {} {}}}\";\n",
+            nix_str(unit),
+            nix_str(&format!("{unit}.yaml")),
+            nix_str(&p.config_yaml)
+        ));
     }
     out.push_str("}\n");
     out
@@ -112,35 +226,26 @@ pub fn untracked_warning(module: &Path) -> Option<String> {
     })
 }
 
-/// Adds (`stop`) or removes (`start`) a unit in the moves file (and the module rendered from
-/// it), rewrites them if that changes them, and runs the switch command (always: a crash may
-/// have come between the write and the switch).
+/// Makes one change in the moves file (and the module rendered from it), rewrites them if that
+/// changes them, and runs the switch command (always, but for finalize: a crash may have come
+/// between the write and the switch).
 pub fn act(
     files: &NixFiles,
     switch: &[String],
-    action: &str,
-    unit: &str,
+    change: &Change,
     timeout: std::time::Duration,
 ) -> anyhow::Result<()> {
-    let name = unit.trim_end_matches(".service").to_string();
-    if name == "tsnsrv-all" && matches!(action, "stop" | "start") {
-        // Disabling the fork's one unit would stop every service in it (pre-flight refuses it
-        // first; this is the last guard).
+    if let Change::Stop(u) | Change::Start(u) = change
+        && u.trim_end_matches(".service") == "tsnsrv-all"
+    {
+        // Disabling the fork's one unit would stop every service in it: a subset leaves it
+        // through `Change::Shared` (this is the last guard).
         anyhow::bail!(
-            "the nix adapter cannot take one service out of the fork's tsnsrv-all unit: set `services.tsnsrv.separateProcesses = true` first (one unit per service), or use the command adapter to rewrite its service list"
+            "the nix adapter never disables the fork's tsnsrv-all unit: it serves other services too"
         );
     }
     let mut moves = read_moves(&files.data, files.module.as_deref())?;
-    match action {
-        "stop" => {
-            moves.disabled_units.insert(name);
-        }
-        "start" => {
-            moves.disabled_units.remove(&name);
-        }
-        "finalize" | "repoint" | "restore" => {}
-        other => anyhow::bail!("the nix adapter cannot {other}"),
-    }
+    moves.change(change);
     let data = serde_json::to_string_pretty(&moves)? + "\n";
     if std::fs::read_to_string(&files.data).ok().as_deref() != Some(data.as_str()) {
         tailshift_util::write_atomic(
@@ -153,7 +258,7 @@ pub fn act(
     if let Some(module) = &files.module {
         // Refuse to overwrite a file that is not ours before writing anything of it.
         disabled(module)?;
-        let text = render(&moves.disabled_units);
+        let text = render(&moves);
         if std::fs::read_to_string(module).ok().as_deref() != Some(text.as_str()) {
             tailshift_util::write_atomic(
                 module,
@@ -168,7 +273,7 @@ pub fn act(
             eprintln!("{w}");
         }
     }
-    if action == "finalize" {
+    if *change == Change::Nothing {
         return Ok(());
     }
     let (prog, args) = switch
@@ -200,9 +305,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let m = dir.path().join("tailshift.nix");
         let f = NixFiles { data: default_data_path(&m), module: Some(m.clone()) };
-        act(&f, &["true".into()], "stop", "tsnsrv-b.service", T).unwrap();
-        act(&f, &["true".into()], "stop", "tsnsrv-a.service", T).unwrap();
-        act(&f, &["true".into()], "stop", "tsnsrv-a.service", T).unwrap();
+        let stop = |u: &str| Change::Stop(u.to_string());
+        act(&f, &["true".into()], &stop("tsnsrv-b.service"), T).unwrap();
+        act(&f, &["true".into()], &stop("tsnsrv-a.service"), T).unwrap();
+        act(&f, &["true".into()], &stop("tsnsrv-a.service"), T).unwrap();
         assert_eq!(
             disabled(&m).unwrap().into_iter().collect::<Vec<_>>(),
             vec!["tsnsrv-a", "tsnsrv-b"]
@@ -212,32 +318,75 @@ mod tests {
             text.contains("systemd.services.\"tsnsrv-a\".enable = lib.mkForce false;"),
             "{text}"
         );
+        act(&f, &["true".into()], &Change::Start("tsnsrv-a.service".into()), T).unwrap();
+        assert_eq!(disabled(&m).unwrap().len(), 1);
+        // A keep-node re-point and a shared process's remaining services.
+        let repoint =
+            Change::Repoint { service: "vault".into(), to_url: "http://127.0.0.1:8200".into() };
+        act(&f, &["true".into()], &repoint, T).unwrap();
+        let shared = SharedProcess {
+            config_yaml: "services:\n- name: grafana\n  upstream: http://127.0.0.1:3000\n".into(),
+            services: vec!["grafana".into()],
+        };
+        let keep =
+            Change::Shared { unit: "tsnsrv-all.service".into(), process: Some(shared.clone()) };
+        act(&f, &["true".into()], &keep, T).unwrap();
+        let text = std::fs::read_to_string(&m).unwrap();
+        assert!(
+            text.contains(
+                "services.tsnsrv.services.\"vault\".toURL = lib.mkForce \"http://127.0.0.1:8200\";"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("systemd.services.\"tsnsrv-all\".script = lib.mkForce"), "{text}");
+        assert_eq!(disabled(&m).unwrap().len(), 1, "only disabled units are read back as such");
         if let Ok(o) = std::process::Command::new("nix-instantiate").arg("--parse").arg(&m).output()
         {
             assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         }
-        act(&f, &["true".into()], "start", "tsnsrv-a.service", T).unwrap();
-        assert_eq!(disabled(&m).unwrap().len(), 1);
-        // The data the module of the flake reads: versioned, the same units.
-        let moves: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&f.data).unwrap()).unwrap();
+        // The data the module of the flake reads: versioned, every field written.
+        let moves = || -> serde_json::Value {
+            serde_json::from_str(&std::fs::read_to_string(&f.data).unwrap()).unwrap()
+        };
         assert_eq!(
-            moves,
-            serde_json::json!({"schema": MOVES_SCHEMA, "disabled_units": ["tsnsrv-b"]})
+            moves(),
+            serde_json::json!({
+                "schema": MOVES_SCHEMA,
+                "disabled_units": ["tsnsrv-b"],
+                "repoints": {"vault": "http://127.0.0.1:8200"},
+                "shared_processes": {"tsnsrv-all": {
+                    "config_yaml": shared.config_yaml,
+                    "services": ["grafana"],
+                }},
+            })
+        );
+        // Rollback writes it back: entries removed, the fields still written.
+        act(&f, &["true".into()], &Change::Restore("vault".into()), T).unwrap();
+        let back = Change::Shared { unit: "tsnsrv-all.service".into(), process: None };
+        act(&f, &["true".into()], &back, T).unwrap();
+        assert_eq!(
+            moves(),
+            serde_json::json!({"schema": MOVES_SCHEMA, "disabled_units": ["tsnsrv-b"], "repoints": {}, "shared_processes": {}})
+        );
+        // A file of the first v1 (only `disabled_units`) is read: absent fields are empty.
+        std::fs::write(&f.data, r#"{"schema": "tailshift.moves/v1"}"#).unwrap();
+        assert_eq!(
+            read_moves(&f.data, None).unwrap(),
+            Moves { schema: MOVES_SCHEMA.into(), ..Moves::default() }
         );
         // A failing switch is an error (the module is written; running it again retries).
-        assert!(act(&f, &["false".into()], "stop", "tsnsrv-c.service", T).is_err());
-        let e = act(&f, &["true".into()], "stop", "tsnsrv-all.service", T).unwrap_err();
-        assert!(e.to_string().contains("separateProcesses"), "{e}");
+        assert!(act(&f, &["false".into()], &stop("tsnsrv-c.service"), T).is_err());
+        let e = act(&f, &["true".into()], &stop("tsnsrv-all.service"), T).unwrap_err();
+        assert!(e.to_string().contains("never disables the fork's tsnsrv-all"), "{e}");
         std::fs::write(&m, "{ }: { }\n").unwrap();
-        assert!(act(&f, &["true".into()], "stop", "tsnsrv-a.service", T).is_err());
+        assert!(act(&f, &["true".into()], &stop("tsnsrv-a.service"), T).is_err());
     }
 
     #[test]
     fn an_untracked_module_in_a_git_tree_is_warned_about() {
         let dir = tempfile::tempdir().unwrap();
         let m = dir.path().join("tailshift.nix");
-        std::fs::write(&m, render(&BTreeSet::new())).unwrap();
+        std::fs::write(&m, render(&Moves::default())).unwrap();
         assert!(untracked_warning(&m).is_none(), "not a git tree");
         let git = |args: &[&str]| {
             std::process::Command::new("git").arg("-C").arg(dir.path()).args(args).output()
