@@ -45,6 +45,10 @@ fn default_legacy_state_root() -> PathBuf {
     PathBuf::from("/var/lib")
 }
 
+fn default_systemd_dir() -> PathBuf {
+    PathBuf::from("/run/systemd/system")
+}
+
 fn default_adapter_timeout_s() -> u64 {
     900
 }
@@ -79,6 +83,13 @@ pub struct ApplyConfig {
     /// moved node's state under it.
     #[serde(default = "default_legacy_state_root")]
     pub legacy_state_root: PathBuf,
+    /// `systemd`: where the drop-in that points the fork's `tsnsrv-all` at the services that
+    /// remain goes (`/run/systemd/system`: runtime, like `mask --runtime`).
+    #[serde(default = "default_systemd_dir")]
+    pub systemd_dir: PathBuf,
+    /// `systemd`: the tsnsrv binary that drop-in runs with `-config`.
+    #[serde(default = "default_tsnsrv")]
+    pub tsnsrv: String,
     /// How long one adapter command may run (a `nixos-rebuild switch` of a big host takes
     /// minutes) before it is stopped and its step fails.
     #[serde(default = "default_adapter_timeout_s")]

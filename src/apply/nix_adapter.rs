@@ -62,8 +62,8 @@ pub enum Change {
     },
     /// The keep-node service's node as declared again (rollback).
     Restore(String),
-    /// The shared process (`tsnsrv-all.service`) runs these services; `None`: its own
-    /// configuration again (every one of its services is back).
+    /// The shared process (`tsnsrv-all.service`) runs these services (none: the unit is
+    /// disabled); `None`: its own configuration again (every one of its services is back).
     Shared {
         /// The unit.
         unit: String,
@@ -91,10 +91,17 @@ impl Moves {
             Change::Restore(service) => {
                 self.repoints.remove(service);
             }
+            // None of its services is left: the unit is disabled.
+            Change::Shared { unit: u, process: Some(p) } if p.services.is_empty() => {
+                self.shared_processes.remove(&unit(u));
+                self.disabled_units.insert(unit(u));
+            }
             Change::Shared { unit: u, process: Some(p) } => {
+                self.disabled_units.remove(&unit(u));
                 self.shared_processes.insert(unit(u), p.clone());
             }
             Change::Shared { unit: u, process: None } => {
+                self.disabled_units.remove(&unit(u));
                 self.shared_processes.remove(&unit(u));
             }
             Change::Nothing => {}
