@@ -1345,6 +1345,52 @@ fn a_shared_process_whose_remaining_yaml_cannot_be_written_is_refused_before_any
 }
 
 #[test]
+fn the_nix_adapter_puts_what_remains_of_the_shared_process_in_the_moves_file() {
+    let f = shared_process_fleet();
+    let d = f.dir.path().display().to_string();
+    // Stands for `nixos-rebuild switch` evaluating tailshift's module: the one process
+    // restarts (all its names silent), then serves what the moves file leaves in it.
+    std::fs::write(
+        f.path("switch.sh"),
+        format!(
+            "#!/bin/sh\nm={d}/nixos/tailshift-moves.json\nfor n in app1 app2 bad; do touch {d}/stopped-tsnsrv-$n.service; done\nsleep 0.3\nfor n in app1 app2 bad; do\n  if ! grep -q config_yaml $m 2>/dev/null || grep -q \"name: $n\\\\\\\\n\" $m; then rm -f {d}/stopped-tsnsrv-$n.service; fi\ndone\necho switched >> {d}/switches\n"
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(f.path("nixos")).unwrap();
+    let toml = std::fs::read_to_string(f.path("migrate.toml")).unwrap();
+    std::fs::write(
+        f.path("migrate.toml"),
+        toml.replace(
+            "legacy = { adapter = \"systemd\" }",
+            &format!("legacy = {{ adapter = \"nix\", data = \"{d}/nixos/tailshift-moves.json\", switch = [\"/bin/sh\", \"{d}/switch.sh\"] }}"),
+        ),
+    )
+    .unwrap();
+    let (code, out) = wave(&f, "apply", 1, &[]);
+    assert_eq!(code, 0, "{out}");
+    let moves = || -> serde_json::Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(f.path("nixos/tailshift-moves.json")).unwrap(),
+        )
+        .unwrap()
+    };
+    let m = moves();
+    assert_eq!(m["disabled_units"], serde_json::json!([]), "the unit is never disabled: {m}");
+    assert_eq!(m["shared_processes"]["tsnsrv-all"]["services"], serde_json::json!(["app2", "bad"]));
+    let yaml = m["shared_processes"]["tsnsrv-all"]["config_yaml"].as_str().unwrap();
+    assert!(yaml.contains("- name: app2\n") && !yaml.contains("app1"), "{yaml}");
+    assert_eq!(f.get("app1"), (200, "app app1".into()));
+    assert_eq!(f.get("app2"), (200, "legacy app2".into()));
+    assert_eq!(f.get("bad"), (200, "legacy bad".into()));
+    let (code, out) = wave(&f, "rollback", 1, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(moves()["shared_processes"], serde_json::json!({}), "rollback writes it back");
+    assert_eq!(f.get("app1"), (200, "legacy app1".into()));
+    assert_eq!(f.get("app2"), (200, "legacy app2".into()));
+}
+
+#[test]
 fn finalize_removes_only_the_moved_nodes_state() {
     let f = fleet();
     let d = f.dir.path().display().to_string();
