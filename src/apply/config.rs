@@ -90,6 +90,10 @@ pub struct ApplyConfig {
     /// `systemd`: the tsnsrv binary that drop-in runs with `-config`.
     #[serde(default = "default_tsnsrv")]
     pub tsnsrv: String,
+    /// Other hosts' state, by host name: how a rollback here learns whether a service there
+    /// that depends on one of its waves is still applied (nothing the hosts share says so).
+    #[serde(default)]
+    pub peers: std::collections::BTreeMap<String, Peer>,
     /// How long one adapter command may run (a `nixos-rebuild switch` of a big host takes
     /// minutes) before it is stopped and its step fails.
     #[serde(default = "default_adapter_timeout_s")]
@@ -277,4 +281,21 @@ struct DocAny {
     apply: ApplyConfig,
     #[serde(flatten)]
     _rest: toml::Table,
+}
+
+/// `[apply.peers.<host>]`: where another host's `state.json` can be read from here.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Peer {
+    /// That host's state directory, readable here (the same machine, a mount, a synced copy).
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
+    /// A command printing that host's `state.json` (`["ssh", "storage", "cat",
+    /// "/var/lib/tailshift/state.json"]`).
+    #[serde(default)]
+    pub state_command: Option<Vec<String>>,
+    /// That host's `migrate.toml`, for the commands printed to run there (default: the one
+    /// this command was given).
+    #[serde(default)]
+    pub config: Option<PathBuf>,
 }
