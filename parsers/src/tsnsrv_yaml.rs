@@ -152,6 +152,12 @@ pub fn read_yaml(
     (out, prom, diags)
 }
 
+/// The process-level `prometheusAddr` of a YAML config (`None`: not given, the default).
+pub fn prometheus_addr_of(text: &str) -> Result<Option<String>, String> {
+    let f: File = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+    Ok(f.prometheus_addr)
+}
+
 /// What the YAML reader makes of a service's options: the known value of every option the
 /// fork's YAML has a key for (an option the service does not hold is `None`).
 fn yaml_view(name: &str, eff: &Options) -> Result<BTreeMap<&'static str, Option<Json>>, String> {
@@ -341,6 +347,7 @@ services:
                 u => u,
             })
         );
+        assert_eq!(prometheus_addr_of(&text), Ok(Some(":9199".to_string())));
         // Only non-default values, as the fork's module writes them: the quirks kept.
         assert!(!text.contains("stripPrefix: false"), "false is the YAML's default: {text}");
         assert!(text.contains("stripPrefix: true"), "{text}");

@@ -74,7 +74,12 @@ pub(super) fn target(req: &Request, rest: &[&PlannedService]) -> anyhow::Result<
     if rest.is_empty() {
         return Ok(Target::Nothing);
     }
-    let prometheus = host_prometheus_addr(req.plan, &req.host)?;
+    // What the YAML installed now says (written from the inputs by an earlier wave), else the
+    // inputs: a rollback must not depend on inputs that changed since.
+    let prometheus = match installed_prometheus_addr(req.cfg) {
+        Some(p) => p,
+        None => host_prometheus_addr(req.plan, &req.host)?,
+    };
     let entries: Vec<(&str, &tailshift_parsers::Options)> =
         rest.iter().map(|s| (s.id.name(), &s.inventory.effective)).collect();
     let config_yaml = tailshift_parsers::tsnsrv_yaml::write_yaml(prometheus.as_deref(), &entries)
@@ -112,6 +117,28 @@ fn host_prometheus_addr(plan: &Plan, host: &str) -> anyhow::Result<Option<String
             anyhow::bail!("{host}'s tsnsrv prometheusAddr is unknown ({reason})")
         }
     }
+}
+
+/// The `prometheusAddr` of the YAML the process runs now, when tailshift installed one
+/// (`Some(None)`: it has none, the default).
+fn installed_prometheus_addr(cfg: &ApplyConfig) -> Option<Option<String>> {
+    let yaml = match &cfg.legacy {
+        Legacy::Systemd => std::fs::read_to_string(yaml_path(cfg)).ok()?,
+        Legacy::Nix { .. } => {
+            let files = cfg.legacy.nix_files()?;
+            let moves = crate::apply::nix_adapter::read_moves(&files.data, None).ok()?;
+            moves
+                .shared_processes
+                .get(SHARED_UNIT.trim_end_matches(".service"))?
+                .config_yaml
+                .clone()
+        }
+        Legacy::Command { .. } => return None,
+    };
+    if yaml.is_empty() {
+        return None;
+    }
+    tailshift_parsers::tsnsrv_yaml::prometheus_addr_of(&yaml).ok()
 }
 
 /// Makes the process run `target` through the configured adapter; restarts it only when what
