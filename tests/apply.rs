@@ -1391,6 +1391,44 @@ fn the_nix_adapter_puts_what_remains_of_the_shared_process_in_the_moves_file() {
 }
 
 #[test]
+fn a_kept_node_the_systemd_adapter_cannot_repoint_is_refused_before_any_change() {
+    let f = fleet();
+    let d = f.dir.path().display().to_string();
+    let toml = std::fs::read_to_string(f.path("migrate.toml")).unwrap();
+    let toml = toml
+        .replace("[plan.pins]", "[plan.strategies]\n\"nas/app1\" = \"keep-node\"\n\n[plan.pins]")
+        .lines()
+        .map(|l| {
+            if l.starts_with("legacy = ") {
+                format!("legacy = {{ adapter = \"systemd\" }}\n\n[apply.keep_node]\ndir = \"{d}/kept\"\n")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    // [apply.keep_node] must come after the [apply] keys: move the table to the end.
+    let (head, kept) = toml.split_once("\n[apply.keep_node]").unwrap();
+    let (kept, rest) = kept.split_once("\n[apply.check]").unwrap();
+    std::fs::write(
+        f.path("migrate.toml"),
+        format!("{head}\n[apply.check]{rest}\n[apply.keep_node]{kept}\n"),
+    )
+    .unwrap();
+    let o = f.migrate(&["plan", "hosts/nas.nix", "--config", "migrate.toml", "--out", "plan.json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let (code, out) = wave(&f, "apply", 1, &[]);
+    assert_eq!(code, 3, "{out}");
+    assert!(
+        out.contains(
+            "nas/app1: keep-node re-points tsnsrv-app1.service, which the systemd adapter cannot do"
+        ),
+        "{out}"
+    );
+    assert!(!f.path("state/journal.ndjson").exists(), "nothing was journaled");
+}
+
+#[test]
 fn finalize_removes_only_the_moved_nodes_state() {
     let f = fleet();
     let d = f.dir.path().display().to_string();

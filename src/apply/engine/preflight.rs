@@ -39,6 +39,19 @@ pub(super) fn preflight(req: &Request, state: &State, services: &[&PlannedServic
         blocked.push(why);
     }
     for s in services {
+        // The systemd adapter only stops and starts units: a kept node it cannot re-point.
+        if matches!(cfg.legacy, crate::apply::config::Legacy::Systemd)
+            && let Some(unit) =
+                super::common::steps_of(req.plan, req.wave, s).iter().find_map(|st| match st {
+                    tailshift_plans::steps::Step::RepointLegacy { unit } => Some(unit.clone()),
+                    _ => None,
+                })
+        {
+            blocked.push(format!(
+                "{}: keep-node re-points {unit}, which the systemd adapter cannot do (it stops and starts units): use the nix or command adapter",
+                s.id
+            ));
+        }
         match route_of(s) {
             Ok(r) => {
                 if let Err(e) = reach_upstream(r) {
