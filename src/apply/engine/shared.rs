@@ -13,7 +13,7 @@ use crate::apply::state::State;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use tailshift_checks::{Outcome, check};
+use tailshift_checks::Outcome;
 use tailshift_plans::plan::PlannedService;
 use tailshift_plans::steps::Strategy;
 use tailshift_plans::{Plan, ServiceId};
@@ -285,8 +285,19 @@ pub(super) fn check_after_restart(
     for s in rest.iter().filter(|s| !skip.contains(&s.id.as_str())) {
         let name = legacy_name(s);
         let want = baseline.get(&s.id).and_then(Outcome::class);
+        // Asked as its baseline was: a service of this wave (kept on its node) by its check's
+        // path and credentials, the others at `/`.
+        let path = super::common::steps_of(req.plan, req.wave, s).iter().find_map(|st| match st {
+            tailshift_plans::steps::Step::Verify { path, .. } => Some(path.clone()),
+            _ => None,
+        });
+        let creds = match &path {
+            Some(_) => super::common::credentials(req.plan, s)?,
+            None => Vec::new(),
+        };
+        let path = path.unwrap_or_else(|| "/".into());
         loop {
-            let now = check(&cfg.check, &name, "/");
+            let now = tailshift_checks::check_with(&cfg.check, &name, &path, &creds);
             let ok = match &now {
                 Outcome::Status { addr, .. } if cfg.proxy_addrs.contains(addr) => false,
                 Outcome::Status { .. } => want.is_none() || now.class() == want,
