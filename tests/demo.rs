@@ -95,6 +95,9 @@ fn the_demo_moves_every_wave_keeps_every_name_and_leaves_nothing_behind() {
     assert_eq!(s["requests"]["kind"], "measured");
     assert_eq!(s["requests"]["failed"], 0, "{}", s["requests"]);
     assert!(s["requests"]["total"].as_u64().unwrap() >= 70 * 10);
+    // cloud's one tsnsrv-all process lost its moved services in restarts (its names silent
+    // meanwhile, counted apart), and every name answered again after each.
+    assert!(s["requests"]["shared_restarts"].as_u64().unwrap() >= 1, "{}", s["requests"]);
     // Legacy nodes: all before, only the held-back (Funnel) ones after.
     let held = s["plan"]["held_back"].as_array().unwrap().len() as u64;
     assert_eq!(s["legacy_nodes"]["before"], 70);
@@ -421,5 +424,83 @@ fn a_kept_demo_can_be_driven_through_finalize() {
         .unwrap()
         .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".finalized"))
         .count();
-    assert!(finalized > 0, "the emulated nodes of wave 1 are retired");
+    // cloud's nodes live in its one tsnsrv-all process: finalize removes a moved node's state
+    // (`tsnsrv-all/<name>`), never the process's or another node's.
+    let (mut gone, mut kept) = (0, 0);
+    for v in env["services"].as_array().unwrap() {
+        let Some(short) = v["id"].as_str().unwrap().strip_prefix("cloud/") else { continue };
+        let state = Path::new(&dir).join("var-lib-cloud/tsnsrv-all").join(short);
+        if v["wave"].as_u64() == Some(1) {
+            assert!(!state.exists(), "{short}: finalized, its state is gone");
+            gone += 1;
+        } else {
+            assert!(state.exists(), "{short}: not moved, its state stays");
+            kept += 1;
+        }
+    }
+    assert!(finalized + gone > 0, "the emulated nodes of wave 1 are retired");
+    assert!(kept > 0);
+}
+
+#[test]
+fn the_demos_tsnsrv_all_host_loses_a_wave_in_one_restart_and_its_other_names_answer_again() {
+    let (env, _stop) = kept_demo("70");
+    let plan: Value =
+        serde_json::from_str(&std::fs::read_to_string(env["plan"].as_str().unwrap()).unwrap())
+            .unwrap();
+    // The plan says which waves restart cloud's one process, and what that costs.
+    let finding = plan["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "shared_process")
+        .unwrap_or_else(|| panic!("no shared_process finding: {}", plan["findings"]));
+    let msg = finding["message"].as_str().unwrap();
+    assert!(msg.contains("on cloud") && msg.contains(" remain, ~"), "{msg}");
+    let services = env["services"].as_array().unwrap();
+    let cloud: Vec<&Value> =
+        services.iter().filter(|v| v["id"].as_str().unwrap().starts_with("cloud/")).collect();
+    let first = cloud.iter().filter_map(|v| v["wave"].as_u64()).min().unwrap();
+    let host = env["hosts"].as_array().unwrap().iter().find(|h| h["name"] == "cloud").unwrap();
+    let config = host["config"].as_str().unwrap();
+    let dir = env["directory"].as_str().unwrap();
+    for w in 1..=first {
+        let w = w.to_string();
+        let o = migrate(&[
+            "apply",
+            "--wave",
+            &w,
+            "--host",
+            "cloud",
+            "--config",
+            config,
+            "--plan",
+            env["plan"].as_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    }
+    // The moves file holds what remains in the process; it restarted once and took it.
+    let moves: Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{dir}/cloud-moves.json")).unwrap())
+            .unwrap();
+    let remain = moves["shared_processes"]["tsnsrv-all"]["services"].as_array().unwrap();
+    assert_eq!(moves["disabled_units"], serde_json::json!([]), "{moves}");
+    let dns: std::net::SocketAddr = env["dns"].as_str().unwrap().parse().unwrap();
+    let port = env["https_port"].as_u64().unwrap() as u16;
+    let ca = Path::new(env["ca_file"].as_str().unwrap());
+    for v in &cloud {
+        let name = v["name"].as_str().unwrap();
+        let short = name.split('.').next().unwrap();
+        let moved = v["wave"].as_u64().is_some_and(|w| w <= first);
+        assert_eq!(remain.iter().any(|r| r == short), !moved, "{name}: {moves}");
+        let (code, _) = crate::util::get_by_name(dns, port, ca, name);
+        assert_eq!(code, 200, "{name} answers after the restart");
+        let addr = match tailshift_shims::dns::query(dns, name, std::time::Duration::from_secs(2)) {
+            Ok(tailshift_shims::dns::Answer::Addrs(a)) => a[0].to_string(),
+            other => panic!("{name}: {other:?}"),
+        };
+        if !moved {
+            assert_eq!(addr, v["node"].as_str().unwrap(), "{name} is still its node's");
+        }
+    }
 }

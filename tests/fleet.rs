@@ -188,6 +188,21 @@ fn whole_fleet(oracle: Option<&Path>) {
         )
         .unwrap();
     }
+    // Each host reads the other's state (here both are on one machine): a rollback needs it
+    // to know whether a service over there still depends on what it would take back.
+    for (host, other) in [("storage", "cloud"), ("cloud", "storage")] {
+        let path = d.join(format!("{host}.toml"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(d.join(format!("{host}-alone.toml")), &text).unwrap();
+        std::fs::write(
+            &path,
+            text.replace(
+                "\n[apply.check]",
+                &format!("\n[apply.peers.{other}]\nstate_dir = \"{}/state-{other}\"\nconfig = \"{other}.toml\"\n\n[apply.check]", d.display()),
+            ),
+        )
+        .unwrap();
+    }
     let o = migrate_in(
         d,
         &[
@@ -283,6 +298,57 @@ fn whole_fleet(oracle: Option<&Path>) {
             assert_eq!(enabled_units(lib, d, host), left, "{host}");
         }
     }
+    // cloud cannot take auth back while storage/docs, which needs it, is applied on storage:
+    // refused before anything changes, with the command to run there first.
+    let (aw, dw) = (wave_of("cloud/auth").unwrap(), wave_of("storage/docs").unwrap());
+    for extra in [&["--cascade"][..], &[][..]] {
+        let w = aw.to_string();
+        let mut args = vec![
+            "rollback",
+            "--wave",
+            &w,
+            "--host",
+            "cloud",
+            "--config",
+            "cloud.toml",
+            "--plan",
+            "plan.json",
+        ];
+        args.extend_from_slice(extra);
+        let o = migrate_in(d, &args);
+        let out = format!("{}{}", stdout(&o), stderr(&o));
+        assert_eq!(o.status.code(), Some(3), "{out}");
+        if !extra.is_empty() {
+            assert!(out.contains("storage/docs on storage depends on cloud/auth"), "{out}");
+            assert!(
+                out.contains(&format!("`migrate rollback --wave {dw} --host storage --cascade --config storage.toml --plan plan.json`"))
+                    || out.contains(&format!("`migrate rollback --wave {dw} --host storage --config storage.toml --plan plan.json`")),
+                "{out}"
+            );
+        }
+    }
+    assert_eq!(get(dns, port, &ca, "auth").1, "app auth", "nothing changed");
+    // Without a way to read storage's state, cloud cannot tell: refused too, saying why.
+    let w = aw.to_string();
+    let o = migrate_in(
+        d,
+        &[
+            "rollback",
+            "--wave",
+            &w,
+            "--host",
+            "cloud",
+            "--config",
+            "cloud-alone.toml",
+            "--plan",
+            "plan.json",
+            "--cascade",
+        ],
+    );
+    let out = format!("{}{}", stdout(&o), stderr(&o));
+    assert_eq!(o.status.code(), Some(3), "{out}");
+    assert!(out.contains("cannot be told from cloud: [apply.peers.storage] is not set"), "{out}");
+    assert_eq!(get(dns, port, &ca, "auth").1, "app auth", "nothing changed");
     // And back, last wave first.
     for w in (1..=waves).rev() {
         for host in ["cloud", "storage"] {

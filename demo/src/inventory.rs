@@ -30,6 +30,8 @@ pub(crate) struct Svc {
     pub node: IpAddr,
     /// The wave the plan gave it.
     pub wave: Option<usize>,
+    /// Its host runs the fork's one `tsnsrv-all` process for every service.
+    pub shared: bool,
 }
 
 impl Svc {
@@ -67,6 +69,7 @@ pub(crate) fn read(env: &Env, apps: &Apps, s: &mut Summary) -> anyhow::Result<Ve
             name,
             app,
             wave: None,
+            shared: v.flavour == tailshift_parsers::Flavour::ForkAll,
         });
     }
     s.services = svcs.len();
@@ -97,15 +100,16 @@ fn app_of(apps: &Apps, host: &str, name: &str, eff: &Options) -> anyhow::Result<
 }
 
 /// Starts one legacy node per service (a certificate for its old name, its own loopback
-/// address), writes the records MagicDNS would answer, and waits until every node listens.
-/// Returns the count of nodes listening, kept current.
+/// address), the nodes of a `tsnsrv-all` host as that one process, writes the records MagicDNS
+/// would answer, and waits until every node listens. Returns the count of nodes listening,
+/// kept current, and the shared process's restarts.
 pub(crate) fn start_legacy_nodes(
     env: &Env,
     apps: &Apps,
     svcs: &[Svc],
     world: &mut World,
     s: &mut Summary,
-) -> anyhow::Result<Arc<AtomicUsize>> {
+) -> anyhow::Result<(Arc<AtomicUsize>, Arc<nodes::Restarts>)> {
     let port = env.port;
     let mut node_list = Vec::new();
     let mut legacy = Vec::new();
@@ -118,6 +122,7 @@ pub(crate) fn start_legacy_nodes(
             ip: v.node,
             target: apps.at[&v.app].clone(),
             cert: Arc::new(issued),
+            shared: v.shared,
         });
         legacy.push(serde_json::json!({"name": fqdn, "type": "A", "value": v.node.to_string()}));
         world.listening.push(SocketAddr::new(v.node, port));
@@ -125,7 +130,25 @@ pub(crate) fn start_legacy_nodes(
     std::fs::write(env.dir.join("legacy.json"), serde_json::to_string_pretty(&legacy)?)?;
     let units = env.dir.join("units");
     std::fs::create_dir_all(&units)?;
-    let listening = nodes::run(node_list, port, units, &env.handle);
+    // The demo's one tsnsrv-all host (cloud): one process; each node's state where the fork
+    // keeps it (`/var/lib/tsnsrv-all/<name>`), under the demo's directory.
+    let restarts = Arc::new(nodes::Restarts::default());
+    let shared_host = svcs.iter().find(|v| v.shared).map(|v| v.host.clone());
+    let shared = shared_host.map(|host| {
+        for v in svcs.iter().filter(|v| v.shared) {
+            restarts.names.lock().unwrap_or_else(|p| p.into_inner()).insert(v.fqdn());
+            let state = env.dir.join(format!("var-lib-{host}/tsnsrv-all/{}", v.name));
+            let _ = std::fs::create_dir_all(&state);
+            let _ = std::fs::write(state.join("tailscaled.state"), "{}");
+        }
+        nodes::SharedProc {
+            moves: env.dir.join(format!("{host}-moves.json")),
+            host,
+            restart: Duration::from_millis(300),
+            restarts: restarts.clone(),
+        }
+    });
+    let listening = nodes::run(node_list, port, units, shared, &env.handle);
     let deadline = Instant::now() + Duration::from_secs(10);
     while listening.load(Ordering::SeqCst) < svcs.len() {
         if Instant::now() > deadline {
@@ -138,5 +161,5 @@ pub(crate) fn start_legacy_nodes(
         std::thread::sleep(Duration::from_millis(10));
     }
     s.legacy_nodes = Measured::new(summary::NodeCount { before: svcs.len(), after: 0 });
-    Ok(listening)
+    Ok((listening, restarts))
 }

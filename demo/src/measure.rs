@@ -37,6 +37,8 @@ pub(crate) fn measure(
         served: counter.served.load(Ordering::SeqCst),
         failed: counter.failed.load(Ordering::SeqCst),
         failures: counter.failures.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        during_shared_restart: counter.during_restart.load(Ordering::SeqCst),
+        shared_restarts: counter.restarts.as_ref().map(|r| r.count()).unwrap_or(0),
     };
     if r.failed > 0 {
         exit = if exit == Exit::Ok { Exit::Unhealthy } else { exit };

@@ -5,6 +5,12 @@
 //! adapter's flag file `<dir>/units/stopped-<host>-<service>` exists, and listens again when it
 //! is removed; connections already open finish (a graceful stop).
 //!
+//! A host on the fork's one `tsnsrv-all` process is emulated as that one process
+//! ([`SharedProc`]): it serves every one of that host's legacy names at once, stopping it
+//! silences them all, and it reads its service list only when it (re)starts: from the moves
+//! file the `nix` adapter writes, when the host's switch command asks for it (as
+//! `nixos-rebuild switch` restarts a unit whose configuration changed, and only then).
+//!
 //! These forwarders stand in for tsnsrv nodes so that names move for real; their own cost is
 //! not a tsnsrv node's and the demo never reports it as such.
 
@@ -35,6 +41,74 @@ pub struct Node {
     pub target: Target,
     /// Its certificate (the service's old name).
     pub cert: Arc<CertifiedKey>,
+    /// Served by its host's shared process ([`SharedProc`]) rather than a process of its own.
+    pub shared: bool,
+}
+
+/// A host's one `tsnsrv-all` process, emulated.
+#[derive(Clone, Debug)]
+pub struct SharedProc {
+    /// The host.
+    pub host: String,
+    /// The moves file its configuration comes from (`tailshift.moves/v1`).
+    pub moves: PathBuf,
+    /// How long a restart leaves every one of its names silent.
+    pub restart: Duration,
+    /// When it restarted, for the client's accounting.
+    pub restarts: Arc<Restarts>,
+}
+
+/// The windows in which a shared process was restarting: requests to its names that fail in
+/// one are the restart the plan announced (its `shared_process` finding), counted apart.
+#[derive(Debug, Default)]
+pub struct Restarts {
+    /// The process's old names (`name.<tailnet>`).
+    pub names: std::sync::Mutex<std::collections::HashSet<String>>,
+    windows: std::sync::Mutex<Vec<(std::time::Instant, Option<std::time::Instant>)>>,
+}
+
+impl Restarts {
+    /// Whether a request to `name` that failed now fell in a restart (or just after it: the
+    /// request may have started in it).
+    pub fn covers(&self, name: &str) -> bool {
+        if !self.names.lock().unwrap_or_else(|p| p.into_inner()).contains(name) {
+            return false;
+        }
+        let now = std::time::Instant::now();
+        self.windows
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|(a, b)| *a <= now && b.is_none_or(|b| now <= b + Duration::from_secs(1)))
+    }
+
+    /// How many restarts there were.
+    pub fn count(&self) -> usize {
+        self.windows.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+/// The services the process runs by the moves file: those `shared_processes.tsnsrv-all`
+/// lists, none when the unit is disabled, else all.
+fn configured(moves: &std::path::Path, all: &[String]) -> Vec<String> {
+    let Some(m) = std::fs::read_to_string(moves)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+    else {
+        return all.to_vec();
+    };
+    if m["disabled_units"].as_array().is_some_and(|a| a.iter().any(|u| u == "tsnsrv-all")) {
+        return Vec::new();
+    }
+    match m["shared_processes"]["tsnsrv-all"]["services"].as_array() {
+        Some(a) => a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+        None => all.to_vec(),
+    }
+}
+
+/// The flag the host's switch command writes to ask the process to take its configuration.
+pub fn switch_flag(units: &std::path::Path, host: &str) -> PathBuf {
+    units.join(format!("switch-{host}"))
 }
 
 struct OneCert(Arc<CertifiedKey>);
@@ -62,10 +136,16 @@ pub fn run(
     nodes: Vec<Node>,
     port: u16,
     units: PathBuf,
+    shared: Option<SharedProc>,
     rt: &tokio::runtime::Handle,
 ) -> Arc<AtomicUsize> {
     let listening = Arc::new(AtomicUsize::new(0));
     let count = listening.clone();
+    let name_of = |id: &str| id.rsplit('/').next().unwrap_or(id).to_string();
+    let members: Vec<String> = nodes.iter().filter(|n| n.shared).map(|n| name_of(&n.id)).collect();
+    // What the shared process serves, and until when it is restarting.
+    let mut serving: std::collections::HashSet<String> = members.iter().cloned().collect();
+    let mut restarting: Option<(std::time::Instant, Vec<String>)> = None;
     rt.spawn(async move {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut running: Vec<Option<tokio::task::JoinHandle<()>>> =
@@ -92,8 +172,40 @@ pub fn run(
             let flags: std::collections::HashSet<PathBuf> = std::fs::read_dir(&units)
                 .map(|d| d.flatten().map(|e| e.path()).collect())
                 .unwrap_or_default();
+            if let Some(p) = &shared {
+                let flag = switch_flag(&units, &p.host);
+                match &restarting {
+                    // Up again, with the configuration it read.
+                    Some((until, next)) if std::time::Instant::now() >= *until => {
+                        serving = next.iter().cloned().collect();
+                        restarting = None;
+                    }
+                    Some(_) => {}
+                    None if flags.contains(&flag) => {
+                        let next = configured(&p.moves, &members);
+                        if next.iter().cloned().collect::<std::collections::HashSet<_>>() != serving
+                        {
+                            let now = std::time::Instant::now();
+                            p.restarts
+                                .windows
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .push((now, Some(now + p.restart)));
+                            restarting = Some((now + p.restart, next));
+                        } else {
+                            // Nothing changed: the switch leaves the unit alone.
+                            let _ = std::fs::remove_file(&flag);
+                        }
+                    }
+                    None => {}
+                }
+                if restarting.is_none() && flags.contains(&flag) {
+                    let _ = std::fs::remove_file(&flag);
+                }
+            }
             for (i, n) in nodes.iter().enumerate() {
-                let stopped = flags.contains(&flag_file(&units, &n.id));
+                let stopped = flags.contains(&flag_file(&units, &n.id))
+                    || (n.shared && (restarting.is_some() || !serving.contains(&name_of(&n.id))));
                 match (&running[i], stopped) {
                     (Some(_), true) => {
                         if let Some(h) = running[i].take() {

@@ -119,14 +119,40 @@ fn write_host_configs(
     let mut hosts = Vec::new();
     for (host, ip, _) in HOSTS {
         let cfg = homelab.join(format!("{host}.toml"));
+        // The other host's state, for a rollback here to see what there depends on it.
+        let other = HOSTS.iter().map(|h| h.0).find(|h| *h != host).unwrap_or(host);
+        // cloud runs the fork's one tsnsrv-all process: the nix adapter writes what remains
+        // in it to the moves file, and the switch (standing for `nixos-rebuild switch`) has
+        // the emulated process take it, restarting it only when it changed.
+        let legacy = if host == "cloud" {
+            let switch = env.dir.join(format!("switch-{host}.sh"));
+            let flag = crate::nodes::switch_flag(&env.dir.join("units"), host);
+            std::fs::write(
+                &switch,
+                format!(
+                    "#!/bin/sh\n# The demo's `nixos-rebuild switch` for {host}: its tsnsrv-all takes the moves file's configuration.\ntouch {f}\ni=0\nwhile [ -e {f} ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done\n[ ! -e {f} ] || {{ echo \"{host}: tsnsrv-all did not take its configuration\" >&2; exit 1; }}\n",
+                    f = flag.display()
+                ),
+            )?;
+            format!(
+                "legacy = {{ adapter = \"nix\", data = \"{d}/{host}-moves.json\", switch = [\"/bin/sh\", \"{s}\"] }}\nlegacy_state_root = \"{d}/var-lib-{host}\"",
+                d = env.dir.display(),
+                s = switch.display()
+            )
+        } else {
+            format!(
+                "legacy = {{ adapter = \"command\", command = [\"/bin/sh\", \"{}\"] }}",
+                adapter.display()
+            )
+        };
         std::fs::write(
             &cfg,
             format!(
-                "{policy}\n# Written by `migrate demo` for the host {host} (docs/policy.md, [apply]).\n[apply]\nstate_dir = \"{d}/state-{host}\"\nadmin_socket = \"{sock}\"\nsettle_ms = 100\nproxy_addrs = [\"{ip}\"]\nrecords_file = \"{d}/records-{host}.json\"\nresolver = \"{dns}\"\nlegacy = {{ adapter = \"command\", command = [\"/bin/sh\", \"{adapter}\"] }}\n\n[apply.check]\nresolver = \"{dns}\"\nport = {port}\nca_file = \"{ca}\"\ntimeout_ms = 3000\n",
+                "{policy}\n# Written by `migrate demo` for the host {host} (docs/policy.md, [apply]).\n[apply]\nstate_dir = \"{d}/state-{host}\"\nadmin_socket = \"{sock}\"\nsettle_ms = 100\nproxy_addrs = [\"{ip}\"]\nrecords_file = \"{d}/records-{host}.json\"\nresolver = \"{dns}\"\n{legacy}\n\n[apply.peers.{other}]\nstate_dir = \"{d}/state-{other}\"\nconfig = \"{other_cfg}\"\n\n[apply.check]\nresolver = \"{dns}\"\nport = {port}\nca_file = \"{ca}\"\ntimeout_ms = 3000\n",
                 d = env.dir.display(),
                 sock = env.proxy_state(host).join("admin.sock").display(),
-                adapter = adapter.display(),
                 ca = env.ca_file.display(),
+                other_cfg = homelab.join(format!("{other}.toml")).display(),
             ),
         )?;
         hosts.push(summary::HostEnv {

@@ -159,10 +159,10 @@ fn phases(opts: &Options, world: &mut World, s: &mut Summary) -> anyhow::Result<
     let env = setup::environment(world, &opts.migrate)?;
     let apps = setup::start_apps(&env, world)?;
     let mut svcs = inventory::read(&env, &apps, s)?;
-    let listening = inventory::start_legacy_nodes(&env, &apps, &svcs, world, s)?;
+    let (listening, restarts) = inventory::start_legacy_nodes(&env, &apps, &svcs, world, s)?;
     let planned = plan::make(opts.services, &env, &apps, &mut svcs, s)?;
 
-    let counter = Arc::new(Counter::default());
+    let counter = Arc::new(Counter { restarts: Some(restarts), ..Counter::default() });
     world.load = Some(waves::start_traffic(&env, &svcs, &counter, &world.load_stop));
     let checker = Checker { checks: &env.checks, svcs: &svcs, counter: &counter };
     checker.baseline(&env)?;

@@ -175,6 +175,11 @@ pub struct Requests {
     pub failed: u64,
     /// The first failures.
     pub failures: Vec<String>,
+    /// Not answered while cloud's one `tsnsrv-all` process restarted to drop the services a
+    /// wave moved (every name it serves is silent then: the plan's `shared_process` finding).
+    pub during_shared_restart: u64,
+    /// How many times it restarted.
+    pub shared_restarts: usize,
 }
 
 /// The large body.
@@ -312,7 +317,10 @@ pub fn table(s: &Summary) -> String {
     let r = &s.requests.value;
     rows.push((
         "client requests".into(),
-        format!("{} made, {} served, {} failed", r.total, r.served, r.failed),
+        format!(
+            "{} made, {} served, {} failed; {} unanswered during the shared tsnsrv-all process's {} restarts (announced by the plan)",
+            r.total, r.served, r.failed, r.during_shared_restart, r.shared_restarts
+        ),
         "measured",
     ));
     if let Some(l) = &s.large_body {

@@ -28,6 +28,11 @@ pub(crate) struct Counter {
     pub failed: AtomicU64,
     /// The first 20 failures.
     pub failures: Mutex<Vec<String>>,
+    /// Not answered while their host's shared `tsnsrv-all` process restarted: the restart
+    /// the plan announced, counted apart from failures.
+    pub during_restart: AtomicU64,
+    /// The shared process's restarts.
+    pub restarts: Option<Arc<crate::nodes::Restarts>>,
 }
 
 impl Counter {
@@ -37,6 +42,8 @@ impl Counter {
         let ok = matches!(o, Outcome::Status { code, .. } if (200..300).contains(code));
         if ok {
             self.served.fetch_add(1, Ordering::Relaxed);
+        } else if self.restarts.as_ref().is_some_and(|r| r.covers(name)) {
+            self.during_restart.fetch_add(1, Ordering::Relaxed);
         } else {
             self.failed.fetch_add(1, Ordering::Relaxed);
             let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());

@@ -45,6 +45,10 @@ fn default_legacy_state_root() -> PathBuf {
     PathBuf::from("/var/lib")
 }
 
+fn default_systemd_dir() -> PathBuf {
+    PathBuf::from("/run/systemd/system")
+}
+
 fn default_adapter_timeout_s() -> u64 {
     900
 }
@@ -79,6 +83,17 @@ pub struct ApplyConfig {
     /// moved node's state under it.
     #[serde(default = "default_legacy_state_root")]
     pub legacy_state_root: PathBuf,
+    /// `systemd`: where the drop-in that points the fork's `tsnsrv-all` at the services that
+    /// remain goes (`/run/systemd/system`: runtime, like `mask --runtime`).
+    #[serde(default = "default_systemd_dir")]
+    pub systemd_dir: PathBuf,
+    /// `systemd`: the tsnsrv binary that drop-in runs with `-config`.
+    #[serde(default = "default_tsnsrv")]
+    pub tsnsrv: String,
+    /// Other hosts' state, by host name: how a rollback here learns whether a service there
+    /// that depends on one of its waves is still applied (nothing the hosts share says so).
+    #[serde(default)]
+    pub peers: std::collections::BTreeMap<String, Peer>,
     /// How long one adapter command may run (a `nixos-rebuild switch` of a big host takes
     /// minutes) before it is stopped and its step fails.
     #[serde(default = "default_adapter_timeout_s")]
@@ -266,4 +281,21 @@ struct DocAny {
     apply: ApplyConfig,
     #[serde(flatten)]
     _rest: toml::Table,
+}
+
+/// `[apply.peers.<host>]`: where another host's `state.json` can be read from here.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Peer {
+    /// That host's state directory, readable here (the same machine, a mount, a synced copy).
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
+    /// A command printing that host's `state.json` (`["ssh", "storage", "cat",
+    /// "/var/lib/tailshift/state.json"]`).
+    #[serde(default)]
+    pub state_command: Option<Vec<String>>,
+    /// That host's `migrate.toml`, for the commands printed to run there (default: the one
+    /// this command was given).
+    #[serde(default)]
+    pub config: Option<PathBuf>,
 }

@@ -1,28 +1,114 @@
 //! The `nix` legacy adapter: it writes data, not Nix code. One versioned JSON file per host
-//! (the moves file, `tailshift.moves/v1`, kept where the operator's flake tracks it) lists the
-//! tsnsrv units whose services moved to the proxy; tailshift's NixOS module
-//! (`services.tailshift.moves`) reads it and disables exactly those units. Then it runs the
-//! switch command (`nixos-rebuild switch`, `colmena apply --on storage`, ...). The file is
-//! tailshift's: rewritten whole, atomically. Older versions also rendered an equivalent module at
-//! `module`; the adapter no longer writes one: a module it rendered before is read once (its units
-//! carried into the moves file) and then refused until the operator has replaced its import by
-//! tailshift's module.
+//! (the moves file, `tailshift.moves/v1`, kept where the operator's flake tracks it) says what
+//! the host's configuration must change for the services that moved: the tsnsrv units to
+//! disable, the keep-node services' new `toURL`, and for the fork's one `tsnsrv-all` process the
+//! YAML of the services that remain in it. tailshift's NixOS module (`services.tailshift.moves`)
+//! reads it. Then the adapter runs the switch command (`nixos-rebuild switch`, `colmena apply
+//! --on storage`, ...). The file is tailshift's: rewritten whole, atomically. Older versions also
+//! rendered an equivalent module at `module`; the adapter no longer writes one: a module it
+//! rendered before is read once (its units carried into the moves file) and then refused until
+//! the operator has replaced its import by tailshift's module.
 
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The moves file's schema.
 pub const MOVES_SCHEMA: &str = "tailshift.moves/v1";
 
 /// The moves file: what the host's configuration must change for the services that moved.
+/// Fields are added to `v1` only, each optional on read (absent: empty) and always written.
+/// A field this tailshift does not know is an error, not dropped on the next write.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Moves {
     /// [`MOVES_SCHEMA`].
     pub schema: String,
     /// Units to disable (`tsnsrv-<name>`, without `.service`), sorted.
+    #[serde(default)]
     pub disabled_units: BTreeSet<String>,
+    /// keep-node services (by service name): their legacy node stays, with this `toURL`.
+    #[serde(default)]
+    pub repoints: BTreeMap<String, String>,
+    /// The fork's one process (`tsnsrv-all`, without `.service`) serving fewer services than
+    /// its configuration declares: the YAML it must run (`-config`) instead.
+    #[serde(default)]
+    pub shared_processes: BTreeMap<String, SharedProcess>,
+}
+
+/// A shared process's new configuration: the services that remain in it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedProcess {
+    /// The whole `-config` file (the fork's YAML schema, `reference/tsnsrv.md` 1.6).
+    #[serde(default)]
+    pub config_yaml: String,
+    /// The services it holds, by name, sorted.
+    #[serde(default)]
+    pub services: Vec<String>,
+}
+
+/// One change of the moves file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// A moved service's unit (`tsnsrv-<name>.service`) is disabled.
+    Stop(String),
+    /// Its unit runs again (rollback).
+    Start(String),
+    /// A keep-node service's legacy node stays, with this `toURL`.
+    Repoint {
+        /// The service's name on this host.
+        service: String,
+        /// Its new `toURL`.
+        to_url: String,
+    },
+    /// The keep-node service's node as declared again (rollback).
+    Restore(String),
+    /// The shared process (`tsnsrv-all.service`) runs these services (none: the unit is
+    /// disabled); `None`: its own configuration again (every one of its services is back).
+    Shared {
+        /// The unit.
+        unit: String,
+        /// What remains in it.
+        process: Option<SharedProcess>,
+    },
+    /// Nothing changes in the file (finalize): it is only checked to be tailshift's.
+    Nothing,
+}
+
+impl Moves {
+    /// Applies one change.
+    pub fn change(&mut self, c: &Change) {
+        let unit = |u: &str| u.trim_end_matches(".service").to_string();
+        match c {
+            Change::Stop(u) => {
+                self.disabled_units.insert(unit(u));
+            }
+            Change::Start(u) => {
+                self.disabled_units.remove(&unit(u));
+            }
+            Change::Repoint { service, to_url } => {
+                self.repoints.insert(service.clone(), to_url.clone());
+            }
+            Change::Restore(service) => {
+                self.repoints.remove(service);
+            }
+            // None of its services is left: the unit is disabled.
+            Change::Shared { unit: u, process: Some(p) } if p.services.is_empty() => {
+                self.shared_processes.remove(&unit(u));
+                self.disabled_units.insert(unit(u));
+            }
+            Change::Shared { unit: u, process: Some(p) } => {
+                self.disabled_units.remove(&unit(u));
+                self.shared_processes.insert(unit(u), p.clone());
+            }
+            Change::Shared { unit: u, process: None } => {
+                self.disabled_units.remove(&unit(u));
+                self.shared_processes.remove(&unit(u));
+            }
+            Change::Nothing => {}
+        }
+    }
 }
 
 /// The moves file beside a module path when `[apply] legacy.data` is not given:
@@ -49,6 +135,7 @@ pub fn read_moves(data: &Path, module: Option<&Path>) -> anyhow::Result<Moves> {
                 Some(m) => disabled(m)?,
                 None => BTreeSet::new(),
             },
+            ..Moves::default()
         }),
         Err(e) => anyhow::bail!("{}: {e}", data.display()),
     }
@@ -71,6 +158,7 @@ pub fn disabled(module: &Path) -> anyhow::Result<BTreeSet<String>> {
     }
     Ok(text
         .lines()
+        .filter(|l| l.trim_end().ends_with(".enable = lib.mkForce false;"))
         .filter_map(|l| l.trim().strip_prefix("systemd.services.\""))
         .filter_map(|l| l.split_once('"').map(|(u, _)| u.to_string()))
         .collect())
@@ -104,35 +192,25 @@ pub fn untracked_warning(module: &Path) -> Option<String> {
     })
 }
 
-/// Adds (`stop`) or removes (`start`) a unit in the moves file, rewrites it if that changes
-/// it, and runs the switch command (always: a crash may have come between the write and the
-/// switch).
+/// Makes one change in the moves file, rewrites it if that changes it, and runs the switch
+/// command (always, but for finalize: a crash may have come between the write and the switch).
 pub fn act(
     files: &NixFiles,
     switch: &[String],
-    action: &str,
-    unit: &str,
+    change: &Change,
     timeout: std::time::Duration,
 ) -> anyhow::Result<()> {
-    let name = unit.trim_end_matches(".service").to_string();
-    if name == "tsnsrv-all" && matches!(action, "stop" | "start") {
-        // Disabling the fork's one unit would stop every service in it (pre-flight refuses it
-        // first; this is the last guard).
+    if let Change::Stop(u) | Change::Start(u) = change
+        && u.trim_end_matches(".service") == "tsnsrv-all"
+    {
+        // Disabling the fork's one unit would stop every service in it: a subset leaves it
+        // through `Change::Shared` (this is the last guard).
         anyhow::bail!(
-            "the nix adapter cannot take one service out of the fork's tsnsrv-all unit: set `services.tsnsrv.separateProcesses = true` first (one unit per service), or use the command adapter to rewrite its service list"
+            "the nix adapter never disables the fork's tsnsrv-all unit: it serves other services too"
         );
     }
     let mut moves = read_moves(&files.data, files.module.as_deref())?;
-    match action {
-        "stop" => {
-            moves.disabled_units.insert(name);
-        }
-        "start" => {
-            moves.disabled_units.remove(&name);
-        }
-        "finalize" | "repoint" | "restore" => {}
-        other => anyhow::bail!("the nix adapter cannot {other}"),
-    }
+    moves.change(change);
     let data = serde_json::to_string_pretty(&moves)? + "\n";
     if std::fs::read_to_string(&files.data).ok().as_deref() != Some(data.as_str()) {
         tailshift_util::write_atomic(
@@ -157,7 +235,7 @@ pub fn act(
             files.data.display()
         );
     }
-    if action == "finalize" {
+    if *change == Change::Nothing {
         return Ok(());
     }
     let (prog, args) = switch
@@ -189,25 +267,60 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let m = dir.path().join("tailshift.nix");
         let f = NixFiles { data: default_data_path(&m), module: Some(m.clone()) };
-        act(&f, &["true".into()], "stop", "tsnsrv-b.service", T).unwrap();
-        act(&f, &["true".into()], "stop", "tsnsrv-a.service", T).unwrap();
-        act(&f, &["true".into()], "stop", "tsnsrv-a.service", T).unwrap();
-        act(&f, &["true".into()], "start", "tsnsrv-a.service", T).unwrap();
+        let stop = |u: &str| Change::Stop(u.to_string());
+        act(&f, &["true".into()], &stop("tsnsrv-b.service"), T).unwrap();
+        act(&f, &["true".into()], &stop("tsnsrv-a.service"), T).unwrap();
+        act(&f, &["true".into()], &stop("tsnsrv-a.service"), T).unwrap();
+        act(&f, &["true".into()], &Change::Start("tsnsrv-a.service".into()), T).unwrap();
+        // A keep-node re-point and a shared process's remaining services.
+        let repoint =
+            Change::Repoint { service: "vault".into(), to_url: "http://127.0.0.1:8200".into() };
+        act(&f, &["true".into()], &repoint, T).unwrap();
+        let shared = SharedProcess {
+            config_yaml: "services:\n- name: grafana\n  upstream: http://127.0.0.1:3000\n".into(),
+            services: vec!["grafana".into()],
+        };
+        let keep =
+            Change::Shared { unit: "tsnsrv-all.service".into(), process: Some(shared.clone()) };
+        act(&f, &["true".into()], &keep, T).unwrap();
         assert!(!m.exists(), "the adapter writes data, not Nix code");
-        // The data the module of the flake reads: versioned, the units.
-        let moves: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&f.data).unwrap()).unwrap();
+        // The data the module of the flake reads: versioned, every field written.
+        let moves = || -> serde_json::Value {
+            serde_json::from_str(&std::fs::read_to_string(&f.data).unwrap()).unwrap()
+        };
         assert_eq!(
-            moves,
-            serde_json::json!({"schema": MOVES_SCHEMA, "disabled_units": ["tsnsrv-b"]})
+            moves(),
+            serde_json::json!({
+                "schema": MOVES_SCHEMA,
+                "disabled_units": ["tsnsrv-b"],
+                "repoints": {"vault": "http://127.0.0.1:8200"},
+                "shared_processes": {"tsnsrv-all": {
+                    "config_yaml": shared.config_yaml,
+                    "services": ["grafana"],
+                }},
+            })
+        );
+        // Rollback writes it back: entries removed, the fields still written.
+        act(&f, &["true".into()], &Change::Restore("vault".into()), T).unwrap();
+        let back = Change::Shared { unit: "tsnsrv-all.service".into(), process: None };
+        act(&f, &["true".into()], &back, T).unwrap();
+        assert_eq!(
+            moves(),
+            serde_json::json!({"schema": MOVES_SCHEMA, "disabled_units": ["tsnsrv-b"], "repoints": {}, "shared_processes": {}})
+        );
+        // A file of the first v1 (only `disabled_units`) is read: absent fields are empty.
+        std::fs::write(&f.data, r#"{"schema": "tailshift.moves/v1"}"#).unwrap();
+        assert_eq!(
+            read_moves(&f.data, None).unwrap(),
+            Moves { schema: MOVES_SCHEMA.into(), ..Moves::default() }
         );
         // A failing switch is an error (the file is written; running it again retries).
-        assert!(act(&f, &["false".into()], "stop", "tsnsrv-c.service", T).is_err());
-        let e = act(&f, &["true".into()], "stop", "tsnsrv-all.service", T).unwrap_err();
-        assert!(e.to_string().contains("separateProcesses"), "{e}");
+        assert!(act(&f, &["false".into()], &stop("tsnsrv-c.service"), T).is_err());
+        let e = act(&f, &["true".into()], &stop("tsnsrv-all.service"), T).unwrap_err();
+        assert!(e.to_string().contains("never disables the fork's tsnsrv-all"), "{e}");
         // A foreign file where an old module was is refused, never overwritten.
         std::fs::write(&m, "{ }: { }\n").unwrap();
-        assert!(act(&f, &["true".into()], "stop", "tsnsrv-a.service", T).is_err());
+        assert!(act(&f, &["true".into()], &stop("tsnsrv-a.service"), T).is_err());
         assert_eq!(std::fs::read_to_string(&m).unwrap(), "{ }: { }\n");
     }
 
@@ -223,7 +336,8 @@ mod tests {
         )
         .unwrap();
         let f = NixFiles { data: default_data_path(&m), module: Some(m.clone()) };
-        let e = act(&f, &["true".into()], "stop", "tsnsrv-new.service", T).unwrap_err();
+        let e =
+            act(&f, &["true".into()], &Change::Stop("tsnsrv-new.service".into()), T).unwrap_err();
         assert!(e.to_string().contains("services.tailshift.moves"), "{e}");
         let moves = read_moves(&f.data, None).unwrap();
         assert_eq!(
@@ -233,7 +347,7 @@ mod tests {
         );
         // Once its import and the file are gone, the adapter goes on from the moves file.
         std::fs::remove_file(&m).unwrap();
-        act(&f, &["true".into()], "start", "tsnsrv-old.service", T).unwrap();
+        act(&f, &["true".into()], &Change::Start("tsnsrv-old.service".into()), T).unwrap();
         assert_eq!(read_moves(&f.data, None).unwrap().disabled_units.len(), 1);
     }
 

@@ -1,7 +1,7 @@
 //! The command-line contract: flags, subcommands, terminal and JSON output, exit codes.
 
 mod args;
-mod commands;
+pub(crate) mod commands;
 mod render;
 
 use crate::exit::Exit;

@@ -133,8 +133,11 @@ fn acl_widening(ctx: &Ctx, statuses: &Statuses, findings: &mut Vec<Finding>) {
 struct HostSummary<'a> {
     tailscale_services: Vec<&'a str>,
     metrics: Vec<String>,
-    /// Planned services the fork's one `tsnsrv-all` process serves, by wave.
+    /// Planned services the fork's one `tsnsrv-all` process serves, by wave (keep-node ones
+    /// stay in it).
     shared_process: BTreeMap<usize, usize>,
+    /// Every service that process serves, planned or not.
+    shared_members: usize,
     auth_keys: BTreeSet<String>,
 }
 
@@ -147,11 +150,19 @@ fn per_host(
 ) {
     let mut per_host: BTreeMap<String, HostSummary> = BTreeMap::new();
     for (i, s) in ctx.inv.services.iter().enumerate() {
+        if s.flavour == tailshift_parsers::Flavour::ForkAll {
+            per_host
+                .entry(s.host.known().cloned().unwrap_or_default())
+                .or_default()
+                .shared_members += 1;
+        }
         if statuses.status[i] != Status::Planned {
             continue;
         }
         let e = per_host.entry(s.host.known().cloned().unwrap_or_default()).or_default();
-        if let (tailshift_parsers::Flavour::ForkAll, Some(w)) = (s.flavour, wave_of[i]) {
+        if let (tailshift_parsers::Flavour::ForkAll, Some(w)) = (s.flavour, wave_of[i])
+            && statuses.strategy[i] != Strategy::KeepNode
+        {
             *e.shared_process.entry(w).or_default() += 1;
         }
         if statuses.strategy[i] == Strategy::TailscaleServices {
@@ -167,16 +178,27 @@ fn per_host(
         }
     }
     for (host, h) in per_host {
-        let shared: usize = h.shared_process.values().sum();
-        if h.shared_process.len() > 1 {
+        // Each wave that takes some of the process's services out while others remain
+        // rewrites its service list and restarts it once: every service still in it is down
+        // while it starts again.
+        let mut left = h.shared_members;
+        let mut restarts = Vec::new();
+        for (w, n) in &h.shared_process {
+            left = left.saturating_sub(*n);
+            if left > 0 {
+                restarts.push(format!("wave {w} ({} remain, ~{} s)", left, restart_seconds(left)));
+            }
+        }
+        if !restarts.is_empty() {
             findings.push(Finding::new(
                 FindingCode::SharedProcess,
                 Severity::Warning,
                 None,
                 format!(
-                    "on {host}, the fork's one tsnsrv-all process serves {} that move in {} waves: moving a subset means changing its service list and restarting it, and every legacy service it still serves is down while it starts again (57 nodes took 2-3 minutes to start); the systemd and nix adapters refuse that in pre-flight: pin them to one wave (`[plan.pins]`), or use the command adapter",
-                    tailshift_util::plural(shared, "service"),
-                    h.shared_process.len()
+                    "on {host}, the fork's one tsnsrv-all process serves {}; {} of them move while others stay in it, so each of these waves rewrites its service list (the YAML of what remains, each node's options and state directory kept) and restarts it once, every legacy service it still serves down while it starts again: {} (forecast from 57 nodes taking 2-3 minutes to start); apply checks each of those names after the restart. Pinning them to one wave (`[plan.pins]`) avoids the restarts",
+                    tailshift_util::plural(h.shared_members, "service"),
+                    h.shared_process.values().sum::<usize>(),
+                    restarts.join(", ")
                 ),
                 None,
             ));
@@ -208,4 +230,10 @@ fn per_host(
             ));
         }
     }
+}
+
+/// Forecast seconds the fork's process takes to bring `nodes` nodes up again: 57 nodes took
+/// 2-3 minutes (150 s), so about 2.6 s a node.
+pub fn restart_seconds(nodes: usize) -> usize {
+    (nodes * 150).div_ceil(57).max(1)
 }

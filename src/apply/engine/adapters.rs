@@ -127,13 +127,24 @@ pub(super) fn run_legacy(
         Legacy::Nix { .. } | Legacy::Systemd if action == "finalize" => {
             remove_node_state(&cfg.legacy_state_root, unit, s.id.name())
         }
-        Legacy::Nix { switch, .. } => crate::apply::nix_adapter::act(
-            &cfg.legacy.nix_files().expect("the nix adapter"),
-            switch,
-            action,
-            unit,
-            Duration::from_secs(cfg.adapter_timeout_s),
-        ),
+        Legacy::Nix { switch, .. } => {
+            use crate::apply::nix_adapter::Change;
+            let change = match action {
+                "stop" => Change::Stop(unit.to_string()),
+                "start" => Change::Start(unit.to_string()),
+                "repoint" => {
+                    Change::Repoint { service: s.id.name().to_string(), to_url: kept_to_url(s)? }
+                }
+                "restore" => Change::Restore(s.id.name().to_string()),
+                other => anyhow::bail!("the nix adapter cannot {other}"),
+            };
+            crate::apply::nix_adapter::act(
+                &cfg.legacy.nix_files().expect("the nix adapter"),
+                switch,
+                &change,
+                Duration::from_secs(cfg.adapter_timeout_s),
+            )
+        }
         Legacy::Systemd => {
             if action == "stop" {
                 eprintln!(
@@ -180,4 +191,12 @@ fn remove_node_state(root: &std::path::Path, unit: &str, service: &str) -> anyho
         r.map_err(|e| anyhow::anyhow!("{}: {e}", t.display()))?;
     }
     Ok(())
+}
+
+/// The `toURL` a keep-node service's legacy node keeps serving with: straight at its upstream,
+/// as it was (design section 3: unchanged semantics).
+fn kept_to_url(s: &PlannedService) -> anyhow::Result<String> {
+    s.inventory.effective.str(Opt::ToUrl).map(str::to_string).ok_or_else(|| {
+        anyhow::anyhow!("{}: its toURL is unknown, so its node cannot be re-pointed", s.id)
+    })
 }

@@ -60,16 +60,18 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
     }
     // Whatever plan.json holds later, this wave is undone with the plan that applied it.
     crate::apply::kept_plans::keep(&dir, req.plan)?;
-    let baseline = baseline(req, &services)?;
+    let mut baseline = baseline(req, &services)?;
+    staying_baseline(req, &state, &mut baseline);
     let mut ctx =
         Ctx { req, journal: Journal::open(&dir)?, state, dir: dir.clone(), operation: "apply" };
     let mut failure = None;
     let mut inconclusive: Vec<&ServiceId> = Vec::new();
     crate::apply::signals::catch();
-    'services: for s in &services {
+    'services: for (s, range) in segments(req, &services) {
         let steps = steps_of(req.plan, req.wave, s);
         let done = done_steps(&ctx.state, req, s);
-        for (i, step) in steps.iter().enumerate() {
+        let last = range.end == steps.len();
+        for (i, step) in steps.iter().enumerate().take(range.end).skip(range.start) {
             if done.contains(&i) {
                 continue;
             }
@@ -81,7 +83,8 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
                 return Ok(Exit::Interrupted);
             }
             let what = step.describe();
-            let r = ctx.record(s, i, &what, || run_step(req, s, step, baseline.get(&s.id)));
+            let before = ctx.state.clone();
+            let r = ctx.record(s, i, &what, || run_step(req, s, step, &baseline, &before));
             match r {
                 Ok(()) => {
                     mark_done(&mut ctx, s, i)?;
@@ -119,6 +122,9 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
                     break 'services;
                 }
             }
+        }
+        if !last {
+            continue;
         }
         if let Some(st) = ctx.state.services.get_mut(s.id.as_str()) {
             st.phase = match cfg.confirm {
@@ -163,6 +169,31 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
         serde_json::json!({"event": "wave", "result": "applied"}),
     );
     Ok(Exit::Ok)
+}
+
+/// The baseline of the legacy names the fork's shared process keeps serving: its restart must
+/// not lose them.
+fn staying_baseline(
+    req: &Request,
+    state: &State,
+    baseline: &mut BTreeMap<ServiceId, tailshift_checks::Outcome>,
+) {
+    for s in super::shared::staying(req, state) {
+        if !baseline.contains_key(&s.id) {
+            let o = tailshift_checks::check(&req.cfg.check, &legacy_name(s), "/");
+            event(
+                req,
+                format!(
+                    "baseline {} (stays in {}): {}",
+                    s.id,
+                    super::common::SHARED_UNIT,
+                    show(&o)
+                ),
+                serde_json::json!({"event": "baseline", "service": s.id, "outcome": show(&o), "stays_in": super::common::SHARED_UNIT}),
+            );
+            baseline.insert(s.id.clone(), o);
+        }
+    }
 }
 
 /// What must hold on this host before the wave: no unfinished rollback of it, the earlier waves
@@ -230,15 +261,39 @@ fn remaining_steps<'a>(
     services: &[&'a PlannedService],
 ) -> Vec<(&'a PlannedService, usize, Step, bool)> {
     let mut would = Vec::new();
-    for s in services {
+    for (s, range) in segments(req, services) {
         let done = done_steps(state, req, s);
-        for (i, step) in steps_of(req.plan, req.wave, s).into_iter().enumerate() {
+        for (i, step) in steps_of(req.plan, req.wave, s)
+            .into_iter()
+            .enumerate()
+            .take(range.end)
+            .skip(range.start)
+        {
             if !done.contains(&i) {
-                would.push((*s, i, step, false));
+                would.push((s, i, step, false));
             }
         }
     }
     would
+}
+
+/// The order a wave's steps run in: service by service, or, when the wave takes services out
+/// of the fork's shared process, every service's steps before its stop first, then the rest
+/// (one restart of the process takes them all out, each already prepared).
+fn segments<'a>(
+    req: &Request,
+    services: &[&'a PlannedService],
+) -> Vec<(&'a PlannedService, std::ops::Range<usize>)> {
+    let len = |s: &PlannedService| steps_of(req.plan, req.wave, s).len();
+    let split: Vec<Option<usize>> =
+        services.iter().map(|s| super::shared::split_at(req, s)).collect();
+    if split.iter().all(Option::is_none) {
+        return services.iter().map(|s| (*s, 0..len(s))).collect();
+    }
+    let mut out: Vec<_> =
+        services.iter().zip(&split).map(|(s, at)| (*s, 0..at.unwrap_or(0))).collect();
+    out.extend(services.iter().zip(&split).map(|(s, at)| (*s, at.unwrap_or(0)..len(s))));
+    out
 }
 
 /// Each service fetched through its old name, the way users reach it, before anything moves.

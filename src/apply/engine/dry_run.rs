@@ -66,6 +66,23 @@ pub(super) fn effect_of(req: &Request, s: &PlannedService, step: &Step, undo: bo
         (Step::ShimComplete { .. }, false) => shim("shim complete"),
         (Step::ShimComplete { .. }, true) => shim("shim uncomplete, reversing"),
         (Step::Settle, _) => format!("wait {} ms", cfg.settle_ms),
+        (Step::StopLegacy { unit }, undo) if super::shared::applies(req, s) => {
+            let how = match &cfg.legacy {
+                Legacy::Systemd => format!(
+                    "write its YAML (0600, in the state directory) and the drop-in {}/{unit}.d/50-tailshift.conf (or remove it when every service is back), systemctl daemon-reload, restart {unit} once",
+                    cfg.systemd_dir.display()
+                ),
+                _ => legacy(if undo { "start" } else { "stop" }, unit).replace(
+                    &format!(" ({} {unit})", if undo { "start" } else { "stop" }),
+                    " (shared_processes)",
+                ),
+            };
+            format!(
+                "{} the wave's services {} {unit}, which keeps serving the others: {how}; then every legacy name it still serves must answer again",
+                if undo { "return" } else { "take" },
+                if undo { "to" } else { "out of" }
+            )
+        }
         (Step::StopLegacy { unit }, false) => legacy("stop", unit),
         (Step::StopLegacy { unit }, true) => legacy("start", unit),
         (Step::RepointLegacy { unit }, false) => legacy("repoint", unit),
@@ -110,16 +127,37 @@ pub(super) fn undo_steps<'a>(
     state: &State,
     services: &[&'a PlannedService],
 ) -> anyhow::Result<Vec<(&'a PlannedService, usize, Step, bool)>> {
+    // The order of `undo`: with the shared process, the steps after every stop first.
     let mut out = Vec::new();
+    let mut plan = Vec::new();
     for s in services.iter().rev() {
         let steps = steps_of(req.plan, req.wave, s);
         let done = steps_to_undo(dir, state, req.wave, s)?;
-        for &i in done.iter().rev() {
+        plan.push((*s, steps, done, super::shared::split_at(req, s)));
+    }
+    let split = plan.iter().any(|(_, _, _, at)| at.is_some());
+    fn push<'a>(
+        out: &mut Vec<(&'a PlannedService, usize, Step, bool)>,
+        s: &'a PlannedService,
+        steps: &[Step],
+        idx: Vec<usize>,
+    ) {
+        for i in idx.into_iter().rev() {
             match steps.get(i) {
                 Some(Step::AddRoute | Step::Verify { .. }) | None => {}
-                Some(step) => out.push((*s, i, step.clone(), true)),
+                Some(step) => out.push((s, i, step.clone(), true)),
             }
         }
+    }
+    if split {
+        for (s, steps, done, at) in &plan {
+            let later = done.iter().copied().filter(|&i| i >= at.unwrap_or(0)).collect();
+            push(&mut out, s, steps, later);
+        }
+    }
+    for (s, steps, done, at) in &plan {
+        let earlier = done.iter().copied().filter(|&i| !split || i < at.unwrap_or(0)).collect();
+        push(&mut out, s, steps, earlier);
         if done.contains(&0) {
             out.push((*s, 0, Step::AddRoute, true));
         }

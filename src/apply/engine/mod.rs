@@ -10,6 +10,7 @@ mod dry_run;
 mod finalize;
 mod preflight;
 mod rollback;
+mod shared;
 mod steps;
 mod undo;
 mod watcher;

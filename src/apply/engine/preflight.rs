@@ -1,58 +1,13 @@
 //! What must hold before a wave changes anything; refused here means exit 3, nothing changed.
 
 use super::adapters::shim_for;
-use super::common::{Request, SHARED_UNIT, legacy_name, legacy_unit, route_of};
+use super::common::{Request, legacy_name, route_of};
 use super::steps::reach_upstream;
 use crate::apply::admin_client;
-use crate::apply::config::Legacy;
-use crate::apply::state::{Phase, State};
+use crate::apply::state::State;
 use std::collections::BTreeSet;
 use tailshift_checks::{Outcome, check};
 use tailshift_plans::plan::PlannedService;
-
-/// The fork's `tsnsrv-all` runs every service of a host in one process: stopping or masking it
-/// to move some would take down the others (the forward-auth service among them). Until the
-/// systemd and nix adapters can rewrite that process's service list, a wave that would have
-/// them stop it while it still serves services outside the wave is refused before anything
-/// changes.
-fn shared_process_conflict(
-    req: &Request,
-    state: &State,
-    services: &[&PlannedService],
-) -> Option<String> {
-    let shared = |s: &PlannedService| legacy_unit(req.plan, s.wave.unwrap_or(0), s) == SHARED_UNIT;
-    // The command adapter is called per service (TAILSHIFT_SERVICE) and takes that one service
-    // out of the process's list itself; systemd and the nix adapter can only stop the whole unit.
-    if matches!(req.cfg.legacy, Legacy::Command { .. }) || !services.iter().any(|s| shared(s)) {
-        return None;
-    }
-    let moving: BTreeSet<&str> = services.iter().map(|s| s.id.as_str()).collect();
-    let staying: Vec<&str> = req
-        .plan
-        .services
-        .iter()
-        .filter(|s| s.inventory.host.known().is_some_and(|h| h == &req.host))
-        .filter(|s| s.inventory.flavour == tailshift_parsers::Flavour::ForkAll)
-        .filter(|s| !moving.contains(s.id.as_str()))
-        .filter(|s| {
-            !state
-                .services
-                .get(s.id.as_str())
-                .is_some_and(|st| matches!(st.phase, Phase::Applied | Phase::Finalized))
-        })
-        .map(|s| s.id.as_str())
-        .collect();
-    if staying.is_empty() {
-        return None;
-    }
-    Some(format!(
-        "{SHARED_UNIT} on {} also serves {} that wave {} does not move ({}): stopping it would take them down; no adapter can yet take a subset out of the fork's one process, so move all of them in one wave (`[plan.pins]`)",
-        req.host,
-        tailshift_util::plural(staying.len(), "service"),
-        req.wave,
-        staying.join(", ")
-    ))
-}
 
 /// Everything that would block the wave, checked before anything changes: the proxy answers,
 /// dependencies on other hosts answer, the shared process is not cut, every upstream can be
@@ -79,10 +34,24 @@ pub(super) fn preflight(req: &Request, state: &State, services: &[&PlannedServic
             }
         }
     }
-    if let Some(why) = shared_process_conflict(req, state, services) {
+    // The fork's one process: what remains in it must be writable as its YAML.
+    if let Some(why) = super::shared::preflight(req, state) {
         blocked.push(why);
     }
     for s in services {
+        // The systemd adapter only stops and starts units: a kept node it cannot re-point.
+        if matches!(cfg.legacy, crate::apply::config::Legacy::Systemd)
+            && let Some(unit) =
+                super::common::steps_of(req.plan, req.wave, s).iter().find_map(|st| match st {
+                    tailshift_plans::steps::Step::RepointLegacy { unit } => Some(unit.clone()),
+                    _ => None,
+                })
+        {
+            blocked.push(format!(
+                "{}: keep-node re-points {unit}, which the systemd adapter cannot do (it stops and starts units): use the nix or command adapter",
+                s.id
+            ));
+        }
         match route_of(s) {
             Ok(r) => {
                 if let Err(e) = reach_upstream(r) {

@@ -66,6 +66,15 @@ pub fn rollback(req: &Request, cascade: bool) -> anyhow::Result<Exit> {
     }
     let kept = crate::apply::kept_plans::for_waves(&dir, &state, &order, req.plan)?;
     let plan_of = |w: usize, st: &State| crate::apply::kept_plans::plan_of(&kept, st, w, req.plan);
+    // A service on another host that depends on one of these waves must go back first.
+    let blocked = dependents_elsewhere(req, &order, |w| plan_of(w, &state));
+    if !blocked.is_empty() {
+        for b in &blocked {
+            eprintln!("error: {b}");
+        }
+        eprintln!("error: rollback of wave {} on {} refused; nothing changed", req.wave, req.host);
+        return Ok(Exit::Blocked);
+    }
     if req.dry_run {
         let mut would = Vec::new();
         for &w in &order {
@@ -136,4 +145,117 @@ pub(super) fn rollback_one(req: &Request, state: State) -> anyhow::Result<Exit> 
         serde_json::json!({"event": "wave", "result": "rolled_back"}),
     );
     Ok(Exit::Ok)
+}
+
+/// Services on other hosts that depend on a service these waves moved here and are still
+/// applied there (or whose state cannot be read from here), each with the command that rolls
+/// it back there first. One host sees another's state only through `[apply.peers]`: the proxies'
+/// admin sockets are local, and a name's DNS answer does not say whether a proxy serves it.
+fn dependents_elsewhere<'p>(
+    req: &Request,
+    waves: &[usize],
+    plan_of: impl Fn(usize) -> &'p tailshift_plans::Plan,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut peers: std::collections::BTreeMap<String, Result<State, String>> = Default::default();
+    let mut seen = std::collections::BTreeSet::new();
+    for &w in waves {
+        let plan = plan_of(w);
+        let Ok(here) = wave_services(plan, w, &req.host) else { continue };
+        for s in &here {
+            for d in plan.services.iter().chain(req.plan.services.iter()) {
+                let Some(host) = d.inventory.host.known().filter(|h| **h != req.host) else {
+                    continue;
+                };
+                if d.wave.is_none()
+                    || !d.depends_on.iter().any(|x| x.id == s.id)
+                    || !seen.insert(d.id.to_string())
+                {
+                    continue;
+                }
+                let state = peers.entry(host.clone()).or_insert_with(|| peer_state(req, host));
+                let config = req
+                    .cfg
+                    .peers
+                    .get(host)
+                    .and_then(|p| p.config.clone())
+                    .unwrap_or_else(|| req.config_path.clone());
+                let command = |wave: usize, cascade: bool| {
+                    format!(
+                        "migrate rollback --wave {wave} --host {host}{} --config {} --plan {}",
+                        if cascade { " --cascade" } else { "" },
+                        config.display(),
+                        req.plan_path.display()
+                    )
+                };
+                match state {
+                    Ok(st) => {
+                        let Some(ds) = st.services.get(d.id.as_str()) else { continue };
+                        let later = st.services.values().any(|x| x.wave > ds.wave);
+                        out.push(format!(
+                            "{} on {host} depends on {} (wave {w}) and is still {} there (wave {}): roll it back there first: `{}`",
+                            d.id,
+                            s.id,
+                            phase_name(ds.phase),
+                            ds.wave,
+                            command(ds.wave, later)
+                        ));
+                    }
+                    Err(why) => out.push(format!(
+                        "{} on {host} depends on {} (wave {w}), and whether it is still applied there cannot be told from {}: {why}; give [apply.peers.{host}] state_dir or state_command (docs/policy.md), or make sure it is rolled back there first: `{}`",
+                        d.id,
+                        s.id,
+                        req.host,
+                        command(d.wave.unwrap_or(w), true)
+                    )),
+                }
+            }
+        }
+    }
+    out
+}
+
+fn phase_name(p: Phase) -> &'static str {
+    match p {
+        Phase::Legacy => "legacy",
+        Phase::Applying => "applying",
+        Phase::Unconfirmed => "unconfirmed",
+        Phase::Applied => "applied",
+        Phase::RollingBack => "rolling back",
+        Phase::Finalized => "finalized",
+    }
+}
+
+/// Another host's state, through `[apply.peers.<host>]`.
+fn peer_state(req: &Request, host: &str) -> Result<State, String> {
+    let Some(p) = req.cfg.peers.get(host) else {
+        return Err(format!("[apply.peers.{host}] is not set"));
+    };
+    if let Some(dir) = &p.state_dir {
+        if !dir.is_dir() {
+            return Err(format!("{}: not a directory", dir.display()));
+        }
+        return State::load(dir).map_err(|e| format!("{e:#}"));
+    }
+    let Some((prog, args)) = p.state_command.as_deref().and_then(|c| c.split_first()) else {
+        return Err(format!("[apply.peers.{host}] has neither state_dir nor state_command"));
+    };
+    let out = crate::apply::signals::run(
+        std::process::Command::new(prog).args(args),
+        std::time::Duration::from_secs(req.cfg.adapter_timeout_s),
+    )
+    .map_err(|e| format!("{prog}: {e:#}"))?;
+    if !out.status.success() {
+        return Err(format!("{prog}: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    let st: State = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("{prog} did not print a state.json: {e}"))?;
+    if st.schema != crate::apply::state::SCHEMA {
+        return Err(format!(
+            "{prog}: schema {:?}, expected {}",
+            st.schema,
+            crate::apply::state::SCHEMA
+        ));
+    }
+    Ok(st)
 }

@@ -45,9 +45,11 @@ pub(super) fn run_step(
     req: &Request,
     s: &PlannedService,
     step: &Step,
-    baseline: Option<&Outcome>,
+    baselines: &std::collections::BTreeMap<tailshift_plans::ServiceId, Outcome>,
+    state: &crate::apply::state::State,
 ) -> anyhow::Result<()> {
     let cfg = req.cfg;
+    let baseline = baselines.get(&s.id);
     match step {
         Step::AddRoute => {
             let mut table = admin_client::routes(&cfg.admin_socket)?;
@@ -62,6 +64,9 @@ pub(super) fn run_step(
         Step::Settle => {
             std::thread::sleep(Duration::from_millis(cfg.settle_ms));
             Ok(())
+        }
+        Step::StopLegacy { .. } if super::shared::applies(req, s) => {
+            super::shared::stop(req, state, baselines)
         }
         Step::StopLegacy { unit } => run_legacy(cfg, "stop", unit, s, req.wave),
         Step::ShimComplete { strategy } => {

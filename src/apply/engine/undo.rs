@@ -50,86 +50,40 @@ pub(super) fn steps_to_undo(
 }
 
 /// Undoes what the journal says this run did to these services, in reverse, the route last.
+/// When the wave took services out of the fork's shared process, the steps after every
+/// service's stop are undone first, then the stops (the first returns them all to the process
+/// in one restart) and what came before, so no node comes back while its name still leads
+/// elsewhere.
 pub(super) fn undo(ctx: &mut Ctx, services: &[&PlannedService]) -> anyhow::Result<()> {
     let req = ctx.req;
-    let cfg = req.cfg;
     let mut first_error = None;
+    let mut plan = Vec::new();
     for s in services.iter().rev() {
         let steps = steps_of(req.plan, req.wave, s);
         let done = steps_to_undo(&ctx.dir, &ctx.state, req.wave, s)?;
+        let at = super::shared::split_at(req, s);
+        plan.push((*s, steps, done, at));
+    }
+    let split = plan.iter().any(|(_, _, _, at)| at.is_some());
+    for (s, _, _, _) in &plan {
         if let Some(st) = ctx.state.services.get_mut(s.id.as_str()) {
             st.phase = Phase::RollingBack;
         }
-        ctx.state.save(&ctx.dir)?;
-        let mut route_added = false;
-        for &i in done.iter().rev() {
-            let Some(step) = steps.get(i) else { continue };
-            if crate::apply::signals::interrupted() {
-                ctx.state.save(&ctx.dir)?;
-                return Err(crate::apply::signals::Interrupted.into());
-            }
-            let what = format!("undo: {}", step.describe());
-            let r = match step {
-                Step::AddRoute => {
-                    route_added = true;
-                    continue;
-                }
-                Step::ShimPrepare { strategy } => ctx.record(s, i, &what, || {
-                    Ok(shim_for(*strategy, cfg, req.plan, s)?.unprepare(&shim_service(s, cfg))?)
-                }),
-                Step::StopLegacy { unit } => {
-                    ctx.record(s, i, &what, || run_legacy(cfg, "start", unit, s, req.wave))
-                }
-                Step::ShimComplete { strategy } => ctx.record(s, i, &what, || {
-                    Ok(shim_for(*strategy, cfg, req.plan, s)?.uncomplete(&shim_service(s, cfg))?)
-                }),
-                Step::RepointLegacy { unit } => ctx.record(s, i, &what, || {
-                    shim_for(s.strategy, cfg, req.plan, s)?.unprepare(&shim_service(s, cfg))?;
-                    run_legacy(cfg, "restore", unit, s, req.wave)
-                }),
-                // The legacy node was started just before: give it (and caches) the settle time
-                // before names point back at it.
-                Step::Settle => ctx.record(s, i, &what, || {
-                    std::thread::sleep(Duration::from_millis(cfg.settle_ms));
-                    Ok(())
-                }),
-                // Nothing to undo, but recorded: it closes an interrupted check's intent.
-                Step::Verify { .. } => ctx.record(s, i, &what, || Ok(())),
-            };
-            match r {
-                // Closing an interrupted check's intent changes nothing: not worth a line.
-                Ok(()) if matches!(step, Step::Verify { .. }) => {}
-                Ok(()) => event(
-                    req,
-                    format!("{} step {i}: {what}: ok", s.id),
-                    serde_json::json!({"event": "step", "operation": ctx.operation, "service": s.id, "step": i, "what": what, "result": "ok"}),
-                ),
-                Err(e) => {
-                    eprintln!("{} step {i}: {what}: FAILED: {e:#}", s.id);
-                    first_error.get_or_insert(e);
-                }
-            }
+    }
+    ctx.state.save(&ctx.dir)?;
+    if split {
+        for (s, steps, done, at) in &plan {
+            let later: Vec<usize> =
+                done.iter().copied().filter(|&i| i >= at.unwrap_or(0)).collect();
+            undo_some(ctx, s, steps, &later, &mut first_error)?;
         }
+    }
+    for (s, steps, done, at) in &plan {
+        let earlier: Vec<usize> =
+            done.iter().copied().filter(|&i| !split || i < at.unwrap_or(0)).collect();
+        let route_added = undo_some(ctx, s, steps, &earlier, &mut first_error)?;
         if route_added || done.contains(&0) {
-            // Clients that still hold the proxy's address must not meet a 404: settle first.
-            std::thread::sleep(Duration::from_millis(cfg.settle_ms));
-            let what = "undo: remove the route";
-            let r = ctx.record(s, 0, what, || {
-                let mut table = admin_client::routes(&cfg.admin_socket)?;
-                table.retain(|r| r.service != s.id);
-                admin_client::put_routes(&cfg.admin_socket, &table)
-            });
-            match r {
-                Ok(()) => event(
-                    req,
-                    format!("{} step 0: {what}: ok", s.id),
-                    serde_json::json!({"event": "step", "operation": ctx.operation, "service": s.id, "step": 0, "what": what, "result": "ok"}),
-                ),
-                Err(e) => {
-                    eprintln!("{} step 0: {what}: FAILED: {e:#}", s.id);
-                    first_error.get_or_insert(e);
-                }
-            }
+            remove_route(ctx, s, &mut first_error)?;
         }
         if first_error.is_none() {
             ctx.state.services.remove(s.id.as_str());
@@ -140,4 +94,101 @@ pub(super) fn undo(ctx: &mut Ctx, services: &[&PlannedService]) -> anyhow::Resul
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// Undoes these done steps of a service, in reverse; returns whether its route was added
+/// (removed last, by the caller). A failed step is kept in `first_error`; the others still run.
+fn undo_some(
+    ctx: &mut Ctx,
+    s: &PlannedService,
+    steps: &[Step],
+    done: &[usize],
+    first_error: &mut Option<anyhow::Error>,
+) -> anyhow::Result<bool> {
+    let req = ctx.req;
+    let cfg = req.cfg;
+    let mut route_added = false;
+    for &i in done.iter().rev() {
+        let Some(step) = steps.get(i) else { continue };
+        if crate::apply::signals::interrupted() {
+            ctx.state.save(&ctx.dir)?;
+            return Err(crate::apply::signals::Interrupted.into());
+        }
+        let what = format!("undo: {}", step.describe());
+        let before = ctx.state.clone();
+        let r = match step {
+            Step::AddRoute => {
+                route_added = true;
+                continue;
+            }
+            Step::ShimPrepare { strategy } => ctx.record(s, i, &what, || {
+                Ok(shim_for(*strategy, cfg, req.plan, s)?.unprepare(&shim_service(s, cfg))?)
+            }),
+            Step::StopLegacy { .. } if super::shared::applies(req, s) => {
+                ctx.record(s, i, &what, || super::shared::start(req, &before))
+            }
+            Step::StopLegacy { unit } => {
+                ctx.record(s, i, &what, || run_legacy(cfg, "start", unit, s, req.wave))
+            }
+            Step::ShimComplete { strategy } => ctx.record(s, i, &what, || {
+                Ok(shim_for(*strategy, cfg, req.plan, s)?.uncomplete(&shim_service(s, cfg))?)
+            }),
+            Step::RepointLegacy { unit } => ctx.record(s, i, &what, || {
+                shim_for(s.strategy, cfg, req.plan, s)?.unprepare(&shim_service(s, cfg))?;
+                run_legacy(cfg, "restore", unit, s, req.wave)
+            }),
+            // The legacy node was started just before: give it (and caches) the settle time
+            // before names point back at it.
+            Step::Settle => ctx.record(s, i, &what, || {
+                std::thread::sleep(Duration::from_millis(cfg.settle_ms));
+                Ok(())
+            }),
+            // Nothing to undo, but recorded: it closes an interrupted check's intent.
+            Step::Verify { .. } => ctx.record(s, i, &what, || Ok(())),
+        };
+        match r {
+            // Closing an interrupted check's intent changes nothing: not worth a line.
+            Ok(()) if matches!(step, Step::Verify { .. }) => {}
+            Ok(()) => event(
+                req,
+                format!("{} step {i}: {what}: ok", s.id),
+                serde_json::json!({"event": "step", "operation": ctx.operation, "service": s.id, "step": i, "what": what, "result": "ok"}),
+            ),
+            Err(e) => {
+                eprintln!("{} step {i}: {what}: FAILED: {e:#}", s.id);
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Ok(route_added)
+}
+
+/// Removes a service's route, after the settle time: clients that still hold the proxy's
+/// address must not meet a 404.
+fn remove_route(
+    ctx: &mut Ctx,
+    s: &PlannedService,
+    first_error: &mut Option<anyhow::Error>,
+) -> anyhow::Result<()> {
+    let req = ctx.req;
+    let cfg = req.cfg;
+    std::thread::sleep(Duration::from_millis(cfg.settle_ms));
+    let what = "undo: remove the route";
+    let r = ctx.record(s, 0, what, || {
+        let mut table = admin_client::routes(&cfg.admin_socket)?;
+        table.retain(|r| r.service != s.id);
+        admin_client::put_routes(&cfg.admin_socket, &table)
+    });
+    match r {
+        Ok(()) => event(
+            req,
+            format!("{} step 0: {what}: ok", s.id),
+            serde_json::json!({"event": "step", "operation": ctx.operation, "service": s.id, "step": 0, "what": what, "result": "ok"}),
+        ),
+        Err(e) => {
+            eprintln!("{} step 0: {what}: FAILED: {e:#}", s.id);
+            first_error.get_or_insert(e);
+        }
+    }
+    Ok(())
 }

@@ -44,7 +44,7 @@ fn record_options(o: &LoadOptions) -> BTreeMap<String, String> {
     m
 }
 
-fn replay_options(m: &BTreeMap<String, String>) -> LoadOptions {
+pub(crate) fn replay_options(m: &BTreeMap<String, String>) -> LoadOptions {
     LoadOptions {
         host: m.get("host").cloned(),
         tsnsrv: m.get("tsnsrv").and_then(|f| match f.as_str() {
