@@ -3429,3 +3429,111 @@ fn funnel_refuses_parameter_dot_segments_and_any_funnel_marker_counts() {
         }
     }
 }
+
+/// Issue 15, second pass: a route that would smuggle requests (a framing or hop-by-hop header
+/// in `upstream_headers`), set identity, inject into `/metrics` (a service id with a line
+/// feed), mount where no clean path goes, widen Funnel (an empty `funnel:` prefix), dial a URL
+/// with credentials, or redirect a browser off the site is refused at `PUT /routes`, naming the
+/// route and the field; the old table stays, and `--check-config` refuses the same table in
+/// `routes.json`.
+#[test]
+fn routes_that_smuggle_inject_or_escape_are_refused() {
+    let up = echo_upstream();
+    let p = Proxy::start();
+    let good = json!([route("box/a", "a.tailnet.test", up, json!({}))]);
+    assert_eq!(p.put_routes(&good).0, 200);
+    let headers = |k: &str| json!({"upstream_headers": {k: "0"}});
+    let cases: Vec<(&str, Value, &str)> = vec![
+        ("box/h", headers("Content-Length"), "upstream_headers"),
+        ("box/h", headers("Transfer-Encoding"), "upstream_headers"),
+        ("box/h", headers("Connection"), "upstream_headers"),
+        ("box/h", headers("Keep-Alive"), "upstream_headers"),
+        ("box/h", headers("Proxy-Connection"), "upstream_headers"),
+        ("box/h", headers("TE"), "upstream_headers"),
+        ("box/h", headers("Trailer"), "upstream_headers"),
+        ("box/h", headers("Upgrade"), "upstream_headers"),
+        ("box/h", headers("Host"), "upstream_headers"),
+        ("box/h", headers("X-Tailscale-User-LoginName"), "upstream_headers"),
+        ("box/h", headers("Tailscale-User-Login"), "upstream_headers"),
+        ("box/a\ninjected_total 1", json!({}), "service"),
+        ("", json!({}), "service"),
+        ("../../x", json!({}), "service"),
+        ("box/m", json!({"hosts": [{"name": "m.tailnet.test", "mount": "/a/../b"}]}), "mount"),
+        ("box/m", json!({"hosts": [{"name": "m.tailnet.test", "mount": "/a/."}]}), "mount"),
+        ("box/m", json!({"hosts": [{"name": "m.tailnet.test", "mount": "/a//b"}]}), "mount"),
+        ("box/m", json!({"hosts": [{"name": "m.tailnet.test", "mount": "/a?b"}]}), "mount"),
+        ("box/m", json!({"hosts": [{"name": "m.tailnet.test", "mount": "/a#b"}]}), "mount"),
+        ("box/m", json!({"hosts": [{"name": "m.tailnet.test", "mount": "/a;b"}]}), "mount"),
+        ("box/m", json!({"hosts": [{"name": "m.tailnet.test", "mount": "/a\r\nb"}]}), "mount"),
+        ("box/m", json!({"hosts": [{"name": "m.tailnet.test", "mount": "a"}]}), "mount"),
+        ("box/n", json!({"hosts": [{"name": "127.0.0.1", "mount": "/"}]}), "hosts.name"),
+        ("box/p", json!({"funnel": true, "prefixes": ["funnel:"]}), "prefixes"),
+        ("box/p", json!({"prefixes": ["public:/x"]}), "prefixes"),
+        ("box/u", json!({"upstream": {"url": format!("http://u:p@127.0.0.1:{up}")}}), "url"),
+        ("box/u", json!({"upstream": {"url": format!("http://127.0.0.1:{up}/?k=v")}}), "url"),
+        ("box/u", json!({"upstream": {"url": format!("http://127.0.0.1:{up}/#f")}}), "url"),
+        ("box/u", json!({"upstream": {"url": "http://127.0.0.1:0/"}}), "url"),
+        ("box/r", json!({"redirect_to": "javascript:alert(1)"}), "redirect_to"),
+        ("box/r", json!({"redirect_to": "data:text/html,x"}), "redirect_to"),
+        ("box/r", json!({"redirect_to": "//evil.example"}), "redirect_to"),
+        ("box/r", json!({"redirect_to": "/\\evil.example"}), "redirect_to"),
+    ];
+    for (service, extra, field) in &cases {
+        let bad = json!([
+            route("box/a", "a.tailnet.test", up, json!({})),
+            route(service, "z.tailnet.test", up, extra.clone())
+        ]);
+        let (code, body) = p.put_routes(&bad);
+        assert_eq!(code, 400, "{service:?} {extra}: {body}");
+        let error =
+            serde_json::from_str::<Value>(&body).unwrap()["error"].as_str().unwrap().to_string();
+        assert!(error.contains(field), "{service:?} {extra}: {error}");
+        if !service.is_empty() && !service.contains('\n') {
+            assert!(error.starts_with(&format!("{service}: ")), "{error}");
+        }
+    }
+    // What stays legal: `funnel:/`, a path or https redirect, tsnsrv's X-Forwarded-Proto.
+    let fine = json!([
+        route("box/a", "a.tailnet.test", up, json!({})),
+        route(
+            "box/f",
+            "f.tailnet.test",
+            up,
+            json!({"funnel": true, "prefixes": ["funnel:/"],
+               "upstream_headers": {"X-Forwarded-Proto": "https"}})
+        ),
+        route("box/r", "r.tailnet.test", up, json!({"redirect_to": "https://node.tailnet.test/r"})),
+        route("box/s", "s.tailnet.test", up, json!({"redirect_to": "/elsewhere"})),
+    ]);
+    assert_eq!(p.put_routes(&fine).0, 200);
+    // The metrics stay one sample a line.
+    let metrics = Command::new("curl")
+        .args(["-s", "--unix-socket"])
+        .arg(p.path("state/admin.sock"))
+        .arg("http://admin/metrics")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&metrics.stdout);
+    assert!(!text.contains("injected"), "{text}");
+    // The same refusal from --check-config, on a routes.json written by hand.
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let smuggling = json!([route("box/h", "h.tailnet.test", up, headers("Content-Length"))]);
+    std::fs::write(state.join("routes.json"), smuggling.to_string()).unwrap();
+    let cfg = dir.path().join("proxy.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "state_dir = \"{}\"\n[[listener]]\nkind = \"http\"\naddr = \"127.0.0.1:0\"\n",
+            state.display()
+        ),
+    )
+    .unwrap();
+    let out = check_config(&cfg);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("box/h") && err.contains("upstream_headers"),
+        "{err}"
+    );
+}

@@ -16,6 +16,7 @@ use hyper_util::client::legacy::Client;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
+use tailshift_routes::headers::is_identity;
 use tailshift_routes::{HostHeader, Listen, Route};
 
 /// Response bodies: streamed from the upstream, or small synthetic ones.
@@ -244,16 +245,21 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
     }
 }
 
-/// The fixed hop-by-hop fields (RFC 9110 7.6.1, and the legacy `Proxy-Connection`).
-const HOP_BY_HOP: [HeaderName; 7] = [
-    http::header::CONNECTION,
-    name!("keep-alive"),
-    name!("proxy-connection"),
-    http::header::TE,
-    http::header::TRAILER,
-    http::header::TRANSFER_ENCODING,
-    http::header::UPGRADE,
-];
+/// The fixed hop-by-hop fields (RFC 9110 7.6.1, and the legacy `Proxy-Connection`): the
+/// list route validation refuses in `upstream_headers` too
+/// (`tailshift_routes::headers::HOP_BY_HOP`), as names made at compile time.
+const HOP_BY_HOP: [HeaderName; 7] = {
+    let n = tailshift_routes::headers::HOP_BY_HOP;
+    [
+        HeaderName::from_static(n[0]),
+        HeaderName::from_static(n[1]),
+        HeaderName::from_static(n[2]),
+        HeaderName::from_static(n[3]),
+        HeaderName::from_static(n[4]),
+        HeaderName::from_static(n[5]),
+        HeaderName::from_static(n[6]),
+    ]
+};
 
 /// The protocol a request asks to upgrade to (`Connection: upgrade` + `Upgrade: x`).
 fn upgrade_protocol(h: &HeaderMap) -> Option<String> {
@@ -680,15 +686,13 @@ fn outgoing_headers(
                     | "x-forwarded-port"
                     | "x-real-ip"
                     | "x-scheme"
-            ) || k.starts_with("tailscale-")
-                || k.starts_with("x-tailscale-")
+            ) || is_identity(k)
         };
         if k.contains('_') {
             is_ours(&k.replace('_', "-"))
         } else {
             matches!(k, "forwarded" | "x-forwarded-for" | "x-forwarded-host" | "x-forwarded-proto")
-                || k.starts_with("tailscale-")
-                || k.starts_with("x-tailscale-")
+                || is_identity(k)
         }
     };
     if h.keys().any(replaced) {
