@@ -3537,3 +3537,66 @@ fn routes_that_smuggle_inject_or_escape_are_refused() {
         "{err}"
     );
 }
+
+/// Issue 15, second pass: on Funnel, path forms some upstreams decode or normalise into a
+/// traversal (control bytes, overlong UTF-8, dot and slash look-alikes, dot runs and trailing
+/// spaces) are refused with 400, over HTTP/1.1 and HTTP/2, with and without a stripped
+/// prefix; ordinary UTF-8 names pass.
+#[test]
+fn funnel_refuses_control_bytes_overlong_utf8_and_look_alikes() {
+    let up = echo_upstream();
+    let p = Proxy::start();
+    let table = json!([
+        route(
+            "box/share",
+            "share.tailnet.test",
+            up,
+            json!({"funnel": true, "prefixes": ["funnel:/pub/", "tailnet:/"], "strip_prefix": false})
+        ),
+        route(
+            "box/unslashed",
+            "unslashed.tailnet.test",
+            up,
+            json!({"funnel": true, "prefixes": ["funnel:/pub", "tailnet:/"], "strip_prefix": true,
+                   "upstream": {"url": format!("http://127.0.0.1:{up}/base")}})
+        ),
+    ]);
+    assert_eq!(p.put_routes(&table).0, 200);
+    let funnel = ["Tailscale-Funnel-Request: ?1"];
+    for h2 in [false, true] {
+        for path in [
+            "/pub/..%00/secret",
+            "/pub/..%0d%0a/secret",
+            "/pub/%c0%ae%c0%ae/secret",
+            "/pub/%ef%bc%8e%ef%bc%8e/secret",
+            "/pub/%e2%80%a4%e2%80%a4/secret",
+            "/pub/%ef%b9%92%ef%b9%92/secret",
+            "/pub/%ef%bd%a1%ef%bd%a1/secret",
+            "/pub/%e3%80%82%e3%80%82/secret",
+            "/pub/..%ef%bc%8fsecret",
+            "/pub/..%ef%bc%bcsecret",
+            "/pub/..%e2%88%95secret",
+            "/pub/..%e2%81%84secret",
+            "/pub/..%ef%b9%a8secret",
+            "/pub/..%e2%a7%b5secret",
+            "/pub/..%20/secret",
+            "/pub/.../secret",
+        ] {
+            let (code, _, body) = raw_get(&p, true, "share.tailnet.test", path, &funnel, h2);
+            assert_eq!(code, 400, "{path} (h2 {h2}): {body}");
+            // The same path on the tailnet is the app's business (forwarded).
+            let (code, _, _) = raw_get(&p, true, "share.tailnet.test", path, &[], h2);
+            assert_ne!(code, 400, "{path} on the tailnet (h2 {h2})");
+        }
+        // What is left once `/pub` is cut is a dot run: `/base/...` would leave the base.
+        for path in ["/pub...", "/pub.%20/x", "/pub%ef%bc%8e./x"] {
+            let (code, _, body) = raw_get(&p, true, "unslashed.tailnet.test", path, &funnel, h2);
+            assert_eq!(code, 400, "{path} (h2 {h2}): {body}");
+        }
+        let (code, _, body) =
+            raw_get(&p, true, "share.tailnet.test", "/pub/caf%C3%A9.jpg", &funnel, h2);
+        assert_eq!(code, 200, "{body}");
+        let echoed: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(echoed["path"], "/pub/caf%C3%A9.jpg");
+    }
+}
