@@ -3600,3 +3600,39 @@ fn funnel_refuses_control_bytes_overlong_utf8_and_look_alikes() {
         assert_eq!(echoed["path"], "/pub/caf%C3%A9.jpg");
     }
 }
+
+/// Issue 15, second pass: a request transfer coding other than exactly `chunked` is answered
+/// 501 (RFC 9112 6.1; `gzip, chunked` forwarded as chunked would lose its gzip), and a
+/// malformed chunked body is the client's fault, 400, while a failing upstream stays 502.
+#[test]
+fn request_framing_is_the_clients_to_get_right() {
+    let up = echo_upstream();
+    let dead = dead_port();
+    let p = Proxy::start();
+    let table = json!([
+        route("box/a", "a.tailnet.test", up, json!({})),
+        route("box/down", "down.tailnet.test", dead, json!({})),
+    ]);
+    assert_eq!(p.put_routes(&table).0, 200);
+    for te in ["gzip, chunked", "deflate,chunked", "chunked, chunked"] {
+        let req = format!(
+            "POST / HTTP/1.1\r\nHost: a.tailnet.test\r\nTransfer-Encoding: {te}\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+        );
+        assert!(raw_status(&p, &req).contains(" 501"), "{te}");
+    }
+    let two = "POST / HTTP/1.1\r\nHost: a.tailnet.test\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+    assert!(raw_status(&p, two).contains(" 501"));
+    let chunked = "POST / HTTP/1.1\r\nHost: a.tailnet.test\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+    assert!(raw_status(&p, chunked).contains(" 200"));
+    for bad in ["zz\r\nabc\r\n0\r\n\r\n", "3\r\nabcXY\r\n0\r\n\r\n", "-1\r\nx\r\n"] {
+        let req = format!(
+            "POST / HTTP/1.1\r\nHost: a.tailnet.test\r\nTransfer-Encoding: chunked\r\n\r\n{bad}"
+        );
+        assert!(raw_status(&p, &req).contains(" 400"), "{bad:?}");
+        // Toward an upstream that is down, the dial fails before the body is read: 502.
+        let req = format!(
+            "POST / HTTP/1.1\r\nHost: down.tailnet.test\r\nTransfer-Encoding: chunked\r\n\r\n{bad}"
+        );
+        assert!(raw_status(&p, &req).contains(" 502"), "{bad:?} to a dead upstream");
+    }
+}

@@ -1,6 +1,7 @@
 //! One request, top to bottom: which name was asked for, which route, Funnel and prefix
 //! rules, tsnsrv's headers toward the upstream, forward, answer (`reference/tsnsrv.md` 3).
 
+use super::h1::SendError;
 use super::path::PathDecision;
 use super::prefix::Via;
 use super::routes::RouteTable;
@@ -11,7 +12,7 @@ use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty, Full, combinators::BoxBody};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use hyper_util::client::legacy::Client;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -141,12 +142,28 @@ fn canonical_name<'a>(route: &'a tailshift_routes::Route, asked: &str) -> &'a st
         .unwrap_or("")
 }
 
-/// Requests answered before any routing: `CONNECT` (405; the proxy is no tunnel), `OPTIONS *`
+/// Requests answered before any routing: a transfer coding other than `chunked` (501),
+/// `CONNECT` (405; the proxy is no tunnel), `OPTIONS *`
 /// (the proxy's own answer), two `Host` headers (400), and an HTTP/2 `host` that differs from
 /// `:authority` (400, RFC 9113 8.3.1).
 fn refuse_unusual(req: &Request<Incoming>) -> Option<Response<Body>> {
     if req.method() == http::Method::CONNECT {
         return Some(synthetic(StatusCode::METHOD_NOT_ALLOWED, "CONNECT is not served\n"));
+    }
+    // RFC 9112 6.1: a transfer coding the proxy cannot decode is answered 501. hyper decodes
+    // only `chunked`: a `gzip, chunked` body forwarded as chunked would lose its gzip. Only a
+    // request with a body can carry one (HTTP/2 has no Transfer-Encoding).
+    if !req.body().is_end_stream() {
+        let mut te = req.headers().get_all(http::header::TRANSFER_ENCODING).iter();
+        if let Some(first) = te.next()
+            && (te.next().is_some()
+                || !first.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked"))
+        {
+            return Some(synthetic(
+                StatusCode::NOT_IMPLEMENTED,
+                "only the chunked transfer coding is accepted\n",
+            ));
+        }
     }
     if req.method() == http::Method::OPTIONS && req.uri() == "*" {
         let mut r = empty(StatusCode::NO_CONTENT);
@@ -612,6 +629,12 @@ pub async fn handle(
                 resp.map(|b| b.boxed())
             }
         }
+        // The client's body could not be read (malformed chunked framing, cut short): the
+        // client's fault, not the upstream's.
+        Err(SendError::ClientBody(e)) => {
+            eprintln!("WARN bad request body service={} error={e}", route.service);
+            synthetic(StatusCode::BAD_REQUEST, "malformed request body\n")
+        }
         Err(e) => {
             m.error();
             eprintln!("WARN proxy error service={} error={e}", route.service);
@@ -778,9 +801,12 @@ async fn forward(
     route: &Routed,
     req: Request<Incoming>,
     body_clock: Option<super::watchdog::BodyClock>,
-) -> Result<Response<super::pool::ForwardBody>, String> {
+) -> Result<Response<super::pool::ForwardBody>, SendError> {
     let Some(dial) = &route.dial else {
-        return Err(format!("upstream URL {:?} is not http(s)", route.upstream.url));
+        return Err(SendError::Other(format!(
+            "upstream URL {:?} is not http(s)",
+            route.upstream.url
+        )));
     };
     let slot = route.pool_slot.get_or_init(|| shared.pool.slot(&route.dial_key));
     // The send is made inside each arm: made before the match, its future would take one
@@ -791,7 +817,7 @@ async fn forward(
             shared.pool.send(slot, dial, req, body_clock),
         )
         .await
-        .map_err(|_| format!("no response headers within {ms} ms"))?,
+        .map_err(|_| SendError::Other(format!("no response headers within {ms} ms")))?,
         None => shared.pool.send(slot, dial, req, body_clock).await,
     }
 }
