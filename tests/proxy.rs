@@ -3636,3 +3636,49 @@ fn request_framing_is_the_clients_to_get_right() {
         assert!(raw_status(&p, &req).contains(" 502"), "{bad:?} to a dead upstream");
     }
 }
+
+/// The head of a raw HTTP/1.1 exchange on the plain listener (status line and headers).
+fn raw_head(p: &Proxy, request: &str) -> String {
+    let mut s = std::net::TcpStream::connect(&p.http).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut text = Vec::new();
+    let _ = s.read_to_end(&mut text);
+    let text = String::from_utf8_lossy(&text).to_string();
+    text.split_once("\r\n\r\n").map_or(text.clone(), |(h, _)| h.to_string())
+}
+
+/// Issue 15, second pass: no redirect leads a browser to another host (a raw `\` in a path
+/// goes `%5C` in `Location`: `/\evil` is `//evil` to browsers), and userinfo in the request
+/// target (absolute form, or HTTP/2 `:authority`) is refused with 400.
+#[test]
+fn redirects_stay_on_the_site_and_targets_carry_no_userinfo() {
+    let up = echo_upstream();
+    let p = Proxy::start();
+    let table = json!([
+        route("box/a", "a.tailnet.test", up, json!({})),
+        route("box/r", "r.tailnet.test", up, json!({"redirect_to": "/"})),
+    ]);
+    assert_eq!(p.put_routes(&table).0, 200);
+    for (host, target, location) in [
+        ("a.tailnet.test", "/\\evil.example/x/..", "/%5Cevil.example"),
+        ("a.tailnet.test", "//\\evil.example/", "/%5Cevil.example/"),
+        ("r.tailnet.test", "/\\evil.example", "/%5Cevil.example"),
+        ("r.tailnet.test", "/\\/evil.example", "/%5C/evil.example"),
+    ] {
+        let head = raw_head(
+            &p,
+            &format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+        );
+        let got = head
+            .lines()
+            .find_map(|l| l.strip_prefix("location: ").or_else(|| l.strip_prefix("Location: ")))
+            .unwrap_or_else(|| panic!("{target}: {head}"));
+        assert_eq!(got, location, "{host}{target}");
+        assert!(!got.starts_with("//") && !got.starts_with("/\\"), "{got}");
+    }
+    let userinfo = "GET http://user:pw@a.tailnet.test/x HTTP/1.1\r\nHost: a.tailnet.test\r\nConnection: close\r\n\r\n";
+    assert!(raw_status(&p, userinfo).contains(" 400"), "{}", raw_head(&p, userinfo));
+    assert_eq!(h2c_status(&p.http, "http://user@a.tailnet.test/", &[]), 400);
+    assert_eq!(h2c_status(&p.http, "http://a.tailnet.test/", &[]), 200);
+}

@@ -154,6 +154,13 @@ pub fn funnel_segment_risk(seg: &str, buf: &mut Vec<u8>) -> Option<&'static str>
     )
 }
 
+/// A path as a `Location`: `\` percent-encoded (`%5C`). Browsers read `\` as `/`, so a
+/// Location `/\evil.example/` (the clean form of `/\evil.example/x/..`, allowed on the
+/// tailnet) would be `//evil.example/`: another host. Only redirects pay for it.
+pub fn location_safe(location: String) -> String {
+    if location.contains('\\') { location.replace('\\', "%5C") } else { location }
+}
+
 /// Checks a request path (origin form, starting with `/`; anything else is left alone).
 pub fn check(path: &str, funnel: bool) -> PathCheck {
     if !path.starts_with('/') {
@@ -204,7 +211,7 @@ pub fn check(path: &str, funnel: bool) -> PathCheck {
     if path.ends_with('/') && cleaned != "/" {
         cleaned.push('/');
     }
-    PathCheck::Redirect(cleaned)
+    PathCheck::Redirect(location_safe(cleaned))
 }
 
 #[cfg(test)]
@@ -236,6 +243,14 @@ mod tests {
         assert_eq!(redirect("/a/.."), "/");
         assert_eq!(redirect("/a/b/.."), "/a");
         assert_eq!(redirect("/a/%2E"), "/a");
+    }
+
+    /// A Location never starts with `//` or `/\`, which browsers read as another host.
+    #[test]
+    fn redirects_never_lead_to_another_host() {
+        assert_eq!(redirect("/\\evil.example/x/.."), "/%5Cevil.example");
+        assert_eq!(redirect("//\\evil.example/"), "/%5Cevil.example/");
+        assert_eq!(redirect("/a\\b/./c"), "/a%5Cb/c");
     }
 
     #[test]

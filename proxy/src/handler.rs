@@ -173,6 +173,11 @@ fn refuse_unusual(req: &Request<Incoming>) -> Option<Response<Body>> {
         );
         return Some(r);
     }
+    // A target's userinfo (`http://user@host/`, or an HTTP/2 `:authority` with one) has no
+    // meaning for a server (RFC 9110 4.2.4, RFC 9113 8.3.1): refused, never routed.
+    if req.uri().authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Some(synthetic(StatusCode::BAD_REQUEST, "userinfo in the request target\n"));
+    }
     let mut hosts = req.headers().get_all(http::header::HOST).iter();
     let first = hosts.next();
     if hosts.next().is_some() {
@@ -474,10 +479,12 @@ pub async fn handle(
     if let Some(to) = &route.redirect_to {
         let q = query.map(|q| format!("?{q}")).unwrap_or_default();
         let rest = path.trim_start_matches('/');
-        return Ok(redirect(&format!(
+        // `redirect_to` is an absolute URL or a path starting with one `/` (validated), the
+        // rest has no leading `/`, and `\` goes encoded: never `//host` or `/\host`.
+        return Ok(redirect(&super::clean::location_safe(format!(
             "{}{rest}{q}",
             if to.ends_with('/') { to.clone() } else { format!("{to}/") }
-        )));
+        ))));
     }
     // Forward auth runs before the prefix check, as in the fork (tsnsrv.md 3.2).
     let mut granted: Vec<(HeaderName, HeaderValue)> = Vec::new();
