@@ -3682,3 +3682,58 @@ fn redirects_stay_on_the_site_and_targets_carry_no_userinfo() {
     assert_eq!(h2c_status(&p.http, "http://user@a.tailnet.test/", &[]), 400);
     assert_eq!(h2c_status(&p.http, "http://a.tailnet.test/", &[]), 200);
 }
+
+/// Issue 15, second pass: the metrics listener and the admin socket are capped (16 connections
+/// each: at the cap, the connection idle longest is closed for a new one, as on the proxied
+/// listeners) and the admin socket has the header deadline too, so idle sockets hold neither.
+#[test]
+fn the_metrics_listener_and_the_admin_socket_are_capped() {
+    let metrics = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let p =
+        Proxy::start_with(&format!("header_read_timeout_ms = 5000\nmetrics_addr = \"{metrics}\""));
+    let mut idle: Vec<std::net::TcpStream> =
+        (0..40).map(|_| std::net::TcpStream::connect(metrics).unwrap()).collect();
+    let admin = p.path("state/admin.sock");
+    let mut admin_idle: Vec<std::os::unix::net::UnixStream> =
+        (0..40).map(|_| std::os::unix::net::UnixStream::connect(&admin).unwrap()).collect();
+    // New clients are still served: each takes the slot of one idle longest.
+    let scrape = Command::new("curl")
+        .args(["-s", "-m", "10", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("http://{metrics}/metrics"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&scrape.stdout), "200");
+    let health = Command::new("curl")
+        .args(["-s", "-m", "10", "--unix-socket"])
+        .arg(&admin)
+        .arg("http://admin/healthz")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&health.stdout).contains("ok"));
+    // Before the head deadline (5 s), the listener holds 16 at most: the rest were closed.
+    for s in &idle {
+        s.set_nonblocking(true).unwrap();
+    }
+    for s in &admin_idle {
+        s.set_nonblocking(true).unwrap();
+    }
+    let cut = idle.iter_mut().map(closed_by_peer).filter(|c| *c).count();
+    assert!((25..=40).contains(&cut), "{cut} of 40 idle metrics connections closed");
+    let admin_cut = admin_idle.iter_mut().map(closed_by_peer).filter(|c| *c).count();
+    assert!((25..=40).contains(&admin_cut), "{admin_cut} of 40 idle admin connections closed");
+    // And the admin socket cuts off a client that never completes its head.
+    let mut slow = std::os::unix::net::UnixStream::connect(&admin).unwrap();
+    slow.set_read_timeout(Some(std::time::Duration::from_secs(15))).unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: a\r\n").unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let _ = slow.read_to_end(&mut buf);
+    let held = started.elapsed();
+    assert!(held < std::time::Duration::from_secs(9), "held for {held:?}");
+}
+
+/// Whether a non-blocking socket was closed by its peer (it has nothing else to read).
+fn closed_by_peer<S: Read>(s: &mut S) -> bool {
+    let mut b = [0u8; 1];
+    !matches!(s.read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+}

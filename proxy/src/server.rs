@@ -68,6 +68,35 @@ async fn serve_conn<I>(
     }
 }
 
+/// Connections the metrics listener holds at most (Prometheus keeps one or two).
+const METRICS_MAX_CONNECTIONS: usize = 16;
+
+/// Connections the admin socket holds at most (`migrate apply` opens one at a time).
+const ADMIN_MAX_CONNECTIONS: usize = 16;
+
+/// Serves one connection of the metrics listener or the admin socket (HTTP/1.1): each request
+/// is in flight until its response is written, the head deadline and the send rate are the
+/// watchdog's, as on the proxied listeners.
+async fn serve_side_conn<I, F, Fut>(io: I, registration: Registration, respond: F)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    F: Fn(Request<Incoming>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<Response<Full<Bytes>>, hyper::Error>> + Send + 'static,
+{
+    let watch = registration.watch().clone();
+    let svc = service_fn(move |req: Request<Incoming>| {
+        let in_flight = watch.begin();
+        let response = respond(req);
+        async move { Ok::<_, hyper::Error>(response.await?.map(|b| Tracked::new(b, in_flight))) }
+    });
+    let mut b = hyper::server::conn::http1::Builder::new();
+    b.header_read_timeout(None);
+    tokio::select! {
+        _ = b.serve_connection(TokioIo::new(io), svc) => {}
+        _ = registration.expired() => {}
+    }
+}
+
 /// A listening socket: TCP (with the peer's address) or unix.
 trait Acceptor: Send + 'static {
     /// The accepted connection.
@@ -123,22 +152,14 @@ fn out_of_resources(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
 }
 
-/// Accepts connections until the stop signal, handing each to `on`. A failed accept is not
-/// fatal: a reset is skipped; running out of descriptors pauses accepting briefly instead of
-/// spinning (issue 15 F2).
-fn accept_loop<L: Acceptor>(
-    listener: L,
-    stop: watch::Receiver<bool>,
-    mut on: impl FnMut(L::Io, Option<std::net::IpAddr>) + Send + 'static,
-) -> tokio::task::JoinHandle<()> {
-    accept_loop_with(listener, stop, None, move |io, peer, _| on(io, peer))
-}
-
-/// [`accept_loop`] for a proxied listener: each connection is registered with the listener's
-/// watchdog as it is accepted (so its cap counts it from the first moment, TLS handshake
-/// included), and its socket metered (the watchdog sees whether bytes wait for the client, and
-/// how fast it takes them, beneath any TLS); while the listener is at its cap with no idle
-/// connection, the connection just accepted waits for a slot, and accepting with it.
+/// Accepts connections until the stop signal, handing each to `on` (every listener, the
+/// metrics listener and the admin socket included). A failed accept is not fatal: a reset is
+/// skipped; running out of descriptors pauses accepting briefly instead of spinning (issue 15
+/// F2). Each connection is registered with the listener's watchdog as it is accepted (so its
+/// cap counts it from the first moment, TLS handshake included), and its socket metered (the
+/// watchdog sees whether bytes wait for the client, and how fast it takes them, beneath any
+/// TLS); while the listener is at its cap with no idle connection, the connection just
+/// accepted waits for a slot, and accepting with it.
 fn watched_accept_loop<L: Acceptor>(
     listener: L,
     stop: watch::Receiver<bool>,
@@ -656,46 +677,55 @@ pub async fn run(cfg: ProxyConfig) -> anyhow::Result<()> {
             }
         }
     }
+    // The metrics listener and the admin socket are small servers of the proxy's own, under
+    // the same watchdog as the proxied listeners (header deadline, slow readers), with small
+    // caps of their own: a few hundred idle sockets on them must not hold descriptors.
+    let side_limits = |max_connections| Limits { max_connections, ..limits.clone() };
     if let Some(addr) = &cfg.metrics_addr {
-        let metrics_head_deadline = Duration::from_millis(cfg.header_read_timeout_ms.max(1));
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| anyhow::anyhow!("bind metrics {addr}: {e}"))?;
         described.push(format!("metrics {}", listener.local_addr()?));
         let shared = shared.clone();
-        tasks.push(accept_loop(listener, stop_rx.clone(), move |io, _| {
-            let shared = shared.clone();
-            let svc = service_fn(move |req: Request<Incoming>| {
+        let watchdog = Watchdog::new(&side_limits(METRICS_MAX_CONNECTIONS));
+        tasks.push(watched_accept_loop(
+            listener,
+            stop_rx.clone(),
+            watchdog,
+            move |io, _, registration| {
                 let shared = shared.clone();
-                async move {
-                    Ok::<_, hyper::Error>(if req.uri().path() == "/metrics" {
-                        metrics_response(&shared)
-                    } else {
-                        json_response(
-                            StatusCode::NOT_FOUND,
-                            "{\"error\":\"only /metrics here\"}\n".into(),
-                        )
-                    })
-                }
-            });
-            // The metrics listener is rare and small: hyper's own header-read deadline (the
-            // watchdog serves the proxied listeners) keeps an idle client from holding it.
-            let mut b = hyper::server::conn::http1::Builder::new();
-            b.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(metrics_head_deadline);
-            tokio::spawn(b.serve_connection(TokioIo::new(io), svc));
-        }));
+                tokio::spawn(serve_side_conn(io, registration, move |req: Request<Incoming>| {
+                    let shared = shared.clone();
+                    async move {
+                        Ok::<_, hyper::Error>(if req.uri().path() == "/metrics" {
+                            metrics_response(&shared)
+                        } else {
+                            json_response(
+                                StatusCode::NOT_FOUND,
+                                "{\"error\":\"only /metrics here\"}\n".into(),
+                            )
+                        })
+                    }
+                }));
+            },
+        ));
     }
     let admin_path = cfg.admin_socket();
     let admin_listener = bind_unix(&admin_path, 0o600)?;
     {
         let (shared, routes_file) = (shared.clone(), routes_file.clone());
-        tasks.push(accept_loop(admin_listener, stop_rx.clone(), move |io, _| {
-            let (shared, routes_file) = (shared.clone(), routes_file.clone());
-            let svc = service_fn(move |req| admin(shared.clone(), routes_file.clone(), fit, req));
-            tokio::spawn(
-                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), svc),
-            );
-        }));
+        let watchdog = Watchdog::new(&side_limits(ADMIN_MAX_CONNECTIONS));
+        tasks.push(watched_accept_loop(
+            admin_listener,
+            stop_rx.clone(),
+            watchdog,
+            move |io, _, registration| {
+                let (shared, routes_file) = (shared.clone(), routes_file.clone());
+                tokio::spawn(serve_side_conn(io, registration, move |req| {
+                    admin(shared.clone(), routes_file.clone(), fit, req)
+                }));
+            },
+        ));
     }
     eprintln!(
         "INFO tailshift proxy serving {} routes on {}; admin unix:{}",
