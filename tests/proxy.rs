@@ -290,12 +290,7 @@ fn routes_by_host_with_tsnsrv_headers_per_flavour() {
     let up = echo_upstream();
     let p = Proxy::start();
     let table = json!([
-        route(
-            "box/keep",
-            "keep.tailnet.test",
-            up,
-            json!({"upstream_headers": {"X-Extra": "1", "X-Tailscale-User": "forged-by-config"}})
-        ),
+        route("box/keep", "keep.tailnet.test", up, json!({"upstream_headers": {"X-Extra": "1"}})),
         route(
             "box/own",
             "own.tailnet.test",
@@ -330,7 +325,15 @@ fn routes_by_host_with_tsnsrv_headers_per_flavour() {
     assert_eq!(h["x-forwarded-server"], "keep.tailnet.test");
     assert_eq!(h["x-forwarded-port"], "8080");
     assert_eq!(h["x-extra"], "1");
-    assert!(h.get("x-tailscale-user").is_none(), "upstream headers cannot set identity");
+    assert!(h.get("x-tailscale-user").is_none());
+    // A route cannot set identity at all: such a table is refused (tsnsrv deleted them).
+    let forging = json!([route(
+        "box/keep",
+        "keep.tailnet.test",
+        up,
+        json!({"upstream_headers": {"X-Tailscale-User": "forged-by-config"}})
+    )]);
+    assert_eq!(p.put_routes(&forging).0, 400);
     // tsnsrv-all's YAML mode: the upstream sees its own Host, no recommended headers.
     let e = echoed(&p.get("own.tailnet.test", "/y", &[]).2);
     assert_eq!(e["headers"]["host"], format!("127.0.0.1:{up}"));

@@ -59,10 +59,11 @@ pub fn is_dns_name(name: &str) -> bool {
         && !name.rsplit('.').next().is_some_and(numeric)
 }
 
-/// Whether `id` is a service id: `host/name`, as a plan writes it (`ServiceId`), each part a
-/// host name's label (letters, digits, `-`, `_`; 1 to 63 characters; the host may be dotted
-/// labels, or `?` when the inventory did not know it). The id is a metrics label, a log field
-/// and a file's key: no `/` beyond the one, no dot-segments, no whitespace or control bytes.
+/// Whether `id` is a service id: `host/name`, as a plan writes it (`ServiceId`), each part
+/// host-name labels joined by dots (letters, digits, `-`, `_`; 1 to 63 characters each; the
+/// host may be `?` when the inventory did not know it). The id is a metrics label, a log field
+/// and a file's key: no `/` beyond the one, no empty label (so no `.` or `..`), no
+/// whitespace or control bytes.
 pub fn is_service_id(id: &str) -> bool {
     let label = |l: &str| {
         !l.is_empty()
@@ -70,7 +71,8 @@ pub fn is_service_id(id: &str) -> bool {
             && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     };
     let Some((host, name)) = id.split_once('/') else { return false };
-    (host == "?" || (host.len() <= 253 && host.split('.').all(label))) && label(name)
+    let dotted = |s: &str| s.len() <= 253 && s.split('.').all(label);
+    (host == "?" || dotted(host)) && dotted(name)
 }
 
 /// Validates a whole table: every route by itself ([`validate_route`]), every service once,
@@ -299,10 +301,21 @@ mod tests {
 
     #[test]
     fn service_ids_are_host_slash_name() {
-        for ok in ["box/app", "?/app", "storage/yarr-dev", "box.lan/my_app"] {
+        for ok in ["box/app", "?/app", "storage/yarr-dev", "box.lan/my_app", "box/a.b.test"] {
             assert!(is_service_id(ok), "{ok}");
         }
-        for bad in ["", "app", "box/", "/app", "../../x", "box/a/b", "box/a\nx 1", "box/a b"] {
+        for bad in [
+            "",
+            "app",
+            "box/",
+            "/app",
+            "../../x",
+            "box/..",
+            "box/.x",
+            "box/a/b",
+            "box/a\nx 1",
+            "box/a b",
+        ] {
             assert!(!is_service_id(bad), "{bad:?}");
             assert_eq!(refused(|r| r.service = bad.into()).as_deref(), Some("service"), "{bad:?}");
         }
