@@ -342,7 +342,8 @@ fn funnel_prefixes(prefixes: &[String]) -> Vec<&str> {
 
 /// The request path's decision (`tailshift_proxy::path::decide`): a request admitted as
 /// Funnel never resolves, at the worst-case upstream, outside the route's Funnel prefixes; a
-/// redirect's target is itself clean; clean paths go to an upstream without a base path byte
+/// redirect's target is itself clean and never starts with `//` or `/\` (another host to a
+/// browser); clean paths go to an upstream without a base path byte
 /// for byte; nothing panics.
 pub fn request_path(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
@@ -383,6 +384,10 @@ fn request_target(route: &Route, target: &str, via: Via) {
                 "{target:?} redirects to {location:?}, which is not clean either"
             );
             assert_eq!(to.query(), query, "{target:?}: the redirect keeps the query");
+            assert!(
+                !location.starts_with("//") && !location.starts_with("/\\"),
+                "{target:?} redirects to {location:?}, another host to a browser"
+            );
         }
         PathDecision::Forward { path: forwarded, .. } => {
             let base_path = route.upstream.url.path();

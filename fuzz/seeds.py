@@ -66,6 +66,8 @@ PATHS = {
     "dot-space-dot": "/pub/.%20./secret",
     "three-dots": "/pub/.../secret",
     "utf8-name": "/pub/caf%C3%A9.jpg",
+    "backslash-host": "/\\evil.example/x/..",
+    "slashes-backslash-host": "//\\evil.example/",
 }
 
 
