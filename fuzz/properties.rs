@@ -113,13 +113,106 @@ fn collapse_slashes(path: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Where the worst-case upstream takes a path: decoded until nothing changes, `\` read as
-/// `/`, then dot-segments resolved and repeated slashes collapsed, in either order (upstreams
-/// differ: `/a//../x` is `/a/x` to RFC 3986 and `/x` to one that collapses first).
-fn worst_case_resolutions(path: &[u8]) -> [Vec<u8>; 2] {
+/// What Unicode-normalising upstreams (NFKC, IDNA, Windows' best-fit mappings) read some code
+/// points as: the fullwidth ASCII block (U+FF01 to U+FF5E: `．`, `／`, `＼`, `％`, ...) as
+/// ASCII, the other dot and separator look-alikes as `.`, `/`, `\` or `%`.
+fn fold_look_alike(c: char) -> Option<&'static str> {
+    const ASCII: &str = concat!(
+        "!\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`",
+        "abcdefghijklmnopqrstuvwxyz{|}~"
+    );
+    match c {
+        '\u{FF01}'..='\u{FF5E}' => {
+            let i = c as usize - 0xFF01;
+            Some(&ASCII[i..i + 1])
+        }
+        '\u{2024}' | '\u{FE52}' | '\u{FF61}' | '\u{3002}' => Some("."),
+        '\u{2025}' => Some(".."),
+        '\u{2026}' => Some("..."),
+        '\u{2215}' | '\u{2044}' => Some("/"),
+        '\u{FE68}' | '\u{29F5}' => Some("\\"),
+        '\u{FE6A}' => Some("%"),
+        _ => None,
+    }
+}
+
+/// Bytes as a lenient decoder reads them: overlong UTF-8 forms of ASCII (`C0 AE` and
+/// `E0 80 AE` are `.`) decoded, look-alikes folded ([`fold_look_alike`]); anything else kept.
+fn fold(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let cont = |k: usize| bytes.get(i + k).is_some_and(|b| b & 0xC0 == 0x80);
+        let b = bytes[i];
+        if matches!(b, 0xC0 | 0xC1) && cont(1) {
+            out.push(((b & 0x1F) << 6) | (bytes[i + 1] & 0x3F));
+            i += 2;
+            continue;
+        }
+        if b == 0xE0 && cont(1) && cont(2) && bytes[i + 1] < 0x82 {
+            out.push(((bytes[i + 1] & 0x3F) << 6) | (bytes[i + 2] & 0x3F));
+            i += 3;
+            continue;
+        }
+        let len = match b {
+            0xC2..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            0xF0..=0xF4 => 4,
+            _ => 1,
+        };
+        if len > 1
+            && let Some(ch) = bytes.get(i..i + len).and_then(|s| std::str::from_utf8(s).ok())
+            && let Some(folded) = ch.chars().next().and_then(fold_look_alike)
+        {
+            out.extend_from_slice(folded.as_bytes());
+            i += len;
+            continue;
+        }
+        out.push(b);
+        i += 1;
+    }
+    out
+}
+
+/// Control bytes as two kinds of upstream treat them: dropped (`.%00.` is `..`), or ending the
+/// path, as C strings end at NUL (`/pub/..%00x` is `/pub/..`).
+fn controls(path: &[u8], truncate: bool) -> Vec<u8> {
+    let control = |b: &u8| *b < 0x20 || *b == 0x7f;
+    if truncate {
+        path[..path.iter().position(control).unwrap_or(path.len())].to_vec()
+    } else {
+        path.iter().copied().filter(|b| !control(b)).collect()
+    }
+}
+
+/// Each segment as Windows reads it: trailing dots and spaces trimmed (`a. ` is `a`), and a
+/// segment of dots and spaces only is `.` or `..` (one dot, or more: `...` and `.. ` are
+/// `..` to the worst upstream).
+fn trim_segments(path: &[u8]) -> Vec<u8> {
+    let segs: Vec<Vec<u8>> = path
+        .split(|b| *b == b'/')
+        .map(|seg| {
+            let dots = seg.iter().filter(|b| **b == b'.').count();
+            if dots > 0 && seg.iter().all(|b| matches!(b, b'.' | b' ')) {
+                return if dots == 1 { b".".to_vec() } else { b"..".to_vec() };
+            }
+            let end = seg.iter().rposition(|b| !matches!(b, b'.' | b' ')).map_or(0, |e| e + 1);
+            seg[..end].to_vec()
+        })
+        .collect();
+    segs.join(&b'/')
+}
+
+/// Where the worst-case upstream takes a path: decoded until nothing changes (overlong UTF-8
+/// and Unicode look-alikes folded at each round, [`fold`]), `\` read as `/`, control bytes
+/// dropped or ending the path, each segment trimmed of trailing dots and spaces
+/// ([`trim_segments`]), then dot-segments resolved and repeated slashes collapsed, in either
+/// order (upstreams differ: `/a//../x` is `/a/x` to RFC 3986 and `/x` to one that collapses
+/// first). Four readings: each control-byte rule with each order.
+fn worst_case_resolutions(path: &[u8]) -> [Vec<u8>; 4] {
     let mut decoded = path.to_vec();
     loop {
-        let next = percent_decode_once(&decoded);
+        let next = fold(&percent_decode_once(&decoded));
         if next == decoded {
             break;
         }
@@ -130,9 +223,12 @@ fn worst_case_resolutions(path: &[u8]) -> [Vec<u8>; 2] {
             *b = b'/';
         }
     }
+    let [dropped, cut] = [false, true].map(|t| trim_segments(&controls(&decoded, t)));
     [
-        collapse_slashes(&remove_dot_segments(&decoded)),
-        remove_dot_segments(&collapse_slashes(&decoded)),
+        collapse_slashes(&remove_dot_segments(&dropped)),
+        remove_dot_segments(&collapse_slashes(&dropped)),
+        collapse_slashes(&remove_dot_segments(&cut)),
+        remove_dot_segments(&collapse_slashes(&cut)),
     ]
 }
 
@@ -159,8 +255,46 @@ pub fn oracle_answers() {
         ("/a//../x", "/a/x", "/x"),
         ("/pub/%41%zz", "/pub/A%zz", "/pub/A%zz"),
     ] {
-        let [a, b] = worst_case_resolutions(path.as_bytes());
+        let [a, b, c, d] = worst_case_resolutions(path.as_bytes());
         assert_eq!((a.as_slice(), b.as_slice()), (rfc.as_bytes(), collapsing_first.as_bytes()));
+        assert_eq!((c, d), (a, b), "{path}: no control bytes, one reading");
+    }
+    // Issue 15, second pass: what lenient decoders and normalising upstreams make of the
+    // attacker's spellings (some reading resolves each out of `/pub/`).
+    for path in [
+        "/pub/..%00/secret",
+        "/pub/.%00./secret",
+        "/pub/%c0%ae%c0%ae/secret",
+        "/pub/%e0%80%ae%e0%80%ae/secret",
+        "/pub/%ef%bc%8e%ef%bc%8e/secret",
+        "/pub/%e2%80%a4%e2%80%a4/secret",
+        "/pub/%e2%80%a5/secret",
+        "/pub/%ef%b9%92%ef%b9%92/secret",
+        "/pub/%ef%bd%a1%ef%bd%a1/secret",
+        "/pub/%e3%80%82%e3%80%82/secret",
+        "/pub/..%ef%bc%8fsecret",
+        "/pub/..%ef%bc%bcsecret",
+        "/pub/..%e2%88%95secret",
+        "/pub/..%e2%81%84secret",
+        "/pub/..%ef%b9%a8secret",
+        "/pub/..%e2%a7%b5secret",
+        "/pub/%ef%bc%852e%ef%bc%852e/secret",
+        "/pub/..%20/secret",
+        "/pub/.. /secret",
+        "/pub/.../secret",
+        "/pub/. ./secret",
+    ] {
+        let readings = worst_case_resolutions(path.as_bytes());
+        assert!(readings.iter().any(|r| !r.starts_with(b"/pub")), "{path}: {readings:?}");
+    }
+    // A NUL ends the path for the C-string reading.
+    let r = worst_case_resolutions(b"/pub/..%00secret");
+    assert_eq!((r[0].as_slice(), r[2].as_slice()), (b"/pub/..secret".as_slice(), b"/".as_slice()));
+    // Ordinary names stay what they are.
+    for path in ["/pub/caf%C3%A9.jpg", "/pub/a%20b", "/pub/..x"] {
+        for r in worst_case_resolutions(path.as_bytes()) {
+            assert!(r.starts_with(b"/pub/") && r.len() > 5, "{path}: {r:?}");
+        }
     }
 }
 
@@ -208,7 +342,8 @@ fn funnel_prefixes(prefixes: &[String]) -> Vec<&str> {
 
 /// The request path's decision (`tailshift_proxy::path::decide`): a request admitted as
 /// Funnel never resolves, at the worst-case upstream, outside the route's Funnel prefixes; a
-/// redirect's target is itself clean; clean paths go to an upstream without a base path byte
+/// redirect's target is itself clean and never starts with `//` or `/\` (another host to a
+/// browser); clean paths go to an upstream without a base path byte
 /// for byte; nothing panics.
 pub fn request_path(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
@@ -249,6 +384,10 @@ fn request_target(route: &Route, target: &str, via: Via) {
                 "{target:?} redirects to {location:?}, which is not clean either"
             );
             assert_eq!(to.query(), query, "{target:?}: the redirect keeps the query");
+            assert!(
+                !location.starts_with("//") && !location.starts_with("/\\"),
+                "{target:?} redirects to {location:?}, another host to a browser"
+            );
         }
         PathDecision::Forward { path: forwarded, .. } => {
             let base_path = route.upstream.url.path();

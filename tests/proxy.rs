@@ -290,12 +290,7 @@ fn routes_by_host_with_tsnsrv_headers_per_flavour() {
     let up = echo_upstream();
     let p = Proxy::start();
     let table = json!([
-        route(
-            "box/keep",
-            "keep.tailnet.test",
-            up,
-            json!({"upstream_headers": {"X-Extra": "1", "X-Tailscale-User": "forged-by-config"}})
-        ),
+        route("box/keep", "keep.tailnet.test", up, json!({"upstream_headers": {"X-Extra": "1"}})),
         route(
             "box/own",
             "own.tailnet.test",
@@ -330,7 +325,15 @@ fn routes_by_host_with_tsnsrv_headers_per_flavour() {
     assert_eq!(h["x-forwarded-server"], "keep.tailnet.test");
     assert_eq!(h["x-forwarded-port"], "8080");
     assert_eq!(h["x-extra"], "1");
-    assert!(h.get("x-tailscale-user").is_none(), "upstream headers cannot set identity");
+    assert!(h.get("x-tailscale-user").is_none());
+    // A route cannot set identity at all: such a table is refused (tsnsrv deleted them).
+    let forging = json!([route(
+        "box/keep",
+        "keep.tailnet.test",
+        up,
+        json!({"upstream_headers": {"X-Tailscale-User": "forged-by-config"}})
+    )]);
+    assert_eq!(p.put_routes(&forging).0, 400);
     // tsnsrv-all's YAML mode: the upstream sees its own Host, no recommended headers.
     let e = echoed(&p.get("own.tailnet.test", "/y", &[]).2);
     assert_eq!(e["headers"]["host"], format!("127.0.0.1:{up}"));
@@ -3428,4 +3431,311 @@ fn funnel_refuses_parameter_dot_segments_and_any_funnel_marker_counts() {
             assert_eq!(code, 403, "{marker:?} (h2 {h2}): {body}");
         }
     }
+}
+
+/// Issue 15, second pass: a route that would smuggle requests (a framing or hop-by-hop header
+/// in `upstream_headers`), set identity, inject into `/metrics` (a service id with a line
+/// feed), mount where no clean path goes, widen Funnel (an empty `funnel:` prefix), dial a URL
+/// with credentials, or redirect a browser off the site is refused at `PUT /routes`, naming the
+/// route and the field; the old table stays, and `--check-config` refuses the same table in
+/// `routes.json`.
+#[test]
+fn routes_that_smuggle_inject_or_escape_are_refused() {
+    let up = echo_upstream();
+    let p = Proxy::start();
+    let good = json!([route("box/a", "a.tailnet.test", up, json!({}))]);
+    assert_eq!(p.put_routes(&good).0, 200);
+    let headers = |k: &str| json!({"upstream_headers": {k: "0"}});
+    let cases: Vec<(&str, Value, &str)> = vec![
+        ("box/h", headers("Content-Length"), "upstream_headers"),
+        ("box/h", headers("Transfer-Encoding"), "upstream_headers"),
+        ("box/h", headers("Connection"), "upstream_headers"),
+        ("box/h", headers("Keep-Alive"), "upstream_headers"),
+        ("box/h", headers("Proxy-Connection"), "upstream_headers"),
+        ("box/h", headers("TE"), "upstream_headers"),
+        ("box/h", headers("Trailer"), "upstream_headers"),
+        ("box/h", headers("Upgrade"), "upstream_headers"),
+        ("box/h", headers("Host"), "upstream_headers"),
+        ("box/h", headers("X-Tailscale-User-LoginName"), "upstream_headers"),
+        ("box/h", headers("Tailscale-User-Login"), "upstream_headers"),
+        ("box/a\ninjected_total 1", json!({}), "service"),
+        ("", json!({}), "service"),
+        ("../../x", json!({}), "service"),
+        ("box/m", json!({"hosts": [{"name": "m.tailnet.test", "mount": "/a/../b"}]}), "mount"),
+        ("box/m", json!({"hosts": [{"name": "m.tailnet.test", "mount": "/a/."}]}), "mount"),
+        ("box/m", json!({"hosts": [{"name": "m.tailnet.test", "mount": "/a//b"}]}), "mount"),
+        ("box/m", json!({"hosts": [{"name": "m.tailnet.test", "mount": "/a?b"}]}), "mount"),
+        ("box/m", json!({"hosts": [{"name": "m.tailnet.test", "mount": "/a#b"}]}), "mount"),
+        ("box/m", json!({"hosts": [{"name": "m.tailnet.test", "mount": "/a;b"}]}), "mount"),
+        ("box/m", json!({"hosts": [{"name": "m.tailnet.test", "mount": "/a\r\nb"}]}), "mount"),
+        ("box/m", json!({"hosts": [{"name": "m.tailnet.test", "mount": "a"}]}), "mount"),
+        ("box/n", json!({"hosts": [{"name": "127.0.0.1", "mount": "/"}]}), "hosts.name"),
+        ("box/p", json!({"funnel": true, "prefixes": ["funnel:"]}), "prefixes"),
+        ("box/p", json!({"prefixes": ["public:/x"]}), "prefixes"),
+        ("box/u", json!({"upstream": {"url": format!("http://u:p@127.0.0.1:{up}")}}), "url"),
+        ("box/u", json!({"upstream": {"url": format!("http://127.0.0.1:{up}/#f")}}), "url"),
+        ("box/u", json!({"upstream": {"url": "http://127.0.0.1:0/"}}), "url"),
+        ("box/r", json!({"redirect_to": "javascript:alert(1)"}), "redirect_to"),
+        ("box/r", json!({"redirect_to": "data:text/html,x"}), "redirect_to"),
+        ("box/r", json!({"redirect_to": "//evil.example"}), "redirect_to"),
+        ("box/r", json!({"redirect_to": "/\\evil.example"}), "redirect_to"),
+    ];
+    for (service, extra, field) in &cases {
+        let bad = json!([
+            route("box/a", "a.tailnet.test", up, json!({})),
+            route(service, "z.tailnet.test", up, extra.clone())
+        ]);
+        let (code, body) = p.put_routes(&bad);
+        assert_eq!(code, 400, "{service:?} {extra}: {body}");
+        let error =
+            serde_json::from_str::<Value>(&body).unwrap()["error"].as_str().unwrap().to_string();
+        assert!(error.contains(field), "{service:?} {extra}: {error}");
+        if !service.is_empty() && !service.contains('\n') {
+            assert!(error.starts_with(&format!("{service}: ")), "{error}");
+        }
+    }
+    // What stays legal: `funnel:/`, a path or https redirect, tsnsrv's X-Forwarded-Proto.
+    let fine = json!([
+        route("box/a", "a.tailnet.test", up, json!({})),
+        route(
+            "box/f",
+            "f.tailnet.test",
+            up,
+            json!({"funnel": true, "prefixes": ["funnel:/"],
+               "upstream_headers": {"X-Forwarded-Proto": "https"}})
+        ),
+        route("box/r", "r.tailnet.test", up, json!({"redirect_to": "https://node.tailnet.test/r"})),
+        route("box/s", "s.tailnet.test", up, json!({"redirect_to": "/elsewhere"})),
+    ]);
+    assert_eq!(p.put_routes(&fine).0, 200);
+    // The metrics stay one sample a line.
+    let metrics = Command::new("curl")
+        .args(["-s", "--unix-socket"])
+        .arg(p.path("state/admin.sock"))
+        .arg("http://admin/metrics")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&metrics.stdout);
+    assert!(!text.contains("injected"), "{text}");
+    // The same refusal from --check-config, on a routes.json written by hand.
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let smuggling = json!([route("box/h", "h.tailnet.test", up, headers("Content-Length"))]);
+    std::fs::write(state.join("routes.json"), smuggling.to_string()).unwrap();
+    let cfg = dir.path().join("proxy.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "state_dir = \"{}\"\n[[listener]]\nkind = \"http\"\naddr = \"127.0.0.1:0\"\n",
+            state.display()
+        ),
+    )
+    .unwrap();
+    let out = check_config(&cfg);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("box/h") && err.contains("upstream_headers"),
+        "{err}"
+    );
+}
+
+/// Issue 15, second pass: on Funnel, path forms some upstreams decode or normalise into a
+/// traversal (control bytes, overlong UTF-8, dot and slash look-alikes, dot runs and trailing
+/// spaces) are refused with 400, over HTTP/1.1 and HTTP/2, with and without a stripped
+/// prefix; ordinary UTF-8 names pass.
+#[test]
+fn funnel_refuses_control_bytes_overlong_utf8_and_look_alikes() {
+    let up = echo_upstream();
+    let p = Proxy::start();
+    let table = json!([
+        route(
+            "box/share",
+            "share.tailnet.test",
+            up,
+            json!({"funnel": true, "prefixes": ["funnel:/pub/", "tailnet:/"], "strip_prefix": false})
+        ),
+        route(
+            "box/unslashed",
+            "unslashed.tailnet.test",
+            up,
+            json!({"funnel": true, "prefixes": ["funnel:/pub", "tailnet:/"], "strip_prefix": true,
+                   "upstream": {"url": format!("http://127.0.0.1:{up}/base")}})
+        ),
+    ]);
+    assert_eq!(p.put_routes(&table).0, 200);
+    let funnel = ["Tailscale-Funnel-Request: ?1"];
+    for h2 in [false, true] {
+        for path in [
+            "/pub/..%00/secret",
+            "/pub/..%0d%0a/secret",
+            "/pub/%c0%ae%c0%ae/secret",
+            "/pub/%ef%bc%8e%ef%bc%8e/secret",
+            "/pub/%e2%80%a4%e2%80%a4/secret",
+            "/pub/%ef%b9%92%ef%b9%92/secret",
+            "/pub/%ef%bd%a1%ef%bd%a1/secret",
+            "/pub/%e3%80%82%e3%80%82/secret",
+            "/pub/..%ef%bc%8fsecret",
+            "/pub/..%ef%bc%bcsecret",
+            "/pub/..%e2%88%95secret",
+            "/pub/..%e2%81%84secret",
+            "/pub/..%ef%b9%a8secret",
+            "/pub/..%e2%a7%b5secret",
+            "/pub/..%20/secret",
+            "/pub/.../secret",
+        ] {
+            let (code, _, body) = raw_get(&p, true, "share.tailnet.test", path, &funnel, h2);
+            assert_eq!(code, 400, "{path} (h2 {h2}): {body}");
+            // The same path on the tailnet is the app's business (forwarded).
+            let (code, _, _) = raw_get(&p, true, "share.tailnet.test", path, &[], h2);
+            assert_ne!(code, 400, "{path} on the tailnet (h2 {h2})");
+        }
+        // What is left once `/pub` is cut is a dot run: `/base/...` would leave the base.
+        for path in ["/pub...", "/pub.%20/x", "/pub%ef%bc%8e./x"] {
+            let (code, _, body) = raw_get(&p, true, "unslashed.tailnet.test", path, &funnel, h2);
+            assert_eq!(code, 400, "{path} (h2 {h2}): {body}");
+        }
+        let (code, _, body) =
+            raw_get(&p, true, "share.tailnet.test", "/pub/caf%C3%A9.jpg", &funnel, h2);
+        assert_eq!(code, 200, "{body}");
+        let echoed: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(echoed["path"], "/pub/caf%C3%A9.jpg");
+    }
+}
+
+/// Issue 15, second pass: a request transfer coding other than exactly `chunked` is answered
+/// 501 (RFC 9112 6.1; `gzip, chunked` forwarded as chunked would lose its gzip), and a
+/// malformed chunked body is the client's fault, 400, while a failing upstream stays 502.
+#[test]
+fn request_framing_is_the_clients_to_get_right() {
+    let up = echo_upstream();
+    let dead = dead_port();
+    let p = Proxy::start();
+    let table = json!([
+        route("box/a", "a.tailnet.test", up, json!({})),
+        route("box/down", "down.tailnet.test", dead, json!({})),
+    ]);
+    assert_eq!(p.put_routes(&table).0, 200);
+    for te in ["gzip, chunked", "deflate,chunked", "chunked, chunked"] {
+        let req = format!(
+            "POST / HTTP/1.1\r\nHost: a.tailnet.test\r\nTransfer-Encoding: {te}\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+        );
+        assert!(raw_status(&p, &req).contains(" 501"), "{te}");
+    }
+    let two = "POST / HTTP/1.1\r\nHost: a.tailnet.test\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+    assert!(raw_status(&p, two).contains(" 501"));
+    let chunked = "POST / HTTP/1.1\r\nHost: a.tailnet.test\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+    assert!(raw_status(&p, chunked).contains(" 200"));
+    for bad in ["zz\r\nabc\r\n0\r\n\r\n", "3\r\nabcXY\r\n0\r\n\r\n", "-1\r\nx\r\n"] {
+        let req = format!(
+            "POST / HTTP/1.1\r\nHost: a.tailnet.test\r\nTransfer-Encoding: chunked\r\n\r\n{bad}"
+        );
+        assert!(raw_status(&p, &req).contains(" 400"), "{bad:?}");
+        // Toward an upstream that is down, the dial fails before the body is read: 502.
+        let req = format!(
+            "POST / HTTP/1.1\r\nHost: down.tailnet.test\r\nTransfer-Encoding: chunked\r\n\r\n{bad}"
+        );
+        assert!(raw_status(&p, &req).contains(" 502"), "{bad:?} to a dead upstream");
+    }
+}
+
+/// The head of a raw HTTP/1.1 exchange on the plain listener (status line and headers).
+fn raw_head(p: &Proxy, request: &str) -> String {
+    let mut s = std::net::TcpStream::connect(&p.http).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut text = Vec::new();
+    let _ = s.read_to_end(&mut text);
+    let text = String::from_utf8_lossy(&text).to_string();
+    text.split_once("\r\n\r\n").map_or(text.clone(), |(h, _)| h.to_string())
+}
+
+/// Issue 15, second pass: no redirect leads a browser to another host (a raw `\` in a path
+/// goes `%5C` in `Location`: `/\evil` is `//evil` to browsers), and userinfo in the request
+/// target (absolute form, or HTTP/2 `:authority`) is refused with 400.
+#[test]
+fn redirects_stay_on_the_site_and_targets_carry_no_userinfo() {
+    let up = echo_upstream();
+    let p = Proxy::start();
+    let table = json!([
+        route("box/a", "a.tailnet.test", up, json!({})),
+        route("box/r", "r.tailnet.test", up, json!({"redirect_to": "/"})),
+    ]);
+    assert_eq!(p.put_routes(&table).0, 200);
+    for (host, target, location) in [
+        ("a.tailnet.test", "/\\evil.example/x/..", "/%5Cevil.example"),
+        ("a.tailnet.test", "//\\evil.example/", "/%5Cevil.example/"),
+        ("r.tailnet.test", "/\\evil.example", "/%5Cevil.example"),
+        ("r.tailnet.test", "/\\/evil.example", "/%5C/evil.example"),
+    ] {
+        let head = raw_head(
+            &p,
+            &format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+        );
+        let got = head
+            .lines()
+            .find_map(|l| l.strip_prefix("location: ").or_else(|| l.strip_prefix("Location: ")))
+            .unwrap_or_else(|| panic!("{target}: {head}"));
+        assert_eq!(got, location, "{host}{target}");
+        assert!(!got.starts_with("//") && !got.starts_with("/\\"), "{got}");
+    }
+    let userinfo = "GET http://user:pw@a.tailnet.test/x HTTP/1.1\r\nHost: a.tailnet.test\r\nConnection: close\r\n\r\n";
+    assert!(raw_status(&p, userinfo).contains(" 400"), "{}", raw_head(&p, userinfo));
+    assert_eq!(h2c_status(&p.http, "http://user@a.tailnet.test/", &[]), 400);
+    assert_eq!(h2c_status(&p.http, "http://a.tailnet.test/", &[]), 200);
+}
+
+/// Issue 15, second pass: the metrics listener and the admin socket are capped (16 connections
+/// each: at the cap, the connection idle longest is closed for a new one, as on the proxied
+/// listeners) and the admin socket has the header deadline too, so idle sockets hold neither.
+#[test]
+fn the_metrics_listener_and_the_admin_socket_are_capped() {
+    let metrics = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let p =
+        Proxy::start_with(&format!("header_read_timeout_ms = 5000\nmetrics_addr = \"{metrics}\""));
+    let mut idle: Vec<std::net::TcpStream> =
+        (0..40).map(|_| std::net::TcpStream::connect(metrics).unwrap()).collect();
+    let admin = p.path("state/admin.sock");
+    let mut admin_idle: Vec<std::os::unix::net::UnixStream> =
+        (0..40).map(|_| std::os::unix::net::UnixStream::connect(&admin).unwrap()).collect();
+    // New clients are still served: each takes the slot of one idle longest.
+    let scrape = Command::new("curl")
+        .args(["-s", "-m", "10", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("http://{metrics}/metrics"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&scrape.stdout), "200");
+    let health = Command::new("curl")
+        .args(["-s", "-m", "10", "--unix-socket"])
+        .arg(&admin)
+        .arg("http://admin/healthz")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&health.stdout).contains("ok"));
+    // Before the head deadline (5 s), the listener holds 16 at most: the rest were closed.
+    for s in &idle {
+        s.set_nonblocking(true).unwrap();
+    }
+    for s in &admin_idle {
+        s.set_nonblocking(true).unwrap();
+    }
+    let cut = idle.iter_mut().map(closed_by_peer).filter(|c| *c).count();
+    assert!((25..=40).contains(&cut), "{cut} of 40 idle metrics connections closed");
+    let admin_cut = admin_idle.iter_mut().map(closed_by_peer).filter(|c| *c).count();
+    assert!((25..=40).contains(&admin_cut), "{admin_cut} of 40 idle admin connections closed");
+    // And the admin socket cuts off a client that never completes its head.
+    let mut slow = std::os::unix::net::UnixStream::connect(&admin).unwrap();
+    slow.set_read_timeout(Some(std::time::Duration::from_secs(15))).unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: a\r\n").unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let _ = slow.read_to_end(&mut buf);
+    let held = started.elapsed();
+    assert!(held < std::time::Duration::from_secs(9), "held for {held:?}");
+}
+
+/// Whether a non-blocking socket was closed by its peer (it has nothing else to read).
+fn closed_by_peer<S: Read>(s: &mut S) -> bool {
+    let mut b = [0u8; 1];
+    !matches!(s.read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
 }

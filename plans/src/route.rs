@@ -39,6 +39,11 @@ pub enum ConversionError {
         /// What is wrong.
         message: String,
     },
+    /// The route built is one the proxy refuses (`tailshift_routes::validate_route`): a
+    /// service id, name, mount, prefix, upstream URL, upstream header or redirect it cannot
+    /// serve safely.
+    #[error("{0} (the proxy refuses such a route)")]
+    Refused(tailshift_routes::RouteError),
 }
 
 impl ConversionError {
@@ -86,7 +91,7 @@ pub fn route_of(s: &Service, p: &Placement, wave: Option<usize>) -> Result<Route
         }),
     };
     let suppress_whois = eff.flag(Opt::SuppressWhois).map_err(err)?;
-    Ok(Route {
+    let route = Route {
         service: id.clone(),
         hosts: p
             .names
@@ -131,7 +136,12 @@ pub fn route_of(s: &Service, p: &Placement, wave: Option<usize>) -> Result<Route
         },
         redirect_to: p.redirect_to.clone(),
         wave,
-    })
+    };
+    // What tsnsrv took but the proxy refuses (a framing header in upstreamHeaders, an empty
+    // `funnel:` prefix, a toURL with a query or userinfo) is a finding, not a route that
+    // `PUT /routes` would refuse in the middle of a wave.
+    tailshift_routes::validate_route(&route).map_err(ConversionError::Refused)?;
+    Ok(route)
 }
 
 #[cfg(test)]
@@ -238,6 +248,35 @@ mod tests {
         assert_eq!(r.upstream.unix.as_deref(), Some("/run/syncthing/gui.sock"));
         assert_eq!(r.upstream_headers["X-Forwarded-Proto"], "https");
         assert!(r.funnel && !r.tailnet && r.insecure_https && !r.whois.enabled);
+    }
+
+    #[test]
+    fn what_the_proxy_refuses_is_a_finding_not_a_route() {
+        for (opt, value, field) in [
+            (Opt::UpstreamHeaders, json!({"Content-Length": "0"}), "upstream_headers"),
+            (Opt::UpstreamHeaders, json!({"Transfer-Encoding": "chunked"}), "upstream_headers"),
+            (
+                Opt::UpstreamHeaders,
+                json!({"X-Tailscale-User-LoginName": "a@b"}),
+                "upstream_headers",
+            ),
+            (Opt::Prefixes, json!(["funnel:"]), "prefixes"),
+            (Opt::Prefixes, json!(["public:/x"]), "prefixes"),
+            (Opt::ToUrl, json!("http://u:p@127.0.0.1:1"), "upstream.url"),
+        ] {
+            let mut opts = vec![(Opt::ToUrl, json!("http://127.0.0.1:1"))];
+            opts.retain(|(o, _)| *o != opt);
+            opts.push((opt, value.clone()));
+            let s = service(Flavour::Fork, &opts);
+            let e = route_of(&s, &placement(), Some(2)).unwrap_err();
+            assert!(
+                matches!(&e, ConversionError::Refused(RouteError::Invalid { option, .. }) if option == field),
+                "{value}: {e}"
+            );
+        }
+        let mut s = service(Flavour::Fork, &[(Opt::ToUrl, json!("http://127.0.0.1:1"))]);
+        s.name = "a\nb".into();
+        assert!(matches!(route_of(&s, &placement(), Some(2)), Err(ConversionError::Refused(_))));
     }
 
     #[test]

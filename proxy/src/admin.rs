@@ -2,8 +2,9 @@
 //! route table read and replaced whole) and the metrics listener.
 
 use super::handler::Shared;
-use super::listen::{Serving, accept_loop, bind_unix};
+use super::listen::{Serving, bind_unix, watched_accept_loop};
 use super::routes::{Fit, RouteTable};
+use super::watchdog::{Limits, Registration, Tracked, Watchdog};
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -12,42 +13,73 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 use tailshift_routes::Route;
 use tailshift_routes::admin::{self, ErrorReply, Installed};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+/// Connections the metrics listener holds at most (Prometheus keeps one or two).
+const METRICS_MAX_CONNECTIONS: usize = 16;
+
+/// Connections the admin socket holds at most (`migrate apply` opens one at a time).
+const ADMIN_MAX_CONNECTIONS: usize = 16;
+
+/// The limits of the metrics listener and the admin socket: the proxied listeners' (header
+/// deadline, slow readers) with a small cap of their own, so that a few hundred idle sockets on
+/// them cannot hold descriptors.
+fn side_limits(limits: &Limits, max_connections: usize) -> Limits {
+    Limits { max_connections, ..limits.clone() }
+}
+
+/// Serves one connection of the metrics listener or the admin socket (HTTP/1.1): each request
+/// is in flight until its response is written; the head deadline and the send rate are the
+/// watchdog's, as on the proxied listeners.
+async fn serve_side_conn<I, F, Fut>(io: I, registration: Registration, respond: F)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    F: Fn(Request<Incoming>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<Response<Full<Bytes>>, hyper::Error>> + Send + 'static,
+{
+    let watch = registration.watch().clone();
+    let svc = service_fn(move |req: Request<Incoming>| {
+        let in_flight = watch.begin();
+        let response = respond(req);
+        async move { Ok::<_, hyper::Error>(response.await?.map(|b| Tracked::new(b, in_flight))) }
+    });
+    let mut b = hyper::server::conn::http1::Builder::new();
+    b.header_read_timeout(None);
+    tokio::select! {
+        _ = b.serve_connection(TokioIo::new(io), svc) => {}
+        _ = registration.expired() => {}
+    }
+}
+
 /// Serves the admin socket at `path` (0600: it replaces the route table).
 pub(crate) fn serve_admin(
     s: &Serving,
     path: &Path,
+    limits: &Limits,
     routes_file: Arc<PathBuf>,
     fit: Fit,
 ) -> crate::error::Result<JoinHandle<()>> {
     let listener = bind_unix(path, 0o600)?;
     let shared = s.shared.clone();
-    Ok(accept_loop(listener, s.stop.clone(), move |io, _| {
+    let watchdog = Watchdog::new(&side_limits(limits, ADMIN_MAX_CONNECTIONS));
+    Ok(watched_accept_loop(listener, s.stop.clone(), watchdog, move |io, _, registration| {
         let (shared, routes_file) = (shared.clone(), routes_file.clone());
-        let svc = service_fn(move |req| admin(shared.clone(), routes_file.clone(), fit, req));
-        tokio::spawn(
-            hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), svc),
-        );
+        tokio::spawn(serve_side_conn(io, registration, move |req| {
+            admin(shared.clone(), routes_file.clone(), fit, req)
+        }));
     }))
 }
 
-/// Serves `/metrics` on `listener`. The metrics listener is rare and small: hyper's own
-/// header-read deadline (the watchdog serves the proxied listeners) keeps an idle client from
-/// holding it.
-pub(crate) fn serve_metrics(
-    s: &Serving,
-    listener: TcpListener,
-    head_deadline: Duration,
-) -> JoinHandle<()> {
+/// Serves `/metrics` on `listener`.
+pub(crate) fn serve_metrics(s: &Serving, listener: TcpListener, limits: &Limits) -> JoinHandle<()> {
     let shared = s.shared.clone();
-    accept_loop(listener, s.stop.clone(), move |io, _| {
+    let watchdog = Watchdog::new(&side_limits(limits, METRICS_MAX_CONNECTIONS));
+    watched_accept_loop(listener, s.stop.clone(), watchdog, move |io, _, registration| {
         let shared = shared.clone();
-        let svc = service_fn(move |req: Request<Incoming>| {
+        tokio::spawn(serve_side_conn(io, registration, move |req: Request<Incoming>| {
             let shared = shared.clone();
             async move {
                 Ok::<_, hyper::Error>(if req.uri().path() == admin::METRICS {
@@ -56,10 +88,7 @@ pub(crate) fn serve_metrics(
                     refusal(StatusCode::NOT_FOUND, "only /metrics here")
                 })
             }
-        });
-        let mut b = hyper::server::conn::http1::Builder::new();
-        b.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(head_deadline);
-        tokio::spawn(b.serve_connection(TokioIo::new(io), svc));
+        }));
     })
 }
 

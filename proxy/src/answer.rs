@@ -15,6 +15,15 @@ pub type Body = BoxBody<Bytes, super::pool::BodyError>;
 pub enum HttpError {
     /// `CONNECT`: the proxy is no tunnel.
     ConnectNotServed,
+    /// A request transfer coding other than `chunked` (RFC 9112 6.1): hyper decodes only
+    /// `chunked`, and a `gzip, chunked` body forwarded as chunked would lose its gzip.
+    TransferCoding,
+    /// Userinfo in the request target (`http://user@host/`, or an HTTP/2 `:authority` with
+    /// one): no meaning for a server (RFC 9110 4.2.4, RFC 9113 8.3.1).
+    UserinfoInTarget,
+    /// A request body that could not be read (malformed chunked framing, cut short): the
+    /// client's fault, not the upstream's.
+    MalformedBody,
     /// Two `Host` headers: which one the upstream would read is unknowable.
     TwoHosts,
     /// An HTTP/2 `host` that differs from `:authority` (RFC 9113 8.3.1).
@@ -43,6 +52,13 @@ impl HttpError {
             HttpError::ConnectNotServed => {
                 (StatusCode::METHOD_NOT_ALLOWED, "CONNECT is not served\n")
             }
+            HttpError::TransferCoding => {
+                (StatusCode::NOT_IMPLEMENTED, "only the chunked transfer coding is accepted\n")
+            }
+            HttpError::UserinfoInTarget => {
+                (StatusCode::BAD_REQUEST, "userinfo in the request target\n")
+            }
+            HttpError::MalformedBody => (StatusCode::BAD_REQUEST, "malformed request body\n"),
             HttpError::TwoHosts => (StatusCode::BAD_REQUEST, "more than one Host header\n"),
             HttpError::HostNotAuthority => {
                 (StatusCode::BAD_REQUEST, "host differs from :authority\n")

@@ -79,6 +79,88 @@ fn risky_on_funnel(path: &str) -> bool {
         })
 }
 
+/// Code points that upstreams normalising Unicode (NFKC, IDNA, Windows' best-fit mappings)
+/// read as a dot: `．` (U+FF0E), `․` (U+2024), `‥` (U+2025, two), `…` (U+2026, three), `﹒`
+/// (U+FE52), `｡` (U+FF61), `。` (U+3002).
+const DOT_LOOKALIKES: [char; 7] =
+    ['\u{FF0E}', '\u{2024}', '\u{2025}', '\u{2026}', '\u{FE52}', '\u{FF61}', '\u{3002}'];
+
+/// Code points such upstreams read as `/`, `\` or `%`: `／` (U+FF0F), `＼` (U+FF3C), `∕`
+/// (U+2215), `⁄` (U+2044), `﹨` (U+FE68), `⧵` (U+29F5), `％` (U+FF05), `﹪` (U+FE6A).
+const SEPARATOR_LOOKALIKES: [char; 8] = [
+    '\u{FF0F}', '\u{FF3C}', '\u{2215}', '\u{2044}', '\u{FE68}', '\u{29F5}', '\u{FF05}', '\u{FE6A}',
+];
+
+/// Whether a (decoded) segment is dots, spaces and dot look-alikes only, with at least one
+/// dot: an upstream that folds look-alikes, or trims trailing dots and spaces as Windows does
+/// (`.. ` is `..`, `...` is `..` to some), reads it as a dot-segment.
+fn dot_like(seg: &str) -> bool {
+    let mut dots = false;
+    for c in seg.chars() {
+        if c == '.' || DOT_LOOKALIKES.contains(&c) {
+            dots = true;
+        } else if c != ' ' {
+            return false;
+        }
+    }
+    dots
+}
+
+/// A path segment percent-decoded into `buf` (one pass: on Funnel `%25` is refused, so
+/// nothing is left to decode twice).
+fn decode_into(seg: &str, buf: &mut Vec<u8>) {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    buf.clear();
+    let b = seg.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && let (Some(h), Some(l)) =
+                (b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex))
+        {
+            buf.push(h << 4 | l);
+            i += 3;
+        } else {
+            buf.push(b[i]);
+            i += 1;
+        }
+    }
+}
+
+/// Why a Funnel request's segment may decode, at some upstream, into a traversal: a control
+/// byte (`..%00` is `..` to one that cuts at NUL), bytes that are not UTF-8 (`%c0%ae` is an
+/// overlong `.`), a separator look-alike (`..%ef%bc%8f` is `../` after NFKC), or a segment of
+/// dots, dot look-alikes and spaces (`..%20`, `...`, `%ef%bc%8e%ef%bc%8e`). Ordinary UTF-8
+/// names pass (`caf%C3%A9.jpg`). `.` and `..` themselves (plain or `%2e`) are not asked
+/// about: they are redirected to the clean path.
+pub fn funnel_segment_risk(seg: &str, buf: &mut Vec<u8>) -> Option<&'static str> {
+    // Plain ASCII without escapes, the common case: only a run of dots can be read as one.
+    if !seg.bytes().any(|b| b == b'%' || b >= 0x80) {
+        return (seg.len() > 2 && seg.bytes().all(|b| b == b'.'))
+            .then_some("a segment of dots only is not accepted through Funnel\n");
+    }
+    decode_into(seg, buf);
+    if buf.iter().any(|&b| b < 0x20 || b == 0x7f) {
+        return Some("control characters are not accepted in a path through Funnel\n");
+    }
+    let Ok(text) = std::str::from_utf8(buf) else {
+        return Some("a path through Funnel is UTF-8 (no overlong or broken sequences)\n");
+    };
+    if text.contains(SEPARATOR_LOOKALIKES) {
+        return Some("slash, backslash and percent look-alikes are not accepted through Funnel\n");
+    }
+    dot_like(text).then_some(
+        "a segment of dots, dot look-alikes and spaces only is not accepted through Funnel\n",
+    )
+}
+
+/// A path as a `Location`: `\` percent-encoded (`%5C`). Browsers read `\` as `/`, so a
+/// Location `/\evil.example/` (the clean form of `/\evil.example/x/..`, allowed on the
+/// tailnet) would be `//evil.example/`: another host. Only redirects pay for it.
+pub fn location_safe(location: String) -> String {
+    if location.contains('\\') { location.replace('\\', "%5C") } else { location }
+}
+
 /// Checks a request path (origin form, starting with `/`; anything else is left alone).
 pub fn check(path: &str, funnel: bool) -> PathCheck {
     if !path.starts_with('/') {
@@ -93,6 +175,16 @@ pub fn check(path: &str, funnel: bool) -> PathCheck {
         return PathCheck::Refuse(
             "dot-segments with path parameters (`..;`) are not accepted through Funnel\n",
         );
+    }
+    if funnel {
+        let mut buf = Vec::new();
+        for seg in path[1..].split('/') {
+            if dots(seg) == 0
+                && let Some(why) = funnel_segment_risk(seg, &mut buf)
+            {
+                return PathCheck::Refuse(why);
+            }
+        }
     }
     // The common case allocates nothing: a scan for `//` and for segments made only of dots.
     let rest = &path[1..];
@@ -119,7 +211,7 @@ pub fn check(path: &str, funnel: bool) -> PathCheck {
     if path.ends_with('/') && cleaned != "/" {
         cleaned.push('/');
     }
-    PathCheck::Redirect(cleaned)
+    PathCheck::Redirect(location_safe(cleaned))
 }
 
 #[cfg(test)]
@@ -153,6 +245,14 @@ mod tests {
         assert_eq!(redirect("/a/%2E"), "/a");
     }
 
+    /// A Location never starts with `//` or `/\`, which browsers read as another host.
+    #[test]
+    fn redirects_never_lead_to_another_host() {
+        assert_eq!(redirect("/\\evil.example/x/.."), "/%5Cevil.example");
+        assert_eq!(redirect("//\\evil.example/"), "/%5Cevil.example/");
+        assert_eq!(redirect("/a\\b/./c"), "/a%5Cb/c");
+    }
+
     #[test]
     fn funnel_refuses_dot_segments_with_parameters() {
         for p in ["/pub/..;/secret", "/pub/%2e%2e;x/secret", "/pub/..%3B/secret", "/pub/.;a/x"] {
@@ -163,6 +263,54 @@ mod tests {
         assert!(is_dot_segment_with_params("..;"));
         assert!(!is_dot_segment_with_params(".."));
         assert!(!is_dot_segment_with_params("a;b"));
+    }
+
+    /// Issue 15, second pass: what some upstreams decode or normalise into a traversal.
+    #[test]
+    fn funnel_refuses_control_bytes_overlong_utf8_look_alikes_and_dot_runs() {
+        for p in [
+            "/pub/..%00/secret",
+            "/pub/%00",
+            "/pub/a%0d%0ab",
+            "/pub/..%7f",
+            "/pub/%c0%ae%c0%ae/secret",
+            "/pub/%e0%80%ae",
+            "/pub/%ff",
+            "/pub/%ef%bc%8e%ef%bc%8e/secret",
+            "/pub/%e2%80%a4%e2%80%a4/secret",
+            "/pub/%e2%80%a5/secret",
+            "/pub/%ef%b9%92.",
+            "/pub/%ef%bd%a1%ef%bd%a1",
+            "/pub/%e3%80%82%e3%80%82/secret",
+            "/pub/..%ef%bc%8fsecret",
+            "/pub/..%ef%bc%bcsecret",
+            "/pub/..%e2%88%95secret",
+            "/pub/..%e2%81%84secret",
+            "/pub/..%ef%b9%a8secret",
+            "/pub/..%e2%a7%b5secret",
+            "/pub/%ef%bc%852e%ef%bc%852e/secret",
+            "/pub/..%20/secret",
+            "/pub/.%20",
+            "/pub/%2e%2e%20/secret",
+            "/pub/.../secret",
+            "/pub/....",
+        ] {
+            assert!(matches!(check(p, true), PathCheck::Refuse(_)), "{p}");
+            assert!(!matches!(check(p, false), PathCheck::Refuse(_)), "{p} on the tailnet");
+        }
+        for p in [
+            "/pub/caf%C3%A9.jpg",
+            "/pub/%E3%81%93%E3%82%93%E3%81%AB%E3%81%A1%E3%81%AF%E3%80%82.txt",
+            "/pub/a%20b",
+            "/pub/..x",
+            "/pub/x..",
+            "/pub/.hidden",
+            "/pub/%ef%bc%8ejpg",
+        ] {
+            assert_eq!(check(p, true), PathCheck::Clean, "{p}");
+        }
+        // `.` and `..` themselves are still redirected to the clean path, Funnel or not.
+        assert_eq!(check("/pub/../x", true), PathCheck::Redirect("/x".into()));
     }
 
     #[test]

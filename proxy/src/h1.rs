@@ -44,6 +44,9 @@ pub enum SendError {
     /// connection this is the upstream having closed it while idle, and a request without a
     /// body may be sent again on a fresh one.
     ClosedBeforeResponse(String),
+    /// The client's request body could not be read (malformed chunked framing, a length it
+    /// did not keep, a connection it closed): the client's fault, answered 400, not 502.
+    ClientBody(String),
     /// Anything else.
     Other(String),
 }
@@ -51,7 +54,9 @@ pub enum SendError {
 impl std::fmt::Display for SendError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            SendError::ClosedBeforeResponse(e) | SendError::Other(e) => f.write_str(e),
+            SendError::ClosedBeforeResponse(e) | SendError::ClientBody(e) | SendError::Other(e) => {
+                f.write_str(e)
+            }
         }
     }
 }
@@ -173,8 +178,8 @@ impl Conn {
     ) -> Result<(), SendError> {
         let other = |e: io::Error| SendError::Other(format!("writing the request body: {e}"));
         while let Some(frame) = next_frame(&mut body, clock.as_mut()).await {
-            let frame =
-                frame.map_err(|e| SendError::Other(format!("reading the request body: {e}")))?;
+            let frame = frame
+                .map_err(|e| SendError::ClientBody(format!("reading the request body: {e}")))?;
             let Ok(data) = frame.into_data() else { continue };
             if data.is_empty() {
                 continue;

@@ -3,6 +3,7 @@
 
 pub use super::answer::Body;
 use super::answer::{Early, HttpError, empty, redirect};
+use super::h1::SendError;
 use super::headers::{
     Identity, Requester, header, identity_login, name, outgoing_headers, set, strip_hop_by_hop,
     text_value, upgrade_protocol,
@@ -18,7 +19,7 @@ use http::header::{HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -123,12 +124,23 @@ fn canonical_name<'a>(route: &'a tailshift_routes::Route, asked: &str) -> &'a st
         .unwrap_or("")
 }
 
-/// Requests answered before any routing: `CONNECT` (405; the proxy is no tunnel), `OPTIONS *`
-/// (the proxy's own answer), two `Host` headers (400), and an HTTP/2 `host` that differs from
-/// `:authority` (400, RFC 9113 8.3.1).
+/// Requests answered before any routing: `CONNECT` (405; the proxy is no tunnel), a transfer
+/// coding other than `chunked` (501), `OPTIONS *` (the proxy's own answer), userinfo in the
+/// target (400), two `Host` headers (400), and an HTTP/2 `host` that differs from `:authority`
+/// (400, RFC 9113 8.3.1).
 fn refuse_unusual(req: &Request<Incoming>) -> Result<(), Early> {
     if req.method() == http::Method::CONNECT {
         return Err(HttpError::ConnectNotServed.into());
+    }
+    // Only a request with a body can carry a transfer coding (HTTP/2 has none).
+    if !req.body().is_end_stream() {
+        let mut te = req.headers().get_all(http::header::TRANSFER_ENCODING).iter();
+        if let Some(first) = te.next()
+            && (te.next().is_some()
+                || !first.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked"))
+        {
+            return Err(HttpError::TransferCoding.into());
+        }
     }
     if req.method() == http::Method::OPTIONS && req.uri() == "*" {
         let mut r = empty(StatusCode::NO_CONTENT);
@@ -137,6 +149,9 @@ fn refuse_unusual(req: &Request<Incoming>) -> Result<(), Early> {
             HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
         );
         return Err(r.into());
+    }
+    if req.uri().authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Err(HttpError::UserinfoInTarget.into());
     }
     let mut hosts = req.headers().get_all(http::header::HOST).iter();
     let first = hosts.next();
@@ -352,7 +367,10 @@ fn answer_without_upstream(
     if let Some(to) = &route.redirect_to {
         let rest = path.trim_start_matches('/');
         let to = if to.ends_with('/') { to.clone() } else { format!("{to}/") };
-        return Err(redirect(&format!("{to}{rest}{}", q())).into());
+        // `redirect_to` is an absolute URL or a path starting with one `/` (validated), the
+        // rest has no leading `/`, and `\` goes encoded: never `//host` or `/\host`.
+        let location = super::clean::location_safe(format!("{to}{rest}{}", q()));
+        return Err(redirect(&location).into());
     }
     Ok(())
 }
@@ -531,6 +549,10 @@ async fn forward_and_answer(
     m.request(canonical_name(&route.route, asked));
     let mut resp = match result {
         Ok(resp) => resp,
+        Err(SendError::ClientBody(e)) => {
+            eprintln!("WARN bad request body service={} error={e}", route.service);
+            return HttpError::MalformedBody.into();
+        }
         Err(e) => {
             m.error();
             eprintln!("WARN proxy error service={} error={e}", route.service);
@@ -628,9 +650,12 @@ async fn forward(
     route: &Routed,
     req: Request<Incoming>,
     body_clock: Option<super::watchdog::BodyClock>,
-) -> Result<Response<super::pool::ForwardBody>, String> {
+) -> Result<Response<super::pool::ForwardBody>, SendError> {
     let Some(dial) = &route.dial else {
-        return Err(format!("upstream URL {:?} is not http(s)", route.upstream.url));
+        return Err(SendError::Other(format!(
+            "upstream URL {:?} is not http(s)",
+            route.upstream.url
+        )));
     };
     let slot = route.pool_slot.get_or_init(|| shared.pool.slot(&route.dial_key));
     // The send is made inside each arm: made before the match, its future would take one
@@ -641,7 +666,7 @@ async fn forward(
             shared.pool.send(slot, dial, req, body_clock),
         )
         .await
-        .map_err(|_| format!("no response headers within {ms} ms"))?,
+        .map_err(|_| SendError::Other(format!("no response headers within {ms} ms")))?,
         None => shared.pool.send(slot, dial, req, body_clock).await,
     }
 }

@@ -3,6 +3,7 @@
 //! them (`reference/tsnsrv.md` 3.4), a route's own headers added.
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
+use tailshift_routes::headers::is_identity;
 use tailshift_routes::{HostHeader, Route};
 
 /// A header name checked at compile time (no parsing on the request path).
@@ -56,16 +57,21 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     }
 }
 
-/// The fixed hop-by-hop fields (RFC 9110 7.6.1, and the legacy `Proxy-Connection`).
-const HOP_BY_HOP: [HeaderName; 7] = [
-    http::header::CONNECTION,
-    name!("keep-alive"),
-    name!("proxy-connection"),
-    http::header::TE,
-    http::header::TRAILER,
-    http::header::TRANSFER_ENCODING,
-    http::header::UPGRADE,
-];
+/// The fixed hop-by-hop fields (RFC 9110 7.6.1, and the legacy `Proxy-Connection`): the
+/// list route validation refuses in `upstream_headers` too
+/// (`tailshift_routes::headers::HOP_BY_HOP`), as names made at compile time.
+const HOP_BY_HOP: [HeaderName; 7] = {
+    let n = tailshift_routes::headers::HOP_BY_HOP;
+    [
+        HeaderName::from_static(n[0]),
+        HeaderName::from_static(n[1]),
+        HeaderName::from_static(n[2]),
+        HeaderName::from_static(n[3]),
+        HeaderName::from_static(n[4]),
+        HeaderName::from_static(n[5]),
+        HeaderName::from_static(n[6]),
+    ]
+};
 
 /// The protocol a request asks to upgrade to (`Connection: upgrade` + `Upgrade: x`).
 pub fn upgrade_protocol(h: &HeaderMap) -> Option<String> {
@@ -165,15 +171,13 @@ pub fn outgoing_headers(
                     | "x-forwarded-port"
                     | "x-real-ip"
                     | "x-scheme"
-            ) || k.starts_with("tailscale-")
-                || k.starts_with("x-tailscale-")
+            ) || is_identity(k)
         };
         if k.contains('_') {
             is_ours(&k.replace('_', "-"))
         } else {
             matches!(k, "forwarded" | "x-forwarded-for" | "x-forwarded-host" | "x-forwarded-proto")
-                || k.starts_with("tailscale-")
-                || k.starts_with("x-tailscale-")
+                || is_identity(k)
         }
     };
     if h.keys().any(replaced) {

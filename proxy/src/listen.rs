@@ -200,19 +200,10 @@ fn out_of_resources(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
 }
 
-/// Accepts connections until the stop signal, handing each to `on`. A failed accept is not
-/// fatal: a reset is skipped; running out of descriptors pauses accepting briefly instead of
-/// spinning (issue 15 F2).
-pub(crate) fn accept_loop<L: Acceptor>(
-    listener: L,
-    stop: watch::Receiver<bool>,
-    mut on: impl FnMut(L::Io, Option<std::net::IpAddr>) + Send + 'static,
-) -> tokio::task::JoinHandle<()> {
-    accept_loop_with(listener, stop, None, move |io, peer, _| on(io, peer))
-}
-
-/// [`accept_loop`] for a proxied listener: each connection is registered with the listener's
-/// watchdog as it is accepted (so its cap counts it from the first moment, TLS handshake
+/// Accepts connections until the stop signal, handing each to `on` (every listener, the
+/// metrics listener and the admin socket included). A failed accept is not fatal: a reset is
+/// skipped; running out of descriptors pauses accepting briefly instead of spinning (issue 15
+/// F2). Each connection is registered with the listener's watchdog as it is accepted (so its cap counts it from the first moment, TLS handshake
 /// included), and its socket metered (the watchdog sees whether bytes wait for the client, and
 /// how fast it takes them, beneath any TLS); while the listener is at its cap with no idle
 /// connection, the connection just accepted waits for a slot, and accepting with it.

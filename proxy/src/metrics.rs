@@ -152,7 +152,7 @@ impl Metrics {
     pub fn render(&self) -> String {
         let services = self.services.load();
         let mut out = String::new();
-        let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+        let esc = escape_label;
         out.push_str("# HELP tsnsrv_request_duration_ns Time to the upstream's response headers.\n# TYPE tsnsrv_request_duration_ns summary\n");
         for (name, m) in services.iter() {
             let [p50, p90, p99] = m.quantiles();
@@ -257,12 +257,42 @@ impl Metrics {
     }
 }
 
+/// A label value as the text exposition format writes it: `\`, `"` and a line feed escaped
+/// (`\\`, `\"`, `\n`), so no value can end its label or its line. Validated service
+/// ids and route names hold none of them; this keeps the text well-formed whatever a value
+/// holds.
+fn escape_label(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains(['\\', '"', '\n']) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 2);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Times accepting paused because the process (or the system) was out of file descriptors.
 pub static ACCEPT_BACKOFFS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn label_values_are_escaped_per_the_text_format() {
+        assert_eq!(escape_label("box/app"), "box/app");
+        assert_eq!(escape_label("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
+        let m = Metrics::default();
+        m.service("x\"} 1\ninjected 2\n").error();
+        let text = m.render();
+        assert!(!text.lines().any(|l| l.starts_with("injected")), "{text}");
+    }
 
     #[test]
     fn quantiles_come_from_recent_durations() {

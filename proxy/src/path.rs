@@ -15,7 +15,10 @@
 //! came through. The fuzz target `request_path` (`fuzz/`) tests `decide`, hence the handler's
 //! own code.
 
-use super::clean::{PathCheck, check as clean_check, is_dot_segment, is_dot_segment_with_params};
+use super::clean::{
+    PathCheck, check as clean_check, funnel_segment_risk, is_dot_segment,
+    is_dot_segment_with_params,
+};
 use super::prefix::{Via, allowed, upstream_path, upstream_query};
 use std::borrow::Cow;
 use tailshift_routes::Route;
@@ -89,12 +92,14 @@ pub fn forward<'a>(
         return PathDecision::NotAllowed;
     };
     // A clean path's whole segments are no dot-segments: only the first of the rest can be.
+    // On Funnel, nor one an upstream reads as a dot-segment (`...`, `.%20`, `%ef%bc%8e.`).
     if route.strip_prefix
         && let Some(rest) = path.strip_prefix(matched)
-        && rest
-            .split('/')
-            .next()
-            .is_some_and(|first| is_dot_segment(first) || is_dot_segment_with_params(first))
+        && rest.split('/').next().is_some_and(|first| {
+            is_dot_segment(first)
+                || is_dot_segment_with_params(first)
+                || (via == Via::Funnel && funnel_segment_risk(first, &mut Vec::new()).is_some())
+        })
     {
         return PathDecision::Refuse(
             "what is left of the path once the route's prefix is cut is a dot-segment\n",
@@ -174,8 +179,12 @@ mod tests {
                 assert!(matches!(decide(&r, p, None, via), PathDecision::Refuse(_)), "{p}");
             }
         }
-        // A segment that only starts with dots is a name: forwarded as before.
-        assert_eq!(forwarded(decide(&r, "/pub...", None, Via::Funnel)), "/base/...");
+        // A run of dots is a dot-segment to upstreams that trim trailing dots (Windows):
+        // refused through Funnel; on the tailnet it is a name, forwarded as before.
+        for p in ["/pub...", "/pub.%20", "/pub%ef%bc%8e.", "/pub..%00"] {
+            assert!(matches!(decide(&r, p, None, Via::Funnel), PathDecision::Refuse(_)), "{p}");
+        }
+        assert_eq!(forwarded(decide(&r, "/pub...", None, Via::Tailnet)), "/base/...");
         assert_eq!(forwarded(decide(&r, "/pub..x/y", None, Via::Funnel)), "/base/..x/y");
         assert_eq!(forwarded(decide(&r, "/pub/x", None, Via::Funnel)), "/base/x");
         assert_eq!(forwarded(decide(&r, "/pubx", None, Via::Funnel)), "/base/x");

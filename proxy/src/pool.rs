@@ -116,12 +116,15 @@ impl Pool {
             .clone()
     }
 
-    async fn connect(&self, dial: &Dial) -> Result<h1::Conn, String> {
-        let io = Box::pin(self.connector.open(dial)).await.map_err(|e| e.to_string())?;
+    async fn connect(&self, dial: &Dial) -> Result<h1::Conn, SendError> {
+        let io = Box::pin(self.connector.open(dial))
+            .await
+            .map_err(|e| SendError::Other(e.to_string()))?;
         Ok(h1::Conn::new(io))
     }
 
-    /// Sends an origin-form request over a pooled (or new) connection; `body_clock` learns
+    /// Sends an origin-form request over a pooled (or new) connection (a client body that cannot
+    /// be read is [`SendError::ClientBody`], the rest the upstream's); `body_clock` learns
     /// when its body keeps the proxy waiting on the client. An upgrade request (WebSocket)
     /// gets a connection of its own through hyper's client, which hands the connection over
     /// after the 101.
@@ -131,10 +134,10 @@ impl Pool {
         dial: &Dial,
         req: Request<Incoming>,
         body_clock: Option<BodyClock>,
-    ) -> Result<Response<ForwardBody>, String> {
+    ) -> Result<Response<ForwardBody>, SendError> {
         if req.headers().contains_key(http::header::UPGRADE) {
             // Boxed: rare, and its hyper handshake would enlarge every request's future.
-            return Box::pin(self.send_upgrade(dial, req)).await;
+            return Box::pin(self.send_upgrade(dial, req)).await.map_err(SendError::Other);
         }
         let has_body = !req.body().is_end_stream();
         let head = h1::Head::new(&req, has_body);
@@ -148,9 +151,9 @@ impl Pool {
             // The upstream closed the idle connection as we reused it: the request never
             // reached it. Once more on a fresh connection, when there is no body to replay.
             Err(SendError::ClosedBeforeResponse(_)) if reused && !head.has_body() => {
-                self.connect(dial).await?.send(&head, None).await.map_err(|e| e.to_string())?
+                self.connect(dial).await?.send(&head, None).await?
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e),
         };
         let body = InlineBody::new(conn, framing, keep_alive, slot.clone());
         Ok(resp.map(|()| ForwardBody::Inline(body)))

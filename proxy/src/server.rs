@@ -294,14 +294,14 @@ pub async fn run(cfg: ProxyConfig) -> Result<()> {
     for listener in &cfg.listeners {
         start_listener(&cfg, listener, &serving, &mut dev_ca, &mut started).await?;
     }
+    let limits = limits_of(&cfg);
     if let Some(addr) = &cfg.metrics_addr {
         let l = bind_tcp(addr, "metrics ").await?;
         started.described.push(format!("metrics {}", l.local_addr()?));
-        let head_deadline = Duration::from_millis(cfg.header_read_timeout_ms.max(1));
-        started.tasks.push(serve_metrics(&serving, l, head_deadline));
+        started.tasks.push(serve_metrics(&serving, l, &limits));
     }
     let admin_path = cfg.admin_socket();
-    started.tasks.push(serve_admin(&serving, &admin_path, routes_file.clone(), fit)?);
+    started.tasks.push(serve_admin(&serving, &admin_path, &limits, routes_file.clone(), fit)?);
     eprintln!(
         "INFO tailshift proxy serving {} routes on {}; admin unix:{}",
         shared.routes.load().routes.len(),

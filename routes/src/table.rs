@@ -36,52 +36,62 @@ pub enum RouteError {
 
 /// Whether `name` is a DNS name a route can answer for: lower-case labels of letters, digits
 /// and inner hyphens (1 to 63 characters each), at most 253 characters, one trailing dot
-/// allowed. Anything else (a `/`, whitespace, an empty label) could not be asked for, and would
-/// reach the file system where a name becomes a socket's name.
+/// allowed, and not an address: a name whose last label is a number (`10.0.0.1`, `8080`,
+/// `0x7f`) is read as an IPv4 address by URL parsers and browsers (WHATWG URL, "ends in a
+/// number"). Anything else (a `/`, whitespace, an empty label) could not be asked for, and
+/// would reach the file system where a name becomes a socket's name.
 pub fn is_dns_name(name: &str) -> bool {
     let name = name.strip_suffix('.').unwrap_or(name);
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    let numeric = |l: &str| {
+        l.bytes().all(|b| b.is_ascii_digit())
+            || l.strip_prefix("0x").is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
     !name.is_empty()
         && name.len() <= 253
-        && name.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        })
+        && name.split('.').all(label_ok)
+        && !name.rsplit('.').next().is_some_and(numeric)
 }
 
-/// Validates a whole table: every service once, names lower-case DNS names, mounts starting
-/// with `/`, upstream URLs `http` or `https`, and no two routes claiming one name and mount,
-/// whatever their listeners (the router picks by name and path; `x` and `x.` are one name).
+/// Whether `id` is a service id: `host/name`, as a plan writes it (`ServiceId`), each part
+/// host-name labels joined by dots (letters, digits, `-`, `_`; 1 to 63 characters each; the
+/// host may be `?` when the inventory did not know it). The id is a metrics label, a log field
+/// and a file's key: no `/` beyond the one, no empty label (so no `.` or `..`), no
+/// whitespace or control bytes.
+pub fn is_service_id(id: &str) -> bool {
+    let label = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    let Some((host, name)) = id.split_once('/') else { return false };
+    let dotted = |s: &str| s.len() <= 253 && s.split('.').all(label);
+    (host == "?" || dotted(host)) && dotted(name)
+}
+
+/// Validates a whole table: every route by itself ([`validate_route`]), every service once,
+/// and no two routes claiming one name and mount, whatever their listeners (the router picks
+/// by name and path; `x` and `x.` are one name).
 pub fn validate_table(routes: &[Route]) -> Result<(), RouteError> {
     let mut seen: BTreeMap<(String, String), &str> = BTreeMap::new();
     let mut services = BTreeSet::new();
     for r in routes {
-        let invalid = |option: &str, value: String, message: &str| RouteError::Invalid {
-            service: r.service.clone(),
-            option: option.into(),
-            value,
-            message: message.into(),
-        };
+        validate_route(r)?;
         if !services.insert(&r.service) {
-            return Err(invalid("service", r.service.clone(), "appears twice in the table"));
-        }
-        if !matches!(r.upstream.url.scheme(), "http" | "https") {
-            return Err(invalid(
-                "upstream.url",
-                r.upstream.url.to_string(),
-                "only http:// and https:// upstreams are proxied",
-            ));
+            return Err(RouteError::Invalid {
+                service: r.service.clone(),
+                option: "service".into(),
+                value: r.service.clone(),
+                message: "appears twice in the table".into(),
+            });
         }
         for h in &r.hosts {
-            if !is_dns_name(&h.name) || !h.mount.starts_with('/') {
-                return Err(invalid(
-                    "hosts",
-                    format!("{}{}", h.name, h.mount),
-                    "names are lower-case DNS names; mounts start with /",
-                ));
-            }
             let name = h.name.strip_suffix('.').unwrap_or(&h.name).to_string();
             if let Some(first) = seen.insert((name, h.mount.clone()), &r.service) {
                 return Err(RouteError::Conflict {
@@ -94,4 +104,321 @@ pub fn validate_table(routes: &[Route]) -> Result<(), RouteError> {
         }
     }
     Ok(())
+}
+
+/// Validates one route by itself, each refusal naming the route, the field and the value:
+/// its service id ([`is_service_id`]); names ([`is_dns_name`]) and mounts ([`mount_problem`]);
+/// the upstream URL (`http` or `https`, no userinfo, fragment or port 0); tsnsrv
+/// prefixes ([`prefix_problem`]); `upstream_headers` ([`crate::headers::reserved`], valid
+/// names and values); `redirect_to` ([`redirect_problem`]).
+pub fn validate_route(r: &Route) -> Result<(), RouteError> {
+    let invalid = |option: &str, value: &str, message: &str| RouteError::Invalid {
+        service: r.service.clone(),
+        option: option.into(),
+        value: value.into(),
+        message: message.into(),
+    };
+    if !is_service_id(&r.service) {
+        return Err(invalid(
+            "service",
+            &r.service,
+            "a service is `host/name`, each a host name's label (letters, digits, - and _)",
+        ));
+    }
+    let url = &r.upstream.url;
+    if let Some(why) = upstream_problem(url) {
+        return Err(invalid("upstream.url", url.as_str(), why));
+    }
+    for h in &r.hosts {
+        if !is_dns_name(&h.name) {
+            return Err(invalid(
+                "hosts.name",
+                &h.name,
+                "names are lower-case DNS names (not addresses)",
+            ));
+        }
+        if let Some(why) = mount_problem(&h.mount) {
+            return Err(invalid("hosts.mount", &h.mount, why));
+        }
+    }
+    for p in &r.prefixes {
+        if let Some(why) = prefix_problem(p) {
+            return Err(invalid("prefixes", p, why));
+        }
+    }
+    for (k, v) in &r.upstream_headers {
+        let token = !k.is_empty()
+            && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !token {
+            return Err(invalid("upstream_headers", k, "not a header name"));
+        }
+        if let Some(why) = crate::headers::reserved(k) {
+            return Err(invalid("upstream_headers", k, why));
+        }
+        if v.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+            return Err(invalid(
+                &format!("upstream_headers.{k}"),
+                v,
+                "a header value has no control characters",
+            ));
+        }
+    }
+    if let Some(to) = &r.redirect_to
+        && let Some(why) = redirect_problem(to)
+    {
+        return Err(invalid("redirect_to", to, why));
+    }
+    Ok(())
+}
+
+/// What is wrong with an upstream URL, if anything: only `http` and `https` are proxied; a
+/// userinfo (tsnsrv's transport never sent it) or a fragment are not a place to dial, and port
+/// 0 cannot be dialed. A query is kept: tsnsrv merged it into every request's (`SetURL`), and
+/// so does the proxy (`upstream_query`).
+pub fn upstream_problem(url: &url::Url) -> Option<&'static str> {
+    if !matches!(url.scheme(), "http" | "https") {
+        Some("only http:// and https:// upstreams are proxied")
+    } else if !url.username().is_empty() || url.password().is_some() {
+        Some("an upstream URL carries no user or password (set an upstream header instead)")
+    } else if url.fragment().is_some() {
+        Some("an upstream URL has no fragment")
+    } else if url.port() == Some(0) {
+        Some("port 0 cannot be dialed")
+    } else {
+        None
+    }
+}
+
+/// Whether a path segment is `.` or `..`, also percent-encoded (`%2e`, any case).
+fn is_dot_segment(seg: &str) -> bool {
+    let lower = seg.to_ascii_lowercase();
+    let decoded = lower.replace("%2e", ".");
+    decoded == "." || decoded == ".."
+}
+
+/// What is wrong with a mount, if anything: it starts with `/`, has no dot-segments, no
+/// empty segment (`//`), no `?`, `#`, `;`, `\`, whitespace or control bytes: a mount is
+/// matched against the clean paths the proxy routes, and one no clean path can reach (or that
+/// reads differently to the upstream) is a mistake.
+pub fn mount_problem(mount: &str) -> Option<&'static str> {
+    if !mount.starts_with('/') {
+        Some("a mount starts with /")
+    } else if mount.bytes().any(|b| b <= b' ' || b == 0x7f || b"?#;\\".contains(&b)) {
+        Some("a mount has no ?, #, ;, \\, whitespace or control characters")
+    } else if mount.contains("//") {
+        Some("a mount has no empty segment (//)")
+    } else if mount[1..].split('/').any(is_dot_segment) {
+        Some("a mount has no . or .. segment")
+    } else {
+        None
+    }
+}
+
+/// What is wrong with a tsnsrv prefix, if anything: `tailnet:` or `funnel:` (or nothing) then
+/// a path starting with `/`; no control bytes. tsnsrv matched the text after the kind as a
+/// plain string prefix, so an empty one (`funnel:`) allowed every path and an unknown kind
+/// (`public:/x`) was a bare prefix no path can match: both are refused (`funnel:/` allows
+/// every path, and says so).
+pub fn prefix_problem(prefix: &str) -> Option<&'static str> {
+    let rest = prefix
+        .strip_prefix("tailnet:")
+        .or_else(|| prefix.strip_prefix("funnel:"))
+        .unwrap_or(prefix);
+    if prefix.bytes().any(|b| b < b' ' || b == 0x7f) {
+        Some("a prefix has no control characters")
+    } else if rest.is_empty() {
+        Some(
+            "an empty prefix allows every path: write `/` (or `funnel:/`, `tailnet:/`) if that is meant",
+        )
+    } else if !rest.starts_with('/') {
+        Some("a prefix is `/path`, `tailnet:/path` or `funnel:/path`")
+    } else {
+        None
+    }
+}
+
+/// What is wrong with a `redirect_to`, if anything. The proxy answers 308 to it with the
+/// request's path appended, so it is a place a browser goes: an absolute `http`/`https` URL
+/// with a host and no userinfo, or a path starting with one `/` (`//evil` and `/\evil` are
+/// read by browsers as another host); never `javascript:` or `data:`; no whitespace or
+/// control bytes.
+pub fn redirect_problem(to: &str) -> Option<&'static str> {
+    if to.bytes().any(|b| b <= b' ' || b == 0x7f || b == b'\\') {
+        return Some("a redirect has no whitespace, backslash or control characters");
+    }
+    if to.starts_with('/') {
+        return (to.starts_with("//")).then_some("a redirect path starts with a single /");
+    }
+    let lower = to.get(..8).unwrap_or(to).to_ascii_lowercase();
+    let absolute = lower.starts_with("http://") || lower.starts_with("https://");
+    match url::Url::parse(to) {
+        Ok(u)
+            if absolute
+                && matches!(u.scheme(), "http" | "https")
+                && u.host_str().is_some_and(|h| !h.is_empty())
+                && u.username().is_empty()
+                && u.password().is_none() =>
+        {
+            None
+        }
+        _ => Some(
+            "a redirect is an absolute http(s) URL without userinfo, or a path starting with /",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route() -> Route {
+        serde_json::from_value(serde_json::json!({
+            "service": "box/app",
+            "hosts": [{"name": "app.tailnet.test", "mount": "/"}],
+            "listen": {"kind": "https", "port": 443},
+            "upstream": {"url": "http://127.0.0.1:8080/base"},
+            "strip_prefix": false,
+            "host_header": "keep",
+            "proxy_headers": false,
+            "funnel": true,
+            "tailnet": true,
+            "whois": {"enabled": false, "timeout_ms": 0},
+        }))
+        .unwrap()
+    }
+
+    /// The field a refusal names, or `None` when the route passes.
+    fn refused(change: impl FnOnce(&mut Route)) -> Option<String> {
+        let mut r = route();
+        change(&mut r);
+        match validate_route(&r) {
+            Ok(()) => None,
+            Err(RouteError::Invalid { option, .. }) => Some(option),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn service_ids_are_host_slash_name() {
+        for ok in ["box/app", "?/app", "storage/yarr-dev", "box.lan/my_app", "box/a.b.test"] {
+            assert!(is_service_id(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "app",
+            "box/",
+            "/app",
+            "../../x",
+            "box/..",
+            "box/.x",
+            "box/a/b",
+            "box/a\nx 1",
+            "box/a b",
+        ] {
+            assert!(!is_service_id(bad), "{bad:?}");
+            assert_eq!(refused(|r| r.service = bad.into()).as_deref(), Some("service"), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn addresses_are_no_route_names() {
+        for bad in ["127.0.0.1", "10.0.0.1.", "8080", "a.0x7f", "1.2.3.04"] {
+            assert!(!is_dns_name(bad), "{bad}");
+        }
+        for ok in ["app.tailnet.test", "1password.example", "a1.b2", "x0x7f.test"] {
+            assert!(is_dns_name(ok), "{ok}");
+        }
+    }
+
+    #[test]
+    fn mounts_are_clean_paths() {
+        for bad in [
+            "app",
+            "/a/../b",
+            "/a/./b",
+            "/a/%2e%2E/b",
+            "/..",
+            "/a//b",
+            "/a?x",
+            "/a#x",
+            "/a;x",
+            "/a\r\nb",
+            "/a\\b",
+            "/a b",
+        ] {
+            let got = refused(|r| r.hosts[0].mount = bad.into());
+            assert_eq!(got.as_deref(), Some("hosts.mount"), "{bad:?}");
+        }
+        for ok in ["/", "/app", "/app/", "/a/...b/c", "/%41"] {
+            assert_eq!(refused(|r| r.hosts[0].mount = ok.into()), None, "{ok}");
+        }
+    }
+
+    #[test]
+    fn prefixes_have_a_kind_and_a_path() {
+        for bad in ["funnel:", "tailnet:", "", "public:/x", "x", "funnel:x", "/a\nb"] {
+            let got = refused(|r| r.prefixes = vec![bad.into()]);
+            assert_eq!(got.as_deref(), Some("prefixes"), "{bad:?}");
+        }
+        for ok in ["funnel:/", "tailnet:/", "/", "/api", "funnel:/pub/"] {
+            assert_eq!(refused(|r| r.prefixes = vec![ok.into()]), None, "{ok}");
+        }
+    }
+
+    #[test]
+    fn upstream_urls_are_places_to_dial() {
+        for bad in [
+            "http://u:p@127.0.0.1:1/",
+            "http://u@127.0.0.1:1/",
+            "http://127.0.0.1:1/#f",
+            "http://127.0.0.1:0/",
+            "ftp://127.0.0.1/",
+        ] {
+            let got = refused(|r| r.upstream.url = bad.parse().unwrap());
+            assert_eq!(got.as_deref(), Some("upstream.url"), "{bad}");
+        }
+        // tsnsrv merged a toURL query into each request's; the proxy does too.
+        assert_eq!(refused(|r| r.upstream.url = "http://127.0.0.1:1/?k=v".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn routes_set_no_framing_hop_by_hop_host_or_identity_header() {
+        for name in ["Content-Length", "Transfer-Encoding", "Host", "X-Tailscale-User", "a b"] {
+            let got = refused(|r| {
+                r.upstream_headers.insert(name.into(), "1".into());
+            });
+            assert_eq!(got.as_deref(), Some("upstream_headers"), "{name}");
+        }
+        let got = refused(|r| {
+            r.upstream_headers.insert("X-A".into(), "1\r\nX-B: 2".into());
+        });
+        assert_eq!(got.as_deref(), Some("upstream_headers.X-A"));
+        assert_eq!(
+            refused(|r| {
+                r.upstream_headers.insert("X-Forwarded-Proto".into(), "https".into());
+            }),
+            None
+        );
+    }
+
+    #[test]
+    fn redirects_go_to_web_pages_only() {
+        for bad in [
+            "javascript:alert(1)",
+            "data:text/html,x",
+            "//evil.example",
+            "/\\evil.example",
+            "https://u:p@evil.example/",
+            "https:evil.example",
+            "ftp://x.example/",
+            "/a b",
+            "relative",
+        ] {
+            let got = refused(|r| r.redirect_to = Some(bad.into()));
+            assert_eq!(got.as_deref(), Some("redirect_to"), "{bad:?}");
+        }
+        for ok in ["https://node.tailnet.test/app", "http://x.example", "/", "/app/"] {
+            assert_eq!(refused(|r| r.redirect_to = Some(ok.into())), None, "{ok}");
+        }
+    }
 }
