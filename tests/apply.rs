@@ -1158,6 +1158,28 @@ fn an_adapter_past_its_timeout_is_stopped_and_the_wave_rolled_back() {
     assert_eq!(f.get("app1"), (200, "legacy app1".into()));
 }
 
+#[test]
+fn a_state_that_cannot_be_saved_mid_wave_is_exit_9_not_bad_input() {
+    let f = fleet();
+    let d = f.dir.path().display();
+    // The legacy adapter's stop succeeds, but the state file can no longer be replaced (a
+    // directory now stands where it was): the wave stops after changing things.
+    std::fs::write(
+        f.path("adapter.sh"),
+        format!(
+            "#!/bin/sh\ncase \"$TAILSHIFT_ACTION\" in\n  stop) rm -f {d}/state/state.json; mkdir -p {d}/state/state.json/x ;;\n  *) exit 0 ;;\nesac\n"
+        ),
+    )
+    .unwrap();
+    let (code, out) = wave(&f, "apply", 1, &[]);
+    assert_eq!(code, 9, "{out}");
+    assert!(out.contains("the command stopped after changing things"), "{out}");
+    assert!(out.contains("migrate status --state-dir"), "{out}");
+    // A usage error, before anything is journaled, stays exit 1.
+    let (code, out) = wave(&f, "apply", 1, &["--host", "nass"]);
+    assert_eq!(code, 1, "{out}");
+}
+
 /// The fleet's services run by the fork's one `tsnsrv-all` process, driven by the `systemd`
 /// adapter. `systemctl` is the host's, emulated on PATH: the unit is one process for all of
 /// nas's legacy names, so a restart silences every one of them, then brings back those its

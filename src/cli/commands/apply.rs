@@ -5,7 +5,7 @@ use crate::apply::config::ApplyConfig;
 use crate::apply::engine::{Request, apply, rollback};
 use crate::cli::args::WaveTarget;
 use crate::exit::Exit;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// What to do with the wave.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,13 +91,42 @@ pub fn run(a: &WaveTarget, action: Action) -> anyhow::Result<Exit> {
         plan_path: plan_path.clone(),
         config_path: a.config.clone(),
     };
-    match action {
+    let journaled_before = journal_len(&cfg.state_dir());
+    let outcome = match action {
         Action::Apply { .. } => apply(&req),
         Action::Rollback { cascade, .. } => rollback(&req, cascade),
         Action::Confirm => crate::apply::confirm::confirm(&req),
         Action::Finalize { .. } => crate::apply::engine::finalize(&req),
         Action::Watch(deadline) => crate::apply::confirm::watch(&req, deadline),
+    };
+    outcome.or_else(|e| judged_by_what_it_left(&cfg.state_dir(), journaled_before, e))
+}
+
+/// How many records the journal of `dir` holds (`None`: it cannot be read).
+fn journal_len(dir: &Path) -> Option<usize> {
+    crate::apply::journal::Journal::read(dir).ok().map(|r| r.len())
+}
+
+/// An error out of a wave command, judged by what it left behind. Once the command has
+/// journaled a step, the world may be half-changed (a state file that could not be saved, a
+/// journal that could not be written): exit 9, and `migrate status` says where each service
+/// stands. Before that, nothing changed because of it: it is bad input or usage (exit 1, in
+/// `main`).
+fn judged_by_what_it_left(
+    dir: &Path,
+    journaled_before: Option<usize>,
+    e: anyhow::Error,
+) -> anyhow::Result<Exit> {
+    let now = journal_len(dir);
+    if now.is_some() && now == journaled_before {
+        return Err(e);
     }
+    eprintln!("error: {e:#}");
+    eprintln!(
+        "the command stopped after changing things: run `migrate status --state-dir {}` to see where each service stands",
+        dir.display()
+    );
+    Ok(Exit::Dirty)
 }
 
 /// The host the command runs for: `--host`, which must be a host of the plan, else this
