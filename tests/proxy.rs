@@ -782,19 +782,23 @@ fn stopping_drains_a_slow_request_first() {
             let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow");
         }
     });
-    let mut p = Proxy::start();
-    assert_eq!(
-        p.put_routes(&json!([route("box/slow", "slow.tailnet.test", up, json!({}))])).0,
-        200
-    );
-    let addr = p.http.clone();
-    let client =
-        std::thread::spawn(move || KeepAlive::connect(&addr).get("slow.tailnet.test", "/"));
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    let _ = Command::new("kill").args(["-TERM", &p.child.id().to_string()]).status();
-    assert_eq!(client.join().unwrap(), 200, "the request in flight finished");
-    let status = p.child.wait().unwrap();
-    assert!(status.success(), "{status:?}");
+    // With a `services` listener too (placement A): its sockets follow the route tables and
+    // once kept the shutdown handle, so no request was waited for.
+    for extra in ["", "[[listener]]\nkind = \"services\"\ndir = \"{dir}/svc\""] {
+        let mut p = if extra.is_empty() { Proxy::start() } else { Proxy::start_with(extra) };
+        assert_eq!(
+            p.put_routes(&json!([route("box/slow", "slow.tailnet.test", up, json!({}))])).0,
+            200
+        );
+        let addr = p.http.clone();
+        let client =
+            std::thread::spawn(move || KeepAlive::connect(&addr).get("slow.tailnet.test", "/"));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let _ = Command::new("kill").args(["-TERM", &p.child.id().to_string()]).status();
+        assert_eq!(client.join().unwrap(), 200, "the request in flight finished ({extra})");
+        let status = p.child.wait().unwrap();
+        assert!(status.success(), "{status:?}");
+    }
 }
 
 #[test]

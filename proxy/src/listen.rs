@@ -332,7 +332,9 @@ pub(crate) struct ServiceSockets {
     mode: u32,
     live: std::sync::Mutex<std::collections::HashMap<String, tokio::task::JoinHandle<()>>>,
     shared: std::sync::Weak<Shared>,
-    graceful: Arc<GracefulShutdown>,
+    /// Held weakly, as the table-install callback keeps these sockets alive to the end: the
+    /// drain at shutdown needs the last strong handle.
+    graceful: std::sync::Weak<GracefulShutdown>,
     stop: watch::Receiver<bool>,
     watchdog: Watchdog,
 }
@@ -345,7 +347,7 @@ impl ServiceSockets {
             mode,
             live: Default::default(),
             shared: Arc::downgrade(&s.shared),
-            graceful: s.graceful.clone(),
+            graceful: Arc::downgrade(&s.graceful),
             stop: s.stop.clone(),
             watchdog,
         }
@@ -393,6 +395,8 @@ impl ServiceSockets {
                 self.stop.clone(),
                 self.watchdog.clone(),
                 move |io, _, registration| {
+                    // Gone: the proxy is draining, and accepts nothing more.
+                    let Some(graceful) = graceful.upgrade() else { return };
                     tokio::spawn(serve_conn(
                         io,
                         shared.clone(),

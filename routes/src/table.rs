@@ -59,8 +59,8 @@ pub fn is_dns_name(name: &str) -> bool {
         && !name.rsplit('.').next().is_some_and(numeric)
 }
 
-/// Whether `id` is a service id: `host/name`, as a plan writes it (`ServiceId`), each part
-/// host-name labels joined by dots (letters, digits, `-`, `_`; 1 to 63 characters each; the
+/// Whether `id` is a service id: `host/name`, as a plan writes it (`ServiceId`), or a bare
+/// `name` in a table written by hand; each part host-name labels joined by dots (letters, digits, `-`, `_`; 1 to 63 characters each; the
 /// host may be `?` when the inventory did not know it). The id is a metrics label, a log field
 /// and a file's key: no `/` beyond the one, no empty label (so no `.` or `..`), no
 /// whitespace or control bytes.
@@ -70,9 +70,11 @@ pub fn is_service_id(id: &str) -> bool {
             && l.len() <= 63
             && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     };
-    let Some((host, name)) = id.split_once('/') else { return false };
     let dotted = |s: &str| s.len() <= 253 && s.split('.').all(label);
-    (host == "?" || dotted(host)) && dotted(name)
+    match id.split_once('/') {
+        Some((host, name)) => (host == "?" || dotted(host)) && dotted(name),
+        None => dotted(id),
+    }
 }
 
 /// Validates a whole table: every route by itself ([`validate_route`]), every service once,
@@ -122,7 +124,7 @@ pub fn validate_route(r: &Route) -> Result<(), RouteError> {
         return Err(invalid(
             "service",
             &r.service,
-            "a service is `host/name`, each a host name's label (letters, digits, - and _)",
+            "a service is `host/name` (or a bare `name`), each a host name's label (letters, digits, - and _)",
         ));
     }
     let url = &r.upstream.url;
@@ -300,21 +302,13 @@ mod tests {
 
     #[test]
     fn service_ids_are_host_slash_name() {
-        for ok in ["box/app", "?/app", "storage/yarr-dev", "box.lan/my_app", "box/a.b.test"] {
+        for ok in ["box/app", "?/app", "storage/yarr-dev", "box.lan/my_app", "box/a.b.test", "app"]
+        {
             assert!(is_service_id(ok), "{ok}");
         }
-        for bad in [
-            "",
-            "app",
-            "box/",
-            "/app",
-            "../../x",
-            "box/..",
-            "box/.x",
-            "box/a/b",
-            "box/a\nx 1",
-            "box/a b",
-        ] {
+        for bad in
+            ["", "box/", "/app", "../../x", "box/..", "box/.x", "box/a/b", "box/a\nx 1", "box/a b"]
+        {
             assert!(!is_service_id(bad), "{bad:?}");
             assert_eq!(refused(|r| r.service = bad.into()).as_deref(), Some("service"), "{bad:?}");
         }
