@@ -302,15 +302,8 @@ async fn admit(
     route: &Routed,
     origin: &Origin,
     client: &Client,
+    tcp_tailnet_peer: bool,
 ) -> Result<Option<Arc<PeerIdentity>>, Early> {
-    let tcp_tailnet_peer = match origin {
-        Origin::Http(Some(p)) | Origin::Https(Some(p), _) => {
-            p.0.to_str().ok().and_then(|s| s.parse::<IpAddr>().ok()).is_some_and(|ip| {
-                shared.tailnet_ranges.iter().any(|r| super::config::in_range(ip, *r))
-            })
-        }
-        _ => false,
-    };
     let mut whois = None;
     if tcp_tailnet_peer
         && (route.whois.enabled || !route.access.is_empty() || route.auth.is_some())
@@ -344,6 +337,24 @@ async fn admit(
         return Err(HttpError::ForbiddenByAccess.into());
     }
     Ok(whois)
+}
+
+/// Whether a TCP peer is inside the tailnet's ranges (placement B), so whois can name it.
+fn tcp_tailnet_peer(shared: &Shared, origin: &Origin) -> bool {
+    match origin {
+        Origin::Http(Some(p)) | Origin::Https(Some(p), _) => {
+            p.0.to_str().ok().and_then(|s| s.parse::<IpAddr>().ok()).is_some_and(|ip| {
+                shared.tailnet_ranges.iter().any(|r| super::config::in_range(ip, *r))
+            })
+        }
+        _ => false,
+    }
+}
+
+/// Whether [`admit`] has anything to do: access rules, or a TCP peer whois can name.
+fn needs_admission(shared: &Shared, route: &Routed, origin: &Origin) -> Option<bool> {
+    let tcp_peer = !shared.tailnet_ranges.is_empty() && tcp_tailnet_peer(shared, origin);
+    (tcp_peer || !route.access.is_empty()).then_some(tcp_peer)
 }
 
 /// What the route answers without its upstream: a plaintext route is not served on the HTTPS
@@ -465,27 +476,17 @@ fn upstream_target(
 /// HTTP/1.1, with the header policy's headers, the LocalAPI's identity in place of serve's,
 /// what forward auth granted, and the upgrade offer kept.
 #[allow(clippy::too_many_arguments)]
-async fn upstream_request(
-    shared: &Shared,
+fn upstream_request(
     route: &Routed,
     req: Request<Incoming>,
     target: PathAndQuery,
     client: &mut Client,
     origin: &Origin,
-    whois: Option<Arc<PeerIdentity>>,
+    looked_up: Option<Arc<PeerIdentity>>,
     granted: Vec<(HeaderName, HeaderValue)>,
     upgrade: Option<&str>,
 ) -> Result<Request<Incoming>, Early> {
     let (mut parts, body) = req.into_parts();
-    let tailnet_whois = client.trusted && client.via == Via::Tailnet && route.whois.enabled;
-    let looked_up = match (&shared.whois, tailnet_whois, client.peer()) {
-        _ if whois.is_some() && route.whois.enabled => whois,
-        (Some(w), true, Some(addr)) => {
-            let limit = Duration::from_millis(route.whois.timeout_ms);
-            Box::pin(w.lookup(addr, service_of(origin).as_deref(), limit)).await
-        }
-        _ => None,
-    };
     let tls = client.trusted || matches!(origin, Origin::Https(..));
     let who = Requester {
         asked: &client.asked,
@@ -533,18 +534,36 @@ async fn upstream_request(
     Ok(Request::from_parts(parts, body))
 }
 
-/// Forwards, counts, and makes the upstream's answer the client's: hop-by-hop fields removed,
-/// an accepted upgrade spliced to the client's side of the connection.
-async fn forward_and_answer(
+/// The identity the upstream gets from the LocalAPI: what [`admit`] looked up, else a lookup
+/// for a tailnet request through tailscaled when the route asks for whois.
+async fn identity_of(
     shared: &Shared,
     route: &Routed,
-    out: Request<Incoming>,
-    body_clock: Option<super::watchdog::BodyClock>,
+    client: &Client,
+    origin: &Origin,
+    admitted: Option<Arc<PeerIdentity>>,
+) -> Option<Arc<PeerIdentity>> {
+    let tailnet_whois = client.trusted && client.via == Via::Tailnet && route.whois.enabled;
+    match (&shared.whois, tailnet_whois, client.peer()) {
+        _ if admitted.is_some() && route.whois.enabled => admitted,
+        (Some(w), true, Some(addr)) => {
+            let limit = Duration::from_millis(route.whois.timeout_ms);
+            Box::pin(w.lookup(addr, service_of(origin).as_deref(), limit)).await
+        }
+        _ => None,
+    }
+}
+
+/// Counts the upstream's answer and makes it the client's: hop-by-hop fields removed, an
+/// accepted upgrade spliced to the client's side of the connection.
+fn answer_from_upstream(
+    shared: &Shared,
+    route: &Routed,
+    result: Result<Response<super::pool::ForwardBody>, SendError>,
+    forwarded_at: Instant,
     upgrade: Option<Upgrade>,
     asked: &str,
 ) -> Response<Body> {
-    let forwarded_at = Instant::now();
-    let result = forward(shared, route, out, body_clock).await;
     let m = route.metrics.get_or_init(|| shared.metrics.service(&route.service));
     m.request(canonical_name(&route.route, asked));
     let mut resp = match result {
@@ -579,24 +598,28 @@ async fn forward_and_answer(
     resp.map(|b| b.boxed())
 }
 
-/// Serves one request; `body_clock` times the reads of its body, when it has one.
-pub async fn handle(
+/// Serves one request; `body_clock` times the reads of its body, when it has one. The future
+/// is boxed here, once: it is large (auth, whois, forwarding), and moving it by value into the
+/// connection's service and then into hyper's slot would copy all of it per request. Every
+/// early answer (a refusal, a redirect, the auth service's answer) is its [`Early`].
+pub fn handle(
     shared: Arc<Shared>,
     req: Request<Incoming>,
     origin: Origin,
     body_clock: Option<super::watchdog::BodyClock>,
-) -> Result<Response<Body>, hyper::Error> {
-    Ok(serve(&shared, req, &origin, body_clock).await.unwrap_or_else(Early::into_response))
+) -> std::pin::Pin<Box<impl std::future::Future<Output = Result<Response<Body>, Early>> + Send>> {
+    Box::pin(serve(shared, req, origin, body_clock))
 }
 
-/// The request path, top to bottom; every early answer (a refusal, a redirect, the auth
-/// service's answer) is the [`Early`] of the step that decided it.
+/// The request path, top to bottom. The rare steps are awaited only when the route needs them
+/// (each awaited step's future is copied into this one's).
 async fn serve(
-    shared: &Shared,
+    shared: Arc<Shared>,
     mut req: Request<Incoming>,
-    origin: &Origin,
+    origin: Origin,
     body_clock: Option<super::watchdog::BodyClock>,
 ) -> Result<Response<Body>, Early> {
+    let (shared, origin) = (&*shared, &origin);
     let started = Instant::now();
     refuse_unusual(&req)?;
     let upgrade = take_upgrade(&mut req);
@@ -609,28 +632,31 @@ async fn serve(
     let checked =
         super::path::check(path, query, client.via).map_err(|d| Early::from(path_answer(d)))?;
     let route = route_for(&shared.routes.load(), origin, &client, path)?;
-    let whois = admit(shared, &route, origin, &client).await?;
+    let whois = match needs_admission(shared, &route, origin) {
+        Some(tcp_peer) => admit(shared, &route, origin, &client, tcp_peer).await?,
+        None => None,
+    };
     answer_without_upstream(origin, &route, client.asked(), path, query)?;
-    let granted = forward_auth(shared, &route, &req, &client, whois.as_deref(), started).await?;
+    let granted = match &route.auth {
+        Some(_) => forward_auth(shared, &route, &req, &client, whois.as_deref(), started).await?,
+        None => Vec::new(),
+    };
     let to_upstream = upstream_target(&route, checked, &target, client.via)?;
     // Kept for the access log only when it is written.
     let logged_target = shared.access_log.then(|| to_upstream.clone());
     let proto = upgrade.as_ref().map(|(proto, _)| proto.as_str());
-    let out = upstream_request(
-        shared,
-        &route,
-        req,
-        to_upstream,
-        &mut client,
-        origin,
-        whois,
-        granted,
-        proto,
-    )
-    .await?;
+    let looked_up = if whois.is_some() || (route.whois.enabled && shared.whois.is_some()) {
+        identity_of(shared, &route, &client, origin, whois).await
+    } else {
+        None
+    };
+    let out =
+        upstream_request(&route, req, to_upstream, &mut client, origin, looked_up, granted, proto)?;
     let login = logged_target.is_some().then(|| identity_login(out.headers())).flatten();
+    let forwarded_at = Instant::now();
+    let result = forward(shared, &route, out, body_clock).await;
     let response =
-        forward_and_answer(shared, &route, out, body_clock, upgrade, client.asked()).await;
+        answer_from_upstream(shared, &route, result, forwarded_at, upgrade, client.asked());
     if let Some(target) = logged_target {
         eprintln!(
             "INFO served service={} original={path} rewritten={}://{}{target} origin_login={:?} origin_node=\"\" duration={:?} http_status={}",

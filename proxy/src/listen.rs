@@ -126,11 +126,10 @@ pub(crate) async fn serve_conn<I>(
         let in_flight = watch.begin();
         // Only a request with a body is timed for it (the inactivity deadline).
         let body_clock = (!req.body().is_end_stream()).then(|| watch.body_clock());
-        // Boxed: the request's future is large (auth, whois, forwarding), and moving it by
-        // value into this wrapper and then into hyper's slot copies all of it per request.
-        let response = Box::pin(handle(shared.clone(), req, origin.clone(), body_clock));
+        // Boxed inside: the request's future is large, and is moved only as a pointer.
+        let response = handle(shared.clone(), req, origin.clone(), body_clock);
         async move {
-            let resp = response.await?;
+            let resp = response.await.unwrap_or_else(super::answer::Early::into_response);
             if resp.status() == hyper::StatusCode::SWITCHING_PROTOCOLS {
                 in_flight.exempt();
             }
