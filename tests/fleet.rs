@@ -3,6 +3,9 @@
 //! host, an alias pair); `cloud` uses upstream tsnsrv and has a public (Funnel) service that the
 //! plan keeps on its node. One proxy per host on its own loopback address, all on one port; one
 //! responder (hosted by storage's proxy) serving both hosts' records files and the legacy file.
+//! Three ways to drive the legacy side: the `command` adapter, the `nix` adapter with the module
+//! evaluated by the switch command, and the same with storage on the fork's one `tsnsrv-all`
+//! process (`separateProcesses = false`).
 
 use crate::apply::{app, certificates, forwarder};
 use crate::util::{migrate_in, stderr, stdout};
@@ -54,7 +57,7 @@ fn get(dns: std::net::SocketAddr, port: u16, ca: &Path, name: &str) -> (u16, Str
 
 #[test]
 fn the_whole_fleet_moves_wave_by_wave_across_two_hosts_and_back() {
-    whole_fleet(None);
+    whole_fleet(None, false);
 }
 
 /// The same fleet with the `nix` adapter: it writes each host's moves file, and the switch
@@ -64,23 +67,62 @@ fn the_whole_fleet_moves_wave_by_wave_across_two_hosts_and_back() {
 #[test]
 fn the_fleet_moves_with_the_nix_adapter_and_the_module_reading_its_moves() {
     let Some(lib) = crate::nixos::oracle() else { return };
-    whole_fleet(Some(&lib));
+    whole_fleet(Some(&lib), false);
+}
+
+/// The same with storage on the fork's one `tsnsrv-all` process (`separateProcesses = false`):
+/// one emulated process serves all of storage's names and reads its service list when it
+/// restarts, from the YAML the unit the module evaluates to runs (its switch command restarts it
+/// when that unit changes, as `nixos-rebuild switch` does). After each wave the unit's YAML holds
+/// exactly the services that remain; rollback brings back the fork's own unit.
+#[test]
+fn the_fleet_moves_out_of_the_forks_tsnsrv_all_process_with_the_nix_adapter_and_back() {
+    let Some(lib) = crate::nixos::oracle() else { return };
+    whole_fleet(Some(&lib), true);
+}
+
+/// The tsnsrv units the module leaves enabled on a host (each with its `exec` and the `yaml`
+/// it reads), evaluated with its moves file (or without: the host's own units).
+fn units(
+    lib: &Path,
+    d: &Path,
+    host: &str,
+    with_moves: bool,
+) -> serde_json::Map<String, serde_json::Value> {
+    let moves = d.join(format!("moves-{host}.json"));
+    let moves = if with_moves {
+        format!("{{ services.tailshift.moves = {}; }}", moves.display())
+    } else {
+        String::new()
+    };
+    let modules = format!("[ {} {moves} ]", d.join(format!("hosts/{host}.nix")).display());
+    let v = crate::nixos::eval(lib, &modules);
+    assert_eq!(v["failed"], serde_json::json!([]), "{v}");
+    v["tsnsrv"].as_object().unwrap().clone()
 }
 
 /// The tsnsrv units the module leaves enabled on a host, evaluated with its moves file.
 fn enabled_units(lib: &Path, d: &Path, host: &str) -> Vec<String> {
-    let moves = d.join(format!("moves-{host}.json"));
-    let modules = format!(
-        "[ {} {{ services.tailshift.moves = {}; }} ]",
-        d.join(format!("hosts/{host}.nix")).display(),
-        moves.display()
-    );
-    let v = crate::nixos::eval(lib, &modules);
-    assert_eq!(v["failed"], serde_json::json!([]), "{v}");
-    v["tsnsrv"].as_object().unwrap().keys().cloned().collect()
+    units(lib, d, host, true).keys().cloned().collect()
 }
 
-fn whole_fleet(oracle: Option<&Path>) {
+/// The services of a `tsnsrv-all` YAML (the fork's schema, reference section 1.6), sorted, each
+/// with its `upstream` and `stateDir`.
+fn yaml_services(yaml: &str) -> Vec<(String, String, String)> {
+    let v: serde_yaml::Value = serde_yaml::from_str(yaml).unwrap();
+    let field = |s: &serde_yaml::Value, k: &str| s[k].as_str().unwrap_or_default().to_string();
+    let mut out: Vec<_> = v["services"]
+        .as_sequence()
+        .unwrap_or_else(|| panic!("no services list: {yaml}"))
+        .iter()
+        .map(|s| (field(s, "name"), field(s, "upstream"), field(s, "stateDir")))
+        .collect();
+    out.sort();
+    out
+}
+
+fn whole_fleet(oracle: Option<&Path>, shared: bool) {
+    assert!(oracle.is_some() || !shared, "the shared process is driven by the module");
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let all: Vec<&'static str> = STORAGE.iter().chain(CLOUD.iter()).copied().collect();
@@ -111,6 +153,7 @@ fn whole_fleet(oracle: Option<&Path>) {
     // Apps, nodes (forwarders) and the legacy records.
     let mut legacy = Vec::new();
     let mut nix = std::collections::BTreeMap::new();
+    let mut to_url = std::collections::BTreeMap::new();
     for (host, list, net) in [("storage", &STORAGE[..], 10), ("cloud", &CLOUD[..], 11)] {
         let mut entries = String::new();
         let mut media_port = 0;
@@ -133,18 +176,40 @@ fn whole_fleet(oracle: Option<&Path>) {
             entries.push_str(&format!(
                 "      \"{name}\" = {{ {extra}toURL = \"http://127.0.0.1:{up}\"; }};\n"
             ));
+            to_url.insert(*name, format!("http://127.0.0.1:{up}"));
         }
         nix.insert(host, entries);
     }
     std::fs::write(d.join("legacy.json"), serde_json::to_string(&legacy).unwrap()).unwrap();
     std::fs::create_dir_all(d.join("hosts")).unwrap();
     for (host, entries) in &nix {
+        // The fork's one process, when asked: storage declares its services the same way.
+        let mode =
+            if shared && *host == "storage" { "    separateProcesses = false;\n" } else { "" };
         std::fs::write(
             d.join(format!("hosts/{host}.nix")),
-            format!("{{ ... }}: {{\n  networking.hostName = \"{host}\";\n  services.tsnsrv = {{\n    enable = true;\n    defaults.authKeyPath = \"/run/keys/tailscale\";\n    services = {{\n{entries}    }};\n  }};\n}}\n"),
+            format!("{{ ... }}: {{\n  networking.hostName = \"{host}\";\n  services.tsnsrv = {{\n    enable = true;\n{mode}    defaults.authKeyPath = \"/run/keys/tailscale\";\n    services = {{\n{entries}    }};\n  }};\n}}\n"),
         )
         .unwrap();
     }
+    // storage's tsnsrv-all runs its own configuration until a switch changes its unit.
+    let own_unit = match oracle {
+        Some(lib) if shared => {
+            let own = units(lib, d, "storage", false);
+            assert_eq!(own.keys().collect::<Vec<_>>(), ["tsnsrv-all"], "{own:?}");
+            let all = &own["tsnsrv-all"];
+            let mut want: Vec<_> = STORAGE
+                .iter()
+                .map(|n| (n.to_string(), to_url[n].clone(), format!("/var/lib/tsnsrv-all/{n}")))
+                .collect();
+            want.sort();
+            assert_eq!(yaml_services(all["yaml"].as_str().unwrap()), want);
+            let exec = all["exec"].as_str().unwrap().to_string();
+            std::fs::write(d.join("tsnsrv-all.running"), &exec).unwrap();
+            Some(exec)
+        }
+        _ => None,
+    };
     std::fs::write(
         d.join("adapter.sh"),
         format!("#!/bin/sh\ncase \"$TAILSHIFT_ACTION\" in\n  stop) touch {0}/stopped-$TAILSHIFT_UNIT ;;\n  start) rm -f {0}/stopped-$TAILSHIFT_UNIT ;;\n  *) exit 1 ;;\nesac\n", d.display()),
@@ -162,17 +227,27 @@ fn whole_fleet(oracle: Option<&Path>) {
                 // Stands for `nixos-rebuild switch`: evaluate the host with the module and its
                 // moves file; the nodes of the units it does not enable stop, the others run.
                 let services = if host == "storage" { &STORAGE[..] } else { &CLOUD[..] };
-                std::fs::write(
-                    d.join(format!("switch-{host}.sh")),
+                // storage's one process: when the unit the module evaluates to changes, it
+                // restarts (every one of its names silent), reads the YAML that unit runs and
+                // serves exactly those names; a unit no longer enabled stops it.
+                let script = if shared && host == "storage" {
                     format!(
-                        "#!/bin/sh\nset -e\nunits=$(nix-instantiate --eval --strict --read-write-mode -E 'builtins.concatStringsSep \" \" (builtins.attrNames (import {eval} {{ nixpkgsLib = {lib}; modules = [ {0}/hosts/{host}.nix {{ services.tailshift.moves = {0}/moves-{host}.json; }} ]; }}).tsnsrv)' | tr -d '\"')\nfor s in {list}; do\n  case \" $units \" in\n    *\" tsnsrv-$s \"*) rm -f {0}/stopped-tsnsrv-$s.service ;;\n    *) touch {0}/stopped-tsnsrv-$s.service ;;\n  esac\ndone\necho \"$units\" >> {0}/switches-{host}\n",
+                        "#!/bin/sh\nset -e\nrun=$(nix-instantiate --eval --strict --read-write-mode -E 'let t = (import {eval} {{ nixpkgsLib = {lib}; modules = [ {0}/hosts/{host}.nix {{ services.tailshift.moves = {0}/moves-{host}.json; }} ]; }}).tsnsrv; in assert builtins.all (u: u == \"tsnsrv-all\") (builtins.attrNames t); t.tsnsrv-all.exec or \"\"')\nrun=$(printf '%s' \"$run\" | tr -d '\"')\nif [ \"$run\" != \"$(cat {0}/tsnsrv-all.running)\" ]; then\n  for s in {list}; do touch {0}/stopped-tsnsrv-$s.service; done\n  sleep 0.3\n  if [ -n \"$run\" ]; then\n    for s in $(sed -n 's/^ *- name: *//p' \"${{run##*-config=}}\"); do rm -f {0}/stopped-tsnsrv-$s.service; done\n    echo restart >> {0}/tsnsrv-all.log\n  else\n    echo stop >> {0}/tsnsrv-all.log\n  fi\n  printf '%s' \"$run\" > {0}/tsnsrv-all.running\nfi\necho tsnsrv-all >> {0}/switches-{host}\n",
                         d.display(),
                         eval = crate::util::root().join("tests/nixos/eval.nix").display(),
                         lib = lib.display(),
                         list = services.join(" "),
-                    ),
-                )
-                .unwrap();
+                    )
+                } else {
+                    format!(
+                        "#!/bin/sh\nset -e\nunits=$(nix-instantiate --eval --strict --read-write-mode -E 'builtins.concatStringsSep \" \" (builtins.attrNames (import {eval} {{ nixpkgsLib = {lib}; modules = [ {0}/hosts/{host}.nix {{ services.tailshift.moves = {0}/moves-{host}.json; }} ]; }}).tsnsrv)')\nunits=$(printf '%s' \"$units\" | tr -d '\"')\nfor s in {list}; do\n  case \" $units \" in\n    *\" tsnsrv-$s \"*) rm -f {0}/stopped-tsnsrv-$s.service ;;\n    *) touch {0}/stopped-tsnsrv-$s.service ;;\n  esac\ndone\necho \"$units\" >> {0}/switches-{host}\n",
+                        d.display(),
+                        eval = crate::util::root().join("tests/nixos/eval.nix").display(),
+                        lib = lib.display(),
+                        list = services.join(" "),
+                    )
+                };
+                std::fs::write(d.join(format!("switch-{host}.sh")), script).unwrap();
                 format!(
                     "legacy = {{ adapter = \"nix\", data = \"{0}/moves-{host}.json\", switch = [\"/bin/sh\", \"{0}/switch-{host}.sh\"] }}",
                     d.display()
@@ -263,11 +338,72 @@ fn whole_fleet(oracle: Option<&Path>) {
         let o = migrate_in(d, &args);
         assert_eq!(o.status.code(), Some(0), "{cmd} {w} on {host}: {}{}", stdout(&o), stderr(&o));
     };
+    let host_of = |n: &str| if STORAGE.contains(&n) { "storage" } else { "cloud" };
+    // With the waves up to `through` applied: their names answer from a proxy, the others from
+    // their nodes (storage's: its one process, if shared).
+    let each_answers_from_its_side = |through: usize, when: &str| {
+        for n in &all {
+            let moved =
+                wave_of(&format!("{}/{n}", host_of(n))).is_some_and(|w| w as usize <= through);
+            let want = match (moved, *n) {
+                (false, _) => format!("legacy {n}"),
+                // The alias pair shares one upstream.
+                (true, "media-alt") => "app media".to_string(),
+                (true, _) => format!("app {n}"),
+            };
+            assert_eq!(get(dns, port, &ca, n), (200, want), "{when}: {n}");
+        }
+    };
+    // storage's tsnsrv-all as the module evaluates it with the moves file, with the waves up to
+    // `through` applied: its YAML holds exactly the services that remain, each with its upstream
+    // and its node's state directory; none left: no unit. The process runs that unit.
+    let shared_unit_holds = |through: usize, when: &str| {
+        let (Some(lib), true) = (oracle, shared) else { return };
+        let mut rest: Vec<_> = STORAGE
+            .iter()
+            .filter(|n| wave_of(&format!("storage/{n}")).is_none_or(|w| w as usize > through))
+            .map(|n| (n.to_string(), to_url[n].clone(), format!("/var/lib/tsnsrv-all/{n}")))
+            .collect();
+        rest.sort();
+        let now = units(lib, d, "storage", true);
+        let running = std::fs::read_to_string(d.join("tsnsrv-all.running")).unwrap();
+        // No wave applied yet: no file, nothing moved.
+        let moves: serde_json::Value = match std::fs::read(d.join("moves-storage.json")) {
+            Ok(m) => serde_json::from_slice(&m).unwrap(),
+            Err(_) => serde_json::json!({"disabled_units": [], "shared_processes": {}}),
+        };
+        if rest.is_empty() {
+            assert!(now.is_empty(), "{when}: {now:?}");
+            assert_eq!(moves["disabled_units"], serde_json::json!(["tsnsrv-all"]), "{when}");
+            assert_eq!(running, "", "{when}: the process stopped");
+            return;
+        }
+        assert_eq!(now.keys().collect::<Vec<_>>(), ["tsnsrv-all"], "{when}: {now:?}");
+        let unit = &now["tsnsrv-all"];
+        assert_eq!(yaml_services(unit["yaml"].as_str().unwrap()), rest, "{when}: {unit}");
+        assert_eq!(unit["exec"].as_str().unwrap(), running, "{when}: the process runs the unit");
+        assert_eq!(moves["disabled_units"], serde_json::json!([]), "{when}: no per-service unit");
+        if rest.len() == STORAGE.len() {
+            // Every one is back: the fork's own unit, no entry in the moves file.
+            assert_eq!(Some(&running), own_unit.as_ref(), "{when}");
+            assert_eq!(moves["shared_processes"], serde_json::json!({}), "{when}");
+        } else {
+            let names: Vec<&str> = rest.iter().map(|r| r.0.as_str()).collect();
+            assert_eq!(
+                moves["shared_processes"]["tsnsrv-all"]["services"],
+                serde_json::json!(names),
+                "{when}"
+            );
+        }
+    };
+    shared_unit_holds(0, "before");
     for w in 1..=waves {
         for host in ["storage", "cloud"] {
             wave("apply", w, host);
         }
         everyone_answers(&format!("after wave {w}"));
+        each_answers_from_its_side(w, &format!("after wave {w}"));
+        shared_unit_holds(w, &format!("after wave {w}"));
     }
     // Everything planned now answers from a proxy; the public service from its node.
     for n in &all {
@@ -288,8 +424,12 @@ fn whole_fleet(oracle: Option<&Path>) {
                 &std::fs::read(d.join(format!("moves-{host}.json"))).unwrap(),
             )
             .unwrap();
-            let moved: Vec<String> =
-                list.iter().filter(|n| **n != "public").map(|n| format!("tsnsrv-{n}")).collect();
+            let moved: Vec<String> = if shared && host == "storage" {
+                // Nothing remains in the fork's one process: its unit is disabled.
+                vec!["tsnsrv-all".to_string()]
+            } else {
+                list.iter().filter(|n| **n != "public").map(|n| format!("tsnsrv-{n}")).collect()
+            };
             let mut sorted = moved.clone();
             sorted.sort();
             assert_eq!(moves["schema"], "tailshift.moves/v1");
@@ -355,6 +495,8 @@ fn whole_fleet(oracle: Option<&Path>) {
             wave("rollback", w, host);
         }
         everyone_answers(&format!("after rolling back wave {w}"));
+        each_answers_from_its_side(w - 1, &format!("after rolling back wave {w}"));
+        shared_unit_holds(w - 1, &format!("after rolling back wave {w}"));
     }
     for n in &all {
         assert_eq!(get(dns, port, &ca, n).1, format!("legacy {n}"), "{n}");
@@ -367,10 +509,27 @@ fn whole_fleet(oracle: Option<&Path>) {
             )
             .unwrap();
             assert_eq!(moves["disabled_units"], serde_json::json!([]), "{host}");
-            let mut all: Vec<String> = list.iter().map(|n| format!("tsnsrv-{n}")).collect();
+            let mut all: Vec<String> = if shared && host == "storage" {
+                vec!["tsnsrv-all".to_string()]
+            } else {
+                list.iter().map(|n| format!("tsnsrv-{n}")).collect()
+            };
             all.sort();
             assert_eq!(enabled_units(lib, d, host), all, "{host}");
             assert!(d.join(format!("switches-{host}")).exists(), "the switch ran on {host}");
         }
+    }
+    // The one process changed once per wave that took services out of it (the last one
+    // stopped it), and once per wave that gave them back.
+    if shared {
+        let mut storage_waves: Vec<u64> =
+            STORAGE.iter().filter_map(|n| wave_of(&format!("storage/{n}"))).collect();
+        storage_waves.sort();
+        storage_waves.dedup();
+        let log = std::fs::read_to_string(d.join("tsnsrv-all.log")).unwrap();
+        let mut want = vec!["restart"; storage_waves.len() - 1];
+        want.push("stop");
+        want.extend(vec!["restart"; storage_waves.len()]);
+        assert_eq!(log.lines().collect::<Vec<_>>(), want, "{storage_waves:?}");
     }
 }

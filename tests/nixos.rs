@@ -223,7 +223,7 @@ fn put_routes(dir: &Path, routes: &Value) {
 
 fn route(name: &str, upstream: u16, listen: Value) -> Value {
     json!({
-        "service": name.split('.').next().unwrap(),
+        "service": format!("host/{}", name.split('.').next().unwrap()),
         "hosts": [{"name": name, "mount": "/"}],
         "listen": listen,
         "upstream": {"url": format!("http://127.0.0.1:{upstream}")},

@@ -6,7 +6,9 @@ let
   inherit (lib) mkOption types;
   cfg = config.services.tsnsrv;
   names = lib.sort lib.lessThan (builtins.attrNames cfg.services);
-  yaml = pkgs.writeText "tsnsrv-config.yaml" (lib.concatMapStrings (n: "- name: ${n}\n  toURL: ${cfg.services.${n}.toURL}\n") names);
+  # The fork's YAML (reference section 1.6): `upstream` is the toURL, each node's state under
+  # the unit's StateDirectory.
+  yaml = pkgs.writeText "tsnsrv-config.yaml" ("services:\n" + lib.concatMapStrings (n: "- name: ${n}\n  upstream: ${cfg.services.${n}.toURL}\n  stateDir: /var/lib/tsnsrv-all/${n}\n") names);
 in
 {
   options.services.tsnsrv = {
