@@ -261,10 +261,10 @@ pub fn parse_response_head(
         if status == StatusCode::SWITCHING_PROTOCOLS {
             return Err(SendError::Other("an upgrade nobody asked for".into()));
         }
-        let framing = framing(resp.headers(), status, head_method)?;
+        let (framing, transfer_encoded) = framing(resp.headers(), status, head_method)?;
         // RFC 9112 6.3: with Transfer-Encoding, Content-Length is ignored; the body is
         // decoded, so a length left beside it would cut the client's copy short.
-        if resp.headers().contains_key(http::header::TRANSFER_ENCODING) {
+        if transfer_encoded {
             resp.headers_mut().remove(http::header::CONTENT_LENGTH);
         }
         return Ok(Some((resp, framing, keep_alive)));
@@ -398,17 +398,27 @@ pub enum Chunk {
     Done,
 }
 
-fn framing(h: &HeaderMap, status: StatusCode, head_method: bool) -> Result<Framing, SendError> {
+/// How a response's body is delimited, and whether it carries `Transfer-Encoding` (found while
+/// deciding, so the caller need not look it up again).
+fn framing(
+    h: &HeaderMap,
+    status: StatusCode,
+    head_method: bool,
+) -> Result<(Framing, bool), SendError> {
     if head_method || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
-        return Ok(Framing::Length(0));
+        let te = h.contains_key(http::header::TRANSFER_ENCODING);
+        return Ok((Framing::Length(0), te));
     }
     if let Some(te) = h.get_all(http::header::TRANSFER_ENCODING).iter().next_back() {
         let last = te.as_bytes().rsplit(|b| *b == b',').next().unwrap_or_default();
-        return Ok(if last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
-            Framing::Chunked(Chunk::Size)
-        } else {
-            Framing::Close
-        });
+        return Ok((
+            if last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+                Framing::Chunked(Chunk::Size)
+            } else {
+                Framing::Close
+            },
+            true,
+        ));
     }
     let mut length: Option<u64> = None;
     for v in h.get_all(http::header::CONTENT_LENGTH) {
@@ -423,7 +433,7 @@ fn framing(h: &HeaderMap, status: StatusCode, head_method: bool) -> Result<Frami
             length = Some(n);
         }
     }
-    Ok(length.map_or(Framing::Close, Framing::Length))
+    Ok((length.map_or(Framing::Close, Framing::Length), false))
 }
 
 /// Where a finished body hands its connection back (the pool's slot for its dial key): the
@@ -688,15 +698,15 @@ mod tests {
     #[test]
     fn framing_follows_rfc_9112() {
         let mut h = HeaderMap::new();
-        assert_eq!(framing(&h, StatusCode::OK, false).unwrap(), Framing::Close);
+        assert_eq!(framing(&h, StatusCode::OK, false).unwrap().0, Framing::Close);
         h.insert(http::header::CONTENT_LENGTH, HeaderValue::from_static("12"));
-        assert_eq!(framing(&h, StatusCode::OK, false).unwrap(), Framing::Length(12));
-        assert_eq!(framing(&h, StatusCode::OK, true).unwrap(), Framing::Length(0));
-        assert_eq!(framing(&h, StatusCode::NO_CONTENT, false).unwrap(), Framing::Length(0));
+        assert_eq!(framing(&h, StatusCode::OK, false).unwrap().0, Framing::Length(12));
+        assert_eq!(framing(&h, StatusCode::OK, true).unwrap().0, Framing::Length(0));
+        assert_eq!(framing(&h, StatusCode::NO_CONTENT, false).unwrap().0, Framing::Length(0));
         h.insert(http::header::TRANSFER_ENCODING, HeaderValue::from_static("gzip, chunked"));
-        assert_eq!(framing(&h, StatusCode::OK, false).unwrap(), Framing::Chunked(Chunk::Size));
+        assert_eq!(framing(&h, StatusCode::OK, false).unwrap().0, Framing::Chunked(Chunk::Size));
         h.insert(http::header::TRANSFER_ENCODING, HeaderValue::from_static("gzip"));
-        assert_eq!(framing(&h, StatusCode::OK, false).unwrap(), Framing::Close);
+        assert_eq!(framing(&h, StatusCode::OK, false).unwrap().0, Framing::Close);
         let mut h = HeaderMap::new();
         h.append(http::header::CONTENT_LENGTH, HeaderValue::from_static("3"));
         h.append(http::header::CONTENT_LENGTH, HeaderValue::from_static("4"));

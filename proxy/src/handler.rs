@@ -478,15 +478,14 @@ fn upstream_target(
 #[allow(clippy::too_many_arguments)]
 fn upstream_request(
     route: &Routed,
-    req: Request<Incoming>,
+    parts: &mut http::request::Parts,
     target: PathAndQuery,
     client: &mut Client,
     origin: &Origin,
     looked_up: Option<Arc<PeerIdentity>>,
     granted: Vec<(HeaderName, HeaderValue)>,
     upgrade: Option<&str>,
-) -> Result<Request<Incoming>, Early> {
-    let (mut parts, body) = req.into_parts();
+) -> Result<(), Early> {
     let tls = client.trusted || matches!(origin, Origin::Https(..));
     let who = Requester {
         asked: &client.asked,
@@ -531,7 +530,7 @@ fn upstream_request(
     uri.path_and_query = Some(target);
     parts.uri = Uri::from_parts(uri).map_err(|_| HttpError::BadGateway)?;
     parts.version = http::Version::HTTP_11;
-    Ok(Request::from_parts(parts, body))
+    Ok(())
 }
 
 /// The identity the upstream gets from the LocalAPI: what [`admit`] looked up, else a lookup
@@ -650,8 +649,19 @@ async fn serve(
     } else {
         None
     };
-    let out =
-        upstream_request(&route, req, to_upstream, &mut client, origin, looked_up, granted, proto)?;
+    // The request is rebuilt in place (its parts are large: moved whole, they cost a copy).
+    let (mut parts, body) = req.into_parts();
+    upstream_request(
+        &route,
+        &mut parts,
+        to_upstream,
+        &mut client,
+        origin,
+        looked_up,
+        granted,
+        proto,
+    )?;
+    let out = Request::from_parts(parts, body);
     let login = logged_target.is_some().then(|| identity_login(out.headers())).flatten();
     let forwarded_at = Instant::now();
     let result = forward(shared, &route, out, body_clock).await;
