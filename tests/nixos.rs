@@ -745,7 +745,10 @@ fn moves_units_named_with_service_are_the_same_units() {
     let failed = v["failed"].as_array().unwrap();
     assert!(
         failed.len() == 1
-            && failed[0].as_str().unwrap().contains(r#"shared_processes "tsnsrv-all": no such unit"#),
+            && failed[0]
+                .as_str()
+                .unwrap()
+                .contains(r#"shared_processes "tsnsrv-all": no such unit"#),
         "{failed:#?}"
     );
 }
