@@ -882,3 +882,27 @@ fn the_rendered_toml_is_checked_at_build_time() {
     assert_eq!(v["configCheck"], Value::Null);
     assert_eq!(v["settings"]["localapi_socket"], "/var/run/tailscale/tailscaled.sock");
 }
+
+/// MIGRATION.md section 3's host file, as printed, evaluates with the module: it names no
+/// `tailshift` (the flake input is not in scope in a host file) and no `pkgs.tailshift` (no
+/// overlay is added there), and its moves file, not written yet, is a warning.
+#[test]
+fn the_host_file_of_migration_md_evaluates() {
+    let Some(lib) = oracle() else { return };
+    let doc = std::fs::read_to_string(root().join("MIGRATION.md")).unwrap();
+    let start = doc.find("```nix\n# hosts/storage.nix\n").expect("the host example");
+    let block = doc[start + "```nix\n".len()..].split("```").next().unwrap();
+    let code: Vec<&str> = block.lines().filter(|l| !l.trim_start().starts_with('#')).collect();
+    assert!(!code.iter().any(|l| l.contains("pkgs.tailshift")), "{block}");
+    let args = block.lines().find(|l| l.contains("...")).unwrap();
+    assert!(!args.contains("tailshift") && !args.contains("pkgs"), "{args}");
+    let dir = tempfile::tempdir().unwrap();
+    let host = dir.path().join("storage.nix");
+    std::fs::write(&host, block).unwrap();
+    let v = eval(&lib, &format!("[ {} ]", host.display()));
+    assert_eq!(v["failed"], json!([]), "{v}");
+    assert_eq!(v["systemPackages"], json!(["tailshift-0.1.0"]));
+    assert_eq!(v["settings"]["metrics_addr"], "127.0.0.1:9199");
+    let w = v["warnings"].as_array().unwrap();
+    assert!(w.len() == 1 && w[0].as_str().unwrap().contains("storage-moves.json"), "{w:?}");
+}

@@ -28,6 +28,7 @@ in
   settings = if config == null then null else builtins.fromJSON (builtins.readFile (config.unchecked or config));
   configCheck = if config == null then null else config.buildCommand or null;
   users = builtins.attrNames c.users.users;
+  systemPackages = map (p: p.name) c.environment.systemPackages;
   tailscaledEnv = units.tailscaled.environment or { };
   tailscaledDefined = units ? tailscaled;
   firewall = c.networking.firewall;
