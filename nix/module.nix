@@ -139,14 +139,19 @@ let
   # The TOML, checked at build time by the package's own parser (`migrate proxy --check-config`:
   # unknown keys such as `metrics_adr` or a listener's `adr`, wrong types, bad listeners): a typo
   # fails `nixos-rebuild`, not the proxy's start. No import-from-derivation: the check is a build
-  # step of the file itself. In the build sandbox no `routes.json` exists, so only the
-  # configuration is checked. `checkConfig = false` skips it (e.g. when cross-compiling, where the
-  # host's `migrate` cannot run on the build machine).
+  # step of the file itself. What it checks is the same TOML but for what the build cannot see:
+  # `state_dir` points where nothing is (so the host's `routes.json`, readable by the proxy only,
+  # is not read, with or without a sandbox), and an `upstream_ca` outside the store (which
+  # the proxy wants to exist) is left out. `checkConfig = false` skips it (e.g. when
+  # cross-compiling, where the host's `migrate` cannot run on the build machine).
   renderedFile = settingsFormat.generate "tailshift-proxy-unchecked.toml" (dropNulls s);
+  checkedFile = settingsFormat.generate "tailshift-proxy-check.toml" (dropNulls (s
+    // { state_dir = "/var/empty/tailshift-check"; }
+    // lib.optionalAttrs (s.upstream_ca != null && !lib.hasPrefix "${builtins.storeDir}/" s.upstream_ca) { upstream_ca = null; }));
   configFile =
     if !cfg.checkConfig then renderedFile
-    else pkgs.runCommand "tailshift-proxy.toml" { unchecked = renderedFile; preferLocalBuild = true; } ''
-      ${cfg.package}/bin/migrate proxy --check-config --config "$unchecked"
+    else pkgs.runCommand "tailshift-proxy.toml" { unchecked = renderedFile; checked = checkedFile; preferLocalBuild = true; } ''
+      ${cfg.package}/bin/migrate proxy --check-config --config "$checked"
       cp "$unchecked" "$out"
     '';
   asRoot = cfg.user == "root";

@@ -850,15 +850,36 @@ fn the_rendered_toml_is_checked_at_build_time() {
     let check = v["configCheck"].as_str().unwrap_or_else(|| panic!("no check: {v}"));
     assert!(
         check.contains(
-            "/nix/store/00000000000000000000000000000000-tailshift-0.1.0/bin/migrate proxy --check-config --config \"$unchecked\""
+            "/nix/store/00000000000000000000000000000000-tailshift-0.1.0/bin/migrate proxy --check-config --config \"$checked\""
         ),
         "{check}"
     );
     assert!(check.contains("cp \"$unchecked\" \"$out\""), "{check}");
+    // What is checked is the file but for what a build cannot see: the state directory (its
+    // routes.json is the proxy's, 0600) and a CA file outside the store.
+    let mut want = v["settings"].clone();
+    want["state_dir"] = json!("/var/empty/tailshift-check");
+    assert_eq!(v["checkedSettings"], want);
+    let ca = eval(
+        &lib,
+        r#"[ { services.tailscale.enable = true; services.tailshift = { enable = true; placement = "tailscale-services"; settings.upstream_ca = "/etc/ssl/home-ca.pem"; }; } ]"#,
+    );
+    assert_eq!(ca["settings"]["upstream_ca"], "/etc/ssl/home-ca.pem");
+    assert!(ca["checkedSettings"].get("upstream_ca").is_none(), "{ca}");
+    // The checked file of a configuration without a typo passes the check a build runs.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("proxy.toml");
+    std::fs::write(&file, to_toml(&ca["checkedSettings"])).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_migrate"))
+        .args(["proxy", "--check-config", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     // What that build step does with the rendered file: refuse it, naming the key.
     let dir = tempfile::tempdir().unwrap();
     for (settings, key) in [
-        (v["settings"].clone(), "metrics_adr"),
+        (v["checkedSettings"].clone(), "metrics_adr"),
         (
             json!({"state_dir": "/var/lib/tailshift", "listener": [{"kind": "http", "adr": "100.64.0.1:80"}]}),
             "adr",

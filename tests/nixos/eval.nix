@@ -27,6 +27,7 @@ in
   # its input is read here, and its script returned.
   settings = if config == null then null else builtins.fromJSON (builtins.readFile (config.unchecked or config));
   configCheck = if config == null then null else config.buildCommand or null;
+  checkedSettings = if config == null || !(config ? checked) then null else builtins.fromJSON (builtins.readFile config.checked);
   users = builtins.attrNames c.users.users;
   systemPackages = map (p: p.name) c.environment.systemPackages;
   tailscaledEnv = units.tailscaled.environment or { };
