@@ -75,6 +75,7 @@
           services.tailshift = { enable = true; placement = "tailscale-services"; };
         };
         module-tailnet-address = check pkgs "tailnet-address" {
+          services.tailscale.enable = true; # certificates from tailscaled (no certDir)
           services.tailshift = {
             enable = true;
             placement = "tailnet-address";

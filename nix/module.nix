@@ -14,6 +14,13 @@
 # module sets `TS_PERMIT_CERT_UID` on tailscaled for this user; setting a `unix:` serve target
 # (the `tailscale-services` shim) is `migrate apply`'s job, which runs as root (design section 1).
 # `user = "root"` stays possible.
+#
+# Checked when the system is built: /etc/tailshift/proxy.toml is a derivation that runs the
+# package's own `migrate proxy --check-config` on the rendered TOML before copying it (no
+# import-from-derivation), so a typo in freeform `settings` (`metrics_adr`, a listener's `adr`)
+# fails `nixos-rebuild` instead of the proxy's start (`checkConfig = false` skips it). The moves
+# file is checked against the host at evaluation: each unit, re-pointed service and shared
+# process it names must exist here without it, every field must be one of tailshift.moves/v1.
 { config, lib, pkgs, options, ... }:
 
 let
@@ -59,15 +66,51 @@ let
     };
   };
 
-  # The moves file: absent fields are empty (tailshift.moves/v1).
+  # The moves file (tailshift.moves/v1): every field but `schema` optional on read (absent:
+  # empty). A file not written yet (no wave applied) moves nothing, with a warning: in a flake, a
+  # file git does not track is invisible too.
   movesSchema = "tailshift.moves/v1";
-  # A file not written yet (no wave applied) moves nothing.
-  moves = if cfg.moves == null || !builtins.pathExists cfg.moves then { } else lib.importJSON cfg.moves;
-  movedSchema = moves.schema or movesSchema;
-  movesOk = movedSchema == movesSchema;
-  disabledUnits = if movesOk then moves.disabled_units or [ ] else [ ];
+  movesFile = toString cfg.moves;
+  movesAbsent = cfg.moves != null && !builtins.pathExists cfg.moves;
+  movesErr = field: what: throw "services.tailshift.moves: ${movesFile}: `${field}` ${what}";
+  isStrings = l: builtins.isList l && lib.all builtins.isString l;
+  # Types checked here (a wrong one would fail deep in nixpkgs' lib, naming no file).
+  checkMoves = m:
+    if !builtins.isAttrs m then movesErr "(the whole file)" "must be a JSON object"
+    else if m ? schema && !builtins.isString m.schema then movesErr "schema" "must be a string"
+    else if m ? disabled_units && !isStrings m.disabled_units then movesErr "disabled_units" "must be a list of unit names (strings)"
+    else if m ? repoints && !(builtins.isAttrs m.repoints && lib.all builtins.isString (builtins.attrValues m.repoints)) then movesErr "repoints" "must be an object of service name to toURL (strings)"
+    else if m ? shared_processes && !(builtins.isAttrs m.shared_processes && lib.all (p:
+      builtins.isAttrs p && builtins.isString (p.config_yaml or "") && isStrings (p.services or [ ]))
+      (builtins.attrValues m.shared_processes)) then movesErr "shared_processes" "must be an object of unit name to { config_yaml = string; services = [ strings ]; }"
+    else m;
+  moves =
+    if cfg.moves == null || movesAbsent then { }
+    else builtins.addErrorContext "while reading services.tailshift.moves (${movesFile}, the moves file of tailshift's nix adapter)"
+      (checkMoves (builtins.fromJSON (builtins.readFile cfg.moves)));
+  movesKnown = [ "schema" "disabled_units" "repoints" "shared_processes" ];
+  movesUnknown = lib.subtractLists movesKnown (builtins.attrNames moves);
+  movedSchema = moves.schema or null;
+  movesOk = moves == { } || movedSchema == movesSchema;
+  # The adapter writes unit names without `.service`; one written by hand with it means the same.
+  unitName = u: lib.removeSuffix ".service" u;
+  disabledUnits = if movesOk then map unitName (moves.disabled_units or [ ]) else [ ];
   repoints = if movesOk then moves.repoints or { } else { };
-  sharedProcesses = if movesOk then moves.shared_processes or { } else { };
+  sharedProcesses = if movesOk then lib.mapAttrs' (u: p: lib.nameValuePair (unitName u) p) (moves.shared_processes or { }) else { };
+  # What the rest of the host declares (this module's own definitions left out: a moves entry
+  # must name something that exists without it, or it would create it).
+  self = __curPos.file;
+  othersDefine = opt: lib.unique (lib.concatMap (d: builtins.attrNames d.value)
+    (builtins.filter (d: d.file != self && builtins.isAttrs d.value) opt.definitionsWithLocations));
+  hostUnits = othersDefine options.systemd.services;
+  hostTsnsrv = if haveTsnsrv then othersDefine options.services.tsnsrv.services else [ ];
+  unknownUnits = builtins.filter (u: !builtins.elem u hostUnits) disabledUnits;
+  unknownRepoints = builtins.filter (n: !builtins.elem n hostTsnsrv) (builtins.attrNames repoints);
+  unknownShared = builtins.filter (u: !builtins.elem u hostUnits) (builtins.attrNames sharedProcesses);
+  sharedUnknownFields = lib.concatLists (lib.mapAttrsToList
+    (u: p: map (f: "${u}.${f}") (lib.subtractLists [ "config_yaml" "services" ] (builtins.attrNames p)))
+    sharedProcesses);
+  quoted = l: lib.concatMapStringsSep ", " (x: "\"${x}\"") l;
   haveTsnsrv = options ? services && options.services ? tsnsrv;
   tsnsrvCfg = config.services.tsnsrv;
   # The fork's tsnsrv-all takes `package` from its first service (alphabetical).
@@ -92,7 +135,25 @@ let
     || (s.dns != null && (let p = lib.toInt (lib.last (lib.splitString ":" s.dns.listen)); in p > 0 && p < 1024));
   bracket = a: if lib.hasInfix ":" a then "[${a}]" else a;
   underAny = dirs: p: p != null && lib.any (d: p == d || lib.hasPrefix "${d}/" p) dirs;
-  configFile = settingsFormat.generate "tailshift-proxy.toml" (dropNulls s);
+  tailscaleOn = config.services.tailscale.enable or false;
+  # The TOML, checked at build time by the package's own parser (`migrate proxy --check-config`:
+  # unknown keys such as `metrics_adr` or a listener's `adr`, wrong types, bad listeners): a typo
+  # fails `nixos-rebuild`, not the proxy's start. No import-from-derivation: the check is a build
+  # step of the file itself. What it checks is the same TOML but for what the build cannot see:
+  # `state_dir` points where nothing is (so the host's `routes.json`, readable by the proxy only,
+  # is not read, with or without a sandbox), and an `upstream_ca` outside the store (which
+  # the proxy wants to exist) is left out. `checkConfig = false` skips it (e.g. when
+  # cross-compiling, where the host's `migrate` cannot run on the build machine).
+  renderedFile = settingsFormat.generate "tailshift-proxy-unchecked.toml" (dropNulls s);
+  checkedFile = settingsFormat.generate "tailshift-proxy-check.toml" (dropNulls (s
+    // { state_dir = "/var/empty/tailshift-check"; }
+    // lib.optionalAttrs (s.upstream_ca != null && !lib.hasPrefix "${builtins.storeDir}/" s.upstream_ca) { upstream_ca = null; }));
+  configFile =
+    if !cfg.checkConfig then renderedFile
+    else pkgs.runCommand "tailshift-proxy.toml" { unchecked = renderedFile; checked = checkedFile; preferLocalBuild = true; } ''
+      ${cfg.package}/bin/migrate proxy --check-config --config "$checked"
+      cp "$unchecked" "$out"
+    '';
   asRoot = cfg.user == "root";
 in
 {
@@ -174,7 +235,12 @@ in
 
     dns = {
       enable = mkEnableOption "the split-DNS responder for a zone of your own domain (`[dns]`; not for *.ts.net)";
-      listen = mkOption { type = types.str; default = "100.64.0.1:53"; description = "Its UDP and TCP address."; };
+      listen = mkOption {
+        type = types.str;
+        default = "${bracket (if cfg.addresses != [ ] then builtins.head cfg.addresses else "100.64.0.1")}:53";
+        defaultText = lib.literalExpression ''"<first of services.tailshift.addresses>:53" (without addresses: "100.64.0.1:53")'';
+        description = "Its UDP and TCP address.";
+      };
       zone = mkOption { type = types.str; default = ""; example = "home.example.com"; description = "The zone it answers for."; };
       records = mkOption {
         type = types.listOf types.str;
@@ -248,6 +314,17 @@ in
       '';
     };
 
+    checkConfig = mkOption {
+      type = types.bool;
+      default = true;
+      description = ''
+        Check the rendered TOML at build time with the package's own `migrate proxy
+        --check-config` (a typo in freeform `settings`, e.g. `metrics_adr`, fails the build instead
+        of the proxy's start). Turn off only when the package cannot run on the build machine
+        (cross-compiling).
+      '';
+    };
+
     tsnsrvPackage = mkOption {
       type = types.nullOr types.package;
       default = null;
@@ -257,10 +334,32 @@ in
 
   config = mkMerge [
     {
+      warnings = lib.optional movesAbsent
+        "services.tailshift.moves = ${movesFile}: no such file, so nothing is moved (as before the first `migrate apply`). In a flake, a file git does not track is invisible: `git add` it.";
       assertions = [
         {
-          assertion = movesOk;
-          message = "services.tailshift.moves: ${toString cfg.moves} has schema \"${toString movedSchema}\"; this module reads ${movesSchema} (upgrade tailshift's flake input with the tailshift that wrote it)";
+          assertion = moves ? schema || moves == { };
+          message = "services.tailshift.moves: ${movesFile} has no `schema`; a moves file says \"schema\": \"${movesSchema}\" (tailshift's nix adapter writes it)";
+        }
+        {
+          assertion = !(moves ? schema) || movesOk;
+          message = "services.tailshift.moves: ${movesFile} has schema \"${toString movedSchema}\"; this module reads ${movesSchema} (upgrade tailshift's flake input with the tailshift that wrote it)";
+        }
+        {
+          assertion = movesUnknown == [ ] && sharedUnknownFields == [ ];
+          message = "services.tailshift.moves: ${movesFile}: unknown field(s) ${quoted (movesUnknown ++ map (f: "shared_processes.${f}") sharedUnknownFields)}; this module reads ${movesSchema} (${lib.concatStringsSep ", " movesKnown}): a newer tailshift wrote it, upgrade tailshift's flake input";
+        }
+        {
+          assertion = unknownUnits == [ ];
+          message = "services.tailshift.moves: ${movesFile}: disabled_units ${quoted unknownUnits}: no such unit on this host (the nix adapter writes `tsnsrv-<name>` of a service in services.tsnsrv.services); was the file written for another host?";
+        }
+        {
+          assertion = unknownRepoints == [ ];
+          message = "services.tailshift.moves: ${movesFile}: repoints ${quoted unknownRepoints}: no such service in services.tsnsrv.services on this host (re-pointing it would create a new tsnsrv node); was the file written for another host?";
+        }
+        {
+          assertion = unknownShared == [ ];
+          message = "services.tailshift.moves: ${movesFile}: shared_processes ${quoted unknownShared}: no such unit on this host (the fork's `tsnsrv-all` exists only with services.tsnsrv.separateProcesses = false); was the file written for another host?";
         }
       ];
     }
@@ -290,7 +389,8 @@ in
         services.tailshift.settings = {
           localapi_socket = mkDefault cfg.tailscaledSocket;
           cert_dir = mkDefault cfg.certDir;
-          localapi_certificates = mkDefault (cfg.certDir == null);
+          # Either source given (certDir or settings.cert_dir) means files, not tailscaled.
+          localapi_certificates = mkDefault (cfg.certDir == null && s.cert_dir == null);
           listener =
             map (a: { kind = "https"; addr = "${bracket a}:${toString cfg.httpsPort}"; }) cfg.addresses
             ++ lib.optionals (cfg.httpPort != null)
@@ -320,6 +420,10 @@ in
             message = "services.tailshift.settings.state_dir = ${stateDir}: the unit can write only its StateDirectory under /var/lib (ProtectSystem=strict)";
           }
           {
+            assertion = !(placementB && s.localapi_certificates == true) || tailscaleOn;
+            message = "services.tailshift.placement = \"tailnet-address\" takes its certificates from tailscaled (no certDir): enable services.tailscale on this host, or set services.tailshift.certDir";
+          }
+          {
             assertion = !(underAny [ "/home" "/root" "/run/user" ] s.cert_dir);
             message = "services.tailshift.settings.cert_dir = ${toString s.cert_dir}: the unit cannot read it (ProtectHome=yes); keep certificates under /var/lib (e.g. /var/lib/acme/...)";
           }
@@ -328,7 +432,8 @@ in
             message = "services.tailshift.settings.cert_dir = ${toString s.cert_dir}: private keys in the Nix store are readable by every local user; point it at a directory an ACME client writes";
           }
           {
-            assertion = s.cert_dir == null || asRoot || cfg.supplementaryGroups != [ ] || underAny [ stateDir ] s.cert_dir;
+            # Only for a directory the unit could read at all (the two above say why not).
+            assertion = s.cert_dir == null || asRoot || cfg.supplementaryGroups != [ ] || underAny [ stateDir "/home" "/root" "/run/user" "/nix/store" ] s.cert_dir;
             message = "services.tailshift.settings.cert_dir = ${toString s.cert_dir}: the proxy runs as ${cfg.user}, which cannot read another user's private keys: add the directory's group to services.tailshift.supplementaryGroups (security.acme: its `group`)";
           }
           {
@@ -340,7 +445,11 @@ in
             message = "services.tailshift.settings.localapi_certificates needs localapi_socket (tailscaled's LocalAPI)";
           }
           {
-            assertion = s.dns == null || !(lib.hasSuffix ".ts.net" s.dns.zone || s.dns.zone == "ts.net" || s.dns.zone == "");
+            assertion = s.dns == null || s.dns.zone != "";
+            message = "services.tailshift.dns.enable: set services.tailshift.dns.zone, the zone of your own domain the responder answers for (e.g. \"home.example.com\")";
+          }
+          {
+            assertion = s.dns == null || !(lib.hasSuffix ".ts.net" s.dns.zone || s.dns.zone == "ts.net");
             message = "services.tailshift.dns.zone = \"${if s.dns == null then "" else s.dns.zone}\": the responder is for a zone of your own domain; MagicDNS answers *.ts.net first";
           }
         ];
@@ -353,8 +462,9 @@ in
         users.groups = mkIf (!asRoot) { ${cfg.group} = { }; };
 
         # Certificates from tailscaled for a proxy that is not root (see the top of this file).
-        systemd.services.tailscaled.environment = mkIf (s.localapi_certificates == true && !asRoot) {
-          TS_PERMIT_CERT_UID = cfg.user;
+        # Only on a host that runs tailscaled: the unit is not defined here otherwise.
+        systemd.services.tailscaled = mkIf (s.localapi_certificates == true && !asRoot && tailscaleOn) {
+          environment.TS_PERMIT_CERT_UID = cfg.user;
         };
 
         networking.firewall = mkIf cfg.openFirewall {
@@ -405,7 +515,10 @@ in
             # - RestrictAddressFamilies keeps AF_UNIX/AF_INET/AF_INET6 (sockets, TCP, UDP DNS);
             # - SystemCallFilter does not deny @resources: the proxy raises its soft
             #   RLIMIT_NOFILE to the hard limit at start.
+            # PrivateMounts is on: the proxy mounts nothing, and its sockets are files in the
+            # runtime directory (not mounts), which tailscaled sees all the same.
             NoNewPrivileges = true;
+            PrivateMounts = true;
             CapabilityBoundingSet = if lowPorts then [ "CAP_NET_BIND_SERVICE" ] else [ "" ];
             AmbientCapabilities = if lowPorts then [ "CAP_NET_BIND_SERVICE" ] else [ "" ];
             PrivateUsers = !lowPorts && !asRoot;

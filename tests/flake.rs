@@ -143,6 +143,10 @@ fn the_flake_outputs_evaluate_with_a_nixpkgs_stub() {
         "{exec}"
     );
     assert_eq!(unit["serviceConfig"]["Type"], "notify");
+    // Its proxy.toml is the derivation that runs the package's `--check-config` on it, so
+    // building the check (or the system) checks the rendered TOML.
+    let settings = unit["settings"].as_str().unwrap();
+    assert!(settings.ends_with("-tailshift-proxy.toml"), "{settings}");
     let b: Value = serde_json::from_str(
         eval("checks.x86_64-linux.module-tailnet-address.unit").as_str().unwrap(),
     )

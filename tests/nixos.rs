@@ -29,8 +29,14 @@ pub fn oracle() -> Option<PathBuf> {
 /// Evaluates the module with `modules` (a Nix list of modules) as the host's configuration;
 /// `Err` holds Nix's error.
 pub fn try_eval(lib: &Path, modules: &str) -> Result<Value, String> {
+    try_eval_with(lib, modules, &[])
+}
+
+/// [`try_eval`] with more arguments for `nix-instantiate` (`--show-trace`, `--arg ...`).
+fn try_eval_with(lib: &Path, modules: &str, extra: &[&str]) -> Result<Value, String> {
     let o = Command::new("nix-instantiate")
         .args(["--eval", "--strict", "--json", "--read-write-mode"])
+        .args(extra)
         .arg(root().join("tests/nixos/eval.nix"))
         .arg("--arg")
         .arg("nixpkgsLib")
@@ -265,6 +271,7 @@ fn common_unit(unit: &Value) {
     }
     for (k, v) in [
         ("NoNewPrivileges", json!(true)),
+        ("PrivateMounts", json!(true)),
         ("ProtectSystem", json!("strict")),
         ("ProtectHome", json!(true)),
         ("PrivateTmp", json!(true)),
@@ -379,7 +386,7 @@ fn placement_b_binds_tailnet_addresses_and_serves_a_route() {
     // Certificates from tailscaled for the proxy's user: tailscaled is told to permit it.
     let v = eval(
         &lib,
-        r#"[ { services.tailshift = { enable = true; placement = "tailnet-address"; addresses = [ "100.64.0.1" ]; }; } ]"#,
+        r#"[ { services.tailscale.enable = true; services.tailshift = { enable = true; placement = "tailnet-address"; addresses = [ "100.64.0.1" ]; }; } ]"#,
     );
     assert_eq!(v["failed"], json!([]), "{v}");
     assert_eq!(v["settings"]["localapi_certificates"], true);
@@ -417,7 +424,7 @@ fn every_assertion_fires_with_its_message() {
             "enable services.tailscale (tailscaled)",
         ),
         (
-            r#"services.tailshift = { enable = true; placement = "tailnet-address"; };"#,
+            r#"services.tailscale.enable = true; services.tailshift = { enable = true; placement = "tailnet-address"; };"#,
             "set services.tailshift.addresses",
         ),
         (r#"services.tailshift.enable = true;"#, "the proxy has nothing to serve"),
@@ -438,7 +445,7 @@ fn every_assertion_fires_with_its_message() {
             "cannot read another user's private keys",
         ),
         (
-            r#"services.tailshift = { enable = true; placement = "tailnet-address"; addresses = [ "100.64.0.1" ]; certDir = "/var/lib/tailshift/c"; settings.localapi_certificates = true; };"#,
+            r#"services.tailscale.enable = true; services.tailshift = { enable = true; placement = "tailnet-address"; addresses = [ "100.64.0.1" ]; certDir = "/var/lib/tailshift/c"; settings.localapi_certificates = true; };"#,
             "cert_dir and localapi_certificates both",
         ),
         (
@@ -452,6 +459,50 @@ fn every_assertion_fires_with_its_message() {
         (
             r#"services.tailshift.moves = builtins.toFile "m.json" ''{"schema": "tailshift.moves/v9", "disabled_units": ["tsnsrv-a"]}'';"#,
             "this module reads tailshift.moves/v1",
+        ),
+        // Placement B, certificates from tailscaled, and no tailscaled.
+        (
+            r#"services.tailshift = { enable = true; placement = "tailnet-address"; addresses = [ "100.64.0.1" ]; };"#,
+            "takes its certificates from tailscaled (no certDir): enable services.tailscale",
+        ),
+        // The responder without its zone: said as such (not "MagicDNS answers *.ts.net").
+        (
+            r#"services.tailscale.enable = true; services.tailshift = { enable = true; placement = "tailscale-services"; dns.enable = true; };"#,
+            "set services.tailshift.dns.zone",
+        ),
+        // A cert_dir the unit cannot read at all: that reason only, not also the group's.
+        (
+            r#"services.tailshift = { enable = true; placement = "tailnet-address"; addresses = [ "100.64.0.1" ]; certDir = "/home/me/certs"; };"#,
+            "the unit cannot read it (ProtectHome=yes)",
+        ),
+        (
+            r#"services.tailshift = { enable = true; placement = "tailnet-address"; addresses = [ "100.64.0.1" ]; certDir = "/nix/store/00000000000000000000000000000000-certs"; };"#,
+            "private keys in the Nix store",
+        ),
+        // The moves, checked against the host.
+        (
+            r#"services.tailshift.moves = builtins.toFile "m.json" ''{"disabled_units": []}'';"#,
+            "has no `schema`",
+        ),
+        (
+            r#"services.tailshift.moves = builtins.toFile "m.json" ''{"schema": "tailshift.moves/v1", "disabled_unit": ["tsnsrv-a"]}'';"#,
+            r#"unknown field(s) "disabled_unit""#,
+        ),
+        (
+            r#"services.tsnsrv = { enable = true; separateProcesses = false; services.a.toURL = "http://127.0.0.1:1"; }; services.tailshift.moves = builtins.toFile "m.json" ''{"schema": "tailshift.moves/v1", "shared_processes": {"tsnsrv-all": {"config_yaml": "", "services": [], "restart": true}}}'';"#,
+            r#"unknown field(s) "shared_processes.tsnsrv-all.restart""#,
+        ),
+        (
+            r#"services.tsnsrv = { enable = true; services.a.toURL = "http://127.0.0.1:1"; }; services.tailshift.moves = builtins.toFile "m.json" ''{"schema": "tailshift.moves/v1", "disabled_units": ["tsnsrv-a", "tsnsrv-jellyfin"]}'';"#,
+            r#"disabled_units "tsnsrv-jellyfin": no such unit on this host"#,
+        ),
+        (
+            r#"services.tsnsrv = { enable = true; services.a.toURL = "http://127.0.0.1:1"; }; services.tailshift.moves = builtins.toFile "m.json" ''{"schema": "tailshift.moves/v1", "repoints": {"vault": "http://127.0.0.1:8200"}}'';"#,
+            r#"repoints "vault": no such service in services.tsnsrv.services"#,
+        ),
+        (
+            r#"services.tsnsrv = { enable = true; services.a.toURL = "http://127.0.0.1:1"; }; services.tailshift.moves = builtins.toFile "m.json" ''{"schema": "tailshift.moves/v1", "shared_processes": {"tsnsrv-all": {"config_yaml": "", "services": []}}}'';"#,
+            r#"shared_processes "tsnsrv-all": no such unit on this host"#,
         ),
     ];
     for (config, message) in cases {
@@ -641,4 +692,238 @@ fn a_users_flake_importing_tailshift_is_read_and_its_moves_keep_the_plan_fresh()
     let units: Vec<&String> = v["tsnsrv"].as_object().unwrap().keys().collect();
     assert_eq!(units, ["tsnsrv-grafana", "tsnsrv-keep"]);
     assert_eq!(v["toURL"]["keep"], "http://10.0.0.5:4000");
+}
+
+/// A moves file that is set but absent (not written yet, or in a flake not `git add`ed) moves
+/// nothing, and says so: a warning naming the path, not an assertion (before the first apply
+/// there is nothing to move).
+#[test]
+fn a_moves_file_that_is_not_there_is_a_warning_naming_it() {
+    let Some(lib) = oracle() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("storage-moves.json");
+    let v = eval(&lib, &host_with_moves(&["a", "b"], true, Some(&file)));
+    assert_eq!(v["failed"], json!([]), "{v}");
+    let warnings = v["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    let w = warnings[0].as_str().unwrap();
+    assert!(w.contains(&file.display().to_string()) && w.contains("`git add` it"), "{w}");
+    assert_eq!(v["tsnsrv"].as_object().unwrap().len(), 2, "nothing moved");
+    // Written: no warning.
+    std::fs::write(&file, r#"{"schema": "tailshift.moves/v1"}"#).unwrap();
+    let v = eval(&lib, &host_with_moves(&["a", "b"], true, Some(&file)));
+    assert_eq!(v["warnings"], json!([]));
+}
+
+/// `disabled_units` written with `.service` (by hand) means the same unit; the adapter writes
+/// the name without it.
+#[test]
+fn moves_units_named_with_service_are_the_same_units() {
+    let Some(lib) = oracle() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("m.json");
+    std::fs::write(
+        &file,
+        r#"{"schema": "tailshift.moves/v1", "disabled_units": ["tsnsrv-b.service"]}"#,
+    )
+    .unwrap();
+    let v = eval(&lib, &host_with_moves(&["a", "b"], true, Some(&file)));
+    assert_eq!(v["failed"], json!([]), "{v}");
+    assert_eq!(v["tsnsrv"].as_object().unwrap().keys().collect::<Vec<_>>(), ["tsnsrv-a"]);
+    // The fork's one process on a host without tsnsrv at all: refused, not invented.
+    std::fs::write(
+        &file,
+        r#"{"schema": "tailshift.moves/v1", "shared_processes": {"tsnsrv-all.service": {"config_yaml": "", "services": []}}}"#,
+    )
+    .unwrap();
+    let v = try_eval_with(
+        &lib,
+        &format!("[ {{ services.tailshift.moves = {}; }} ]", file.display()),
+        &["--arg", "withTsnsrv", "false"],
+    )
+    .unwrap();
+    let failed = v["failed"].as_array().unwrap();
+    assert!(
+        failed.len() == 1
+            && failed[0]
+                .as_str()
+                .unwrap()
+                .contains(r#"shared_processes "tsnsrv-all": no such unit"#),
+        "{failed:#?}"
+    );
+}
+
+/// A moves file Nix cannot read is named, with the field: bad JSON (Nix's parser error, with
+/// the file in the trace that newer Nix prints by default and 2.8 with `--show-trace`), a
+/// field of the wrong type (the message itself).
+#[test]
+fn moves_file_errors_name_the_file_and_the_field() {
+    let Some(lib) = oracle() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("storage-moves.json");
+    let modules = format!("[ {{ services.tailshift.moves = {}; }} ]", file.display());
+    let name = file.display().to_string();
+    std::fs::write(&file, r#"{"schema": "tailshift.moves/v1", "disabled_units": "x"}"#).unwrap();
+    let e = try_eval(&lib, &modules).unwrap_err();
+    assert!(e.contains(&name) && e.contains("`disabled_units` must be a list"), "{e}");
+    assert!(!e.contains("attrsets.nix"), "{e}");
+    for (text, field) in [
+        (r#"{"schema": "tailshift.moves/v1", "repoints": ["a"]}"#, "`repoints`"),
+        (
+            r#"{"schema": "tailshift.moves/v1", "shared_processes": {"tsnsrv-all": {"services": "a"}}}"#,
+            "`shared_processes`",
+        ),
+        (r#"{"schema": 1}"#, "`schema`"),
+        ("[]", "must be a JSON object"),
+    ] {
+        std::fs::write(&file, text).unwrap();
+        let e = try_eval(&lib, &modules).unwrap_err();
+        assert!(e.contains(&name) && e.contains(field), "{text}: {e}");
+    }
+    std::fs::write(&file, r#"{"schema": "#).unwrap();
+    let e = try_eval_with(&lib, &modules, &["--show-trace"]).unwrap_err();
+    assert!(e.contains("parse_error"), "{e}");
+    assert!(e.contains(&format!("while reading services.tailshift.moves ({name}")), "{e}");
+}
+
+/// The responder listens on the placement's first address unless told otherwise.
+#[test]
+fn the_responder_listens_on_the_first_address_by_default() {
+    let Some(lib) = oracle() else { return };
+    let v = eval(
+        &lib,
+        r#"[ { services.tailshift = { enable = true; placement = "tailnet-address"; addresses = [ "100.100.7.9" "fd7a:115c:a1e0::9" ]; certDir = "/var/lib/tailshift/certs"; dns = { enable = true; zone = "home.example.com"; }; }; } ]"#,
+    );
+    assert_eq!(v["failed"], json!([]), "{v}");
+    assert_eq!(v["settings"]["dns"]["listen"], "100.100.7.9:53");
+    let v = eval(
+        &lib,
+        r#"[ { services.tailshift = { enable = true; placement = "tailnet-address"; addresses = [ "fd7a:115c:a1e0::9" ]; certDir = "/var/lib/tailshift/certs"; dns = { enable = true; zone = "home.example.com"; }; }; } ]"#,
+    );
+    assert_eq!(v["settings"]["dns"]["listen"], "[fd7a:115c:a1e0::9]:53");
+}
+
+/// `settings.cert_dir` alone is a certificate source as `certDir` is: tailscaled's is off, no
+/// assertion says both were chosen, tailscaled is not asked to permit the proxy's user.
+#[test]
+fn settings_cert_dir_alone_takes_certificates_from_files() {
+    let Some(lib) = oracle() else { return };
+    let v = eval(
+        &lib,
+        r#"[ { services.tailscale.enable = true; services.tailshift = { enable = true; placement = "tailnet-address"; addresses = [ "100.64.0.1" ]; settings.cert_dir = "/var/lib/tailshift/certs"; }; } ]"#,
+    );
+    assert_eq!(v["failed"], json!([]), "{v}");
+    assert_eq!(v["settings"]["cert_dir"], "/var/lib/tailshift/certs");
+    assert_eq!(v["settings"]["localapi_certificates"], false);
+    assert_eq!(v["tailscaledEnv"], json!({}));
+}
+
+/// tailscaled's unit is touched only on a host that runs tailscaled.
+#[test]
+fn tailscaled_is_left_alone_when_tailscale_is_off() {
+    let Some(lib) = oracle() else { return };
+    let v = eval(
+        &lib,
+        r#"[ { services.tailshift = { enable = true; placement = "tailnet-address"; addresses = [ "100.64.0.1" ]; certDir = "/var/lib/tailshift/certs"; }; } ]"#,
+    );
+    assert_eq!(v["failed"], json!([]), "{v}");
+    assert_eq!(v["tailscaledDefined"], false, "{v}");
+    // A user's own settings asking tailscaled for certificates, without tailscaled here.
+    let v = eval(
+        &lib,
+        r#"[ { services.tailshift = { enable = true; settings = { localapi_socket = "/run/ts.sock"; localapi_certificates = true; listener = [ { kind = "https"; addr = "127.0.0.1:8443"; } ]; }; }; } ]"#,
+    );
+    assert_eq!(v["tailscaledDefined"], false, "{v}");
+}
+
+/// The rendered TOML is checked when the system is built, by the package's own parser: the
+/// file is a derivation running `migrate proxy --check-config` on it (no import from
+/// derivation); the parser refuses the typos freeform `settings` lets through.
+#[test]
+fn the_rendered_toml_is_checked_at_build_time() {
+    let Some(lib) = oracle() else { return };
+    let v = eval(
+        &lib,
+        r#"[ { services.tailscale.enable = true; services.tailshift = { enable = true; placement = "tailscale-services"; settings.metrics_adr = "127.0.0.1:9199"; }; } ]"#,
+    );
+    assert_eq!(v["failed"], json!([]), "a typo passes evaluation: {v}");
+    let check = v["configCheck"].as_str().unwrap_or_else(|| panic!("no check: {v}"));
+    assert!(
+        check.contains(
+            "/nix/store/00000000000000000000000000000000-tailshift-0.1.0/bin/migrate proxy --check-config --config \"$checked\""
+        ),
+        "{check}"
+    );
+    assert!(check.contains("cp \"$unchecked\" \"$out\""), "{check}");
+    // What is checked is the file but for what a build cannot see: the state directory (its
+    // routes.json is the proxy's, 0600) and a CA file outside the store.
+    let mut want = v["settings"].clone();
+    want["state_dir"] = json!("/var/empty/tailshift-check");
+    assert_eq!(v["checkedSettings"], want);
+    let ca = eval(
+        &lib,
+        r#"[ { services.tailscale.enable = true; services.tailshift = { enable = true; placement = "tailscale-services"; settings.upstream_ca = "/etc/ssl/home-ca.pem"; }; } ]"#,
+    );
+    assert_eq!(ca["settings"]["upstream_ca"], "/etc/ssl/home-ca.pem");
+    assert!(ca["checkedSettings"].get("upstream_ca").is_none(), "{ca}");
+    // The checked file of a configuration without a typo passes the check a build runs.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("proxy.toml");
+    std::fs::write(&file, to_toml(&ca["checkedSettings"])).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_migrate"))
+        .args(["proxy", "--check-config", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    // What that build step does with the rendered file: refuse it, naming the key.
+    let dir = tempfile::tempdir().unwrap();
+    for (settings, key) in [
+        (v["checkedSettings"].clone(), "metrics_adr"),
+        (
+            json!({"state_dir": "/var/lib/tailshift", "listener": [{"kind": "http", "adr": "100.64.0.1:80"}]}),
+            "adr",
+        ),
+    ] {
+        let file = dir.path().join("proxy.toml");
+        std::fs::write(&file, to_toml(&settings)).unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_migrate"))
+            .args(["proxy", "--check-config", "--config"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert_ne!(o.status.code(), Some(0), "{}", stdout(&o));
+        assert!(stderr(&o).contains(&format!("unknown field `{key}`")), "{}", stderr(&o));
+    }
+    // Off: the rendered file itself.
+    let v = eval(
+        &lib,
+        r#"[ { services.tailscale.enable = true; services.tailshift = { enable = true; placement = "tailscale-services"; checkConfig = false; }; } ]"#,
+    );
+    assert_eq!(v["configCheck"], Value::Null);
+    assert_eq!(v["settings"]["localapi_socket"], "/var/run/tailscale/tailscaled.sock");
+}
+
+/// MIGRATION.md section 3's host file, as printed, evaluates with the module: it names no
+/// `tailshift` (the flake input is not in scope in a host file) and no `pkgs.tailshift` (no
+/// overlay is added there), and its moves file, not written yet, is a warning.
+#[test]
+fn the_host_file_of_migration_md_evaluates() {
+    let Some(lib) = oracle() else { return };
+    let doc = std::fs::read_to_string(root().join("MIGRATION.md")).unwrap();
+    let start = doc.find("```nix\n# hosts/storage.nix\n").expect("the host example");
+    let block = doc[start + "```nix\n".len()..].split("```").next().unwrap();
+    let code: Vec<&str> = block.lines().filter(|l| !l.trim_start().starts_with('#')).collect();
+    assert!(!code.iter().any(|l| l.contains("pkgs.tailshift")), "{block}");
+    let args = block.lines().find(|l| l.contains("...")).unwrap();
+    assert!(!args.contains("tailshift") && !args.contains("pkgs"), "{args}");
+    let dir = tempfile::tempdir().unwrap();
+    let host = dir.path().join("storage.nix");
+    std::fs::write(&host, block).unwrap();
+    let v = eval(&lib, &format!("[ {} ]", host.display()));
+    assert_eq!(v["failed"], json!([]), "{v}");
+    assert_eq!(v["systemPackages"], json!(["tailshift-0.1.0"]));
+    assert_eq!(v["settings"]["metrics_addr"], "127.0.0.1:9199");
+    let w = v["warnings"].as_array().unwrap();
+    assert!(w.len() == 1 && w[0].as_str().unwrap().contains("storage-moves.json"), "{w:?}");
 }

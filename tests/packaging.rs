@@ -32,6 +32,23 @@ fn bash_completes_a_subcommand_from_the_generated_script() {
     let out = stdout(&o);
     assert!(out.contains("<apply>"), "{out}");
     assert!(!out.contains("<plan>"), "only what starts with `ap`: {out}");
+    // Hidden subcommands (the watcher `apply` starts, `man`) are not offered, nor after `help`.
+    for (words, line) in [("migrate \"\"", "migrate "), ("migrate help \"\"", "migrate help ")] {
+        let o = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "source '{}'; COMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}}-1)); COMP_LINE='{line}'; COMP_POINT={}; _migrate migrate '' x; printf '<%s>\\n' \"${{COMPREPLY[@]}}\"",
+                script.display(),
+                line.len()
+            ))
+            .output()
+            .unwrap();
+        let out = stdout(&o);
+        assert!(out.contains("<status>"), "{words}: {out}{}", stderr(&o));
+        for hidden in ["<watch-confirm>", "<man>"] {
+            assert!(!out.contains(hidden), "{words}: {hidden} offered: {out}");
+        }
+    }
     // A flag of a subcommand too.
     let o = Command::new("bash")
         .arg("-c")
@@ -50,6 +67,7 @@ fn zsh_and_fish_accept_their_scripts() {
         let o = migrate(&["completions", shell]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         assert!(stdout(&o).contains("apply"), "{shell}: {}", stdout(&o));
+        assert!(!stdout(&o).contains("watch-confirm"), "{shell}: hidden offered");
         if !has(shell) {
             skip(&format!("{shell} is not installed"));
             continue;
@@ -90,6 +108,9 @@ fn man_renders_the_pages() {
         assert!(dir.path().join(page).is_file(), "{page}: {}", stdout(&o));
     }
     assert!(!dir.path().join("migrate-watch-confirm.1").exists(), "internal commands have no page");
+    // NAME is the page's name (`migrate-proxy - ...`), as man -k and whatis list it.
+    let proxy = std::fs::read_to_string(dir.path().join("migrate-proxy.1")).unwrap();
+    assert!(proxy.contains(".SH NAME\nmigrate\\-proxy \\- Run the reverse proxy"), "{proxy}");
     let main = migrate(&["man"]);
     assert_eq!(
         main.stdout,

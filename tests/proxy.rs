@@ -1,6 +1,7 @@
 //! `migrate proxy` over real sockets: an upstream that echoes what it received, requests with
 //! curl through the plain HTTP listener and the trusted unix socket, tables over the admin socket.
 
+use crate::util::{stderr, stdout};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -3742,4 +3743,40 @@ fn the_metrics_listener_and_the_admin_socket_are_capped() {
 fn closed_by_peer<S: Read>(s: &mut S) -> bool {
     let mut b = [0u8; 1];
     !matches!(s.read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+}
+
+/// docs/proxy.md's route table example is a table the proxy takes (with a `services` listener
+/// and the LocalAPI, for the tag rule), route for route; and the `listen` kind a user guessed,
+/// `services`, is refused naming the two there are.
+#[test]
+fn the_route_table_example_of_the_docs_is_accepted() {
+    let doc = std::fs::read_to_string(crate::util::root().join("docs/proxy.md")).unwrap();
+    let section = doc.split("### The route table's JSON").nth(1).expect("the section");
+    let block = section.split("```json\n").nth(1).unwrap().split("```").next().unwrap();
+    let table: Value = serde_json::from_str(block).expect("the example is JSON");
+    let kinds: Vec<&str> =
+        table.as_array().unwrap().iter().map(|r| r["listen"]["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["https", "plaintext", "https"]);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("state")).unwrap();
+    std::fs::write(d.join("state/routes.json"), block).unwrap();
+    let config = d.join("proxy.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = \"{0}/state\"\nlocalapi_socket = \"{0}/ts.sock\"\n[[listener]]\nkind = \"services\"\ndir = \"{0}/svc\"\n[[listener]]\nkind = \"https\"\naddr = \"127.0.0.1:0\"\n[[listener]]\nkind = \"http\"\naddr = \"127.0.0.1:0\"\n",
+            d.display()
+        ),
+    )
+    .unwrap();
+    let o = check_config(&config);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("3 routes"), "{}", stdout(&o));
+    let mut guessed = table.clone();
+    guessed[0]["listen"] = json!({"kind": "services"});
+    std::fs::write(d.join("state/routes.json"), guessed.to_string()).unwrap();
+    let o = check_config(&config);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("expected `https` or `plaintext`"), "{}", stderr(&o));
 }

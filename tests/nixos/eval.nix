@@ -14,6 +14,7 @@ let
   c = eval.config;
   units = c.systemd.services;
   proxy = units.tailshift-proxy or null;
+  config = c.environment.etc."tailshift/proxy.toml".source or null;
 in
 {
   failed = map (a: a.message) (builtins.filter (a: !a.assertion) c.assertions);
@@ -22,9 +23,15 @@ in
     inherit (proxy) after wants wantedBy;
     serviceConfig = proxy.serviceConfig;
   };
-  settings = if c.environment.etc ? "tailshift/proxy.toml" then builtins.fromJSON (builtins.readFile c.environment.etc."tailshift/proxy.toml".source) else null;
+  # The file is checked at build time (a runCommand running the package's `--check-config`):
+  # its input is read here, and its script returned.
+  settings = if config == null then null else builtins.fromJSON (builtins.readFile (config.unchecked or config));
+  configCheck = if config == null then null else config.buildCommand or null;
+  checkedSettings = if config == null || !(config ? checked) then null else builtins.fromJSON (builtins.readFile config.checked);
   users = builtins.attrNames c.users.users;
+  systemPackages = map (p: p.name) c.environment.systemPackages;
   tailscaledEnv = units.tailscaled.environment or { };
+  tailscaledDefined = units ? tailscaled;
   firewall = c.networking.firewall;
   # Every tsnsrv unit the host would run, with its ExecStart (and the YAML it reads, if any).
   tsnsrv = lib.mapAttrs

@@ -1,4 +1,5 @@
-# A minimal `pkgs` with what tailshift's module uses. `formats.toml`'s generate writes JSON (so
+# A minimal `pkgs` with what tailshift's module uses (`runCommand` builds nothing: its script is
+# there to be read). `formats.toml`'s generate writes JSON (so
 # the test reads the settings back and converts them itself) and refuses null, which TOML
 # cannot hold.
 { lib }:
@@ -15,6 +16,8 @@ in
   coreutils = drv "coreutils-9.5";
   tsnsrv = drv "tsnsrv-0.0.0";
   writeText = name: text: builtins.toFile name text;
+  # Builds nothing: the derivation's attributes (its environment) and its script, to be read.
+  runCommand = name: env: buildCommand: drv name // env // { inherit buildCommand; };
   formats.toml = { }: {
     type = lib.types.attrsOf lib.types.toml;
     generate = name: value: builtins.toFile name (builtins.toJSON (noNull "settings" value));

@@ -21,6 +21,7 @@ in
 {
   options = {
     systemd.services = mkOption { type = types.attrsOf unit; default = { }; };
+    environment.systemPackages = mkOption { type = types.listOf types.package; default = [ ]; };
     environment.etc = mkOption { type = types.attrsOf (types.submodule { freeformType = free; }); default = { }; };
     users.users = mkOption { type = types.attrsOf free; default = { }; };
     users.groups = mkOption { type = types.attrsOf free; default = { }; };

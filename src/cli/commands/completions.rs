@@ -14,11 +14,28 @@ pub fn completions(a: &CompletionsArgs) -> anyhow::Result<Exit> {
         ShellArg::Zsh => clap_complete::Shell::Zsh,
         ShellArg::Fish => clap_complete::Shell::Fish,
     };
-    let mut cmd = Cli::command();
+    let mut cmd = visible(Cli::command());
     let mut out = std::io::stdout().lock();
     clap_complete::generate(shell, &mut cmd, "migrate", &mut out);
     out.flush()?;
     Ok(Exit::Ok)
+}
+
+/// The command without its hidden subcommands (`watch-confirm`, `man`): clap_complete offers
+/// every subcommand, hidden or not (and `help <hidden>` too), so they are left out of the tree
+/// the scripts are generated from.
+fn visible(cmd: clap::Command) -> clap::Command {
+    let subs: Vec<clap::Command> =
+        cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned().collect();
+    let mut top = clap::Command::new("migrate")
+        .version(env!("CARGO_PKG_VERSION"))
+        .propagate_version(true)
+        .args(cmd.get_arguments().cloned())
+        .subcommands(subs);
+    if let Some(a) = cmd.get_about() {
+        top = top.about(a.clone());
+    }
+    top
 }
 
 /// Prints `migrate.1`, or writes it and one page per visible subcommand into a directory.
@@ -42,7 +59,9 @@ pub fn man(a: &ManArgs) -> anyhow::Result<Exit> {
     };
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
         let name = format!("migrate-{}", sub.get_name());
-        page(name, sub.clone().bin_name(format!("migrate {}", sub.get_name())))?;
+        // NAME says `migrate-proxy - ...`, as the page is called (not `proxy - ...`).
+        let c = sub.clone().bin_name(format!("migrate {}", sub.get_name())).display_name(&name);
+        page(name, c)?;
     }
     page("migrate".into(), cmd)?;
     for p in written {
