@@ -493,6 +493,8 @@ fn upstream_request(
         peer: client.peer.as_ref(),
         trusted: client.trusted,
         tls,
+        funnel: client.via == Via::Funnel,
+        http2: parts.version == http::Version::HTTP_2,
     };
     let mut headers = outgoing_headers(
         std::mem::take(&mut parts.headers),

@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod headers;
 mod route;
+pub mod segment;
 mod table;
 
 pub use route::{
