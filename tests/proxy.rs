@@ -3918,3 +3918,54 @@ fn header_spellings_url_overrides_forwarded_port_and_http2_cookies() {
     let body = h2c_body(&p.http, "http://a.tailnet.test/", &[("cookie", "a=1")]);
     assert_eq!(echoed(&body)["headers"]["cookie"], "a=1", "{body}");
 }
+
+/// The attacker pass, item 7: a fixed upstream address with a line feed, mounts with `%00`, a
+/// bare `%`, look-alike dots or a C1 control, a `redirect_to` or header value with a C1
+/// control, a route with no name, and prefixes no clean path can match (`funnel:/..`,
+/// `funnel://evil`, `funnel:/pub\`, `funnel:/pub/%2e%2e/`) are refused at `PUT /routes`,
+/// naming the route and the field; the old table stays.
+#[test]
+fn routes_with_controls_look_alikes_or_unmatchable_prefixes_are_refused() {
+    let up = echo_upstream();
+    let p = Proxy::start();
+    let good = json!([
+        route("box/a", "a.tailnet.test", up, json!({})),
+        route("box/z", "z.tailnet.test", up, json!({}))
+    ]);
+    assert_eq!(p.put_routes(&good).0, 200);
+    let mount = |m: &str| json!({"hosts": [{"name": "z.tailnet.test", "mount": m}]});
+    let prefix = |x: &str| json!({"funnel": true, "prefixes": [x]});
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            json!({"upstream": {"url": "http://app.internal/", "tcp_addr": format!("127.0.0.1:{up}\r\nX: y")}}),
+            "upstream.tcp_addr",
+        ),
+        (mount("/a%00"), "hosts.mount"),
+        (mount("/a%"), "hosts.mount"),
+        (mount("/a%zz"), "hosts.mount"),
+        (mount("/\u{FF0E}\u{FF0E}/b"), "hosts.mount"),
+        (mount("/%EF%BC%8E%EF%BC%8E/b"), "hosts.mount"),
+        (mount("/a\u{85}b"), "hosts.mount"),
+        (json!({"redirect_to": "/a\u{85}b"}), "redirect_to"),
+        (json!({"hosts": []}), "hosts"),
+        (prefix("funnel:/.."), "prefixes"),
+        (prefix("funnel://evil"), "prefixes"),
+        (prefix("funnel:/pub\\"), "prefixes"),
+        (prefix("funnel:/pub/%2e%2e/"), "prefixes"),
+        (json!({"upstream_headers": {"X-A": "1\u{85}X-B: 2"}}), "upstream_headers.X-A"),
+    ];
+    for (extra, field) in &cases {
+        let bad = json!([
+            route("box/a", "a.tailnet.test", up, json!({})),
+            route("box/z", "z.tailnet.test", up, extra.clone())
+        ]);
+        let (code, body) = p.put_routes(&bad);
+        assert_eq!(code, 400, "{extra}: {body}");
+        let error =
+            serde_json::from_str::<Value>(&body).unwrap()["error"].as_str().unwrap().to_string();
+        assert!(error.starts_with("box/z: ") && error.contains(field), "{extra}: {error}");
+    }
+    // The old table is still served.
+    let (code, _, _) = p.get("z.tailnet.test", "/", &[]);
+    assert_eq!(code, 200);
+}

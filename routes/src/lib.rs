@@ -19,5 +19,5 @@ pub use route::{
 };
 pub use table::{
     RouteError, is_dns_name, is_service_id, mount_problem, prefix_problem, redirect_problem,
-    upstream_problem, validate_route, validate_table,
+    tcp_addr_problem, upstream_problem, validate_route, validate_table,
 };
