@@ -3969,3 +3969,38 @@ fn routes_with_controls_look_alikes_or_unmatchable_prefixes_are_refused() {
     let (code, _, _) = p.get("z.tailnet.test", "/", &[]);
     assert_eq!(code, 200);
 }
+
+/// The attacker pass, item 8: under a flood of 200 idle sockets on the metrics listener and on
+/// the admin socket (16 slots each), a scrape and an admin request are served within about a
+/// second: on these side listeners the connection idle longest is closed for a new one at
+/// once, even one that has not had its second to send a head (their clients send it at once).
+#[test]
+fn the_side_listeners_serve_within_a_second_under_an_idle_flood() {
+    let metrics = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let p = Proxy::start_with(&format!("metrics_addr = \"{metrics}\""));
+    let admin = p.path("state/admin.sock");
+    let _flood: Vec<std::net::TcpStream> =
+        (0..200).map(|_| std::net::TcpStream::connect(metrics).unwrap()).collect();
+    let _admin_flood: Vec<std::os::unix::net::UnixStream> =
+        (0..200).map(|_| std::os::unix::net::UnixStream::connect(&admin).unwrap()).collect();
+    let started = std::time::Instant::now();
+    let scrape = Command::new("curl")
+        .args(["-s", "-m", "20", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("http://{metrics}/metrics"))
+        .output()
+        .unwrap();
+    let scrape_took = started.elapsed();
+    assert_eq!(String::from_utf8_lossy(&scrape.stdout), "200");
+    let started = std::time::Instant::now();
+    let health = Command::new("curl")
+        .args(["-s", "-m", "20", "--unix-socket"])
+        .arg(&admin)
+        .arg("http://admin/healthz")
+        .output()
+        .unwrap();
+    let health_took = started.elapsed();
+    assert!(String::from_utf8_lossy(&health.stdout).contains("ok"));
+    let limit = std::time::Duration::from_millis(1500);
+    assert!(scrape_took < limit, "the scrape took {scrape_took:?}");
+    assert!(health_took < limit, "the admin request took {health_took:?}");
+}
