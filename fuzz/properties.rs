@@ -25,6 +25,7 @@ use tailshift_proxy::h1::{Chunk, Framing, chunk_step, parse_response_head};
 use tailshift_proxy::path::{PathDecision, check, decide};
 use tailshift_proxy::prefix::Via;
 use tailshift_routes::{HostHeader, Listen, Route, RouteHost, Timeouts, Upstream, Whois};
+use unicode_normalization::UnicodeNormalization;
 
 // ---------------------------------------------------------------------------------------------
 // request_path
@@ -113,27 +114,23 @@ fn collapse_slashes(path: &[u8]) -> Vec<u8> {
     out
 }
 
-/// What Unicode-normalising upstreams (NFKC, IDNA, Windows' best-fit mappings) read some code
-/// points as: the fullwidth ASCII block (U+FF01 to U+FF5E: `．`, `／`, `＼`, `％`, ...) as
-/// ASCII, the other dot and separator look-alikes as `.`, `/`, `\` or `%`.
-fn fold_look_alike(c: char) -> Option<&'static str> {
-    const ASCII: &str = concat!(
-        "!\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`",
-        "abcdefghijklmnopqrstuvwxyz{|}~"
-    );
-    match c {
-        '\u{FF01}'..='\u{FF5E}' => {
-            let i = c as usize - 0xFF01;
-            Some(&ASCII[i..i + 1])
-        }
-        '\u{2024}' | '\u{FE52}' | '\u{FF61}' | '\u{3002}' => Some("."),
-        '\u{2025}' => Some(".."),
-        '\u{2026}' => Some("..."),
+/// What Unicode-normalising upstreams (NFKC, IDNA, Windows' best-fit mappings) read a code
+/// point as: its NFKC form (`．` U+FF0E is `.`, `︰` U+FE30 is `..`, NBSP and the other Unicode
+/// spaces are ` `, `／` is `/`, `％` is `%`), and for the few look-alikes NFKC leaves alone,
+/// what IDNA and best-fit mappings make of them (`｡` and `。` are `.`; `∕`, `⁄` are `/`; `⧵`
+/// is `\`). `None` when the code point stays itself.
+fn fold_look_alike(c: char) -> Option<String> {
+    let hand = match c {
+        '\u{FF61}' | '\u{3002}' => Some("."),
         '\u{2215}' | '\u{2044}' => Some("/"),
-        '\u{FE68}' | '\u{29F5}' => Some("\\"),
-        '\u{FE6A}' => Some("%"),
+        '\u{29F5}' => Some("\\"),
         _ => None,
+    };
+    if let Some(h) = hand {
+        return Some(h.to_string());
     }
+    let normal: String = std::iter::once(c).nfkc().collect();
+    (normal.chars().ne(std::iter::once(c))).then_some(normal)
 }
 
 /// Bytes as a lenient decoder reads them: overlong UTF-8 forms of ASCII (`C0 AE` and
@@ -204,7 +201,9 @@ fn trim_segments(path: &[u8]) -> Vec<u8> {
 }
 
 /// Where the worst-case upstream takes a path: decoded until nothing changes (overlong UTF-8
-/// and Unicode look-alikes folded at each round, [`fold`]), `\` read as `/`, control bytes
+/// and NFKC forms and look-alikes folded at each round, [`fold`]), cut at a decoded `?` or
+/// `#` (as by an upstream that decodes before it splits off the query), `\` read as `/`,
+/// control bytes
 /// dropped or ending the path, each segment trimmed of trailing dots and spaces
 /// ([`trim_segments`]), then dot-segments resolved and repeated slashes collapsed, in either
 /// order (upstreams differ: `/a//../x` is `/a/x` to RFC 3986 and `/x` to one that collapses
@@ -222,6 +221,11 @@ fn worst_case_resolutions(path: &[u8]) -> [Vec<u8>; 4] {
         if *b == b'\\' {
             *b = b'/';
         }
+    }
+    // An upstream that decodes before it splits off the query and the fragment reads a
+    // decoded `?` or `#` as their start (`/pub/..%3F/secret` is `/pub/..`).
+    if let Some(cut) = decoded.iter().position(|b| matches!(b, b'?' | b'#')) {
+        decoded.truncate(cut);
     }
     let [dropped, cut] = [false, true].map(|t| trim_segments(&controls(&decoded, t)));
     [
@@ -283,6 +287,21 @@ pub fn oracle_answers() {
         "/pub/.. /secret",
         "/pub/.../secret",
         "/pub/. ./secret",
+        // The attacker pass: NFKC dots and spaces, raw and encoded, and `..` before a decoded
+        // `?` or `#`.
+        "/pub/%EF%B8%B0/%EF%B8%B0/etc/passwd",
+        "/pub/\u{FE30}/\u{FE30}/etc/passwd",
+        "/pub/%ef%b8%99/secret",
+        "/pub/..%C2%A0/secret",
+        "/pub/..%E2%80%80/secret",
+        "/pub/..%E2%80%8A/secret",
+        "/pub/..%E2%80%AF/secret",
+        "/pub/..%E2%81%9F/secret",
+        "/pub/..%E3%80%80/secret",
+        "/pub/..%3F/secret",
+        "/pub/..%23/x",
+        "/pub/%2e%2e%3fx",
+        "/pub/..%20%3F",
     ] {
         let readings = worst_case_resolutions(path.as_bytes());
         assert!(readings.iter().any(|r| !r.starts_with(b"/pub")), "{path}: {readings:?}");

@@ -3780,3 +3780,264 @@ fn the_route_table_example_of_the_docs_is_accepted() {
     assert_ne!(o.status.code(), Some(0));
     assert!(stderr(&o).contains("expected `https` or `plaintext`"), "{}", stderr(&o));
 }
+
+/// A raw HTTP/1.1 request on the trusted socket (bytes as given: raw UTF-8 in the target); the
+/// status.
+fn trusted_raw_status(p: &Proxy, target: &[u8], host: &str, extra: &str) -> u16 {
+    let mut s = std::os::unix::net::UnixStream::connect(p.path("node.sock")).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let mut req = b"GET ".to_vec();
+    req.extend_from_slice(target);
+    req.extend_from_slice(
+        format!(
+            " HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-For: 100.64.0.7\r\nX-Forwarded-Host: {host}\r\n{extra}Connection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    s.write_all(&req).unwrap();
+    let mut text = Vec::new();
+    let _ = s.read_to_end(&mut text);
+    let text = String::from_utf8_lossy(&text);
+    text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+/// The attacker pass, items 1 and 2: on Funnel, a segment that NFKC makes a dot run (U+FE30
+/// is `..`, U+FE19 `...`; NBSP, U+2000 to U+200A, U+202F, U+205F, U+3000 are spaces), raw or
+/// encoded, and a dot-segment before a decoded `?` or `#` (`..%3F`: `..` to an upstream that
+/// decodes before it splits off the query) are refused with 400 over HTTP/1.1 and HTTP/2;
+/// ordinary UTF-8 names pass, and the tailnet is not held to these.
+#[test]
+fn funnel_refuses_nfkc_dot_runs_and_dot_segments_before_a_query() {
+    let up = echo_upstream();
+    let p = Proxy::start();
+    let table = json!([route(
+        "box/share",
+        "share.tailnet.test",
+        up,
+        json!({"funnel": true, "prefixes": ["funnel:/pub/", "tailnet:/"], "strip_prefix": false})
+    )]);
+    assert_eq!(p.put_routes(&table).0, 200);
+    let funnel = ["Tailscale-Funnel-Request: ?1"];
+    let encoded = [
+        "/pub/%EF%B8%B0/%EF%B8%B0/etc/passwd",
+        "/pub/%EF%B8%99/secret",
+        "/pub/..%C2%A0/secret",
+        "/pub/..%E2%80%80/secret",
+        "/pub/..%E2%80%8A/secret",
+        "/pub/..%E2%80%AF/secret",
+        "/pub/..%E2%81%9F/secret",
+        "/pub/..%E3%80%80/secret",
+        "/pub/..%3F/secret",
+        "/pub/..%23/x",
+        "/pub/%2e%2e%3fx",
+        "/pub/..%20%3F",
+    ];
+    for h2 in [false, true] {
+        for path in encoded {
+            let (code, _, body) = raw_get(&p, true, "share.tailnet.test", path, &funnel, h2);
+            assert_eq!(code, 400, "{path} (h2 {h2}): {body}");
+            let (code, _, _) = raw_get(&p, true, "share.tailnet.test", path, &[], h2);
+            assert_ne!(code, 400, "{path} on the tailnet (h2 {h2})");
+        }
+        let (code, _, body) =
+            raw_get(&p, true, "share.tailnet.test", "/pub/caf%C3%A9.jpg", &funnel, h2);
+        assert_eq!(code, 200, "{body}");
+    }
+    // Raw UTF-8 in the request target (HTTP/1.1).
+    for raw in ["/pub/\u{FE30}/\u{FE30}/etc/passwd", "/pub/..\u{A0}/secret", "/pub/\u{FE19}/x"] {
+        let funnel = "Tailscale-Funnel-Request: ?1\r\n";
+        let code = trusted_raw_status(&p, raw.as_bytes(), "share.tailnet.test", funnel);
+        assert_eq!(code, 400, "{raw:?}");
+    }
+    let code = trusted_raw_status(
+        &p,
+        "/pub/caf\u{E9}.jpg".as_bytes(),
+        "share.tailnet.test",
+        "Tailscale-Funnel-Request: ?1\r\n",
+    );
+    assert_eq!(code, 200);
+}
+
+/// The body of an HTTP/2 (h2c) GET with these fields (repeated names as separate fields).
+fn h2c_body(addr: &str, uri: &str, headers: &[(&str, &str)]) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        use http_body_util::BodyExt;
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut send, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(tcp),
+        )
+        .await
+        .unwrap();
+        tokio::spawn(conn);
+        let mut req = http::Request::get(uri);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(http_body_util::Empty::<bytes::Bytes>::new()).unwrap();
+        let resp = send.send_request(req).await.unwrap();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8_lossy(&body).to_string()
+    })
+}
+
+/// The attacker pass, items 3 to 6: underscore spellings of the framing, hop-by-hop and Host
+/// fields never reach the upstream (CGI and WSGI read them as the real ones); on Funnel,
+/// `X-Original-URL` and `X-Rewrite-URL` are dropped (Symfony and IIS route by them); a
+/// client's `X-Forwarded-Port` is always dropped; HTTP/2 `cookie` fields go out as one
+/// `Cookie` joined with `; `.
+#[test]
+fn header_spellings_url_overrides_forwarded_port_and_http2_cookies() {
+    let up = echo_upstream();
+    let p = Proxy::start();
+    let table = json!([
+        route(
+            "box/share",
+            "share.tailnet.test",
+            up,
+            json!({"funnel": true, "prefixes": ["funnel:/", "tailnet:/"], "proxy_headers": false})
+        ),
+        route("box/a", "a.tailnet.test", up, json!({})),
+    ]);
+    assert_eq!(p.put_routes(&table).0, 200);
+    let underscores = [
+        "Transfer_Encoding: chunked",
+        "Content_Length: 5",
+        "Keep_Alive: timeout=5",
+        "Proxy_Connection: keep-alive",
+        "X_Forwarded_Port: 1",
+        "X_Custom: kept",
+    ];
+    let overrides = ["X-Original-URL: /admin", "X-Rewrite-URL: /admin", "X_Original_URL: /admin"];
+    for h2 in [false, true] {
+        let mut extra: Vec<&str> = underscores.to_vec();
+        extra.extend(overrides);
+        extra.push("X-Forwarded-Port: 8443");
+        extra.push("Tailscale-Funnel-Request: ?1");
+        let (code, _, body) = raw_get(&p, true, "share.tailnet.test", "/x", &extra, h2);
+        assert_eq!(code, 200, "{body}");
+        let h = echoed(&body)["headers"].clone();
+        for gone in [
+            "transfer_encoding",
+            "content_length",
+            "keep_alive",
+            "proxy_connection",
+            "x_forwarded_port",
+            "x-original-url",
+            "x-rewrite-url",
+            "x_original_url",
+            "x-forwarded-port",
+        ] {
+            assert!(h.get(gone).is_none(), "{gone} reached the upstream (h2 {h2}): {h}");
+        }
+        assert_eq!(h["x_custom"], "kept", "{h}");
+        // On the tailnet the URL overrides are the app's business; the client's port is not.
+        let extra = ["X-Original-URL: /admin", "X-Forwarded-Port: 8443"];
+        let (code, _, body) = raw_get(&p, true, "share.tailnet.test", "/x", &extra, h2);
+        assert_eq!(code, 200, "{body}");
+        let h = echoed(&body)["headers"].clone();
+        assert_eq!(h["x-original-url"], "/admin", "{h}");
+        assert!(h.get("x-forwarded-port").is_none(), "{h}");
+    }
+    // With proxy_headers the port is the one of the name asked, never the client's.
+    let (_, _, body) = p.get("a.tailnet.test:8080", "/", &["X-Forwarded-Port: 1"]);
+    assert_eq!(echoed(&body)["headers"]["x-forwarded-port"], "8080", "{body}");
+    let (_, _, body) = p.get("a.tailnet.test", "/", &["X-Forwarded-Port: 1"]);
+    assert!(echoed(&body)["headers"].get("x-forwarded-port").is_none(), "{body}");
+    // HTTP/2 cookies: one line toward the HTTP/1.1 upstream.
+    let body = h2c_body(
+        &p.http,
+        "http://a.tailnet.test/",
+        &[("cookie", "a=1"), ("cookie", "b=2"), ("cookie", "c=3")],
+    );
+    assert_eq!(echoed(&body)["headers"]["cookie"], "a=1; b=2; c=3", "{body}");
+    let body = h2c_body(&p.http, "http://a.tailnet.test/", &[("cookie", "a=1")]);
+    assert_eq!(echoed(&body)["headers"]["cookie"], "a=1", "{body}");
+}
+
+/// The attacker pass, item 7: a fixed upstream address with a line feed, mounts with `%00`, a
+/// bare `%`, look-alike dots or a C1 control, a `redirect_to` or header value with a C1
+/// control, a route with no name, and prefixes no clean path can match (`funnel:/..`,
+/// `funnel://evil`, `funnel:/pub\`, `funnel:/pub/%2e%2e/`) are refused at `PUT /routes`,
+/// naming the route and the field; the old table stays.
+#[test]
+fn routes_with_controls_look_alikes_or_unmatchable_prefixes_are_refused() {
+    let up = echo_upstream();
+    let p = Proxy::start();
+    let good = json!([
+        route("box/a", "a.tailnet.test", up, json!({})),
+        route("box/z", "z.tailnet.test", up, json!({}))
+    ]);
+    assert_eq!(p.put_routes(&good).0, 200);
+    let mount = |m: &str| json!({"hosts": [{"name": "z.tailnet.test", "mount": m}]});
+    let prefix = |x: &str| json!({"funnel": true, "prefixes": [x]});
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            json!({"upstream": {"url": "http://app.internal/", "tcp_addr": format!("127.0.0.1:{up}\r\nX: y")}}),
+            "upstream.tcp_addr",
+        ),
+        (mount("/a%00"), "hosts.mount"),
+        (mount("/a%"), "hosts.mount"),
+        (mount("/a%zz"), "hosts.mount"),
+        (mount("/\u{FF0E}\u{FF0E}/b"), "hosts.mount"),
+        (mount("/%EF%BC%8E%EF%BC%8E/b"), "hosts.mount"),
+        (mount("/a\u{85}b"), "hosts.mount"),
+        (json!({"redirect_to": "/a\u{85}b"}), "redirect_to"),
+        (json!({"hosts": []}), "hosts"),
+        (prefix("funnel:/.."), "prefixes"),
+        (prefix("funnel://evil"), "prefixes"),
+        (prefix("funnel:/pub\\"), "prefixes"),
+        (prefix("funnel:/pub/%2e%2e/"), "prefixes"),
+        (json!({"upstream_headers": {"X-A": "1\u{85}X-B: 2"}}), "upstream_headers.X-A"),
+    ];
+    for (extra, field) in &cases {
+        let bad = json!([
+            route("box/a", "a.tailnet.test", up, json!({})),
+            route("box/z", "z.tailnet.test", up, extra.clone())
+        ]);
+        let (code, body) = p.put_routes(&bad);
+        assert_eq!(code, 400, "{extra}: {body}");
+        let error =
+            serde_json::from_str::<Value>(&body).unwrap()["error"].as_str().unwrap().to_string();
+        assert!(error.starts_with("box/z: ") && error.contains(field), "{extra}: {error}");
+    }
+    // The old table is still served.
+    let (code, _, _) = p.get("z.tailnet.test", "/", &[]);
+    assert_eq!(code, 200);
+}
+
+/// The attacker pass, item 8: under a flood of 200 idle sockets on the metrics listener and on
+/// the admin socket (16 slots each), a scrape and an admin request are served within about a
+/// second: on these side listeners the connection idle longest is closed for a new one at
+/// once, even one that has not had its second to send a head (their clients send it at once).
+#[test]
+fn the_side_listeners_serve_within_a_second_under_an_idle_flood() {
+    let metrics = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let p = Proxy::start_with(&format!("metrics_addr = \"{metrics}\""));
+    let admin = p.path("state/admin.sock");
+    let _flood: Vec<std::net::TcpStream> =
+        (0..200).map(|_| std::net::TcpStream::connect(metrics).unwrap()).collect();
+    let _admin_flood: Vec<std::os::unix::net::UnixStream> =
+        (0..200).map(|_| std::os::unix::net::UnixStream::connect(&admin).unwrap()).collect();
+    let started = std::time::Instant::now();
+    let scrape = Command::new("curl")
+        .args(["-s", "-m", "20", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("http://{metrics}/metrics"))
+        .output()
+        .unwrap();
+    let scrape_took = started.elapsed();
+    assert_eq!(String::from_utf8_lossy(&scrape.stdout), "200");
+    let started = std::time::Instant::now();
+    let health = Command::new("curl")
+        .args(["-s", "-m", "20", "--unix-socket"])
+        .arg(&admin)
+        .arg("http://admin/healthz")
+        .output()
+        .unwrap();
+    let health_took = started.elapsed();
+    assert!(String::from_utf8_lossy(&health.stdout).contains("ok"));
+    let limit = std::time::Duration::from_millis(1500);
+    assert!(scrape_took < limit, "the scrape took {scrape_took:?}");
+    assert!(health_took < limit, "the admin request took {health_took:?}");
+}

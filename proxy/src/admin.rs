@@ -64,7 +64,7 @@ pub(crate) fn serve_admin(
 ) -> crate::error::Result<JoinHandle<()>> {
     let listener = bind_unix(path, 0o600)?;
     let shared = s.shared.clone();
-    let watchdog = Watchdog::new(&side_limits(limits, ADMIN_MAX_CONNECTIONS));
+    let watchdog = Watchdog::side(&side_limits(limits, ADMIN_MAX_CONNECTIONS));
     Ok(watched_accept_loop(listener, s.stop.clone(), watchdog, move |io, _, registration| {
         let (shared, routes_file) = (shared.clone(), routes_file.clone());
         tokio::spawn(serve_side_conn(io, registration, move |req| {
@@ -76,7 +76,7 @@ pub(crate) fn serve_admin(
 /// Serves `/metrics` on `listener`.
 pub(crate) fn serve_metrics(s: &Serving, listener: TcpListener, limits: &Limits) -> JoinHandle<()> {
     let shared = s.shared.clone();
-    let watchdog = Watchdog::new(&side_limits(limits, METRICS_MAX_CONNECTIONS));
+    let watchdog = Watchdog::side(&side_limits(limits, METRICS_MAX_CONNECTIONS));
     watched_accept_loop(listener, s.stop.clone(), watchdog, move |io, _, registration| {
         let shared = shared.clone();
         tokio::spawn(serve_side_conn(io, registration, move |req: Request<Incoming>| {

@@ -6,6 +6,8 @@
 //! (`%2F`, `%5C`, `\`, `%25`, and a `%` that starts no escape: `%%32e` is `%2e` once decoded,
 //! `.` twice) are refused outright.
 
+use tailshift_routes::segment::{SegmentRisk, decoded_segment_risk};
+
 /// What to do with a request's path.
 #[derive(Debug, PartialEq, Eq)]
 pub enum PathCheck {
@@ -79,33 +81,6 @@ fn risky_on_funnel(path: &str) -> bool {
         })
 }
 
-/// Code points that upstreams normalising Unicode (NFKC, IDNA, Windows' best-fit mappings)
-/// read as a dot: `．` (U+FF0E), `․` (U+2024), `‥` (U+2025, two), `…` (U+2026, three), `﹒`
-/// (U+FE52), `｡` (U+FF61), `。` (U+3002).
-const DOT_LOOKALIKES: [char; 7] =
-    ['\u{FF0E}', '\u{2024}', '\u{2025}', '\u{2026}', '\u{FE52}', '\u{FF61}', '\u{3002}'];
-
-/// Code points such upstreams read as `/`, `\` or `%`: `／` (U+FF0F), `＼` (U+FF3C), `∕`
-/// (U+2215), `⁄` (U+2044), `﹨` (U+FE68), `⧵` (U+29F5), `％` (U+FF05), `﹪` (U+FE6A).
-const SEPARATOR_LOOKALIKES: [char; 8] = [
-    '\u{FF0F}', '\u{FF3C}', '\u{2215}', '\u{2044}', '\u{FE68}', '\u{29F5}', '\u{FF05}', '\u{FE6A}',
-];
-
-/// Whether a (decoded) segment is dots, spaces and dot look-alikes only, with at least one
-/// dot: an upstream that folds look-alikes, or trims trailing dots and spaces as Windows does
-/// (`.. ` is `..`, `...` is `..` to some), reads it as a dot-segment.
-fn dot_like(seg: &str) -> bool {
-    let mut dots = false;
-    for c in seg.chars() {
-        if c == '.' || DOT_LOOKALIKES.contains(&c) {
-            dots = true;
-        } else if c != ' ' {
-            return false;
-        }
-    }
-    dots
-}
-
 /// A path segment percent-decoded into `buf` (one pass: on Funnel `%25` is refused, so
 /// nothing is left to decode twice).
 fn decode_into(seg: &str, buf: &mut Vec<u8>) {
@@ -128,30 +103,34 @@ fn decode_into(seg: &str, buf: &mut Vec<u8>) {
 }
 
 /// Why a Funnel request's segment may decode, at some upstream, into a traversal: a control
-/// byte (`..%00` is `..` to one that cuts at NUL), bytes that are not UTF-8 (`%c0%ae` is an
-/// overlong `.`), a separator look-alike (`..%ef%bc%8f` is `../` after NFKC), or a segment of
-/// dots, dot look-alikes and spaces (`..%20`, `...`, `%ef%bc%8e%ef%bc%8e`). Ordinary UTF-8
-/// names pass (`caf%C3%A9.jpg`). `.` and `..` themselves (plain or `%2e`) are not asked
+/// character (`..%00` is `..` to one that cuts at NUL; C1 too), bytes that are not UTF-8
+/// (`%c0%ae` is an overlong `.`), or what [`decoded_segment_risk`] finds in its NFKC form: a
+/// separator look-alike (`..%ef%bc%8f` is `../`), or dots, dot look-alikes and spaces only
+/// before any `?`, `#` or `;` (`..%20`, `...`, `%ef%b8%b0` (U+FE30, `..`), `..%C2%A0`,
+/// `..%3F`: an upstream that decodes before it splits off the query reads `..`). Ordinary
+/// UTF-8 names pass (`caf%C3%A9.jpg`). `.` and `..` themselves (plain or `%2e`) are not asked
 /// about: they are redirected to the clean path.
 pub fn funnel_segment_risk(seg: &str, buf: &mut Vec<u8>) -> Option<&'static str> {
-    // Plain ASCII without escapes, the common case: only a run of dots can be read as one.
+    // Plain ASCII without escapes, the common case: only a run of dots (before any `;`, which
+    // servlet containers cut) can be read as one.
     if !seg.bytes().any(|b| b == b'%' || b >= 0x80) {
-        return (seg.len() > 2 && seg.bytes().all(|b| b == b'.'))
+        let head = seg.split(';').next().unwrap_or(seg);
+        return (!head.is_empty() && head.bytes().all(|b| b == b'.'))
             .then_some("a segment of dots only is not accepted through Funnel\n");
     }
     decode_into(seg, buf);
-    if buf.iter().any(|&b| b < 0x20 || b == 0x7f) {
-        return Some("control characters are not accepted in a path through Funnel\n");
-    }
     let Ok(text) = std::str::from_utf8(buf) else {
         return Some("a path through Funnel is UTF-8 (no overlong or broken sequences)\n");
     };
-    if text.contains(SEPARATOR_LOOKALIKES) {
-        return Some("slash, backslash and percent look-alikes are not accepted through Funnel\n");
-    }
-    dot_like(text).then_some(
-        "a segment of dots, dot look-alikes and spaces only is not accepted through Funnel\n",
-    )
+    decoded_segment_risk(text).map(|risk| match risk {
+        SegmentRisk::Control => "control characters are not accepted in a path through Funnel\n",
+        SegmentRisk::Separator => {
+            "slash, backslash and percent look-alikes are not accepted through Funnel\n"
+        }
+        SegmentRisk::Dots => {
+            "a segment of dots, dot look-alikes and spaces only (before any ?, # or ;) is not accepted through Funnel\n"
+        }
+    })
 }
 
 /// A path as a `Location`: `\` percent-encoded (`%5C`). Browsers read `\` as `/`, so a
@@ -311,6 +290,39 @@ mod tests {
         }
         // `.` and `..` themselves are still redirected to the clean path, Funnel or not.
         assert_eq!(check("/pub/../x", true), PathCheck::Redirect("/x".into()));
+    }
+
+    /// The attacker pass: NFKC dots and spaces (U+FE30 is `..`, U+FE19 `...`, NBSP and the
+    /// other Unicode spaces a space), raw or encoded, and `..` before an encoded `?` or `#`.
+    #[test]
+    fn funnel_refuses_nfkc_dots_and_dot_segments_before_a_query_or_fragment() {
+        for p in [
+            "/pub/%EF%B8%B0/%EF%B8%B0/etc/passwd",
+            "/pub/\u{FE30}/\u{FE30}/etc/passwd",
+            "/pub/%ef%b8%99/secret",
+            "/pub/..%C2%A0/secret",
+            "/pub/..\u{A0}/secret",
+            "/pub/..%E2%80%80/secret",
+            "/pub/..%E2%80%8A/secret",
+            "/pub/..%E2%80%AF/secret",
+            "/pub/..%E2%81%9F/secret",
+            "/pub/..%E3%80%80/secret",
+            "/pub/..%C2%85/secret",
+            "/pub/..%3F/secret",
+            "/pub/..%3f",
+            "/pub/..%23/x",
+            "/pub/%2e%2e%3fx",
+            "/pub/..%20%3F",
+            "/pub/.%3F",
+            "/pub/%EF%BC%8E%EF%BC%8E%EF%BC%9Fx",
+            "/pub/...;x",
+        ] {
+            assert!(matches!(check(p, true), PathCheck::Refuse(_)), "{p}");
+            assert!(!matches!(check(p, false), PathCheck::Refuse(_)), "{p} on the tailnet");
+        }
+        for p in ["/pub/caf%C3%A9.jpg", "/pub/a%3F..", "/pub/x%3Fy", "/pub/%C2%A0x"] {
+            assert_eq!(check(p, true), PathCheck::Clean, "{p}");
+        }
     }
 
     #[test]

@@ -105,25 +105,6 @@ fn service_of(origin: &Origin) -> Option<String> {
     }
 }
 
-/// The route's own name the client asked for (its spelling, case and port aside; a short name
-/// is its full name), so a metrics label can take only as many values as the route has names:
-/// a client must not grow the proxy's memory by spelling one name many ways.
-fn canonical_name<'a>(route: &'a tailshift_routes::Route, asked: &str) -> &'a str {
-    let host = super::routes::bare_host(asked);
-    route
-        .hosts
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case(host))
-        .or_else(|| {
-            route.hosts.iter().find(|h| {
-                h.name.split('.').next().is_some_and(|first| first.eq_ignore_ascii_case(host))
-            })
-        })
-        .or(route.hosts.first())
-        .map(|h| h.name.as_str())
-        .unwrap_or("")
-}
-
 /// Requests answered before any routing: `CONNECT` (405; the proxy is no tunnel), a transfer
 /// coding other than `chunked` (501), `OPTIONS *` (the proxy's own answer), userinfo in the
 /// target (400), two `Host` headers (400), and an HTTP/2 `host` that differs from `:authority`
@@ -492,6 +473,8 @@ fn upstream_request(
         peer: client.peer.as_ref(),
         trusted: client.trusted,
         tls,
+        funnel: client.via == Via::Funnel,
+        http2: parts.version == http::Version::HTTP_2,
     };
     let mut headers = outgoing_headers(
         std::mem::take(&mut parts.headers),
@@ -564,7 +547,7 @@ fn answer_from_upstream(
     asked: &str,
 ) -> Response<Body> {
     let m = route.metrics.get_or_init(|| shared.metrics.service(&route.service));
-    m.request(canonical_name(&route.route, asked));
+    m.request(route.canonical_name(asked));
     let mut resp = match result {
         Ok(resp) => resp,
         Err(SendError::ClientBody(e)) => {

@@ -129,6 +129,44 @@ pub struct Requester<'a> {
     pub trusted: bool,
     /// Over TLS (ours or tailscaled's).
     pub tls: bool,
+    /// A Funnel request (tailscaled's `Tailscale-Funnel-Request`).
+    pub funnel: bool,
+    /// An HTTP/2 request (its `cookie` fields are joined into one for HTTP/1.1).
+    pub http2: bool,
+}
+
+/// Whether a client's header (lower case, `-` spelling) never reaches the upstream: the
+/// forwarding chain the proxy rebuilds (`X-Forwarded-Port` too, set from the name asked with
+/// `proxy_headers`), identity, and on Funnel the URL overrides that Symfony and IIS route by.
+fn dropped(k: &str, funnel: bool) -> bool {
+    matches!(
+        k,
+        "forwarded"
+            | "x-forwarded-for"
+            | "x-forwarded-host"
+            | "x-forwarded-proto"
+            | "x-forwarded-port"
+    ) || is_identity(k)
+        || (funnel && matches!(k, "x-original-url" | "x-rewrite-url"))
+}
+
+/// An HTTP/2 request's `cookie` fields (RFC 9113 8.2.3: HTTP/2 clients send one a cookie)
+/// joined with `; ` into the one field an HTTP/1.1 upstream expects.
+fn join_cookies(h: &mut HeaderMap) {
+    let mut all = h.get_all(http::header::COOKIE).iter();
+    if all.next().is_none() || all.next().is_none() {
+        return;
+    }
+    let mut joined = Vec::new();
+    for v in h.get_all(http::header::COOKIE) {
+        if !joined.is_empty() {
+            joined.extend_from_slice(b"; ");
+        }
+        joined.extend_from_slice(v.as_bytes());
+    }
+    if let Ok(v) = HeaderValue::from_bytes(&joined) {
+        h.insert(http::header::COOKIE, v);
+    }
 }
 
 /// `value` when it is exactly `text`, else a new value (values derived from the name asked
@@ -151,33 +189,24 @@ pub fn outgoing_headers(
     who: &Requester,
     identity: Option<Identity>,
 ) -> HeaderMap {
-    let Requester { asked, peer, trusted, tls } = *who;
+    let Requester { asked, peer, trusted, tls, funnel, http2 } = *who;
     let mut h = incoming;
     strip_hop_by_hop(&mut h);
     // What tailscaled says is read above; nothing a client sends as identity (or as a
     // forwarding chain) goes further. One pass finds whether there is anything to remove.
-    // With `_`, a name CGI/WSGI upstreams read as one the proxy sets (`X_Tailscale_User` is
-    // `HTTP_X_TAILSCALE_USER` there) goes too; other underscore names pass, as tsnsrv's did.
+    // With `_`, a name CGI/WSGI upstreams read as one the proxy sets or strips
+    // (`X_Tailscale_User` is `HTTP_X_TAILSCALE_USER` there, `Transfer_Encoding` frames the
+    // body to some) goes too; other underscore names pass, as tsnsrv's did. On Funnel, the
+    // URL overrides Symfony and IIS route by (`X-Original-URL`, `X-Rewrite-URL`) go too.
     let replaced = |k: &HeaderName| {
         let k = k.as_str();
-        let is_ours = |k: &str| {
-            matches!(
-                k,
-                "forwarded"
-                    | "x-forwarded-for"
-                    | "x-forwarded-host"
-                    | "x-forwarded-proto"
-                    | "x-forwarded-server"
-                    | "x-forwarded-port"
-                    | "x-real-ip"
-                    | "x-scheme"
-            ) || is_identity(k)
-        };
         if k.contains('_') {
-            is_ours(&k.replace('_', "-"))
+            let k = k.replace('_', "-");
+            dropped(&k, funnel)
+                || matches!(k.as_str(), "x-forwarded-server" | "x-real-ip" | "x-scheme")
+                || tailshift_routes::headers::reserved(&k).is_some()
         } else {
-            matches!(k, "forwarded" | "x-forwarded-for" | "x-forwarded-host" | "x-forwarded-proto")
-                || is_identity(k)
+            dropped(k, funnel)
         }
     };
     if h.keys().any(replaced) {
@@ -185,6 +214,9 @@ pub fn outgoing_headers(
         for k in gone {
             h.remove(k);
         }
+    }
+    if http2 {
+        join_cookies(&mut h);
     }
     let asked_text = asked.to_str().unwrap_or_default();
     // Behind tailscaled a short name stands for the route's first full name.

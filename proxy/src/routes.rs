@@ -39,6 +39,26 @@ impl std::ops::Deref for Routed {
 }
 
 impl Routed {
+    /// The route's own name the client asked for (its spelling, case and port aside; a short name
+    /// is its full name), so a metrics label can take only as many values as the route has names:
+    /// a client must not grow the proxy's memory by spelling one name many ways.
+    pub fn canonical_name(&self, asked: &str) -> &str {
+        let host = bare_host(asked);
+        let route = &self.route;
+        route
+            .hosts
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(host))
+            .or_else(|| {
+                route.hosts.iter().find(|h| {
+                    h.name.split('.').next().is_some_and(|first| first.eq_ignore_ascii_case(host))
+                })
+            })
+            .or(route.hosts.first())
+            .map(|h| h.name.as_str())
+            .unwrap_or("")
+    }
+
     fn new(route: Route) -> Routed {
         let dest = &route.upstream.url;
         let dest_authority = authority(dest);

@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod headers;
 mod route;
+pub mod segment;
 mod table;
 
 pub use route::{
@@ -18,5 +19,5 @@ pub use route::{
 };
 pub use table::{
     RouteError, is_dns_name, is_service_id, mount_problem, prefix_problem, redirect_problem,
-    upstream_problem, validate_route, validate_table,
+    tcp_addr_problem, upstream_problem, validate_route, validate_table,
 };

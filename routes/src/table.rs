@@ -131,6 +131,19 @@ pub fn validate_route(r: &Route) -> Result<(), RouteError> {
     if let Some(why) = upstream_problem(url) {
         return Err(invalid("upstream.url", url.as_str(), why));
     }
+    if let Some(addr) = &r.upstream.tcp_addr
+        && let Some(why) = tcp_addr_problem(addr)
+    {
+        return Err(invalid("upstream.tcp_addr", addr, why));
+    }
+    if let Some(path) = &r.upstream.unix
+        && path.chars().any(char::is_control)
+    {
+        return Err(invalid("upstream.unix", path, "a socket path has no control characters"));
+    }
+    if r.hosts.is_empty() {
+        return Err(invalid("hosts", "[]", "a route answers for at least one name"));
+    }
     for h in &r.hosts {
         if !is_dns_name(&h.name) {
             return Err(invalid(
@@ -157,7 +170,7 @@ pub fn validate_route(r: &Route) -> Result<(), RouteError> {
         if let Some(why) = crate::headers::reserved(k) {
             return Err(invalid("upstream_headers", k, why));
         }
-        if v.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+        if v.chars().any(|c| c.is_control() && c != '\t') {
             return Err(invalid(
                 &format!("upstream_headers.{k}"),
                 v,
@@ -198,10 +211,54 @@ fn is_dot_segment(seg: &str) -> bool {
     decoded == "." || decoded == ".."
 }
 
+/// What is wrong with a fixed upstream address, if anything: it is `host:port` (as tsnsrv's
+/// `upstreamTCPAddr` and Go's dialer take it), a port from 1 to 65535, no whitespace or
+/// control characters (a line feed would reach logs and the dialer's error text).
+pub fn tcp_addr_problem(addr: &str) -> Option<&'static str> {
+    if addr.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Some("an address has no whitespace or control characters");
+    }
+    match addr.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0) => None,
+        _ => Some("an address is host:port, with a port from 1 to 65535"),
+    }
+}
+
+/// What an upstream may read in a mount's or prefix's segments once it decodes them, if
+/// anything: every `%` starts an escape (`%XX`), the decoded text is UTF-8 with no control
+/// characters (`%00`, C1 such as U+0085, raw or encoded), and no segment reads as a separator
+/// or a dot-segment once normalised ([`crate::segment::decoded_segment_risk`]: `/．．/b`,
+/// `/%EF%BC%8E%EF%BC%8E/b`, `/..%20/b`, `/a%2Fb`).
+fn decoded_problem(path: &str) -> Option<&'static str> {
+    use crate::segment::{SegmentRisk, decoded_segment_risk, percent_decoded};
+    for seg in path.split('/') {
+        let Some(decoded) = percent_decoded(seg) else {
+            return Some("every % starts an escape (%XX)");
+        };
+        let Ok(text) = std::str::from_utf8(&decoded) else {
+            return Some("the path is UTF-8 once decoded");
+        };
+        match decoded_segment_risk(text) {
+            None => {}
+            Some(SegmentRisk::Control) => return Some("no control characters, raw or encoded"),
+            Some(SegmentRisk::Separator) => {
+                return Some("no /, \\ or % once decoded and normalised (%2F, ／, ％)");
+            }
+            Some(SegmentRisk::Dots) => {
+                return Some(
+                    "no segment of dots and spaces once decoded and normalised (．．, ..%20)",
+                );
+            }
+        }
+    }
+    None
+}
+
 /// What is wrong with a mount, if anything: it starts with `/`, has no dot-segments, no
-/// empty segment (`//`), no `?`, `#`, `;`, `\`, whitespace or control bytes: a mount is
-/// matched against the clean paths the proxy routes, and one no clean path can reach (or that
-/// reads differently to the upstream) is a mistake.
+/// empty segment (`//`), no `?`, `#`, `;`, `\`, whitespace or control bytes, and nothing that
+/// decodes or normalises into one ([`decoded_problem`]): a mount is matched against the clean
+/// paths the proxy routes, and one no clean path can reach (or that reads differently to the
+/// upstream) is a mistake.
 pub fn mount_problem(mount: &str) -> Option<&'static str> {
     if !mount.starts_with('/') {
         Some("a mount starts with /")
@@ -212,7 +269,7 @@ pub fn mount_problem(mount: &str) -> Option<&'static str> {
     } else if mount[1..].split('/').any(is_dot_segment) {
         Some("a mount has no . or .. segment")
     } else {
-        None
+        decoded_problem(mount)
     }
 }
 
@@ -220,13 +277,16 @@ pub fn mount_problem(mount: &str) -> Option<&'static str> {
 /// a path starting with `/`; no control bytes. tsnsrv matched the text after the kind as a
 /// plain string prefix, so an empty one (`funnel:`) allowed every path and an unknown kind
 /// (`public:/x`) was a bare prefix no path can match: both are refused (`funnel:/` allows
-/// every path, and says so).
+/// every path, and says so). Prefixes are matched against clean paths, so one with a `.` or
+/// `..` segment (`funnel:/..`, `/pub/%2e%2e/`), `//` (`funnel://evil`), `\`, `?`, `#` or
+/// whitespace can never match, or reads as another path to the upstream, and so can one that
+/// decodes or normalises into such ([`decoded_problem`]).
 pub fn prefix_problem(prefix: &str) -> Option<&'static str> {
     let rest = prefix
         .strip_prefix("tailnet:")
         .or_else(|| prefix.strip_prefix("funnel:"))
         .unwrap_or(prefix);
-    if prefix.bytes().any(|b| b < b' ' || b == 0x7f) {
+    if prefix.chars().any(char::is_control) {
         Some("a prefix has no control characters")
     } else if rest.is_empty() {
         Some(
@@ -234,8 +294,14 @@ pub fn prefix_problem(prefix: &str) -> Option<&'static str> {
         )
     } else if !rest.starts_with('/') {
         Some("a prefix is `/path`, `tailnet:/path` or `funnel:/path`")
+    } else if rest.bytes().any(|b| b == b' ' || b"?#\\".contains(&b)) {
+        Some("a prefix has no ?, #, \\ or whitespace: no clean path holds them")
+    } else if rest.contains("//") {
+        Some("a prefix has no empty segment (//): no clean path holds one")
+    } else if rest[1..].split('/').any(is_dot_segment) {
+        Some("a prefix has no . or .. segment: no clean path holds one")
     } else {
-        None
+        decoded_problem(rest)
     }
 }
 
@@ -245,7 +311,7 @@ pub fn prefix_problem(prefix: &str) -> Option<&'static str> {
 /// read by browsers as another host); never `javascript:` or `data:`; no whitespace or
 /// control bytes.
 pub fn redirect_problem(to: &str) -> Option<&'static str> {
-    if to.bytes().any(|b| b <= b' ' || b == 0x7f || b == b'\\') {
+    if to.chars().any(|c| c <= ' ' || c.is_control() || c == '\\') {
         return Some("a redirect has no whitespace, backslash or control characters");
     }
     if to.starts_with('/') {
@@ -343,18 +409,61 @@ mod tests {
             let got = refused(|r| r.hosts[0].mount = bad.into());
             assert_eq!(got.as_deref(), Some("hosts.mount"), "{bad:?}");
         }
-        for ok in ["/", "/app", "/app/", "/a/...b/c", "/%41"] {
+        // The attacker pass: escapes, look-alike dots and C1 controls, raw or encoded.
+        for bad in [
+            "/a%00",
+            "/a%",
+            "/a%4",
+            "/a%zz",
+            "/\u{FF0E}\u{FF0E}/b",
+            "/%EF%BC%8E%EF%BC%8E/b",
+            "/\u{FE30}/b",
+            "/..%20/b",
+            "/a\u{85}b",
+            "/a%C2%85b",
+            "/a\u{9F}",
+            "/a%2Fb",
+            "/a%ff",
+        ] {
+            let got = refused(|r| r.hosts[0].mount = bad.into());
+            assert_eq!(got.as_deref(), Some("hosts.mount"), "{bad:?}");
+        }
+        for ok in ["/", "/app", "/app/", "/a/...b/c", "/%41", "/caf%C3%A9", "/café"] {
             assert_eq!(refused(|r| r.hosts[0].mount = ok.into()), None, "{ok}");
         }
     }
 
     #[test]
     fn prefixes_have_a_kind_and_a_path() {
-        for bad in ["funnel:", "tailnet:", "", "public:/x", "x", "funnel:x", "/a\nb"] {
+        for bad in [
+            "funnel:",
+            "tailnet:",
+            "",
+            "public:/x",
+            "x",
+            "funnel:x",
+            "/a\nb",
+            "funnel:/..",
+            "funnel:/.",
+            "funnel://evil",
+            "funnel:/pub\\",
+            "funnel:/pub/%2e%2e/",
+            "funnel:/pub/../x",
+            "funnel:/a b",
+            "funnel:/a?x",
+            "funnel:/a#x",
+            "funnel:/pub/%",
+            "funnel:/pub/%00",
+            "funnel:/pub/\u{85}",
+            "funnel:/\u{FF0E}\u{FF0E}/",
+            "funnel:/..%C2%A0/",
+        ] {
             let got = refused(|r| r.prefixes = vec![bad.into()]);
             assert_eq!(got.as_deref(), Some("prefixes"), "{bad:?}");
         }
-        for ok in ["funnel:/", "tailnet:/", "/", "/api", "funnel:/pub/"] {
+        for ok in
+            ["funnel:/", "tailnet:/", "/", "/api", "funnel:/pub/", "funnel:/pub", "/a.", "/..x"]
+        {
             assert_eq!(refused(|r| r.prefixes = vec![ok.into()]), None, "{ok}");
         }
     }
@@ -371,6 +480,15 @@ mod tests {
             let got = refused(|r| r.upstream.url = bad.parse().unwrap());
             assert_eq!(got.as_deref(), Some("upstream.url"), "{bad}");
         }
+        for bad in ["127.0.0.1:1\r\nX: y", "127.0.0.1:1\u{85}", "a b:1", "127.0.0.1", ":80", "h:0"]
+        {
+            let got = refused(|r| r.upstream.tcp_addr = Some(bad.into()));
+            assert_eq!(got.as_deref(), Some("upstream.tcp_addr"), "{bad:?}");
+        }
+        for ok in ["127.0.0.1:8080", "[::1]:80", "app.internal:443"] {
+            assert_eq!(refused(|r| r.upstream.tcp_addr = Some(ok.into())), None, "{ok}");
+        }
+        assert_eq!(refused(|r| r.hosts.clear()).as_deref(), Some("hosts"));
         // tsnsrv merged a toURL query into each request's; the proxy does too.
         assert_eq!(refused(|r| r.upstream.url = "http://127.0.0.1:1/?k=v".parse().unwrap()), None);
     }
@@ -383,10 +501,12 @@ mod tests {
             });
             assert_eq!(got.as_deref(), Some("upstream_headers"), "{name}");
         }
-        let got = refused(|r| {
-            r.upstream_headers.insert("X-A".into(), "1\r\nX-B: 2".into());
-        });
-        assert_eq!(got.as_deref(), Some("upstream_headers.X-A"));
+        for value in ["1\r\nX-B: 2", "1\u{85}X-B: 2", "\u{9f}"] {
+            let got = refused(|r| {
+                r.upstream_headers.insert("X-A".into(), value.into());
+            });
+            assert_eq!(got.as_deref(), Some("upstream_headers.X-A"), "{value:?}");
+        }
         assert_eq!(
             refused(|r| {
                 r.upstream_headers.insert("X-Forwarded-Proto".into(), "https".into());
@@ -407,6 +527,8 @@ mod tests {
             "ftp://x.example/",
             "/a b",
             "relative",
+            "/a\u{85}b",
+            "https://x.example/\u{9f}",
         ] {
             let got = refused(|r| r.redirect_to = Some(bad.into()));
             assert_eq!(got.as_deref(), Some("redirect_to"), "{bad:?}");
