@@ -19,7 +19,7 @@ use crate::apply::journal::Journal;
 use crate::apply::state::{Phase, ServiceState, State};
 use crate::exit::Exit;
 use std::collections::BTreeMap;
-use tailshift_checks::{Outcome, check_with};
+use tailshift_checks::Outcome;
 use tailshift_plans::ServiceId;
 use tailshift_plans::plan::PlannedService;
 use tailshift_plans::steps::Step;
@@ -150,7 +150,7 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
         return Ok(roll_back_after_failure(&mut ctx, &services, &why));
     }
     if cfg.confirm == crate::apply::config::Confirm::Operator || !inconclusive.is_empty() {
-        let deadline = tailshift_plans::plan_file::now_unix() + cfg.confirm_timeout_s;
+        let deadline = req.world.now_unix() + cfg.confirm_timeout_s;
         drop(ctx);
         super::watcher::spawn_watcher(req, deadline)?;
         event(
@@ -180,7 +180,7 @@ fn staying_baseline(
 ) {
     for s in super::shared::staying(req, state) {
         if !baseline.contains_key(&s.id) {
-            let o = tailshift_checks::check(&req.cfg.check, &legacy_name(s), "/");
+            let o = req.world.check(&req.cfg.check, &legacy_name(s), "/", &[]);
             event(
                 req,
                 format!(
@@ -310,7 +310,7 @@ fn baseline(
                 _ => None,
             })
             .unwrap_or_else(|| "/".into());
-        let o = check_with(&req.cfg.check, &legacy_name(s), &path, &credentials(req.plan, s)?);
+        let o = req.world.check(&req.cfg.check, &legacy_name(s), &path, &credentials(req.plan, s)?);
         event(
             req,
             format!("baseline {}: {}", s.id, show(&o)),

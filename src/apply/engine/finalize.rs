@@ -1,6 +1,5 @@
 //! `migrate finalize --wave N`: removes what only a rollback needed; it cannot be undone.
 
-use super::adapters::run_legacy;
 use super::common::Ctx;
 use super::common::Request;
 use super::common::event;
@@ -114,7 +113,7 @@ pub fn finalize(req: &Request) -> anyhow::Result<Exit> {
             continue;
         }
         let r = ctx.record(s, usize::MAX - 1, &format!("finalize {unit}"), || {
-            run_legacy(cfg, "finalize", &unit, s, req.wave)
+            req.world.legacy(cfg, "finalize", &unit, s, req.wave)
         });
         if let Err(e) = r {
             eprintln!("error: finalizing {}: {e:#}", s.id);

@@ -1,12 +1,9 @@
 //! What must hold before a wave changes anything; refused here means exit 3, nothing changed.
 
-use super::adapters::shim_for;
 use super::common::{Request, legacy_name, route_of};
-use super::steps::reach_upstream;
-use crate::apply::admin_client;
 use crate::apply::state::State;
 use std::collections::BTreeSet;
-use tailshift_checks::{Outcome, check};
+use tailshift_checks::Outcome;
 use tailshift_plans::plan::PlannedService;
 
 /// Everything that would block the wave, checked before anything changes: the proxy answers,
@@ -15,7 +12,7 @@ use tailshift_plans::plan::PlannedService;
 pub(super) fn preflight(req: &Request, state: &State, services: &[&PlannedService]) -> Vec<String> {
     let cfg = req.cfg;
     let mut blocked = Vec::new();
-    if let Err(e) = admin_client::healthy(&cfg.admin_socket) {
+    if let Err(e) = req.world.healthy(&cfg.admin_socket) {
         blocked.push(format!("{e:#}"));
     }
     // A dependency on another host must answer by its name (moved there already, or still on
@@ -26,7 +23,7 @@ pub(super) fn preflight(req: &Request, state: &State, services: &[&PlannedServic
             if d.inventory.host.known().is_some_and(|h| h == &req.host) {
                 continue;
             }
-            if let Outcome::Error(e) = check(&cfg.check, &legacy_name(d), "/") {
+            if let Outcome::Error(e) = req.world.check(&cfg.check, &legacy_name(d), "/", &[]) {
                 blocked.push(format!(
                     "{} depends on {} (on another host), which does not answer: {e}",
                     s.id, d.id
@@ -54,7 +51,7 @@ pub(super) fn preflight(req: &Request, state: &State, services: &[&PlannedServic
         }
         match route_of(s) {
             Ok(r) => {
-                if let Err(e) = reach_upstream(r) {
+                if let Err(e) = req.world.reach_upstream(r) {
                     // Name what was dialed: the socket or address, else the URL.
                     let dialed = r
                         .upstream
@@ -67,7 +64,7 @@ pub(super) fn preflight(req: &Request, state: &State, services: &[&PlannedServic
             }
             Err(e) => blocked.push(format!("{}: {e}", s.id)),
         }
-        if let Err(e) = shim_for(s.strategy, cfg, req.plan, s) {
+        if let Err(e) = req.world.shim(s.strategy, cfg, req.plan, s) {
             blocked.push(format!("{}: {e:#}", s.id));
         }
     }
@@ -75,7 +72,7 @@ pub(super) fn preflight(req: &Request, state: &State, services: &[&PlannedServic
     let mut seen = BTreeSet::new();
     for s in services {
         if seen.insert(s.strategy.as_str())
-            && let Ok(shim) = shim_for(s.strategy, cfg, req.plan, s)
+            && let Ok(shim) = req.world.shim(s.strategy, cfg, req.plan, s)
             && let Err(e) = shim.preflight()
         {
             blocked.push(format!("{e}"));
