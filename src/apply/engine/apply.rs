@@ -84,6 +84,7 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
             }
             let what = step.describe();
             let before = ctx.state.clone();
+            begin(&mut ctx, s)?;
             let r = ctx.record(s, i, &what, || run_step(req, s, step, &baseline, &before));
             match r {
                 Ok(()) => {
@@ -126,7 +127,13 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
         if !last {
             continue;
         }
-        if let Some(st) = ctx.state.services.get_mut(s.id.as_str()) {
+        // A service already applied (or finalized) stays so: applying the wave again changes
+        // nothing, and asks for no confirmation.
+        if let Some(st) =
+            ctx.state.services.get_mut(s.id.as_str()).filter(|st| {
+                !matches!(st.phase, Phase::Applied | Phase::Finalizing | Phase::Finalized)
+            })
+        {
             st.phase = match cfg.confirm {
                 crate::apply::config::Confirm::Checks if !inconclusive.contains(&&s.id) => {
                     Phase::Applied
@@ -149,7 +156,10 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
     if let Some(why) = failure {
         return Ok(roll_back_after_failure(&mut ctx, &services, &why));
     }
-    if cfg.confirm == crate::apply::config::Confirm::Operator || !inconclusive.is_empty() {
+    let waiting = services.iter().any(|s| {
+        ctx.state.services.get(s.id.as_str()).is_some_and(|st| st.phase == Phase::Unconfirmed)
+    });
+    if waiting || !inconclusive.is_empty() {
         let deadline = req.world.now_unix() + cfg.confirm_timeout_s;
         drop(ctx);
         super::watcher::spawn_watcher(req, deadline)?;
@@ -352,6 +362,24 @@ fn roll_back_after_failure(ctx: &mut Ctx, services: &[&PlannedService], why: &st
             Exit::Dirty
         }
     }
+}
+
+/// Records that the service is applying before a step of it takes effect: a crash between the
+/// step and its record in the state must not leave it reported as legacy with its route in place.
+fn begin(ctx: &mut Ctx, s: &PlannedService) -> anyhow::Result<()> {
+    let req = ctx.req;
+    let entry = ctx.state.services.entry(s.id.to_string()).or_insert(ServiceState {
+        phase: Phase::Legacy,
+        wave: req.wave,
+        plan_id: req.plan.plan_id.clone(),
+        done: vec![],
+        generation: 0,
+    });
+    if entry.phase == Phase::Applying {
+        return Ok(());
+    }
+    entry.phase = Phase::Applying;
+    ctx.state.save(&ctx.dir)
 }
 
 /// Records a step as done (the service is applying), durably, before the next one runs.

@@ -53,9 +53,9 @@ pub fn rollback(req: &Request, cascade: bool) -> anyhow::Result<Exit> {
     let mut order = later;
     order.push(req.wave);
     for &w in &order {
-        if let Some((id, _)) =
-            state.services.iter().find(|(_, st)| st.wave == w && st.phase == Phase::Finalized)
-        {
+        if let Some((id, _)) = state.services.iter().find(|(_, st)| {
+            st.wave == w && matches!(st.phase, Phase::Finalizing | Phase::Finalized)
+        }) {
             eprintln!(
                 "error: wave {w} was finalized on {} ({id} too): its legacy nodes' state is gone, it can no longer be rolled back{}",
                 req.host,
@@ -224,6 +224,7 @@ fn phase_name(p: Phase) -> &'static str {
         Phase::Unconfirmed => "unconfirmed",
         Phase::Applied => "applied",
         Phase::RollingBack => "rolling back",
+        Phase::Finalizing => "finalizing",
         Phase::Finalized => "finalized",
     }
 }

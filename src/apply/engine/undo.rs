@@ -12,9 +12,10 @@ use tailshift_plans::plan::PlannedService;
 use tailshift_plans::steps::Step;
 
 /// The steps of a service's wave that an undo must reverse: those the state records as done,
-/// and every step an apply started since the service was last fully undone. The journal is the
-/// truth: a crash can come between a step's result and the state write, or before its result.
-/// Undoing a step that did not happen is harmless: every inverse is idempotent.
+/// and every step an apply started that no rollback has undone since (a rollback that failed at
+/// one step still removes the route: that step stays to undo). The journal is the truth: a
+/// crash can come between a step's result and the state write, or before its result. Undoing
+/// a step that did not happen is harmless: every inverse is idempotent.
 pub(super) fn steps_to_undo(
     dir: &std::path::Path,
     state: &State,
@@ -29,10 +30,8 @@ pub(super) fn steps_to_undo(
         }
         match (r.operation.as_str(), &r.kind) {
             ("apply", crate::apply::journal::Kind::Intent) => started.push(r.step),
-            ("rollback", crate::apply::journal::Kind::Result)
-                if r.step == 0 && r.error.is_none() =>
-            {
-                started.clear()
+            ("rollback", crate::apply::journal::Kind::Result) if r.error.is_none() => {
+                started.retain(|i| *i != r.step)
             }
             _ => {}
         }

@@ -162,12 +162,15 @@ impl Case {
         for (h, host) in HOSTS.iter().enumerate() {
             let d = dir.path().join(host);
             std::fs::create_dir_all(d.join("state")).unwrap();
+            let peer = HOSTS[1 - h];
             let toml = format!(
-                "[apply]\nstate_dir = \"{0}/state\"\nadmin_socket = \"{0}/admin.sock\"\nsettle_ms = 0\nproxy_addrs = [\"{1}\"]\nlegacy = {{ adapter = \"command\", command = [\"/bin/false\"] }}\nconfirm = \"{2}\"\non_fail = \"{3}\"\n",
+                "[apply]\nstate_dir = \"{0}/state\"\nadmin_socket = \"{0}/admin.sock\"\nsettle_ms = 0\nproxy_addrs = [\"{1}\"]\nlegacy = {{ adapter = \"command\", command = [\"/bin/false\"] }}\nconfirm = \"{2}\"\non_fail = \"{3}\"\n[apply.peers.{4}]\nstate_dir = \"{5}/{4}/state\"\n",
                 d.display(),
                 world::proxy_addr(h),
                 if mode.operator { "operator" } else { "checks" },
-                if mode.pause { "pause" } else { "rollback" }
+                if mode.pause { "pause" } else { "rollback" },
+                peer,
+                dir.path().display()
             );
             std::fs::write(d.join("migrate.toml"), toml).unwrap();
             cfgs.push(ApplyConfig::load(&d.join("migrate.toml")).unwrap());

@@ -363,6 +363,16 @@ impl Model {
         }) {
             return Ok(3);
         }
+        // A service on the other host that depends on one of these waves and is not legacy
+        // there goes back first (that host's state is read through [apply.peers]).
+        let here: Vec<String> = order.iter().flat_map(|w| self.services(h, *w)).collect();
+        if self.infos.iter().any(|d| {
+            d.place.host != h
+                && d.deps.iter().any(|x| here.contains(x))
+                && self.hosts[d.place.host].state.contains_key(&d.place.id)
+        }) {
+            return Ok(3);
+        }
         if dry {
             for &wv in &order {
                 for s in self.services(h, wv).iter().rev() {
