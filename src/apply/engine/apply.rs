@@ -127,22 +127,7 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
         if !last {
             continue;
         }
-        // A service already applied (or finalized) stays so: applying the wave again changes
-        // nothing, and asks for no confirmation.
-        if let Some(st) =
-            ctx.state.services.get_mut(s.id.as_str()).filter(|st| {
-                !matches!(st.phase, Phase::Applied | Phase::Finalizing | Phase::Finalized)
-            })
-        {
-            st.phase = match cfg.confirm {
-                crate::apply::config::Confirm::Checks if !inconclusive.contains(&&s.id) => {
-                    Phase::Applied
-                }
-                _ => Phase::Unconfirmed,
-            };
-            st.generation += 1;
-        }
-        ctx.state.save(&ctx.dir)?;
+        mark_moved(&mut ctx, s, inconclusive.contains(&&s.id))?;
     }
     if let Some(why) = failure.as_ref().filter(|_| crate::apply::signals::interrupted()) {
         // The operator asked to stop (a third signal stopped the adapter): stop, resumable,
@@ -362,6 +347,23 @@ fn roll_back_after_failure(ctx: &mut Ctx, services: &[&PlannedService], why: &st
             Exit::Dirty
         }
     }
+}
+
+/// Every step of a service done: applied, or waiting for the operator (confirmation by the
+/// operator, or a check that paused). A service already applied (or finalized) stays so:
+/// applying the wave again changes nothing, and asks for no confirmation.
+fn mark_moved(ctx: &mut Ctx, s: &PlannedService, paused: bool) -> anyhow::Result<()> {
+    let checks = ctx.req.cfg.confirm == crate::apply::config::Confirm::Checks;
+    if let Some(st) = ctx
+        .state
+        .services
+        .get_mut(s.id.as_str())
+        .filter(|st| !matches!(st.phase, Phase::Applied | Phase::Finalizing | Phase::Finalized))
+    {
+        st.phase = if checks && !paused { Phase::Applied } else { Phase::Unconfirmed };
+        st.generation += 1;
+    }
+    ctx.state.save(&ctx.dir)
 }
 
 /// Records that the service is applying before a step of it takes effect: a crash between the

@@ -1,10 +1,52 @@
 //! What must hold before a wave changes anything; refused here means exit 3, nothing changed.
 
 use super::common::{Request, legacy_name, route_of};
-use crate::apply::state::State;
+use crate::apply::state::{Phase, State};
 use std::collections::BTreeSet;
 use tailshift_checks::Outcome;
 use tailshift_plans::plan::PlannedService;
+
+/// Dependencies on other hosts that have not moved there yet, where that host's state can be
+/// read (`[apply.peers]`): a moved service must never depend on one still on its node, applying
+/// or rolling back. Without `[apply.peers.<host>]` only that the dependency answers is known.
+fn dependencies_elsewhere(req: &Request, services: &[&PlannedService]) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in services {
+        for dep in &s.depends_on {
+            let Some(d) = req.plan.services.iter().find(|x| x.id == dep.id) else { continue };
+            let Some(host) = d.inventory.host.known().filter(|h| **h != req.host) else {
+                continue;
+            };
+            let Some(peer) = req.cfg.peers.get(host) else { continue };
+            let phase = match super::rollback::peer_state(req, host) {
+                Ok(st) => st.services.get(d.id.as_str()).map(|x| x.phase),
+                Err(why) => {
+                    out.push(format!(
+                        "{} depends on {} on {host}, whose state cannot be read: {why}",
+                        s.id, d.id
+                    ));
+                    continue;
+                }
+            };
+            if matches!(
+                phase,
+                Some(Phase::Unconfirmed | Phase::Applied | Phase::Finalizing | Phase::Finalized)
+            ) {
+                continue;
+            }
+            let wave = d.wave.map_or_else(|| "?".to_string(), |w| w.to_string());
+            out.push(format!(
+                "{} depends on {} on {host}, which has not moved there ({}): apply it there first: `migrate apply --wave {wave} --host {host} --config {} --plan {}`",
+                s.id,
+                d.id,
+                phase.map_or("legacy", super::rollback::phase_name),
+                peer.config.clone().unwrap_or_else(|| req.config_path.clone()).display(),
+                req.plan_path.display()
+            ));
+        }
+    }
+    out
+}
 
 /// Everything that would block the wave, checked before anything changes: the proxy answers,
 /// dependencies on other hosts answer, the shared process is not cut, every upstream can be
@@ -31,6 +73,7 @@ pub(super) fn preflight(req: &Request, state: &State, services: &[&PlannedServic
             }
         }
     }
+    blocked.extend(dependencies_elsewhere(req, services));
     // The fork's one process: what remains in it must be writable as its YAML.
     if let Some(why) = super::shared::preflight(req, state) {
         blocked.push(why);

@@ -217,7 +217,7 @@ fn dependents_elsewhere<'p>(
     out
 }
 
-fn phase_name(p: Phase) -> &'static str {
+pub(super) fn phase_name(p: Phase) -> &'static str {
     match p {
         Phase::Legacy => "legacy",
         Phase::Applying => "applying",
@@ -230,7 +230,7 @@ fn phase_name(p: Phase) -> &'static str {
 }
 
 /// Another host's state, through `[apply.peers.<host>]`.
-fn peer_state(req: &Request, host: &str) -> Result<State, String> {
+pub(super) fn peer_state(req: &Request, host: &str) -> Result<State, String> {
     let Some(p) = req.cfg.peers.get(host) else {
         return Err(format!("[apply.peers.{host}] is not set"));
     };

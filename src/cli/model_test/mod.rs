@@ -8,8 +8,7 @@
 //! the steps the real run that follows journals.
 //!
 //! `TAILSHIFT_MODEL_CASES` (default 2000) sets the number of sequences, `TAILSHIFT_MODEL_SEED`
-//! the first seed (printed on failure, with the shrunk sequence); `TAILSHIFT_MODEL_STRICT=1`
-//! also holds dependencies across hosts to the ordering invariant.
+//! the first seed (printed on failure, with the shrunk sequence).
 
 mod generate;
 mod spec;
@@ -136,7 +135,6 @@ struct Case {
     cfgs: Vec<ApplyConfig>,
     world: ModelWorld,
     model: Model,
-    strict: bool,
     /// How often each command ended each way (the test's own coverage).
     seen: std::cell::RefCell<Seen>,
 }
@@ -155,7 +153,7 @@ fn scratch() -> tempfile::TempDir {
 }
 
 impl Case {
-    fn new(mode: Mode, strict: bool) -> Case {
+    fn new(mode: Mode) -> Case {
         let fx = fixture();
         let dir = scratch();
         let mut cfgs = Vec::new();
@@ -185,10 +183,9 @@ impl Case {
                 .zip(places())
                 .map(|(s, p)| (s.placement.names[0].name.to_ascii_lowercase(), p))
                 .collect(),
-            by_id: places().map(|p| (p.id.clone(), p)).collect(),
         };
         let model = Model::new(fx.infos.clone(), mode);
-        Case { _dir: dir, cfgs, world, model, strict, seen: Default::default() }
+        Case { _dir: dir, cfgs, world, model, seen: Default::default() }
     }
 
     fn state_dir(&self, h: usize) -> PathBuf {
@@ -390,7 +387,7 @@ impl Case {
     }
 
     /// No service that is unconfirmed, applied, finalizing or finalized depends on one that is
-    /// legacy, applying or rolling back (across hosts only with `TAILSHIFT_MODEL_STRICT=1`).
+    /// legacy, applying or rolling back, on either host.
     fn dependency_order(&self, phases: &BTreeMap<String, Option<Phase>>) -> Result<(), String> {
         let moved = |p: Option<Phase>| {
             matches!(
@@ -403,11 +400,8 @@ impl Case {
                 continue;
             }
             for d in &info.deps {
-                let same_host = self.world.by_id[d].host == info.place.host;
                 let dp = phases[d];
-                if (same_host || self.strict)
-                    && matches!(dp, None | Some(Phase::Applying | Phase::RollingBack))
-                {
+                if matches!(dp, None | Some(Phase::Applying | Phase::RollingBack)) {
                     return Err(format!(
                         "{} is {:?} but depends on {d}, which is {dp:?}",
                         info.place.id, phases[&info.place.id]
@@ -473,8 +467,8 @@ fn journaled_steps(records: &[crate::apply::journal::Record]) -> Vec<(String, us
 }
 
 /// Runs a sequence; the first mismatch, with the index of its command.
-fn run(mode: Mode, cmds: &[Cmd], strict: bool) -> Result<Seen, (usize, String)> {
-    let mut case = Case::new(mode, strict);
+fn run(mode: Mode, cmds: &[Cmd]) -> Result<Seen, (usize, String)> {
+    let mut case = Case::new(mode);
     case.check().map_err(|e| (0, e))?;
     for (i, c) in cmds.iter().enumerate() {
         case.step(c).map_err(|e| (i, e))?;
@@ -483,14 +477,14 @@ fn run(mode: Mode, cmds: &[Cmd], strict: bool) -> Result<Seen, (usize, String)> 
 }
 
 /// The shortest failing sequence found by dropping commands one at a time.
-fn shrink(mode: Mode, mut cmds: Vec<Cmd>, strict: bool) -> (Vec<Cmd>, usize, String) {
-    let (mut at, mut why) = run(mode, &cmds, strict).unwrap_err();
+fn shrink(mode: Mode, mut cmds: Vec<Cmd>) -> (Vec<Cmd>, usize, String) {
+    let (mut at, mut why) = run(mode, &cmds).unwrap_err();
     cmds.truncate(at + 1);
     let mut i = 0;
     while i < cmds.len() {
         let mut shorter = cmds.clone();
         shorter.remove(i);
-        match run(mode, &shorter, strict) {
+        match run(mode, &shorter) {
             Err((a, w)) => {
                 shorter.truncate(a + 1);
                 (cmds, at, why) = (shorter, a, w);
@@ -534,19 +528,18 @@ const MUST_SEE: [&str; 23] = [
 
 /// Runs the sequences of seeds `first + t`, `first + t + threads`, ...: what they saw, or the
 /// first failure, shrunk, with its seed.
-fn run_seeds(first: u64, cases: u64, t: u64, threads: u64, strict: bool) -> Result<Seen, String> {
+fn run_seeds(first: u64, cases: u64, t: u64, threads: u64) -> Result<Seen, String> {
     let mut seen = Seen::new();
     for seed in (first..first + cases).filter(|s| s % threads == t) {
         let (mode, cmds) = generate(seed);
-        match run(mode, &cmds, strict) {
+        match run(mode, &cmds) {
             Ok(s) => s.into_iter().for_each(|(k, n)| *seen.entry(k).or_default() += n),
             Err(_) => {
-                let (cmds, at, why) = shrink(mode, cmds, strict);
+                let (cmds, at, why) = shrink(mode, cmds);
                 let listed: Vec<String> =
                     cmds.iter().enumerate().map(|(i, c)| format!("  {i}: {c}")).collect();
                 return Err(format!(
-                    "seed {seed} (replay: TAILSHIFT_MODEL_SEED={seed} TAILSHIFT_MODEL_CASES=1{}), {:?}, shrunk to:\n{}\ncommand {at}: {why}",
-                    if strict { " TAILSHIFT_MODEL_STRICT=1" } else { "" },
+                    "seed {seed} (replay: TAILSHIFT_MODEL_SEED={seed} TAILSHIFT_MODEL_CASES=1), {:?}, shrunk to:\n{}\ncommand {at}: {why}",
                     mode,
                     listed.join("\n")
                 ));
@@ -562,7 +555,6 @@ fn the_engine_does_what_the_model_says_across_two_hosts_and_three_waves() {
     let first = env_u64("TAILSHIFT_MODEL_SEED").unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
     });
-    let strict = std::env::var("TAILSHIFT_MODEL_STRICT").is_ok_and(|v| v == "1");
     // A crash is a panic the test catches: keep the default hook for every other panic.
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -575,7 +567,7 @@ fn the_engine_does_what_the_model_says_across_two_hosts_and_three_waves() {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4) as u64;
     let results: Vec<Result<Seen, String>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
-            .map(|t| scope.spawn(move || run_seeds(first, cases, t, threads, strict)))
+            .map(|t| scope.spawn(move || run_seeds(first, cases, t, threads)))
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });

@@ -203,11 +203,19 @@ impl Model {
                 }
             }
         }
-        // Pre-flight: a dependency on another host must answer by its name.
+        // Pre-flight: a dependency on another host must answer by its name, and have moved
+        // there (its state is read through [apply.peers]).
         for s in &svcs {
             for d in &self.info(s).deps {
                 let p = &self.info(d).place;
-                if p.host != h && matches!(answer(&self.effects, &w.faults, p), Outcome::Error(_)) {
+                let moved = matches!(
+                    self.phase(d),
+                    Some(
+                        Phase::Unconfirmed | Phase::Applied | Phase::Finalizing | Phase::Finalized
+                    )
+                );
+                let answers = !matches!(answer(&self.effects, &w.faults, p), Outcome::Error(_));
+                if p.host != h && !(moved && answers) {
                     return Ok(3);
                 }
             }

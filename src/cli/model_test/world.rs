@@ -117,7 +117,6 @@ pub struct Inner {
 pub struct ModelWorld {
     pub inner: RefCell<Inner>,
     pub by_name: BTreeMap<String, Place>,
-    pub by_id: BTreeMap<String, Place>,
 }
 
 impl ModelWorld {
