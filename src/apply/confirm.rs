@@ -38,12 +38,14 @@ pub fn confirm(req: &Request) -> anyhow::Result<Exit> {
             usize::MAX,
             "confirmed by the operator",
         )?;
+        req.world.journal_point(&format!("confirm-{id}-{}-intent", usize::MAX));
         if let Some(s) = state.services.get_mut(id) {
             s.phase = Phase::Applied;
             s.generation += 1;
         }
         state.save(&dir)?;
         journal.result(&intent, None)?;
+        req.world.journal_point(&format!("confirm-{id}-{}-result", usize::MAX));
     }
     println!(
         "wave {} confirmed on {} ({})",
@@ -69,16 +71,16 @@ pub fn watch(req: &Request, deadline: u64) -> anyhow::Result<Exit> {
             println!("wave {}: confirmed (or undone); the watcher leaves", req.wave);
             return Ok(Exit::Ok);
         }
-        if tailshift_plans::plan_file::now_unix() >= deadline {
+        if req.world.now_unix() >= deadline {
             break;
         }
-        std::thread::sleep(Duration::from_millis(250));
+        req.world.sleep(Duration::from_millis(250));
     }
     // The apply may still hold the lock for a moment; wait for it (bounded).
     for _ in 0..240 {
         match Lock::owner(&dir) {
             Ok(None) => break,
-            _ => std::thread::sleep(Duration::from_millis(250)),
+            _ => req.world.sleep(Duration::from_millis(250)),
         }
     }
     if !unconfirmed()? {

@@ -22,6 +22,10 @@ pub enum Phase {
     Applied,
     /// Being undone.
     RollingBack,
+    /// Being finalized: recorded before its legacy node's state goes, so a crash or a failure
+    /// there is never reported as `applied` (which could still be rolled back). Finalizing again
+    /// completes it.
+    Finalizing,
     /// Finalized: what only a rollback needed is gone.
     Finalized,
 }

@@ -2,6 +2,8 @@
 
 mod args;
 pub(crate) mod commands;
+#[cfg(test)]
+mod model_test;
 mod render;
 
 use crate::exit::Exit;

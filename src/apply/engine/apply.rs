@@ -19,7 +19,7 @@ use crate::apply::journal::Journal;
 use crate::apply::state::{Phase, ServiceState, State};
 use crate::exit::Exit;
 use std::collections::BTreeMap;
-use tailshift_checks::{Outcome, check_with};
+use tailshift_checks::Outcome;
 use tailshift_plans::ServiceId;
 use tailshift_plans::plan::PlannedService;
 use tailshift_plans::steps::Step;
@@ -84,6 +84,7 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
             }
             let what = step.describe();
             let before = ctx.state.clone();
+            begin(&mut ctx, s)?;
             let r = ctx.record(s, i, &what, || run_step(req, s, step, &baseline, &before));
             match r {
                 Ok(()) => {
@@ -126,16 +127,7 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
         if !last {
             continue;
         }
-        if let Some(st) = ctx.state.services.get_mut(s.id.as_str()) {
-            st.phase = match cfg.confirm {
-                crate::apply::config::Confirm::Checks if !inconclusive.contains(&&s.id) => {
-                    Phase::Applied
-                }
-                _ => Phase::Unconfirmed,
-            };
-            st.generation += 1;
-        }
-        ctx.state.save(&ctx.dir)?;
+        mark_moved(&mut ctx, s, inconclusive.contains(&&s.id))?;
     }
     if let Some(why) = failure.as_ref().filter(|_| crate::apply::signals::interrupted()) {
         // The operator asked to stop (a third signal stopped the adapter): stop, resumable,
@@ -149,8 +141,11 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
     if let Some(why) = failure {
         return Ok(roll_back_after_failure(&mut ctx, &services, &why));
     }
-    if cfg.confirm == crate::apply::config::Confirm::Operator || !inconclusive.is_empty() {
-        let deadline = tailshift_plans::plan_file::now_unix() + cfg.confirm_timeout_s;
+    let waiting = services.iter().any(|s| {
+        ctx.state.services.get(s.id.as_str()).is_some_and(|st| st.phase == Phase::Unconfirmed)
+    });
+    if waiting || !inconclusive.is_empty() {
+        let deadline = req.world.now_unix() + cfg.confirm_timeout_s;
         drop(ctx);
         super::watcher::spawn_watcher(req, deadline)?;
         event(
@@ -180,7 +175,7 @@ fn staying_baseline(
 ) {
     for s in super::shared::staying(req, state) {
         if !baseline.contains_key(&s.id) {
-            let o = tailshift_checks::check(&req.cfg.check, &legacy_name(s), "/");
+            let o = req.world.check(&req.cfg.check, &legacy_name(s), "/", &[]);
             event(
                 req,
                 format!(
@@ -310,7 +305,7 @@ fn baseline(
                 _ => None,
             })
             .unwrap_or_else(|| "/".into());
-        let o = check_with(&req.cfg.check, &legacy_name(s), &path, &credentials(req.plan, s)?);
+        let o = req.world.check(&req.cfg.check, &legacy_name(s), &path, &credentials(req.plan, s)?);
         event(
             req,
             format!("baseline {}: {}", s.id, show(&o)),
@@ -352,6 +347,41 @@ fn roll_back_after_failure(ctx: &mut Ctx, services: &[&PlannedService], why: &st
             Exit::Dirty
         }
     }
+}
+
+/// Every step of a service done: applied, or waiting for the operator (confirmation by the
+/// operator, or a check that paused). A service already applied (or finalized) stays so:
+/// applying the wave again changes nothing, and asks for no confirmation.
+fn mark_moved(ctx: &mut Ctx, s: &PlannedService, paused: bool) -> anyhow::Result<()> {
+    let checks = ctx.req.cfg.confirm == crate::apply::config::Confirm::Checks;
+    if let Some(st) = ctx
+        .state
+        .services
+        .get_mut(s.id.as_str())
+        .filter(|st| !matches!(st.phase, Phase::Applied | Phase::Finalizing | Phase::Finalized))
+    {
+        st.phase = if checks && !paused { Phase::Applied } else { Phase::Unconfirmed };
+        st.generation += 1;
+    }
+    ctx.state.save(&ctx.dir)
+}
+
+/// Records that the service is applying before a step of it takes effect: a crash between the
+/// step and its record in the state must not leave it reported as legacy with its route in place.
+fn begin(ctx: &mut Ctx, s: &PlannedService) -> anyhow::Result<()> {
+    let req = ctx.req;
+    let entry = ctx.state.services.entry(s.id.to_string()).or_insert(ServiceState {
+        phase: Phase::Legacy,
+        wave: req.wave,
+        plan_id: req.plan.plan_id.clone(),
+        done: vec![],
+        generation: 0,
+    });
+    if entry.phase == Phase::Applying {
+        return Ok(());
+    }
+    entry.phase = Phase::Applying;
+    ctx.state.save(&ctx.dir)
 }
 
 /// Records a step as done (the service is applying), durably, before the next one runs.

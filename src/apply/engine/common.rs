@@ -31,6 +31,9 @@ pub struct Request<'a> {
     pub plan_path: std::path::PathBuf,
     /// `migrate.toml` (for the confirmation watcher).
     pub config_path: std::path::PathBuf,
+    /// What the command changes and asks outside its state directory (the real world in the
+    /// binary, an in-memory one in the engine's model-based test).
+    pub world: &'a dyn super::world::World,
 }
 
 /// The `schema` of every NDJSON event of the wave commands.
@@ -39,15 +42,11 @@ pub const EVENT_SCHEMA: &str = "tailshift.event/v1";
 /// One progress event: a line of text for people, or one JSON object per line (NDJSON) with
 /// `--format json`. Errors stay on stderr either way.
 pub(super) fn event(req: &Request, text: String, json: serde_json::Value) {
-    if req.json {
-        let mut v = json;
-        v["schema"] = serde_json::json!(EVENT_SCHEMA);
-        v["wave"] = serde_json::json!(req.wave);
-        v["host"] = serde_json::json!(req.host);
-        println!("{v}");
-    } else {
-        println!("{text}");
-    }
+    let mut v = json;
+    v["schema"] = serde_json::json!(EVENT_SCHEMA);
+    v["wave"] = serde_json::json!(req.wave);
+    v["host"] = serde_json::json!(req.host);
+    req.world.report(req.json, text, v);
 }
 
 /// The route a planned service is installed with: the one sealed in the plan when it was made
@@ -109,10 +108,10 @@ impl Ctx<'_> {
         let (plan_id, id) = (self.req.plan.plan_id.clone(), s.id.as_str());
         let intent =
             self.journal.intent(&plan_id, self.operation, self.req.wave, id, index, what)?;
-        failpoint(&format!("{}-{}-{index}-intent", self.operation, s.id));
+        self.req.world.journal_point(&format!("{}-{}-{index}-intent", self.operation, s.id));
         let r = f();
         self.journal.result(&intent, r.as_ref().err().map(|e| format!("{e:#}")))?;
-        failpoint(&format!("{}-{}-{index}-result", self.operation, s.id));
+        self.req.world.journal_point(&format!("{}-{}-{index}-result", self.operation, s.id));
         r
     }
 }

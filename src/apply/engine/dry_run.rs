@@ -1,6 +1,5 @@
 //! Dry runs: each step the real run would take, with its concrete effect, nothing changed.
 
-use super::adapters::shim_for;
 use super::adapters::shim_service;
 use super::common::Request;
 use super::common::event;
@@ -39,7 +38,7 @@ pub(super) fn effect_of(req: &Request, s: &PlannedService, step: &Step, undo: bo
             other => format!("systemd adapter: {other} {unit}"),
         },
     };
-    let shim = |what: &str| match shim_for(s.strategy, cfg, req.plan, s) {
+    let shim = |what: &str| match req.world.shim(s.strategy, cfg, req.plan, s) {
         Ok(sh) => format!("{what}: {}", sh.describe(&shim_service(s, cfg)).join("; ")),
         Err(e) => format!("{what}: cannot be built: {e:#}"),
     };

@@ -1,6 +1,5 @@
 //! `migrate finalize --wave N`: removes what only a rollback needed; it cannot be undone.
 
-use super::adapters::run_legacy;
 use super::common::Ctx;
 use super::common::Request;
 use super::common::event;
@@ -32,10 +31,9 @@ pub fn finalize(req: &Request) -> anyhow::Result<Exit> {
     let not_applied: Vec<&str> = services
         .iter()
         .filter(|s| {
-            !state
-                .services
-                .get(s.id.as_str())
-                .is_some_and(|st| matches!(st.phase, Phase::Applied | Phase::Finalized))
+            !state.services.get(s.id.as_str()).is_some_and(|st| {
+                matches!(st.phase, Phase::Applied | Phase::Finalizing | Phase::Finalized)
+            })
         })
         .map(|s| s.id.as_str())
         .collect();
@@ -113,8 +111,13 @@ pub fn finalize(req: &Request) -> anyhow::Result<Exit> {
             ctx.state.save(&ctx.dir)?;
             continue;
         }
+        // Said before anything goes: from here on the wave can no longer be rolled back.
+        if let Some(st) = ctx.state.services.get_mut(s.id.as_str()) {
+            st.phase = Phase::Finalizing;
+        }
+        ctx.state.save(&ctx.dir)?;
         let r = ctx.record(s, usize::MAX - 1, &format!("finalize {unit}"), || {
-            run_legacy(cfg, "finalize", &unit, s, req.wave)
+            req.world.legacy(cfg, "finalize", &unit, s, req.wave)
         });
         if let Err(e) = r {
             eprintln!("error: finalizing {}: {e:#}", s.id);

@@ -9,11 +9,13 @@ mod common;
 mod dry_run;
 mod finalize;
 mod preflight;
+pub mod real;
 mod rollback;
 mod shared;
 mod steps;
 mod undo;
 mod watcher;
+pub mod world;
 
 pub use apply::apply;
 pub(crate) use common::lock;

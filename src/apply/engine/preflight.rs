@@ -1,13 +1,52 @@
 //! What must hold before a wave changes anything; refused here means exit 3, nothing changed.
 
-use super::adapters::shim_for;
 use super::common::{Request, legacy_name, route_of};
-use super::steps::reach_upstream;
-use crate::apply::admin_client;
-use crate::apply::state::State;
+use crate::apply::state::{Phase, State};
 use std::collections::BTreeSet;
-use tailshift_checks::{Outcome, check};
+use tailshift_checks::Outcome;
 use tailshift_plans::plan::PlannedService;
+
+/// Dependencies on other hosts that have not moved there yet, where that host's state can be
+/// read (`[apply.peers]`): a moved service must never depend on one still on its node, applying
+/// or rolling back. Without `[apply.peers.<host>]` only that the dependency answers is known.
+fn dependencies_elsewhere(req: &Request, services: &[&PlannedService]) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in services {
+        for dep in &s.depends_on {
+            let Some(d) = req.plan.services.iter().find(|x| x.id == dep.id) else { continue };
+            let Some(host) = d.inventory.host.known().filter(|h| **h != req.host) else {
+                continue;
+            };
+            let Some(peer) = req.cfg.peers.get(host) else { continue };
+            let phase = match super::rollback::peer_state(req, host) {
+                Ok(st) => st.services.get(d.id.as_str()).map(|x| x.phase),
+                Err(why) => {
+                    out.push(format!(
+                        "{} depends on {} on {host}, whose state cannot be read: {why}",
+                        s.id, d.id
+                    ));
+                    continue;
+                }
+            };
+            if matches!(
+                phase,
+                Some(Phase::Unconfirmed | Phase::Applied | Phase::Finalizing | Phase::Finalized)
+            ) {
+                continue;
+            }
+            let wave = d.wave.map_or_else(|| "?".to_string(), |w| w.to_string());
+            out.push(format!(
+                "{} depends on {} on {host}, which has not moved there ({}): apply it there first: `migrate apply --wave {wave} --host {host} --config {} --plan {}`",
+                s.id,
+                d.id,
+                phase.map_or("legacy", super::rollback::phase_name),
+                peer.config.clone().unwrap_or_else(|| req.config_path.clone()).display(),
+                req.plan_path.display()
+            ));
+        }
+    }
+    out
+}
 
 /// Everything that would block the wave, checked before anything changes: the proxy answers,
 /// dependencies on other hosts answer, the shared process is not cut, every upstream can be
@@ -15,7 +54,7 @@ use tailshift_plans::plan::PlannedService;
 pub(super) fn preflight(req: &Request, state: &State, services: &[&PlannedService]) -> Vec<String> {
     let cfg = req.cfg;
     let mut blocked = Vec::new();
-    if let Err(e) = admin_client::healthy(&cfg.admin_socket) {
+    if let Err(e) = req.world.healthy(&cfg.admin_socket) {
         blocked.push(format!("{e:#}"));
     }
     // A dependency on another host must answer by its name (moved there already, or still on
@@ -26,7 +65,7 @@ pub(super) fn preflight(req: &Request, state: &State, services: &[&PlannedServic
             if d.inventory.host.known().is_some_and(|h| h == &req.host) {
                 continue;
             }
-            if let Outcome::Error(e) = check(&cfg.check, &legacy_name(d), "/") {
+            if let Outcome::Error(e) = req.world.check(&cfg.check, &legacy_name(d), "/", &[]) {
                 blocked.push(format!(
                     "{} depends on {} (on another host), which does not answer: {e}",
                     s.id, d.id
@@ -34,6 +73,7 @@ pub(super) fn preflight(req: &Request, state: &State, services: &[&PlannedServic
             }
         }
     }
+    blocked.extend(dependencies_elsewhere(req, services));
     // The fork's one process: what remains in it must be writable as its YAML.
     if let Some(why) = super::shared::preflight(req, state) {
         blocked.push(why);
@@ -54,7 +94,7 @@ pub(super) fn preflight(req: &Request, state: &State, services: &[&PlannedServic
         }
         match route_of(s) {
             Ok(r) => {
-                if let Err(e) = reach_upstream(r) {
+                if let Err(e) = req.world.reach_upstream(r) {
                     // Name what was dialed: the socket or address, else the URL.
                     let dialed = r
                         .upstream
@@ -67,7 +107,7 @@ pub(super) fn preflight(req: &Request, state: &State, services: &[&PlannedServic
             }
             Err(e) => blocked.push(format!("{}: {e}", s.id)),
         }
-        if let Err(e) = shim_for(s.strategy, cfg, req.plan, s) {
+        if let Err(e) = req.world.shim(s.strategy, cfg, req.plan, s) {
             blocked.push(format!("{}: {e:#}", s.id));
         }
     }
@@ -75,7 +115,7 @@ pub(super) fn preflight(req: &Request, state: &State, services: &[&PlannedServic
     let mut seen = BTreeSet::new();
     for s in services {
         if seen.insert(s.strategy.as_str())
-            && let Ok(shim) = shim_for(s.strategy, cfg, req.plan, s)
+            && let Ok(shim) = req.world.shim(s.strategy, cfg, req.plan, s)
             && let Err(e) = shim.preflight()
         {
             blocked.push(format!("{e}"));

@@ -1,6 +1,6 @@
 //! `migrate rollback --wave N [--cascade]`.
 
-use super::adapters::{shim_for, shim_service};
+use super::adapters::shim_service;
 use super::common::Ctx;
 use super::common::Request;
 use super::common::event;
@@ -14,7 +14,7 @@ use super::undo::undo;
 use crate::apply::journal::Journal;
 use crate::apply::state::{Phase, State};
 use crate::exit::Exit;
-use tailshift_checks::{Outcome, check};
+use tailshift_checks::Outcome;
 
 /// Rolls a wave back on this host (`migrate rollback --wave N`); with `cascade`, every applied
 /// wave above it first, newest first.
@@ -53,9 +53,9 @@ pub fn rollback(req: &Request, cascade: bool) -> anyhow::Result<Exit> {
     let mut order = later;
     order.push(req.wave);
     for &w in &order {
-        if let Some((id, _)) =
-            state.services.iter().find(|(_, st)| st.wave == w && st.phase == Phase::Finalized)
-        {
+        if let Some((id, _)) = state.services.iter().find(|(_, st)| {
+            st.wave == w && matches!(st.phase, Phase::Finalizing | Phase::Finalized)
+        }) {
             eprintln!(
                 "error: wave {w} was finalized on {} ({id} too): its legacy nodes' state is gone, it can no longer be rolled back{}",
                 req.host,
@@ -122,12 +122,14 @@ pub(super) fn rollback_one(req: &Request, state: State) -> anyhow::Result<Exit> 
     // The legacy path must answer again, under the node's own name (not `name-1`).
     let mut bad = Vec::new();
     for s in &services {
-        let o = check(&cfg.check, &legacy_name(s), "/");
+        let o = req.world.check(&cfg.check, &legacy_name(s), "/", &[]);
         match &o {
             Outcome::Status { addr, .. } if !cfg.proxy_addrs.contains(addr) => {}
             other => bad.push(format!("{}: {}", s.id, show(other))),
         }
-        let restored = shim_for(s.strategy, cfg, req.plan, s)
+        let restored = req
+            .world
+            .shim(s.strategy, cfg, req.plan, s)
             .and_then(|sh| Ok(sh.verify_restored(&shim_service(s, cfg))?));
         match restored {
             Ok(tailshift_shims::Verification::Holds) => {}
@@ -215,19 +217,20 @@ fn dependents_elsewhere<'p>(
     out
 }
 
-fn phase_name(p: Phase) -> &'static str {
+pub(super) fn phase_name(p: Phase) -> &'static str {
     match p {
         Phase::Legacy => "legacy",
         Phase::Applying => "applying",
         Phase::Unconfirmed => "unconfirmed",
         Phase::Applied => "applied",
         Phase::RollingBack => "rolling back",
+        Phase::Finalizing => "finalizing",
         Phase::Finalized => "finalized",
     }
 }
 
 /// Another host's state, through `[apply.peers.<host>]`.
-fn peer_state(req: &Request, host: &str) -> Result<State, String> {
+pub(super) fn peer_state(req: &Request, host: &str) -> Result<State, String> {
     let Some(p) = req.cfg.peers.get(host) else {
         return Err(format!("[apply.peers.{host}] is not set"));
     };

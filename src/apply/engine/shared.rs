@@ -297,7 +297,7 @@ pub(super) fn check_after_restart(
         };
         let path = path.unwrap_or_else(|| "/".into());
         loop {
-            let now = tailshift_checks::check_with(&cfg.check, &name, &path, &creds);
+            let now = req.world.check(&cfg.check, &name, &path, &creds);
             let ok = match &now {
                 Outcome::Status { addr, .. } if cfg.proxy_addrs.contains(addr) => false,
                 Outcome::Status { .. } => want.is_none() || now.class() == want,
@@ -310,7 +310,7 @@ pub(super) fn check_after_restart(
                 bad.push(format!("{name}: {}", show(&now)));
                 break;
             }
-            std::thread::sleep(Duration::from_millis(200));
+            req.world.sleep(Duration::from_millis(200));
         }
     }
     if !bad.is_empty() {

@@ -1,17 +1,14 @@
 //! One forward step of a service's wave, and the checks that decide whether it held.
 
-use super::adapters::run_legacy;
-use super::adapters::shim_for;
 use super::adapters::shim_service;
 use super::common::Request;
 use super::common::credentials;
 use super::common::legacy_name;
 use super::common::route_of;
 use super::common::show;
-use crate::apply::admin_client;
 use std::net::IpAddr;
 use std::time::Duration;
-use tailshift_checks::{Outcome, check_with};
+use tailshift_checks::Outcome;
 use tailshift_parsers::Opt;
 use tailshift_plans::plan::PlannedService;
 use tailshift_plans::steps::{Step, Strategy};
@@ -52,33 +49,33 @@ pub(super) fn run_step(
     let baseline = baselines.get(&s.id);
     match step {
         Step::AddRoute => {
-            let mut table = admin_client::routes(&cfg.admin_socket)?;
+            let mut table = req.world.routes(&cfg.admin_socket)?;
             let route = route_of(s)?;
             table.retain(|r| r.service != route.service);
             table.push(route.clone());
-            admin_client::put_routes(&cfg.admin_socket, &table)
+            req.world.put_routes(&cfg.admin_socket, &table)
         }
         Step::ShimPrepare { strategy } => {
-            Ok(shim_for(*strategy, cfg, req.plan, s)?.prepare(&shim_service(s, cfg))?)
+            Ok(req.world.shim(*strategy, cfg, req.plan, s)?.prepare(&shim_service(s, cfg))?)
         }
         Step::Settle => {
-            std::thread::sleep(Duration::from_millis(cfg.settle_ms));
+            req.world.sleep(Duration::from_millis(cfg.settle_ms));
             Ok(())
         }
         Step::StopLegacy { .. } if super::shared::applies(req, s) => {
             super::shared::stop(req, state, baselines)
         }
-        Step::StopLegacy { unit } => run_legacy(cfg, "stop", unit, s, req.wave),
+        Step::StopLegacy { unit } => req.world.legacy(cfg, "stop", unit, s, req.wave),
         Step::ShimComplete { strategy } => {
-            Ok(shim_for(*strategy, cfg, req.plan, s)?.complete(&shim_service(s, cfg))?)
+            Ok(req.world.shim(*strategy, cfg, req.plan, s)?.complete(&shim_service(s, cfg))?)
         }
         Step::RepointLegacy { unit } => {
             // The shim writes the kept node's own definition; the adapter applies it.
-            shim_for(s.strategy, cfg, req.plan, s)?.prepare(&shim_service(s, cfg))?;
-            run_legacy(cfg, "repoint", unit, s, req.wave)
+            req.world.shim(s.strategy, cfg, req.plan, s)?.prepare(&shim_service(s, cfg))?;
+            req.world.legacy(cfg, "repoint", unit, s, req.wave)
         }
         Step::Verify { path, .. } => {
-            let shim = shim_for(s.strategy, cfg, req.plan, s)?;
+            let shim = req.world.shim(s.strategy, cfg, req.plan, s)?;
             let v = shim.verify(&shim_service(s, cfg))?;
             if !v.holds() {
                 let why = match v {
@@ -88,7 +85,7 @@ pub(super) fn run_step(
                 anyhow::bail!("the old name does not lead to the proxy: {why}");
             }
             let creds = credentials(req.plan, s)?;
-            let now = check_with(&cfg.check, &legacy_name(s), path, &creds);
+            let now = req.world.check(&cfg.check, &legacy_name(s), path, &creds);
             // A new canonical URL: the old name must answer 308 to it, path kept.
             if let Some(to) = &route_of(s)?.redirect_to {
                 return match &now {

@@ -1,13 +1,10 @@
 //! Undoing a service's steps in reverse, the route last, from what the state and the journal say
 //! was done.
 
-use super::adapters::run_legacy;
-use super::adapters::shim_for;
 use super::adapters::shim_service;
 use super::common::Ctx;
 use super::common::event;
 use super::common::steps_of;
-use crate::apply::admin_client;
 use crate::apply::journal::Journal;
 use crate::apply::state::{Phase, State};
 use std::time::Duration;
@@ -15,9 +12,10 @@ use tailshift_plans::plan::PlannedService;
 use tailshift_plans::steps::Step;
 
 /// The steps of a service's wave that an undo must reverse: those the state records as done,
-/// and every step an apply started since the service was last fully undone. The journal is the
-/// truth: a crash can come between a step's result and the state write, or before its result.
-/// Undoing a step that did not happen is harmless: every inverse is idempotent.
+/// and every step an apply started that no rollback has undone since (a rollback that failed at
+/// one step still removes the route: that step stays to undo). The journal is the truth: a
+/// crash can come between a step's result and the state write, or before its result. Undoing
+/// a step that did not happen is harmless: every inverse is idempotent.
 pub(super) fn steps_to_undo(
     dir: &std::path::Path,
     state: &State,
@@ -32,10 +30,8 @@ pub(super) fn steps_to_undo(
         }
         match (r.operation.as_str(), &r.kind) {
             ("apply", crate::apply::journal::Kind::Intent) => started.push(r.step),
-            ("rollback", crate::apply::journal::Kind::Result)
-                if r.step == 0 && r.error.is_none() =>
-            {
-                started.clear()
+            ("rollback", crate::apply::journal::Kind::Result) if r.error.is_none() => {
+                started.retain(|i| *i != r.step)
             }
             _ => {}
         }
@@ -122,25 +118,28 @@ fn undo_some(
                 continue;
             }
             Step::ShimPrepare { strategy } => ctx.record(s, i, &what, || {
-                Ok(shim_for(*strategy, cfg, req.plan, s)?.unprepare(&shim_service(s, cfg))?)
+                Ok(req.world.shim(*strategy, cfg, req.plan, s)?.unprepare(&shim_service(s, cfg))?)
             }),
             Step::StopLegacy { .. } if super::shared::applies(req, s) => {
                 ctx.record(s, i, &what, || super::shared::start(req, &before))
             }
             Step::StopLegacy { unit } => {
-                ctx.record(s, i, &what, || run_legacy(cfg, "start", unit, s, req.wave))
+                ctx.record(s, i, &what, || req.world.legacy(cfg, "start", unit, s, req.wave))
             }
             Step::ShimComplete { strategy } => ctx.record(s, i, &what, || {
-                Ok(shim_for(*strategy, cfg, req.plan, s)?.uncomplete(&shim_service(s, cfg))?)
+                Ok(req
+                    .world
+                    .shim(*strategy, cfg, req.plan, s)?
+                    .uncomplete(&shim_service(s, cfg))?)
             }),
             Step::RepointLegacy { unit } => ctx.record(s, i, &what, || {
-                shim_for(s.strategy, cfg, req.plan, s)?.unprepare(&shim_service(s, cfg))?;
-                run_legacy(cfg, "restore", unit, s, req.wave)
+                req.world.shim(s.strategy, cfg, req.plan, s)?.unprepare(&shim_service(s, cfg))?;
+                req.world.legacy(cfg, "restore", unit, s, req.wave)
             }),
             // The legacy node was started just before: give it (and caches) the settle time
             // before names point back at it.
             Step::Settle => ctx.record(s, i, &what, || {
-                std::thread::sleep(Duration::from_millis(cfg.settle_ms));
+                req.world.sleep(Duration::from_millis(cfg.settle_ms));
                 Ok(())
             }),
             // Nothing to undo, but recorded: it closes an interrupted check's intent.
@@ -172,12 +171,12 @@ fn remove_route(
 ) -> anyhow::Result<()> {
     let req = ctx.req;
     let cfg = req.cfg;
-    std::thread::sleep(Duration::from_millis(cfg.settle_ms));
+    req.world.sleep(Duration::from_millis(cfg.settle_ms));
     let what = "undo: remove the route";
     let r = ctx.record(s, 0, what, || {
-        let mut table = admin_client::routes(&cfg.admin_socket)?;
+        let mut table = req.world.routes(&cfg.admin_socket)?;
         table.retain(|r| r.service != s.id);
-        admin_client::put_routes(&cfg.admin_socket, &table)
+        req.world.put_routes(&cfg.admin_socket, &table)
     });
     match r {
         Ok(()) => event(

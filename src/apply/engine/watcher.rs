@@ -36,6 +36,5 @@ pub(super) fn spawn_watcher(req: &Request, deadline: u64) -> anyhow::Result<()> 
             Ok(())
         });
     }
-    cmd.spawn()?;
-    Ok(())
+    req.world.spawn_watcher(cmd)
 }

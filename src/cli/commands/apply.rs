@@ -90,6 +90,7 @@ pub fn run(a: &WaveTarget, action: Action) -> anyhow::Result<Exit> {
         json: a.format == crate::cli::args::Format::Json,
         plan_path: plan_path.clone(),
         config_path: a.config.clone(),
+        world: &crate::apply::engine::real::REAL,
     };
     let journaled_before = journal_len(&cfg.state_dir());
     let outcome = match action {

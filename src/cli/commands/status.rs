@@ -63,7 +63,9 @@ pub fn run(a: &StatusArgs) -> anyhow::Result<Exit> {
     let stuck: Vec<&String> = state
         .services
         .iter()
-        .filter(|(_, st)| matches!(st.phase, Phase::Applying | Phase::RollingBack))
+        .filter(|(_, st)| {
+            matches!(st.phase, Phase::Applying | Phase::RollingBack | Phase::Finalizing)
+        })
         .map(|(k, _)| k)
         .collect();
     let watched = rolled_back_by_watcher(&records);
@@ -246,6 +248,10 @@ fn print_table(seen: &Seen) -> anyhow::Result<()> {
         let st = &state.services[*name];
         let config = config.map(|c| format!(" --config {}", c.display())).unwrap_or_default();
         let next = match st.phase {
+            Phase::Finalizing => format!(
+                "was being finalized in wave {w}, and nothing runs now: its legacy node's state may be partly gone, so it can no longer be rolled back; complete it with `migrate finalize --wave {w}{config}`",
+                w = st.wave
+            ),
             Phase::RollingBack => format!(
                 "was being rolled back in wave {w}, and nothing runs now: complete it with `migrate rollback --wave {w}{config}`",
                 w = st.wave
