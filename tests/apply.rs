@@ -504,12 +504,21 @@ fn an_interrupted_apply_stops_between_steps_and_resumes() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("to resume"));
     // Nothing half-done, the lock released; status names the wave as interrupted (exit 9) with
     // the command that resumes it, and resuming completes the wave.
-    let status = f.migrate(&["status", "--state-dir", "state"]);
+    let status = f.migrate(&["status", "--config", "slow.toml"]);
     assert_eq!(status.status.code(), Some(9));
-    assert!(stdout(&status).contains("resume with `migrate apply --wave 1"), "{}", stdout(&status));
+    let text = stdout(&status);
+    let printed = text
+        .split("resume with `")
+        .nth(1)
+        .and_then(|r| r.split('`').next())
+        .unwrap_or_else(|| panic!("no resume command: {text}"));
+    assert!(printed.contains("--host nas --config slow.toml --plan "), "{printed}");
     assert!(!f.path("state/lock.json").exists());
-    let (code, out) = wave(&f, "apply", 1, &[]);
-    assert_eq!(code, 0, "{out}");
+    // The command status printed runs as printed: the host, the policy and the plan that
+    // applied the wave (kept in the state directory) are named.
+    let words: Vec<&str> = printed.split_whitespace().skip(1).collect();
+    let o = f.migrate(&words);
+    assert_eq!(o.status.code(), Some(0), "{printed}: {}{}", stdout(&o), stderr(&o));
     assert_eq!(f.get("app1"), (200, "app app1".into()));
 }
 
@@ -584,11 +593,33 @@ fn operator_confirmation_or_rollback_by_the_watcher() {
     // Applied and checked, then paused for the operator (exit 6); the next wave waits for it.
     let (code, out) = wave(&f, "apply", 1, &[]);
     assert_eq!(code, 6, "{out}");
+    assert!(
+        out.contains(
+            "`migrate confirm --wave 1 --host nas --config migrate.toml --plan plan.json`"
+        ),
+        "the confirmation to run, as it runs: {out}"
+    );
     assert_eq!(f.get("app1"), (200, "app app1".into()));
     let (code, out) = wave(&f, "apply", 2, &[]);
     assert_eq!(code, 3, "{out}");
-    let (code, out) = wave(&f, "confirm", 1, &[]);
-    assert_eq!(code, 0, "{out}");
+    // With --format json, confirm prints only its JSON event.
+    let o = f.migrate(&[
+        "confirm",
+        "--wave",
+        "1",
+        "--host",
+        "nas",
+        "--config",
+        "migrate.toml",
+        "--plan",
+        "plan.json",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let event: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("one JSON event");
+    assert_eq!(event["schema"], "tailshift.event/v1");
+    assert_eq!(event["result"], "confirmed");
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(f.get("app1"), (200, "app app1".into()), "confirmed: the watcher left it");
     // Wave 2 is not confirmed: the watcher, detached from the CLI that already exited, rolls
@@ -1156,6 +1187,16 @@ fn an_adapter_past_its_timeout_is_stopped_and_the_wave_rolled_back() {
     assert!(out.contains("still running after 1 s ([apply] adapter_timeout_s); stopped"), "{out}");
     assert!(started.elapsed() < Duration::from_secs(30));
     assert_eq!(f.get("app1"), (200, "legacy app1".into()));
+}
+
+#[test]
+fn a_rollback_of_a_wave_never_applied_says_so_and_writes_nothing() {
+    let f = fleet();
+    let (code, out) = wave(&f, "rollback", 1, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("nothing of wave 1 is applied on nas: nothing to roll back"), "{out}");
+    assert!(!f.path("state/state.json").exists(), "nothing written");
+    assert!(!f.path("state/journal.ndjson").exists(), "nothing journaled");
 }
 
 #[test]

@@ -47,11 +47,15 @@ pub fn confirm(req: &Request) -> anyhow::Result<Exit> {
         journal.result(&intent, None)?;
         req.world.journal_point(&format!("confirm-{id}-{}-result", usize::MAX));
     }
-    println!(
-        "wave {} confirmed on {} ({})",
-        req.wave,
-        req.host,
-        tailshift_util::plural(waiting.len(), "service")
+    super::engine::event(
+        req,
+        format!(
+            "wave {} confirmed on {} ({})",
+            req.wave,
+            req.host,
+            tailshift_util::plural(waiting.len(), "service")
+        ),
+        serde_json::json!({"event": "wave", "operation": "confirm", "result": "confirmed", "services": waiting}),
     );
     Ok(Exit::Ok)
 }

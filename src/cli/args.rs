@@ -100,9 +100,10 @@ pub struct DemoArgs {
 /// Output formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
-    /// A table for people, then the coverage report; diagnostics on stderr.
+    /// Text for people on stdout; diagnostics and errors on stderr.
     Table,
-    /// The inventory as JSON (schema tailshift.inventory/v2) on stdout.
+    /// JSON only on stdout, each document with its `schema` (this command's --format says
+    /// which); errors on stderr.
     Json,
 }
 
@@ -179,7 +180,8 @@ pub struct InventoryArgs {
     /// What to read.
     #[command(flatten)]
     pub input: InputArgs,
-    /// Output format.
+    /// Output format: `table`, then the coverage report; `json`, the inventory (schema
+    /// tailshift.inventory/v2).
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
     /// Read with both evaluators (built-in and the real Nix) and report every service and value

@@ -77,8 +77,10 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
             }
             if crate::apply::signals::interrupted() {
                 eprintln!(
-                    "interrupted before {} step {i}; every step so far is recorded: run `migrate apply --wave {}` again to resume, or `migrate rollback --wave {}`",
-                    s.id, req.wave, req.wave
+                    "interrupted before {} step {i}; every step so far is recorded: run `migrate apply --wave {w} {f}` again to resume, or `migrate rollback --wave {w} {f}`",
+                    s.id,
+                    w = req.wave,
+                    f = req.flags()
                 );
                 return Ok(Exit::Interrupted);
             }
@@ -133,8 +135,9 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
         // The operator asked to stop (a third signal stopped the adapter): stop, resumable,
         // rather than start a rollback nobody asked for.
         eprintln!(
-            "interrupted: wave {w} stopped ({why}); every step so far is recorded: run `migrate apply --wave {w}` again to resume, or `migrate rollback --wave {w}`",
-            w = req.wave
+            "interrupted: wave {w} stopped ({why}); every step so far is recorded: run `migrate apply --wave {w} {f}` again to resume, or `migrate rollback --wave {w} {f}`",
+            w = req.wave,
+            f = req.flags()
         );
         return Ok(Exit::Interrupted);
     }
@@ -151,8 +154,12 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
         event(
             req,
             format!(
-                "wave {} applied on {} and checked; confirm with `migrate confirm --wave {}` within {} s, or it is rolled back",
-                req.wave, req.host, req.wave, cfg.confirm_timeout_s
+                "wave {} applied on {} and checked; confirm with `migrate confirm --wave {} {}` within {} s, or it is rolled back",
+                req.wave,
+                req.host,
+                req.wave,
+                req.flags(),
+                cfg.confirm_timeout_s
             ),
             serde_json::json!({"event": "wave", "result": "awaiting_confirmation", "deadline": deadline}),
         );

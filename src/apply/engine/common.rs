@@ -36,12 +36,25 @@ pub struct Request<'a> {
     pub world: &'a dyn super::world::World,
 }
 
+impl Request<'_> {
+    /// The flags that name this command's host, policy and plan, for a command printed to run
+    /// next: it must work as printed, wherever the plan and the policy are.
+    pub fn flags(&self) -> String {
+        format!(
+            "--host {} --config {} --plan {}",
+            self.host,
+            self.config_path.display(),
+            self.plan_path.display()
+        )
+    }
+}
+
 /// The `schema` of every NDJSON event of the wave commands.
 pub const EVENT_SCHEMA: &str = "tailshift.event/v1";
 
 /// One progress event: a line of text for people, or one JSON object per line (NDJSON) with
 /// `--format json`. Errors stay on stderr either way.
-pub(super) fn event(req: &Request, text: String, json: serde_json::Value) {
+pub(crate) fn event(req: &Request, text: String, json: serde_json::Value) {
     let mut v = json;
     v["schema"] = serde_json::json!(EVENT_SCHEMA);
     v["wave"] = serde_json::json!(req.wave);

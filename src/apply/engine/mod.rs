@@ -6,6 +6,7 @@
 mod adapters;
 mod apply;
 mod common;
+pub(crate) use common::event;
 mod dry_run;
 mod finalize;
 mod preflight;

@@ -26,6 +26,16 @@ pub fn rollback(req: &Request, cascade: bool) -> anyhow::Result<Exit> {
         Err(exit) => return Ok(exit),
     };
     let state = State::load(&dir)?;
+    // The named wave finalized is the reason, whatever else is applied.
+    if let Some((id, _)) = state.services.iter().find(|(_, st)| {
+        st.wave == req.wave && matches!(st.phase, Phase::Finalizing | Phase::Finalized)
+    }) {
+        eprintln!(
+            "error: wave {} was finalized on {} ({id} too): its legacy nodes' state is gone, it can no longer be rolled back",
+            req.wave, req.host
+        );
+        return Ok(Exit::Blocked);
+    }
     let mut later: Vec<usize> = state
         .services
         .values()
@@ -63,6 +73,19 @@ pub fn rollback(req: &Request, cascade: bool) -> anyhow::Result<Exit> {
             );
             return Ok(Exit::Blocked);
         }
+    }
+    // Nothing of these waves was applied here (a service is recorded before its first step
+    // takes effect): nothing to undo, and nothing is written.
+    if !state.services.values().any(|st| order.contains(&st.wave)) {
+        event(
+            req,
+            format!(
+                "nothing of wave {} is applied on {}: nothing to roll back",
+                req.wave, req.host
+            ),
+            serde_json::json!({"event": "wave", "operation": "rollback", "result": "nothing_to_do"}),
+        );
+        return Ok(Exit::Ok);
     }
     let kept = crate::apply::kept_plans::for_waves(&dir, &state, &order, req.plan)?;
     let plan_of = |w: usize, st: &State| crate::apply::kept_plans::plan_of(&kept, st, w, req.plan);
@@ -111,8 +134,10 @@ pub(super) fn rollback_one(req: &Request, state: State) -> anyhow::Result<Exit> 
     if let Err(e) = undo(&mut ctx, &services) {
         if e.downcast_ref::<crate::apply::signals::Interrupted>().is_some() {
             eprintln!(
-                "interrupted: the rollback of wave {} stopped between steps; every step so far is recorded: run the same `migrate rollback --wave {}` again to complete it",
-                req.wave, req.wave
+                "interrupted: the rollback of wave {} stopped between steps; every step so far is recorded: run `migrate rollback --wave {} {}` again to complete it",
+                req.wave,
+                req.wave,
+                req.flags()
             );
             return Ok(Exit::Interrupted);
         }

@@ -28,7 +28,7 @@ pub const STATUS_SCHEMA: &str = "tailshift.status/v1";
 /// Runs `migrate status`.
 pub fn run(a: &StatusArgs) -> anyhow::Result<Exit> {
     let cfg = a.config.as_deref().map(crate::apply::config::ApplyConfig::load).transpose()?;
-    let (dir, explicit) = state_dir_of(a.state_dir.as_deref(), a.config.as_deref())?;
+    let (dir, explicit) = state_dir_of(a.state_dir.as_deref(), cfg.as_ref());
     if !dir.is_dir() {
         if explicit {
             eprintln!("error: {}: no such state directory", dir.display());
@@ -140,25 +140,24 @@ fn drift(cfg: &crate::apply::config::ApplyConfig, state: &State) -> Vec<String> 
 }
 
 /// The state directory a command names: `--state-dir`, else `[apply] state_dir` of
-/// `--config`, else the default one. Whether it was named explicitly comes along: a typo in an
-/// explicit one must not read as "nothing has moved".
+/// `--config`, else the default one. Whether it was named by `--state-dir` comes along: a typo
+/// there must not read as "nothing has moved"; the configured one may not exist yet before the
+/// first apply.
 fn state_dir_of(
     state_dir: Option<&std::path::Path>,
-    config: Option<&std::path::Path>,
-) -> anyhow::Result<(std::path::PathBuf, bool)> {
-    if let Some(d) = state_dir {
-        return Ok((d.to_path_buf(), true));
+    config: Option<&crate::apply::config::ApplyConfig>,
+) -> (std::path::PathBuf, bool) {
+    match (state_dir, config) {
+        (Some(d), _) => (d.to_path_buf(), true),
+        (None, Some(cfg)) => (cfg.state_dir(), false),
+        (None, None) => (crate::apply::default_state_dir(), false),
     }
-    if let Some(c) = config {
-        let cfg = crate::apply::config::ApplyConfig::load(c)?;
-        return Ok((cfg.state_dir(), cfg.state_dir.is_some()));
-    }
-    Ok((crate::apply::default_state_dir(), false))
 }
 
 /// Runs `migrate force-unlock ID`.
 pub fn force_unlock(a: &ForceUnlockArgs) -> anyhow::Result<Exit> {
-    let (dir, _) = state_dir_of(a.state_dir.as_deref(), a.config.as_deref())?;
+    let cfg = a.config.as_deref().map(crate::apply::config::ApplyConfig::load).transpose()?;
+    let (dir, _) = state_dir_of(a.state_dir.as_deref(), cfg.as_ref());
     if !dir.is_dir() {
         eprintln!("error: {}: no such state directory", dir.display());
         return Ok(Exit::BadInput);
@@ -186,6 +185,29 @@ pub fn force_unlock(a: &ForceUnlockArgs) -> anyhow::Result<Exit> {
             Ok(Exit::BadInput)
         }
     }
+}
+
+/// The flags a wave command printed by status needs to act on `service` (`host/name`) where
+/// it stands: its host, the policy when status was given it, and the plan that applied it,
+/// kept in the state directory (the plan rollback undoes with and apply resumes with).
+fn wave_flags(
+    dir: &std::path::Path,
+    service: &str,
+    plan_id: &str,
+    config: Option<&std::path::Path>,
+) -> String {
+    let mut flags = String::new();
+    if let Some((host, _)) = service.split_once('/').filter(|(h, _)| *h != "?") {
+        flags += &format!(" --host {host}");
+    }
+    if let Some(c) = config {
+        flags += &format!(" --config {}", c.display());
+    }
+    let kept = crate::apply::kept_plans::path(dir, plan_id);
+    if kept.exists() {
+        flags += &format!(" --plan {}", kept.display());
+    }
+    flags
 }
 
 /// What `status` found, for its table.
@@ -246,7 +268,7 @@ fn print_table(seen: &Seen) -> anyhow::Result<()> {
     }
     for name in stuck.iter().filter(|_| live.is_none()) {
         let st = &state.services[*name];
-        let config = config.map(|c| format!(" --config {}", c.display())).unwrap_or_default();
+        let config = wave_flags(dir, name, &st.plan_id, config);
         let next = match st.phase {
             Phase::Finalizing => format!(
                 "was being finalized in wave {w}, and nothing runs now: its legacy node's state may be partly gone, so it can no longer be rolled back; complete it with `migrate finalize --wave {w}{config}`",
@@ -265,8 +287,9 @@ fn print_table(seen: &Seen) -> anyhow::Result<()> {
     }
     for d in dangling.iter().filter(|_| live.is_none()) {
         let i = &d.intent;
+        let flags = wave_flags(dir, &i.service, &i.plan_id, config);
         println!(
-            "INTERRUPTED: {} of wave {} stopped at {} step {} ({}), plan {}: the step may or may not have taken effect; run `migrate apply --wave {}` again (it resumes) or `migrate rollback --wave {}`",
+            "INTERRUPTED: {} of wave {} stopped at {} step {} ({}), plan {}: the step may or may not have taken effect; run `migrate apply --wave {}{flags}` again (it resumes) or `migrate rollback --wave {}{flags}`",
             i.operation,
             i.wave,
             if i.service.is_empty() { "the wave" } else { &i.service },
