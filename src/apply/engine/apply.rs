@@ -56,7 +56,19 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
     }
     if req.dry_run {
         print_dry_run(req, "apply", &remaining_steps(req, &state, &services));
-        return Ok(Exit::Ok);
+        // The real run's code, as far as it can be told before its checks: it waits for the
+        // operator (6) when a service would be left, or already is, unconfirmed.
+        let operator = cfg.confirm == crate::apply::config::Confirm::Operator;
+        let waits = services.iter().any(|s| match state.services.get(s.id.as_str()) {
+            Some(st) if st.phase == Phase::Unconfirmed => true,
+            Some(st)
+                if matches!(st.phase, Phase::Applied | Phase::Finalizing | Phase::Finalized) =>
+            {
+                false
+            }
+            _ => operator,
+        });
+        return Ok(if waits { Exit::Paused } else { Exit::Ok });
     }
     // Whatever plan.json holds later, this wave is undone with the plan that applied it.
     crate::apply::kept_plans::keep(&dir, req.plan)?;

@@ -228,7 +228,14 @@ impl Model {
                 let d = done(self, s);
                 w.would.extend((0..STEPS).filter(|i| !d.contains(i)).map(|i| (s.clone(), i)));
             }
-            return Ok(0);
+            // As the real run ends, as far as it can be told before the checks: waiting for
+            // the operator when a service would be left, or already is, unconfirmed.
+            let waits = svcs.iter().any(|s| match self.phase(s) {
+                Some(Phase::Unconfirmed) => true,
+                Some(Phase::Applied | Phase::Finalizing | Phase::Finalized) => false,
+                _ => self.mode.operator,
+            });
+            return Ok(if waits { 6 } else { 0 });
         }
         let baseline: BTreeMap<String, Outcome> = svcs
             .iter()
