@@ -375,6 +375,10 @@ pub fn request_path(data: &[u8]) {
     let strip = flags.contains('s');
     let Ok(upstream) = url::Url::parse(&format!("http://up.test{base}")) else { return };
     let route = route(prefixes, strip, upstream);
+    // A route the proxy refuses (a prefix ending inside a percent-escape, say) is never served.
+    if tailshift_routes::validate_route(&route).is_err() {
+        return;
+    }
     request_target(&route, target, via);
     // The target again as the continuation of each prefix (`/..` after `/pub` is `/pub..`):
     // what a path does right after a prefix it matches, which mutations rarely hit alone.
