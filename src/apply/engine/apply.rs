@@ -56,19 +56,7 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
     }
     if req.dry_run {
         print_dry_run(req, "apply", &remaining_steps(req, &state, &services));
-        // The real run's code, as far as it can be told before its checks: it waits for the
-        // operator (6) when a service would be left, or already is, unconfirmed.
-        let operator = cfg.confirm == crate::apply::config::Confirm::Operator;
-        let waits = services.iter().any(|s| match state.services.get(s.id.as_str()) {
-            Some(st) if st.phase == Phase::Unconfirmed => true,
-            Some(st)
-                if matches!(st.phase, Phase::Applied | Phase::Finalizing | Phase::Finalized) =>
-            {
-                false
-            }
-            _ => operator,
-        });
-        return Ok(if waits { Exit::Paused } else { Exit::Ok });
+        return Ok(dry_run_exit(req, &state, &services));
     }
     // Whatever plan.json holds later, this wave is undone with the plan that applied it.
     crate::apply::kept_plans::keep(&dir, req.plan)?;
@@ -183,6 +171,20 @@ pub fn apply(req: &Request) -> anyhow::Result<Exit> {
         serde_json::json!({"event": "wave", "result": "applied"}),
     );
     Ok(Exit::Ok)
+}
+
+/// The code a dry run exits with: the real run's, as far as it can be told before its checks.
+/// It waits for the operator (6) when a service would be left, or already is, unconfirmed.
+fn dry_run_exit(req: &Request, state: &State, services: &[&PlannedService]) -> Exit {
+    let operator = req.cfg.confirm == crate::apply::config::Confirm::Operator;
+    let waits = services.iter().any(|s| match state.services.get(s.id.as_str()) {
+        Some(st) if st.phase == Phase::Unconfirmed => true,
+        Some(st) if matches!(st.phase, Phase::Applied | Phase::Finalizing | Phase::Finalized) => {
+            false
+        }
+        _ => operator,
+    });
+    if waits { Exit::Paused } else { Exit::Ok }
 }
 
 /// The baseline of the legacy names the fork's shared process keeps serving: its restart must
