@@ -214,17 +214,8 @@ fn run_settings(settings: &Value, dir: &Path) -> Running {
 }
 
 fn put_routes(dir: &Path, routes: &Value) {
-    let f = dir.join("routes-in.json");
-    std::fs::write(&f, routes.to_string()).unwrap();
-    let o = Command::new("curl")
-        .args(["-s", "-w", "\n%{http_code}", "-X", "PUT", "--unix-socket"])
-        .arg(dir.join("state/admin.sock"))
-        .arg("--data-binary")
-        .arg(format!("@{}", f.display()))
-        .arg("http://admin/routes")
-        .output()
-        .unwrap();
-    assert!(stdout(&o).ends_with("\n200"), "{}{}", stdout(&o), stderr(&o));
+    let (code, body) = crate::proxy::put_routes_in(dir, routes);
+    assert_eq!(code, 200, "{body}");
 }
 
 fn route(name: &str, upstream: u16, listen: Value) -> Value {

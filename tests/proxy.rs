@@ -146,19 +146,7 @@ impl Proxy {
     }
 
     fn put_routes(&self, routes: &Value) -> (u16, String) {
-        let f = self.path("routes-in.json");
-        std::fs::write(&f, routes.to_string()).unwrap();
-        let o = Command::new("curl")
-            .args(["-s", "-w", "\n%{http_code}", "-X", "PUT", "--unix-socket"])
-            .arg(self.path("state/admin.sock"))
-            .arg("--data-binary")
-            .arg(format!("@{}", f.display()))
-            .arg("http://admin/routes")
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&o.stdout).to_string();
-        let (body, code) = text.rsplit_once('\n').unwrap();
-        (code.parse().unwrap(), body.to_string())
+        put_routes_in(self.dir.path(), routes)
     }
 
     /// curl through the plain HTTP listener.
@@ -2630,10 +2618,16 @@ fn a_host_the_connections_certificate_does_not_cover_is_misdirected() {
 
 /// One HTTP/2 request with prior knowledge (h2c) to `addr`: `:authority` from `uri`, and
 /// `headers` sent as they are (a `host` among them is a field of its own, which curl would
-/// fold into `:authority`). The status.
+/// fold into `:authority`; repeated names go as separate fields). The status.
 fn h2c_status(addr: &str, uri: &str, headers: &[(&str, &str)]) -> u16 {
+    h2c_get(addr, uri, headers, false).0
+}
+
+/// [`h2c_status`]'s request: the status, and the body when `read_body`.
+fn h2c_get(addr: &str, uri: &str, headers: &[(&str, &str)], read_body: bool) -> (u16, String) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
+        use http_body_util::BodyExt;
         let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
         let (mut send, conn) = hyper::client::conn::http2::handshake(
             hyper_util::rt::TokioExecutor::new(),
@@ -2651,7 +2645,12 @@ fn h2c_status(addr: &str, uri: &str, headers: &[(&str, &str)]) -> u16 {
             .await
             .expect("no answer in 10 s")
             .unwrap();
-        resp.status().as_u16()
+        let status = resp.status().as_u16();
+        if !read_body {
+            return (status, String::new());
+        }
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).to_string())
     })
 }
 
@@ -3781,6 +3780,24 @@ fn the_route_table_example_of_the_docs_is_accepted() {
     assert!(stderr(&o).contains("expected `https` or `plaintext`"), "{}", stderr(&o));
 }
 
+/// `PUT /routes` with curl on the admin socket of the proxy whose state directory is
+/// `<dir>/state` (the table written to `<dir>/routes-in.json` first): the status and body.
+pub fn put_routes_in(dir: &std::path::Path, routes: &Value) -> (u16, String) {
+    let f = dir.join("routes-in.json");
+    std::fs::write(&f, routes.to_string()).unwrap();
+    let o = Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}", "-X", "PUT", "--unix-socket"])
+        .arg(dir.join("state/admin.sock"))
+        .arg("--data-binary")
+        .arg(format!("@{}", f.display()))
+        .arg("http://admin/routes")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.parse().unwrap(), body.to_string())
+}
+
 /// A raw HTTP/1.1 request on the trusted socket (bytes as given: raw UTF-8 in the target); the
 /// status.
 fn trusted_raw_status(p: &Proxy, target: &[u8], host: &str, extra: &str) -> u16 {
@@ -3860,26 +3877,7 @@ fn funnel_refuses_nfkc_dot_runs_and_dot_segments_before_a_query() {
 
 /// The body of an HTTP/2 (h2c) GET with these fields (repeated names as separate fields).
 fn h2c_body(addr: &str, uri: &str, headers: &[(&str, &str)]) -> String {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        use http_body_util::BodyExt;
-        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (mut send, conn) = hyper::client::conn::http2::handshake(
-            hyper_util::rt::TokioExecutor::new(),
-            hyper_util::rt::TokioIo::new(tcp),
-        )
-        .await
-        .unwrap();
-        tokio::spawn(conn);
-        let mut req = http::Request::get(uri);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let req = req.body(http_body_util::Empty::<bytes::Bytes>::new()).unwrap();
-        let resp = send.send_request(req).await.unwrap();
-        let body = resp.into_body().collect().await.unwrap().to_bytes();
-        String::from_utf8_lossy(&body).to_string()
-    })
+    h2c_get(addr, uri, headers, true).1
 }
 
 /// The attacker pass, items 3 to 6: underscore spellings of the framing, hop-by-hop and Host
