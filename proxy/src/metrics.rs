@@ -163,17 +163,17 @@ impl Metrics {
                     esc(name)
                 );
             }
-            let _ = writeln!(
-                out,
-                "tsnsrv_request_duration_ns_sum{{service_name=\"{}\"}} {}",
-                esc(name),
-                m.sum_ns.load(Ordering::Relaxed)
+            service_sample(
+                &mut out,
+                "tsnsrv_request_duration_ns_sum",
+                name,
+                m.sum_ns.load(Ordering::Relaxed),
             );
-            let _ = writeln!(
-                out,
-                "tsnsrv_request_duration_ns_count{{service_name=\"{}\"}} {}",
-                esc(name),
-                m.count.load(Ordering::Relaxed)
+            service_sample(
+                &mut out,
+                "tsnsrv_request_duration_ns_count",
+                name,
+                m.count.load(Ordering::Relaxed),
             );
         }
         out.push_str("# HELP tsnsrv_response_status_classes Responses by status class.\n# TYPE tsnsrv_response_status_classes counter\n");
@@ -190,12 +190,7 @@ impl Metrics {
         }
         out.push_str("# HELP tsnsrv_proxy_errors Upstream failures (answered 502).\n# TYPE tsnsrv_proxy_errors counter\n");
         for (name, m) in services.iter() {
-            let _ = writeln!(
-                out,
-                "tsnsrv_proxy_errors{{service_name=\"{}\"}} {}",
-                esc(name),
-                m.errors.load(Ordering::Relaxed)
-            );
+            service_sample(&mut out, "tsnsrv_proxy_errors", name, m.errors.load(Ordering::Relaxed));
         }
         out.push_str("# HELP tsnsrv_auth_requests_total Forward-auth requests by outcome.\n# TYPE tsnsrv_auth_requests_total counter\n");
         for (name, m) in services.iter() {
@@ -210,25 +205,24 @@ impl Metrics {
         }
         out.push_str("# HELP tsnsrv_auth_duration_ns Forward-auth request time.\n# TYPE tsnsrv_auth_duration_ns summary\n");
         for (name, m) in services.iter() {
-            let _ = writeln!(
-                out,
-                "tsnsrv_auth_duration_ns_sum{{service_name=\"{}\"}} {}",
-                esc(name),
-                m.auth_sum_ns.load(Ordering::Relaxed)
+            service_sample(
+                &mut out,
+                "tsnsrv_auth_duration_ns_sum",
+                name,
+                m.auth_sum_ns.load(Ordering::Relaxed),
             );
-            let _ = writeln!(
-                out,
-                "tsnsrv_auth_duration_ns_count{{service_name=\"{}\"}} {}",
-                esc(name),
-                m.auth_count.load(Ordering::Relaxed)
+            service_sample(
+                &mut out,
+                "tsnsrv_auth_duration_ns_count",
+                name,
+                m.auth_count.load(Ordering::Relaxed),
             );
         }
         out.push_str("# HELP tailshift_upstream_up Whether the last health check reached the upstream.\n# TYPE tailshift_upstream_up gauge\n");
         for (name, m) in services.iter() {
             let up = m.up.load(Ordering::Relaxed);
             if up < 2 {
-                let _ =
-                    writeln!(out, "tailshift_upstream_up{{service_name=\"{}\"}} {up}", esc(name));
+                service_sample(&mut out, "tailshift_upstream_up", name, up);
             }
         }
         out.push_str("# HELP tailshift_requests_total Requests by service and by the name they came through.\n# TYPE tailshift_requests_total counter\n");
@@ -255,6 +249,11 @@ impl Metrics {
         }
         out
     }
+}
+
+/// One sample of a series labelled by its service only: `metric{service_name="..."} value`.
+fn service_sample(out: &mut String, metric: &str, service: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(out, "{metric}{{service_name=\"{}\"}} {value}", escape_label(service));
 }
 
 /// A label value as the text exposition format writes it: `\`, `"` and a line feed escaped
