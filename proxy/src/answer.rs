@@ -136,9 +136,10 @@ pub fn empty(status: StatusCode) -> Response<Body> {
     r
 }
 
-/// A permanent redirect that keeps the method (308).
-pub fn redirect(location: &str) -> Response<Body> {
-    let mut r = empty(StatusCode::PERMANENT_REDIRECT);
+/// A redirect: `status` (301 for a clean path, as Go's ServeMux answered; 308, which keeps the
+/// method, for the proxy's own redirects) to `location`.
+pub fn redirect(status: StatusCode, location: &str) -> Response<Body> {
+    let mut r = empty(status);
     if let Ok(v) = HeaderValue::from_str(location) {
         r.headers_mut().insert(http::header::LOCATION, v);
     }

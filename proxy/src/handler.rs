@@ -151,13 +151,7 @@ fn refuse_unusual(req: &Request<Incoming>) -> Result<(), Early> {
 /// The answer to a path that is not forwarded.
 fn path_answer(decision: PathDecision) -> Response<Body> {
     match decision {
-        PathDecision::Redirect(location) => {
-            let mut r = empty(StatusCode::MOVED_PERMANENTLY);
-            if let Ok(v) = HeaderValue::from_str(&location) {
-                r.headers_mut().insert(http::header::LOCATION, v);
-            }
-            r
-        }
+        PathDecision::Redirect(location) => redirect(StatusCode::MOVED_PERMANENTLY, &location),
         PathDecision::Refuse(why) => HttpError::BadPath(why).into(),
         PathDecision::NotAllowed => HttpError::NotFound.into(),
         // Never asked: a forwarded path is no answer.
@@ -354,7 +348,11 @@ fn answer_without_upstream(
     let q = || query.map(|q| format!("?{q}")).unwrap_or_default();
     if let (Origin::Http(_), Listen::Https { .. }) = (origin, route.listen) {
         let host = asked.split(':').next().unwrap_or(asked);
-        return Err(redirect(&format!("https://{host}{path}{}", q())).into());
+        return Err(redirect(
+            StatusCode::PERMANENT_REDIRECT,
+            &format!("https://{host}{path}{}", q()),
+        )
+        .into());
     }
     if let Some(to) = &route.redirect_to {
         let rest = path.trim_start_matches('/');
@@ -362,7 +360,7 @@ fn answer_without_upstream(
         // `redirect_to` is an absolute URL or a path starting with one `/` (validated), the
         // rest has no leading `/`, and `\` goes encoded: never `//host` or `/\host`.
         let location = super::clean::location_safe(format!("{to}{rest}{}", q()));
-        return Err(redirect(&location).into());
+        return Err(redirect(StatusCode::PERMANENT_REDIRECT, &location).into());
     }
     Ok(())
 }
